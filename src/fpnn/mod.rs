@@ -1,0 +1,33 @@
+//! The FPNN layer: quests and answers over WebSocket, usable on its own for
+//! any FPNN service. The RTM client is built on it.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use rtm_client::fpnn::{ConnectOptions, Connection, Quest, Responder};
+//!
+//! let conn = Connection::connect(
+//!     "127.0.0.1:13321",
+//!     false,
+//!     &ConnectOptions::default(),
+//!     |quest: Quest, responder: Responder| {
+//!         println!("server quest {}", quest.method);
+//!         drop(responder); // answers with the empty map
+//!     },
+//!     |reason| println!("closed: {reason:?}"),
+//! )?;
+//! let payload = rmpv::Value::Map(vec![]);
+//! conn.send_quest("ping", &payload, Duration::from_secs(5), |result| {
+//!     println!("answer: {result:?}");
+//! });
+//! # Ok::<(), rtm_client::RtmError>(())
+//! ```
+
+mod connection;
+pub mod packet;
+pub(crate) mod table;
+mod transport;
+
+pub use connection::{
+    AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,
+};
+pub use transport::Endpoint;

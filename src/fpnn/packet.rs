@@ -1,0 +1,352 @@
+//! The FPNN packet (PROTOCOL.md section 2): bytes only, no I/O.
+//!
+//! One packet travels in one WebSocket message, so [`Packet::decode`] takes a
+//! whole message and checks that its length is exactly the packet's.
+
+use std::fmt;
+
+use rmpv::Value;
+
+/// The packet magic.
+pub const MAGIC: &[u8; 4] = b"FPNN";
+/// Version byte we send.
+pub const VERSION: u8 = 1;
+/// Flag byte of a msgpack payload.
+pub const FLAG_MSGPACK: u8 = 0x80;
+/// Flag byte of a JSON payload (not supported by RTM).
+pub const FLAG_JSON: u8 = 0x40;
+/// Default maximum packet size, header included: 8 MiB, as on FPNN servers.
+pub const DEFAULT_MAX_PACKET: usize = 8 * 1024 * 1024;
+/// The empty msgpack map, the payload of an empty answer.
+pub const EMPTY_MAP: &[u8] = &[0x80];
+
+/// The three kinds of packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A quest that gets no answer.
+    Oneway,
+    /// A quest that must be answered.
+    Twoway,
+    /// The answer to a twoway quest.
+    Answer,
+}
+
+impl Kind {
+    fn mtype(self) -> u8 {
+        match self {
+            Kind::Oneway => 0,
+            Kind::Twoway => 1,
+            Kind::Answer => 2,
+        }
+    }
+}
+
+/// A decoded packet. The payload is kept as msgpack bytes; [`decode_payload`]
+/// turns it into a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    /// Oneway, twoway or answer.
+    pub kind: Kind,
+    /// Sequence number (0 for oneway quests).
+    pub seq: u32,
+    /// Method name of a quest; empty for answers.
+    pub method: String,
+    /// Status of an answer (0 ok); 0 for quests.
+    pub status: u8,
+    /// The msgpack payload.
+    pub payload: Vec<u8>,
+}
+
+/// Why bytes are not a valid FPNN packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PacketError {
+    /// Fewer bytes than the header needs.
+    Short(usize),
+    /// The first four bytes are not `FPNN`.
+    BadMagic,
+    /// A version other than 0 or 1.
+    BadVersion(u8),
+    /// A flag other than msgpack.
+    BadFlag(u8),
+    /// An mtype other than 0, 1, 2.
+    BadMtype(u8),
+    /// A quest with an empty method name, or one that is not UTF-8.
+    BadMethod,
+    /// The packet's declared length differs from the message length.
+    LengthMismatch {
+        /// Length from the header.
+        declared: u64,
+        /// Bytes actually present.
+        actual: usize,
+    },
+    /// Over the configured maximum size.
+    TooLarge {
+        /// Length from the header.
+        declared: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// A packet with no payload (FPNN drops such connections).
+    EmptyPayload,
+}
+
+impl fmt::Display for PacketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PacketError::Short(n) => write!(f, "packet of {n} bytes is shorter than its header"),
+            PacketError::BadMagic => write!(f, "packet does not start with FPNN"),
+            PacketError::BadVersion(v) => write!(f, "unsupported packet version {v}"),
+            PacketError::BadFlag(fl) => write!(f, "unsupported payload flag {fl:#x} (msgpack only)"),
+            PacketError::BadMtype(m) => write!(f, "unknown packet mtype {m}"),
+            PacketError::BadMethod => write!(f, "quest method name is empty or not UTF-8"),
+            PacketError::LengthMismatch { declared, actual } => {
+                write!(f, "packet declares {declared} bytes but the message has {actual}")
+            }
+            PacketError::TooLarge { declared, max } => {
+                write!(f, "packet of {declared} bytes is over the limit of {max}")
+            }
+            PacketError::EmptyPayload => write!(f, "packet has an empty payload"),
+        }
+    }
+}
+
+impl std::error::Error for PacketError {}
+
+/// Header size of a packet kind.
+pub fn header_len(kind: Kind) -> usize {
+    if kind == Kind::Oneway {
+        12
+    } else {
+        16
+    }
+}
+
+/// Total packet length for a quest (`method` non-empty) or an answer.
+pub fn packet_len(kind: Kind, method_len: usize, payload_len: usize) -> usize {
+    header_len(kind) + if kind == Kind::Answer { 0 } else { method_len } + payload_len
+}
+
+/// Appends a quest. `method` must be 1..=255 bytes and `payload` non-empty
+/// msgpack; the caller (this crate) guarantees both.
+pub fn encode_quest(out: &mut Vec<u8>, twoway: bool, seq: u32, method: &str, payload: &[u8]) {
+    debug_assert!(!method.is_empty() && method.len() <= 255 && !payload.is_empty());
+    let kind = if twoway { Kind::Twoway } else { Kind::Oneway };
+    write_header(out, kind, method.len() as u8, payload.len(), seq);
+    out.extend_from_slice(method.as_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Appends an answer with `status` (0 ok) and a non-empty payload.
+pub fn encode_answer(out: &mut Vec<u8>, seq: u32, status: u8, payload: &[u8]) {
+    write_header(out, Kind::Answer, status, payload.len(), seq);
+    out.extend_from_slice(payload);
+}
+
+fn write_header(out: &mut Vec<u8>, kind: Kind, ss: u8, psize: usize, seq: u32) {
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[VERSION, FLAG_MSGPACK, kind.mtype(), ss]);
+    out.extend_from_slice(&(psize as u32).to_le_bytes());
+    if kind != Kind::Oneway {
+        out.extend_from_slice(&seq.to_le_bytes());
+    }
+}
+
+impl Packet {
+    /// Decodes one whole packet. Never panics and never allocates more than
+    /// the message itself; `max` bounds the declared length.
+    pub fn decode(buf: &[u8], max: usize) -> Result<Packet, PacketError> {
+        if buf.len() < 12 {
+            return Err(PacketError::Short(buf.len()));
+        }
+        if &buf[0..4] != MAGIC {
+            return Err(PacketError::BadMagic);
+        }
+        if buf[4] > 1 {
+            return Err(PacketError::BadVersion(buf[4]));
+        }
+        if buf[5] != FLAG_MSGPACK {
+            return Err(PacketError::BadFlag(buf[5]));
+        }
+        let kind = match buf[6] {
+            0 => Kind::Oneway,
+            1 => Kind::Twoway,
+            2 => Kind::Answer,
+            m => return Err(PacketError::BadMtype(m)),
+        };
+        let ss = buf[7];
+        let psize = u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as u64;
+        let hlen = header_len(kind);
+        let mlen = if kind == Kind::Answer { 0 } else { u64::from(ss) };
+        let declared = hlen as u64 + mlen + psize;
+        if declared > max as u64 {
+            return Err(PacketError::TooLarge { declared, max });
+        }
+        if buf.len() < hlen {
+            return Err(PacketError::Short(buf.len()));
+        }
+        if declared != buf.len() as u64 {
+            return Err(PacketError::LengthMismatch {
+                declared,
+                actual: buf.len(),
+            });
+        }
+        if psize == 0 {
+            return Err(PacketError::EmptyPayload);
+        }
+        let seq = if kind == Kind::Oneway {
+            0
+        } else {
+            u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]])
+        };
+        let (method, status) = if kind == Kind::Answer {
+            (String::new(), ss)
+        } else {
+            if ss == 0 {
+                return Err(PacketError::BadMethod);
+            }
+            let m = std::str::from_utf8(&buf[hlen..hlen + ss as usize])
+                .map_err(|_| PacketError::BadMethod)?;
+            (m.to_owned(), 0)
+        };
+        Ok(Packet {
+            kind,
+            seq,
+            method,
+            status,
+            payload: buf[hlen + mlen as usize..].to_vec(),
+        })
+    }
+
+    /// Encodes the packet (the inverse of [`Packet::decode`]).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(packet_len(self.kind, self.method.len(), self.payload.len()));
+        match self.kind {
+            Kind::Answer => encode_answer(&mut out, self.seq, self.status, &self.payload),
+            k => encode_quest(&mut out, k == Kind::Twoway, self.seq, &self.method, &self.payload),
+        }
+        out
+    }
+}
+
+/// Decodes a payload: exactly one msgpack value, nothing after it. Depth is
+/// bounded by rmpv, and lengths never pre-allocate, so hostile bytes cost at
+/// most their own size.
+pub fn decode_payload(mut bytes: &[u8]) -> Result<Value, String> {
+    let v = rmpv::decode::read_value(&mut bytes).map_err(|e| format!("bad msgpack payload: {e}"))?;
+    if !bytes.is_empty() {
+        return Err(format!("{} bytes after the msgpack payload", bytes.len()));
+    }
+    Ok(v)
+}
+
+/// Encodes a value as a payload.
+pub fn encode_payload(v: &Value, out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail.
+    let _ = rmpv::encode::write_value(out, v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn worked_example_answer_to_server_quest() {
+        let mut out = Vec::new();
+        encode_answer(&mut out, 0x0403_0201, 0, EMPTY_MAP);
+        assert_eq!(
+            out,
+            [0x46, 0x50, 0x4E, 0x4E, 0x01, 0x80, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 1, 2, 3, 4, 0x80]
+        );
+        let p = Packet::decode(&out, DEFAULT_MAX_PACKET).unwrap();
+        assert_eq!((p.kind, p.seq, p.status), (Kind::Answer, 0x0403_0201, 0));
+        assert_eq!(p.payload, EMPTY_MAP);
+    }
+
+    #[test]
+    fn twoway_and_oneway_quest_golden_bytes() {
+        let mut out = Vec::new();
+        encode_quest(&mut out, true, 1, "ping", EMPTY_MAP);
+        assert_eq!(
+            out,
+            [b'F', b'P', b'N', b'N', 1, 0x80, 1, 4, 1, 0, 0, 0, 1, 0, 0, 0, b'p', b'i', b'n', b'g', 0x80]
+        );
+        let mut out = Vec::new();
+        encode_quest(&mut out, false, 99, "kickout", EMPTY_MAP);
+        assert_eq!(&out[..12], &[b'F', b'P', b'N', b'N', 1, 0x80, 0, 7, 1, 0, 0, 0]);
+        assert_eq!(out.len(), 12 + 7 + 1);
+        let p = Packet::decode(&out, 100).unwrap();
+        assert_eq!((p.kind, p.seq, p.method.as_str()), (Kind::Oneway, 0, "kickout"));
+    }
+
+    #[test]
+    fn version_zero_is_accepted() {
+        let mut out = Vec::new();
+        encode_answer(&mut out, 5, 1, EMPTY_MAP);
+        out[4] = 0;
+        assert_eq!(Packet::decode(&out, 100).unwrap().status, 1);
+    }
+
+    #[test]
+    fn header_violations_are_reported() {
+        let mut good = Vec::new();
+        encode_quest(&mut good, true, 7, "m", EMPTY_MAP);
+        let with = |i: usize, b: u8| {
+            let mut v = good.clone();
+            v[i] = b;
+            Packet::decode(&v, 100)
+        };
+        assert_eq!(with(0, b'X'), Err(PacketError::BadMagic));
+        assert_eq!(with(4, 2), Err(PacketError::BadVersion(2)));
+        assert_eq!(with(5, FLAG_JSON), Err(PacketError::BadFlag(0x40)));
+        assert_eq!(with(6, 3), Err(PacketError::BadMtype(3)));
+        assert_eq!(with(16, 0xff), Err(PacketError::BadMethod));
+        assert!(matches!(with(7, 0), Err(PacketError::LengthMismatch { .. })));
+        assert!(matches!(with(8, 2), Err(PacketError::LengthMismatch { .. })));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(matches!(Packet::decode(&trailing, 100), Err(PacketError::LengthMismatch { .. })));
+        assert!(matches!(with(11, 0x7f), Err(PacketError::TooLarge { .. })));
+        assert_eq!(Packet::decode(&good[..10], 100), Err(PacketError::Short(10)));
+        let mut empty = Vec::new();
+        write_header(&mut empty, Kind::Answer, 0, 0, 1);
+        assert_eq!(Packet::decode(&empty, 100), Err(PacketError::EmptyPayload));
+    }
+
+    #[test]
+    fn payload_must_be_exactly_one_value() {
+        assert_eq!(decode_payload(&[0x80]).unwrap(), Value::Map(vec![]));
+        assert!(decode_payload(&[0x80, 0x80]).is_err());
+        assert!(decode_payload(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(decode_payload(&[]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn quests_and_answers_round_trip(
+            kind in 0u8..3,
+            seq in any::<u32>(),
+            status in any::<u8>(),
+            method in "[a-z]{1,255}",
+            payload in proptest::collection::vec(any::<u8>(), 1..600),
+        ) {
+            let kind = [Kind::Oneway, Kind::Twoway, Kind::Answer][kind as usize];
+            let p = Packet {
+                kind,
+                seq: if kind == Kind::Oneway { 0 } else { seq },
+                method: if kind == Kind::Answer { String::new() } else { method },
+                status: if kind == Kind::Answer { status } else { 0 },
+                payload,
+            };
+            let bytes = p.encode();
+            prop_assert_eq!(bytes.len(), packet_len(kind, p.method.len(), p.payload.len()));
+            prop_assert_eq!(Packet::decode(&bytes, DEFAULT_MAX_PACKET).unwrap(), p);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = Packet::decode(&bytes, 1024);
+            let _ = decode_payload(&bytes);
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The request table: pending twoway quests by seq, with their deadlines.
+//!
+//! A pure state machine: no threads, no clock reads (callers pass `now`), so
+//! exactly-once completion and deadline order are tested without sockets.
+//! Whoever removes an entry (answer, timeout or close) owns its callback and
+//! runs it after dropping the table's lock.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Instant;
+
+struct Entry<C> {
+    callback: C,
+    deadline: Instant,
+}
+
+/// Pending quests of one connection.
+pub(crate) struct RequestTable<C> {
+    last_seq: u32,
+    pending: HashMap<u32, Entry<C>>,
+    /// Deadlines in order. Completed quests leave stale entries behind, which
+    /// are skipped when they reach the top and compacted away when they
+    /// outnumber live ones, so memory stays proportional to what is pending.
+    deadlines: BinaryHeap<Reverse<(Instant, u32)>>,
+    closed: bool,
+}
+
+impl<C> RequestTable<C> {
+    pub(crate) fn new() -> Self {
+        RequestTable {
+            last_seq: 0,
+            pending: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            closed: false,
+        }
+    }
+
+    /// Registers a quest and returns its seq: 1, 2, 3, ... wrapping at u32
+    /// and skipping 0 and any seq still pending. A closed table gives the
+    /// callback back.
+    pub(crate) fn insert(&mut self, callback: C, deadline: Instant) -> Result<u32, C> {
+        if self.closed {
+            return Err(callback);
+        }
+        let seq = loop {
+            self.last_seq = self.last_seq.wrapping_add(1);
+            if self.last_seq != 0 && !self.pending.contains_key(&self.last_seq) {
+                break self.last_seq;
+            }
+        };
+        self.pending.insert(seq, Entry { callback, deadline });
+        self.deadlines.push(Reverse((deadline, seq)));
+        if self.deadlines.len() > 1024 && self.deadlines.len() > 2 * self.pending.len() {
+            self.compact();
+        }
+        Ok(seq)
+    }
+
+    /// Takes the callback of an answered quest; `None` for an unknown or
+    /// already completed seq (a late answer).
+    pub(crate) fn complete(&mut self, seq: u32) -> Option<C> {
+        self.pending.remove(&seq).map(|e| e.callback)
+    }
+
+    /// The earliest live deadline.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((d, seq))) = self.deadlines.peek() {
+            match self.pending.get(&seq) {
+                Some(e) if e.deadline == d => return Some(d),
+                _ => {
+                    self.deadlines.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes every quest whose deadline is at or before `now`, earliest first.
+    pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<C>) {
+        while let Some(d) = self.next_deadline() {
+            if d > now {
+                break;
+            }
+            if let Some(Reverse((_, seq))) = self.deadlines.pop() {
+                if let Some(e) = self.pending.remove(&seq) {
+                    out.push(e.callback);
+                }
+            }
+        }
+    }
+
+    /// Closes the table: takes every pending callback; later inserts fail.
+    pub(crate) fn close(&mut self) -> Vec<C> {
+        self.closed = true;
+        self.deadlines.clear();
+        let mut all: Vec<(u32, Entry<C>)> = self.pending.drain().collect();
+        all.sort_by_key(|(seq, _)| *seq);
+        all.into_iter().map(|(_, e)| e.callback).collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn compact(&mut self) {
+        let pending = &self.pending;
+        self.deadlines
+            .retain(|Reverse((d, seq))| pending.get(seq).is_some_and(|e| e.deadline == *d));
+    }
+
+    #[cfg(test)]
+    fn heap_len(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    #[cfg(test)]
+    fn set_last_seq(&mut self, s: u32) {
+        self.last_seq = s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ms(t0: Instant, n: u64) -> Instant {
+        t0 + Duration::from_millis(n)
+    }
+
+    #[test]
+    fn seqs_start_at_one_and_wrap_skipping_zero_and_pending() {
+        let t0 = Instant::now();
+        let mut t = RequestTable::new();
+        assert_eq!(t.insert('a', t0), Ok(1));
+        assert_eq!(t.insert('b', t0), Ok(2));
+        t.set_last_seq(u32::MAX - 1);
+        assert_eq!(t.insert('c', t0), Ok(u32::MAX));
+        // 0 is skipped, 1 and 2 are still pending.
+        assert_eq!(t.insert('d', t0), Ok(3));
+    }
+
+    #[test]
+    fn each_quest_completes_once_whoever_gets_there_first() {
+        let t0 = Instant::now();
+        let mut t = RequestTable::new();
+        let a = t.insert("a", ms(t0, 10)).unwrap();
+        let b = t.insert("b", ms(t0, 20)).unwrap();
+        assert_eq!(t.complete(a), Some("a"));
+        assert_eq!(t.complete(a), None, "late answer is dropped");
+        let mut out = vec![];
+        t.expire(ms(t0, 30), &mut out);
+        assert_eq!(out, vec!["b"]);
+        assert_eq!(t.complete(b), None);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn deadlines_fire_in_order_and_not_early() {
+        let t0 = Instant::now();
+        let mut t = RequestTable::new();
+        for (name, d) in [("c", 30), ("a", 10), ("b", 20)] {
+            t.insert(name, ms(t0, d)).unwrap();
+        }
+        assert_eq!(t.next_deadline(), Some(ms(t0, 10)));
+        let mut out = vec![];
+        t.expire(ms(t0, 9), &mut out);
+        assert!(out.is_empty());
+        t.expire(ms(t0, 20), &mut out);
+        assert_eq!(out, vec!["a", "b"]);
+        assert_eq!(t.next_deadline(), Some(ms(t0, 30)));
+    }
+
+    #[test]
+    fn close_takes_everything_and_refuses_new_quests() {
+        let t0 = Instant::now();
+        let mut t = RequestTable::new();
+        for i in 0..1000 {
+            t.insert(i, ms(t0, 1000)).unwrap();
+        }
+        let all = t.close();
+        assert_eq!(all.len(), 1000);
+        assert_eq!(all[0], 0);
+        assert_eq!(t.insert(5, t0), Err(5));
+        assert!(t.close().is_empty());
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn memory_stays_flat_when_answers_come_before_deadlines() {
+        let t0 = Instant::now();
+        let mut t = RequestTable::new();
+        for i in 0..100_000u64 {
+            let seq = t.insert(i, ms(t0, 20_000 + i)).unwrap();
+            assert_eq!(t.complete(seq), Some(i));
+        }
+        assert!(t.heap_len() <= 2048, "heap grew to {}", t.heap_len());
+    }
+}

@@ -1,0 +1,355 @@
+//! Sockets: connecting within one deadline (DNS, TCP, TLS and the WebSocket
+//! upgrade), and splitting a connection into a read half for the reader
+//! thread and a write half for the writer thread.
+//!
+//! With TLS both halves share one `rustls::ClientConnection` behind a mutex,
+//! but neither holds it while blocked on the socket: the read half reads raw
+//! bytes from its own clone of the TCP socket and only then locks to decrypt;
+//! the write half locks to encrypt, unlocks, and then writes. Only the write
+//! half ever takes TLS bytes out of the session, so records reach the socket
+//! in the order they were sealed. When decrypting produces bytes to send
+//! (alerts, key updates), the read half asks the writer to flush them.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+use crate::ws::handshake;
+use crate::ws::WsError;
+
+/// Where to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// `wss` when true.
+    pub tls: bool,
+}
+
+impl Endpoint {
+    /// Parses `host:port`, `[v6]:port`, or a `ws://` / `wss://` URL (its path
+    /// is ignored). `tls` applies to the `host:port` form.
+    pub fn parse(s: &str, tls: bool) -> Option<Endpoint> {
+        let (rest, tls) = if let Some(r) = s.strip_prefix("wss://") {
+            (r, true)
+        } else if let Some(r) = s.strip_prefix("ws://") {
+            (r, false)
+        } else {
+            (s, tls)
+        };
+        let hostport = rest.split('/').next().unwrap_or("");
+        let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
+            let (h, p) = r.split_once("]:")?;
+            (h, p)
+        } else {
+            hostport.rsplit_once(':')?
+        };
+        if host.is_empty() || (host.contains(':') && !hostport.starts_with('[')) {
+            return None;
+        }
+        let port: u16 = port.parse().ok()?;
+        if port == 0 {
+            return None;
+        }
+        Some(Endpoint {
+            host: host.to_owned(),
+            port,
+            tls,
+        })
+    }
+
+    /// The `Host` header value.
+    pub fn host_header(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "wss" } else { "ws" };
+        write!(f, "{scheme}://{}", self.host_header())
+    }
+}
+
+/// Resolves with a deadline: lookups run on a helper thread, since the
+/// standard resolver cannot be interrupted.
+fn resolve(ep: &Endpoint, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = ep.host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, ep.port)]);
+    }
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let target = (ep.host.clone(), ep.port);
+    std::thread::Builder::new()
+        .name("rtm-dns".into())
+        .spawn(move || {
+            let _ = tx.send(target.to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
+        })?;
+    match rx.recv_deadline(deadline) {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "DNS lookup timed out")),
+    }
+}
+
+fn remaining(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(io::Error::new(io::ErrorKind::TimedOut, "connection timeout"))
+    } else {
+        Ok(left)
+    }
+}
+
+/// What `open` hands the connection engine.
+pub(crate) struct Opened {
+    pub(crate) read: ReadHalf,
+    pub(crate) write: WriteHalf,
+    /// Bytes after the HTTP head: the start of the first frame.
+    pub(crate) leftover: Vec<u8>,
+    /// A clone of the socket, to shut it down from any thread.
+    pub(crate) control: TcpStream,
+}
+
+/// Opens TCP (and TLS) and performs the WebSocket upgrade, all before
+/// `timeout` runs out.
+pub(crate) fn open(
+    ep: &Endpoint,
+    path: &str,
+    timeout: Duration,
+    extra_roots: &[Vec<u8>],
+) -> Result<Opened, WsError> {
+    let deadline = Instant::now() + timeout;
+    let addrs = resolve(ep, deadline)?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
+    let mut tcp = None;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, remaining(deadline)?) {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let mut tcp = tcp.ok_or(last)?;
+    tcp.set_nodelay(true)?;
+    tcp.set_read_timeout(Some(remaining(deadline)?))?;
+    tcp.set_write_timeout(Some(remaining(deadline)?))?;
+    let control = tcp.try_clone()?;
+    if !ep.tls {
+        let leftover = handshake::client_handshake(&mut tcp, &ep.host_header(), path)?;
+        tcp.set_read_timeout(None)?;
+        tcp.set_write_timeout(Some(WRITE_STALL))?;
+        let read = tcp.try_clone()?;
+        return Ok(Opened {
+            read: ReadHalf::Plain(read),
+            write: WriteHalf::Plain(tcp),
+            leftover,
+            control,
+        });
+    }
+    let config = tls_config(extra_roots)?;
+    let name = ServerName::try_from(ep.host.clone())
+        .map_err(|e| WsError::Handshake(format!("bad TLS server name: {e}")))?;
+    let mut conn = rustls::ClientConnection::new(config, name)
+        .map_err(|e| WsError::Handshake(format!("TLS setup failed: {e}")))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)?;
+    }
+    let leftover = {
+        let mut stream = rustls::Stream::new(&mut conn, &mut tcp);
+        handshake::client_handshake(&mut stream, &ep.host_header(), path)?
+    };
+    tcp.set_read_timeout(None)?;
+    tcp.set_write_timeout(Some(WRITE_STALL))?;
+    let session = Arc::new(Mutex::new(conn));
+    let read = TlsRead {
+        tcp: tcp.try_clone()?,
+        session: session.clone(),
+        raw: vec![0u8; 32 * 1024],
+        raw_start: 0,
+        raw_end: 0,
+        wants_flush: None,
+    };
+    Ok(Opened {
+        read: ReadHalf::Tls(read),
+        write: WriteHalf::Tls(TlsWrite {
+            tcp,
+            session,
+            out: Vec::new(),
+        }),
+        leftover,
+        control,
+    })
+}
+
+/// How long one write may stall (the peer not reading) before the connection
+/// is given up.
+pub(crate) const WRITE_STALL: Duration = Duration::from_secs(30);
+
+fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, WsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for der in extra_roots {
+        roots
+            .add(CertificateDer::from(der.clone()))
+            .map_err(|e| WsError::Handshake(format!("bad root certificate: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| WsError::Handshake(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The reader thread's half.
+pub(crate) enum ReadHalf {
+    Plain(TcpStream),
+    Tls(TlsRead),
+}
+
+impl ReadHalf {
+    /// Called by the TLS half when the session has bytes to send.
+    pub(crate) fn set_flush_hook(&mut self, hook: Box<dyn Fn() + Send>) {
+        if let ReadHalf::Tls(t) = self {
+            t.wants_flush = Some(hook);
+        }
+    }
+}
+
+impl Read for ReadHalf {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ReadHalf::Plain(s) => s.read(buf),
+            ReadHalf::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+pub(crate) struct TlsRead {
+    tcp: TcpStream,
+    session: Arc<Mutex<rustls::ClientConnection>>,
+    raw: Vec<u8>,
+    raw_start: usize,
+    raw_end: usize,
+    wants_flush: Option<Box<dyn Fn() + Send>>,
+}
+
+impl Read for TlsRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            {
+                let mut s = self.session.lock();
+                match s.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                // Feed ciphertext we already hold before reading more.
+                if self.raw_start < self.raw_end {
+                    let mut slice = &self.raw[self.raw_start..self.raw_end];
+                    let n = s.read_tls(&mut slice)?;
+                    self.raw_start += n;
+                    let state = s.process_new_packets().map_err(io::Error::other)?;
+                    let _ = state;
+                    if s.wants_write() {
+                        if let Some(h) = &self.wants_flush {
+                            h();
+                        }
+                    }
+                    continue;
+                }
+            }
+            // Block on the socket without holding the session lock.
+            let n = self.tcp.read(&mut self.raw)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.raw_start = 0;
+            self.raw_end = n;
+        }
+    }
+}
+
+/// The writer thread's half.
+pub(crate) enum WriteHalf {
+    Plain(TcpStream),
+    Tls(TlsWrite),
+}
+
+pub(crate) struct TlsWrite {
+    tcp: TcpStream,
+    session: Arc<Mutex<rustls::ClientConnection>>,
+    out: Vec<u8>,
+}
+
+impl WriteHalf {
+    /// Writes `data` (plaintext) to the peer.
+    pub(crate) fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            WriteHalf::Plain(s) => s.write_all(data),
+            WriteHalf::Tls(t) => {
+                {
+                    let mut s = t.session.lock();
+                    s.writer().write_all(data)?;
+                    while s.wants_write() {
+                        s.write_tls(&mut t.out)?;
+                    }
+                }
+                let r = t.tcp.write_all(&t.out);
+                t.out.clear();
+                if t.out.capacity() > 1 << 20 {
+                    t.out.shrink_to(64 * 1024);
+                }
+                r
+            }
+        }
+    }
+
+    /// Sends whatever the TLS session has queued (nothing for plain TCP).
+    pub(crate) fn flush_session(&mut self) -> io::Result<()> {
+        self.send(&[])
+    }
+
+    /// Sends TLS close_notify (plain TCP: nothing).
+    pub(crate) fn close_notify(&mut self) {
+        if let WriteHalf::Tls(t) = self {
+            t.session.lock().send_close_notify();
+            let _ = self.flush_session();
+        }
+    }
+}
+
+/// Shuts a socket down both ways, waking a reader blocked on it.
+pub(crate) fn shutdown(s: &TcpStream) {
+    let _ = s.shutdown(Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        let e = Endpoint::parse("example.com:13321", false).unwrap();
+        assert_eq!((e.host.as_str(), e.port, e.tls), ("example.com", 13321, false));
+        assert_eq!(Endpoint::parse("wss://h:1/service/x", false).unwrap().tls, true);
+        let v6 = Endpoint::parse("[::1]:80", true).unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 80));
+        assert_eq!(v6.host_header(), "[::1]:80");
+        for bad in ["", "host", "host:", ":80", "h:0", "h:99999", "::1:80", "h:x"] {
+            assert_eq!(Endpoint::parse(bad, false), None, "{bad}");
+        }
+    }
+}

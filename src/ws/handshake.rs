@@ -1,0 +1,241 @@
+//! The HTTP/1.1 upgrade that opens a WebSocket (RFC 6455 section 4).
+//!
+//! FPNN servers match header names case-sensitively, so the client request is
+//! spelled exactly as PROTOCOL.md section 1 gives it. The server side is what
+//! the local gate uses; like an FPNN server it refuses other spellings.
+
+use std::io::{Read, Write};
+
+use super::WsError;
+
+/// Largest HTTP head either side accepts.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// The client's upgrade request, byte for byte.
+pub fn client_request(host_header: &str, path: &str, key: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Sends the upgrade request and checks the answer. Returns the bytes read
+/// past the end of the HTTP head: they belong to the first frame.
+pub fn client_handshake<S: Read + Write>(
+    stream: &mut S,
+    host_header: &str,
+    path: &str,
+) -> Result<Vec<u8>, WsError> {
+    let key = tungstenite::handshake::client::generate_key();
+    stream.write_all(client_request(host_header, path, &key).as_bytes())?;
+    stream.flush()?;
+    let (head, leftover) = read_head(stream)?;
+    let head = std::str::from_utf8(&head).map_err(|_| bad("response head is not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or("");
+    let mut parts = status.splitn(3, ' ');
+    let (version, code) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if !version.starts_with("HTTP/1.") || code != "101" {
+        return Err(bad(&format!("server answered {status:?}")));
+    }
+    let headers: Vec<(&str, &str)> = lines.filter_map(split_header).collect();
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    };
+    if !get("Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+        return Err(bad("missing Upgrade: websocket"));
+    }
+    if !get("Connection").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    }) {
+        return Err(bad("missing Connection: Upgrade"));
+    }
+    let expected = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    if get("Sec-WebSocket-Accept") != Some(expected.as_str()) {
+        return Err(bad("wrong Sec-WebSocket-Accept"));
+    }
+    if get("Sec-WebSocket-Extensions").is_some() {
+        return Err(bad("server chose an extension the client did not offer"));
+    }
+    Ok(leftover)
+}
+
+/// What the server side learned from a successful upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgrade {
+    /// The request path.
+    pub path: String,
+    /// Bytes read past the HTTP head: the start of the first frame.
+    pub leftover: Vec<u8>,
+}
+
+/// Reads an upgrade request the way an FPNN server does and answers it: the
+/// path must be `/service/<segment>` (otherwise the connection is dropped
+/// with no answer) and the header names spelled exactly (otherwise HTTP 500).
+pub fn server_handshake<S: Read + Write>(stream: &mut S) -> Result<Upgrade, WsError> {
+    let (head, leftover) = read_head(stream)?;
+    let head = std::str::from_utf8(&head).map_err(|_| bad("request head is not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let request = lines.next().unwrap_or("");
+    let mut parts = request.split(' ');
+    let (method, path, version) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    if method != "GET" || !version.starts_with("HTTP/1.") {
+        return Err(bad(&format!("not a GET request: {request:?}")));
+    }
+    let segment = path.strip_prefix("/service/").unwrap_or("");
+    if segment.is_empty() || segment.contains('/') {
+        return Err(bad(&format!("path {path:?} is not /service/<name>")));
+    }
+    let headers: Vec<(&str, &str)> = lines.filter_map(split_header).collect();
+    let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let ok = get("Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        && get("Connection").is_some_and(|v| v.contains("Upgrade"))
+        && get("Sec-WebSocket-Version") == Some("13");
+    let key = get("Sec-WebSocket-Key").filter(|_| ok);
+    let Some(key) = key else {
+        let _ = stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n");
+        return Err(bad("missing or misspelled upgrade headers"));
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    stream.write_all(answer.as_bytes())?;
+    stream.flush()?;
+    Ok(Upgrade {
+        path: path.to_owned(),
+        leftover,
+    })
+}
+
+fn bad(s: &str) -> WsError {
+    WsError::Handshake(s.to_owned())
+}
+
+fn split_header(line: &str) -> Option<(&str, &str)> {
+    let (n, v) = line.split_once(':')?;
+    Some((n.trim(), v.trim()))
+}
+
+/// Reads up to the blank line that ends an HTTP head. Returns the head (without
+/// the blank line) and whatever came after it.
+fn read_head<S: Read>(stream: &mut S) -> Result<(Vec<u8>, Vec<u8>), WsError> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => return Err(WsError::Eof { mid_frame: true }),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(WsError::Io(e)),
+        };
+        let scan_from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(pos) = buf[scan_from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            let end = scan_from + pos;
+            let leftover = buf[end + 4..].to_vec();
+            buf.truncate(end);
+            return Ok((buf, leftover));
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(bad("HTTP head too long"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// An in-memory peer: reads come from `input`, writes go to `output`.
+    struct Duplex {
+        input: Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+    impl Read for Duplex {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            self.input.read(b)
+        }
+    }
+    impl Write for Duplex {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.output.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn client_request_uses_the_exact_fpnn_spelling() {
+        let r = client_request("h:1", "/service/websocket", "KEY");
+        for line in [
+            "GET /service/websocket HTTP/1.1\r\n",
+            "\r\nUpgrade: websocket\r\n",
+            "\r\nConnection: Upgrade\r\n",
+            "\r\nSec-WebSocket-Key: KEY\r\n",
+            "\r\nSec-WebSocket-Version: 13\r\n",
+        ] {
+            assert!(r.contains(line), "{line:?} missing from {r:?}");
+        }
+        assert!(r.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn server_accepts_the_client_request_and_keeps_leftover_bytes() {
+        let mut input = client_request("h:1", "/service/websocket", "dGhlIHNhbXBsZSBub25jZQ==").into_bytes();
+        input.extend_from_slice(&[0x82, 0x80]);
+        let mut d = Duplex {
+            input: Cursor::new(input),
+            output: Vec::new(),
+        };
+        let up = server_handshake(&mut d).unwrap();
+        assert_eq!(up.path, "/service/websocket");
+        assert_eq!(up.leftover, vec![0x82, 0x80]);
+        let out = String::from_utf8(d.output).unwrap();
+        assert!(out.starts_with("HTTP/1.1 101"));
+        assert!(out.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    }
+
+    #[test]
+    fn server_refuses_lower_case_headers_with_500_and_bad_paths_silently() {
+        let req = client_request("h", "/service/x", "k").replace("Connection:", "connection:");
+        let mut d = Duplex {
+            input: Cursor::new(req.into_bytes()),
+            output: Vec::new(),
+        };
+        assert!(server_handshake(&mut d).is_err());
+        assert!(d.output.starts_with(b"HTTP/1.1 500"));
+        let mut d = Duplex {
+            input: Cursor::new(client_request("h", "/other", "k").into_bytes()),
+            output: Vec::new(),
+        };
+        assert!(server_handshake(&mut d).is_err());
+        assert!(d.output.is_empty());
+    }
+
+    #[test]
+    fn client_checks_the_accept_key() {
+        let mut d = Duplex {
+            input: Cursor::new(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: nope\r\n\r\n".to_vec(),
+            ),
+            output: Vec::new(),
+        };
+        assert!(matches!(client_handshake(&mut d, "h", "/service/websocket"), Err(WsError::Handshake(_))));
+        let mut d = Duplex {
+            input: Cursor::new(b"HTTP/1.1 500 Oops\r\n\r\n".to_vec()),
+            output: Vec::new(),
+        };
+        assert!(matches!(client_handshake(&mut d, "h", "/service/websocket"), Err(WsError::Handshake(_))));
+    }
+}
