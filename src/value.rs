@@ -1,0 +1,556 @@
+//! Reading RTM msgpack answers and building request maps (crate-internal).
+//!
+//! The readers follow PROTOCOL.md section 3 and never panic, whatever the input: integers
+//! are accepted in every msgpack width, bodies and attrs as str or bin, id-keyed maps with
+//! integer or decimal string keys. Anything of the wrong shape reads as `None` (or an empty
+//! value where documented) so the caller decides whether that is an error.
+#![allow(dead_code)] // the client and the processor, which come later, are the callers
+
+use rmpv::Value;
+use std::collections::HashMap;
+
+/// The nil value, for callers that want a `&Value` for a missing key.
+pub(crate) static NIL: Value = Value::Nil;
+
+/// The value under the str key `key` of a map; `None` when `v` is not a map or has no such
+/// key. The first matching entry wins.
+pub(crate) fn map_get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, val)| val),
+        _ => None,
+    }
+}
+
+/// Like [`map_get`], but a missing key (or a non-map) gives [`NIL`].
+pub(crate) fn get_or_nil<'a>(v: &'a Value, key: &str) -> &'a Value {
+    map_get(v, key).unwrap_or(&NIL)
+}
+
+/// An integer of any msgpack width as `i64`; `None` for non-integers (floats included) and
+/// for unsigned values above `i64::MAX`.
+pub(crate) fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Integer(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+/// An integer that fits in `i32` (counts); `None` otherwise.
+pub(crate) fn as_i32(v: &Value) -> Option<i32> {
+    as_i64(v).and_then(|n| i32::try_from(n).ok())
+}
+
+/// An integer that fits in `u8` (mtypes, directions); `None` otherwise.
+pub(crate) fn as_u8(v: &Value) -> Option<u8> {
+    as_i64(v).and_then(|n| u8::try_from(n).ok())
+}
+
+/// A boolean; integers are accepted too (0 is false, any other integer true).
+pub(crate) fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Boolean(b) => Some(*b),
+        Value::Integer(n) => {
+            if let Some(i) = n.as_i64() {
+                Some(i != 0)
+            } else {
+                // An unsigned value above i64::MAX: non-zero.
+                n.as_u64().map(|u| u != 0)
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The bytes of a str (even one that is not valid UTF-8) or a bin; `None` otherwise.
+pub(crate) fn as_bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::String(s) => Some(s.as_bytes()),
+        Value::Binary(b) => Some(b.as_slice()),
+        _ => None,
+    }
+}
+
+/// A message body: its text (`Some` only when the bytes are valid UTF-8) and its raw bytes.
+///
+/// A str or bin gives its bytes; nil (a missing key, via [`get_or_nil`]) and any other type
+/// give `(Some(""), [])`: an empty body.
+pub(crate) fn text_and_bytes(v: &Value) -> (Option<String>, Vec<u8>) {
+    match as_bytes(v) {
+        Some(bytes) => {
+            let text = std::str::from_utf8(bytes).ok().map(str::to_owned);
+            (text, bytes.to_vec())
+        }
+        None => (Some(String::new()), Vec::new()),
+    }
+}
+
+/// A str or bin as text, invalid UTF-8 replaced by U+FFFD (for `attrs`); anything else
+/// (nil, missing, other types) gives the empty string.
+pub(crate) fn as_string_lossy(v: &Value) -> String {
+    match as_bytes(v) {
+        Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        None => String::new(),
+    }
+}
+
+/// An id: an integer of any width, or a decimal str (or bin) such as `"123"` or `"-5"`.
+pub(crate) fn as_id(v: &Value) -> Option<i64> {
+    match v {
+        Value::Integer(_) => as_i64(v),
+        Value::String(_) | Value::Binary(_) => {
+            let text = std::str::from_utf8(as_bytes(v)?).ok()?;
+            text.parse::<i64>().ok()
+        }
+        _ => None,
+    }
+}
+
+/// A map keyed by ids (integer or decimal str keys), its values read by `f`.
+///
+/// Entries whose key is not an id or whose value `f` rejects are skipped; a non-map gives
+/// an empty map.
+pub(crate) fn id_map<T>(v: &Value, f: impl Fn(&Value) -> Option<T>) -> HashMap<i64, T> {
+    let mut out = HashMap::new();
+    if let Value::Map(entries) = v {
+        for (k, val) in entries {
+            if let (Some(id), Some(t)) = (as_id(k), f(val)) {
+                out.insert(id, t);
+            }
+        }
+    }
+    out
+}
+
+/// An array of ids (integers of any width or decimal strs); `None` when `v` is not an array
+/// or an element is not an id.
+pub(crate) fn i64_list(v: &Value) -> Option<Vec<i64>> {
+    match v {
+        Value::Array(items) => items.iter().map(as_id).collect(),
+        _ => None,
+    }
+}
+
+/// An msgpack array of integers, for id lists in requests.
+pub(crate) fn i64_array(ids: &[i64]) -> Value {
+    Value::Array(ids.iter().map(|&n| Value::from(n)).collect())
+}
+
+/// An msgpack array of integers (not bin), for mtype lists in requests.
+pub(crate) fn u8_array(items: &[u8]) -> Value {
+    Value::Array(items.iter().map(|&n| Value::from(n)).collect())
+}
+
+/// An msgpack map of str to str, e.g. the `attrs` of `auth`.
+pub(crate) fn string_map(map: &HashMap<String, String>) -> Value {
+    Value::Map(
+        map.iter()
+            .map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str())))
+            .collect(),
+    )
+}
+
+/// Builds a request map keyed by str, in insertion order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct MapBuilder(Vec<(Value, Value)>);
+
+impl MapBuilder {
+    /// An empty map.
+    pub(crate) fn new() -> MapBuilder {
+        MapBuilder(Vec::new())
+    }
+
+    /// Adds `key: value`.
+    pub(crate) fn put(mut self, key: &str, value: impl Into<Value>) -> MapBuilder {
+        self.0.push((Value::from(key), value.into()));
+        self
+    }
+
+    /// Adds `key: value` when `value` is `Some`; `None` leaves the key out (never nil).
+    pub(crate) fn put_opt<V: Into<Value>>(self, key: &str, value: Option<V>) -> MapBuilder {
+        match value {
+            Some(v) => self.put(key, v),
+            None => self,
+        }
+    }
+
+    /// The finished map.
+    pub(crate) fn build(self) -> Value {
+        Value::Map(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes one msgpack value from raw bytes.
+    fn decode(bytes: &[u8]) -> Value {
+        let mut rd = bytes;
+        let v = rmpv::decode::read_value(&mut rd).expect("valid msgpack");
+        assert!(rd.is_empty(), "trailing bytes");
+        v
+    }
+
+    fn encode(v: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, v).expect("encode");
+        out
+    }
+
+    fn roundtrip(v: &Value) -> Value {
+        decode(&encode(v))
+    }
+
+    #[test]
+    fn integers_of_every_width() {
+        // (encoding, expected i64)
+        let cases: Vec<(Vec<u8>, Option<i64>)> = vec![
+            (vec![0x00], Some(0)),                                  // positive fixint
+            (vec![0x7f], Some(127)),                                // positive fixint
+            (vec![0xff], Some(-1)),                                 // negative fixint
+            (vec![0xe0], Some(-32)),                                // negative fixint
+            (vec![0xcc, 0xff], Some(255)),                          // uint8
+            (vec![0xcc, 0x05], Some(5)),                            // uint8, small
+            (vec![0xcd, 0x01, 0x00], Some(256)),                    // uint16
+            (vec![0xcd, 0x00, 0x07], Some(7)),                      // uint16, small
+            (vec![0xce, 0xff, 0xff, 0xff, 0xff], Some(4294967295)), // uint32
+            (vec![0xce, 0x00, 0x00, 0x00, 0x09], Some(9)),          // uint32, small
+            (
+                vec![0xcf, 0x00, 0x06, 0x0a, 0x24, 0x18, 0x20, 0x24, 0x47],
+                Some(1700000000123975),
+            ), // uint64
+            (
+                vec![0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                Some(i64::MAX),
+            ), // uint64 = i64::MAX
+            (
+                vec![0xcf, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
+                None,
+            ), // uint64 above i64::MAX
+            (
+                vec![0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                None,
+            ), // u64::MAX
+            (vec![0xcf, 0, 0, 0, 0, 0, 0, 0, 3], Some(3)),          // uint64, small
+            (vec![0xd0, 0x80], Some(-128)),                         // int8
+            (vec![0xd0, 0x05], Some(5)),                            // int8, positive
+            (vec![0xd1, 0x80, 0x00], Some(-32768)),                 // int16
+            (vec![0xd1, 0x00, 0x10], Some(16)),                     // int16, positive
+            (vec![0xd2, 0x80, 0x00, 0x00, 0x00], Some(i32::MIN as i64)), // int32
+            (vec![0xd2, 0x00, 0x00, 0x00, 0x2a], Some(42)),         // int32, positive
+            (
+                vec![0xd3, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
+                Some(i64::MIN),
+            ), // int64
+            (vec![0xd3, 0, 0, 0, 0, 0, 0, 0, 0x63], Some(99)),      // int64, positive
+        ];
+        for (bytes, want) in cases {
+            let v = decode(&bytes);
+            assert_eq!(as_i64(&v), want, "{bytes:02x?}");
+            assert_eq!(as_id(&v), want, "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn integers_roundtrip_through_rmpv_encoding() {
+        let samples: [i64; 12] = [
+            0,
+            1,
+            -1,
+            127,
+            128,
+            -33,
+            65535,
+            65536,
+            -2147483649,
+            4294967296,
+            i64::MAX,
+            i64::MIN,
+        ];
+        for n in samples {
+            assert_eq!(as_i64(&roundtrip(&Value::from(n))), Some(n));
+        }
+        assert_eq!(as_i64(&roundtrip(&Value::from(u64::MAX))), None);
+        assert_eq!(as_i64(&roundtrip(&Value::from(200u8))), Some(200));
+        assert_eq!(as_i64(&roundtrip(&Value::from(-5i8))), Some(-5));
+        assert_eq!(as_i64(&roundtrip(&Value::from(60000u16))), Some(60000));
+        assert_eq!(as_i64(&roundtrip(&Value::from(-30000i16))), Some(-30000));
+        assert_eq!(
+            as_i64(&roundtrip(&Value::from(4000000000u32))),
+            Some(4000000000)
+        );
+        assert_eq!(
+            as_i64(&roundtrip(&Value::from(-2000000000i32))),
+            Some(-2000000000)
+        );
+    }
+
+    #[test]
+    fn non_integers_are_not_integers() {
+        for v in [
+            Value::Nil,
+            Value::from(true),
+            Value::from(1.0f64),
+            Value::from(1.0f32),
+            Value::from("1"),
+            Value::Binary(vec![1]),
+            Value::Array(vec![]),
+            Value::Map(vec![]),
+            Value::Ext(1, vec![0]),
+        ] {
+            assert_eq!(as_i64(&v), None, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn narrow_integers() {
+        assert_eq!(as_i32(&Value::from(5)), Some(5));
+        assert_eq!(as_i32(&Value::from(i32::MAX as i64 + 1)), None);
+        assert_eq!(as_i32(&Value::from(i32::MIN as i64)), Some(i32::MIN));
+        assert_eq!(as_u8(&Value::from(255)), Some(255));
+        assert_eq!(as_u8(&Value::from(256)), None);
+        assert_eq!(as_u8(&Value::from(-1)), None);
+        assert_eq!(as_u8(&Value::Nil), None);
+    }
+
+    #[test]
+    fn booleans() {
+        assert_eq!(as_bool(&decode(&[0xc3])), Some(true));
+        assert_eq!(as_bool(&decode(&[0xc2])), Some(false));
+        assert_eq!(as_bool(&decode(&[0x00])), Some(false));
+        assert_eq!(as_bool(&decode(&[0x01])), Some(true));
+        assert_eq!(as_bool(&decode(&[0xcc, 0x01])), Some(true));
+        assert_eq!(
+            as_bool(&decode(&[0xd3, 0, 0, 0, 0, 0, 0, 0, 0])),
+            Some(false)
+        );
+        assert_eq!(as_bool(&Value::from(u64::MAX)), Some(true));
+        assert_eq!(as_bool(&Value::Nil), None);
+        assert_eq!(as_bool(&Value::from("true")), None);
+    }
+
+    #[test]
+    fn map_lookup() {
+        let v = decode(&encode(&Value::Map(vec![
+            (Value::from("a"), Value::from(1)),
+            (Value::from(7), Value::from(2)),
+            (Value::from("b"), Value::Nil),
+            (Value::from("a"), Value::from(3)),
+        ])));
+        assert_eq!(map_get(&v, "a"), Some(&Value::from(1)));
+        assert_eq!(map_get(&v, "b"), Some(&Value::Nil));
+        assert_eq!(map_get(&v, "7"), None);
+        assert_eq!(map_get(&v, "c"), None);
+        assert_eq!(get_or_nil(&v, "c"), &Value::Nil);
+        assert_eq!(map_get(&Value::Nil, "a"), None);
+        assert_eq!(map_get(&Value::Array(vec![Value::from("a")]), "a"), None);
+    }
+
+    #[test]
+    fn bodies_str_bin_and_invalid_utf8() {
+        // str "hé"
+        let s = decode(&[0xa3, b'h', 0xc3, 0xa9]);
+        assert_eq!(as_bytes(&s), Some("hé".as_bytes()));
+        assert_eq!(
+            text_and_bytes(&s),
+            (Some("hé".to_string()), "hé".as_bytes().to_vec())
+        );
+        assert_eq!(as_string_lossy(&s), "hé");
+
+        // bin8 "hi"
+        let b = decode(&[0xc4, 0x02, b'h', b'i']);
+        assert_eq!(as_bytes(&b), Some(&b"hi"[..]));
+        assert_eq!(text_and_bytes(&b), (Some("hi".to_string()), b"hi".to_vec()));
+        assert_eq!(as_string_lossy(&b), "hi");
+
+        // bin with invalid UTF-8
+        let bad_bin = decode(&[0xc4, 0x03, 0xff, 0x00, 0xfe]);
+        assert_eq!(text_and_bytes(&bad_bin), (None, vec![0xff, 0x00, 0xfe]));
+        assert_eq!(as_string_lossy(&bad_bin), "\u{fffd}\u{0}\u{fffd}");
+
+        // str with invalid UTF-8 (rmpv keeps the bytes)
+        let bad_str = decode(&[0xa2, 0xc3, 0x28]);
+        assert_eq!(as_bytes(&bad_str), Some(&[0xc3, 0x28][..]));
+        assert_eq!(text_and_bytes(&bad_str), (None, vec![0xc3, 0x28]));
+        assert_eq!(as_string_lossy(&bad_str), "\u{fffd}(");
+
+        // empty str / bin
+        assert_eq!(
+            text_and_bytes(&decode(&[0xa0])),
+            (Some(String::new()), vec![])
+        );
+        assert_eq!(
+            text_and_bytes(&decode(&[0xc4, 0x00])),
+            (Some(String::new()), vec![])
+        );
+
+        // nil, missing and other types: empty body
+        assert_eq!(text_and_bytes(&Value::Nil), (Some(String::new()), vec![]));
+        let m = Value::Map(vec![]);
+        assert_eq!(
+            text_and_bytes(get_or_nil(&m, "msg")),
+            (Some(String::new()), vec![])
+        );
+        assert_eq!(
+            text_and_bytes(&Value::from(5)),
+            (Some(String::new()), vec![])
+        );
+        assert_eq!(as_bytes(&Value::from(5)), None);
+        assert_eq!(as_string_lossy(&Value::Nil), "");
+        assert_eq!(as_string_lossy(&Value::from(true)), "");
+    }
+
+    #[test]
+    fn ids_from_strings() {
+        assert_eq!(as_id(&Value::from("123")), Some(123));
+        assert_eq!(as_id(&Value::from("-5")), Some(-5));
+        assert_eq!(as_id(&Value::from("9223372036854775807")), Some(i64::MAX));
+        assert_eq!(as_id(&Value::from("9223372036854775808")), None);
+        assert_eq!(as_id(&Value::from("")), None);
+        assert_eq!(as_id(&Value::from("12a")), None);
+        assert_eq!(as_id(&Value::from(" 1")), None);
+        assert_eq!(as_id(&Value::Binary(b"77".to_vec())), Some(77));
+        assert_eq!(as_id(&Value::Binary(vec![0xff])), None);
+        assert_eq!(as_id(&Value::Nil), None);
+        assert_eq!(as_id(&Value::from(1.5f64)), None);
+    }
+
+    #[test]
+    fn id_maps_with_string_and_integer_keys() {
+        let v = roundtrip(&Value::Map(vec![
+            (Value::from("1001"), Value::from(3)),
+            (Value::from(1002), Value::from(4)),
+            (Value::from(1700000000123456u64), Value::from(5)),
+            (Value::from("not-an-id"), Value::from(6)),
+            (Value::from("1003"), Value::from("x")),
+            (Value::Nil, Value::from(7)),
+        ]));
+        let m = id_map(&v, as_i32);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[&1001], 3);
+        assert_eq!(m[&1002], 4);
+        assert_eq!(m[&1700000000123456], 5);
+
+        let times = id_map(&v, as_i64);
+        assert_eq!(times.len(), 3);
+
+        assert!(id_map(&Value::Nil, as_i64).is_empty());
+        assert!(id_map(&Value::Array(vec![Value::from(1)]), as_i64).is_empty());
+        assert!(id_map(&Value::Map(vec![]), as_i64).is_empty());
+    }
+
+    #[test]
+    fn id_lists() {
+        let v = roundtrip(&Value::Array(vec![
+            Value::from(1),
+            Value::from(300),
+            Value::from(-70000),
+            Value::from(1700000000123456i64),
+            Value::from("42"),
+        ]));
+        assert_eq!(
+            i64_list(&v),
+            Some(vec![1, 300, -70000, 1700000000123456, 42])
+        );
+        assert_eq!(i64_list(&Value::Array(vec![])), Some(vec![]));
+        assert_eq!(
+            i64_list(&Value::Array(vec![Value::from(1), Value::Nil])),
+            None
+        );
+        assert_eq!(i64_list(&Value::Array(vec![Value::from(u64::MAX)])), None);
+        assert_eq!(i64_list(&Value::Nil), None);
+        assert_eq!(i64_list(&Value::Map(vec![])), None);
+    }
+
+    #[test]
+    fn arrays_for_requests() {
+        let ids = i64_array(&[1, -2, i64::MAX]);
+        assert_eq!(
+            ids,
+            Value::Array(vec![Value::from(1), Value::from(-2), Value::from(i64::MAX)])
+        );
+        assert_eq!(i64_list(&roundtrip(&ids)), Some(vec![1, -2, i64::MAX]));
+        assert_eq!(i64_array(&[]), Value::Array(vec![]));
+
+        let mtypes = u8_array(&[30, 31, 255]);
+        // An array of integers, not a bin.
+        assert_eq!(encode(&mtypes), vec![0x93, 0x1e, 0x1f, 0xcc, 0xff]);
+        assert_eq!(u8_array(&[]), Value::Array(vec![]));
+    }
+
+    #[test]
+    fn string_maps() {
+        let mut attrs = HashMap::new();
+        attrs.insert("k".to_string(), "v".to_string());
+        let v = roundtrip(&string_map(&attrs));
+        assert_eq!(map_get(&v, "k"), Some(&Value::from("v")));
+        assert_eq!(string_map(&HashMap::new()), Value::Map(vec![]));
+    }
+
+    #[test]
+    fn map_builder() {
+        let none: Option<i64> = None;
+        let v = MapBuilder::new()
+            .put("gid", 5i64)
+            .put("desc", true)
+            .put("msg", "hi")
+            .put_opt("begin", Some(10i64))
+            .put_opt("end", none)
+            .put_opt("mtypes", Some(u8_array(&[30])))
+            .put_opt::<Value>("lastid", None)
+            .build();
+        assert_eq!(
+            v,
+            Value::Map(vec![
+                (Value::from("gid"), Value::from(5)),
+                (Value::from("desc"), Value::from(true)),
+                (Value::from("msg"), Value::from("hi")),
+                (Value::from("begin"), Value::from(10)),
+                (Value::from("mtypes"), Value::Array(vec![Value::from(30)])),
+            ])
+        );
+        assert_eq!(map_get(&v, "end"), None);
+        assert_eq!(map_get(&v, "lastid"), None);
+        // The empty request map encodes as the single byte 0x80.
+        assert_eq!(encode(&MapBuilder::new().build()), vec![0x80]);
+        assert_eq!(MapBuilder::default(), MapBuilder::new());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        // Every short byte string that decodes: the readers must not panic on any of them.
+        let mut values = Vec::new();
+        for a in 0..=255u8 {
+            for tail in [
+                &[][..],
+                &[0x00][..],
+                &[0xff, 0xff][..],
+                &[0x81, 0xa1, 0x61][..],
+            ] {
+                let mut bytes = vec![a];
+                bytes.extend_from_slice(tail);
+                let mut rd = &bytes[..];
+                if let Ok(v) = rmpv::decode::read_value(&mut rd) {
+                    values.push(v);
+                }
+            }
+        }
+        assert!(!values.is_empty());
+        for v in &values {
+            let _ = map_get(v, "a");
+            let _ = as_i64(v);
+            let _ = as_i32(v);
+            let _ = as_u8(v);
+            let _ = as_bool(v);
+            let _ = as_bytes(v);
+            let _ = text_and_bytes(v);
+            let _ = as_string_lossy(v);
+            let _ = as_id(v);
+            let _ = id_map(v, as_i64);
+            let _ = i64_list(v);
+        }
+    }
+}
