@@ -10,12 +10,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod client;
 pub mod error;
 pub mod fpnn;
+pub mod gate;
 pub mod types;
 pub(crate) mod value;
 pub mod ws;
 
+pub use client::{blocking, RtmClient, RtmProcessor, SDK_VERSION};
 pub use error::{error_code, RtmError, SendError};
 pub use types::{
     mtype, BroadcastMsg, Dispatch, GroupMsg, GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg,

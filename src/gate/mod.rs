@@ -1,7 +1,335 @@
-//! The local in-memory RTM gate (GATE.md): an emulator that speaks the real wire protocol,
-//! for the examples, the project's tests and the SDK's users.
+//! The local RTM gate: an in-memory RTM server speaking the real wire
+//! protocol (FPNN over WebSocket, msgpack), for tests, examples and for
+//! applications that want to run without an RTM account or a network.
+//! It is not a production server. Behaviour: `docs/gate.md`.
 //!
-//! `state` holds the gate's semantics as a pure state machine (no sockets, threads or
-//! clock); the network server around it feeds it quests and sends what it answers.
+//! ```
+//! use rtm_client::gate::Gate;
+//!
+//! let gate = Gate::builder().token(1001, "secret").start()?;
+//! println!("gate at {}", gate.endpoint());
+//! gate.shutdown();
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
+mod server;
 pub(crate) mod state;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rmpv::Value;
+
+use server::Server;
+
+/// How a gate is configured (see [`GateBuilder`]).
+#[derive(Debug, Clone)]
+pub(crate) struct GateConfig {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) tokens: Option<HashMap<i64, String>>,
+    pub(crate) ping_interval: Duration,
+    pub(crate) strict_framing: bool,
+    pub(crate) max_packet: usize,
+}
+
+/// Builds and starts a [`Gate`]. Defaults: `127.0.0.1`, a free port, any
+/// non-empty token accepted, a ping every 20 s, FPNN's 126-byte framing,
+/// 8 MiB packets.
+#[derive(Debug, Clone)]
+pub struct GateBuilder {
+    config: GateConfig,
+}
+
+impl Default for GateBuilder {
+    fn default() -> Self {
+        GateBuilder {
+            config: GateConfig {
+                host: "127.0.0.1".into(),
+                port: 0,
+                tokens: None,
+                ping_interval: Duration::from_secs(20),
+                strict_framing: false,
+                max_packet: crate::fpnn::packet::DEFAULT_MAX_PACKET,
+            },
+        }
+    }
+}
+
+impl GateBuilder {
+    /// Address to listen on (`--host`).
+    pub fn host(mut self, host: &str) -> Self {
+        self.config.host = host.to_owned();
+        self
+    }
+
+    /// Port to listen on; 0 picks a free one (`--port`).
+    pub fn port(mut self, port: u16) -> Self {
+        self.config.port = port;
+        self
+    }
+
+    /// Lets `uid` log in with `token` (`--token UID:TOKEN`). Once any token is
+    /// given only the given pairs log in.
+    pub fn token(mut self, uid: i64, token: &str) -> Self {
+        self.config
+            .tokens
+            .get_or_insert_with(HashMap::new)
+            .insert(uid, token.to_owned());
+        self
+    }
+
+    /// Time between `ping` quests to each authenticated connection; zero
+    /// turns pings off (`--ping-interval`). A connection silent for three
+    /// intervals is closed.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.config.ping_interval = interval;
+        self
+    }
+
+    /// Frames 126-byte payloads as RFC 6455 says instead of the way FPNN
+    /// servers do (`--strict-framing`).
+    pub fn strict_framing(mut self, strict: bool) -> Self {
+        self.config.strict_framing = strict;
+        self
+    }
+
+    /// Largest packet accepted; larger ones close the connection (`--max-packet`).
+    pub fn max_packet(mut self, bytes: usize) -> Self {
+        self.config.max_packet = bytes;
+        self
+    }
+
+    /// Starts the gate in this process.
+    pub fn start(self) -> io::Result<Gate> {
+        let server = Server::new(self.config);
+        let addr = server.listen(&format!("{}:{}", bracket(&server.config.host), server.config.port))?;
+        Ok(Gate {
+            server: Mutex::new(server),
+            addr,
+        })
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// A running local gate. Dropping it (or [`Gate::shutdown`]) stops it and
+/// frees its port. Many gates may run in one process.
+///
+/// Besides serving RTM clients, the handle drives what tests need: pushes and
+/// kickouts on demand, and faults (dropped connections, a silent gate,
+/// delayed answers, refused connections, restarts, raw bytes).
+pub struct Gate {
+    server: Mutex<Arc<Server>>,
+    addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").field("addr", &self.addr).finish()
+    }
+}
+
+impl Gate {
+    /// A builder with the defaults of [`GateBuilder`].
+    pub fn builder() -> GateBuilder {
+        GateBuilder::default()
+    }
+
+    /// Starts a gate with the defaults on a free port.
+    pub fn start() -> io::Result<Gate> {
+        GateBuilder::default().start()
+    }
+
+    fn srv(&self) -> Arc<Server> {
+        self.server.lock().clone()
+    }
+
+    /// `host:port` to give `RtmOptions::endpoint`.
+    pub fn endpoint(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The port listened on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Open WebSocket connections (authenticated or not).
+    pub fn connection_count(&self) -> usize {
+        self.srv().conns.lock().len()
+    }
+
+    /// Authenticated connections of a user.
+    pub fn connections_of(&self, pid: i64, uid: i64) -> usize {
+        self.srv().conns_of(pid, uid).len()
+    }
+
+    /// Every `auth` payload received, oldest first.
+    pub fn auth_requests(&self) -> Vec<Value> {
+        self.srv().auth_log.lock().clone()
+    }
+
+    /// Sends `kickout {}` to every connection of the user (the session ends
+    /// on the client's side).
+    pub fn kickout(&self, pid: i64, uid: i64) -> usize {
+        let srv = self.srv();
+        let pushes = srv.state.lock().kickout(pid, uid);
+        let n = pushes.len();
+        srv.deliver(pushes);
+        n
+    }
+
+    /// Removes the user from a room and sends it `kickoutroom {rid}`.
+    pub fn kickout_room(&self, pid: i64, uid: i64, rid: i64) {
+        let srv = self.srv();
+        let pushes = srv.state.lock().kickout_room(pid, uid, rid);
+        srv.deliver(pushes);
+    }
+
+    /// Sends a broadcast message from `from` to every user of `pid`, and
+    /// stores it in broadcast history.
+    pub fn broadcast(&self, pid: i64, from: i64, mtype: u8, msg: &str, attrs: &str) {
+        let srv = self.srv();
+        let pushes = srv.state.lock().broadcast(pid, from, mtype, Value::from(msg), attrs, server::now_ms());
+        srv.deliver(pushes);
+    }
+
+    /// Stores and pushes a message as if `from` had sent it, with a body of
+    /// raw bytes (sent as msgpack bin). `kind`: 1 p2p to uid `target`, 2 group
+    /// `target`, 3 room `target`. Returns the message's mtime.
+    #[allow(clippy::too_many_arguments)]
+    pub fn inject_message(
+        &self,
+        pid: i64,
+        kind: u8,
+        from: i64,
+        target: i64,
+        mid: i64,
+        mtype: u8,
+        body: &[u8],
+        attrs: &str,
+    ) -> Result<i64, crate::RtmError> {
+        let srv = self.srv();
+        let r = srv.state.lock().inject(
+            pid,
+            kind,
+            from,
+            target,
+            mid,
+            mtype,
+            Value::Binary(body.to_vec()),
+            attrs,
+            server::now_ms(),
+        );
+        match r {
+            Ok((mtime, pushes)) => {
+                srv.deliver(pushes);
+                Ok(mtime)
+            }
+            Err(e) => Err(crate::RtmError::new(e.code, e.ex)),
+        }
+    }
+
+    /// Sends a quest to every connection of the user; returns how many.
+    pub fn send_quest(&self, pid: i64, uid: i64, method: &str, payload: Value, twoway: bool) -> usize {
+        let conns = self.srv().conns_of(pid, uid);
+        for c in &conns {
+            c.send_quest(method, &payload, twoway);
+        }
+        conns.len()
+    }
+
+    /// Writes raw bytes to every connection of the user; returns how many.
+    pub fn send_raw(&self, pid: i64, uid: i64, bytes: &[u8]) -> usize {
+        let conns = self.srv().conns_of(pid, uid);
+        for c in &conns {
+            let _ = c.write_raw(bytes);
+        }
+        conns.len()
+    }
+
+    /// Drops every connection of the user abruptly (no close frame, as a
+    /// crashed link would); returns how many.
+    pub fn drop_user(&self, pid: i64, uid: i64) -> usize {
+        let conns = self.srv().conns_of(pid, uid);
+        for c in &conns {
+            c.kill();
+        }
+        conns.len()
+    }
+
+    /// Drops every connection abruptly; returns how many.
+    pub fn drop_all(&self) -> usize {
+        self.srv().drop_where(|_| true)
+    }
+
+    /// Stops answering quests and sending pings for `duration` (a half-open
+    /// link). Quests received meanwhile are never answered.
+    pub fn pause(&self, duration: Duration) {
+        *self.srv().paused_until.lock() = Some(Instant::now() + duration);
+    }
+
+    /// Ends a [`Gate::pause`] early.
+    pub fn resume(&self) {
+        *self.srv().paused_until.lock() = None;
+    }
+
+    /// Delays every answer by `delay` (zero: no delay).
+    pub fn set_answer_delay(&self, delay: Duration) {
+        *self.srv().answer_delay.lock() = delay;
+    }
+
+    /// Refuses new connections (accepts and drops them at once) while set.
+    pub fn refuse_connections(&self, refuse: bool) {
+        self.srv()
+            .refusing
+            .store(refuse, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Drops every connection and stops listening, then listens again on the
+    /// same port, as a restarted gate would. Stored messages are kept.
+    pub fn restart(&self) -> io::Result<()> {
+        let old = self.srv();
+        old.stop();
+        let config = GateConfig {
+            port: self.addr.port(),
+            ..old.config.clone()
+        };
+        let fresh = Server::with_state(config, old.state.clone(), old.next_conn.clone());
+        // The old listener's port can take a moment to be free again.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match fresh.listen(&self.addr.to_string()) {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline && e.kind() == io::ErrorKind::AddrInUse => {
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        *self.server.lock() = fresh;
+        Ok(())
+    }
+
+    /// Stops the gate and frees its port.
+    pub fn shutdown(self) {
+        self.srv().stop();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.srv().stop();
+    }
+}

@@ -1,0 +1,151 @@
+//! Where user code runs. Every callback and event of an [`RtmClient`] goes
+//! through one queue, in arrival order. With `Dispatch::Threads` the client's
+//! dispatcher thread drains it; with `Dispatch::Queued` the application does,
+//! by calling `dispatch_pending()`. Either way no user code ever runs on a
+//! connection's reader or writer thread, so a slow handler never delays
+//! reading, writing, timeouts or the acknowledgement of pushes; it delays
+//! only the callbacks and events queued behind it.
+//!
+//! [`RtmClient`]: crate::RtmClient
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{JoinHandle, ThreadId};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+
+use crate::types::Dispatch;
+
+pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+
+pub(crate) enum Item {
+    /// The completion of a call: it runs even while the client is destroyed,
+    /// so every callback is called exactly once.
+    Callback(Job),
+    /// An event or push: dropped once the client is destroyed.
+    Event(Job),
+    Stop,
+}
+
+pub(crate) struct Dispatcher {
+    tx: Sender<Item>,
+    rx: Receiver<Item>,
+    mode: Dispatch,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    thread_id: Mutex<Option<ThreadId>>,
+    destroyed: Arc<AtomicBool>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(mode: Dispatch) -> Arc<Dispatcher> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let d = Arc::new(Dispatcher {
+            tx,
+            rx,
+            mode,
+            thread: Mutex::new(None),
+            thread_id: Mutex::new(None),
+            destroyed: Arc::new(AtomicBool::new(false)),
+        });
+        if mode == Dispatch::Threads {
+            let rx = d.rx.clone();
+            let destroyed = d.destroyed.clone();
+            match std::thread::Builder::new()
+                .name("rtm-dispatch".into())
+                .spawn(move || {
+                    while let Ok(item) = rx.recv() {
+                        match item {
+                            Item::Callback(job) => job(),
+                            Item::Event(job) => {
+                                if !destroyed.load(Ordering::Acquire) {
+                                    job()
+                                }
+                            }
+                            Item::Stop => return,
+                        }
+                    }
+                }) {
+                Ok(h) => {
+                    *d.thread_id.lock() = Some(h.thread().id());
+                    *d.thread.lock() = Some(h);
+                }
+                Err(e) => log::error!("cannot start the dispatcher thread: {e}"),
+            }
+        }
+        d
+    }
+
+    pub(crate) fn callback(&self, job: Job) {
+        let _ = self.tx.send(Item::Callback(job));
+    }
+
+    pub(crate) fn event(&self, job: Job) {
+        if !self.destroyed.load(Ordering::Acquire) {
+            let _ = self.tx.send(Item::Event(job));
+        }
+    }
+
+    pub(crate) fn is_destroyed(&self) -> bool {
+        self.destroyed.load(Ordering::Acquire)
+    }
+
+    /// Queued mode: runs what is waiting now (not what those jobs queue in
+    /// turn, so a handler that re-queues cannot trap the caller).
+    pub(crate) fn run_pending(&self) -> usize {
+        if self.mode != Dispatch::Queued {
+            return 0;
+        }
+        let n = self.rx.len();
+        let mut ran = 0;
+        for _ in 0..n {
+            match self.rx.try_recv() {
+                Ok(Item::Callback(job)) => {
+                    job();
+                    ran += 1;
+                }
+                Ok(Item::Event(job)) => {
+                    if !self.is_destroyed() {
+                        job();
+                        ran += 1;
+                    }
+                }
+                Ok(Item::Stop) | Err(_) => break,
+            }
+        }
+        ran
+    }
+
+    /// Stops delivering events; from now on only callbacks run.
+    pub(crate) fn mark_destroyed(&self) {
+        self.destroyed.store(true, Ordering::Release);
+    }
+
+    /// Ends the dispatcher thread and runs every callback still queued on the
+    /// calling thread (events are dropped). Nothing runs after this returns.
+    pub(crate) fn shutdown(&self) {
+        self.mark_destroyed();
+        let me = std::thread::current().id();
+        let own = *self.thread_id.lock() == Some(me);
+        let handle = self.thread.lock().take();
+        if let (Some(h), false) = (handle, own) {
+            let _ = self.tx.send(Item::Stop);
+            let _ = h.join();
+        }
+        while let Ok(item) = self.rx.try_recv() {
+            if let Item::Callback(job) = item {
+                job();
+            }
+        }
+        if own {
+            // We are the dispatcher thread (destroy called from a handler):
+            // it ends when the current job returns.
+            let _ = self.tx.send(Item::Stop);
+        }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn is_dispatch_thread(&self) -> bool {
+        *self.thread_id.lock() == Some(std::thread::current().id())
+    }
+}

@@ -1,0 +1,49 @@
+//! The regressive relogin schedule (PROTOCOL.md section 5), as a pure function.
+
+use std::time::Duration;
+
+use crate::types::RegressiveStrategy;
+
+/// The wait before relogin attempt `attempt` (1-based): the first
+/// `start_connect_failed_count` attempts go at once; each later one waits
+/// `max_interval / linear_regressive_count` longer than the one before,
+/// capped at `max_interval`.
+pub(crate) fn relogin_delay(s: &RegressiveStrategy, attempt: u32) -> Duration {
+    if attempt <= s.start_connect_failed_count {
+        return Duration::ZERO;
+    }
+    let max_ms = s.max_interval_seconds.saturating_mul(1000);
+    let step = max_ms / u64::from(s.linear_regressive_count.max(1));
+    let n = u64::from(attempt - s.start_connect_failed_count);
+    Duration::from_millis(step.saturating_mul(n).min(max_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_strategy_waits_0_0_0_2000_4000_6000_8000_8000() {
+        let s = RegressiveStrategy::default();
+        let waits: Vec<u128> = (1..=9).map(|n| relogin_delay(&s, n).as_millis()).collect();
+        assert_eq!(waits, [0, 0, 0, 2000, 4000, 6000, 8000, 8000, 8000]);
+    }
+
+    #[test]
+    fn custom_strategies_follow_the_same_rule() {
+        let s = RegressiveStrategy {
+            start_connect_failed_count: 1,
+            max_interval_seconds: 3,
+            linear_regressive_count: 3,
+        };
+        let waits: Vec<u128> = (1..=5).map(|n| relogin_delay(&s, n).as_millis()).collect();
+        assert_eq!(waits, [0, 1000, 2000, 3000, 3000]);
+        let zero = RegressiveStrategy {
+            start_connect_failed_count: 0,
+            max_interval_seconds: 1,
+            linear_regressive_count: 0,
+        };
+        assert_eq!(relogin_delay(&zero, 1).as_millis(), 1000);
+        assert_eq!(relogin_delay(&zero, u32::MAX).as_millis(), 1000);
+    }
+}

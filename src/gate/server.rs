@@ -1,0 +1,348 @@
+//! The gate's network side: accepts WebSocket connections, decodes FPNN
+//! packets, hands quests to [`GateState`], and delivers answers and pushes.
+//! Faults for tests (pauses, delays, drops, refusals, raw bytes) live here.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex};
+use rmpv::Value;
+
+use super::state::{ConnId, GateState};
+use super::GateConfig;
+use crate::fpnn::packet::{self, Kind, Packet};
+use crate::ws::frame::{encode_frame, FrameParser, Opcode, Role};
+use crate::ws::{handshake, Incoming, WsReader};
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One client connection as the gate sees it.
+pub(crate) struct Conn {
+    pub(crate) id: ConnId,
+    stream: Mutex<TcpStream>,
+    control: TcpStream,
+    seq: AtomicU64,
+    last_heard: Mutex<Instant>,
+    quirk: bool,
+}
+
+impl Conn {
+    fn write_frame(&self, payload: &[u8]) -> io::Result<()> {
+        let mut out = Vec::with_capacity(payload.len() + 10);
+        encode_frame(&mut out, Opcode::Binary, true, payload, None, self.quirk);
+        self.write_raw(&out)
+    }
+
+    pub(crate) fn write_raw(&self, bytes: &[u8]) -> io::Result<()> {
+        let r = self.stream.lock().write_all(bytes);
+        if r.is_err() {
+            self.kill();
+        }
+        r
+    }
+
+    pub(crate) fn send_quest(&self, method: &str, payload: &Value, twoway: bool) {
+        let mut body = Vec::new();
+        packet::encode_payload(payload, &mut body);
+        let seq = if twoway {
+            (self.seq.fetch_add(1, Ordering::Relaxed) as u32).wrapping_add(1).max(1)
+        } else {
+            0
+        };
+        let mut p = Vec::new();
+        packet::encode_quest(&mut p, twoway, seq, method, &body);
+        let _ = self.write_frame(&p);
+    }
+
+    fn send_answer(&self, seq: u32, answer: &Result<Value, (i32, String)>) {
+        let (status, v) = match answer {
+            Ok(v) => (0, v.clone()),
+            Err((code, ex)) => (
+                1,
+                Value::Map(vec![
+                    (Value::from("code"), Value::from(*code)),
+                    (Value::from("ex"), Value::from(ex.as_str())),
+                ]),
+            ),
+        };
+        let mut body = Vec::new();
+        packet::encode_payload(&v, &mut body);
+        let mut p = Vec::new();
+        packet::encode_answer(&mut p, seq, status, &body);
+        let _ = self.write_frame(&p);
+    }
+
+    /// Drops TCP abruptly (no close frame), as FPNN servers do.
+    pub(crate) fn kill(&self) {
+        let _ = self.control.shutdown(Shutdown::Both);
+    }
+}
+
+/// State shared by the gate's threads and its handle.
+pub(crate) struct Server {
+    pub(crate) config: GateConfig,
+    pub(crate) state: Arc<Mutex<GateState>>,
+    pub(crate) conns: Mutex<HashMap<ConnId, Arc<Conn>>>,
+    pub(crate) next_conn: Arc<AtomicU64>,
+    pub(crate) paused_until: Mutex<Option<Instant>>,
+    pub(crate) answer_delay: Mutex<Duration>,
+    pub(crate) refusing: AtomicBool,
+    stopping: AtomicBool,
+    pub(crate) auth_log: Mutex<Vec<Value>>,
+    listener_addr: Mutex<Option<SocketAddr>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    wake: Condvar,
+    wake_lock: Mutex<()>,
+}
+
+impl Server {
+    pub(crate) fn new(config: GateConfig) -> Arc<Server> {
+        let state = Arc::new(Mutex::new(GateState::new(config.tokens.clone())));
+        Self::with_state(config, state, Arc::new(AtomicU64::new(1)))
+    }
+
+    /// A server over existing state: a restarted gate keeps its messages, and
+    /// connection ids stay unique across the restart.
+    pub(crate) fn with_state(
+        config: GateConfig,
+        state: Arc<Mutex<GateState>>,
+        next_conn: Arc<AtomicU64>,
+    ) -> Arc<Server> {
+        Arc::new(Server {
+            state,
+            config,
+            conns: Mutex::new(HashMap::new()),
+            next_conn,
+            paused_until: Mutex::new(None),
+            answer_delay: Mutex::new(Duration::ZERO),
+            refusing: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            auth_log: Mutex::new(Vec::new()),
+            listener_addr: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+            wake: Condvar::new(),
+            wake_lock: Mutex::new(()),
+        })
+    }
+
+    /// Binds and starts the accept and ping threads.
+    pub(crate) fn listen(self: &Arc<Self>, addr: &str) -> io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        *self.listener_addr.lock() = Some(local);
+        self.stopping.store(false, Ordering::SeqCst);
+        let s = self.clone();
+        let accept = std::thread::Builder::new()
+            .name("rtm-gate-accept".into())
+            .spawn(move || s.accept_loop(listener))?;
+        let s = self.clone();
+        let pinger = std::thread::Builder::new()
+            .name("rtm-gate-ping".into())
+            .spawn(move || s.ping_loop())?;
+        self.threads.lock().extend([accept, pinger]);
+        Ok(local)
+    }
+
+    /// Stops listening and drops every connection; waits for the gate's
+    /// accept and ping threads.
+    pub(crate) fn stop(&self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(addr) = *self.listener_addr.lock() {
+            // Wake the blocking accept.
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
+        {
+            let _g = self.wake_lock.lock();
+            self.wake.notify_all();
+        }
+        self.drop_where(|_| true);
+        let threads: Vec<_> = std::mem::take(&mut *self.threads.lock());
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    pub(crate) fn drop_where(&self, pred: impl Fn(&Conn) -> bool) -> usize {
+        let victims: Vec<Arc<Conn>> = self.conns.lock().values().filter(|c| pred(c)).cloned().collect();
+        for c in &victims {
+            c.kill();
+        }
+        victims.len()
+    }
+
+    pub(crate) fn conns_of(&self, pid: i64, uid: i64) -> Vec<Arc<Conn>> {
+        let ids = self.state.lock().conns_of(pid, uid);
+        let conns = self.conns.lock();
+        ids.iter().filter_map(|id| conns.get(id).cloned()).collect()
+    }
+
+    pub(crate) fn deliver(&self, pushes: Vec<super::state::Push>) {
+        if pushes.is_empty() {
+            return;
+        }
+        let conns = self.conns.lock();
+        let targets: Vec<_> = pushes
+            .into_iter()
+            .filter_map(|p| conns.get(&p.conn).cloned().map(|c| (c, p)))
+            .collect();
+        drop(conns);
+        for (c, p) in targets {
+            let twoway = p.twoway();
+            c.send_quest(p.method, &p.payload, twoway);
+        }
+    }
+
+    fn paused(&self) -> bool {
+        let mut p = self.paused_until.lock();
+        match *p {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *p = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        for stream in listener.incoming() {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let Ok(stream) = stream else { continue };
+            if self.refusing.load(Ordering::SeqCst) {
+                let _ = stream.shutdown(Shutdown::Both);
+                continue;
+            }
+            let s = self.clone();
+            let _ = std::thread::Builder::new()
+                .name("rtm-gate-conn".into())
+                .spawn(move || {
+                    if let Err(e) = s.serve(stream) {
+                        log::debug!("gate connection ended: {e}");
+                    }
+                });
+        }
+    }
+
+    fn serve(self: &Arc<Self>, mut stream: TcpStream) -> io::Result<()> {
+        let _ = stream.set_nodelay(true);
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let up = handshake::server_handshake(&mut stream).map_err(|e| io::Error::other(e.to_string()))?;
+        stream.set_read_timeout(None)?;
+        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            id,
+            stream: Mutex::new(stream.try_clone()?),
+            control: stream.try_clone()?,
+            seq: AtomicU64::new(0),
+            last_heard: Mutex::new(Instant::now()),
+            quirk: !self.config.strict_framing,
+        });
+        self.conns.lock().insert(id, conn.clone());
+        if self.stopping.load(Ordering::SeqCst) {
+            conn.kill();
+        }
+        let parser = FrameParser::new(Role::Server, self.config.max_packet, false);
+        let mut reader = WsReader::new(stream, &up.leftover, parser);
+        let result = self.read_loop(&conn, &mut reader);
+        conn.kill();
+        self.conns.lock().remove(&id);
+        self.state.lock().disconnect(id, now_ms());
+        result
+    }
+
+    fn read_loop(self: &Arc<Self>, conn: &Arc<Conn>, reader: &mut WsReader<TcpStream>) -> io::Result<()> {
+        loop {
+            let msg = reader.read().map_err(|e| io::Error::other(e.to_string()))?;
+            *conn.last_heard.lock() = Instant::now();
+            let data = match msg {
+                Incoming::Binary(d) => d,
+                Incoming::Ping(p) => {
+                    let mut out = Vec::new();
+                    encode_frame(&mut out, Opcode::Pong, true, &p, None, false);
+                    conn.write_raw(&out)?;
+                    continue;
+                }
+                Incoming::Pong(_) => continue,
+                // FPNN servers drop TCP on a close frame, without answering it.
+                Incoming::Close(_) => return Ok(()),
+                Incoming::Text(_) => return Err(io::Error::other("text message")),
+            };
+            let p = Packet::decode(&data, self.config.max_packet).map_err(|e| io::Error::other(e.to_string()))?;
+            if p.kind == Kind::Answer {
+                continue;
+            }
+            let payload = packet::decode_payload(&p.payload).map_err(io::Error::other)?;
+            if self.paused() {
+                continue;
+            }
+            if p.method == "auth" {
+                self.auth_log.lock().push(payload.clone());
+            }
+            let outcome = self.state.lock().handle(conn.id, &p.method, &payload, now_ms());
+            let answer = outcome.answer.map_err(|e| (e.code, e.ex));
+            if p.kind == Kind::Twoway {
+                let delay = *self.answer_delay.lock();
+                if delay.is_zero() {
+                    conn.send_answer(p.seq, &answer);
+                } else {
+                    let c = conn.clone();
+                    let seq = p.seq;
+                    std::thread::spawn(move || {
+                        std::thread::sleep(delay);
+                        c.send_answer(seq, &answer);
+                    });
+                }
+            }
+            self.deliver(outcome.pushes);
+            if outcome.close_after {
+                return Ok(());
+            }
+        }
+    }
+
+    fn ping_loop(self: Arc<Self>) {
+        let interval = self.config.ping_interval;
+        loop {
+            {
+                let mut g = self.wake_lock.lock();
+                let wait = if interval.is_zero() { Duration::from_secs(3600) } else { interval };
+                if self.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                self.wake.wait_for(&mut g, wait);
+            }
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            if interval.is_zero() || self.paused() {
+                continue;
+            }
+            let conns: Vec<Arc<Conn>> = self.conns.lock().values().cloned().collect();
+            for c in conns {
+                if c.last_heard.lock().elapsed() > interval * 3 {
+                    log::debug!("gate: connection {} silent for 3 ping intervals, closing", c.id);
+                    c.kill();
+                    continue;
+                }
+                if self.state.lock().uid_of(c.id).is_some() {
+                    c.send_quest("ping", &Value::Map(vec![]), true);
+                }
+            }
+        }
+    }
+}
