@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub(crate) mod api;
 mod client;
 pub mod error;
 pub mod fpnn;

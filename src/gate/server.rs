@@ -260,8 +260,10 @@ impl Server {
         let mut reader = WsReader::new(stream, &up.leftover, parser);
         let result = self.read_loop(&conn, &mut reader);
         conn.kill();
-        self.conns.lock().remove(&id);
+        // State first: once the connection is gone from the map, the handle
+        // reports the user offline, so the logout must already be recorded.
         self.state.lock().disconnect(id, now_ms());
+        self.conns.lock().remove(&id);
         result
     }
 

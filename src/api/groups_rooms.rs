@@ -1,0 +1,65 @@
+//! The group and room membership methods the message API depends on (the
+//! rest of the groups and rooms pages comes later).
+
+use crate::client::RtmClient;
+use crate::error::RtmError;
+use crate::value::{self, MapBuilder};
+
+use super::answer::empty;
+
+impl RtmClient {
+    /// Adds users to a group (`addgroupmembers`); the gate creates the group
+    /// if needed. Mirrors JavaScript `addGroupMembers(gid, uids, timeout, callback)`.
+    /// An empty `uids` completes with 200033 without sending.
+    pub fn add_group_members(
+        &self,
+        gid: i64,
+        uids: &[i64],
+        timeout: u64,
+        callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
+    ) {
+        self.group_members("addgroupmembers", gid, uids, timeout, callback);
+    }
+
+    /// Removes users from a group (`delgroupmembers`). Mirrors JavaScript
+    /// `deleteGroupMembers(gid, uids, timeout, callback)`.
+    pub fn delete_group_members(
+        &self,
+        gid: i64,
+        uids: &[i64],
+        timeout: u64,
+        callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
+    ) {
+        self.group_members("delgroupmembers", gid, uids, timeout, callback);
+    }
+
+    fn group_members(
+        &self,
+        method: &'static str,
+        gid: i64,
+        uids: &[i64],
+        timeout: u64,
+        callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
+    ) {
+        if uids.is_empty() {
+            return self.reject("uids must not be empty", |e| e, callback);
+        }
+        let payload = MapBuilder::new()
+            .put("gid", gid)
+            .put("uids", value::i64_array(uids))
+            .build();
+        self.call(method, payload, timeout, empty, |e| e, callback);
+    }
+
+    /// Enters a room (`enterroom`). Mirrors JavaScript `enterRoom(rid, timeout, callback)`.
+    pub fn enter_room(&self, rid: i64, timeout: u64, callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static) {
+        let payload = MapBuilder::new().put("rid", rid).build();
+        self.call("enterroom", payload, timeout, empty, |e| e, callback);
+    }
+
+    /// Leaves a room (`leaveroom`). Mirrors JavaScript `leaveRoom(rid, timeout, callback)`.
+    pub fn leave_room(&self, rid: i64, timeout: u64, callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static) {
+        let payload = MapBuilder::new().put("rid", rid).build();
+        self.call("leaveroom", payload, timeout, empty, |e| e, callback);
+    }
+}
