@@ -96,14 +96,20 @@ fn resolve(ep: &Endpoint, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
         })?;
     match rx.recv_deadline(deadline) {
         Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "DNS lookup timed out")),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "DNS lookup timed out",
+        )),
     }
 }
 
 fn remaining(deadline: Instant) -> io::Result<Duration> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        Err(io::Error::new(io::ErrorKind::TimedOut, "connection timeout"))
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connection timeout",
+        ))
     } else {
         Ok(left)
     }
@@ -343,12 +349,17 @@ mod tests {
     #[test]
     fn endpoints_parse() {
         let e = Endpoint::parse("example.com:13321", false).unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.tls), ("example.com", 13321, false));
-        assert_eq!(Endpoint::parse("wss://h:1/service/x", false).unwrap().tls, true);
+        assert_eq!(
+            (e.host.as_str(), e.port, e.tls),
+            ("example.com", 13321, false)
+        );
+        assert!(Endpoint::parse("wss://h:1/service/x", false).unwrap().tls);
         let v6 = Endpoint::parse("[::1]:80", true).unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 80));
         assert_eq!(v6.host_header(), "[::1]:80");
-        for bad in ["", "host", "host:", ":80", "h:0", "h:99999", "::1:80", "h:x"] {
+        for bad in [
+            "", "host", "host:", ":80", "h:0", "h:99999", "::1:80", "h:x",
+        ] {
             assert_eq!(Endpoint::parse(bad, false), None, "{bad}");
         }
     }
