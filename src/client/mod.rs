@@ -64,6 +64,8 @@ struct Session {
     gen: u64,
     /// A session exists: logging in, online, or waiting to relogin.
     active: bool,
+    /// The session's login succeeded, so its end is a `SessionClosed`.
+    established: bool,
     destroyed: bool,
     conn: Option<Connection>,
     worker: Option<Sender<Cmd>>,
@@ -154,9 +156,14 @@ where
     let cb: Box<dyn FnOnce(Option<E>, Option<T>) + Send> = Box::new(move |e, d| {
         let _ = tx.send((e, d));
     });
-    let was = DIRECT.with(|d| d.replace(true));
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DIRECT.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(DIRECT.with(|d| d.replace(true)));
     f(cb);
-    DIRECT.with(|d| d.set(was));
     match rx.recv() {
         Ok((_, Some(d))) => Ok(d),
         Ok((Some(e), None)) => Err(e),
@@ -278,7 +285,8 @@ impl RtmClient {
     }
 
     /// Closes the session: no relogin follows, pending calls complete with
-    /// 20002, and `SessionClosed(0)` is emitted if a session existed.
+    /// 20002, a login in progress completes with `(false, 20002)`, and
+    /// `SessionClosed(0)` is emitted if the session had logged in.
     /// Mirrors JavaScript `close()`. `login` may be called again afterwards.
     pub fn close(&self) {
         self.inner.close();
@@ -473,6 +481,7 @@ impl Inner {
             }
             s.gen += 1;
             s.active = true;
+            s.established = false;
             s.credentials = Some((uid, token.clone(), timeout));
             let old = (s.worker.replace(tx.clone()), s.conn.take());
             (s.gen, old.0, old.1)
@@ -510,7 +519,7 @@ impl Inner {
         let (tx, conn, was_active) = {
             let mut s = self.session.lock();
             s.gen += 1;
-            let was = std::mem::replace(&mut s.active, false);
+            let was = std::mem::replace(&mut s.active, false) && s.established;
             (s.worker.take(), s.conn.take(), was)
         };
         if let Some(t) = tx {
@@ -701,9 +710,10 @@ impl Worker {
         let first = self.connect_and_auth();
         let (result, serial) = match first {
             Ok((conn, serial)) => {
-                let installed = self
-                    .inner
-                    .if_current(self.gen, |s| s.conn = Some(conn.clone()));
+                let installed = self.inner.if_current(self.gen, |s| {
+                    s.conn = Some(conn.clone());
+                    s.established = true;
+                });
                 if installed.is_none() {
                     conn.close();
                     ((false, error_code::FPNN_EC_CORE_CONNECTION_CLOSED), None)
@@ -828,14 +838,17 @@ impl Worker {
                 continue;
             }
             let again = self.inner.if_current(self.gen, |s| {
-                if let Some(c) = s.conn.take() {
-                    c.close();
-                }
                 if !s.auto_reconnect {
                     s.active = false;
                     s.worker = None;
                 }
-                s.auto_reconnect
+                (s.conn.take(), s.auto_reconnect)
+            });
+            let again = again.map(|(conn, again)| {
+                if let Some(c) = conn {
+                    c.close();
+                }
+                again
             });
             match again {
                 None => return,
