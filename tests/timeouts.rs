@@ -100,6 +100,7 @@ fn a_late_answer_is_dropped_and_the_connection_stays_open() {
 #[test]
 fn an_answer_racing_its_timeout_completes_the_callback_exactly_once() {
     const N: usize = 2000;
+    const BATCH: usize = 20;
     let server = TestServer::start();
     let (client, mut s) = server.connect();
     // The server answers every quest as soon as it reads it.
@@ -113,28 +114,45 @@ fn an_answer_racing_its_timeout_completes_the_callback_exactly_once() {
     let counters = Counters::new(N);
     let answers = Arc::new(AtomicUsize::new(0));
     let timeouts = Arc::new(AtomicUsize::new(0));
-    for i in 0..N {
-        // From 0 to ~1 ms: around the loopback round trip, so both sides win.
-        let timeout = Duration::from_micros((i % 50) as u64 * 20);
-        let (c, a, t) = (counters.0.clone(), answers.clone(), timeouts.clone());
-        client.conn.send_quest("race", &empty(), timeout, move |r| {
-            c[i].fetch_add(1, Ordering::SeqCst);
-            match r {
-                Ok(_) => a.fetch_add(1, Ordering::SeqCst),
-                Err(e) => {
-                    assert_eq!(e.code, error_code::FPNN_EC_CORE_TIMEOUT);
-                    t.fetch_add(1, Ordering::SeqCst)
-                }
-            };
-        });
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    // Small batches, so the server never falls far behind and each answer
+    // arrives about one round trip after its quest: timeouts from 0 to
+    // ~5 ms then sit on both sides of it.
+    for batch in 0..N / BATCH {
+        for k in 0..BATCH {
+            let i = batch * BATCH + k;
+            let timeout = Duration::from_micros(k as u64 * 250);
+            let (c, a, t, done) = (
+                counters.0.clone(),
+                answers.clone(),
+                timeouts.clone(),
+                done_tx.clone(),
+            );
+            client.conn.send_quest("race", &empty(), timeout, move |r| {
+                c[i].fetch_add(1, Ordering::SeqCst);
+                match r {
+                    Ok(_) => a.fetch_add(1, Ordering::SeqCst),
+                    Err(e) => {
+                        assert_eq!(e.code, error_code::FPNN_EC_CORE_TIMEOUT);
+                        t.fetch_add(1, Ordering::SeqCst)
+                    }
+                };
+                let _ = done.send(i);
+            });
+        }
+        for _ in 0..BATCH {
+            done_rx
+                .recv_timeout(WAIT)
+                .expect("every race callback runs");
+        }
     }
-    wait_until("every race callback", || counters.total() >= N);
     let _s = answerer.join().expect("server thread");
     assert_eq!(client.conn.pending(), 0);
     // Closing must not find any of them again.
     client.conn.close();
     assert!(counters.all_exactly_once());
     assert_eq!(counters.total(), N);
+    assert!(done_rx.try_recv().is_err(), "no callback ran twice");
     let (a, t) = (
         answers.load(Ordering::SeqCst),
         timeouts.load(Ordering::SeqCst),
