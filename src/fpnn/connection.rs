@@ -389,8 +389,11 @@ impl Connection {
         if let Err(e) = self.check(method, payload) {
             return callback(Err(e));
         }
-        let deadline = Instant::now() + timeout;
-        let seq = match self.shared.table.lock().insert(callback, deadline) {
+        let deadline = transport::deadline_after(timeout);
+        // Not matched in place: a match scrutinee keeps the lock guard alive
+        // through the arms, and the callback below may send again.
+        let inserted = self.shared.table.lock().insert(callback, deadline);
+        let seq = match inserted {
             Ok(seq) => seq,
             Err(cb) => {
                 return cb(Err(err(
