@@ -47,7 +47,13 @@ fn parse_args() -> Result<Args, String> {
             "--pid" => a.pid = val()?.parse().map_err(|e| format!("--pid: {e}"))?,
             "--uid" => a.uid = val()?.parse().map_err(|e| format!("--uid: {e}"))?,
             "--token" => a.token = val()?,
-            "--peer-uid" => peer_uid = Some(val()?.parse::<i64>().map_err(|e| format!("--peer-uid: {e}"))?),
+            "--peer-uid" => {
+                peer_uid = Some(
+                    val()?
+                        .parse::<i64>()
+                        .map_err(|e| format!("--peer-uid: {e}"))?,
+                )
+            }
             "--peer-token" => peer_token = Some(val()?),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -61,9 +67,14 @@ fn parse_args() -> Result<Args, String> {
 /// `login` with the callback turned into a return value.
 fn login(client: &RtmClient, uid: i64, token: &str) -> Result<(), String> {
     let (tx, rx) = mpsc::channel();
-    client.login(uid, token, move |ok, code| {
-        let _ = tx.send((ok, code));
-    }, 10_000);
+    client.login(
+        uid,
+        token,
+        move |ok, code| {
+            let _ = tx.send((ok, code));
+        },
+        10_000,
+    );
     match rx.recv_timeout(Duration::from_secs(60)) {
         Ok((true, _)) => Ok(()),
         Ok((false, 0)) => Err(format!("uid {uid}: token rejected")),
@@ -90,7 +101,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut local_gate = None;
     let endpoint = match &args.endpoint {
         Some(e) => {
-            println!("Using the RTM gate at {e}{}", if args.ssl { " (TLS)" } else { "" });
+            println!(
+                "Using the RTM gate at {e}{}",
+                if args.ssl { " (TLS)" } else { "" }
+            );
             e.clone()
         }
         None => {
@@ -112,7 +126,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let bob = client(&endpoint, args.ssl, args.pid)?;
     let (push_tx, push_rx) = mpsc::channel::<String>();
-    for event in [PushEvent::RecvChat, PushEvent::RecvGroupChat, PushEvent::RecvRoomChat, PushEvent::RecvMessage] {
+    for event in [
+        PushEvent::RecvChat,
+        PushEvent::RecvGroupChat,
+        PushEvent::RecvRoomChat,
+        PushEvent::RecvMessage,
+    ] {
         let tx = push_tx.clone();
         bob.processor().on(event, move |m| {
             let where_ = match (m.gid, m.rid) {
@@ -120,8 +139,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 (_, Some(r)) => format!(" in room {r}"),
                 _ => String::new(),
             };
-            let text = m.msg.clone().unwrap_or_else(|| format!("<{} bytes>", m.binary.len()));
-            let _ = tx.send(format!("bob got a push ({}) from {}{where_}: {text:?}", event.name(), m.from));
+            let text = m
+                .msg
+                .clone()
+                .unwrap_or_else(|| format!("<{} bytes>", m.binary.len()));
+            let _ = tx.send(format!(
+                "bob got a push ({}) from {}{where_}: {text:?}",
+                event.name(),
+                m.from
+            ));
         });
     }
     login(&bob, bob_uid, &bob_token)?;
@@ -132,8 +158,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // 3. A p2p chat message: alice -> bob, and bob's push.
-    let sent = blocking(|cb| alice.send_message(bob_uid, mtype::CHAT_TEXT, "Hi Bob!", "", 0, 0, cb))?;
-    println!("alice sent \"Hi Bob!\" to bob: mid {}, mtime {}", sent.mid, sent.payload.mtime);
+    let sent =
+        blocking(|cb| alice.send_message(bob_uid, mtype::CHAT_TEXT, "Hi Bob!", "", 0, 0, cb))?;
+    println!(
+        "alice sent \"Hi Bob!\" to bob: mid {}, mtime {}",
+        sent.mid, sent.payload.mtime
+    );
     expect_push();
 
     // 4. A group and a room.
@@ -144,25 +174,45 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     expect_push();
     blocking(|cb| alice.enter_room(rid, 0, cb))?;
     blocking(|cb| bob.enter_room(rid, 0, cb))?;
-    blocking(|cb| alice.send_room_message(rid, mtype::CHAT_TEXT, "Anyone in the room?", "", 0, 0, cb))?;
+    blocking(|cb| {
+        alice.send_room_message(rid, mtype::CHAT_TEXT, "Anyone in the room?", "", 0, 0, cb)
+    })?;
     println!("alice and bob entered room {rid}; alice asked who is there");
     expect_push();
 
     // 5. History, a page at a time.
     for i in 1..=12 {
-        blocking(|cb| bob.send_message(args.uid, mtype::CHAT_TEXT, &format!("message #{i}"), "", 0, 0, cb))?;
+        blocking(|cb| {
+            bob.send_message(
+                args.uid,
+                mtype::CHAT_TEXT,
+                &format!("message #{i}"),
+                "",
+                0,
+                0,
+                cb,
+            )
+        })?;
     }
     println!("bob sent alice 12 more messages; alice pages through their chat, 5 at a time:");
     let (mut begin, mut lastid, mut page) = (None, None, 1);
     loop {
-        let h = blocking(|cb| alice.get_p2p_message(bob_uid, false, 5, begin, None, lastid, None, 0, cb))?;
+        let h = blocking(|cb| {
+            alice.get_p2p_message(bob_uid, false, 5, begin, None, lastid, None, 0, cb)
+        })?;
         if h.msgs.is_empty() {
             break;
         }
         let texts: Vec<String> = h
             .msgs
             .iter()
-            .map(|m| format!("{}{}", if m.direction == 1 { "me: " } else { "bob: " }, m.msg.as_deref().unwrap_or("?")))
+            .map(|m| {
+                format!(
+                    "{}{}",
+                    if m.direction == 1 { "me: " } else { "bob: " },
+                    m.msg.as_deref().unwrap_or("?")
+                )
+            })
             .collect();
         println!("  page {page}: {}", texts.join(" | "));
         begin = Some(h.begin);
@@ -187,7 +237,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("bob logged out; alice sent him 3 messages");
     login(&bob, bob_uid, &bob_token)?;
     let unread = blocking(|cb| bob.get_unread_message(false, 0, cb))?;
-    println!("bob is back: unread conversations with users {:?}", unread.p2p);
+    println!(
+        "bob is back: unread conversations with users {:?}",
+        unread.p2p
+    );
     let counts = blocking(|cb| bob.get_p2p_unread_message_num(&[args.uid], None, None, 0, cb))?;
     println!(
         "  {} unread from alice since his last logout",
@@ -198,9 +251,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("  after clean_unread_message: {:?}", unread.p2p);
 
     // 7. Deleting a message.
-    let oops = blocking(|cb| alice.send_message(bob_uid, mtype::CHAT_TEXT, "oops, wrong chat", "", 0, 0, cb))?;
+    let oops = blocking(|cb| {
+        alice.send_message(bob_uid, mtype::CHAT_TEXT, "oops, wrong chat", "", 0, 0, cb)
+    })?;
     let got = blocking(|cb| bob.get_message(args.uid, oops.mid, bob_uid, 1, 0, cb))?;
-    println!("bob reads message {}: {:?}", oops.mid, got.msg.as_deref().unwrap_or("?"));
+    println!(
+        "bob reads message {}: {:?}",
+        oops.mid,
+        got.msg.as_deref().unwrap_or("?")
+    );
     blocking(|cb| alice.delete_message(args.uid, oops.mid, bob_uid, 1, 0, cb))?;
     match blocking(|cb| bob.get_message(args.uid, oops.mid, bob_uid, 1, 0, cb)) {
         Err(e) => println!("alice deleted it; bob now gets: {e}"),
@@ -216,9 +275,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 /// The story for one user on a real gate.
 fn solo(alice: &RtmClient, uid: i64) -> Result<(), Box<dyn std::error::Error>> {
     let unread = blocking(|cb| alice.get_unread_message(false, 0, cb))?;
-    println!("unread conversations: users {:?}, groups {:?}", unread.p2p, unread.group);
+    println!(
+        "unread conversations: users {:?}, groups {:?}",
+        unread.p2p, unread.group
+    );
     let h = blocking(|cb| alice.get_p2p_message(uid, true, 10, None, None, None, None, 0, cb))?;
-    println!("{} messages in the newest page of history with yourself", h.num);
+    println!(
+        "{} messages in the newest page of history with yourself",
+        h.num
+    );
     alice.bye();
     Ok(())
 }

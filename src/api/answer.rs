@@ -15,7 +15,9 @@ pub(crate) fn bad(key: &str, v: &Value) -> RtmError {
 }
 
 pub(crate) fn i64_of(v: &Value, key: &str) -> Result<i64, RtmError> {
-    value::map_get(v, key).and_then(value::as_i64).ok_or_else(|| bad(key, v))
+    value::map_get(v, key)
+        .and_then(value::as_i64)
+        .ok_or_else(|| bad(key, v))
 }
 
 /// An optional integer key: missing or nil is 0.

@@ -52,13 +52,23 @@ impl RtmClient {
     }
 
     /// Enters a room (`enterroom`). Mirrors JavaScript `enterRoom(rid, timeout, callback)`.
-    pub fn enter_room(&self, rid: i64, timeout: u64, callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static) {
+    pub fn enter_room(
+        &self,
+        rid: i64,
+        timeout: u64,
+        callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
+    ) {
         let payload = MapBuilder::new().put("rid", rid).build();
         self.call("enterroom", payload, timeout, empty, |e| e, callback);
     }
 
     /// Leaves a room (`leaveroom`). Mirrors JavaScript `leaveRoom(rid, timeout, callback)`.
-    pub fn leave_room(&self, rid: i64, timeout: u64, callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static) {
+    pub fn leave_room(
+        &self,
+        rid: i64,
+        timeout: u64,
+        callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
+    ) {
         let payload = MapBuilder::new().put("rid", rid).build();
         self.call("leaveroom", payload, timeout, empty, |e| e, callback);
     }

@@ -1,14 +1,16 @@
 //! The message API: the 13 methods of the JavaScript docs' Messages page
 //! (docs/Messages.md), with the wire names and keys of API.md section 5.
 
+use std::collections::HashMap;
+
 use rmpv::Value;
 
 use super::answer::{bad, i64_of, i64_or_zero, ids_of, map_of};
 use crate::client::RtmClient;
 use crate::error::{error_code, RtmError, SendError};
 use crate::types::{
-    GroupMsg, GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg, P2PUnreadNum, RetrievedMessage,
-    RoomMsg, SendAnswer, SendPayload, UnreadMessage, BroadcastMsg,
+    BroadcastMsg, GroupMsg, GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg, P2PUnreadNum,
+    RetrievedMessage, RoomMsg, SendAnswer, SendPayload, UnreadMessage,
 };
 use crate::value::{self, MapBuilder};
 
@@ -114,7 +116,10 @@ fn history_request(
         .build()
 }
 
-fn unread_counts(v: &Value, key: &str) -> Result<(std::collections::HashMap<i64, i32>, std::collections::HashMap<i64, i64>), RtmError> {
+/// Counts and newest mtimes, by id.
+type UnreadCounts = (HashMap<i64, i32>, HashMap<i64, i64>);
+
+fn unread_counts(v: &Value, key: &str) -> Result<UnreadCounts, RtmError> {
     let counts = value::id_map(&map_of(v, key)?, value::as_i32);
     let ltime = value::id_map(&map_of(v, "ltime")?, value::as_i64);
     Ok((counts, ltime))
@@ -158,10 +163,19 @@ impl RtmClient {
         let map = move |v: Value| {
             Ok(SendAnswer {
                 mid,
-                payload: SendPayload { mtime: i64_of(&v, "mtime")? },
+                payload: SendPayload {
+                    mtime: i64_of(&v, "mtime")?,
+                },
             })
         };
-        self.call(method, payload, timeout, map, Self::send_error(mid), callback);
+        self.call(
+            method,
+            payload,
+            timeout,
+            map,
+            Self::send_error(mid),
+            callback,
+        );
     }
 
     /// Sends a p2p message (`sendmsg`). Mirrors JavaScript
@@ -181,7 +195,9 @@ impl RtmClient {
         timeout: u64,
         callback: impl FnOnce(Option<SendError>, Option<SendAnswer>) + Send + 'static,
     ) {
-        self.send_to("sendmsg", "to", to, mtype, msg, attrs, mid, timeout, callback);
+        self.send_to(
+            "sendmsg", "to", to, mtype, msg, attrs, mid, timeout, callback,
+        );
     }
 
     /// Sends a message to a group (`sendgroupmsg`). Mirrors JavaScript
@@ -197,7 +213,17 @@ impl RtmClient {
         timeout: u64,
         callback: impl FnOnce(Option<SendError>, Option<SendAnswer>) + Send + 'static,
     ) {
-        self.send_to("sendgroupmsg", "gid", gid, mtype, msg, attrs, mid, timeout, callback);
+        self.send_to(
+            "sendgroupmsg",
+            "gid",
+            gid,
+            mtype,
+            msg,
+            attrs,
+            mid,
+            timeout,
+            callback,
+        );
     }
 
     /// Sends a message to a room (`sendroommsg`). Mirrors JavaScript
@@ -213,7 +239,17 @@ impl RtmClient {
         timeout: u64,
         callback: impl FnOnce(Option<SendError>, Option<SendAnswer>) + Send + 'static,
     ) {
-        self.send_to("sendroommsg", "rid", rid, mtype, msg, attrs, mid, timeout, callback);
+        self.send_to(
+            "sendroommsg",
+            "rid",
+            rid,
+            mtype,
+            msg,
+            attrs,
+            mid,
+            timeout,
+            callback,
+        );
     }
 
     /// The peers and groups with unread messages (`getunread`). Mirrors
@@ -243,7 +279,14 @@ impl RtmClient {
         timeout: u64,
         callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
     ) {
-        self.call("cleanunread", MapBuilder::new().build(), timeout, super::answer::empty, |e| e, callback);
+        self.call(
+            "cleanunread",
+            MapBuilder::new().build(),
+            timeout,
+            super::answer::empty,
+            |e| e,
+            callback,
+        );
     }
 
     /// Unread p2p message counts per peer (`getp2punread`). Mirrors
@@ -267,7 +310,8 @@ impl RtmClient {
             .put_opt("mtime", mtime)
             .put_opt("mtypes", mtypes.map(value::u8_array))
             .build();
-        let map = |v: Value| unread_counts(&v, "p2p").map(|(p2p, ltime)| P2PUnreadNum { p2p, ltime });
+        let map =
+            |v: Value| unread_counts(&v, "p2p").map(|(p2p, ltime)| P2PUnreadNum { p2p, ltime });
         self.call("getp2punread", payload, timeout, map, |e| e, callback);
     }
 
@@ -290,7 +334,9 @@ impl RtmClient {
             .put_opt("mtime", mtime)
             .put_opt("mtypes", mtypes.map(value::u8_array))
             .build();
-        let map = |v: Value| unread_counts(&v, "group").map(|(group, ltime)| GroupUnreadNum { group, ltime });
+        let map = |v: Value| {
+            unread_counts(&v, "group").map(|(group, ltime)| GroupUnreadNum { group, ltime })
+        };
         self.call("getgroupunread", payload, timeout, map, |e| e, callback);
     }
 
@@ -314,7 +360,14 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<HistoryMessages<GroupMsg>>) + Send + 'static,
     ) {
         let payload = history_request(Some(("gid", gid)), desc, num, begin, end, lastid, mtypes);
-        self.call("getgroupmsg", payload, timeout, |v| history(v, history_msg), |e| e, callback);
+        self.call(
+            "getgroupmsg",
+            payload,
+            timeout,
+            |v| history(v, history_msg),
+            |e| e,
+            callback,
+        );
     }
 
     /// A page of room history (`getroommsg`). Mirrors JavaScript
@@ -333,7 +386,14 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<HistoryMessages<RoomMsg>>) + Send + 'static,
     ) {
         let payload = history_request(Some(("rid", rid)), desc, num, begin, end, lastid, mtypes);
-        self.call("getroommsg", payload, timeout, |v| history(v, history_msg), |e| e, callback);
+        self.call(
+            "getroommsg",
+            payload,
+            timeout,
+            |v| history(v, history_msg),
+            |e| e,
+            callback,
+        );
     }
 
     /// A page of broadcast history (`getbroadcastmsg`). Mirrors JavaScript
@@ -351,7 +411,14 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<HistoryMessages<BroadcastMsg>>) + Send + 'static,
     ) {
         let payload = history_request(None, desc, num, begin, end, lastid, mtypes);
-        self.call("getbroadcastmsg", payload, timeout, |v| history(v, history_msg), |e| e, callback);
+        self.call(
+            "getbroadcastmsg",
+            payload,
+            timeout,
+            |v| history(v, history_msg),
+            |e| e,
+            callback,
+        );
     }
 
     /// A page of p2p history with `ouid` (`getp2pmsg`). Mirrors JavaScript
@@ -372,7 +439,14 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<HistoryMessages<P2PMsg>>) + Send + 'static,
     ) {
         let payload = history_request(Some(("ouid", ouid)), desc, num, begin, end, lastid, mtypes);
-        self.call("getp2pmsg", payload, timeout, |v| history(v, p2p_msg), |e| e, callback);
+        self.call(
+            "getp2pmsg",
+            payload,
+            timeout,
+            |v| history(v, p2p_msg),
+            |e| e,
+            callback,
+        );
     }
 
     /// Fetches one message (`getmsg`). Mirrors JavaScript
@@ -392,11 +466,18 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<RetrievedMessage>) + Send + 'static,
     ) {
         if !(1..=3).contains(&message_type) {
-            return self.reject("type must be 1 (p2p), 2 (group) or 3 (room)", |e| e, callback);
+            return self.reject(
+                "type must be 1 (p2p), 2 (group) or 3 (room)",
+                |e| e,
+                callback,
+            );
         }
         let map = |v: Value| {
             if v.as_map().is_some_and(|m| m.is_empty()) {
-                return Err(RtmError::new(error_code::FPNN_EC_PROTO_KEY_NOT_FOUND, "message not found"));
+                return Err(RtmError::new(
+                    error_code::FPNN_EC_PROTO_KEY_NOT_FOUND,
+                    "message not found",
+                ));
             }
             let (msg, binary) = value::text_and_bytes(value::get_or_nil(&v, "msg"));
             Ok(RetrievedMessage {
@@ -427,10 +508,21 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
     ) {
         if !(1..=3).contains(&message_type) {
-            return self.reject("type must be 1 (p2p), 2 (group) or 3 (room)", |e| e, callback);
+            return self.reject(
+                "type must be 1 (p2p), 2 (group) or 3 (room)",
+                |e| e,
+                callback,
+            );
         }
         let payload = message_key(from, mid, xid, message_type);
-        self.call("delmsg", payload, timeout, super::answer::empty, |e| e, callback);
+        self.call(
+            "delmsg",
+            payload,
+            timeout,
+            super::answer::empty,
+            |e| e,
+            callback,
+        );
     }
 }
 
@@ -462,16 +554,33 @@ mod tests {
         let h = history(good.clone(), p2p_msg).unwrap();
         assert_eq!((h.num, h.lastid, h.end), (1, 9, 123));
         assert_eq!(h.msgs[0].direction, 1);
-        assert_eq!((h.msgs[0].msg.clone(), h.msgs[0].binary.clone()), (None, vec![0xff]));
-        let bad_row = Value::Map(vec![(Value::from("msgs"), Value::Array(vec![Value::from(1)]))]);
-        assert_eq!(history(bad_row, history_msg).unwrap_err().code, error_code::FPNN_EC_PROTO_TYPE_CONVERT);
-        assert!(history(Value::Map(vec![]), history_msg).unwrap().msgs.is_empty());
+        assert_eq!(
+            (h.msgs[0].msg.clone(), h.msgs[0].binary.clone()),
+            (None, vec![0xff])
+        );
+        let bad_row = Value::Map(vec![(
+            Value::from("msgs"),
+            Value::Array(vec![Value::from(1)]),
+        )]);
+        assert_eq!(
+            history(bad_row, history_msg).unwrap_err().code,
+            error_code::FPNN_EC_PROTO_TYPE_CONVERT
+        );
+        assert!(history(Value::Map(vec![]), history_msg)
+            .unwrap()
+            .msgs
+            .is_empty());
     }
 
     #[test]
     fn history_request_leaves_out_what_is_none() {
         let v = history_request(Some(("gid", 5)), true, 10, None, Some(7), None, None);
-        let keys: Vec<&str> = v.as_map().unwrap().iter().filter_map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = v
+            .as_map()
+            .unwrap()
+            .iter()
+            .filter_map(|(k, _)| k.as_str())
+            .collect();
         assert_eq!(keys, ["gid", "desc", "num", "end"]);
     }
 }

@@ -4,5 +4,5 @@
 //! exactly-once completion).
 
 mod answer;
-mod messages;
 mod groups_rooms;
+mod messages;

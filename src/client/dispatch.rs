@@ -77,6 +77,18 @@ impl Dispatcher {
     }
 
     pub(crate) fn callback(&self, job: Job) {
+        if self.is_destroyed() && self.mode == Dispatch::Threads && self.thread.lock().is_none() {
+            // The dispatcher thread is gone (the client was destroyed), but a
+            // call made afterwards is still owed its callback, and not inside
+            // the call itself.
+            if let Err(e) = std::thread::Builder::new()
+                .name("rtm-late-callback".into())
+                .spawn(job)
+            {
+                log::error!("cannot run a callback after destroy: {e}");
+            }
+            return;
+        }
         let _ = self.tx.send(Item::Callback(job));
     }
 

@@ -5,7 +5,11 @@
 /// whether written as numbers or as decimal strings. `None` when `text` is
 /// not a JSON object or has no such array.
 pub(crate) fn excluded_uids(text: &str) -> Option<Vec<i64>> {
-    let mut p = Parser { s: text.as_bytes(), i: 0, depth: 0 };
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+        depth: 0,
+    };
     p.ws();
     if p.peek()? != b'{' {
         return None;
@@ -101,7 +105,8 @@ impl Parser<'_> {
                         b'u' => {
                             let hex = self.s.get(self.i..self.i + 4)?;
                             self.i += 4;
-                            let cp = u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+                            let cp =
+                                u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
                             let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
                             let mut b = [0u8; 4];
                             out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
@@ -164,14 +169,24 @@ mod tests {
     #[test]
     fn reads_numbers_and_strings() {
         assert_eq!(
-            excluded_uids(r#"{"a":{"b":[1,"x"]},"excludedUids":[1, "2", 3.0, "z", 9007199254740993]}"#),
+            excluded_uids(
+                r#"{"a":{"b":[1,"x"]},"excludedUids":[1, "2", 3.0, "z", 9007199254740993]}"#
+            ),
             Some(vec![1, 2, 3, 9007199254740993])
         );
     }
 
     #[test]
     fn anything_else_is_none() {
-        for t in ["", "x", "[1]", "{", r#"{"excludedUids":5}"#, "{\"a\":", "\"s\""] {
+        for t in [
+            "",
+            "x",
+            "[1]",
+            "{",
+            r#"{"excludedUids":5}"#,
+            "{\"a\":",
+            "\"s\"",
+        ] {
             assert_eq!(excluded_uids(t), None, "{t}");
         }
         assert_eq!(excluded_uids("{}"), None);

@@ -13,7 +13,10 @@ pub(crate) struct MidGenerator {
 
 impl MidGenerator {
     pub(crate) fn new() -> Self {
-        MidGenerator { last: 0, counter: 0 }
+        MidGenerator {
+            last: 0,
+            counter: 0,
+        }
     }
 
     pub(crate) fn next(&mut self) -> i64 {

@@ -64,6 +64,8 @@ struct Session {
     gen: u64,
     /// A session exists: logging in, online, or waiting to relogin.
     active: bool,
+    /// The session's login succeeded, so its end is a `SessionClosed`.
+    established: bool,
     destroyed: bool,
     conn: Option<Connection>,
     worker: Option<Sender<Cmd>>,
@@ -104,7 +106,7 @@ impl Drop for DropGuard {
 ///
 /// Every callback runs exactly once, never inside the call that registered
 /// it and never while the SDK holds a lock; where it runs depends on
-/// [`RtmOptions::dispatch`] (see [`Dispatch`]).
+/// [`RtmOptions::dispatch`] (see [`Dispatch`](crate::Dispatch)).
 #[derive(Clone)]
 pub struct RtmClient {
     pub(crate) inner: Arc<Inner>,
@@ -122,9 +124,11 @@ impl std::fmt::Debug for RtmClient {
 }
 
 thread_local! {
-    /// Set while [`blocking`] runs its closure: callbacks registered then are
-    /// delivered straight to the waiting thread instead of the queue, so a
-    /// blocking call can never wait on a queue only its own thread drains.
+    /// Set while [`blocking`] runs its closure, and taken by the first
+    /// callback registered then: that one is delivered straight to the
+    /// waiting thread instead of the queue, so a blocking call can never wait
+    /// on a queue only its own thread drains. Later callbacks in the same
+    /// closure take the normal path.
     static DIRECT: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -154,9 +158,14 @@ where
     let cb: Box<dyn FnOnce(Option<E>, Option<T>) + Send> = Box::new(move |e, d| {
         let _ = tx.send((e, d));
     });
-    let was = DIRECT.with(|d| d.replace(true));
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DIRECT.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(DIRECT.with(|d| d.replace(true)));
     f(cb);
-    DIRECT.with(|d| d.set(was));
     match rx.recv() {
         Ok((_, Some(d))) => Ok(d),
         Ok((Some(e), None)) => Err(e),
@@ -189,7 +198,11 @@ fn choose_endpoint(o: &RtmOptions) -> Result<(String, bool), RtmError> {
             format!("invalid endpoint {ep:?}: expected \"host:port\""),
         )
     })?;
-    let port = if !parsed.tls && parsed.port == 13325 { 13321 } else { parsed.port };
+    let port = if !parsed.tls && parsed.port == 13325 {
+        13321
+    } else {
+        parsed.port
+    };
     let host = if parsed.host.contains(':') {
         format!("[{}]", parsed.host)
     } else {
@@ -245,7 +258,13 @@ impl RtmClient {
     /// its own `connection_timeout`. A login while a session exists replaces
     /// it (the old one ends without events; its pending login, if any,
     /// completes with 20002).
-    pub fn login(&self, uid: i64, token: &str, callback: impl FnOnce(bool, i32) + Send + 'static, timeout: u64) {
+    pub fn login(
+        &self,
+        uid: i64,
+        token: &str,
+        callback: impl FnOnce(bool, i32) + Send + 'static,
+        timeout: u64,
+    ) {
         self.inner
             .clone()
             .start_session(uid, token.to_owned(), timeout, Some(Box::new(callback)));
@@ -268,7 +287,8 @@ impl RtmClient {
     }
 
     /// Closes the session: no relogin follows, pending calls complete with
-    /// 20002, and `SessionClosed(0)` is emitted if a session existed.
+    /// 20002, a login in progress completes with `(false, 20002)`, and
+    /// `SessionClosed(0)` is emitted if the session had logged in.
     /// Mirrors JavaScript `close()`. `login` may be called again afterwards.
     pub fn close(&self) {
         self.inner.close();
@@ -287,8 +307,9 @@ impl RtmClient {
     /// Closes the connection, completes every pending call (with 20002, or
     /// with its answer if that had already arrived) on the calling thread
     /// before returning, and stops every thread of the client. After it
-    /// returns no callback or event runs, and every later call completes with
-    /// 20012 (login: `(false, 20012)`).
+    /// returns no event runs and no earlier callback runs; a call made later
+    /// still completes, with 20012 (login: `(false, 20012)`), on a short-lived
+    /// thread (`Dispatch::Threads`) or in `dispatch_pending()` (`Queued`).
     pub fn destroy(&self) {
         self.inner.destroy();
     }
@@ -304,14 +325,25 @@ impl RtmClient {
     /// Listens to `ErrorRecorder`: diagnostics (unknown pushes, malformed
     /// pushes, ping timeouts). Mirrors JavaScript `client.on('ErrorRecorder', fn)`.
     pub fn on_error_recorder(&self, handler: impl Fn(&RtmError) + Send + Sync + 'static) {
-        self.inner.events.error_recorder.write().push(Arc::new(handler));
+        self.inner
+            .events
+            .error_recorder
+            .write()
+            .push(Arc::new(handler));
     }
 
     /// Listens to `ReloginCompleted(successful, retry_again, error_code,
     /// retried_count)`, emitted after each automatic relogin attempt.
     /// Mirrors JavaScript `client.on('ReloginCompleted', fn)`.
-    pub fn on_relogin_completed(&self, handler: impl Fn(bool, bool, i32, u32) + Send + Sync + 'static) {
-        self.inner.events.relogin_completed.write().push(Arc::new(handler));
+    pub fn on_relogin_completed(
+        &self,
+        handler: impl Fn(bool, bool, i32, u32) + Send + Sync + 'static,
+    ) {
+        self.inner
+            .events
+            .relogin_completed
+            .write()
+            .push(Arc::new(handler));
     }
 
     /// Listens to `SessionClosed(error_code)`, emitted once when a session
@@ -320,7 +352,11 @@ impl RtmClient {
     /// fatal code) when a relogin was refused. Mirrors JavaScript
     /// `client.on('SessionClosed', fn)`.
     pub fn on_session_closed(&self, handler: impl Fn(i32) + Send + Sync + 'static) {
-        self.inner.events.session_closed.write().push(Arc::new(handler));
+        self.inner
+            .events
+            .session_closed
+            .write()
+            .push(Arc::new(handler));
     }
 
     /// Where pushes are delivered. Mirrors JavaScript `client.processor`.
@@ -351,7 +387,9 @@ impl RtmClient {
         };
         let conn = self.inner.session.lock().conn.clone();
         match conn {
-            Some(conn) => conn.send_quest(method, &payload, dur(timeout), move |r| complete(r.and_then(map))),
+            Some(conn) => conn.send_quest(method, &payload, dur(timeout), move |r| {
+                complete(r.and_then(map))
+            }),
             None => complete(Err(not_connected())),
         }
     }
@@ -390,7 +428,7 @@ impl Inner {
     /// How a completion reaches user code: through the queue, or straight to
     /// a thread waiting in [`blocking`].
     fn deliverer(&self) -> impl FnOnce(dispatch::Job) + Send + 'static {
-        let direct = DIRECT.with(|d| d.get());
+        let direct = DIRECT.with(|d| d.replace(false));
         let dispatcher = self.dispatcher.clone();
         move |job| {
             if direct {
@@ -412,7 +450,8 @@ impl Inner {
     fn emit_relogin(&self, ok: bool, again: bool, code: i32, n: u32) {
         log::debug!("ReloginCompleted({ok}, {again}, {code}, {n})");
         for h in self.events.relogin_completed.read().iter().cloned() {
-            self.dispatcher.event(Box::new(move || h(ok, again, code, n)));
+            self.dispatcher
+                .event(Box::new(move || h(ok, again, code, n)));
         }
     }
 
@@ -423,7 +462,13 @@ impl Inner {
         }
     }
 
-    fn start_session(self: Arc<Self>, uid: i64, token: String, timeout: u64, cb: Option<LoginCallback>) {
+    fn start_session(
+        self: Arc<Self>,
+        uid: i64,
+        token: String,
+        timeout: u64,
+        cb: Option<LoginCallback>,
+    ) {
         let deliver = self.deliverer();
         let (tx, rx) = crossbeam_channel::unbounded();
         let (gen, old_tx, old_conn) = {
@@ -431,12 +476,15 @@ impl Inner {
             if s.destroyed {
                 drop(s);
                 if let Some(cb) = cb {
-                    deliver(Box::new(move || cb(false, error_code::FPNN_EC_CORE_INVALID_CONNECTION)));
+                    deliver(Box::new(move || {
+                        cb(false, error_code::FPNN_EC_CORE_INVALID_CONNECTION)
+                    }));
                 }
                 return;
             }
             s.gen += 1;
             s.active = true;
+            s.established = false;
             s.credentials = Some((uid, token.clone(), timeout));
             let old = (s.worker.replace(tx.clone()), s.conn.take());
             (s.gen, old.0, old.1)
@@ -474,7 +522,7 @@ impl Inner {
         let (tx, conn, was_active) = {
             let mut s = self.session.lock();
             s.gen += 1;
-            let was = std::mem::replace(&mut s.active, false);
+            let was = std::mem::replace(&mut s.active, false) && s.established;
             (s.worker.take(), s.conn.take(), was)
         };
         if let Some(t) = tx {
@@ -537,7 +585,11 @@ impl Inner {
             }
         }
         let target = m.gid.or(m.rid).unwrap_or(0);
-        if !self.dedup.lock().admit((kind.code(), m.mid, m.from, target), Instant::now()) {
+        if !self
+            .dedup
+            .lock()
+            .admit((kind.code(), m.mid, m.from, target), Instant::now())
+        {
             log::debug!("duplicate push {kind:?} mid {} dropped", m.mid);
             return;
         }
@@ -560,8 +612,16 @@ fn parse_push(kind: PushKind, p: &Value) -> Option<PushMessage> {
     let (msg, binary) = value::text_and_bytes(value::get_or_nil(p, "msg"));
     Some(PushMessage {
         from: id("from")?,
-        gid: if kind == PushKind::Group { Some(id("gid")?) } else { None },
-        rid: if kind == PushKind::Room { Some(id("rid")?) } else { None },
+        gid: if kind == PushKind::Group {
+            Some(id("gid")?)
+        } else {
+            None
+        },
+        rid: if kind == PushKind::Room {
+            Some(id("rid")?)
+        } else {
+            None
+        },
         mtype: value::map_get(p, "mtype").and_then(value::as_u8)?,
         mid: id("mid").unwrap_or(0),
         msg,
@@ -581,7 +641,9 @@ struct PushHandler {
 
 impl QuestHandler for PushHandler {
     fn quest(&self, q: Quest, r: Responder) {
-        let Some(inner) = self.inner.upgrade() else { return };
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
         match q.method.as_str() {
             "ping" => {
                 drop(r);
@@ -651,7 +713,10 @@ impl Worker {
         let first = self.connect_and_auth();
         let (result, serial) = match first {
             Ok((conn, serial)) => {
-                let installed = self.inner.if_current(self.gen, |s| s.conn = Some(conn.clone()));
+                let installed = self.inner.if_current(self.gen, |s| {
+                    s.conn = Some(conn.clone());
+                    s.established = true;
+                });
                 if installed.is_none() {
                     conn.close();
                     ((false, error_code::FPNN_EC_CORE_CONNECTION_CLOSED), None)
@@ -761,7 +826,10 @@ impl Worker {
                     if silent >= max_ping {
                         self.inner.emit_error(RtmError::new(
                             error_code::FPNN_EC_CORE_TIMEOUT,
-                            format!("no ping from the gate for {} ms: connection considered dead", silent.as_millis()),
+                            format!(
+                                "no ping from the gate for {} ms: connection considered dead",
+                                silent.as_millis()
+                            ),
                         ));
                         true
                     } else {
@@ -773,19 +841,23 @@ impl Worker {
                 continue;
             }
             let again = self.inner.if_current(self.gen, |s| {
-                if let Some(c) = s.conn.take() {
-                    c.close();
-                }
                 if !s.auto_reconnect {
                     s.active = false;
                     s.worker = None;
                 }
-                s.auto_reconnect
+                (s.conn.take(), s.auto_reconnect)
+            });
+            let again = again.map(|(conn, again)| {
+                if let Some(c) = conn {
+                    c.close();
+                }
+                again
             });
             match again {
                 None => return,
                 Some(false) => {
-                    self.inner.emit_closed(error_code::FPNN_EC_CORE_UNKNOWN_ERROR);
+                    self.inner
+                        .emit_closed(error_code::FPNN_EC_CORE_UNKNOWN_ERROR);
                     return;
                 }
                 Some(true) => match self.relogin() {
@@ -807,7 +879,9 @@ impl Worker {
             let until = Instant::now() + wait;
             loop {
                 match self.rx.recv_deadline(until) {
-                    Ok(Cmd::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
+                    Ok(Cmd::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                        return None
+                    }
                     Ok(_) => continue,
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => break,
                 }
@@ -826,7 +900,9 @@ impl Worker {
             };
             match r {
                 Ok((conn, serial)) => {
-                    let ok = self.inner.if_current(self.gen, |s| s.conn = Some(conn.clone()));
+                    let ok = self
+                        .inner
+                        .if_current(self.gen, |s| s.conn = Some(conn.clone()));
                     if ok.is_none() {
                         conn.close();
                         return None;
@@ -836,11 +912,11 @@ impl Worker {
                 }
                 Err(LoginFail::Stopped) => return None,
                 Err(LoginFail::Rejected) => return end(error_code::RTM_EC_INVALID_AUTH_TOEKN),
-                Err(LoginFail::Auth(e)) if error_code::is_fatal_relogin_code(e.code) => return end(e.code),
+                Err(LoginFail::Auth(e)) if error_code::is_fatal_relogin_code(e.code) => {
+                    return end(e.code)
+                }
                 Err(LoginFail::Auth(e)) | Err(LoginFail::Unreachable(e)) => {
-                    if self.inner.if_current(self.gen, |_| ()).is_none() {
-                        return None;
-                    }
+                    self.inner.if_current(self.gen, |_| ())?;
                     self.inner.emit_relogin(false, true, e.code, attempt);
                 }
             }
@@ -865,11 +941,23 @@ mod tests {
             ssl_endpoint: s.map(Into::into),
             ..Default::default()
         };
-        assert_eq!(choose_endpoint(&o(Some("h:13325"), None)).unwrap(), ("h:13321".into(), false));
-        assert_eq!(choose_endpoint(&o(Some("h:1"), Some("s:2"))).unwrap(), ("s:2".into(), true));
+        assert_eq!(
+            choose_endpoint(&o(Some("h:13325"), None)).unwrap(),
+            ("h:13321".into(), false)
+        );
+        assert_eq!(
+            choose_endpoint(&o(Some("h:1"), Some("s:2"))).unwrap(),
+            ("s:2".into(), true)
+        );
         assert_eq!(choose_endpoint(&o(None, None)).unwrap_err().code, 200033);
-        assert_eq!(choose_endpoint(&o(Some("nope"), None)).unwrap_err().code, 20012);
-        assert_eq!(choose_endpoint(&o(Some("[::1]:13325"), None)).unwrap(), ("[::1]:13321".into(), false));
+        assert_eq!(
+            choose_endpoint(&o(Some("nope"), None)).unwrap_err().code,
+            20012
+        );
+        assert_eq!(
+            choose_endpoint(&o(Some("[::1]:13325"), None)).unwrap(),
+            ("[::1]:13321".into(), false)
+        );
     }
 
     #[test]
@@ -884,9 +972,15 @@ mod tests {
             .put("mtime", 11)
             .build();
         let m = parse_push(PushKind::Group, &p).unwrap();
-        assert_eq!((m.from, m.gid, m.rid, m.mtype, m.mid, m.mtime), (7, Some(9), None, 30, 5, 11));
+        assert_eq!(
+            (m.from, m.gid, m.rid, m.mtype, m.mid, m.mtime),
+            (7, Some(9), None, 30, 5, 11)
+        );
         assert_eq!((m.msg, m.binary), (None, vec![0xff, 0]));
-        assert!(parse_push(PushKind::Room, &p).is_none(), "room push without rid");
+        assert!(
+            parse_push(PushKind::Room, &p).is_none(),
+            "room push without rid"
+        );
         assert!(parse_push(PushKind::P2p, &Value::from(3)).is_none());
     }
 }

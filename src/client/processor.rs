@@ -33,7 +33,11 @@ impl RtmProcessor {
     /// Listens to a push event. Mirrors JavaScript `processor.on('pushmsg', fn)`
     /// and the other `push*` names ([`PushEvent::name`]).
     pub fn on(&self, event: PushEvent, handler: impl Fn(&PushMessage) + Send + Sync + 'static) {
-        self.pushes.write().entry(event).or_default().push(Arc::new(handler));
+        self.pushes
+            .write()
+            .entry(event)
+            .or_default()
+            .push(Arc::new(handler));
     }
 
     /// Listens to `kickout`: the gate ended the session (no reconnect follows).

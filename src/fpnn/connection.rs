@@ -144,6 +144,8 @@ impl<F: Fn(Quest, Responder) + Send + Sync + 'static> QuestHandler for F {
     }
 }
 
+type CloseHandler = Box<dyn FnOnce(CloseReason) + Send>;
+
 enum WriterCmd {
     Frame(Vec<u8>),
     /// The TLS session has bytes of its own to send.
@@ -157,7 +159,7 @@ struct Shared {
     tx: Sender<WriterCmd>,
     open: AtomicBool,
     control: TcpStream,
-    on_close: Mutex<Option<Box<dyn FnOnce(CloseReason) + Send>>>,
+    on_close: Mutex<Option<CloseHandler>>,
     max_packet: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
     thread_ids: Mutex<Vec<ThreadId>>,
@@ -199,9 +201,12 @@ fn err(code: i32, ex: impl Into<String>) -> RtmError {
 impl Shared {
     fn send_answer(&self, seq: u32, status: u8, payload: &[u8]) {
         if self.open.load(Ordering::Acquire) {
-            let _ = self
-                .tx
-                .send(WriterCmd::Frame(client_frame(Kind::Answer, seq, ("", status), payload)));
+            let _ = self.tx.send(WriterCmd::Frame(client_frame(
+                Kind::Answer,
+                seq,
+                ("", status),
+                payload,
+            )));
         }
     }
 
@@ -228,7 +233,10 @@ impl Shared {
             _ => "connection closed".to_owned(),
         };
         for cb in pending {
-            cb(Err(err(error_code::FPNN_EC_CORE_CONNECTION_CLOSED, ex.clone())));
+            cb(Err(err(
+                error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
+                ex.clone(),
+            )));
         }
         let handler = self.on_close.lock().take();
         if let Some(h) = handler {
@@ -293,14 +301,19 @@ impl Connection {
                 format!("invalid endpoint {endpoint:?}: expected host:port"),
             )
         })?;
-        let opened = transport::open(&ep, &options.path, options.connect_timeout, &options.extra_roots)
-            .map_err(|e| {
-                let code = match &e {
-                    WsError::Io(io) if is_timeout(io) => error_code::FPNN_EC_CORE_TIMEOUT,
-                    _ => error_code::FPNN_EC_CORE_INVALID_CONNECTION,
-                };
-                err(code, format!("cannot connect to {ep}: {e}"))
-            })?;
+        let opened = transport::open(
+            &ep,
+            &options.path,
+            options.connect_timeout,
+            &options.extra_roots,
+        )
+        .map_err(|e| {
+            let code = match &e {
+                WsError::Io(io) if is_timeout(io) => error_code::FPNN_EC_CORE_TIMEOUT,
+                _ => error_code::FPNN_EC_CORE_INVALID_CONNECTION,
+            };
+            err(code, format!("cannot connect to {ep}: {e}"))
+        })?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             table: Mutex::new(RequestTable::new()),
@@ -341,7 +354,8 @@ impl Connection {
                     conn.shared.threads.lock().push(h);
                 }
                 Err(e) => {
-                    conn.shared.shut(CloseReason::Error(format!("cannot spawn thread: {e}")));
+                    conn.shared
+                        .shut(CloseReason::Error(format!("cannot spawn thread: {e}")));
                     return Err(err(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string()));
                 }
             }
@@ -365,12 +379,21 @@ impl Connection {
     }
 
     /// [`Connection::send_quest`] with a payload already encoded as msgpack.
-    pub fn send_quest_bytes(&self, method: &str, payload: &[u8], timeout: Duration, callback: AnswerCallback) {
+    pub fn send_quest_bytes(
+        &self,
+        method: &str,
+        payload: &[u8],
+        timeout: Duration,
+        callback: AnswerCallback,
+    ) {
         if let Err(e) = self.check(method, payload) {
             return callback(Err(e));
         }
-        let deadline = Instant::now() + timeout;
-        let seq = match self.shared.table.lock().insert(callback, deadline) {
+        let deadline = transport::deadline_after(timeout);
+        // Not matched in place: a match scrutinee keeps the lock guard alive
+        // through the arms, and the callback below may send again.
+        let inserted = self.shared.table.lock().insert(callback, deadline);
+        let seq = match inserted {
             Ok(seq) => seq,
             Err(cb) => {
                 return cb(Err(err(
@@ -390,7 +413,10 @@ impl Connection {
         packet::encode_payload(payload, &mut body);
         self.check(method, &body)?;
         if !self.is_open() {
-            return Err(err(error_code::FPNN_EC_CORE_CONNECTION_CLOSED, "connection closed"));
+            return Err(err(
+                error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
+                "connection closed",
+            ));
         }
         let f = client_frame(Kind::Oneway, 0, (method, 0), &body);
         let _ = self.shared.tx.send(WriterCmd::Frame(f));
@@ -405,12 +431,18 @@ impl Connection {
             ));
         }
         if payload.is_empty() {
-            return Err(err(error_code::FPNN_EC_PROTO_UNKNOWN_ERROR, "empty payload"));
+            return Err(err(
+                error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
+                "empty payload",
+            ));
         }
         if packet::packet_len(Kind::Twoway, method.len(), payload.len()) > self.shared.max_packet {
             return Err(err(
                 error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
-                format!("quest is over the {} byte packet limit", self.shared.max_packet),
+                format!(
+                    "quest is over the {} byte packet limit",
+                    self.shared.max_packet
+                ),
             ));
         }
         Ok(())
@@ -462,18 +494,26 @@ impl Connection {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
 }
 
-fn reader_loop(shared: Arc<Shared>, mut reader: WsReader<ReadHalf>, handler: Arc<dyn QuestHandler>) {
+fn reader_loop(
+    shared: Arc<Shared>,
+    mut reader: WsReader<ReadHalf>,
+    handler: Arc<dyn QuestHandler>,
+) {
     loop {
         let msg = match reader.read() {
             Ok(m) => m,
             Err(e) => {
                 if let Some(code) = e.close_code() {
-                    let _ = shared
-                        .tx
-                        .send(WriterCmd::Frame(control_frame(Opcode::Close, &code.to_be_bytes())));
+                    let _ = shared.tx.send(WriterCmd::Frame(control_frame(
+                        Opcode::Close,
+                        &code.to_be_bytes(),
+                    )));
                 }
                 let reason = match e {
                     WsError::Eof { mid_frame: false } => CloseReason::Peer,
@@ -495,7 +535,9 @@ fn reader_loop(shared: Arc<Shared>, mut reader: WsReader<ReadHalf>, handler: Arc
                 return;
             }
             Incoming::Ping(p) => {
-                let _ = shared.tx.send(WriterCmd::Frame(control_frame(Opcode::Pong, &p)));
+                let _ = shared
+                    .tx
+                    .send(WriterCmd::Frame(control_frame(Opcode::Pong, &p)));
             }
             Incoming::Pong(_) => {}
             Incoming::Close(_) => {
@@ -557,11 +599,19 @@ fn error_answer(v: &Value) -> RtmError {
             .and_then(|m| m.iter().find(|(key, _)| key.as_str() == Some(k)))
             .map(|(_, val)| val)
     };
-    let code = field("code").and_then(|c| c.as_i64()).and_then(|c| i32::try_from(c).ok());
-    let ex = field("ex").and_then(|e| e.as_str()).unwrap_or("").to_owned();
+    let code = field("code")
+        .and_then(|c| c.as_i64())
+        .and_then(|c| i32::try_from(c).ok());
+    let ex = field("ex")
+        .and_then(|e| e.as_str())
+        .unwrap_or("")
+        .to_owned();
     match code {
         Some(code) => RtmError::new(code, ex),
-        None => RtmError::new(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, format!("malformed error answer: {v}")),
+        None => RtmError::new(
+            error_code::FPNN_EC_CORE_UNKNOWN_ERROR,
+            format!("malformed error answer: {v}"),
+        ),
     }
 }
 
@@ -621,7 +671,10 @@ fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receiver<WriterCmd
         }
         shared.table.lock().expire(Instant::now(), &mut expired);
         for cb in expired.drain(..) {
-            cb(Err(err(error_code::FPNN_EC_CORE_TIMEOUT, "quest timed out")));
+            cb(Err(err(
+                error_code::FPNN_EC_CORE_TIMEOUT,
+                "quest timed out",
+            )));
         }
     }
 }

@@ -96,11 +96,16 @@ impl fmt::Display for PacketError {
             PacketError::Short(n) => write!(f, "packet of {n} bytes is shorter than its header"),
             PacketError::BadMagic => write!(f, "packet does not start with FPNN"),
             PacketError::BadVersion(v) => write!(f, "unsupported packet version {v}"),
-            PacketError::BadFlag(fl) => write!(f, "unsupported payload flag {fl:#x} (msgpack only)"),
+            PacketError::BadFlag(fl) => {
+                write!(f, "unsupported payload flag {fl:#x} (msgpack only)")
+            }
             PacketError::BadMtype(m) => write!(f, "unknown packet mtype {m}"),
             PacketError::BadMethod => write!(f, "quest method name is empty or not UTF-8"),
             PacketError::LengthMismatch { declared, actual } => {
-                write!(f, "packet declares {declared} bytes but the message has {actual}")
+                write!(
+                    f,
+                    "packet declares {declared} bytes but the message has {actual}"
+                )
             }
             PacketError::TooLarge { declared, max } => {
                 write!(f, "packet of {declared} bytes is over the limit of {max}")
@@ -176,7 +181,11 @@ impl Packet {
         let ss = buf[7];
         let psize = u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as u64;
         let hlen = header_len(kind);
-        let mlen = if kind == Kind::Answer { 0 } else { u64::from(ss) };
+        let mlen = if kind == Kind::Answer {
+            0
+        } else {
+            u64::from(ss)
+        };
         let declared = hlen as u64 + mlen + psize;
         if declared > max as u64 {
             return Err(PacketError::TooLarge { declared, max });
@@ -219,10 +228,17 @@ impl Packet {
 
     /// Encodes the packet (the inverse of [`Packet::decode`]).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(packet_len(self.kind, self.method.len(), self.payload.len()));
+        let mut out =
+            Vec::with_capacity(packet_len(self.kind, self.method.len(), self.payload.len()));
         match self.kind {
             Kind::Answer => encode_answer(&mut out, self.seq, self.status, &self.payload),
-            k => encode_quest(&mut out, k == Kind::Twoway, self.seq, &self.method, &self.payload),
+            k => encode_quest(
+                &mut out,
+                k == Kind::Twoway,
+                self.seq,
+                &self.method,
+                &self.payload,
+            ),
         }
         out
     }
@@ -232,7 +248,8 @@ impl Packet {
 /// bounded by rmpv, and lengths never pre-allocate, so hostile bytes cost at
 /// most their own size.
 pub fn decode_payload(mut bytes: &[u8]) -> Result<Value, String> {
-    let v = rmpv::decode::read_value(&mut bytes).map_err(|e| format!("bad msgpack payload: {e}"))?;
+    let v =
+        rmpv::decode::read_value(&mut bytes).map_err(|e| format!("bad msgpack payload: {e}"))?;
     if !bytes.is_empty() {
         return Err(format!("{} bytes after the msgpack payload", bytes.len()));
     }
@@ -256,7 +273,10 @@ mod tests {
         encode_answer(&mut out, 0x0403_0201, 0, EMPTY_MAP);
         assert_eq!(
             out,
-            [0x46, 0x50, 0x4E, 0x4E, 0x01, 0x80, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 1, 2, 3, 4, 0x80]
+            [
+                0x46, 0x50, 0x4E, 0x4E, 0x01, 0x80, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 1, 2, 3, 4,
+                0x80
+            ]
         );
         let p = Packet::decode(&out, DEFAULT_MAX_PACKET).unwrap();
         assert_eq!((p.kind, p.seq, p.status), (Kind::Answer, 0x0403_0201, 0));
@@ -269,14 +289,23 @@ mod tests {
         encode_quest(&mut out, true, 1, "ping", EMPTY_MAP);
         assert_eq!(
             out,
-            [b'F', b'P', b'N', b'N', 1, 0x80, 1, 4, 1, 0, 0, 0, 1, 0, 0, 0, b'p', b'i', b'n', b'g', 0x80]
+            [
+                b'F', b'P', b'N', b'N', 1, 0x80, 1, 4, 1, 0, 0, 0, 1, 0, 0, 0, b'p', b'i', b'n',
+                b'g', 0x80
+            ]
         );
         let mut out = Vec::new();
         encode_quest(&mut out, false, 99, "kickout", EMPTY_MAP);
-        assert_eq!(&out[..12], &[b'F', b'P', b'N', b'N', 1, 0x80, 0, 7, 1, 0, 0, 0]);
+        assert_eq!(
+            &out[..12],
+            &[b'F', b'P', b'N', b'N', 1, 0x80, 0, 7, 1, 0, 0, 0]
+        );
         assert_eq!(out.len(), 12 + 7 + 1);
         let p = Packet::decode(&out, 100).unwrap();
-        assert_eq!((p.kind, p.seq, p.method.as_str()), (Kind::Oneway, 0, "kickout"));
+        assert_eq!(
+            (p.kind, p.seq, p.method.as_str()),
+            (Kind::Oneway, 0, "kickout")
+        );
     }
 
     #[test]
@@ -301,13 +330,25 @@ mod tests {
         assert_eq!(with(5, FLAG_JSON), Err(PacketError::BadFlag(0x40)));
         assert_eq!(with(6, 3), Err(PacketError::BadMtype(3)));
         assert_eq!(with(16, 0xff), Err(PacketError::BadMethod));
-        assert!(matches!(with(7, 0), Err(PacketError::LengthMismatch { .. })));
-        assert!(matches!(with(8, 2), Err(PacketError::LengthMismatch { .. })));
+        assert!(matches!(
+            with(7, 0),
+            Err(PacketError::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            with(8, 2),
+            Err(PacketError::LengthMismatch { .. })
+        ));
         let mut trailing = good.clone();
         trailing.push(0);
-        assert!(matches!(Packet::decode(&trailing, 100), Err(PacketError::LengthMismatch { .. })));
+        assert!(matches!(
+            Packet::decode(&trailing, 100),
+            Err(PacketError::LengthMismatch { .. })
+        ));
         assert!(matches!(with(11, 0x7f), Err(PacketError::TooLarge { .. })));
-        assert_eq!(Packet::decode(&good[..10], 100), Err(PacketError::Short(10)));
+        assert_eq!(
+            Packet::decode(&good[..10], 100),
+            Err(PacketError::Short(10))
+        );
         let mut empty = Vec::new();
         write_header(&mut empty, Kind::Answer, 0, 0, 1);
         assert_eq!(Packet::decode(&empty, 100), Err(PacketError::EmptyPayload));

@@ -96,14 +96,28 @@ fn resolve(ep: &Endpoint, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
         })?;
     match rx.recv_deadline(deadline) {
         Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "DNS lookup timed out")),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "DNS lookup timed out",
+        )),
     }
+}
+
+/// `timeout` from now. A timeout too large for `Instant` (`Duration::MAX`
+/// as "no limit") is a century, where `+` would panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 fn remaining(deadline: Instant) -> io::Result<Duration> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        Err(io::Error::new(io::ErrorKind::TimedOut, "connection timeout"))
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connection timeout",
+        ))
     } else {
         Ok(left)
     }
@@ -127,7 +141,7 @@ pub(crate) fn open(
     timeout: Duration,
     extra_roots: &[Vec<u8>],
 ) -> Result<Opened, WsError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let addrs = resolve(ep, deadline)?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
     let mut tcp = None;
@@ -140,13 +154,12 @@ pub(crate) fn open(
             Err(e) => last = e,
         }
     }
-    let mut tcp = tcp.ok_or(last)?;
+    let tcp = tcp.ok_or(last)?;
     tcp.set_nodelay(true)?;
-    tcp.set_read_timeout(Some(remaining(deadline)?))?;
-    tcp.set_write_timeout(Some(remaining(deadline)?))?;
     let control = tcp.try_clone()?;
     if !ep.tls {
-        let leftover = handshake::client_handshake(&mut tcp, &ep.host_header(), path)?;
+        let leftover =
+            handshake::client_handshake(&mut Deadlined(&tcp, deadline), &ep.host_header(), path)?;
         tcp.set_read_timeout(None)?;
         tcp.set_write_timeout(Some(WRITE_STALL))?;
         let read = tcp.try_clone()?;
@@ -163,10 +176,11 @@ pub(crate) fn open(
     let mut conn = rustls::ClientConnection::new(config, name)
         .map_err(|e| WsError::Handshake(format!("TLS setup failed: {e}")))?;
     while conn.is_handshaking() {
-        conn.complete_io(&mut tcp)?;
+        conn.complete_io(&mut Deadlined(&tcp, deadline))?;
     }
     let leftover = {
-        let mut stream = rustls::Stream::new(&mut conn, &mut tcp);
+        let mut io = Deadlined(&tcp, deadline);
+        let mut stream = rustls::Stream::new(&mut conn, &mut io);
         handshake::client_handshake(&mut stream, &ep.host_header(), path)?
     };
     tcp.set_read_timeout(None)?;
@@ -190,6 +204,32 @@ pub(crate) fn open(
         leftover,
         control,
     })
+}
+
+/// The socket while connecting: each read or write may block only until the
+/// connect deadline, so a peer that trickles its answer a byte at a time
+/// cannot stretch the connect timeout.
+struct Deadlined<'a>(&'a TcpStream, Instant);
+
+impl Read for Deadlined<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.set_read_timeout(Some(remaining(self.1)?))?;
+        let mut s = self.0;
+        s.read(buf)
+    }
+}
+
+impl Write for Deadlined<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.set_write_timeout(Some(remaining(self.1)?))?;
+        let mut s = self.0;
+        s.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut s = self.0;
+        s.flush()
+    }
 }
 
 /// How long one write may stall (the peer not reading) before the connection
@@ -300,19 +340,28 @@ impl WriteHalf {
         match self {
             WriteHalf::Plain(s) => s.write_all(data),
             WriteHalf::Tls(t) => {
-                {
-                    let mut s = t.session.lock();
-                    s.writer().write_all(data)?;
-                    while s.wants_write() {
-                        s.write_tls(&mut t.out)?;
+                // The session takes at most its buffer limit (64 KiB) of
+                // plaintext at a time: seal a part, send it, repeat.
+                let mut rest = data;
+                loop {
+                    {
+                        let mut s = t.session.lock();
+                        let n = s.writer().write(rest)?;
+                        rest = &rest[n..];
+                        while s.wants_write() {
+                            s.write_tls(&mut t.out)?;
+                        }
+                    }
+                    let r = t.tcp.write_all(&t.out);
+                    t.out.clear();
+                    if t.out.capacity() > 1 << 20 {
+                        t.out.shrink_to(64 * 1024);
+                    }
+                    r?;
+                    if rest.is_empty() {
+                        return Ok(());
                     }
                 }
-                let r = t.tcp.write_all(&t.out);
-                t.out.clear();
-                if t.out.capacity() > 1 << 20 {
-                    t.out.shrink_to(64 * 1024);
-                }
-                r
             }
         }
     }
@@ -343,12 +392,17 @@ mod tests {
     #[test]
     fn endpoints_parse() {
         let e = Endpoint::parse("example.com:13321", false).unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.tls), ("example.com", 13321, false));
-        assert_eq!(Endpoint::parse("wss://h:1/service/x", false).unwrap().tls, true);
+        assert_eq!(
+            (e.host.as_str(), e.port, e.tls),
+            ("example.com", 13321, false)
+        );
+        assert!(Endpoint::parse("wss://h:1/service/x", false).unwrap().tls);
         let v6 = Endpoint::parse("[::1]:80", true).unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 80));
         assert_eq!(v6.host_header(), "[::1]:80");
-        for bad in ["", "host", "host:", ":80", "h:0", "h:99999", "::1:80", "h:x"] {
+        for bad in [
+            "", "host", "host:", ":80", "h:0", "h:99999", "::1:80", "h:x",
+        ] {
             assert_eq!(Endpoint::parse(bad, false), None, "{bad}");
         }
     }

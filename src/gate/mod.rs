@@ -117,7 +117,11 @@ impl GateBuilder {
     /// Starts the gate in this process.
     pub fn start(self) -> io::Result<Gate> {
         let server = Server::new(self.config);
-        let addr = server.listen(&format!("{}:{}", bracket(&server.config.host), server.config.port))?;
+        let addr = server.listen(&format!(
+            "{}:{}",
+            bracket(&server.config.host),
+            server.config.port
+        ))?;
         Ok(Gate {
             server: Mutex::new(server),
             addr,
@@ -237,7 +241,10 @@ impl Gate {
     /// stores it in broadcast history.
     pub fn broadcast(&self, pid: i64, from: i64, mtype: u8, msg: &str, attrs: &str) {
         let srv = self.srv();
-        let pushes = srv.state.lock().broadcast(pid, from, mtype, Value::from(msg), attrs, server::now_ms());
+        let pushes =
+            srv.state
+                .lock()
+                .broadcast(pid, from, mtype, Value::from(msg), attrs, server::now_ms());
         srv.deliver(pushes);
     }
 
@@ -278,7 +285,14 @@ impl Gate {
     }
 
     /// Sends a quest to every connection of the user; returns how many.
-    pub fn send_quest(&self, pid: i64, uid: i64, method: &str, payload: Value, twoway: bool) -> usize {
+    pub fn send_quest(
+        &self,
+        pid: i64,
+        uid: i64,
+        method: &str,
+        payload: Value,
+        twoway: bool,
+    ) -> usize {
         let conns = self.srv().conns_of(pid, uid);
         for c in &conns {
             c.send_quest(method, &payload, twoway);

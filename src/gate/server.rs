@@ -55,7 +55,9 @@ impl Conn {
         let mut body = Vec::new();
         packet::encode_payload(payload, &mut body);
         let seq = if twoway {
-            (self.seq.fetch_add(1, Ordering::Relaxed) as u32).wrapping_add(1).max(1)
+            (self.seq.fetch_add(1, Ordering::Relaxed) as u32)
+                .wrapping_add(1)
+                .max(1)
         } else {
             0
         };
@@ -180,7 +182,13 @@ impl Server {
     }
 
     pub(crate) fn drop_where(&self, pred: impl Fn(&Conn) -> bool) -> usize {
-        let victims: Vec<Arc<Conn>> = self.conns.lock().values().filter(|c| pred(c)).cloned().collect();
+        let victims: Vec<Arc<Conn>> = self
+            .conns
+            .lock()
+            .values()
+            .filter(|c| pred(c))
+            .cloned()
+            .collect();
         for c in &victims {
             c.kill();
         }
@@ -245,7 +253,8 @@ impl Server {
     fn serve(self: &Arc<Self>, mut stream: TcpStream) -> io::Result<()> {
         let _ = stream.set_nodelay(true);
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let up = handshake::server_handshake(&mut stream).map_err(|e| io::Error::other(e.to_string()))?;
+        let up = handshake::server_handshake(&mut stream)
+            .map_err(|e| io::Error::other(e.to_string()))?;
         stream.set_read_timeout(None)?;
         stream.set_write_timeout(Some(Duration::from_secs(10)))?;
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -272,7 +281,11 @@ impl Server {
         result
     }
 
-    fn read_loop(self: &Arc<Self>, conn: &Arc<Conn>, reader: &mut WsReader<TcpStream>) -> io::Result<()> {
+    fn read_loop(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        reader: &mut WsReader<TcpStream>,
+    ) -> io::Result<()> {
         loop {
             let msg = reader.read().map_err(|e| io::Error::other(e.to_string()))?;
             *conn.last_heard.lock() = Instant::now();
@@ -289,7 +302,8 @@ impl Server {
                 Incoming::Close(_) => return Ok(()),
                 Incoming::Text(_) => return Err(io::Error::other("text message")),
             };
-            let p = Packet::decode(&data, self.config.max_packet).map_err(|e| io::Error::other(e.to_string()))?;
+            let p = Packet::decode(&data, self.config.max_packet)
+                .map_err(|e| io::Error::other(e.to_string()))?;
             if p.kind == Kind::Answer {
                 continue;
             }
@@ -303,7 +317,10 @@ impl Server {
             if p.method == "auth" {
                 self.auth_log.lock().push(payload.clone());
             }
-            let outcome = self.state.lock().handle(conn.id, &p.method, &payload, now_ms());
+            let outcome = self
+                .state
+                .lock()
+                .handle(conn.id, &p.method, &payload, now_ms());
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
             if p.kind == Kind::Twoway {
                 let delay = *self.answer_delay.lock();
@@ -330,7 +347,11 @@ impl Server {
         loop {
             {
                 let mut g = self.wake_lock.lock();
-                let wait = if interval.is_zero() { Duration::from_secs(3600) } else { interval };
+                let wait = if interval.is_zero() {
+                    Duration::from_secs(3600)
+                } else {
+                    interval
+                };
                 if self.stopping.load(Ordering::SeqCst) {
                     return;
                 }
@@ -345,7 +366,10 @@ impl Server {
             let conns: Vec<Arc<Conn>> = self.conns.lock().values().cloned().collect();
             for c in conns {
                 if c.last_heard.lock().elapsed() > interval * 3 {
-                    log::debug!("gate: connection {} silent for 3 ping intervals, closing", c.id);
+                    log::debug!(
+                        "gate: connection {} silent for 3 ping intervals, closing",
+                        c.id
+                    );
                     c.kill();
                     continue;
                 }

@@ -375,7 +375,14 @@ mod tests {
         let server = FrameParser::new(Role::Server, 1 << 20, false);
         let mut out = Vec::new();
         let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
-        encode_frame(&mut out, Opcode::Binary, true, &payload, Some([1, 2, 3, 4]), false);
+        encode_frame(
+            &mut out,
+            Opcode::Binary,
+            true,
+            &payload,
+            Some([1, 2, 3, 4]),
+            false,
+        );
         let h = server.parse_head(&out).unwrap().unwrap();
         assert_eq!(h.mask, Some([1, 2, 3, 4]));
         let mut body = out[h.header_len..h.frame_len()].to_vec();
@@ -391,7 +398,10 @@ mod tests {
     fn size_limit_is_enforced_from_the_header_alone() {
         let p = FrameParser::new(Role::Client, 1000, true);
         let head = [0x82, 127, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff];
-        assert!(matches!(p.parse_head(&head), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            p.parse_head(&head),
+            Err(FrameError::TooLarge { .. })
+        ));
         let top = [0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(p.parse_head(&top), Err(FrameError::BadLength));
     }
@@ -399,10 +409,16 @@ mod tests {
     #[test]
     fn protocol_violations_are_errors() {
         let p = client();
-        assert_eq!(p.parse_head(&[0xc2, 0]), Err(FrameError::ReservedBits(0x40)));
+        assert_eq!(
+            p.parse_head(&[0xc2, 0]),
+            Err(FrameError::ReservedBits(0x40))
+        );
         assert_eq!(p.parse_head(&[0x83, 0]), Err(FrameError::UnknownOpcode(3)));
         assert_eq!(p.parse_head(&[0x09, 0]), Err(FrameError::BadControlFrame));
-        assert_eq!(p.parse_head(&[0x89, 126, 0, 200]), Err(FrameError::BadControlFrame));
+        assert_eq!(
+            p.parse_head(&[0x89, 126, 0, 200]),
+            Err(FrameError::BadControlFrame)
+        );
     }
 
     #[test]

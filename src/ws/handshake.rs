@@ -100,7 +100,8 @@ pub fn server_handshake<S: Read + Write>(stream: &mut S) -> Result<Upgrade, WsEr
         && get("Sec-WebSocket-Version") == Some("13");
     let key = get("Sec-WebSocket-Key").filter(|_| ok);
     let Some(key) = key else {
-        let _ = stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n");
+        let _ =
+            stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n");
         return Err(bad("missing or misspelled upgrade headers"));
     };
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -192,7 +193,8 @@ mod tests {
 
     #[test]
     fn server_accepts_the_client_request_and_keeps_leftover_bytes() {
-        let mut input = client_request("h:1", "/service/websocket", "dGhlIHNhbXBsZSBub25jZQ==").into_bytes();
+        let mut input =
+            client_request("h:1", "/service/websocket", "dGhlIHNhbXBsZSBub25jZQ==").into_bytes();
         input.extend_from_slice(&[0x82, 0x80]);
         let mut d = Duplex {
             input: Cursor::new(input),
@@ -231,11 +233,17 @@ mod tests {
             ),
             output: Vec::new(),
         };
-        assert!(matches!(client_handshake(&mut d, "h", "/service/websocket"), Err(WsError::Handshake(_))));
+        assert!(matches!(
+            client_handshake(&mut d, "h", "/service/websocket"),
+            Err(WsError::Handshake(_))
+        ));
         let mut d = Duplex {
             input: Cursor::new(b"HTTP/1.1 500 Oops\r\n\r\n".to_vec()),
             output: Vec::new(),
         };
-        assert!(matches!(client_handshake(&mut d, "h", "/service/websocket"), Err(WsError::Handshake(_))));
+        assert!(matches!(
+            client_handshake(&mut d, "h", "/service/websocket"),
+            Err(WsError::Handshake(_))
+        ));
     }
 }

@@ -206,7 +206,8 @@ impl<R: Read> WsReader<R> {
     /// Reads more bytes; `need` is the size of the frame being completed (0
     /// when only the header is incomplete).
     fn fill(&mut self, need: usize) -> Result<(), WsError> {
-        if self.head > 0 && (self.head == self.tail || self.buf.len() - self.tail < READ_CHUNK / 4) {
+        if self.head > 0 && (self.head == self.tail || self.buf.len() - self.tail < READ_CHUNK / 4)
+        {
             self.buf.copy_within(self.head..self.tail, 0);
             self.tail -= self.head;
             self.head = 0;
@@ -353,7 +354,11 @@ mod tests {
         encode_frame(&mut b, Opcode::Ping, true, b"p", None, false);
         encode_frame(&mut b, Opcode::Continuation, false, b"cd", None, false);
         encode_frame(&mut b, Opcode::Continuation, true, b"e", None, false);
-        let mut r = WsReader::new(Trickle(b, 0), &[], FrameParser::new(Role::Client, 100, true));
+        let mut r = WsReader::new(
+            Trickle(b, 0),
+            &[],
+            FrameParser::new(Role::Client, 100, true),
+        );
         assert_eq!(r.read().unwrap(), Incoming::Ping(b"p".to_vec()));
         assert_eq!(r.read().unwrap(), Incoming::Binary(b"abcde".to_vec()));
         assert!(matches!(r.read(), Err(WsError::Eof { mid_frame: false })));
@@ -379,7 +384,10 @@ mod tests {
         let mut b = Vec::new();
         encode_frame(&mut b, Opcode::Binary, true, &[5u8; 300], None, false);
         b.truncate(100);
-        assert!(matches!(reader(b).read(), Err(WsError::Eof { mid_frame: true })));
+        assert!(matches!(
+            reader(b).read(),
+            Err(WsError::Eof { mid_frame: true })
+        ));
     }
 
     #[test]
@@ -405,7 +413,14 @@ mod tests {
         encode_frame(&mut b, Opcode::Binary, true, b"b", None, false);
         assert!(matches!(reader(b).read(), Err(WsError::Fragmentation)));
         let mut b = Vec::new();
-        encode_frame(&mut b, Opcode::Text, false, &[0xce, 0xba, 0xff], None, false);
+        encode_frame(
+            &mut b,
+            Opcode::Text,
+            false,
+            &[0xce, 0xba, 0xff],
+            None,
+            false,
+        );
         assert!(matches!(reader(b).read(), Err(WsError::InvalidUtf8)));
     }
 
