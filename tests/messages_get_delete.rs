@@ -53,7 +53,10 @@ fn get_message_reads_p2p_group_and_room_messages_by_sender_mid_and_xid() {
             To::P2p(_) => (B, To::P2p(A)),
             _ => (B, to),
         };
-        for (from, mid, to) in [(A, BIG_MID + 1, to), (other_sender.0, BIG_MID, other_sender.1)] {
+        for (from, mid, to) in [
+            (A, BIG_MID + 1, to),
+            (other_sender.0, BIG_MID, other_sender.1),
+        ] {
             let e = get(&b, from, mid, to).expect_err("no such message");
             assert_eq!(e.code, error_code::FPNN_EC_PROTO_KEY_NOT_FOUND, "{to:?}");
         }
@@ -94,7 +97,9 @@ fn a_deleted_message_is_not_found_with_10009() {
     }
     let sent = gate.received("delmsg");
     assert_eq!(sent.len(), 3);
-    assert!(sent.iter().all(|p| keys(p) == ["from", "mid", "xid", "type"]));
+    assert!(sent
+        .iter()
+        .all(|p| keys(p) == ["from", "mid", "xid", "type"]));
     let kinds: Vec<(i64, i64)> = sent
         .iter()
         .map(|p| (int(p, "xid"), int(p, "type")))
@@ -132,11 +137,19 @@ fn a_binary_body_arrives_as_bytes_in_the_push_history_and_get_message() {
         assert_eq!(push.event, to.chat_event(), "{to:?}");
         let m = &push.msg;
         assert_eq!((m.from, m.mtype, m.mtime), (A, 30, mtime), "{to:?}");
-        assert_eq!((m.msg.as_deref(), m.binary.as_slice()), (None, body), "{to:?}");
+        assert_eq!(
+            (m.msg.as_deref(), m.binary.as_slice()),
+            (None, body),
+            "{to:?}"
+        );
         assert_eq!(m.attrs, "{\"k\":1}");
 
         let got = get(&b, A, mid, to).unwrap_or_else(|e| panic!("{to:?}: {e}"));
-        assert_eq!((got.msg.as_deref(), got.binary.as_slice()), (None, body), "{to:?}");
+        assert_eq!(
+            (got.msg.as_deref(), got.binary.as_slice()),
+            (None, body),
+            "{to:?}"
+        );
         assert_eq!((got.mtype, got.mtime), (30, mtime));
 
         let (msg, binary) = match to {
@@ -147,19 +160,25 @@ fn a_binary_body_arrives_as_bytes_in_the_push_history_and_get_message() {
                 (h.msgs[0].msg.clone(), h.msgs[0].binary.clone())
             }
             To::Group(gid) => {
-                let h = blocking(|cb| b.get_group_message(gid, true, 1, None, None, None, None, 0, cb))
-                    .unwrap();
+                let h =
+                    blocking(|cb| b.get_group_message(gid, true, 1, None, None, None, None, 0, cb))
+                        .unwrap();
                 assert_eq!((h.msgs[0].mid, h.msgs[0].from), (mid, A));
                 (h.msgs[0].msg.clone(), h.msgs[0].binary.clone())
             }
             To::Room(rid) => {
-                let h = blocking(|cb| b.get_room_message(rid, true, 1, None, None, None, None, 0, cb))
-                    .unwrap();
+                let h =
+                    blocking(|cb| b.get_room_message(rid, true, 1, None, None, None, None, 0, cb))
+                        .unwrap();
                 assert_eq!((h.msgs[0].mid, h.msgs[0].from), (mid, A));
                 (h.msgs[0].msg.clone(), h.msgs[0].binary.clone())
             }
         };
-        assert_eq!((msg.as_deref(), binary.as_slice()), (None, body), "{to:?} history");
+        assert_eq!(
+            (msg.as_deref(), binary.as_slice()),
+            (None, body),
+            "{to:?} history"
+        );
     }
     // A text body is both: msg and its bytes.
     let sent = send(&a, To::P2p(B), 30, "héllo", 0).unwrap();

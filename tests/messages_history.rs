@@ -140,10 +140,8 @@ fn check_paging(reader: &RtmClient, at: Hist, from: i64) {
             let pages = page_all(reader, at, desc, num);
             let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
             let full = num as usize;
-            let expect_sizes: Vec<usize> = (0..45)
-                .step_by(full)
-                .map(|s| full.min(45 - s))
-                .collect();
+            let expect_sizes: Vec<usize> =
+                (0..45).step_by(full).map(|s| full.min(45 - s)).collect();
             assert_eq!(sizes, expect_sizes, "{at:?} num {num} desc {desc}");
             let rows: Vec<Row> = pages.into_iter().flatten().collect();
             let mut texts: Vec<String> = rows.iter().map(|r| r.5.clone().unwrap()).collect();
@@ -152,7 +150,10 @@ fn check_paging(reader: &RtmClient, at: Hist, from: i64) {
                 texts.reverse();
                 ids.reverse();
             }
-            assert_eq!(texts, want, "{at:?} num {num} desc {desc}: no gap, no repeat");
+            assert_eq!(
+                texts, want,
+                "{at:?} num {num} desc {desc}: no gap, no repeat"
+            );
             assert!(ids.windows(2).all(|w| w[0] < w[1]), "{at:?}: ids ascend");
             assert!(rows.iter().all(|r| r.1 == from && r.2 == 30 && !r.4));
         }
@@ -168,7 +169,9 @@ fn p2p_history_pages_45_messages_both_ways_without_gap_or_repeat() {
     // Direction 2 (received) as B sees it, 1 (sent) as A does.
     check_paging(&b, Hist::P2p(A), 2);
     check_paging(&a, Hist::P2p(B), 1);
-    let rows = page(&b, Hist::P2p(A), false, 20, None, None, None, None).unwrap().rows;
+    let rows = page(&b, Hist::P2p(A), false, 20, None, None, None, None)
+        .unwrap()
+        .rows;
     let got: Vec<i64> = rows.iter().map(|r| r.3).collect();
     assert_eq!(got, mids[..20], "mids above 2^53 come back intact");
 }
@@ -217,7 +220,12 @@ fn num_above_20_returns_at_most_20() {
     for i in 0..45 {
         gate.broadcast(PID, C, 30, &format!("m{i}"), "");
     }
-    for at in [Hist::P2p(B), Hist::Group(GID), Hist::Room(RID), Hist::Broadcast] {
+    for at in [
+        Hist::P2p(B),
+        Hist::Group(GID),
+        Hist::Room(RID),
+        Hist::Broadcast,
+    ] {
         for desc in [false, true] {
             let p = page(&a, at, desc, 50, None, None, None, None).unwrap();
             assert_eq!((p.num, p.rows.len()), (20, 20), "{at:?} desc {desc}");
@@ -251,7 +259,12 @@ fn mtypes_filter_keeps_only_the_named_types() {
     for (i, mtype) in [30u8, 31, 51, 30, 32, 51].into_iter().enumerate() {
         gate.broadcast(PID, C, mtype, &format!("t{i}"), "");
     }
-    for at in [Hist::P2p(B), Hist::Group(GID), Hist::Room(RID), Hist::Broadcast] {
+    for at in [
+        Hist::P2p(B),
+        Hist::Group(GID),
+        Hist::Room(RID),
+        Hist::Broadcast,
+    ] {
         let texts = |mtypes: Option<&[u8]>, desc: bool| -> Vec<(u8, String)> {
             page(&a, at, desc, 20, None, None, None, mtypes)
                 .unwrap()
@@ -317,7 +330,9 @@ fn deleted_messages_stay_in_history_marked_deleted() {
             To::Group(g) => Hist::Group(g),
             To::Room(r) => Hist::Room(r),
         };
-        let rows = page(&b, at, false, 20, None, None, None, None).unwrap().rows;
+        let rows = page(&b, at, false, 20, None, None, None, None)
+            .unwrap()
+            .rows;
         let summary: Vec<(i64, bool, String, String, i64)> = rows
             .into_iter()
             .map(|r| (r.3, r.4, r.5.unwrap_or_default(), r.6, r.7))

@@ -62,7 +62,11 @@ fn send_answers_carry_the_given_mid_or_the_generated_one_sent_on_the_wire() {
 
         let wire = gate.received(send_method(to));
         let mids: Vec<i64> = wire.iter().map(|p| int(p, "mid")).collect();
-        assert_eq!(mids, [BIG_MID, generated.mid], "{to:?}: the mids on the wire");
+        assert_eq!(
+            mids,
+            [BIG_MID, generated.mid],
+            "{to:?}: the mids on the wire"
+        );
     }
 }
 
@@ -84,7 +88,11 @@ fn send_errors_carry_the_mid_for_all_three_methods() {
         let e = send(&a, to, 30, "hi", 0).expect_err("not a member");
         assert_eq!(e.error.code, code, "{to:?}");
         let wire = gate.received(send_method(to));
-        assert_eq!(e.mid, int(wire.last().unwrap(), "mid"), "{to:?}: the generated mid");
+        assert_eq!(
+            e.mid,
+            int(wire.last().unwrap(), "mid"),
+            "{to:?}: the generated mid"
+        );
         assert_ne!(e.mid, 0);
     }
     assert_eq!(error_code::RTM_EC_NOT_GROUP_MEMBER, 200041);
@@ -296,9 +304,15 @@ fn pushes_never_reach_the_sender_and_reach_every_connection_of_the_receiver() {
         let all = p.wait("the broadcast", |s| {
             s.iter().any(|x| x.event == PushEvent::RecvBroadcastChat)
         });
-        let bc: Vec<_> = all.iter().filter(|x| x.event == PushEvent::RecvBroadcastChat).collect();
+        let bc: Vec<_> = all
+            .iter()
+            .filter(|x| x.event == PushEvent::RecvBroadcastChat)
+            .collect();
         assert_eq!(bc.len(), 1);
-        assert_eq!((bc[0].msg.from, bc[0].msg.msg.as_deref()), (A, Some("to everyone")));
+        assert_eq!(
+            (bc[0].msg.from, bc[0].msg.msg.as_deref()),
+            (A, Some("to everyone"))
+        );
     }
     // Neither of the sender's connections got any of it: every push the gate
     // wrote to them before the sentinel has been seen.
@@ -338,24 +352,30 @@ fn a_resend_with_the_same_mid_gets_the_first_mtime_is_stored_once_and_pushed_onc
 
         // Stored once: history has one message with that mid, the first body.
         let h: Vec<(i64, Option<String>, i64)> = match to {
-            To::P2p(uid) => blocking(|cb| a.get_p2p_message(uid, false, 20, None, None, None, None, 0, cb))
-                .unwrap()
-                .msgs
-                .into_iter()
-                .map(|m| (m.mid, m.msg, m.mtime))
-                .collect(),
-            To::Group(gid) => blocking(|cb| a.get_group_message(gid, false, 20, None, None, None, None, 0, cb))
-                .unwrap()
-                .msgs
-                .into_iter()
-                .map(|m| (m.mid, m.msg, m.mtime))
-                .collect(),
-            To::Room(rid) => blocking(|cb| a.get_room_message(rid, false, 20, None, None, None, None, 0, cb))
-                .unwrap()
-                .msgs
-                .into_iter()
-                .map(|m| (m.mid, m.msg, m.mtime))
-                .collect(),
+            To::P2p(uid) => {
+                blocking(|cb| a.get_p2p_message(uid, false, 20, None, None, None, None, 0, cb))
+                    .unwrap()
+                    .msgs
+                    .into_iter()
+                    .map(|m| (m.mid, m.msg, m.mtime))
+                    .collect()
+            }
+            To::Group(gid) => {
+                blocking(|cb| a.get_group_message(gid, false, 20, None, None, None, None, 0, cb))
+                    .unwrap()
+                    .msgs
+                    .into_iter()
+                    .map(|m| (m.mid, m.msg, m.mtime))
+                    .collect()
+            }
+            To::Room(rid) => {
+                blocking(|cb| a.get_room_message(rid, false, 20, None, None, None, None, 0, cb))
+                    .unwrap()
+                    .msgs
+                    .into_iter()
+                    .map(|m| (m.mid, m.msg, m.mtime))
+                    .collect()
+            }
         };
         assert_eq!(
             h,

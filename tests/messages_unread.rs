@@ -96,7 +96,11 @@ fn p2p_unread_defaults_to_since_the_last_logout_and_skips_own_messages() {
     let own = send(&b, To::P2p(A), 30, "back", 0).unwrap();
 
     let r = p2p_unread(&b, &[A], None, None);
-    assert_eq!(r.p2p, counts(&[(A, 2)]), "since the logout, chat types only");
+    assert_eq!(
+        r.p2p,
+        counts(&[(A, 2)]),
+        "since the logout, chat types only"
+    );
     assert_eq!(r.ltime, HashMap::from([(A, own.payload.mtime)]));
     let r = p2p_unread(&b, &[A], None, Some(&[51]));
     assert_eq!(r.p2p, counts(&[(A, 1)]));
@@ -158,7 +162,11 @@ fn unread_message_lists_peers_and_groups_after_an_offline_period_and_clear_empti
     assert_eq!(unread(&b, false), want);
     assert_eq!(unread(&b, false), want, "clear: false keeps them");
     assert_eq!(unread(&b, true), want, "clear: true answers first");
-    assert_eq!(unread(&b, false), UnreadMessage::default(), "then it is empty");
+    assert_eq!(
+        unread(&b, false),
+        UnreadMessage::default(),
+        "then it is empty"
+    );
     // B's own messages never make anything unread for B.
     send(&b, To::P2p(A), 30, "mine", 0).unwrap();
     send(&b, To::Group(GID), 30, "mine", 0).unwrap();

@@ -26,7 +26,10 @@ fn sends_put_target_mid_mtype_msg_and_attrs_on_the_wire() {
         assert_eq!(sent.len(), 1, "{method}");
         let p = &sent[0];
         assert_eq!(keys(p), [key, "mid", "mtype", "msg", "attrs"], "{method}");
-        assert_eq!((int(p, key), int(p, "mid"), int(p, "mtype")), (id, mid, mtype));
+        assert_eq!(
+            (int(p, key), int(p, "mid"), int(p, "mtype")),
+            (id, mid, mtype)
+        );
         assert_eq!(field(p, "msg"), &Value::from(msg), "{method}: msg is a str");
         assert_eq!(field(p, "attrs"), &Value::from(attrs), "{method}");
     }
@@ -50,13 +53,19 @@ fn unread_requests_leave_out_mtime_and_mtypes_when_none() {
 
     let getunread = gate.received("getunread");
     assert!(getunread.iter().all(|p| keys(p) == ["clear"]));
-    let clears: Vec<Option<bool>> = getunread.iter().map(|p| field(p, "clear").as_bool()).collect();
+    let clears: Vec<Option<bool>> = getunread
+        .iter()
+        .map(|p| field(p, "clear").as_bool())
+        .collect();
     assert_eq!(clears, [Some(false), Some(true)]);
     let clean = gate.received("cleanunread");
     assert_eq!(clean.len(), 1);
     assert!(keys(&clean[0]).is_empty(), "cleanunread {{}}: {}", clean[0]);
 
-    for (method, list, ids) in [("getp2punread", "uids", [B, C]), ("getgroupunread", "gids", [GID, GID2])] {
+    for (method, list, ids) in [
+        ("getp2punread", "uids", [B, C]),
+        ("getgroupunread", "gids", [GID, GID2]),
+    ] {
         let sent = gate.received(method);
         let key_sets: Vec<Vec<String>> = sent.iter().map(keys).collect();
         assert_eq!(
@@ -69,11 +78,17 @@ fn unread_requests_leave_out_mtime_and_mtypes_when_none() {
             ],
             "{method}"
         );
-        assert!(sent.iter().all(|p| int_list(p, list) == ids), "{method}: 64-bit ids");
+        assert!(
+            sent.iter().all(|p| int_list(p, list) == ids),
+            "{method}: 64-bit ids"
+        );
         assert_eq!(int(&sent[3], "mtime"), BIG_MID);
         assert_eq!(int_list(&sent[3], "mtypes"), [30, 51]);
     }
 }
+
+/// begin, end, lastid, mtypes.
+type Options = (Option<i64>, Option<i64>, Option<i64>, Option<&'static [u8]>);
 
 #[test]
 fn history_requests_leave_out_the_options_that_are_none() {
@@ -81,13 +96,17 @@ fn history_requests_leave_out_the_options_that_are_none() {
     let a = logged_in(&gate, A);
     group(&a, GID, &[B]);
     enter(&a, RID);
-    let some: (Option<i64>, Option<i64>, Option<i64>, Option<&[u8]>) =
-        (Some(11), Some(BIG_MID - 1), Some(BIG_MID), Some(&[30, 41]));
-    for (desc, num, (begin, end, lastid, mtypes)) in [(true, 7, (None, None, None, None)), (false, 8, some)] {
+    let some: Options = (Some(11), Some(BIG_MID - 1), Some(BIG_MID), Some(&[30, 41]));
+    for (desc, num, (begin, end, lastid, mtypes)) in
+        [(true, 7, (None, None, None, None)), (false, 8, some)]
+    {
         blocking(|cb| a.get_p2p_message(B, desc, num, begin, end, lastid, mtypes, 0, cb)).unwrap();
-        blocking(|cb| a.get_group_message(GID, desc, num, begin, end, lastid, mtypes, 0, cb)).unwrap();
-        blocking(|cb| a.get_room_message(RID, desc, num, begin, end, lastid, mtypes, 0, cb)).unwrap();
-        blocking(|cb| a.get_broadcast_message(desc, num, begin, end, lastid, mtypes, 0, cb)).unwrap();
+        blocking(|cb| a.get_group_message(GID, desc, num, begin, end, lastid, mtypes, 0, cb))
+            .unwrap();
+        blocking(|cb| a.get_room_message(RID, desc, num, begin, end, lastid, mtypes, 0, cb))
+            .unwrap();
+        blocking(|cb| a.get_broadcast_message(desc, num, begin, end, lastid, mtypes, 0, cb))
+            .unwrap();
     }
     // Only the options given, one at a time.
     blocking(|cb| a.get_group_message(GID, true, 9, None, Some(5), None, None, 0, cb)).unwrap();
@@ -101,7 +120,10 @@ fn history_requests_leave_out_the_options_that_are_none() {
     ] {
         let sent = gate.received(method);
         let with = |rest: &[&str]| -> Vec<String> {
-            key.into_iter().chain(rest.iter().copied()).map(str::to_owned).collect()
+            key.into_iter()
+                .chain(rest.iter().copied())
+                .map(str::to_owned)
+                .collect()
         };
         assert_eq!(keys(&sent[0]), with(&["desc", "num"]), "{method}");
         assert_eq!(
@@ -110,7 +132,11 @@ fn history_requests_leave_out_the_options_that_are_none() {
             "{method}"
         );
         if let Some(k) = key {
-            assert_eq!((int(&sent[0], k), int(&sent[1], k)), (id, id), "{method}: 64-bit id");
+            assert_eq!(
+                (int(&sent[0], k), int(&sent[1], k)),
+                (id, id),
+                "{method}: 64-bit id"
+            );
         }
         assert_eq!(field(&sent[0], "desc").as_bool(), Some(true));
         assert_eq!(int(&sent[0], "num"), 7);
@@ -147,7 +173,11 @@ fn get_and_delete_message_put_from_mid_xid_and_type_on_the_wire() {
             .collect();
         assert_eq!(
             rows,
-            [[A, BIG_MID, B, 1], [A, BIG_MID, GID, 2], [A, BIG_MID, RID, 3]],
+            [
+                [A, BIG_MID, B, 1],
+                [A, BIG_MID, GID, 2],
+                [A, BIG_MID, RID, 3]
+            ],
             "{method}"
         );
     }

@@ -309,7 +309,9 @@ impl Server {
             }
             let payload = packet::decode_payload(&p.payload).map_err(io::Error::other)?;
             if self.config.record_quests {
-                self.quest_log.lock().push((p.method.clone(), payload.clone()));
+                self.quest_log
+                    .lock()
+                    .push((p.method.clone(), payload.clone()));
             }
             if self.paused() {
                 continue;

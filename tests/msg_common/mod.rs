@@ -235,7 +235,10 @@ impl Pushes {
                 return seen.clone();
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {what}; got {seen:#?}");
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}; got {seen:#?}"
+            );
             seen = self.cv.wait_timeout(seen, left).unwrap().0;
         }
     }
@@ -250,7 +253,10 @@ impl Pushes {
 
     /// The pushes with this mid.
     pub fn with_mid(&self, mid: i64) -> Vec<Seen> {
-        self.all().into_iter().filter(|x| x.msg.mid == mid).collect()
+        self.all()
+            .into_iter()
+            .filter(|x| x.msg.mid == mid)
+            .collect()
     }
 }
 
