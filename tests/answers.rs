@@ -239,3 +239,22 @@ fn a_quest_over_the_packet_limit_fails_at_once_and_the_connection_stays_open() {
     s.answer(p.seq, &empty());
     assert!(result(&rx).is_ok());
 }
+
+#[test]
+fn a_panicking_answer_callback_does_not_stop_later_answers() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    client
+        .conn
+        .send_quest("boom", &Value::Map(vec![]), LONG, |_| panic!("user bug"));
+    let (p, _) = s.quest();
+    s.answer(p.seq, &Value::Map(vec![]));
+    let rx = send(&client.conn, "next", &Value::Map(vec![]), LONG);
+    let (p, _) = s.quest();
+    s.answer(p.seq, &Value::from("still here"));
+    let got = rx
+        .recv_timeout(WAIT)
+        .expect("the reader survived the panic");
+    assert_eq!(got.unwrap(), Value::from("still here"));
+    assert!(client.conn.is_open());
+}

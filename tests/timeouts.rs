@@ -178,3 +178,32 @@ fn a_duration_max_timeout_means_no_timeout() {
     s.answer(p.seq, &empty());
     assert!(result(&rx).is_ok());
 }
+
+#[test]
+fn a_timeout_fires_on_time_while_the_writer_is_blocked_on_a_peer_that_does_not_read() {
+    let server = TestServer::start();
+    let (client, _s) = server.connect(); // the server side never reads again
+                                         // Enough bytes to fill both sockets' buffers, so the writer blocks.
+    let big = payload_of_len(4 * 1024 * 1024);
+    for _ in 0..4 {
+        client
+            .conn
+            .send_quest("big", &big, Duration::from_secs(60), |_| {});
+    }
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let start = Instant::now();
+    let timeout = Duration::from_millis(50);
+    client
+        .conn
+        .send_quest("small", &empty(), timeout, move |r| {
+            let _ = tx.send((Instant::now(), r));
+        });
+    let (fired, r) = rx.recv_timeout(WAIT).expect("timeout fired");
+    assert_eq!(r.unwrap_err().code, error_code::FPNN_EC_CORE_TIMEOUT);
+    let elapsed = fired - start;
+    assert!(elapsed >= timeout, "fired early: {elapsed:?}");
+    assert!(
+        elapsed < timeout + SLACK,
+        "fired late behind a blocked write: {elapsed:?}"
+    );
+}

@@ -15,6 +15,7 @@ use std::thread::{JoinHandle, ThreadId};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
+use crate::fpnn::guarded;
 use crate::types::Dispatch;
 
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -56,10 +57,10 @@ impl Dispatcher {
                 .spawn(move || {
                     while let Ok(item) = rx.recv() {
                         match item {
-                            Item::Callback(job) => job(),
+                            Item::Callback(job) => guarded("callback", job),
                             Item::Event(job) => {
                                 if !destroyed.load(Ordering::Acquire) {
-                                    job()
+                                    guarded("event handler", job)
                                 }
                             }
                             Item::Stop => return,
@@ -113,12 +114,12 @@ impl Dispatcher {
         for _ in 0..n {
             match self.rx.try_recv() {
                 Ok(Item::Callback(job)) => {
-                    job();
+                    guarded("callback", job);
                     ran += 1;
                 }
                 Ok(Item::Event(job)) => {
                     if !self.is_destroyed() {
-                        job();
+                        guarded("event handler", job);
                         ran += 1;
                     }
                 }
@@ -146,7 +147,7 @@ impl Dispatcher {
         }
         while let Ok(item) = self.rx.try_recv() {
             if let Item::Callback(job) = item {
-                job();
+                guarded("callback", job);
             }
         }
         if own {

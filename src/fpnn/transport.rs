@@ -161,7 +161,7 @@ pub(crate) fn open(
         let leftover =
             handshake::client_handshake(&mut Deadlined(&tcp, deadline), &ep.host_header(), path)?;
         tcp.set_read_timeout(None)?;
-        tcp.set_write_timeout(Some(WRITE_STALL))?;
+        tcp.set_write_timeout(Some(WRITE_POLL))?;
         let read = tcp.try_clone()?;
         return Ok(Opened {
             read: ReadHalf::Plain(read),
@@ -184,7 +184,7 @@ pub(crate) fn open(
         handshake::client_handshake(&mut stream, &ep.host_header(), path)?
     };
     tcp.set_read_timeout(None)?;
-    tcp.set_write_timeout(Some(WRITE_STALL))?;
+    tcp.set_write_timeout(Some(WRITE_POLL))?;
     let session = Arc::new(Mutex::new(conn));
     let read = TlsRead {
         tcp: tcp.try_clone()?,
@@ -235,6 +235,44 @@ impl Write for Deadlined<'_> {
 /// How long one write may stall (the peer not reading) before the connection
 /// is given up.
 pub(crate) const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// How long one blocked write waits before the writer looks at its deadlines
+/// again: a peer that stops reading must not hold up quests' timeouts.
+const WRITE_POLL: Duration = Duration::from_millis(5);
+
+/// Writes all of `buf`. While the socket is full it calls `on_wait` every
+/// [`WRITE_POLL`], and gives up after [`WRITE_STALL`] without progress.
+fn write_patiently(tcp: &mut TcpStream, buf: &[u8], on_wait: &mut dyn FnMut()) -> io::Result<()> {
+    let mut off = 0;
+    let mut stalled_since: Option<Instant> = None;
+    while off < buf.len() {
+        match tcp.write(&buf[off..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                off += n;
+                stalled_since = None;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                let since = *stalled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= WRITE_STALL {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer stopped reading: write stalled for 30 s",
+                    ));
+                }
+                on_wait();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, WsError> {
     let mut roots = rustls::RootCertStore::empty();
@@ -335,10 +373,11 @@ pub(crate) struct TlsWrite {
 }
 
 impl WriteHalf {
-    /// Writes `data` (plaintext) to the peer.
-    pub(crate) fn send(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Writes `data` (plaintext) to the peer; `on_wait` runs while the
+    /// socket is full (see [`write_patiently`]).
+    pub(crate) fn send(&mut self, data: &[u8], on_wait: &mut dyn FnMut()) -> io::Result<()> {
         match self {
-            WriteHalf::Plain(s) => s.write_all(data),
+            WriteHalf::Plain(s) => write_patiently(s, data, on_wait),
             WriteHalf::Tls(t) => {
                 // The session takes at most its buffer limit (64 KiB) of
                 // plaintext at a time: seal a part, send it, repeat.
@@ -352,7 +391,7 @@ impl WriteHalf {
                             s.write_tls(&mut t.out)?;
                         }
                     }
-                    let r = t.tcp.write_all(&t.out);
+                    let r = write_patiently(&mut t.tcp, &t.out, on_wait);
                     t.out.clear();
                     if t.out.capacity() > 1 << 20 {
                         t.out.shrink_to(64 * 1024);
@@ -367,15 +406,15 @@ impl WriteHalf {
     }
 
     /// Sends whatever the TLS session has queued (nothing for plain TCP).
-    pub(crate) fn flush_session(&mut self) -> io::Result<()> {
-        self.send(&[])
+    pub(crate) fn flush_session(&mut self, on_wait: &mut dyn FnMut()) -> io::Result<()> {
+        self.send(&[], on_wait)
     }
 
     /// Sends TLS close_notify (plain TCP: nothing).
     pub(crate) fn close_notify(&mut self) {
         if let WriteHalf::Tls(t) = self {
             t.session.lock().send_close_notify();
-            let _ = self.flush_session();
+            let _ = self.flush_session(&mut || {});
         }
     }
 }
