@@ -231,6 +231,7 @@ struct User {
 #[derive(Debug, Default)]
 struct Project {
     last_id: i64,
+    last_broadcast_mid: i64,
     last_mtime: i64,
     /// Messages of each conversation in id order (which is also mtime order).
     convs: HashMap<Conv, Vec<Msg>>,
@@ -335,8 +336,8 @@ impl GateState {
 
     /// Test hook: a broadcast from `from` (str or bin body, not checked for emptiness), kept
     /// in the broadcast history and pushed to every authenticated connection of the pid but
-    /// `from`'s. Its mid is generated like a client's (PROTOCOL.md section 7), from the mtime
-    /// and the id, so clients' duplicate filters do not drop it.
+    /// `from`'s. Its mid is generated like a client's (PROTOCOL.md section 7): the mtime
+    /// followed by three digits, strictly increasing, so duplicate filters never drop it.
     pub fn broadcast(
         &mut self,
         pid: i64,
@@ -347,10 +348,13 @@ impl GateState {
         now_ms: i64,
     ) -> Vec<Push> {
         let p = self.projects.entry(pid).or_default();
+        // Strictly increasing per pid, like a client's generated mids, so
+        // clients' duplicate filters never drop a broadcast.
         let mid = p
             .clock(now_ms)
             .saturating_mul(1000)
-            .saturating_add((p.last_id + 1) % 1000);
+            .max(p.last_broadcast_mid.saturating_add(1));
+        p.last_broadcast_mid = mid;
         let msg = Msg::draft(from, 0, mid, mtype, msg, attrs.into());
         p.store(Kind::Broadcast, msg, now_ms).1
     }
@@ -1816,6 +1820,21 @@ mod tests {
             g.err(a, "getgroupunread", map! {"gids": Value::Array(vec![])}),
             EMPTY_PARAMETER
         );
+    }
+
+    #[test]
+    fn broadcasts_in_one_millisecond_get_distinct_mids() {
+        let mut g = Gate::new();
+        g.login(B);
+        let mids: BTreeSet<i64> = (0..2500)
+            .map(|_| {
+                num(
+                    &g.s.broadcast(PID, A, 30, "x".into(), "", 7_000)[0].payload,
+                    "mid",
+                )
+            })
+            .collect();
+        assert_eq!(mids.len(), 2500);
     }
 
     #[test]
