@@ -35,6 +35,11 @@ pub(crate) struct Dispatcher {
     thread: Mutex<Option<JoinHandle<()>>>,
     thread_id: Mutex<Option<ThreadId>>,
     destroyed: Arc<AtomicBool>,
+    /// Set by `shutdown` (under this lock, so no callback slips into the
+    /// queue after the final drain): in `Dispatch::Threads` mode nothing
+    /// drains the queue any more, and later callbacks (calls made after
+    /// `destroy`) each run on a short-lived thread of their own.
+    stopped: Mutex<bool>,
 }
 
 impl Dispatcher {
@@ -47,6 +52,7 @@ impl Dispatcher {
             thread: Mutex::new(None),
             thread_id: Mutex::new(None),
             destroyed: Arc::new(AtomicBool::new(false)),
+            stopped: Mutex::new(false),
         });
         if mode == Dispatch::Threads {
             let rx = d.rx.clone();
@@ -77,7 +83,36 @@ impl Dispatcher {
     }
 
     pub(crate) fn callback(&self, job: Job) {
-        let _ = self.tx.send(Item::Callback(job));
+        let late = {
+            let stopped = self.stopped.lock();
+            if *stopped && self.mode == Dispatch::Threads {
+                Some(job)
+            } else {
+                let _ = self.tx.send(Item::Callback(job));
+                None
+            }
+        };
+        // After shutdown every callback is still called exactly once, never
+        // inside the call that registered it.
+        if let Some(job) = late {
+            let (tx, rx) = crossbeam_channel::bounded::<Job>(1);
+            let spawned = std::thread::Builder::new()
+                .name("rtm-callback".into())
+                .spawn(move || {
+                    if let Ok(job) = rx.recv() {
+                        job()
+                    }
+                });
+            match spawned {
+                Ok(_) => {
+                    let _ = tx.send(job);
+                }
+                Err(e) => {
+                    log::error!("cannot start a thread for a callback after destroy: {e}");
+                    job()
+                }
+            }
+        }
     }
 
     pub(crate) fn event(&self, job: Job) {
@@ -132,6 +167,7 @@ impl Dispatcher {
             let _ = self.tx.send(Item::Stop);
             let _ = h.join();
         }
+        *self.stopped.lock() = true;
         while let Ok(item) = self.rx.try_recv() {
             if let Item::Callback(job) = item {
                 job();
