@@ -56,7 +56,7 @@ fn login_inside_the_session_closed_handler_starts_a_fresh_session() {
     gate.kickout(PID, ME);
     assert_eq!(ev.closed(), 0);
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
-    assert_eq!(gate.connections_of(PID, ME), 1);
+    one_connection(&gate, ME);
     ev.fence(&gate, ME);
     client.destroy(); // the handler holds a handle: end the client explicitly
 }
@@ -80,7 +80,7 @@ fn login_again_inside_a_rejected_login_callback() {
     );
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), (false, 0));
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
-    assert_eq!(gate.connections_of(PID, ME), 1);
+    one_connection(&gate, ME);
 }
 
 #[test]
@@ -215,8 +215,9 @@ fn a_client_can_log_in_many_times_in_a_row() {
             assert_eq!(ev.closed(), 0);
         }
     }
-    ev.fence(&gate, ME);
     wait_until("one connection is left", WAIT, || {
         gate.connection_count() == 1
     });
+    ev.fence(&gate, ME);
+    assert_eq!(ev.count(|e| matches!(e, Ev::Closed { .. })), 10);
 }

@@ -61,6 +61,7 @@ fn me_online(gate: &Gate) -> (RtmClient, Events) {
 }
 
 fn quest(gate: &Gate, method: &str, payload: Value) {
+    one_connection(gate, ME);
     assert_eq!(gate.send_quest(PID, ME, method, payload, true), 1);
 }
 

@@ -42,6 +42,15 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// Waits until the gate holds exactly one authenticated connection of `uid`.
+pub fn one_connection(gate: &Gate, uid: i64) {
+    wait_until(
+        &format!("uid {uid} has exactly one connection"),
+        WAIT,
+        || gate.connections_of(PID, uid) == 1,
+    );
+}
+
 /// A gate with the test defaults (free port, any token).
 pub fn gate() -> Gate {
     Gate::builder().start().expect("start gate")
@@ -271,6 +280,9 @@ impl Events {
     pub fn fence(&mut self, gate: &Gate, uid: i64) {
         static NEXT: AtomicI64 = AtomicI64::new(1);
         let mid = NEXT.fetch_add(1, Ordering::Relaxed);
+        // A connection the client or the gate just dropped leaves the gate's
+        // books a moment later.
+        one_connection(gate, uid);
         let sent = gate.send_quest(
             PID,
             uid,
