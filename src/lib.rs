@@ -69,6 +69,8 @@ pub mod ws;
 
 pub use client::{blocking, RtmClient, RtmProcessor, SDK_VERSION};
 pub use error::{error_code, RtmError, SendError};
+/// The msgpack value type of the FPNN layer and the gate's test hooks.
+pub use rmpv;
 pub use types::{
     mtype, BroadcastMsg, Dispatch, GroupMsg, GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg,
     P2PUnreadNum, PushEvent, PushMessage, RegressiveStrategy, RetrievedMessage, RoomMsg,

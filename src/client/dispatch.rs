@@ -15,6 +15,7 @@ use std::thread::{JoinHandle, ThreadId};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
+use crate::fpnn::guarded;
 use crate::types::Dispatch;
 
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -35,10 +36,8 @@ pub(crate) struct Dispatcher {
     thread: Mutex<Option<JoinHandle<()>>>,
     thread_id: Mutex<Option<ThreadId>>,
     destroyed: Arc<AtomicBool>,
-    /// Set by `shutdown` (under this lock, so no callback slips into the
-    /// queue after the final drain): in `Dispatch::Threads` mode nothing
-    /// drains the queue any more, and later callbacks (calls made after
-    /// `destroy`) each run on a short-lived thread of their own.
+    /// Set by `shutdown` once the dispatcher thread has ended, under this
+    /// lock, so no callback can slip into the queue after the final drain.
     stopped: Mutex<bool>,
 }
 
@@ -62,10 +61,10 @@ impl Dispatcher {
                 .spawn(move || {
                     while let Ok(item) = rx.recv() {
                         match item {
-                            Item::Callback(job) => job(),
+                            Item::Callback(job) => guarded("callback", job),
                             Item::Event(job) => {
                                 if !destroyed.load(Ordering::Acquire) {
-                                    job()
+                                    guarded("event handler", job)
                                 }
                             }
                             Item::Stop => return,
@@ -83,35 +82,24 @@ impl Dispatcher {
     }
 
     pub(crate) fn callback(&self, job: Job) {
-        let late = {
+        {
+            // Checked and queued under the lock: `shutdown` sets the flag
+            // only after its thread ended and before its final drain, so a
+            // job queued here is always run by one of them.
             let stopped = self.stopped.lock();
-            if *stopped && self.mode == Dispatch::Threads {
-                Some(job)
-            } else {
+            if !(*stopped && self.mode == Dispatch::Threads) {
                 let _ = self.tx.send(Item::Callback(job));
-                None
+                return;
             }
-        };
-        // After shutdown every callback is still called exactly once, never
-        // inside the call that registered it.
-        if let Some(job) = late {
-            let (tx, rx) = crossbeam_channel::bounded::<Job>(1);
-            let spawned = std::thread::Builder::new()
-                .name("rtm-callback".into())
-                .spawn(move || {
-                    if let Ok(job) = rx.recv() {
-                        job()
-                    }
-                });
-            match spawned {
-                Ok(_) => {
-                    let _ = tx.send(job);
-                }
-                Err(e) => {
-                    log::error!("cannot start a thread for a callback after destroy: {e}");
-                    job()
-                }
-            }
+        }
+        // The dispatcher thread is gone (the client was destroyed), but a
+        // call made afterwards is still owed its callback, and not inside
+        // the call itself.
+        if let Err(e) = std::thread::Builder::new()
+            .name("rtm-late-callback".into())
+            .spawn(move || guarded("callback", job))
+        {
+            log::error!("cannot run a callback after destroy: {e}");
         }
     }
 
@@ -136,12 +124,12 @@ impl Dispatcher {
         for _ in 0..n {
             match self.rx.try_recv() {
                 Ok(Item::Callback(job)) => {
-                    job();
+                    guarded("callback", job);
                     ran += 1;
                 }
                 Ok(Item::Event(job)) => {
                     if !self.is_destroyed() {
-                        job();
+                        guarded("event handler", job);
                         ran += 1;
                     }
                 }
@@ -170,7 +158,7 @@ impl Dispatcher {
         *self.stopped.lock() = true;
         while let Ok(item) = self.rx.try_recv() {
             if let Item::Callback(job) = item {
-                job();
+                guarded("callback", job);
             }
         }
         if own {

@@ -124,9 +124,11 @@ impl std::fmt::Debug for RtmClient {
 }
 
 thread_local! {
-    /// Set while [`blocking`] runs its closure: callbacks registered then are
-    /// delivered straight to the waiting thread instead of the queue, so a
-    /// blocking call can never wait on a queue only its own thread drains.
+    /// Set while [`blocking`] runs its closure, and taken by the first
+    /// callback registered then: that one is delivered straight to the
+    /// waiting thread instead of the queue, so a blocking call can never wait
+    /// on a queue only its own thread drains. Later callbacks in the same
+    /// closure take the normal path.
     static DIRECT: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -305,8 +307,9 @@ impl RtmClient {
     /// Closes the connection, completes every pending call (with 20002, or
     /// with its answer if that had already arrived) on the calling thread
     /// before returning, and stops every thread of the client. After it
-    /// returns no callback or event runs, and every later call completes with
-    /// 20012 (login: `(false, 20012)`).
+    /// returns no event runs and no earlier callback runs; a call made later
+    /// still completes, with 20012 (login: `(false, 20012)`), on a short-lived
+    /// thread (`Dispatch::Threads`) or in `dispatch_pending()` (`Queued`).
     pub fn destroy(&self) {
         self.inner.destroy();
     }
@@ -425,7 +428,7 @@ impl Inner {
     /// How a completion reaches user code: through the queue, or straight to
     /// a thread waiting in [`blocking`].
     fn deliverer(&self) -> impl FnOnce(dispatch::Job) + Send + 'static {
-        let direct = DIRECT.with(|d| d.get());
+        let direct = DIRECT.with(|d| d.replace(false));
         let dispatcher = self.dispatcher.clone();
         move |job| {
             if direct {

@@ -233,14 +233,12 @@ impl Shared {
             _ => "connection closed".to_owned(),
         };
         for cb in pending {
-            cb(Err(err(
-                error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
-                ex.clone(),
-            )));
+            let e = err(error_code::FPNN_EC_CORE_CONNECTION_CLOSED, ex.clone());
+            guarded("close callback", || cb(Err(e)));
         }
         let handler = self.on_close.lock().take();
         if let Some(h) = handler {
-            h(reason);
+            guarded("close handler", || h(reason));
         }
     }
 }
@@ -389,8 +387,11 @@ impl Connection {
         if let Err(e) = self.check(method, payload) {
             return callback(Err(e));
         }
-        let deadline = Instant::now() + timeout;
-        let seq = match self.shared.table.lock().insert(callback, deadline) {
+        let deadline = transport::deadline_after(timeout);
+        // Not matched in place: a match scrutinee keeps the lock guard alive
+        // through the arms, and the callback below may send again.
+        let inserted = self.shared.table.lock().insert(callback, deadline);
+        let seq = match inserted {
             Ok(seq) => seq,
             Err(cb) => {
                 return cb(Err(err(
@@ -559,7 +560,7 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
             };
             let cb = shared.table.lock().complete(p.seq);
             match cb {
-                Some(cb) => cb(result),
+                Some(cb) => guarded("answer callback", || cb(result)),
                 None => log::debug!("late or unknown answer seq {} dropped", p.seq),
             }
         }
@@ -571,14 +572,14 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
                 shared: Some(shared.clone()),
             };
             match packet::decode_payload(&p.payload) {
-                Ok(payload) => handler.quest(
-                    Quest {
+                Ok(payload) => {
+                    let quest = Quest {
                         method: p.method,
                         payload,
                         twoway,
-                    },
-                    responder,
-                ),
+                    };
+                    guarded("quest handler", || handler.quest(quest, responder));
+                }
                 Err(e) => {
                     log::debug!("server quest {} has a bad payload: {e}", p.method);
                     responder.error(error_code::FPNN_EC_CORE_DECODING, &e);
@@ -612,9 +613,32 @@ fn error_answer(v: &Value) -> RtmError {
     }
 }
 
+/// Runs code the SDK does not own (a callback, a handler). A panic in it is
+/// logged and contained, so it cannot take an SDK thread, and with it every
+/// later answer or timeout, down.
+pub(crate) fn guarded(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        log::error!("a {what} panicked; the SDK thread carries on");
+    }
+}
+
+/// Completes every quest whose deadline has passed with 20003.
+fn fire_expired(shared: &Shared, expired: &mut Vec<AnswerCallback>) {
+    shared.table.lock().expire(Instant::now(), expired);
+    for cb in expired.drain(..) {
+        guarded("timeout callback", || {
+            cb(Err(err(
+                error_code::FPNN_EC_CORE_TIMEOUT,
+                "quest timed out",
+            )))
+        });
+    }
+}
+
 fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receiver<WriterCmd>) {
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut expired = Vec::new();
+    let mut waiting = Vec::new();
     loop {
         let next = shared.table.lock().next_deadline();
         let cmd = match next {
@@ -639,7 +663,7 @@ fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receiver<WriterCmd
                 }
             }
             Ok(WriterCmd::Flush) => {
-                if let Err(e) = write.flush_session() {
+                if let Err(e) = write.flush_session(&mut || fire_expired(&shared, &mut waiting)) {
                     shared.shut(CloseReason::Error(format!("write failed: {e}")));
                 }
             }
@@ -648,7 +672,7 @@ fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receiver<WriterCmd
             Err(RecvTimeoutError::Disconnected) => close = true,
         }
         if !batch.is_empty() {
-            let r = write.send(&batch);
+            let r = write.send(&batch, &mut || fire_expired(&shared, &mut waiting));
             batch.clear();
             if batch.capacity() > 1 << 20 {
                 batch.shrink_to(64 * 1024);
@@ -660,18 +684,15 @@ fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receiver<WriterCmd
         }
         if close || !shared.open.load(Ordering::Acquire) {
             // Best effort: a close frame (status 1000), then close_notify.
-            let _ = write.send(&control_frame(Opcode::Close, &1000u16.to_be_bytes()));
+            let _ = write.send(
+                &control_frame(Opcode::Close, &1000u16.to_be_bytes()),
+                &mut || {},
+            );
             write.close_notify();
             transport::shutdown(&shared.control);
             shared.shut(CloseReason::Local);
             return;
         }
-        shared.table.lock().expire(Instant::now(), &mut expired);
-        for cb in expired.drain(..) {
-            cb(Err(err(
-                error_code::FPNN_EC_CORE_TIMEOUT,
-                "quest timed out",
-            )));
-        }
+        fire_expired(&shared, &mut expired);
     }
 }

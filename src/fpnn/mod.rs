@@ -27,6 +27,7 @@ pub mod packet;
 pub(crate) mod table;
 mod transport;
 
+pub(crate) use connection::guarded;
 pub use connection::{
     AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,
 };

@@ -103,6 +103,14 @@ fn resolve(ep: &Endpoint, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
     }
 }
 
+/// `timeout` from now. A timeout too large for `Instant` (`Duration::MAX`
+/// as "no limit") is a century, where `+` would panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 fn remaining(deadline: Instant) -> io::Result<Duration> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
@@ -133,7 +141,7 @@ pub(crate) fn open(
     timeout: Duration,
     extra_roots: &[Vec<u8>],
 ) -> Result<Opened, WsError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let addrs = resolve(ep, deadline)?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
     let mut tcp = None;
@@ -146,15 +154,14 @@ pub(crate) fn open(
             Err(e) => last = e,
         }
     }
-    let mut tcp = tcp.ok_or(last)?;
+    let tcp = tcp.ok_or(last)?;
     tcp.set_nodelay(true)?;
-    tcp.set_read_timeout(Some(remaining(deadline)?))?;
-    tcp.set_write_timeout(Some(remaining(deadline)?))?;
     let control = tcp.try_clone()?;
     if !ep.tls {
-        let leftover = handshake::client_handshake(&mut tcp, &ep.host_header(), path)?;
+        let leftover =
+            handshake::client_handshake(&mut Deadlined(&tcp, deadline), &ep.host_header(), path)?;
         tcp.set_read_timeout(None)?;
-        tcp.set_write_timeout(Some(WRITE_STALL))?;
+        tcp.set_write_timeout(Some(WRITE_POLL))?;
         let read = tcp.try_clone()?;
         return Ok(Opened {
             read: ReadHalf::Plain(read),
@@ -169,14 +176,15 @@ pub(crate) fn open(
     let mut conn = rustls::ClientConnection::new(config, name)
         .map_err(|e| WsError::Handshake(format!("TLS setup failed: {e}")))?;
     while conn.is_handshaking() {
-        conn.complete_io(&mut tcp)?;
+        conn.complete_io(&mut Deadlined(&tcp, deadline))?;
     }
     let leftover = {
-        let mut stream = rustls::Stream::new(&mut conn, &mut tcp);
+        let mut io = Deadlined(&tcp, deadline);
+        let mut stream = rustls::Stream::new(&mut conn, &mut io);
         handshake::client_handshake(&mut stream, &ep.host_header(), path)?
     };
     tcp.set_read_timeout(None)?;
-    tcp.set_write_timeout(Some(WRITE_STALL))?;
+    tcp.set_write_timeout(Some(WRITE_POLL))?;
     let session = Arc::new(Mutex::new(conn));
     let read = TlsRead {
         tcp: tcp.try_clone()?,
@@ -198,9 +206,73 @@ pub(crate) fn open(
     })
 }
 
+/// The socket while connecting: each read or write may block only until the
+/// connect deadline, so a peer that trickles its answer a byte at a time
+/// cannot stretch the connect timeout.
+struct Deadlined<'a>(&'a TcpStream, Instant);
+
+impl Read for Deadlined<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.set_read_timeout(Some(remaining(self.1)?))?;
+        let mut s = self.0;
+        s.read(buf)
+    }
+}
+
+impl Write for Deadlined<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.set_write_timeout(Some(remaining(self.1)?))?;
+        let mut s = self.0;
+        s.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut s = self.0;
+        s.flush()
+    }
+}
+
 /// How long one write may stall (the peer not reading) before the connection
 /// is given up.
 pub(crate) const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// How long one blocked write waits before the writer looks at its deadlines
+/// again: a peer that stops reading must not hold up quests' timeouts.
+const WRITE_POLL: Duration = Duration::from_millis(5);
+
+/// Writes all of `buf`. While the socket is full it calls `on_wait` every
+/// [`WRITE_POLL`], and gives up after [`WRITE_STALL`] without progress.
+fn write_patiently(tcp: &mut TcpStream, buf: &[u8], on_wait: &mut dyn FnMut()) -> io::Result<()> {
+    let mut off = 0;
+    let mut stalled_since: Option<Instant> = None;
+    while off < buf.len() {
+        match tcp.write(&buf[off..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                off += n;
+                stalled_since = None;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                let since = *stalled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= WRITE_STALL {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer stopped reading: write stalled for 30 s",
+                    ));
+                }
+                on_wait();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, WsError> {
     let mut roots = rustls::RootCertStore::empty();
@@ -301,38 +373,48 @@ pub(crate) struct TlsWrite {
 }
 
 impl WriteHalf {
-    /// Writes `data` (plaintext) to the peer.
-    pub(crate) fn send(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Writes `data` (plaintext) to the peer; `on_wait` runs while the
+    /// socket is full (see [`write_patiently`]).
+    pub(crate) fn send(&mut self, data: &[u8], on_wait: &mut dyn FnMut()) -> io::Result<()> {
         match self {
-            WriteHalf::Plain(s) => s.write_all(data),
+            WriteHalf::Plain(s) => write_patiently(s, data, on_wait),
             WriteHalf::Tls(t) => {
-                {
-                    let mut s = t.session.lock();
-                    s.writer().write_all(data)?;
-                    while s.wants_write() {
-                        s.write_tls(&mut t.out)?;
+                // The session takes at most its buffer limit (64 KiB) of
+                // plaintext at a time: seal a part, send it, repeat.
+                let mut rest = data;
+                loop {
+                    {
+                        let mut s = t.session.lock();
+                        let n = s.writer().write(rest)?;
+                        rest = &rest[n..];
+                        while s.wants_write() {
+                            s.write_tls(&mut t.out)?;
+                        }
+                    }
+                    let r = write_patiently(&mut t.tcp, &t.out, on_wait);
+                    t.out.clear();
+                    if t.out.capacity() > 1 << 20 {
+                        t.out.shrink_to(64 * 1024);
+                    }
+                    r?;
+                    if rest.is_empty() {
+                        return Ok(());
                     }
                 }
-                let r = t.tcp.write_all(&t.out);
-                t.out.clear();
-                if t.out.capacity() > 1 << 20 {
-                    t.out.shrink_to(64 * 1024);
-                }
-                r
             }
         }
     }
 
     /// Sends whatever the TLS session has queued (nothing for plain TCP).
-    pub(crate) fn flush_session(&mut self) -> io::Result<()> {
-        self.send(&[])
+    pub(crate) fn flush_session(&mut self, on_wait: &mut dyn FnMut()) -> io::Result<()> {
+        self.send(&[], on_wait)
     }
 
     /// Sends TLS close_notify (plain TCP: nothing).
     pub(crate) fn close_notify(&mut self) {
         if let WriteHalf::Tls(t) = self {
             t.session.lock().send_close_notify();
-            let _ = self.flush_session();
+            let _ = self.flush_session(&mut || {});
         }
     }
 }

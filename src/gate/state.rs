@@ -301,8 +301,8 @@ impl GateState {
         self.conns.get(&conn).copied()
     }
 
-    /// Test hook: `kickout {}` (oneway) to each connection of the user. The server layer
-    /// then closes them, and reports each with [`GateState::disconnect`].
+    /// Test hook: `kickout {}` (oneway) to each connection of the user. The connections
+    /// stay open: the client closes them, as it does after a real gate's kickout.
     pub fn kickout(&self, pid: i64, uid: i64) -> Vec<Push> {
         let p = self.projects.get(&pid).into_iter();
         let conns = p.flat_map(|p| p.conns(uid));

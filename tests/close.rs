@@ -1,0 +1,202 @@
+//! However a connection ends, every pending quest completes exactly once
+//! with 20002 and the close handler runs exactly once.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtm_client::error_code;
+use rtm_client::fpnn::packet;
+use rtm_client::fpnn::CloseReason;
+use support::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[test]
+fn server_closing_mid_frame_fails_pending_quests_with_20002() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    let rx = send(&client.conn, "q", &empty(), LONG);
+    let (p, _) = s.quest();
+    let mut bytes = Vec::new();
+    packet::encode_answer(&mut bytes, p.seq, 0, &encode(&payload_of_len(300)));
+    let mut frame = Vec::new();
+    rtm_client::ws::frame::encode_frame(
+        &mut frame,
+        rtm_client::ws::frame::Opcode::Binary,
+        true,
+        &bytes,
+        None,
+        true,
+    );
+    s.send_raw(&frame[..100]);
+    s.close_tcp();
+    match client.closed() {
+        CloseReason::Error(text) => assert!(text.contains("mid-frame"), "{text}"),
+        r => panic!("expected an error close, got {r:?}"),
+    }
+    let e = result(&rx).unwrap_err();
+    assert_eq!(e.code, error_code::FPNN_EC_CORE_CONNECTION_CLOSED);
+    assert!(e.ex.contains("mid-frame"), "{}", e.ex);
+}
+
+#[test]
+fn server_closing_inside_a_frame_header_is_also_mid_frame() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    s.send_raw(&[0x82]);
+    s.close_tcp();
+    match client.closed() {
+        CloseReason::Error(text) => assert!(text.contains("mid-frame"), "{text}"),
+        r => panic!("expected an error close, got {r:?}"),
+    }
+}
+
+#[test]
+fn server_closing_between_frames_is_a_peer_close() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    let rx = send(&client.conn, "q", &empty(), LONG);
+    s.quest();
+    s.close_tcp();
+    assert_eq!(client.closed(), CloseReason::Peer);
+    assert_eq!(
+        result(&rx).unwrap_err().code,
+        error_code::FPNN_EC_CORE_CONNECTION_CLOSED
+    );
+}
+
+/// 1000 quests the server has read and will never answer.
+fn thousand_pending(
+    client: &Client,
+    s: &mut ServerConn,
+) -> (Counters, crossbeam_channel::Receiver<i32>) {
+    let counters = Counters::new(1000);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for i in 0..1000 {
+        let c = counters.0.clone();
+        let tx = tx.clone();
+        client.conn.send_quest("q", &map1("i", i), LONG, move |r| {
+            c[i].fetch_add(1, Ordering::SeqCst);
+            let _ = tx.send(r.map(|_| 0).unwrap_or_else(|e| e.code));
+        });
+    }
+    assert_eq!(client.conn.pending(), 1000);
+    for i in 0..1000u32 {
+        assert_eq!(s.quest().0.seq, i + 1);
+    }
+    (counters, rx)
+}
+
+fn all_failed_with_20002(counters: &Counters, rx: &crossbeam_channel::Receiver<i32>) {
+    for _ in 0..1000 {
+        let code = rx.recv_timeout(WAIT).expect("every callback runs");
+        assert_eq!(code, error_code::FPNN_EC_CORE_CONNECTION_CLOSED);
+    }
+    assert!(counters.all_exactly_once());
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn a_thousand_pending_quests_complete_once_each_on_local_close() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    let (counters, rx) = thousand_pending(&client, &mut s);
+    client.conn.close();
+    // Documented: the callbacks have run on this thread when close returns.
+    assert_eq!(counters.total(), 1000);
+    all_failed_with_20002(&counters, &rx);
+    assert_eq!(client.closed(), CloseReason::Local);
+    assert_eq!(client.conn.pending(), 0);
+    client.conn.close();
+    assert_eq!(client.close_count.load(Ordering::SeqCst), 1);
+    assert_eq!(s.ending(), Ending::CloseFrame(Some(1000)));
+    s.eof();
+    assert!(counters.all_exactly_once());
+}
+
+#[test]
+fn a_thousand_pending_quests_complete_once_each_when_the_server_closes() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    let (counters, rx) = thousand_pending(&client, &mut s);
+    s.close_tcp();
+    all_failed_with_20002(&counters, &rx);
+    assert_eq!(client.closed(), CloseReason::Peer);
+    client.conn.close();
+    assert_eq!(client.close_count.load(Ordering::SeqCst), 1);
+    assert!(counters.all_exactly_once());
+}
+
+#[test]
+fn dropping_the_last_handle_closes_the_connection() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    let rx = send(&client.conn, "q", &empty(), LONG);
+    s.quest();
+    let Client {
+        conn,
+        closes,
+        close_count,
+        ..
+    } = client;
+    let clone = conn.clone();
+    drop(conn);
+    assert!(clone.is_open(), "a clone keeps the connection open");
+    drop(clone);
+    assert_eq!(closes.recv_timeout(WAIT).unwrap(), CloseReason::Local);
+    assert_eq!(close_count.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        result(&rx).unwrap_err().code,
+        error_code::FPNN_EC_CORE_CONNECTION_CLOSED
+    );
+    assert_eq!(s.ending(), Ending::CloseFrame(Some(1000)));
+}
+
+#[test]
+fn close_and_join_waits_for_the_threads_even_from_a_callback() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let c = client.conn.clone();
+    client.conn.send_quest("q", &empty(), LONG, move |_| {
+        assert!(c.is_own_thread());
+        c.close_and_join();
+        let _ = tx.send(c.is_open());
+    });
+    let (p, _) = s.quest();
+    s.answer(p.seq, &empty());
+    assert!(
+        !rx.recv_timeout(WAIT).expect("callback returned"),
+        "still open"
+    );
+    assert_eq!(client.closed(), CloseReason::Local);
+    client.conn.close_and_join();
+    assert!(!client.conn.is_own_thread());
+}
+
+#[test]
+fn sending_after_close_fails_with_20002_on_the_calling_thread() {
+    let server = TestServer::start();
+    let (client, _s) = server.connect();
+    client.conn.close();
+    let me = std::thread::current().id();
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r2 = ran.clone();
+    client.conn.send_quest("q", &empty(), LONG, move |r| {
+        assert_eq!(std::thread::current().id(), me);
+        assert_eq!(
+            r.unwrap_err().code,
+            error_code::FPNN_EC_CORE_CONNECTION_CLOSED
+        );
+        r2.store(true, Ordering::SeqCst);
+    });
+    assert!(
+        ran.load(Ordering::SeqCst),
+        "callback ran before send_quest returned"
+    );
+    let e = client.conn.send_oneway("o", &empty()).unwrap_err();
+    assert_eq!(e.code, error_code::FPNN_EC_CORE_CONNECTION_CLOSED);
+}
