@@ -35,6 +35,7 @@ pub(crate) struct GateConfig {
     pub(crate) ping_interval: Duration,
     pub(crate) strict_framing: bool,
     pub(crate) max_packet: usize,
+    pub(crate) record_quests: bool,
 }
 
 /// Builds and starts a [`Gate`]. Defaults: `127.0.0.1`, a free port, any
@@ -55,6 +56,7 @@ impl Default for GateBuilder {
                 ping_interval: Duration::from_secs(20),
                 strict_framing: false,
                 max_packet: crate::fpnn::packet::DEFAULT_MAX_PACKET,
+                record_quests: false,
             },
         }
     }
@@ -101,6 +103,14 @@ impl GateBuilder {
     /// Largest packet accepted; larger ones close the connection (`--max-packet`).
     pub fn max_packet(mut self, bytes: usize) -> Self {
         self.config.max_packet = bytes;
+        self
+    }
+
+    /// Test hook: records every quest the gate reads (method and payload),
+    /// for [`Gate::quest_log`] and [`Gate::received`]. Off by default, since
+    /// the log grows with every quest; not a command-line option.
+    pub fn record_quests(mut self, record: bool) -> Self {
+        self.config.record_quests = record;
         self
     }
 
@@ -182,6 +192,32 @@ impl Gate {
     /// Every `auth` payload received, oldest first.
     pub fn auth_requests(&self) -> Vec<Value> {
         self.srv().auth_log.lock().clone()
+    }
+
+    /// Every quest the gate has read from any connection, as `(method,
+    /// payload)` in arrival order (including `auth` and quests ignored during a
+    /// [`Gate::pause`]; answers to the gate's own quests, such as `ping`,
+    /// are not quests). Only recorded when the
+    /// gate was built with [`GateBuilder::record_quests`]; empty otherwise.
+    /// Lets a test check what a client put on the wire.
+    pub fn quest_log(&self) -> Vec<(String, Value)> {
+        self.srv().quest_log.lock().clone()
+    }
+
+    /// The payloads of the recorded quests (see [`Gate::quest_log`]) with this
+    /// method, oldest first.
+    pub fn received(&self, method: &str) -> Vec<Value> {
+        let srv = self.srv();
+        let log = srv.quest_log.lock();
+        log.iter()
+            .filter(|(m, _)| m == method)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    /// Forgets the recorded quests.
+    pub fn clear_quest_log(&self) {
+        self.srv().quest_log.lock().clear();
     }
 
     /// Sends `kickout {}` to every connection of the user (the session ends
@@ -320,7 +356,12 @@ impl Gate {
             port: self.addr.port(),
             ..old.config.clone()
         };
-        let fresh = Server::with_state(config, old.state.clone(), old.next_conn.clone());
+        let fresh = Server::with_state(
+            config,
+            old.state.clone(),
+            old.next_conn.clone(),
+            old.quest_log.clone(),
+        );
         // The old listener's port can take a moment to be free again.
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {

@@ -101,6 +101,9 @@ pub(crate) struct Server {
     pub(crate) refusing: AtomicBool,
     stopping: AtomicBool,
     pub(crate) auth_log: Mutex<Vec<Value>>,
+    /// Every quest read, `(method, payload)` in arrival order, when
+    /// `config.record_quests` is on; kept across [`Gate::restart`](super::Gate::restart).
+    pub(crate) quest_log: Arc<Mutex<Vec<(String, Value)>>>,
     listener_addr: Mutex<Option<SocketAddr>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     wake: Condvar,
@@ -110,15 +113,16 @@ pub(crate) struct Server {
 impl Server {
     pub(crate) fn new(config: GateConfig) -> Arc<Server> {
         let state = Arc::new(Mutex::new(GateState::new(config.tokens.clone())));
-        Self::with_state(config, state, Arc::new(AtomicU64::new(1)))
+        Self::with_state(config, state, Arc::new(AtomicU64::new(1)), Arc::default())
     }
 
-    /// A server over existing state: a restarted gate keeps its messages, and
-    /// connection ids stay unique across the restart.
+    /// A server over existing state: a restarted gate keeps its messages and
+    /// its quest log, and connection ids stay unique across the restart.
     pub(crate) fn with_state(
         config: GateConfig,
         state: Arc<Mutex<GateState>>,
         next_conn: Arc<AtomicU64>,
+        quest_log: Arc<Mutex<Vec<(String, Value)>>>,
     ) -> Arc<Server> {
         Arc::new(Server {
             state,
@@ -130,6 +134,7 @@ impl Server {
             refusing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             auth_log: Mutex::new(Vec::new()),
+            quest_log,
             listener_addr: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
             wake: Condvar::new(),
@@ -303,6 +308,11 @@ impl Server {
                 continue;
             }
             let payload = packet::decode_payload(&p.payload).map_err(io::Error::other)?;
+            if self.config.record_quests {
+                self.quest_log
+                    .lock()
+                    .push((p.method.clone(), payload.clone()));
+            }
             if self.paused() {
                 continue;
             }
