@@ -36,6 +36,9 @@ pub(crate) struct Dispatcher {
     thread: Mutex<Option<JoinHandle<()>>>,
     thread_id: Mutex<Option<ThreadId>>,
     destroyed: Arc<AtomicBool>,
+    /// Set by `shutdown` once the dispatcher thread has ended, under this
+    /// lock, so no callback can slip into the queue after the final drain.
+    stopped: Mutex<bool>,
 }
 
 impl Dispatcher {
@@ -48,6 +51,7 @@ impl Dispatcher {
             thread: Mutex::new(None),
             thread_id: Mutex::new(None),
             destroyed: Arc::new(AtomicBool::new(false)),
+            stopped: Mutex::new(false),
         });
         if mode == Dispatch::Threads {
             let rx = d.rx.clone();
@@ -78,19 +82,25 @@ impl Dispatcher {
     }
 
     pub(crate) fn callback(&self, job: Job) {
-        if self.is_destroyed() && self.mode == Dispatch::Threads && self.thread.lock().is_none() {
-            // The dispatcher thread is gone (the client was destroyed), but a
-            // call made afterwards is still owed its callback, and not inside
-            // the call itself.
-            if let Err(e) = std::thread::Builder::new()
-                .name("rtm-late-callback".into())
-                .spawn(job)
-            {
-                log::error!("cannot run a callback after destroy: {e}");
+        {
+            // Checked and queued under the lock: `shutdown` sets the flag
+            // only after its thread ended and before its final drain, so a
+            // job queued here is always run by one of them.
+            let stopped = self.stopped.lock();
+            if !(*stopped && self.mode == Dispatch::Threads) {
+                let _ = self.tx.send(Item::Callback(job));
+                return;
             }
-            return;
         }
-        let _ = self.tx.send(Item::Callback(job));
+        // The dispatcher thread is gone (the client was destroyed), but a
+        // call made afterwards is still owed its callback, and not inside
+        // the call itself.
+        if let Err(e) = std::thread::Builder::new()
+            .name("rtm-late-callback".into())
+            .spawn(move || guarded("callback", job))
+        {
+            log::error!("cannot run a callback after destroy: {e}");
+        }
     }
 
     pub(crate) fn event(&self, job: Job) {
@@ -145,6 +155,7 @@ impl Dispatcher {
             let _ = self.tx.send(Item::Stop);
             let _ = h.join();
         }
+        *self.stopped.lock() = true;
         while let Ok(item) = self.rx.try_recv() {
             if let Item::Callback(job) = item {
                 guarded("callback", job);

@@ -778,11 +778,19 @@ impl Worker {
         conn.send_quest("auth", &payload, dur(self.timeout), move |r| {
             let _ = atx.send(r);
         });
+        // A loss or kickout of this connection that `select!` happens to
+        // pick before the (already arrived) answer must reach `online`.
+        let mut held = Vec::new();
         loop {
             select! {
                 recv(arx) -> r => {
                     return match r {
-                        Ok(Ok(v)) if value::map_get(&v, "ok").and_then(value::as_bool) == Some(true) => Ok((conn, serial)),
+                        Ok(Ok(v)) if value::map_get(&v, "ok").and_then(value::as_bool) == Some(true) => {
+                            for cmd in held {
+                                let _ = self.tx.send(cmd);
+                            }
+                            Ok((conn, serial))
+                        }
                         Ok(Ok(_)) => { conn.close(); Err(LoginFail::Rejected) }
                         Ok(Err(e)) => { conn.close(); Err(LoginFail::Auth(e)) }
                         Err(_) => { conn.close(); Err(LoginFail::Stopped) }
@@ -790,7 +798,8 @@ impl Worker {
                 }
                 recv(self.rx) -> cmd => match cmd {
                     Ok(Cmd::Stop) | Err(_) => { conn.close(); return Err(LoginFail::Stopped); }
-                    // The auth answer (20002) follows a lost connection.
+                    Ok(cmd @ (Cmd::Lost(s) | Cmd::Kickout(s))) if s == serial => held.push(cmd),
+                    // Leftovers of an earlier connection.
                     Ok(_) => {}
                 },
             }
@@ -900,14 +909,16 @@ impl Worker {
             };
             match r {
                 Ok((conn, serial)) => {
-                    let ok = self
-                        .inner
-                        .if_current(self.gen, |s| s.conn = Some(conn.clone()));
+                    // Queued under the session lock, so a concurrent `close`
+                    // either prevents it or queues SessionClosed after it.
+                    let ok = self.inner.if_current(self.gen, |s| {
+                        s.conn = Some(conn.clone());
+                        self.inner.emit_relogin(true, false, 0, attempt);
+                    });
                     if ok.is_none() {
                         conn.close();
                         return None;
                     }
-                    self.inner.emit_relogin(true, false, 0, attempt);
                     return Some(serial);
                 }
                 Err(LoginFail::Stopped) => return None,
@@ -916,8 +927,9 @@ impl Worker {
                     return end(e.code)
                 }
                 Err(LoginFail::Auth(e)) | Err(LoginFail::Unreachable(e)) => {
-                    self.inner.if_current(self.gen, |_| ())?;
-                    self.inner.emit_relogin(false, true, e.code, attempt);
+                    self.inner.if_current(self.gen, |_| {
+                        self.inner.emit_relogin(false, true, e.code, attempt)
+                    })?;
                 }
             }
         }

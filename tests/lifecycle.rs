@@ -1,0 +1,223 @@
+//! `close`, `bye`, `login` and `destroy`, including from inside callbacks
+//! (API.md sections 1 and 3: a callback may call any method of the client).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use rtm_client::gate::Gate;
+use rtm_client::{blocking, error_code, RtmClient, RtmError};
+
+const ME: i64 = 1001;
+
+#[test]
+fn close_inside_the_login_callback_ends_the_session_without_deadlock() {
+    let gate = gate();
+    let client = RtmClient::new(options(&gate)).unwrap();
+    let mut ev = Events::attach(&client);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let c = client.clone();
+    client.login(
+        ME,
+        "t",
+        move |ok, code| {
+            c.close();
+            tx.send((ok, code)).unwrap();
+        },
+        0,
+    );
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
+    assert_eq!(ev.closed(), 0);
+    wait_until("the connection is closed", WAIT, || {
+        gate.connection_count() == 0
+    });
+    // Fence: a new login is the next auth, and no relogin happened.
+    assert_eq!(login(&client, ME, "t", 0), (true, 0));
+    assert_eq!(gate.auth_requests().len(), 2);
+    ev.fence(&gate, ME);
+    assert_eq!(ev.count(|e| matches!(e, Ev::Relogin { .. })), 0);
+}
+
+#[test]
+fn login_inside_the_session_closed_handler_starts_a_fresh_session() {
+    let gate = gate();
+    let client = RtmClient::new(options(&gate)).unwrap();
+    let mut ev = Events::attach(&client);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let c = client.clone();
+    client.on_session_closed(move |code| {
+        if code == 0 {
+            let tx = tx.clone();
+            c.login(ME, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+        }
+    });
+    assert_eq!(login(&client, ME, "t", 0), (true, 0));
+    gate.kickout(PID, ME);
+    assert_eq!(ev.closed(), 0);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
+    one_connection(&gate, ME);
+    ev.fence(&gate, ME);
+    client.destroy(); // the handler holds a handle: end the client explicitly
+}
+
+#[test]
+fn login_again_inside_a_rejected_login_callback() {
+    let gate = Gate::builder().token(ME, "right").start().unwrap();
+    let client = RtmClient::new(options(&gate)).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let c = client.clone();
+    let tx2 = tx.clone();
+    client.login(
+        ME,
+        "wrong",
+        move |ok, code| {
+            tx2.send((ok, code)).unwrap();
+            let tx = tx2.clone();
+            c.login(ME, "right", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+        },
+        0,
+    );
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (false, 0));
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
+    one_connection(&gate, ME);
+}
+
+#[test]
+fn destroy_inside_a_push_handler_returns_and_completes_pending_calls() {
+    let gate = gate();
+    let client = RtmClient::new(options(&gate)).unwrap();
+    assert_eq!(login(&client, ME, "t", 0), (true, 0));
+    gate.pause(Duration::from_secs(60));
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let (cb_tx, cb_rx) = crossbeam_channel::unbounded();
+    client.enter_room(5, 0, move |e, _| cb_tx.send(e.map(|e| e.code)).unwrap());
+    let c = client.clone();
+    client
+        .processor()
+        .on(rtm_client::PushEvent::RecvChat, move |_| {
+            c.destroy();
+            let _ = done_tx.send(());
+        });
+    gate.send_quest(PID, ME, "pushmsg", p2p_push(2, ME, 30, 1, "bye", ""), true);
+    done_rx
+        .recv_timeout(WAIT)
+        .expect("destroy returned inside the handler");
+    assert_eq!(
+        cb_rx.recv_timeout(WAIT).unwrap(),
+        Some(error_code::FPNN_EC_CORE_CONNECTION_CLOSED)
+    );
+    assert_eq!(
+        login(&client, ME, "t", 0),
+        (false, error_code::FPNN_EC_CORE_INVALID_CONNECTION)
+    );
+}
+
+#[test]
+fn after_destroy_login_and_calls_complete_with_20012() {
+    let gate = gate();
+    let client = online(options(&gate), ME);
+    client.destroy();
+    assert_eq!(
+        login(&client, ME, "t", 0),
+        (false, error_code::FPNN_EC_CORE_INVALID_CONNECTION)
+    );
+    let e: RtmError = blocking(|cb| client.enter_room(1, 0, cb)).unwrap_err();
+    assert_eq!(e.code, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    client.enter_room(1, 0, move |e, _| tx.send(e.map(|e| e.code)).unwrap());
+    assert_eq!(
+        rx.recv_timeout(WAIT).unwrap(),
+        Some(error_code::FPNN_EC_CORE_INVALID_CONNECTION)
+    );
+    client.destroy(); // twice is fine
+}
+
+#[test]
+fn close_emits_session_closed_0_once_and_login_works_again() {
+    let gate = gate();
+    let client = RtmClient::new(options(&gate)).unwrap();
+    let mut ev = Events::attach(&client);
+    assert_eq!(login(&client, ME, "t", 0), (true, 0));
+    client.close();
+    client.close(); // no session any more: no second event
+    assert_eq!(ev.closed(), 0);
+    wait_until("the connection is closed", WAIT, || {
+        gate.connection_count() == 0
+    });
+    let e = blocking(|cb| client.enter_room(1, 0, cb)).unwrap_err();
+    assert_eq!(e.code, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
+    assert_eq!(login(&client, ME, "t", 0), (true, 0));
+    ev.fence(&gate, ME);
+    assert_eq!(
+        ev.count(|e| matches!(e, Ev::Closed { .. })),
+        1,
+        "{:#?}",
+        ev.seen
+    );
+}
+
+#[test]
+fn close_during_the_first_auth_completes_the_login_with_20002() {
+    let gate = gate();
+    gate.pause(Duration::from_secs(60));
+    let client = RtmClient::new(options(&gate)).unwrap();
+    let mut ev = Events::attach(&client);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    client.login(ME, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+    wait_until("the login's connection is open", WAIT, || {
+        gate.connection_count() == 1
+    });
+    client.close();
+    assert_eq!(
+        rx.recv_timeout(WAIT).unwrap(),
+        (false, error_code::FPNN_EC_CORE_CONNECTION_CLOSED)
+    );
+    // The session never logged in, so it ends without SessionClosed.
+    gate.resume();
+    assert_eq!(login(&client, ME, "t", 0), (true, 0));
+    ev.fence(&gate, ME);
+    assert_eq!(
+        ev.count(|e| matches!(e, Ev::Closed { .. })),
+        0,
+        "{:#?}",
+        ev.seen
+    );
+}
+
+#[test]
+fn bye_says_goodbye_then_closes_with_session_closed_0() {
+    let gate = gate();
+    let client = RtmClient::new(options(&gate)).unwrap();
+    let mut ev = Events::attach(&client);
+    assert_eq!(login(&client, ME, "t", 0), (true, 0));
+    client.bye();
+    assert_eq!(ev.closed(), 0);
+    wait_until("the connection is closed", WAIT, || {
+        gate.connection_count() == 0
+    });
+    assert_eq!(login(&client, ME, "t", 0), (true, 0));
+    assert_eq!(gate.auth_requests().len(), 2, "no relogin after bye");
+    ev.fence(&gate, ME);
+    assert_eq!(ev.count(|e| matches!(e, Ev::Relogin { .. })), 0);
+    assert_eq!(ev.count(|e| matches!(e, Ev::Closed { .. })), 1);
+}
+
+#[test]
+fn a_client_can_log_in_many_times_in_a_row() {
+    let gate = gate();
+    let client = RtmClient::new(options(&gate)).unwrap();
+    let mut ev = Events::attach(&client);
+    for i in 0..20 {
+        assert_eq!(login(&client, ME, "t", 0), (true, 0), "login {i}");
+        if i % 2 == 0 {
+            client.close();
+            assert_eq!(ev.closed(), 0);
+        }
+    }
+    wait_until("one connection is left", WAIT, || {
+        gate.connection_count() == 1
+    });
+    ev.fence(&gate, ME);
+    assert_eq!(ev.count(|e| matches!(e, Ev::Closed { .. })), 10);
+}
