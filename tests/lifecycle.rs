@@ -221,3 +221,53 @@ fn a_client_can_log_in_many_times_in_a_row() {
     ev.fence(&gate, ME);
     assert_eq!(ev.count(|e| matches!(e, Ev::Closed { .. })), 10);
 }
+
+/// A server that accepts TCP and never answers the WebSocket upgrade: a
+/// login to it hangs in the handshake until `connection_timeout`.
+fn silent_server() -> (std::net::TcpListener, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ep = l.local_addr().unwrap().to_string();
+    (l, ep)
+}
+
+fn hanging_login(endpoint: String) -> (RtmClient, crossbeam_channel::Receiver<(bool, i32)>) {
+    let client = RtmClient::new(rtm_client::RtmOptions {
+        endpoint: Some(endpoint),
+        connection_timeout: 60_000,
+        ..Default::default()
+    })
+    .unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    client.login(ME, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+    (client, rx)
+}
+
+#[test]
+fn close_aborts_a_login_stuck_in_the_handshake_with_20002() {
+    let (listener, ep) = silent_server();
+    let (client, rx) = hanging_login(ep);
+    let _peer = listener.accept().unwrap(); // the TCP connect went through
+    client.close();
+    // Far less than the 60 s connection timeout.
+    let got = rx.recv_timeout(WAIT).expect("the login callback ran");
+    assert_eq!(got, (false, error_code::FPNN_EC_CORE_CONNECTION_CLOSED));
+}
+
+#[test]
+fn destroy_does_not_wait_for_a_login_stuck_in_the_handshake() {
+    let (listener, ep) = silent_server();
+    let (client, rx) = hanging_login(ep);
+    let _peer = listener.accept().unwrap();
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        client.destroy();
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(WAIT)
+        .expect("destroy returned well before the connection timeout");
+    assert_eq!(
+        rx.recv_timeout(WAIT).unwrap(),
+        (false, error_code::FPNN_EC_CORE_CONNECTION_CLOSED)
+    );
+}

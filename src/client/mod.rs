@@ -23,7 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use rmpv::Value;
 
 use crate::error::{error_code, RtmError, SendError};
-use crate::fpnn::{ConnectOptions, Connection, Quest, QuestHandler, Responder};
+use crate::fpnn::{ConnectCancel, ConnectOptions, Connection, Quest, QuestHandler, Responder};
 use crate::types::{push_event_for, PushKind, PushMessage, RtmOptions};
 use crate::value::{self, MapBuilder};
 use dedup::DuplicateFilter;
@@ -69,9 +69,48 @@ struct Session {
     destroyed: bool,
     conn: Option<Connection>,
     worker: Option<Sender<Cmd>>,
+    /// Aborts the connect the worker is in, if any.
+    connecting: Option<ConnectCancel>,
     /// What `start_auto_reconnect` and relogins use.
     credentials: Option<(i64, String, u64)>,
     auto_reconnect: bool,
+}
+
+/// What a session gives up when it is replaced, closed or destroyed.
+struct Retired {
+    worker: Option<Sender<Cmd>>,
+    conn: Option<Connection>,
+    connecting: Option<ConnectCancel>,
+}
+
+impl Session {
+    /// Ends the current generation: its worker, connection and connect in
+    /// progress are handed back to be stopped outside the lock.
+    fn retire(&mut self) -> Retired {
+        self.gen += 1;
+        Retired {
+            worker: self.worker.take(),
+            conn: self.conn.take(),
+            connecting: self.connecting.take(),
+        }
+    }
+}
+
+impl Retired {
+    /// Stops it all; with `join`, waits for the connection's threads.
+    fn stop(self, join: bool) {
+        if let Some(t) = self.worker {
+            let _ = t.send(Cmd::Stop);
+        }
+        if let Some(c) = self.connecting {
+            c.cancel();
+        }
+        match self.conn {
+            Some(c) if join => c.close_and_join(),
+            Some(c) => c.close(),
+            None => {}
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -471,7 +510,7 @@ impl Inner {
     ) {
         let deliver = self.deliverer();
         let (tx, rx) = crossbeam_channel::unbounded();
-        let (gen, old_tx, old_conn) = {
+        let (gen, retired) = {
             let mut s = self.session.lock();
             if s.destroyed {
                 drop(s);
@@ -482,19 +521,14 @@ impl Inner {
                 }
                 return;
             }
-            s.gen += 1;
+            let retired = s.retire();
             s.active = true;
             s.established = false;
             s.credentials = Some((uid, token.clone(), timeout));
-            let old = (s.worker.replace(tx.clone()), s.conn.take());
-            (s.gen, old.0, old.1)
+            s.worker = Some(tx.clone());
+            (s.gen, retired)
         };
-        if let Some(t) = old_tx {
-            let _ = t.send(Cmd::Stop);
-        }
-        if let Some(c) = old_conn {
-            c.close();
-        }
+        retired.stop(false);
         let me = self.clone();
         let worker = Worker {
             inner: me,
@@ -519,18 +553,12 @@ impl Inner {
     }
 
     fn close(&self) {
-        let (tx, conn, was_active) = {
+        let (retired, was_active) = {
             let mut s = self.session.lock();
-            s.gen += 1;
             let was = std::mem::replace(&mut s.active, false) && s.established;
-            (s.worker.take(), s.conn.take(), was)
+            (s.retire(), was)
         };
-        if let Some(t) = tx {
-            let _ = t.send(Cmd::Stop);
-        }
-        if let Some(c) = conn {
-            c.close();
-        }
+        retired.stop(false);
         if was_active {
             self.emit_closed(0);
         }
@@ -538,19 +566,13 @@ impl Inner {
 
     fn destroy(&self) {
         self.dispatcher.mark_destroyed();
-        let (tx, conn) = {
+        let retired = {
             let mut s = self.session.lock();
-            s.gen += 1;
             s.active = false;
             s.destroyed = true;
-            (s.worker.take(), s.conn.take())
+            s.retire()
         };
-        if let Some(t) = tx {
-            let _ = t.send(Cmd::Stop);
-        }
-        if let Some(c) = conn {
-            c.close_and_join();
-        }
+        retired.stop(true);
         let me = std::thread::current().id();
         let workers: Vec<_> = std::mem::take(&mut *self.workers.lock());
         for h in workers {
@@ -751,9 +773,17 @@ impl Worker {
     fn connect_and_auth(&self) -> Result<(Connection, u64), LoginFail> {
         let inner = &self.inner;
         let serial = inner.serial.fetch_add(1, Ordering::Relaxed) + 1;
+        let cancel = ConnectCancel::new();
+        if inner
+            .if_current(self.gen, |s| s.connecting = Some(cancel.clone()))
+            .is_none()
+        {
+            return Err(LoginFail::Stopped);
+        }
         let options = ConnectOptions {
             connect_timeout: Duration::from_millis(inner.options.connection_timeout.max(1)),
             extra_roots: inner.options.tls_root_certificates.clone(),
+            cancel: Some(cancel.clone()),
             ..ConnectOptions::default()
         };
         let handler = PushHandler {
@@ -764,8 +794,15 @@ impl Worker {
         let lost = self.tx.clone();
         let conn = Connection::connect(&inner.endpoint, inner.tls, &options, handler, move |_| {
             let _ = lost.send(Cmd::Lost(serial));
-        })
-        .map_err(LoginFail::Unreachable)?;
+        });
+        inner.if_current(self.gen, |s| s.connecting = None);
+        let conn = conn.map_err(|e| {
+            if cancel.is_cancelled() {
+                LoginFail::Stopped
+            } else {
+                LoginFail::Unreachable(e)
+            }
+        })?;
         *inner.last_ping.lock() = Instant::now();
         let payload = MapBuilder::new()
             .put("pid", inner.options.pid)
@@ -797,7 +834,7 @@ impl Worker {
                     };
                 }
                 recv(self.rx) -> cmd => match cmd {
-                    Ok(Cmd::Stop) | Err(_) => { conn.close(); return Err(LoginFail::Stopped); }
+                    Ok(Cmd::Stop) | Err(_) => { conn.close_and_join(); return Err(LoginFail::Stopped); }
                     Ok(cmd @ (Cmd::Lost(s) | Cmd::Kickout(s))) if s == serial => held.push(cmd),
                     // Leftovers of an earlier connection.
                     Ok(_) => {}

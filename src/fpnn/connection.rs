@@ -15,7 +15,7 @@ use rmpv::Value;
 
 use super::packet::{self, Kind, Packet};
 use super::table::RequestTable;
-use super::transport::{self, Endpoint, ReadHalf, WriteHalf};
+use super::transport::{self, ConnectCancel, Endpoint, ReadHalf, WriteHalf};
 use crate::error::{error_code, RtmError};
 use crate::ws::frame::{self, FrameParser, Opcode, Role};
 use crate::ws::{Incoming, MaskRng, WsError, WsReader};
@@ -35,6 +35,9 @@ pub struct ConnectOptions {
     pub extra_roots: Vec<Vec<u8>>,
     /// The WebSocket path. Default `/service/websocket`.
     pub path: String,
+    /// Lets another thread abort the connect (see [`ConnectCancel`]). Default
+    /// `None`.
+    pub cancel: Option<ConnectCancel>,
 }
 
 impl Default for ConnectOptions {
@@ -44,6 +47,7 @@ impl Default for ConnectOptions {
             max_packet_size: packet::DEFAULT_MAX_PACKET,
             extra_roots: Vec::new(),
             path: "/service/websocket".to_owned(),
+            cancel: None,
         }
     }
 }
@@ -285,7 +289,8 @@ impl Connection {
     /// `on_close` runs once when the connection ends, whoever ends it.
     ///
     /// Errors: 20012 (`FPNN_EC_CORE_INVALID_CONNECTION`) when the endpoint
-    /// cannot be parsed or reached, 20003 when the timeout ran out.
+    /// cannot be parsed or reached, 20003 when the timeout ran out, 20002
+    /// when `options.cancel` was cancelled.
     pub fn connect(
         endpoint: &str,
         tls: bool,
@@ -299,14 +304,17 @@ impl Connection {
                 format!("invalid endpoint {endpoint:?}: expected host:port"),
             )
         })?;
+        let cancel = options.cancel.clone().unwrap_or_default();
         let opened = transport::open(
             &ep,
             &options.path,
             options.connect_timeout,
             &options.extra_roots,
+            &cancel,
         )
         .map_err(|e| {
             let code = match &e {
+                _ if cancel.is_cancelled() => error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
                 WsError::Io(io) if is_timeout(io) => error_code::FPNN_EC_CORE_TIMEOUT,
                 _ => error_code::FPNN_EC_CORE_INVALID_CONNECTION,
             };

@@ -31,4 +31,4 @@ pub(crate) use connection::guarded;
 pub use connection::{
     AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,
 };
-pub use transport::Endpoint;
+pub use transport::{ConnectCancel, Endpoint};

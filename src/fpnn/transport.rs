@@ -135,14 +135,98 @@ pub(crate) struct Opened {
 
 /// Opens TCP (and TLS) and performs the WebSocket upgrade, all before
 /// `timeout` runs out.
+/// Aborts a connect in progress from another thread: [`ConnectCancel::cancel`]
+/// shuts the socket being opened, which wakes a handshake blocked on a
+/// silent server at once. It has no effect on a connection already opened.
+///
+/// [`Connection::connect`](super::Connection::connect) then fails with 20002
+/// (`FPNN_EC_CORE_CONNECTION_CLOSED`).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectCancel(Arc<Mutex<CancelState>>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    cancelled: bool,
+    socket: Option<TcpStream>,
+}
+
+impl ConnectCancel {
+    /// A fresh, uncancelled token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Aborts the connect this token was given to (now, or as soon as it starts).
+    pub fn cancel(&self) {
+        let mut s = self.0.lock();
+        s.cancelled = true;
+        if let Some(t) = s.socket.take() {
+            shutdown(&t);
+        }
+    }
+
+    /// Whether [`ConnectCancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.lock().cancelled
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.is_cancelled() {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "connect cancelled",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Watches `tcp` until [`ConnectCancel::detach`].
+    fn attach(&self, tcp: &TcpStream) -> io::Result<()> {
+        let mut s = self.0.lock();
+        if s.cancelled {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "connect cancelled",
+            ));
+        }
+        s.socket = Some(tcp.try_clone()?);
+        Ok(())
+    }
+
+    fn detach(&self) {
+        self.0.lock().socket = None;
+    }
+}
+
 pub(crate) fn open(
     ep: &Endpoint,
     path: &str,
     timeout: Duration,
     extra_roots: &[Vec<u8>],
+    cancel: &ConnectCancel,
 ) -> Result<Opened, WsError> {
+    let r = open_watched(ep, path, timeout, extra_roots, cancel);
+    cancel.detach();
+    match r {
+        Err(_) if cancel.is_cancelled() => Err(WsError::Io(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "connect cancelled",
+        ))),
+        r => r,
+    }
+}
+
+fn open_watched(
+    ep: &Endpoint,
+    path: &str,
+    timeout: Duration,
+    extra_roots: &[Vec<u8>],
+    cancel: &ConnectCancel,
+) -> Result<Opened, WsError> {
+    cancel.check()?;
     let deadline = deadline_after(timeout);
     let addrs = resolve(ep, deadline)?;
+    cancel.check()?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
     let mut tcp = None;
     for a in addrs {
@@ -155,6 +239,7 @@ pub(crate) fn open(
         }
     }
     let tcp = tcp.ok_or(last)?;
+    cancel.attach(&tcp)?;
     tcp.set_nodelay(true)?;
     let control = tcp.try_clone()?;
     if !ep.tls {
