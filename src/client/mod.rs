@@ -333,10 +333,9 @@ impl RtmClient {
         self.inner.close();
     }
 
-    /// Turns automatic relogin back on for this session (it is on by default
-    /// unless `auto_reconnect` is false). Mirrors JavaScript
-    /// `startAutoReconnect()`... in spirit: JavaScript's form only flips the
-    /// option; this one also takes effect for the current session.
+    /// Turns automatic relogin on (it is on by default unless
+    /// `RtmOptions::auto_reconnect` is false), for the current session too.
+    /// Mirrors JavaScript `startAutoReconnect()`.
     pub fn start_auto_reconnect(&self) {
         self.inner.session.lock().auto_reconnect = true;
     }
