@@ -252,8 +252,9 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4]) {
 }
 
 /// Length of the header [`encode_frame`] writes for this payload length.
+/// Like [`write_head`], it applies the FPNN quirk to unmasked frames only.
 pub fn header_len(payload_len: usize, masked: bool, fpnn_quirk: bool) -> usize {
-    let base = if payload_len < 126 || (fpnn_quirk && payload_len == 126) {
+    let base = if payload_len < 126 || (fpnn_quirk && payload_len == 126 && !masked) {
         2
     } else if payload_len <= 0xffff {
         4
@@ -419,6 +420,26 @@ mod tests {
             p.parse_head(&[0x89, 126, 0, 200]),
             Err(FrameError::BadControlFrame)
         );
+    }
+
+    #[test]
+    fn header_len_matches_what_write_head_writes() {
+        // Regression: header_len applied the FPNN 126-byte quirk to masked
+        // frames too, which write_head (rightly) never does, so it
+        // reported 6 bytes for a masked 126-byte frame whose header is 8.
+        for len in [0usize, 125, 126, 127, 65_535, 65_536] {
+            for mask in [None, Some([1, 2, 3, 4])] {
+                for quirk in [false, true] {
+                    let mut out = Vec::new();
+                    write_head(&mut out, Opcode::Binary, true, len, mask, quirk);
+                    assert_eq!(
+                        header_len(len, mask.is_some(), quirk),
+                        out.len(),
+                        "{len} {mask:?} {quirk}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -60,6 +60,11 @@ pub fn client_handshake<S: Read + Write>(
     if get("Sec-WebSocket-Extensions").is_some() {
         return Err(bad("server chose an extension the client did not offer"));
     }
+    // RFC 6455 section 4.1: a subprotocol the client did not offer (it
+    // offers none) fails the connection.
+    if get("Sec-WebSocket-Protocol").is_some() {
+        return Err(bad("server chose a subprotocol the client did not offer"));
+    }
     Ok(leftover)
 }
 
@@ -223,6 +228,53 @@ mod tests {
         };
         assert!(server_handshake(&mut d).is_err());
         assert!(d.output.is_empty());
+    }
+
+    /// A 101 answer that is right for whatever key the client sent.
+    struct Server101(Vec<u8>, Vec<u8>, &'static str);
+    impl Read for Server101 {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            if self.1.is_empty() {
+                let req = String::from_utf8_lossy(&self.0).into_owned();
+                let key = req
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                    .unwrap_or("");
+                let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+                self.1 = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{}\r\n",
+                    self.2
+                )
+                .into_bytes();
+            }
+            let n = b.len().min(self.1.len());
+            b[..n].copy_from_slice(&self.1[..n]);
+            self.1.drain(..n);
+            Ok(n)
+        }
+    }
+    impl Write for Server101 {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn client_refuses_a_subprotocol_it_did_not_offer() {
+        // Regression: RFC 6455 section 4.1 requires failing the connection
+        // when the server picks a subprotocol the client did not offer; the
+        // client offers none and accepted any.
+        let mut s = Server101(Vec::new(), Vec::new(), "");
+        assert!(client_handshake(&mut s, "h", "/service/websocket").is_ok());
+        let mut s = Server101(Vec::new(), Vec::new(), "Sec-WebSocket-Protocol: chat\r\n");
+        assert!(matches!(
+            client_handshake(&mut s, "h", "/service/websocket"),
+            Err(WsError::Handshake(_))
+        ));
     }
 
     #[test]

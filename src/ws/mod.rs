@@ -13,7 +13,7 @@ pub mod handshake;
 use std::fmt;
 use std::io::{self, Read};
 
-use frame::{apply_mask, FrameError, FrameParser, Opcode};
+use frame::{apply_mask, FrameError, FrameHead, FrameParser, Opcode};
 
 /// Something the peer sent, as [`WsReader::read`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +105,9 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Reads WebSocket messages from a byte stream: reassembles fragments,
 /// validates text, and hands control frames to the caller (who answers pings
 /// and closes; this type never writes).
+///
+/// An I/O error (a read timeout, say) leaves the reader where it was: calling
+/// [`WsReader::read`] again goes on with the frame it was reading.
 pub struct WsReader<R> {
     inner: R,
     buf: Vec<u8>,
@@ -112,12 +115,28 @@ pub struct WsReader<R> {
     tail: usize,
     parser: FrameParser,
     partial: Option<Partial>,
+    /// The frame at `buf[head..]` while its payload is still arriving.
+    current: Option<Current>,
+    /// How often the buffer was reallocated (tests watch for quadratic
+    /// buffering).
+    #[cfg(test)]
+    reallocs: usize,
 }
 
 struct Partial {
     text: bool,
     data: Vec<u8>,
-    utf8_checked: usize,
+    utf8: Utf8Stream,
+}
+
+/// Progress through the payload of the frame being read.
+struct Current {
+    head: FrameHead,
+    /// Payload bytes already unmasked (and, for text, validated).
+    done: usize,
+    /// Whether the payload is text to validate as it arrives.
+    text: bool,
+    utf8: Utf8Stream,
 }
 
 impl<R: Read> WsReader<R> {
@@ -133,6 +152,9 @@ impl<R: Read> WsReader<R> {
             tail: leftover.len(),
             parser,
             partial: None,
+            current: None,
+            #[cfg(test)]
+            reallocs: 0,
         }
     }
 
@@ -144,80 +166,161 @@ impl<R: Read> WsReader<R> {
     /// Reads until one message or control frame is complete.
     pub fn read(&mut self) -> Result<Incoming, WsError> {
         loop {
-            let head = loop {
-                match self.parser.parse_head(&self.buf[self.head..self.tail])? {
-                    Some(h) => break h,
-                    None => self.fill(0)?,
-                }
+            if self.current.is_none() {
+                self.release();
+                let head = loop {
+                    match self.parser.parse_head(&self.buf[self.head..self.tail])? {
+                        Some(h) => break h,
+                        None => self.fill(0)?,
+                    }
+                };
+                self.current = Some(self.begin(head)?);
+            }
+            self.read_payload()?;
+            let Some(cur) = self.current.take() else {
+                continue;
             };
-            let need = head.frame_len();
-            while self.tail - self.head < need {
-                self.fill(need)?;
-            }
+            let head = cur.head;
             let start = self.head + head.header_len;
-            let end = self.head + need;
+            let end = self.head + head.frame_len();
             self.head = end;
-            let payload = &mut self.buf[start..end];
-            if let Some(key) = head.mask {
-                apply_mask(payload, key);
-            }
             let payload = &self.buf[start..end];
             match head.opcode {
                 Opcode::Ping => return Ok(Incoming::Ping(payload.to_vec())),
                 Opcode::Pong => return Ok(Incoming::Pong(payload.to_vec())),
                 Opcode::Close => return parse_close(payload).map(Incoming::Close),
                 Opcode::Text | Opcode::Binary => {
-                    if self.partial.is_some() {
-                        return Err(WsError::Fragmentation);
-                    }
                     let text = head.opcode == Opcode::Text;
                     if head.fin {
-                        return finish(text, payload.to_vec());
+                        return finish(text, payload.to_vec(), cur.utf8);
                     }
-                    let mut p = Partial {
+                    self.partial = Some(Partial {
                         text,
                         data: payload.to_vec(),
-                        utf8_checked: 0,
-                    };
-                    check_utf8_prefix(&mut p)?;
-                    self.partial = Some(p);
+                        utf8: cur.utf8,
+                    });
                 }
                 Opcode::Continuation => {
-                    let max = self.parser.max_payload();
                     let Some(p) = self.partial.as_mut() else {
                         return Err(WsError::Fragmentation);
                     };
-                    if p.data.len() + payload.len() > max {
-                        return Err(WsError::MessageTooLarge(max));
-                    }
                     p.data.extend_from_slice(payload);
-                    check_utf8_prefix(p)?;
+                    p.utf8 = cur.utf8;
                     if head.fin {
                         let Some(p) = self.partial.take() else {
                             return Err(WsError::Fragmentation);
                         };
-                        return finish(p.text, p.data);
+                        return finish(p.text, p.data, p.utf8);
                     }
                 }
             }
         }
     }
 
-    /// Reads more bytes; `need` is the size of the frame being completed (0
-    /// when only the header is incomplete).
-    fn fill(&mut self, need: usize) -> Result<(), WsError> {
-        if self.head > 0 && (self.head == self.tail || self.buf.len() - self.tail < READ_CHUNK / 4)
-        {
+    /// Checks what can be checked of a data frame from its header alone
+    /// (fragment order, message size), so a bad frame fails the connection
+    /// before its payload is read.
+    fn begin(&self, head: FrameHead) -> Result<Current, WsError> {
+        let (text, utf8) = match head.opcode {
+            Opcode::Text | Opcode::Binary => {
+                if self.partial.is_some() {
+                    return Err(WsError::Fragmentation);
+                }
+                (head.opcode == Opcode::Text, Utf8Stream::default())
+            }
+            Opcode::Continuation => {
+                let Some(p) = self.partial.as_ref() else {
+                    return Err(WsError::Fragmentation);
+                };
+                let max = self.parser.max_payload();
+                if p.data.len().saturating_add(head.payload_len) > max {
+                    return Err(WsError::MessageTooLarge(max));
+                }
+                (p.text, p.utf8)
+            }
+            Opcode::Close | Opcode::Ping | Opcode::Pong => (false, Utf8Stream::default()),
+        };
+        Ok(Current {
+            head,
+            done: 0,
+            text,
+            utf8,
+        })
+    }
+
+    /// Reads the payload of the current frame, unmasking and validating it
+    /// as it arrives: a text frame with a byte that can never be UTF-8 fails
+    /// at once, not when its last byte comes.
+    fn read_payload(&mut self) -> Result<(), WsError> {
+        loop {
+            let Some(cur) = self.current.as_mut() else {
+                return Ok(());
+            };
+            let start = self.head + cur.head.header_len;
+            let have = (self.tail - start).min(cur.head.payload_len);
+            if have > cur.done {
+                let fresh = &mut self.buf[start + cur.done..start + have];
+                if let Some(key) = cur.head.mask {
+                    let k = cur.done % 4;
+                    apply_mask(
+                        fresh,
+                        [key[k], key[(k + 1) % 4], key[(k + 2) % 4], key[(k + 3) % 4]],
+                    );
+                }
+                if cur.text && !cur.utf8.feed(fresh) {
+                    return Err(WsError::InvalidUtf8);
+                }
+                cur.done = have;
+            }
+            if cur.done == cur.head.payload_len {
+                return Ok(());
+            }
+            let need = cur.head.frame_len();
+            self.fill(need)?;
+        }
+    }
+
+    /// Between frames: gives back the memory a huge frame made us take.
+    fn release(&mut self) {
+        let left = self.tail - self.head;
+        if self.buf.len() > 4 * READ_CHUNK && left <= READ_CHUNK {
             self.buf.copy_within(self.head..self.tail, 0);
-            self.tail -= self.head;
+            self.head = 0;
+            self.tail = left;
+            self.buf.truncate(READ_CHUNK);
+            self.buf.shrink_to_fit();
+            #[cfg(test)]
+            {
+                self.reallocs += 1;
+            }
+        }
+    }
+
+    /// Reads more bytes; `need` is the size of the frame being completed (0
+    /// when only the header is incomplete), counted from `self.head`.
+    fn fill(&mut self, need: usize) -> Result<(), WsError> {
+        let have = self.tail - self.head;
+        let want = need.max(have + 1);
+        // Move the unread bytes to the front when that is cheap and the
+        // space after them runs low, or when the frame would not fit. Each
+        // frame is moved at most once (after the move `head` is 0 until the
+        // frame is consumed), so buffering stays linear in the bytes read.
+        let low = self.buf.len() - self.tail < READ_CHUNK / 4 && have <= READ_CHUNK;
+        if self.head > 0 && (have == 0 || low || self.head + want > self.buf.len()) {
+            self.buf.copy_within(self.head..self.tail, 0);
+            self.tail = have;
             self.head = 0;
         }
-        let want = need.max(self.tail - self.head + 1);
-        if self.buf.len() - self.head < want {
-            self.buf.resize(self.head + want, 0);
+        let mut len = self.buf.len().max(self.head + want);
+        if self.tail == len {
+            len += READ_CHUNK;
         }
-        if self.tail == self.buf.len() {
-            self.buf.resize(self.buf.len() + READ_CHUNK, 0);
+        if len != self.buf.len() {
+            self.buf.resize(len, 0);
+            #[cfg(test)]
+            {
+                self.reallocs += 1;
+            }
         }
         match self.inner.read(&mut self.buf[self.tail..]) {
             Ok(0) => Err(WsError::Eof {
@@ -225,11 +328,6 @@ impl<R: Read> WsReader<R> {
             }),
             Ok(n) => {
                 self.tail += n;
-                // Give back memory a single huge frame made us take.
-                if self.head == 0 && self.buf.len() > 4 * READ_CHUNK && self.tail < READ_CHUNK {
-                    self.buf.truncate(READ_CHUNK.max(self.tail));
-                    self.buf.shrink_to_fit();
-                }
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
@@ -238,8 +336,11 @@ impl<R: Read> WsReader<R> {
     }
 }
 
-fn finish(text: bool, data: Vec<u8>) -> Result<Incoming, WsError> {
+fn finish(text: bool, data: Vec<u8>, utf8: Utf8Stream) -> Result<Incoming, WsError> {
     if text {
+        if !utf8.is_complete() {
+            return Err(WsError::InvalidUtf8);
+        }
         String::from_utf8(data)
             .map(Incoming::Text)
             .map_err(|_| WsError::InvalidUtf8)
@@ -248,18 +349,68 @@ fn finish(text: bool, data: Vec<u8>) -> Result<Incoming, WsError> {
     }
 }
 
-/// Fails fast on bytes that can never become valid UTF-8, so a bad text
-/// message is refused before its last fragment arrives.
-fn check_utf8_prefix(p: &mut Partial) -> Result<(), WsError> {
-    if !p.text {
-        return Ok(());
+/// Incremental UTF-8 validation over pieces of a text message that may split
+/// a code point anywhere: [`Utf8Stream::feed`] fails as soon as the bytes so
+/// far can no longer start valid UTF-8.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Utf8Stream {
+    /// Continuation bytes still due for the code point in progress.
+    need: u8,
+    /// Range the next continuation byte must be in (RFC 3629 section 4).
+    lo: u8,
+    hi: u8,
+}
+
+impl Utf8Stream {
+    /// Takes the next bytes; false when they make the text invalid.
+    fn feed(&mut self, mut bytes: &[u8]) -> bool {
+        while self.need > 0 {
+            let Some((&b, rest)) = bytes.split_first() else {
+                return true;
+            };
+            if !self.step(b) {
+                return false;
+            }
+            bytes = rest;
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(_) => true,
+            Err(e) if e.error_len().is_some() => false,
+            // A code point cut off at the end: at most 3 bytes, all of
+            // which the standard library found to be a valid beginning.
+            Err(e) => bytes[e.valid_up_to()..].iter().all(|&b| self.step(b)),
+        }
     }
-    match std::str::from_utf8(&p.data[p.utf8_checked..]) {
-        Ok(_) => p.utf8_checked = p.data.len(),
-        Err(e) if e.error_len().is_some() => return Err(WsError::InvalidUtf8),
-        Err(e) => p.utf8_checked += e.valid_up_to(),
+
+    /// One byte through the state machine.
+    fn step(&mut self, b: u8) -> bool {
+        if self.need > 0 {
+            if b < self.lo || b > self.hi {
+                return false;
+            }
+            self.need -= 1;
+            (self.lo, self.hi) = (0x80, 0xbf);
+            return true;
+        }
+        let (need, lo, hi) = match b {
+            0x00..=0x7f => (0, 0x80, 0xbf),
+            0xc2..=0xdf => (1, 0x80, 0xbf),
+            0xe0 => (2, 0xa0, 0xbf),
+            0xe1..=0xec | 0xee..=0xef => (2, 0x80, 0xbf),
+            0xed => (2, 0x80, 0x9f),
+            0xf0 => (3, 0x90, 0xbf),
+            0xf1..=0xf3 => (3, 0x80, 0xbf),
+            0xf4 => (3, 0x80, 0x8f),
+            _ => return false,
+        };
+        (self.need, self.lo, self.hi) = (need, lo, hi);
+        true
     }
-    Ok(())
+
+    /// No code point is left unfinished.
+    fn is_complete(&self) -> bool {
+        self.need == 0
+    }
 }
 
 fn parse_close(payload: &[u8]) -> Result<Option<(u16, String)>, WsError> {
@@ -268,14 +419,22 @@ fn parse_close(payload: &[u8]) -> Result<Option<(u16, String)>, WsError> {
         1 => Err(WsError::BadClose),
         _ => {
             let code = u16::from_be_bytes([payload[0], payload[1]]);
-            let valid = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
-            if !valid {
+            if !close_code_allowed(code) {
                 return Err(WsError::BadClose);
             }
             let reason = std::str::from_utf8(&payload[2..]).map_err(|_| WsError::InvalidUtf8)?;
             Ok(Some((code, reason.to_owned())))
         }
     }
+}
+
+/// Status codes a close frame may carry (RFC 6455 section 7.4 and the IANA
+/// registry): the defined codes except the three that must never be sent
+/// (1005, 1006, 1015) and the unassigned 1004, plus 1012-1014 (service
+/// restart, try again later, bad gateway), and the 3000-4999 range for
+/// libraries and applications.
+pub fn close_code_allowed(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// A source of masking keys and handshake nonces: a SplitMix64 sequence seeded
@@ -449,6 +608,300 @@ mod tests {
         assert!(matches!(close(&[3]), Err(WsError::BadClose)));
         assert!(matches!(close(&[3, 237]), Err(WsError::BadClose)));
         assert!(matches!(close(&[3, 232, 0xff]), Err(WsError::InvalidUtf8)));
+    }
+
+    /// Hands out the given pieces one per read call, then fails with a
+    /// timeout, as a socket with a read timeout does while the peer waits.
+    struct Pieces(std::collections::VecDeque<Vec<u8>>);
+    impl Read for Pieces {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let Some(mut p) = self.0.pop_front() else {
+                return Err(io::ErrorKind::TimedOut.into());
+            };
+            let n = p.len().min(out.len());
+            out[..n].copy_from_slice(&p[..n]);
+            if n < p.len() {
+                p.drain(..n);
+                self.0.push_front(p);
+            }
+            Ok(n)
+        }
+    }
+
+    fn pieces(parts: &[&[u8]]) -> Pieces {
+        Pieces(parts.iter().map(|p| p.to_vec()).collect())
+    }
+
+    #[test]
+    fn registered_close_codes_1012_to_1014_are_accepted() {
+        // Regression: 1012 (service restart), 1013 (try again later) and
+        // 1014 (bad gateway) are in the IANA registry and were refused as
+        // protocol errors.
+        for code in [1000u16, 1003, 1007, 1011, 1012, 1013, 1014, 3000, 4999] {
+            let mut b = Vec::new();
+            encode_frame(
+                &mut b,
+                Opcode::Close,
+                true,
+                &code.to_be_bytes(),
+                None,
+                false,
+            );
+            assert_eq!(
+                reader(b).read().unwrap(),
+                Incoming::Close(Some((code, String::new()))),
+                "{code}"
+            );
+        }
+        for code in [
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
+            assert!(!close_code_allowed(code), "{code}");
+            let mut b = Vec::new();
+            encode_frame(
+                &mut b,
+                Opcode::Close,
+                true,
+                &code.to_be_bytes(),
+                None,
+                false,
+            );
+            assert!(matches!(reader(b).read(), Err(WsError::BadClose)), "{code}");
+        }
+    }
+
+    #[test]
+    fn large_frame_in_small_reads_is_not_reallocated_over_and_over() {
+        // Regression: while a large frame arrived in small reads, the buffer
+        // was shrunk back to 64 KiB after every read and grown to the frame
+        // size again on the next: one frame-sized allocation and zero-fill
+        // per read until 64 KiB had arrived (Autobahn 9.5/9.6 send in 64-byte
+        // chops), so time grew with frame size times read count.
+        let payload = vec![b'a'; 1 << 20];
+        let mut b = Vec::new();
+        encode_frame(&mut b, Opcode::Text, true, &payload, None, false);
+        encode_frame(&mut b, Opcode::Binary, true, b"next", None, false);
+        let chops: Vec<&[u8]> = b.chunks(64).collect();
+        let mut r = WsReader::new(
+            pieces(&chops),
+            &[],
+            FrameParser::new(Role::Client, 2 << 20, false),
+        );
+        assert_eq!(
+            r.read().unwrap(),
+            Incoming::Text(String::from_utf8(payload).unwrap())
+        );
+        assert!(
+            r.reallocs <= 2,
+            "{} reallocations for one frame",
+            r.reallocs
+        );
+        // The memory is given back once the frame is done.
+        assert_eq!(r.read().unwrap(), Incoming::Binary(b"next".to_vec()));
+        assert!(r.buf.capacity() <= 2 * READ_CHUNK);
+    }
+
+    #[test]
+    fn many_small_frames_keep_the_buffer_small() {
+        let mut b = Vec::new();
+        for i in 0..5000u32 {
+            encode_frame(&mut b, Opcode::Binary, true, &i.to_be_bytes(), None, false);
+        }
+        let chops: Vec<&[u8]> = b.chunks(1000).collect();
+        let mut r = WsReader::new(
+            pieces(&chops),
+            &[],
+            FrameParser::new(Role::Client, 100, false),
+        );
+        for i in 0..5000u32 {
+            assert_eq!(
+                r.read().unwrap(),
+                Incoming::Binary(i.to_be_bytes().to_vec())
+            );
+        }
+        assert_eq!(r.reallocs, 0);
+    }
+
+    #[test]
+    fn invalid_utf8_fails_before_the_rest_of_the_frame_arrives() {
+        // Regression (Autobahn 6.4.3, 6.4.4, NON-STRICT before): a text
+        // frame was only validated once all of it had arrived, so a peer
+        // could hold the connection with a frame already known to be bad.
+        let mut b = Vec::new();
+        let mut bad = "κόσμε".as_bytes().to_vec();
+        bad.extend_from_slice(&[0xf4, 0x90, 0x80, 0x80]); // above U+10FFFF
+        bad.extend_from_slice(b"edited");
+        encode_frame(&mut b, Opcode::Text, true, &bad, None, false);
+        let (first, rest) = b.split_at(2 + 10 + 2);
+        let mut r = WsReader::new(
+            pieces(&[first, rest]),
+            &[],
+            FrameParser::new(Role::Client, 100, false),
+        );
+        assert!(matches!(r.read(), Err(WsError::InvalidUtf8)));
+        // Inside a continuation frame too, with a code point split across
+        // the two frames.
+        let mut b = Vec::new();
+        encode_frame(&mut b, Opcode::Text, false, &[b'a', 0xe2], None, false);
+        encode_frame(
+            &mut b,
+            Opcode::Continuation,
+            true,
+            &[0x82, 0xac, 0xc0, 0xaf, b'z'],
+            None,
+            false,
+        );
+        let cut = b.len() - 2;
+        let mut r = WsReader::new(
+            pieces(&[&b[..cut]]),
+            &[],
+            FrameParser::new(Role::Client, 100, false),
+        );
+        assert!(matches!(r.read(), Err(WsError::InvalidUtf8)));
+        // A valid prefix just waits for more.
+        let mut b = Vec::new();
+        encode_frame(&mut b, Opcode::Text, true, "€€".as_bytes(), None, false);
+        let mut r = WsReader::new(
+            pieces(&[&b[..4]]),
+            &[],
+            FrameParser::new(Role::Client, 100, false),
+        );
+        assert!(matches!(r.read(), Err(WsError::Io(_))));
+    }
+
+    #[test]
+    fn a_read_timeout_mid_frame_resumes_where_it_stopped() {
+        // The payload is unmasked and validated as it arrives; a timeout in
+        // between must neither unmask twice nor lose the validation state.
+        let text = "ab€cd€€ef".repeat(20);
+        let mut b = Vec::new();
+        encode_frame(
+            &mut b,
+            Opcode::Text,
+            false,
+            &text.as_bytes()[..30],
+            Some([9, 8, 7, 6]),
+            false,
+        );
+        encode_frame(
+            &mut b,
+            Opcode::Continuation,
+            true,
+            &text.as_bytes()[30..],
+            Some([1, 2, 3, 4]),
+            false,
+        );
+        let mut src = pieces(&[]);
+        for (i, c) in b.chunks(5).enumerate() {
+            src.0.push_back(c.to_vec());
+            if i % 3 == 0 {
+                src.0.push_back(Vec::new());
+            }
+        }
+        /// Reads the pieces, taking each empty one for a read timeout.
+        struct Stuttering(Pieces);
+        impl Read for Stuttering {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                match self.0 .0.front() {
+                    Some(p) if p.is_empty() => {
+                        self.0 .0.pop_front();
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    _ => self.0.read(out),
+                }
+            }
+        }
+        let mut r = WsReader::new(
+            Stuttering(src),
+            &[],
+            FrameParser::new(Role::Server, 1000, false),
+        );
+        let mut timeouts = 0;
+        let got = loop {
+            match r.read() {
+                Ok(m) => break m,
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => timeouts += 1,
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert!(timeouts > 10);
+        assert_eq!(got, Incoming::Text(text));
+    }
+
+    #[test]
+    fn fragment_order_and_size_are_checked_from_the_header() {
+        // The payload never arrives: the header alone is refused.
+        let mut b = Vec::new();
+        encode_frame(&mut b, Opcode::Binary, false, b"ab", None, false);
+        write_head_only(&mut b, Opcode::Text, 50);
+        let mut r = WsReader::new(
+            pieces(&[&b]),
+            &[],
+            FrameParser::new(Role::Client, 100, false),
+        );
+        assert!(matches!(r.read(), Err(WsError::Fragmentation)));
+        let mut b = Vec::new();
+        encode_frame(&mut b, Opcode::Binary, false, &[0; 60], None, false);
+        write_head_only(&mut b, Opcode::Continuation, 50);
+        let mut r = WsReader::new(
+            pieces(&[&b]),
+            &[],
+            FrameParser::new(Role::Client, 100, false),
+        );
+        assert!(matches!(r.read(), Err(WsError::MessageTooLarge(100))));
+    }
+
+    fn write_head_only(out: &mut Vec<u8>, op: Opcode, len: usize) {
+        frame::write_head(out, op, true, len, None, false);
+    }
+
+    #[test]
+    fn utf8_stream_agrees_with_std_on_every_split() {
+        let samples: &[&[u8]] = &[
+            "κόσμε €𐍈 ascii".as_bytes(),
+            &[0xed, 0xa0, 0x80],       // surrogate
+            &[0xe0, 0x80, 0xaf],       // overlong
+            &[0xf4, 0x8f, 0xbf, 0xbf], // U+10FFFF
+            &[0xf4, 0x90, 0x80, 0x80], // above it
+            &[0xf0, 0x9f, 0x98],       // cut short
+            &[0xc0, 0xaf],
+            &[0xf8, 0x88, 0x80, 0x80, 0x80],
+            &[0x61, 0x80],
+        ];
+        for s in samples {
+            let whole = std::str::from_utf8(s).is_ok();
+            for i in 0..=s.len() {
+                for j in i..=s.len() {
+                    let mut u = Utf8Stream::default();
+                    let ok =
+                        u.feed(&s[..i]) && u.feed(&s[i..j]) && u.feed(&s[j..]) && u.is_complete();
+                    assert_eq!(ok, whole, "{s:x?} split at {i}, {j}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn utf8_stream_fails_exactly_when_no_completion_is_possible(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
+            cut in 0usize..24,
+        ) {
+            let cut = cut.min(bytes.len());
+            let mut u = Utf8Stream::default();
+            let ok = u.feed(&bytes[..cut]);
+            // A prefix is acceptable iff std sees at most an unfinished code
+            // point at its end.
+            let std_prefix_ok = match std::str::from_utf8(&bytes[..cut]) {
+                Ok(_) => true,
+                Err(e) => e.error_len().is_none(),
+            };
+            proptest::prop_assert_eq!(ok, std_prefix_ok);
+            if ok {
+                let all = u.feed(&bytes[cut..]) && u.is_complete();
+                proptest::prop_assert_eq!(all, std::str::from_utf8(&bytes).is_ok());
+            }
+        }
     }
 
     #[test]
