@@ -67,7 +67,7 @@ pub mod types;
 pub(crate) mod value;
 pub mod ws;
 
-pub use client::{blocking, RtmClient, RtmProcessor, SDK_VERSION};
+pub use client::{blocking, RtmClient, RtmProcessor, WeakRtmClient, SDK_VERSION};
 pub use error::{error_code, RtmError, SendError};
 /// The msgpack value type of the FPNN layer and the gate's test hooks.
 pub use rmpv;

@@ -203,3 +203,26 @@ fn a_callback_registered_after_destroy_still_runs_once_and_its_thread_ends() {
     no_client_threads_left();
     assert!(rx.try_recv().is_err());
 }
+
+#[test]
+fn a_handler_holding_a_weak_client_does_not_keep_it_alive() {
+    let gate = gate();
+    let before = client_threads().len();
+    let client = online(options(&gate), 1001);
+    let weak = client.downgrade();
+    client.on_session_closed(move |_| {
+        if let Some(c) = weak.upgrade() {
+            c.close();
+        }
+    });
+    assert!(client.downgrade().upgrade().is_some());
+    let probe = client.downgrade();
+    drop(client);
+    assert!(
+        probe.upgrade().is_none(),
+        "the last strong handle destroyed the client"
+    );
+    wait_until("the client's threads end", WAIT, || {
+        client_threads().len() <= before
+    });
+}

@@ -141,7 +141,9 @@ impl Drop for DropGuard {
 ///
 /// A cheap, cloneable handle (`Clone + Send + Sync`); every clone is the same
 /// client. Dropping the last one destroys it: the connection closes and its
-/// threads end.
+/// threads end. A handler that needs the client should hold a
+/// [`WeakRtmClient`] ([`RtmClient::downgrade`]): a strong handle inside a
+/// handler registered on the same client keeps it alive.
 ///
 /// Every callback runs exactly once, never inside the call that registered
 /// it and never while the SDK holds a lock; where it runs depends on
@@ -150,6 +152,32 @@ impl Drop for DropGuard {
 pub struct RtmClient {
     pub(crate) inner: Arc<Inner>,
     _guard: Arc<DropGuard>,
+}
+
+/// A handle that does not keep the client alive, for handlers that need the
+/// client: a handler registered on a client and holding a strong
+/// [`RtmClient`] keeps that client (and its threads) alive after every other
+/// handle is dropped. Get one with [`RtmClient::downgrade`]. A Rust addition.
+#[derive(Clone)]
+pub struct WeakRtmClient {
+    inner: Weak<Inner>,
+    guard: Weak<DropGuard>,
+}
+
+impl WeakRtmClient {
+    /// The client, if a strong handle still exists.
+    pub fn upgrade(&self) -> Option<RtmClient> {
+        Some(RtmClient {
+            _guard: self.guard.upgrade()?,
+            inner: self.inner.upgrade()?,
+        })
+    }
+}
+
+impl std::fmt::Debug for WeakRtmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakRtmClient").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for RtmClient {
@@ -280,6 +308,15 @@ impl RtmClient {
             _guard: Arc::new(DropGuard(inner.clone())),
             inner,
         })
+    }
+
+    /// A handle that does not keep the client alive, for handlers that need
+    /// the client (see [`WeakRtmClient`]). A Rust addition.
+    pub fn downgrade(&self) -> WeakRtmClient {
+        WeakRtmClient {
+            inner: Arc::downgrade(&self.inner),
+            guard: Arc::downgrade(&self._guard),
+        }
     }
 
     /// The gate this client connects to, as `host:port` after the endpoint
