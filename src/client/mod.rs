@@ -892,13 +892,11 @@ impl Worker {
                     let conn = self.inner.if_current(self.gen, |s| {
                         s.active = false;
                         s.worker = None;
+                        self.inner.emit_closed(0);
                         s.conn.take()
                     });
-                    if let Some(conn) = conn {
-                        if let Some(c) = conn {
-                            c.close();
-                        }
-                        self.inner.emit_closed(0);
+                    if let Some(Some(c)) = conn {
+                        c.close();
                     }
                     return;
                 }
@@ -926,6 +924,8 @@ impl Worker {
                 if !s.auto_reconnect {
                     s.active = false;
                     s.worker = None;
+                    self.inner
+                        .emit_closed(error_code::FPNN_EC_CORE_UNKNOWN_ERROR);
                 }
                 (s.conn.take(), s.auto_reconnect)
             });
@@ -937,11 +937,7 @@ impl Worker {
             });
             match again {
                 None => return,
-                Some(false) => {
-                    self.inner
-                        .emit_closed(error_code::FPNN_EC_CORE_UNKNOWN_ERROR);
-                    return;
-                }
+                Some(false) => return,
                 Some(true) => match self.relogin() {
                     Some(s) => serial = s,
                     None => return,
@@ -969,15 +965,15 @@ impl Worker {
                 }
             }
             let r = self.connect_and_auth();
+            // Events are queued under the session lock (queuing runs no user
+            // code), so a racing `close` or `login` sees them in order.
             let end = |code: i32| {
-                let ended = self.inner.if_current(self.gen, |s| {
+                self.inner.if_current(self.gen, |s| {
                     s.active = false;
                     s.worker = None;
-                });
-                if ended.is_some() {
                     self.inner.emit_relogin(false, false, code, attempt);
                     self.inner.emit_closed(code);
-                }
+                });
                 None
             };
             match r {
