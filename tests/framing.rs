@@ -401,3 +401,33 @@ fn a_server_close_frame_is_a_peer_close() {
         "{end:?}"
     );
 }
+
+/// After the client's close frame, nothing but the end of TCP follows.
+fn assert_nothing_after_close(s: &mut ServerConn) {
+    loop {
+        match s.incoming_within(WAIT) {
+            Ok(Incoming::Close(c)) => panic!("a second close frame: {c:?}"),
+            Ok(other) => panic!("{other:?} after the close frame"),
+            Err(_) => return,
+        }
+    }
+}
+
+#[test]
+fn a_protocol_error_sends_one_close_frame_with_its_status() {
+    // Over the limit: 1009; reserved bits: 1002 (RFC 6455 section 7.4.1).
+    for (bytes, status) in [
+        (vec![0x82, 127, 0, 0, 0, 0, 0x40, 0, 0, 0], 1009u16),
+        (vec![0xc2, 0], 1002),
+    ] {
+        let (_server, client, mut s, rx) = limited();
+        s.send_raw(&bytes);
+        assert_eq!(
+            result(&rx).unwrap_err().code,
+            error_code::FPNN_EC_CORE_CONNECTION_CLOSED
+        );
+        assert!(matches!(client.closed(), CloseReason::Error(_)));
+        assert_eq!(s.ending(), Ending::CloseFrame(Some(status)));
+        assert_nothing_after_close(&mut s);
+    }
+}

@@ -154,8 +154,10 @@ enum WriterCmd {
     Frame(Vec<u8>),
     /// The TLS session has bytes of its own to send.
     Flush,
-    /// Send a close frame and shut the socket.
-    Close,
+    /// The last command: send a close frame with this status (none when the
+    /// peer is already gone), then shut the socket. Exactly one is sent per
+    /// connection, so at most one close frame goes out, as RFC 6455 requires.
+    Close(Option<u16>),
 }
 
 struct Shared {
@@ -218,6 +220,17 @@ impl Shared {
     /// tells the close handler why. Runs the callbacks on the calling thread
     /// with no lock held.
     fn shut(&self, reason: CloseReason) {
+        let status = match reason {
+            CloseReason::Local => Some(1000),
+            _ => None,
+        };
+        self.shut_with(reason, status);
+    }
+
+    /// [`Shared::shut`], telling the peer why with close status `status`.
+    /// Without a status the socket is shut at once (the peer is gone or the
+    /// link failed); with one, the writer shuts it after the close frame.
+    fn shut_with(&self, reason: CloseReason, status: Option<u16>) {
         if !self.open.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -226,12 +239,10 @@ impl Shared {
             r => log::debug!("connection to {} closed: {r:?}", self.endpoint),
         }
         let pending = self.table.lock().close();
-        if reason == CloseReason::Local {
-            let _ = self.tx.send(WriterCmd::Close);
-        } else {
+        if status.is_none() {
             transport::shutdown(&self.control);
-            let _ = self.tx.send(WriterCmd::Close);
         }
+        let _ = self.tx.send(WriterCmd::Close(status));
         let ex = match &reason {
             CloseReason::Error(e) => format!("connection closed: {e}"),
             _ => "connection closed".to_owned(),
@@ -515,17 +526,12 @@ fn reader_loop(
         let msg = match reader.read() {
             Ok(m) => m,
             Err(e) => {
-                if let Some(code) = e.close_code() {
-                    let _ = shared.tx.send(WriterCmd::Frame(control_frame(
-                        Opcode::Close,
-                        &code.to_be_bytes(),
-                    )));
-                }
+                let status = e.close_code();
                 let reason = match e {
                     WsError::Eof { mid_frame: false } => CloseReason::Peer,
                     e => CloseReason::Error(e.to_string()),
                 };
-                shared.shut(reason);
+                shared.shut_with(reason, status);
                 return;
             }
         };
@@ -653,7 +659,7 @@ fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receiver<WriterCmd
             Some(d) => rx.recv_deadline(d),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
-        let mut close = false;
+        let mut close: Option<Option<u16>> = None;
         match cmd {
             Ok(WriterCmd::Frame(f)) => {
                 batch.extend_from_slice(&f);
@@ -662,8 +668,8 @@ fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receiver<WriterCmd
                     match rx.try_recv() {
                         Ok(WriterCmd::Frame(f)) => batch.extend_from_slice(&f),
                         Ok(WriterCmd::Flush) => {}
-                        Ok(WriterCmd::Close) => {
-                            close = true;
+                        Ok(WriterCmd::Close(status)) => {
+                            close = Some(status);
                             break;
                         }
                         Err(_) => break,
@@ -675,9 +681,9 @@ fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receiver<WriterCmd
                     shared.shut(CloseReason::Error(format!("write failed: {e}")));
                 }
             }
-            Ok(WriterCmd::Close) => close = true,
+            Ok(WriterCmd::Close(status)) => close = Some(status),
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => close = true,
+            Err(RecvTimeoutError::Disconnected) => close = Some(None),
         }
         if !batch.is_empty() {
             let r = write.send(&batch, &mut || fire_expired(&shared, &mut waiting));
@@ -687,15 +693,17 @@ fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receiver<WriterCmd
             }
             if let Err(e) = r {
                 shared.shut(CloseReason::Error(format!("write failed: {e}")));
-                close = true;
+                close = Some(None);
             }
         }
-        if close || !shared.open.load(Ordering::Acquire) {
-            // Best effort: a close frame (status 1000), then close_notify.
-            let _ = write.send(
-                &control_frame(Opcode::Close, &1000u16.to_be_bytes()),
-                &mut || {},
-            );
+        if let Some(status) = close {
+            // Best effort: the one close frame, then close_notify.
+            if let Some(code) = status {
+                let _ = write.send(
+                    &control_frame(Opcode::Close, &code.to_be_bytes()),
+                    &mut || {},
+                );
+            }
             write.close_notify();
             transport::shutdown(&shared.control);
             shared.shut(CloseReason::Local);
