@@ -271,3 +271,57 @@ fn destroy_does_not_wait_for_a_login_stuck_in_the_handshake() {
         (false, error_code::FPNN_EC_CORE_CONNECTION_CLOSED)
     );
 }
+
+#[test]
+fn login_right_after_bye_starts_a_session_the_bye_does_not_close() {
+    let gate = gate();
+    let client = RtmClient::new(options(&gate)).unwrap();
+    assert_eq!(login(&client, ME, "t", 0), (true, 0));
+    client.bye();
+    // The bye's answer (or its 20002) arrives after this login began; it
+    // must close only the session it was said on.
+    assert_eq!(login(&client, ME, "t", 0), (true, 0));
+    let sent = blocking(|cb| client.send_message(2, 30, "after bye", "", 0, 0, cb));
+    assert!(sent.is_ok(), "the new session is usable: {sent:?}");
+    client.destroy();
+}
+
+/// A listener whose accept queue is full: further SYNs go unanswered, so a
+/// TCP connect to it hangs until its timeout, like a firewalled gate.
+fn unanswered_syn() -> (std::net::TcpListener, Vec<std::net::TcpStream>, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut held = Vec::new();
+    while let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        held.push(s);
+        assert!(held.len() < 10_000, "the accept queue never filled");
+    }
+    (l, held, addr.to_string())
+}
+
+#[test]
+fn close_and_destroy_abort_a_login_whose_tcp_connect_hangs() {
+    let (_l, _held, ep) = unanswered_syn();
+    for destroy in [false, true] {
+        let (client, rx) = hanging_login(ep.clone());
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let started = std::time::Instant::now();
+        std::thread::spawn(move || {
+            if destroy {
+                client.destroy();
+            } else {
+                client.close();
+            }
+            done_tx.send(()).unwrap();
+        });
+        done_rx.recv_timeout(WAIT).expect("close/destroy returned");
+        let got = rx.recv_timeout(WAIT).expect("the login callback ran");
+        assert_eq!(got, (false, error_code::FPNN_EC_CORE_CONNECTION_CLOSED));
+        // The connection timeout is 60 s: nothing waited for it.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -396,3 +396,26 @@ fn a_connection_lost_right_after_the_auth_answer_is_relogged_in() {
     conn.accept_auth(&[]);
     assert!(ev.relogin().0);
 }
+
+#[test]
+fn huge_option_values_do_not_stop_the_session_thread() {
+    let gate = gate();
+    let client = RtmClient::new(rtm_client::RtmOptions {
+        max_ping_interval_seconds: u64::MAX,
+        regressive_strategy: rtm_client::RegressiveStrategy {
+            start_connect_failed_count: 1,
+            max_interval_seconds: u64::MAX,
+            linear_regressive_count: 1,
+        },
+        ..options(&gate)
+    })
+    .unwrap();
+    let mut ev = Events::attach(&client);
+    assert_eq!(login(&client, 1001, "t", 0), (true, 0));
+    one_connection(&gate, 1001);
+    gate.drop_user(PID, 1001);
+    // Attempt 1 waits 0 ms: the session thread is alive and relogs in.
+    let (ok, again, code, n, _) = ev.relogin();
+    assert_eq!((ok, again, code, n), (true, false, 0, 1));
+    client.destroy();
+}

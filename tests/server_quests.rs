@@ -145,3 +145,32 @@ fn a_responder_used_after_close_sends_nothing_and_does_not_panic() {
     r.answer(&empty());
     assert_eq!(s.ending(), Ending::CloseFrame(Some(1000)));
 }
+
+#[test]
+fn an_answer_over_the_packet_limit_becomes_an_error_answer() {
+    let server = TestServer::start();
+    let options = rtm_client::fpnn::ConnectOptions {
+        max_packet_size: 1024,
+        ..server.options()
+    };
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let (_client, mut s) = server.connect_handler_with(options, move |q: Quest, r: Responder| {
+        let _ = q;
+        r.answer(&payload_of_len(4096));
+        let _ = tx.send(());
+    });
+    let seq = s.send_twoway("big", &empty());
+    rx.recv_timeout(WAIT).unwrap();
+    let (p, v) = s.packet_value();
+    assert_eq!((p.seq, p.status), (seq, 1));
+    assert_eq!(
+        v.as_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_str() == Some("code"))
+            .map(|(_, c)| c.as_i64()),
+        Some(Some(i64::from(
+            rtm_client::error_code::FPNN_EC_PROTO_UNKNOWN_ERROR
+        )))
+    );
+}

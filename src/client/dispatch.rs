@@ -1,10 +1,13 @@
 //! Where user code runs. Every callback and event of an [`RtmClient`] goes
 //! through one queue, in arrival order. With `Dispatch::Threads` the client's
 //! dispatcher thread drains it; with `Dispatch::Queued` the application does,
-//! by calling `dispatch_pending()`. Either way no user code ever runs on a
+//! by calling `dispatch_pending()`. Either way no user code runs on a
 //! connection's reader or writer thread, so a slow handler never delays
 //! reading, writing, timeouts or the acknowledgement of pushes; it delays
-//! only the callbacks and events queued behind it.
+//! only the callbacks and events queued behind it. (One exception by design:
+//! inside `blocking()`, the callback handed to the method completes on the
+//! SDK thread that finishes the call; it is normally the `cb` that
+//! `blocking()` itself made, which only wakes the waiting thread.)
 //!
 //! [`RtmClient`]: crate::RtmClient
 
@@ -75,7 +78,12 @@ impl Dispatcher {
                     *d.thread_id.lock() = Some(h.thread().id());
                     *d.thread.lock() = Some(h);
                 }
-                Err(e) => log::error!("cannot start the dispatcher thread: {e}"),
+                Err(e) => {
+                    // Without the thread, each callback gets a thread of its
+                    // own (as after destroy) rather than never running.
+                    log::error!("cannot start the dispatcher thread: {e}");
+                    *d.stopped.lock() = true;
+                }
             }
         }
         d

@@ -71,6 +71,8 @@ struct Session {
     worker: Option<Sender<Cmd>>,
     /// Aborts the connect the worker is in, if any.
     connecting: Option<ConnectCancel>,
+    /// Serial of `conn`: quests from any other connection are stale.
+    serial: u64,
     /// What `start_auto_reconnect` and relogins use.
     credentials: Option<(i64, String, u64)>,
     auto_reconnect: bool,
@@ -88,6 +90,7 @@ impl Session {
     /// progress are handed back to be stopped outside the lock.
     fn retire(&mut self) -> Retired {
         self.gen += 1;
+        self.serial = 0;
         Retired {
             worker: self.worker.take(),
             conn: self.conn.take(),
@@ -348,13 +351,18 @@ impl RtmClient {
 
     /// Says goodbye to the gate (`bye`), then closes. Mirrors JavaScript `bye()`.
     pub fn bye(&self) {
-        let conn = self.inner.session.lock().conn.clone();
+        let (conn, gen) = {
+            let s = self.inner.session.lock();
+            (s.conn.clone(), s.gen)
+        };
         match conn {
             Some(conn) => {
                 let weak = Arc::downgrade(&self.inner);
                 conn.send_quest("bye", &Value::Map(vec![]), dur(0), move |_| {
+                    // Only the session `bye` was said on: a `login` since
+                    // then has started another one.
                     if let Some(inner) = weak.upgrade() {
-                        inner.close();
+                        inner.close_if(Some(gen));
                     }
                 });
             }
@@ -380,8 +388,10 @@ impl RtmClient {
     /// Destroys the client. Mirrors JavaScript `destroy()`.
     ///
     /// Closes the connection, completes every pending call (with 20002, or
-    /// with its answer if that had already arrived) on the calling thread
-    /// before returning, and stops every thread of the client. After it
+    /// with its answer if that had already arrived) before returning (on the
+    /// dispatcher thread, or on the calling thread for what is left when that
+    /// thread has stopped), and stops the client's dispatcher, session and
+    /// connection threads. After it
     /// returns no event runs and no earlier callback runs; a call made later
     /// still completes, with 20012 (login: `(false, 20012)`), on a short-lived
     /// thread (`Dispatch::Threads`) or in `dispatch_pending()` (`Queued`).
@@ -544,7 +554,10 @@ impl Inner {
         timeout: u64,
         cb: Option<LoginCallback>,
     ) {
-        let deliver = self.deliverer();
+        // The login callback always goes through the queue: `blocking()`'s
+        // direct path is for the one `(err, data)` callback it wraps.
+        let dispatcher = self.dispatcher.clone();
+        let deliver = move |job: dispatch::Job| dispatcher.callback(job);
         let (tx, rx) = crossbeam_channel::unbounded();
         let (gen, retired) = {
             let mut s = self.session.lock();
@@ -575,22 +588,50 @@ impl Inner {
             tx,
             rx,
         };
+        // The callback waits in a slot the worker empties, so that it is
+        // still called if the worker cannot be started.
+        let slot = Arc::new(Mutex::new(cb));
+        let worker_slot = slot.clone();
+        let dispatcher = self.dispatcher.clone();
         let spawned = std::thread::Builder::new()
             .name("rtm-session".into())
-            .spawn(move || worker.run(cb, deliver));
+            .spawn(move || {
+                let cb = worker_slot.lock().take();
+                worker.run(cb, dispatcher)
+            });
         match spawned {
             Ok(h) => {
                 let mut w = self.workers.lock();
                 w.retain(|h| !h.is_finished());
                 w.push(h);
             }
-            Err(e) => log::error!("cannot start the session thread: {e}"),
+            Err(e) => {
+                log::error!("cannot start the session thread: {e}");
+                self.if_current(gen, |s| {
+                    s.active = false;
+                    s.worker = None;
+                });
+                if let Some(cb) = slot.lock().take() {
+                    deliver(Box::new(move || {
+                        cb(false, error_code::FPNN_EC_CORE_UNKNOWN_ERROR)
+                    }));
+                }
+            }
         }
     }
 
     fn close(&self) {
+        self.close_if(None);
+    }
+
+    /// Closes the session, or with `Some(gen)` only if that generation is
+    /// still the current one.
+    fn close_if(&self, gen: Option<u64>) {
         let (retired, was_active) = {
             let mut s = self.session.lock();
+            if gen.is_some_and(|g| g != s.gen) {
+                return;
+            }
             let was = std::mem::replace(&mut s.active, false) && s.established;
             (s.retire(), was)
         };
@@ -702,6 +743,11 @@ impl QuestHandler for PushHandler {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
+        // Anything from a connection the session has let go of (closed or
+        // replaced) is answered (by dropping `r`) and otherwise ignored.
+        if inner.session.lock().serial != self.serial {
+            return;
+        }
         match q.method.as_str() {
             "ping" => {
                 drop(r);
@@ -767,13 +813,19 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(self, cb: Option<LoginCallback>, deliver: impl FnOnce(dispatch::Job)) {
+    fn run(self, mut cb: Option<LoginCallback>, dispatcher: Arc<Dispatcher>) {
         let first = self.connect_and_auth();
         let (result, serial) = match first {
             Ok((conn, serial)) => {
+                // Queued under the session lock, so a racing `close` queues
+                // its SessionClosed after the login's success, not before.
                 let installed = self.inner.if_current(self.gen, |s| {
                     s.conn = Some(conn.clone());
+                    s.serial = serial;
                     s.established = true;
+                    if let Some(cb) = cb.take() {
+                        dispatcher.callback(Box::new(move || cb(true, 0)));
+                    }
                 });
                 if installed.is_none() {
                     conn.close();
@@ -789,7 +841,10 @@ impl Worker {
                 });
                 let code = match f {
                     LoginFail::Rejected => 0,
-                    LoginFail::Unreachable(_) => error_code::FPNN_EC_CORE_INVALID_CONNECTION,
+                    LoginFail::Unreachable(e) => {
+                        log::debug!("login: {e}");
+                        error_code::FPNN_EC_CORE_INVALID_CONNECTION
+                    }
                     LoginFail::Auth(e) => e.code,
                     LoginFail::Stopped => error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
                 };
@@ -797,7 +852,7 @@ impl Worker {
             }
         };
         if let Some(cb) = cb {
-            deliver(Box::new(move || cb(result.0, result.1)));
+            dispatcher.callback(Box::new(move || cb(result.0, result.1)));
         }
         if let Some(serial) = serial {
             self.online(serial);
@@ -831,7 +886,14 @@ impl Worker {
         let conn = Connection::connect(&inner.endpoint, inner.tls, &options, handler, move |_| {
             let _ = lost.send(Cmd::Lost(serial));
         });
-        inner.if_current(self.gen, |s| s.connecting = None);
+        // From now on quests from this connection are the session's: a push
+        // right after the auth answer must not be taken for a stale one.
+        inner.if_current(self.gen, |s| {
+            s.connecting = None;
+            if conn.is_ok() {
+                s.serial = serial;
+            }
+        });
         let conn = conn.map_err(|e| {
             if cancel.is_cancelled() {
                 LoginFail::Stopped
@@ -884,7 +946,7 @@ impl Worker {
     fn online(&self, mut serial: u64) {
         let max_ping = Duration::from_secs(self.inner.options.max_ping_interval_seconds.max(1));
         loop {
-            let deadline = *self.inner.last_ping.lock() + max_ping;
+            let deadline = crate::fpnn::deadline_from(*self.inner.last_ping.lock(), max_ping);
             let lost = match self.rx.recv_deadline(deadline) {
                 Ok(Cmd::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
                 Ok(Cmd::Lost(s)) if s == serial => true,
@@ -954,7 +1016,7 @@ impl Worker {
         loop {
             attempt = attempt.saturating_add(1);
             let wait = schedule::relogin_delay(&strategy, attempt) / divisor;
-            let until = Instant::now() + wait;
+            let until = crate::fpnn::deadline_from(Instant::now(), wait);
             loop {
                 match self.rx.recv_deadline(until) {
                     Ok(Cmd::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
@@ -982,6 +1044,7 @@ impl Worker {
                     // either prevents it or queues SessionClosed after it.
                     let ok = self.inner.if_current(self.gen, |s| {
                         s.conn = Some(conn.clone());
+                        s.serial = serial;
                         self.inner.emit_relogin(true, false, 0, attempt);
                     });
                     if ok.is_none() {
@@ -995,9 +1058,17 @@ impl Worker {
                 Err(LoginFail::Auth(e)) if error_code::is_fatal_relogin_code(e.code) => {
                     return end(e.code)
                 }
-                Err(LoginFail::Auth(e)) | Err(LoginFail::Unreachable(e)) => {
+                Err(LoginFail::Auth(e)) => {
                     self.inner.if_current(self.gen, |_| {
                         self.inner.emit_relogin(false, true, e.code, attempt)
+                    })?;
+                }
+                Err(LoginFail::Unreachable(e)) => {
+                    log::debug!("relogin attempt {attempt}: {e}");
+                    // As the login callback: the connection could not be opened.
+                    let code = error_code::FPNN_EC_CORE_INVALID_CONNECTION;
+                    self.inner.if_current(self.gen, |_| {
+                        self.inner.emit_relogin(false, true, code, attempt)
                     })?;
                 }
             }

@@ -87,10 +87,29 @@ pub struct Responder {
 
 impl Responder {
     /// Answers with `payload` (status 0).
+    /// An answer over the connection's packet limit is replaced by an error
+    /// answer (10001) saying so.
     pub fn answer(mut self, payload: &Value) {
         if let Some(s) = self.take() {
             let mut body = Vec::new();
             packet::encode_payload(payload, &mut body);
+            let len = packet::packet_len(Kind::Answer, 0, body.len());
+            if len > s.max_packet || body.len() > u32::MAX as usize {
+                log::debug!("answer of {len} bytes is over the packet limit");
+                let e = Value::Map(vec![
+                    (
+                        Value::from("code"),
+                        Value::from(error_code::FPNN_EC_PROTO_UNKNOWN_ERROR),
+                    ),
+                    (
+                        Value::from("ex"),
+                        Value::from("answer over the packet size limit"),
+                    ),
+                ]);
+                body.clear();
+                packet::encode_payload(&e, &mut body);
+                return s.send_answer(self.seq, 1, &body);
+            }
             s.send_answer(self.seq, 0, &body);
         }
     }
@@ -453,7 +472,9 @@ impl Connection {
                 "empty payload",
             ));
         }
-        if packet::packet_len(Kind::Twoway, method.len(), payload.len()) > self.shared.max_packet {
+        let len = packet::packet_len(Kind::Twoway, method.len(), payload.len());
+        // psize is a u32 on the wire, whatever the configured limit.
+        if len > self.shared.max_packet || payload.len() > u32::MAX as usize {
             return Err(err(
                 error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
                 format!(
@@ -567,7 +588,7 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
     let p = Packet::decode(data, shared.max_packet).map_err(|e| e.to_string())?;
     match p.kind {
         Kind::Answer => {
-            let result = match packet::decode_payload(&p.payload) {
+            let result = match packet::decode_payload_within(&p.payload, shared.max_packet) {
                 Err(e) => Err(err(error_code::FPNN_EC_CORE_DECODING, e)),
                 Ok(v) if p.status == 0 => Ok(v),
                 Ok(v) => Err(error_answer(&v)),
@@ -585,7 +606,7 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
                 twoway,
                 shared: Some(shared.clone()),
             };
-            match packet::decode_payload(&p.payload) {
+            match packet::decode_payload_within(&p.payload, shared.max_packet) {
                 Ok(payload) => {
                     let quest = Quest {
                         method: p.method,

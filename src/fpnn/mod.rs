@@ -31,4 +31,5 @@ pub(crate) use connection::guarded;
 pub use connection::{
     AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,
 };
+pub(crate) use transport::deadline_from;
 pub use transport::{ConnectCancel, Endpoint};

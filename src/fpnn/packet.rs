@@ -244,16 +244,87 @@ impl Packet {
     }
 }
 
-/// Decodes a payload: exactly one msgpack value, nothing after it. Depth is
-/// bounded by rmpv, and lengths never pre-allocate, so hostile bytes cost at
-/// most their own size.
-pub fn decode_payload(mut bytes: &[u8]) -> Result<Value, String> {
+/// Decodes a payload: exactly one msgpack value, nothing after it, holding
+/// at most as many values as fit in [`DEFAULT_MAX_PACKET`] bytes of decoded
+/// tree (see [`decode_payload_within`]).
+pub fn decode_payload(bytes: &[u8]) -> Result<Value, String> {
+    decode_payload_within(bytes, DEFAULT_MAX_PACKET)
+}
+
+/// Decodes a payload whose decoded tree may take at most `max_bytes` of
+/// memory for its nodes. Each msgpack value, even a one-byte one, becomes a
+/// `Value` of several dozen bytes, so a hostile payload of tiny elements would
+/// otherwise cost dozens of times its own size: an allocation-free scan counts
+/// the values first and refuses such a payload before anything is built.
+/// Depth is bounded by rmpv, and lengths never pre-allocate.
+pub fn decode_payload_within(mut bytes: &[u8], max_bytes: usize) -> Result<Value, String> {
+    let max_values = (max_bytes / std::mem::size_of::<Value>()).max(1);
+    count_values(bytes, max_values)?;
     let v =
         rmpv::decode::read_value(&mut bytes).map_err(|e| format!("bad msgpack payload: {e}"))?;
     if !bytes.is_empty() {
         return Err(format!("{} bytes after the msgpack payload", bytes.len()));
     }
     Ok(v)
+}
+
+/// Walks one msgpack value without building it and checks that it holds at
+/// most `limit` values (every scalar, string, array and map counts one).
+fn count_values(bytes: &[u8], limit: usize) -> Result<usize, String> {
+    let truncated = || "bad msgpack payload: truncated".to_string();
+    let be = |at: usize, n: usize| -> Result<u64, String> {
+        let b = bytes.get(at..at + n).ok_or_else(truncated)?;
+        Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+    };
+    let (mut pos, mut pending, mut count) = (0usize, 1u64, 0usize);
+    while pending > 0 {
+        let m = *bytes.get(pos).ok_or_else(truncated)?;
+        pos += 1;
+        pending -= 1;
+        count += 1;
+        if count > limit {
+            return Err(format!("msgpack payload holds more than {limit} values"));
+        }
+        // (bytes of length field, bytes to skip after it, children)
+        let (len_bytes, skip, children): (usize, u64, u64) = match m {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0..=0xc3 => (0, 0, 0),
+            0x80..=0x8f => (0, 0, 2 * u64::from(m & 0x0f)),
+            0x90..=0x9f => (0, 0, u64::from(m & 0x0f)),
+            0xa0..=0xbf => (0, u64::from(m & 0x1f), 0),
+            0xc4 | 0xd9 => (1, be(pos, 1)?, 0),
+            0xc5 | 0xda => (2, be(pos, 2)?, 0),
+            0xc6 | 0xdb => (4, be(pos, 4)?, 0),
+            0xc7 => (1, be(pos, 1)? + 1, 0),
+            0xc8 => (2, be(pos, 2)? + 1, 0),
+            0xc9 => (4, be(pos, 4)? + 1, 0),
+            0xca | 0xce | 0xd2 => (0, 4, 0),
+            0xcb | 0xcf | 0xd3 => (0, 8, 0),
+            0xcc | 0xd0 => (0, 1, 0),
+            0xcd | 0xd1 => (0, 2, 0),
+            0xd4 => (0, 2, 0),
+            0xd5 => (0, 3, 0),
+            0xd6 => (0, 5, 0),
+            0xd7 => (0, 9, 0),
+            0xd8 => (0, 17, 0),
+            0xdc => (2, 0, be(pos, 2)?),
+            0xdd => (4, 0, be(pos, 4)?),
+            0xde => (2, 0, 2 * be(pos, 2)?),
+            0xdf => (4, 0, 2 * be(pos, 4)?),
+        };
+        let end = (pos as u64)
+            .saturating_add(len_bytes as u64)
+            .saturating_add(skip);
+        if end > bytes.len() as u64 {
+            return Err(truncated());
+        }
+        pos = end as usize;
+        // Every child needs at least one more byte.
+        pending += children;
+        if pending > (bytes.len() - pos) as u64 {
+            return Err(truncated());
+        }
+    }
+    Ok(count)
 }
 
 /// Encodes a value as a payload.
@@ -360,6 +431,71 @@ mod tests {
         assert!(decode_payload(&[0x80, 0x80]).is_err());
         assert!(decode_payload(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
         assert!(decode_payload(&[]).is_err());
+    }
+
+    #[test]
+    fn payloads_whose_decoded_tree_would_outgrow_the_limit_are_refused() {
+        // An array of 100 000 empty arrays: 100 KiB of msgpack, ~4 MiB decoded.
+        let mut buf = vec![0xdd, 0, 1, 0x86, 0xa0];
+        buf.extend(std::iter::repeat(0x90u8).take(100_000));
+        let err = decode_payload_within(&buf, 1 << 20).unwrap_err();
+        assert!(err.contains("more than"), "{err}");
+        assert!(decode_payload_within(&buf, 8 << 20).is_ok());
+        assert_eq!(count_values(&buf, usize::MAX), Ok(100_001));
+    }
+
+    #[test]
+    fn the_value_count_matches_every_msgpack_form() {
+        let v = Value::Map(vec![
+            (Value::from("s"), Value::from("x".repeat(300))),
+            (Value::from("b"), Value::Binary(vec![1; 70_000])),
+            (
+                Value::from("i"),
+                Value::Array(vec![
+                    Value::from(-1),
+                    Value::from(200),
+                    Value::from(70_000),
+                    Value::from(u64::MAX),
+                    Value::from(i64::MIN),
+                ]),
+            ),
+            (
+                Value::from("f"),
+                Value::Array(vec![
+                    Value::F32(1.5),
+                    Value::F64(2.5),
+                    Value::Nil,
+                    Value::from(true),
+                ]),
+            ),
+            (
+                Value::from("e"),
+                Value::Array(
+                    (0..6)
+                        .map(|n| Value::Ext(1, vec![0; [1, 2, 4, 8, 16, 3][n]]))
+                        .collect(),
+                ),
+            ),
+            (
+                Value::from("m"),
+                Value::Map(
+                    (0..20)
+                        .map(|i| (Value::from(i), Value::Array(vec![])))
+                        .collect(),
+                ),
+            ),
+        ]);
+        let mut bytes = Vec::new();
+        encode_payload(&v, &mut bytes);
+        // 1 map + 6 keys + 1 str + 1 bin + (1+5) + (1+4) + (1+6) + (1+40)
+        assert_eq!(count_values(&bytes, usize::MAX), Ok(68));
+        assert_eq!(decode_payload(&bytes).unwrap(), v);
+        for cut in [1, 10, bytes.len() - 1] {
+            assert!(
+                count_values(&bytes[..cut], usize::MAX).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 
     proptest! {

@@ -81,24 +81,39 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-/// Resolves with a deadline: lookups run on a helper thread, since the
-/// standard resolver cannot be interrupted.
-fn resolve(ep: &Endpoint, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
-    if let Ok(ip) = ep.host.parse::<std::net::IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, ep.port)]);
-    }
+/// DNS and TCP connect, on a short-lived `rtm-dial` thread: neither the
+/// standard resolver nor a blocking connect can be interrupted, so the caller
+/// waits for the first of the thread's result, `deadline`, or a cancel. An
+/// abandoned dial finishes on its own by `deadline` and drops its socket.
+fn dial(ep: &Endpoint, deadline: Instant, cancel: &ConnectCancel) -> io::Result<TcpStream> {
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let target = (ep.host.clone(), ep.port);
+    let (host, port) = (ep.host.clone(), ep.port);
     std::thread::Builder::new()
-        .name("rtm-dns".into())
+        .name("rtm-dial".into())
         .spawn(move || {
-            let _ = tx.send(target.to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
+            let connect = || -> io::Result<TcpStream> {
+                let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
+                    Ok(ip) => vec![SocketAddr::new(ip, port)],
+                    Err(_) => (host.as_str(), port).to_socket_addrs()?.collect(),
+                };
+                let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
+                for a in addrs {
+                    match TcpStream::connect_timeout(&a, remaining(deadline)?) {
+                        Ok(s) => return Ok(s),
+                        Err(e) => last = e,
+                    }
+                }
+                Err(last)
+            };
+            let _ = tx.send(connect());
         })?;
-    match rx.recv_deadline(deadline) {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(
+    let stop = cancel.signal();
+    crossbeam_channel::select! {
+        recv(rx) -> r => r.unwrap_or_else(|_| Err(io::Error::other("the dial thread ended"))),
+        recv(stop) -> _ => Err(io::Error::new(io::ErrorKind::Interrupted, "connect cancelled")),
+        default(deadline.saturating_duration_since(Instant::now())) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            "DNS lookup timed out",
+            "connection timeout (DNS or TCP)",
         )),
     }
 }
@@ -106,9 +121,16 @@ fn resolve(ep: &Endpoint, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
 /// `timeout` from now. A timeout too large for `Instant` (`Duration::MAX`
 /// as "no limit") is a century, where `+` would panic.
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+    deadline_from(Instant::now(), timeout)
+}
+
+/// `start + timeout`, saturating: a timeout too large for `Instant` means a
+/// century, which is as good as never.
+pub(crate) fn deadline_from(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout)
+        .or_else(|| start.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(start)
 }
 
 fn remaining(deadline: Instant) -> io::Result<Duration> {
@@ -133,21 +155,42 @@ pub(crate) struct Opened {
     pub(crate) control: TcpStream,
 }
 
-/// Opens TCP (and TLS) and performs the WebSocket upgrade, all before
-/// `timeout` runs out.
 /// Aborts a connect in progress from another thread: [`ConnectCancel::cancel`]
-/// shuts the socket being opened, which wakes a handshake blocked on a
-/// silent server at once. It has no effect on a connection already opened.
+/// stops the wait for DNS and the TCP connect, and shuts the socket being
+/// opened, which wakes a handshake blocked on a silent server at once. It has
+/// no effect on a connection already opened.
 ///
 /// [`Connection::connect`](super::Connection::connect) then fails with 20002
 /// (`FPNN_EC_CORE_CONNECTION_CLOSED`).
-#[derive(Debug, Clone, Default)]
-pub struct ConnectCancel(Arc<Mutex<CancelState>>);
+#[derive(Debug, Clone)]
+pub struct ConnectCancel(Arc<CancelInner>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
+struct CancelInner {
+    state: Mutex<CancelState>,
+    /// Disconnected by `cancel`, which wakes a waiting `dial`.
+    signal: crossbeam_channel::Receiver<()>,
+}
+
+#[derive(Debug)]
 struct CancelState {
     cancelled: bool,
     socket: Option<TcpStream>,
+    signal: Option<crossbeam_channel::Sender<()>>,
+}
+
+impl Default for ConnectCancel {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        ConnectCancel(Arc::new(CancelInner {
+            state: Mutex::new(CancelState {
+                cancelled: false,
+                socket: None,
+                signal: Some(tx),
+            }),
+            signal: rx,
+        }))
+    }
 }
 
 impl ConnectCancel {
@@ -156,18 +199,24 @@ impl ConnectCancel {
         Self::default()
     }
 
-    /// Aborts the connect this token was given to (now, or as soon as it starts).
+    /// Aborts the connect this token was given to (now, or as soon as it
+    /// starts), whether it is resolving, connecting or handshaking.
     pub fn cancel(&self) {
-        let mut s = self.0.lock();
+        let mut s = self.0.state.lock();
         s.cancelled = true;
+        s.signal = None;
         if let Some(t) = s.socket.take() {
             shutdown(&t);
         }
     }
 
+    fn signal(&self) -> crossbeam_channel::Receiver<()> {
+        self.0.signal.clone()
+    }
+
     /// Whether [`ConnectCancel::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
-        self.0.lock().cancelled
+        self.0.state.lock().cancelled
     }
 
     fn check(&self) -> io::Result<()> {
@@ -182,7 +231,7 @@ impl ConnectCancel {
 
     /// Watches `tcp` until [`ConnectCancel::detach`].
     fn attach(&self, tcp: &TcpStream) -> io::Result<()> {
-        let mut s = self.0.lock();
+        let mut s = self.0.state.lock();
         if s.cancelled {
             return Err(io::Error::new(
                 io::ErrorKind::Interrupted,
@@ -194,10 +243,12 @@ impl ConnectCancel {
     }
 
     fn detach(&self) {
-        self.0.lock().socket = None;
+        self.0.state.lock().socket = None;
     }
 }
 
+/// Opens TCP (and TLS) and performs the WebSocket upgrade, all before
+/// `timeout` runs out, unless `cancel` stops it first.
 pub(crate) fn open(
     ep: &Endpoint,
     path: &str,
@@ -225,20 +276,7 @@ fn open_watched(
 ) -> Result<Opened, WsError> {
     cancel.check()?;
     let deadline = deadline_after(timeout);
-    let addrs = resolve(ep, deadline)?;
-    cancel.check()?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
-    let mut tcp = None;
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, remaining(deadline)?) {
-            Ok(s) => {
-                tcp = Some(s);
-                break;
-            }
-            Err(e) => last = e,
-        }
-    }
-    let tcp = tcp.ok_or(last)?;
+    let tcp = dial(ep, deadline, cancel)?;
     cancel.attach(&tcp)?;
     tcp.set_nodelay(true)?;
     let control = tcp.try_clone()?;

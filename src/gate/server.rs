@@ -19,6 +19,9 @@ use crate::fpnn::packet::{self, Kind, Packet};
 use crate::ws::frame::{encode_frame, FrameParser, Opcode, Role};
 use crate::ws::{handshake, Incoming, WsReader};
 
+/// How many `auth` payloads the gate remembers for [`super::Gate::auth_requests`].
+pub(crate) const AUTH_LOG_MAX: usize = 10_000;
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -307,7 +310,8 @@ impl Server {
             if p.kind == Kind::Answer {
                 continue;
             }
-            let payload = packet::decode_payload(&p.payload).map_err(io::Error::other)?;
+            let payload = packet::decode_payload_within(&p.payload, self.config.max_packet)
+                .map_err(io::Error::other)?;
             if self.config.record_quests {
                 self.quest_log
                     .lock()
@@ -317,7 +321,12 @@ impl Server {
                 continue;
             }
             if p.method == "auth" {
-                self.auth_log.lock().push(payload.clone());
+                let mut log = self.auth_log.lock();
+                // Bounded, for a long-running rtm-gate: the newest entries.
+                if log.len() >= AUTH_LOG_MAX {
+                    log.drain(..AUTH_LOG_MAX / 2);
+                }
+                log.push(payload.clone());
             }
             let outcome = self
                 .state

@@ -441,13 +441,16 @@ impl TestServer {
 
     /// Connects with a custom quest handler.
     pub fn connect_handler(&self, handler: impl QuestHandler) -> (Client, ServerConn) {
-        let client = Client::connect(
-            &self.endpoint(),
-            self.is_tls(),
-            &self.options(),
-            handler,
-            None,
-        );
+        self.connect_handler_with(self.options(), handler)
+    }
+
+    /// [`TestServer::connect_handler`] with the given options.
+    pub fn connect_handler_with(
+        &self,
+        options: ConnectOptions,
+        handler: impl QuestHandler,
+    ) -> (Client, ServerConn) {
+        let client = Client::connect(&self.endpoint(), self.is_tls(), &options, handler, None);
         let server = self.accept();
         (client, server)
     }
