@@ -20,7 +20,7 @@ const ME: i64 = 1001;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn no_client_threads_left() {
-    wait_until("every rtm-* thread of the client has ended", WAIT, || {
+    wait_until("every rtm-* thread of the client has ended", || {
         client_threads().is_empty()
     });
 }
@@ -69,7 +69,7 @@ fn destroy_with_1000_pending(dispatch: Dispatch) {
     let (tx, rx) = crossbeam_channel::bounded(1);
     client.login(ME, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
     if dispatch == Dispatch::Queued {
-        wait_until("the login callback", WAIT, || {
+        wait_until("the login callback", || {
             client.dispatch_pending();
             !rx.is_empty()
         });
@@ -117,7 +117,7 @@ fn destroy_with_1000_pending(dispatch: Dispatch) {
             n
         })
     };
-    wait_until("a push ran", WAIT, || {
+    wait_until("a push ran", || {
         client.dispatch_pending();
         pushes.load(Ordering::SeqCst) > 0
     });
@@ -182,7 +182,7 @@ fn dropping_the_last_handle_ends_the_session_and_every_thread() {
     );
     drop(clone);
     no_client_threads_left();
-    wait_until("the gate saw the connection close", WAIT, || {
+    wait_until("the gate saw the connection close", || {
         gate.connection_count() == 0
     });
 }
@@ -222,7 +222,7 @@ fn a_handler_holding_a_weak_client_does_not_keep_it_alive() {
         probe.upgrade().is_none(),
         "the last strong handle destroyed the client"
     );
-    wait_until("the client's threads end", WAIT, || {
+    wait_until("the client's threads end", || {
         client_threads().len() <= before
     });
 }

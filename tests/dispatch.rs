@@ -71,9 +71,7 @@ fn queued_dispatch_runs_nothing_until_dispatch_pending_then_runs_on_the_calling_
     );
 
     // Logged in (the queue-bypassing round trip works), yet nothing ran.
-    wait_until("the session is online", WAIT, || {
-        round_trip(&client).is_ok()
-    });
+    wait_until("the session is online", || round_trip(&client).is_ok());
     assert!(ran.get().is_empty(), "{:?}", ran.get());
     dispatch_until(&client, "the login callback ran", || ran.len() == 1);
 
@@ -137,10 +135,10 @@ fn queued_dispatch_holds_session_events_too() {
     client.login(ME, "t", move |ok, _| tx.send(ok).unwrap(), 0);
     dispatch_until(&client, "the login callback ran", || !rx.is_empty());
     gate.drop_user(PID, ME);
-    wait_until("the relogin reached the gate", WAIT, || {
+    wait_until("the relogin reached the gate", || {
         gate.auth_requests().len() == 2
     });
-    wait_until("the session is online again", WAIT, || {
+    wait_until("the session is online again", || {
         round_trip(&client).is_ok()
     });
     client.close();
@@ -177,7 +175,7 @@ fn threads_dispatch_runs_user_code_on_the_dispatcher_thread() {
         "nothing to do in Threads mode"
     );
     gate.send_quest(PID, ME, "pushmsg", p2p_push(PEER, ME, 30, 1, "a", ""), true);
-    wait_until("the push ran", WAIT, || ran.len() == 2);
+    wait_until("the push ran", || ran.len() == 2);
     let got = ran.get();
     assert_eq!(got[0].1, got[1].1, "one dispatcher thread");
     assert_ne!(got[0].1, std::thread::current().id());

@@ -29,9 +29,7 @@ fn close_inside_the_login_callback_ends_the_session_without_deadlock() {
     );
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
     assert_eq!(ev.closed(), 0);
-    wait_until("the connection is closed", WAIT, || {
-        gate.connection_count() == 0
-    });
+    wait_until("the connection is closed", || gate.connection_count() == 0);
     // Fence: a new login is the next auth, and no relogin happened.
     assert_eq!(login(&client, ME, "t", 0), (true, 0));
     assert_eq!(gate.auth_requests().len(), 2);
@@ -142,9 +140,7 @@ fn close_emits_session_closed_0_once_and_login_works_again() {
     client.close();
     client.close(); // no session any more: no second event
     assert_eq!(ev.closed(), 0);
-    wait_until("the connection is closed", WAIT, || {
-        gate.connection_count() == 0
-    });
+    wait_until("the connection is closed", || gate.connection_count() == 0);
     let e = blocking(|cb| client.enter_room(1, 0, cb)).unwrap_err();
     assert_eq!(e.code, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
     assert_eq!(login(&client, ME, "t", 0), (true, 0));
@@ -165,7 +161,7 @@ fn close_during_the_first_auth_completes_the_login_with_20002() {
     let mut ev = Events::attach(&client);
     let (tx, rx) = crossbeam_channel::bounded(1);
     client.login(ME, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
-    wait_until("the login's connection is open", WAIT, || {
+    wait_until("the login's connection is open", || {
         gate.connection_count() == 1
     });
     client.close();
@@ -193,9 +189,7 @@ fn bye_says_goodbye_then_closes_with_session_closed_0() {
     assert_eq!(login(&client, ME, "t", 0), (true, 0));
     client.bye();
     assert_eq!(ev.closed(), 0);
-    wait_until("the connection is closed", WAIT, || {
-        gate.connection_count() == 0
-    });
+    wait_until("the connection is closed", || gate.connection_count() == 0);
     assert_eq!(login(&client, ME, "t", 0), (true, 0));
     assert_eq!(gate.auth_requests().len(), 2, "no relogin after bye");
     ev.fence(&gate, ME);
@@ -215,9 +209,7 @@ fn a_client_can_log_in_many_times_in_a_row() {
             assert_eq!(ev.closed(), 0);
         }
     }
-    wait_until("one connection is left", WAIT, || {
-        gate.connection_count() == 1
-    });
+    wait_until("one connection is left", || gate.connection_count() == 1);
     ev.fence(&gate, ME);
     assert_eq!(ev.count(|e| matches!(e, Ev::Closed { .. })), 10);
 }

@@ -157,7 +157,7 @@ fn a_second_login_replaces_the_session_on_a_new_connection() {
     let mut ev = Events::attach(&client);
     assert_eq!(login(&client, 1001, "t", 0), (true, 0));
     assert_eq!(login(&client, 1002, "t", 0), (true, 0));
-    wait_until("the first connection is gone", WAIT, || {
+    wait_until("the first connection is gone", || {
         gate.connections_of(PID, 1001) == 0
     });
     assert_eq!(gate.connections_of(PID, 1002), 1);
@@ -178,7 +178,7 @@ fn a_login_replaced_while_its_auth_is_pending_completes_with_20002() {
     let client = RtmClient::new(options(&gate)).unwrap();
     let (tx, rx) = crossbeam_channel::bounded(1);
     client.login(1001, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
-    wait_until("the first login's connection is open", WAIT, || {
+    wait_until("the first login's connection is open", || {
         gate.connection_count() == 1
     });
     // The paused gate never answers the first auth: only the replacement

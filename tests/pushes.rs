@@ -240,7 +240,7 @@ fn pushes_are_acknowledged_with_an_empty_answer_before_their_handlers_run() {
     conn.quest("kickoutroom", &map(vec![("rid", 9.into())]), true);
     let seq = conn.quest("ping", &map(vec![]), true);
     answer_of(&mut conn, seq);
-    wait_until("the unknown method is reported", WAIT, || errors.len() == 1);
+    wait_until("the unknown method is reported", || errors.len() == 1);
     assert_eq!(errors.get(), [error_code::FPNN_EC_CORE_UNKNOWN_METHOD]);
 }
 

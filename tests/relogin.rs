@@ -216,7 +216,7 @@ fn kickout_ends_the_session_with_0_and_no_relogin() {
     assert_eq!(gate.kickout(PID, 1001), 1);
     ev.wait("kickout", |e| matches!(e, Ev::Kickout).then_some(()));
     assert_eq!(ev.closed(), 0);
-    wait_until("the client closed its connection", WAIT, || {
+    wait_until("the client closed its connection", || {
         gate.connection_count() == 0
     });
     assert_eq!(gate.connections_of(PID, 1001), 0);

@@ -12,6 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+#[path = "../shared/mod.rs"]
+mod shared;
+#[allow(unused_imports)] // not every test binary uses every helper
+pub use shared::{map, wait_until, WAIT};
+
 use parking_lot::Mutex;
 use rmpv::Value;
 use rtm_client::gate::{Gate, GateBuilder};
@@ -20,35 +25,14 @@ use rtm_client::{PushEvent, PushMessage, RtmClient, RtmError, RtmOptions};
 /// The project id every test uses.
 pub const PID: i64 = 1;
 
-/// The bound on any single wait of a test. Generous: it is only reached when
-/// something is broken, and then the test fails instead of hanging.
-pub const WAIT: Duration = Duration::from_secs(10);
-
 /// Sender uid of the fence pushes (see [`Events::fence`]).
 pub const FENCE_FROM: i64 = 999_999;
 
-/// Polls `cond` until it holds, failing the test after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// Waits until the gate holds exactly one authenticated connection of `uid`.
 pub fn one_connection(gate: &Gate, uid: i64) {
-    wait_until(
-        &format!("uid {uid} has exactly one connection"),
-        WAIT,
-        || gate.connections_of(PID, uid) == 1,
-    );
+    wait_until(&format!("uid {uid} has exactly one connection"), || {
+        gate.connections_of(PID, uid) == 1
+    });
 }
 
 /// A gate with the test defaults (free port, any token).
@@ -312,16 +296,6 @@ impl Events {
     pub fn client(&self) -> &RtmClient {
         &self.client
     }
-}
-
-/// A msgpack map from pairs.
-pub fn map(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Map(
-        pairs
-            .into_iter()
-            .map(|(k, v)| (Value::from(k), v))
-            .collect(),
-    )
 }
 
 /// A `pushmsg` payload.

@@ -8,6 +8,11 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[path = "../shared/mod.rs"]
+mod shared;
+#[allow(unused_imports)] // not every test binary uses every helper
+pub use shared::{map, wait_until, WAIT};
+
 use rmpv::Value;
 use rtm_client::gate::Gate;
 use rtm_client::{blocking, Dispatch, PushEvent, PushMessage, RtmClient, RtmOptions};
@@ -32,9 +37,6 @@ pub const RID2: i64 = (1 << 34) + 7002;
 pub const BIG_MID: i64 = (1 << 62) + 123_456_789;
 /// The uid the sentinel pushes claim to come from.
 pub const SENTINEL_FROM: i64 = (1 << 61) + 9;
-
-/// Upper bound of every wait on a condition.
-pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A gate on a free port that records every quest it reads
 /// ([`Gate::quest_log`], [`Gate::received`]).
@@ -98,15 +100,6 @@ pub fn go_offline(gate: &Gate, client: &RtmClient, uid: i64) {
         gate.connections_of(PID, uid) == 0
     });
     wait_past_ms(now_ms());
-}
-
-/// Polls `cond` until it holds; panics after [`WAIT`].
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// Wall-clock milliseconds since the epoch (the gate's clock).
@@ -296,10 +289,6 @@ pub fn before_sentinel(p: &Pushes, sentinel: i64) -> Vec<Seen> {
 }
 
 // --- msgpack values ---------------------------------------------------------
-
-pub fn map(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Map(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
-}
 
 /// The keys of a map payload, in order.
 pub fn keys(v: &Value) -> Vec<String> {

@@ -15,15 +15,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+#[path = "../shared/mod.rs"]
+mod shared;
+#[allow(unused_imports)] // not every test binary uses every helper
+pub use shared::{wait_until, WAIT};
+
 use rmpv::Value;
 use rtm_client::fpnn::packet::{self, Kind, Packet};
 use rtm_client::fpnn::{CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder};
 use rtm_client::ws::frame::{encode_frame, FrameParser, Opcode, Role};
 use rtm_client::ws::handshake::server_handshake;
 use rtm_client::ws::{Incoming, WsError, WsReader};
-
-/// How long any single expected event may take before a test fails.
-pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Largest message the test server accepts from the client.
 const SERVER_MAX: usize = 16 * 1024 * 1024;
@@ -614,15 +616,6 @@ pub fn result(
 ) -> Result<Value, rtm_client::RtmError> {
     rx.recv_timeout(WAIT)
         .expect("quest callback did not run in time")
-}
-
-/// Polls `cond` until it holds or [`WAIT`] passes.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// The empty map.

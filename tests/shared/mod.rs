@@ -1,0 +1,35 @@
+//! What every test suite's helper module shares (tests/support for the
+//! engine, tests/common for the session, tests/msg_common for the message
+//! API): the bound on waits, waiting on a condition, building a map.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use rmpv::Value;
+
+/// The bound on any single wait of a test. Generous: it is only reached when
+/// something is broken, and then the test fails instead of hanging.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Polls `cond` until it holds; fails the test after [`WAIT`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A msgpack map from `(key, value)` pairs.
+pub fn map(pairs: Vec<(&str, Value)>) -> Value {
+    Value::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
+}
