@@ -600,6 +600,11 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
             }
         }
         Kind::Twoway | Kind::Oneway => {
+            // A quest read just as the connection closed is not delivered:
+            // after `close` returns, the handler hears nothing more.
+            if !shared.open.load(Ordering::Acquire) {
+                return Ok(());
+            }
             let twoway = p.kind == Kind::Twoway;
             let responder = Responder {
                 seq: p.seq,
