@@ -275,7 +275,6 @@ impl fmt::Display for PushEvent {
 ///
 /// Used for routing (PROTOCOL.md section 6) and by the duplicate filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(dead_code)] // used by the processor, which comes later
 pub(crate) enum PushKind {
     /// `pushmsg`.
     P2p,
@@ -287,7 +286,6 @@ pub(crate) enum PushKind {
     Broadcast,
 }
 
-#[allow(dead_code)] // used by the processor, which comes later
 impl PushKind {
     /// The kind of a gate push method, or `None` for any other method.
     pub(crate) fn from_method(method: &str) -> Option<PushKind> {
@@ -313,7 +311,6 @@ impl PushKind {
 
 /// The event a push of `kind` and `mtype` is dispatched to (PROTOCOL.md section 6):
 /// 40..=50 the file event, 30 chat, 31 audio, 32 cmd, anything else the message event.
-#[allow(dead_code)] // used by the processor, which comes later
 pub(crate) fn push_event_for(kind: PushKind, mtype: u8) -> PushEvent {
     use PushEvent::*;
     #[derive(Clone, Copy)]

@@ -4,8 +4,6 @@
 //! are accepted in every msgpack width, bodies and attrs as str or bin, id-keyed maps with
 //! integer or decimal string keys. Anything of the wrong shape reads as `None` (or an empty
 //! value where documented) so the caller decides whether that is an error.
-#![allow(dead_code)] // the client and the processor, which come later, are the callers
-
 use rmpv::Value;
 use std::collections::HashMap;
 

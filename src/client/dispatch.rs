@@ -175,9 +175,4 @@ impl Dispatcher {
             let _ = self.tx.send(Item::Stop);
         }
     }
-
-    #[allow(dead_code)]
-    pub(crate) fn is_dispatch_thread(&self) -> bool {
-        *self.thread_id.lock() == Some(std::thread::current().id())
-    }
 }
