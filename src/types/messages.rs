@@ -1,8 +1,14 @@
 //! The results of the message methods (the JavaScript docs' Messages page,
 //! docs/Messages.md). Each docs area keeps its result types in its own file
 //! here (`src/types/<area>.rs`), re-exported from [`crate::types`].
+//!
+//! Results whose fields are the answer's keys derive `serde::Deserialize`
+//! and decode straight from the RTM answer (msgpack), with the shared helpers
+//! of docs/api-internals.md for ids, id-keyed maps and counts.
 
 use std::collections::HashMap;
+
+use serde::Deserialize;
 
 /// The answer of a successful send.
 ///
@@ -19,7 +25,7 @@ pub struct SendAnswer {
 /// The gate's answer to a send.
 ///
 /// Mirrors `data.payload` (`{mtime}`) of the JavaScript send methods' callback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
 pub struct SendPayload {
     /// The server time of the message, in milliseconds since the epoch.
     pub mtime: i64,
@@ -29,22 +35,26 @@ pub struct SendPayload {
 ///
 /// Mirrors the `data` (`{p2p, group}`) of JavaScript `getUnreadMessage`'s callback, with
 /// 64-bit integer ids instead of strings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Deserialize)]
 pub struct UnreadMessage {
     /// The uids that sent unread p2p messages.
+    #[serde(default, deserialize_with = "crate::api::de::ids")]
     pub p2p: Vec<i64>,
     /// The gids of groups with unread messages.
+    #[serde(default, deserialize_with = "crate::api::de::ids")]
     pub group: Vec<i64>,
 }
 
 /// Unread p2p message counts.
 ///
 /// Mirrors the `data` (`{p2p, ltime}`) of JavaScript `getP2PUnreadMessageNum`'s callback.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct P2PUnreadNum {
     /// Unread message count, by sender uid.
+    #[serde(default, deserialize_with = "crate::api::de::id_map")]
     pub p2p: HashMap<i64, i32>,
     /// Time of the latest message of each conversation, by uid (ms since the epoch).
+    #[serde(default, deserialize_with = "crate::api::de::id_map")]
     pub ltime: HashMap<i64, i64>,
 }
 
@@ -52,11 +62,13 @@ pub struct P2PUnreadNum {
 ///
 /// Mirrors the `data` (`{group, ltime}`) of JavaScript `getGroupUnreadMessageNum`'s
 /// callback.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct GroupUnreadNum {
     /// Unread message count, by gid.
+    #[serde(default, deserialize_with = "crate::api::de::id_map")]
     pub group: HashMap<i64, i32>,
     /// Time of the latest message of each group, by gid (ms since the epoch).
+    #[serde(default, deserialize_with = "crate::api::de::id_map")]
     pub ltime: HashMap<i64, i64>,
 }
 
@@ -66,17 +78,23 @@ pub struct GroupUnreadNum {
 /// `getGroupMessage`, `getRoomMessage`, `getBroadcastMessage` and `getP2PMessage`'s
 /// callback (and of the `get*Chat` variants). `M` is [`GroupMsg`], [`RoomMsg`],
 /// [`BroadcastMsg`] or [`P2PMsg`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(bound(deserialize = "M: Deserialize<'de>"))]
 pub struct HistoryMessages<M> {
     /// The number of messages in this page.
+    #[serde(default, deserialize_with = "crate::api::de::count")]
     pub num: i32,
     /// The id to pass as `lastid` to fetch the next page.
+    #[serde(default, deserialize_with = "crate::api::de::nil_default")]
     pub lastid: i64,
     /// The `begin` to pass to fetch the next page (ms since the epoch).
+    #[serde(default, deserialize_with = "crate::api::de::nil_default")]
     pub begin: i64,
     /// The `end` to pass to fetch the next page (ms since the epoch).
+    #[serde(default, deserialize_with = "crate::api::de::nil_default")]
     pub end: i64,
     /// The messages.
+    #[serde(default, deserialize_with = "crate::api::de::nil_default")]
     pub msgs: Vec<M>,
 }
 
