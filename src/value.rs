@@ -138,6 +138,28 @@ impl MapBuilder {
     }
 }
 
+/// Every value that a short byte string decodes to, for tests that feed readers garbage:
+/// none of them may panic on any of these.
+#[cfg(test)]
+pub(crate) fn garbage() -> Vec<Value> {
+    let mut values = Vec::new();
+    for a in 0..=255u8 {
+        for tail in [
+            &[][..],
+            &[0x00][..],
+            &[0xff, 0xff][..],
+            &[0x81, 0xa1, 0x61][..],
+        ] {
+            let mut bytes = vec![a];
+            bytes.extend_from_slice(tail);
+            if let Ok(v) = rmpv::decode::read_value(&mut &bytes[..]) {
+                values.push(v);
+            }
+        }
+    }
+    values
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,23 +432,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        // Every short byte string that decodes: the readers must not panic on any of them.
-        let mut values = Vec::new();
-        for a in 0..=255u8 {
-            for tail in [
-                &[][..],
-                &[0x00][..],
-                &[0xff, 0xff][..],
-                &[0x81, 0xa1, 0x61][..],
-            ] {
-                let mut bytes = vec![a];
-                bytes.extend_from_slice(tail);
-                let mut rd = &bytes[..];
-                if let Ok(v) = rmpv::decode::read_value(&mut rd) {
-                    values.push(v);
-                }
-            }
-        }
+        let values = garbage();
         assert!(!values.is_empty());
         for v in &values {
             let _ = map_get(v, "a");

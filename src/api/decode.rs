@@ -1,5 +1,6 @@
-//! Answer decoding: one trait, [`Answer`], and the serde helpers the answer
-//! shapes share (docs/api-internals.md).
+//! Answer decoding: one trait, [`Answer`], for every method's answer
+//! (docs/api-internals.md); the serde helpers the shapes share are in
+//! `src/api/de.rs`.
 //!
 //! An answer is decoded with serde through `rmpv::ext::from_value` into the
 //! method's wire type, then [`Answer::finish`] turns it into the public
@@ -16,9 +17,8 @@ use crate::error::{error_code, RtmError};
 /// A wire type a method's answer decodes into, and how it becomes the
 /// result the callback receives.
 ///
-/// Implement it with [`answer!`](crate::api::answer): `answer!(T)` when the
-/// public type derives `Deserialize` itself, `answer!(Wire => Out)` when
-/// `Out: From<Wire>`. Implement it by hand only when finishing can fail.
+/// Implement it with [`answer!`]: `answer!(T)` when the public type derives
+/// `Deserialize` itself, `answer!(Wire => Out)` when `Out: From<Wire>`. Implement it by hand only when finishing can fail.
 pub(crate) trait Answer: DeserializeOwned + Send + 'static {
     /// The result handed to the callback.
     type Out: Send + 'static;
@@ -38,7 +38,7 @@ macro_rules! answer {
         }
     };
     ($($t:ty),+ $(,)?) => {
-        $(answer!($t => $t);)+
+        $($crate::api::decode::answer!($t => $t);)+
     };
 }
 pub(crate) use answer;
@@ -64,8 +64,9 @@ pub(crate) fn decode<W: Answer>(method: &str, v: Value) -> Result<W::Out, RtmErr
     wire.finish()
 }
 
-/// The wire type of an answer that is `{}` when the thing asked for does not
-/// exist (`getmsg`): finishes with 10009 (`FPNN_EC_PROTO_KEY_NOT_FOUND`).
+/// The wire type of an answer that is `{}` when the message asked for does
+/// not exist (`getmsg`): finishes with 10009 (`FPNN_EC_PROTO_KEY_NOT_FOUND`,
+/// "message not found").
 pub(crate) struct Found<W>(Option<W>);
 
 impl<'de, W: DeserializeOwned> Deserialize<'de> for Found<W> {
@@ -87,7 +88,7 @@ impl<W: Answer> Answer for Found<W> {
             Some(w) => w.finish(),
             None => Err(RtmError::new(
                 error_code::FPNN_EC_PROTO_KEY_NOT_FOUND,
-                "not found (empty answer)",
+                "message not found",
             )),
         }
     }

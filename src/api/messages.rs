@@ -406,7 +406,7 @@ impl RtmClient {
     /// `message_type`: 1 p2p (`xid` is the receiver), 2 group, 3 room; any
     /// other value completes with 200033 without sending. A message that does
     /// not exist (or was deleted) completes with 10009
-    /// (`FPNN_EC_PROTO_KEY_NOT_FOUND`, "not found").
+    /// (`FPNN_EC_PROTO_KEY_NOT_FOUND`, "message not found").
     pub fn get_message(
         &self,
         from: i64,
