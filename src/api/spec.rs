@@ -78,7 +78,7 @@ impl Spec {
 /// Declares an area's wire methods: one named `Spec` const each and
 /// `SPECS`, the slice of all of them.
 ///
-/// ```ignore
+/// ```text
 /// specs! {
 ///     GET_FRIENDS = "getfriends", Safe;
 ///     SEND_FILE = "sendfile", Safe, timeout FILE_TIMEOUT_MS;
