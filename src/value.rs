@@ -1,8 +1,8 @@
 //! Reading RTM msgpack answers and building request maps (crate-internal).
 //!
 //! The readers follow PROTOCOL.md section 3 and never panic, whatever the input: integers
-//! are accepted in every msgpack width, bodies and attrs as str or bin, id-keyed maps with
-//! integer or decimal string keys. Anything of the wrong shape reads as `None` (or an empty
+//! are accepted in every msgpack width, bodies and attrs as str or bin. (API answers decode
+//! through serde with the helpers of `src/api/de.rs`.) Anything of the wrong shape reads as `None` (or an empty
 //! value where documented) so the caller decides whether that is an error.
 use rmpv::Value;
 use std::collections::HashMap;
@@ -34,11 +34,6 @@ pub(crate) fn as_i64(v: &Value) -> Option<i64> {
         Value::Integer(n) => n.as_i64(),
         _ => None,
     }
-}
-
-/// An integer that fits in `i32` (counts); `None` otherwise.
-pub(crate) fn as_i32(v: &Value) -> Option<i32> {
-    as_i64(v).and_then(|n| i32::try_from(n).ok())
 }
 
 /// An integer that fits in `u8` (mtypes, directions); `None` otherwise.
@@ -94,43 +89,6 @@ pub(crate) fn as_string_lossy(v: &Value) -> String {
     }
 }
 
-/// An id: an integer of any width, or a decimal str (or bin) such as `"123"` or `"-5"`.
-pub(crate) fn as_id(v: &Value) -> Option<i64> {
-    match v {
-        Value::Integer(_) => as_i64(v),
-        Value::String(_) | Value::Binary(_) => {
-            let text = std::str::from_utf8(as_bytes(v)?).ok()?;
-            text.parse::<i64>().ok()
-        }
-        _ => None,
-    }
-}
-
-/// A map keyed by ids (integer or decimal str keys), its values read by `f`.
-///
-/// Entries whose key is not an id or whose value `f` rejects are skipped; a non-map gives
-/// an empty map.
-pub(crate) fn id_map<T>(v: &Value, f: impl Fn(&Value) -> Option<T>) -> HashMap<i64, T> {
-    let mut out = HashMap::new();
-    if let Value::Map(entries) = v {
-        for (k, val) in entries {
-            if let (Some(id), Some(t)) = (as_id(k), f(val)) {
-                out.insert(id, t);
-            }
-        }
-    }
-    out
-}
-
-/// An array of ids (integers of any width or decimal strs); `None` when `v` is not an array
-/// or an element is not an id.
-pub(crate) fn i64_list(v: &Value) -> Option<Vec<i64>> {
-    match v {
-        Value::Array(items) => items.iter().map(as_id).collect(),
-        _ => None,
-    }
-}
-
 /// An msgpack array of integers, for id lists in requests.
 pub(crate) fn i64_array(ids: &[i64]) -> Value {
     Value::Array(ids.iter().map(|&n| Value::from(n)).collect())
@@ -178,6 +136,28 @@ impl MapBuilder {
     pub(crate) fn build(self) -> Value {
         Value::Map(self.0)
     }
+}
+
+/// Every value that a short byte string decodes to, for tests that feed readers garbage:
+/// none of them may panic on any of these.
+#[cfg(test)]
+pub(crate) fn garbage() -> Vec<Value> {
+    let mut values = Vec::new();
+    for a in 0..=255u8 {
+        for tail in [
+            &[][..],
+            &[0x00][..],
+            &[0xff, 0xff][..],
+            &[0x81, 0xa1, 0x61][..],
+        ] {
+            let mut bytes = vec![a];
+            bytes.extend_from_slice(tail);
+            if let Ok(v) = rmpv::decode::read_value(&mut &bytes[..]) {
+                values.push(v);
+            }
+        }
+    }
+    values
 }
 
 #[cfg(test)]
@@ -248,7 +228,6 @@ mod tests {
         for (bytes, want) in cases {
             let v = decode(&bytes);
             assert_eq!(as_i64(&v), want, "{bytes:02x?}");
-            assert_eq!(as_id(&v), want, "{bytes:02x?}");
         }
     }
 
@@ -305,9 +284,6 @@ mod tests {
 
     #[test]
     fn narrow_integers() {
-        assert_eq!(as_i32(&Value::from(5)), Some(5));
-        assert_eq!(as_i32(&Value::from(i32::MAX as i64 + 1)), None);
-        assert_eq!(as_i32(&Value::from(i32::MIN as i64)), Some(i32::MIN));
         assert_eq!(as_u8(&Value::from(255)), Some(255));
         assert_eq!(as_u8(&Value::from(256)), None);
         assert_eq!(as_u8(&Value::from(-1)), None);
@@ -402,75 +378,12 @@ mod tests {
     }
 
     #[test]
-    fn ids_from_strings() {
-        assert_eq!(as_id(&Value::from("123")), Some(123));
-        assert_eq!(as_id(&Value::from("-5")), Some(-5));
-        assert_eq!(as_id(&Value::from("9223372036854775807")), Some(i64::MAX));
-        assert_eq!(as_id(&Value::from("9223372036854775808")), None);
-        assert_eq!(as_id(&Value::from("")), None);
-        assert_eq!(as_id(&Value::from("12a")), None);
-        assert_eq!(as_id(&Value::from(" 1")), None);
-        assert_eq!(as_id(&Value::Binary(b"77".to_vec())), Some(77));
-        assert_eq!(as_id(&Value::Binary(vec![0xff])), None);
-        assert_eq!(as_id(&Value::Nil), None);
-        assert_eq!(as_id(&Value::from(1.5f64)), None);
-    }
-
-    #[test]
-    fn id_maps_with_string_and_integer_keys() {
-        let v = roundtrip(&Value::Map(vec![
-            (Value::from("1001"), Value::from(3)),
-            (Value::from(1002), Value::from(4)),
-            (Value::from(1700000000123456u64), Value::from(5)),
-            (Value::from("not-an-id"), Value::from(6)),
-            (Value::from("1003"), Value::from("x")),
-            (Value::Nil, Value::from(7)),
-        ]));
-        let m = id_map(&v, as_i32);
-        assert_eq!(m.len(), 3);
-        assert_eq!(m[&1001], 3);
-        assert_eq!(m[&1002], 4);
-        assert_eq!(m[&1700000000123456], 5);
-
-        let times = id_map(&v, as_i64);
-        assert_eq!(times.len(), 3);
-
-        assert!(id_map(&Value::Nil, as_i64).is_empty());
-        assert!(id_map(&Value::Array(vec![Value::from(1)]), as_i64).is_empty());
-        assert!(id_map(&Value::Map(vec![]), as_i64).is_empty());
-    }
-
-    #[test]
-    fn id_lists() {
-        let v = roundtrip(&Value::Array(vec![
-            Value::from(1),
-            Value::from(300),
-            Value::from(-70000),
-            Value::from(1700000000123456i64),
-            Value::from("42"),
-        ]));
-        assert_eq!(
-            i64_list(&v),
-            Some(vec![1, 300, -70000, 1700000000123456, 42])
-        );
-        assert_eq!(i64_list(&Value::Array(vec![])), Some(vec![]));
-        assert_eq!(
-            i64_list(&Value::Array(vec![Value::from(1), Value::Nil])),
-            None
-        );
-        assert_eq!(i64_list(&Value::Array(vec![Value::from(u64::MAX)])), None);
-        assert_eq!(i64_list(&Value::Nil), None);
-        assert_eq!(i64_list(&Value::Map(vec![])), None);
-    }
-
-    #[test]
     fn arrays_for_requests() {
         let ids = i64_array(&[1, -2, i64::MAX]);
         assert_eq!(
             ids,
             Value::Array(vec![Value::from(1), Value::from(-2), Value::from(i64::MAX)])
         );
-        assert_eq!(i64_list(&roundtrip(&ids)), Some(vec![1, -2, i64::MAX]));
         assert_eq!(i64_array(&[]), Value::Array(vec![]));
 
         let mtypes = u8_array(&[30, 31, 255]);
@@ -519,36 +432,16 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        // Every short byte string that decodes: the readers must not panic on any of them.
-        let mut values = Vec::new();
-        for a in 0..=255u8 {
-            for tail in [
-                &[][..],
-                &[0x00][..],
-                &[0xff, 0xff][..],
-                &[0x81, 0xa1, 0x61][..],
-            ] {
-                let mut bytes = vec![a];
-                bytes.extend_from_slice(tail);
-                let mut rd = &bytes[..];
-                if let Ok(v) = rmpv::decode::read_value(&mut rd) {
-                    values.push(v);
-                }
-            }
-        }
+        let values = garbage();
         assert!(!values.is_empty());
         for v in &values {
             let _ = map_get(v, "a");
             let _ = as_i64(v);
-            let _ = as_i32(v);
             let _ = as_u8(v);
             let _ = as_bool(v);
             let _ = as_bytes(v);
             let _ = text_and_bytes(v);
             let _ = as_string_lossy(v);
-            let _ = as_id(v);
-            let _ = id_map(v, as_i64);
-            let _ = i64_list(v);
         }
     }
 }

@@ -1,11 +1,18 @@
 //! The group and room membership methods the message API depends on (the
 //! rest of the groups and rooms pages comes later).
 
+use super::decode::Empty;
+use super::spec::{specs, Spec};
 use crate::client::RtmClient;
 use crate::error::RtmError;
 use crate::value::{self, MapBuilder};
 
-use super::answer::empty;
+specs! {
+    ADD_GROUP_MEMBERS = "addgroupmembers", Safe;
+    DEL_GROUP_MEMBERS = "delgroupmembers", Safe;
+    ENTER_ROOM = "enterroom", Safe;
+    LEAVE_ROOM = "leaveroom", Safe;
+}
 
 impl RtmClient {
     /// Adds users to a group (`addgroupmembers`); the gate creates the group
@@ -18,7 +25,7 @@ impl RtmClient {
         timeout: u64,
         callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
     ) {
-        self.group_members("addgroupmembers", gid, uids, timeout, callback);
+        self.group_members(&ADD_GROUP_MEMBERS, gid, uids, timeout, callback);
     }
 
     /// Removes users from a group (`delgroupmembers`). Mirrors JavaScript
@@ -30,12 +37,12 @@ impl RtmClient {
         timeout: u64,
         callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
     ) {
-        self.group_members("delgroupmembers", gid, uids, timeout, callback);
+        self.group_members(&DEL_GROUP_MEMBERS, gid, uids, timeout, callback);
     }
 
     fn group_members(
         &self,
-        method: &'static str,
+        spec: &'static Spec,
         gid: i64,
         uids: &[i64],
         timeout: u64,
@@ -48,7 +55,7 @@ impl RtmClient {
             .put("gid", gid)
             .put("uids", value::i64_array(uids))
             .build();
-        self.call(method, payload, timeout, empty, |e| e, callback);
+        self.quest::<Empty>(spec, payload, timeout, callback);
     }
 
     /// Enters a room (`enterroom`). Mirrors JavaScript `enterRoom(rid, timeout, callback)`.
@@ -59,7 +66,7 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
     ) {
         let payload = MapBuilder::new().put("rid", rid).build();
-        self.call("enterroom", payload, timeout, empty, |e| e, callback);
+        self.quest::<Empty>(&ENTER_ROOM, payload, timeout, callback);
     }
 
     /// Leaves a room (`leaveroom`). Mirrors JavaScript `leaveRoom(rid, timeout, callback)`.
@@ -70,6 +77,6 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
     ) {
         let payload = MapBuilder::new().put("rid", rid).build();
-        self.call("leaveroom", payload, timeout, empty, |e| e, callback);
+        self.quest::<Empty>(&LEAVE_ROOM, payload, timeout, callback);
     }
 }

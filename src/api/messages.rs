@@ -1,96 +1,107 @@
 //! The message API: the 13 methods of the JavaScript docs' Messages page
 //! (docs/Messages.md), with the wire names and keys of API.md section 5.
 
-use std::collections::HashMap;
-
 use rmpv::Value;
+use serde::{Deserialize, Deserializer};
 
-use super::answer::{bad, i64_of, i64_or_zero, ids_of, map_of};
+use super::de::{self, Body, Row};
+use super::decode::{answer, Empty, Found};
+use super::spec::{specs, Spec};
 use crate::client::RtmClient;
-use crate::error::{error_code, RtmError, SendError};
+use crate::error::{RtmError, SendError};
 use crate::types::{
     BroadcastMsg, GroupMsg, GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg, P2PUnreadNum,
     RetrievedMessage, RoomMsg, SendAnswer, SendPayload, UnreadMessage,
 };
 use crate::value::{self, MapBuilder};
 
-/// A history row, `[id, from|direction, mtype, mid, deleted, msg, attrs, mtime]`.
-struct Row {
+specs! {
+    SEND_MSG = "sendmsg", Safe;
+    SEND_GROUP_MSG = "sendgroupmsg", Safe;
+    SEND_ROOM_MSG = "sendroommsg", Safe;
+    GET_UNREAD = "getunread", Safe;
+    CLEAN_UNREAD = "cleanunread", Safe;
+    GET_P2P_UNREAD = "getp2punread", Safe;
+    GET_GROUP_UNREAD = "getgroupunread", Safe;
+    GET_GROUP_MSG = "getgroupmsg", Safe;
+    GET_ROOM_MSG = "getroommsg", Safe;
+    GET_BROADCAST_MSG = "getbroadcastmsg", Safe;
+    GET_P2P_MSG = "getp2pmsg", Safe;
+    GET_MSG = "getmsg", Safe;
+    DEL_MSG = "delmsg", Safe;
+}
+
+answer!(
+    SendPayload,
+    UnreadMessage,
+    P2PUnreadNum,
+    GroupUnreadNum,
+    HistoryMessages<HistoryMsg>,
+    HistoryMessages<P2PMsg>,
+);
+
+impl<'de> Deserialize<'de> for HistoryMsg {
+    /// A group, room or broadcast history row.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = Row::deserialize(d)?;
+        Ok(HistoryMsg {
+            id: r.id,
+            from: r.second,
+            mtype: r.mtype,
+            mid: r.mid,
+            deleted: r.deleted,
+            msg: r.msg.text,
+            binary: r.msg.bytes,
+            attrs: r.attrs,
+            mtime: r.mtime,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for P2PMsg {
+    /// A p2p history row (`direction` in place of `from`).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = Row::deserialize(d)?;
+        Ok(P2PMsg {
+            id: r.id,
+            direction: r.second.clamp(0, 255) as u8,
+            mtype: r.mtype,
+            mid: r.mid,
+            deleted: r.deleted,
+            msg: r.msg.text,
+            binary: r.msg.bytes,
+            attrs: r.attrs,
+            mtime: r.mtime,
+        })
+    }
+}
+
+/// The answer of `getmsg`: `{id, mtype, msg, attrs, mtime}`.
+#[derive(Deserialize)]
+struct Retrieved {
+    #[serde(deserialize_with = "de::id")]
     id: i64,
-    second: i64,
     mtype: u8,
-    mid: i64,
-    deleted: bool,
-    msg: Option<String>,
-    binary: Vec<u8>,
+    #[serde(default)]
+    msg: Body,
+    #[serde(default, deserialize_with = "de::lossy")]
     attrs: String,
     mtime: i64,
 }
 
-fn row(v: &Value) -> Option<Row> {
-    let a = v.as_array()?;
-    if a.len() < 8 {
-        return None;
-    }
-    let (msg, binary) = value::text_and_bytes(&a[5]);
-    Some(Row {
-        id: value::as_i64(&a[0])?,
-        second: value::as_i64(&a[1])?,
-        mtype: value::as_u8(&a[2])?,
-        mid: value::as_i64(&a[3])?,
-        deleted: value::as_bool(&a[4])?,
-        msg,
-        binary,
-        attrs: value::as_string_lossy(&a[6]),
-        mtime: value::as_i64(&a[7])?,
-    })
-}
-
-fn history_msg(r: Row) -> HistoryMsg {
-    HistoryMsg {
-        id: r.id,
-        from: r.second,
-        mtype: r.mtype,
-        mid: r.mid,
-        deleted: r.deleted,
-        msg: r.msg,
-        binary: r.binary,
-        attrs: r.attrs,
-        mtime: r.mtime,
+impl From<Retrieved> for RetrievedMessage {
+    fn from(w: Retrieved) -> RetrievedMessage {
+        RetrievedMessage {
+            id: w.id,
+            mtype: w.mtype,
+            msg: w.msg.text,
+            binary: w.msg.bytes,
+            attrs: w.attrs,
+            mtime: w.mtime,
+        }
     }
 }
-
-fn p2p_msg(r: Row) -> P2PMsg {
-    P2PMsg {
-        id: r.id,
-        direction: r.second.clamp(0, 255) as u8,
-        mtype: r.mtype,
-        mid: r.mid,
-        deleted: r.deleted,
-        msg: r.msg,
-        binary: r.binary,
-        attrs: r.attrs,
-        mtime: r.mtime,
-    }
-}
-
-fn history<M>(v: Value, make: fn(Row) -> M) -> Result<HistoryMessages<M>, RtmError> {
-    let msgs = match value::map_get(&v, "msgs") {
-        None | Some(Value::Nil) => Vec::new(),
-        Some(Value::Array(rows)) => rows
-            .iter()
-            .map(|r| row(r).map(make).ok_or_else(|| bad("msgs", r)))
-            .collect::<Result<Vec<M>, RtmError>>()?,
-        Some(_) => return Err(bad("msgs", &v)),
-    };
-    Ok(HistoryMessages {
-        num: i64_or_zero(&v, "num")?.clamp(0, i64::from(i32::MAX)) as i32,
-        lastid: i64_or_zero(&v, "lastid")?,
-        begin: i64_or_zero(&v, "begin")?,
-        end: i64_or_zero(&v, "end")?,
-        msgs,
-    })
-}
+answer!(Retrieved => RetrievedMessage);
 
 /// The shared request of the four history methods.
 #[allow(clippy::too_many_arguments)]
@@ -116,13 +127,13 @@ fn history_request(
         .build()
 }
 
-/// Counts and newest mtimes, by id.
-type UnreadCounts = (HashMap<i64, i32>, HashMap<i64, i64>);
-
-fn unread_counts(v: &Value, key: &str) -> Result<UnreadCounts, RtmError> {
-    let counts = value::id_map(&map_of(v, key)?, value::as_i32);
-    let ltime = value::id_map(&map_of(v, "ltime")?, value::as_i64);
-    Ok((counts, ltime))
+/// The shared request of the two unread-count methods.
+fn unread_request(key: &str, ids: &[i64], mtime: Option<i64>, mtypes: Option<&[u8]>) -> Value {
+    MapBuilder::new()
+        .put(key, value::i64_array(ids))
+        .put_opt("mtime", mtime)
+        .put_opt("mtypes", mtypes.map(value::u8_array))
+        .build()
 }
 
 fn message_key(from: i64, mid: i64, xid: i64, message_type: u8) -> Value {
@@ -139,7 +150,7 @@ impl RtmClient {
     #[allow(clippy::too_many_arguments)]
     fn send_to(
         &self,
-        method: &'static str,
+        spec: &'static Spec,
         key: &str,
         target: i64,
         mtype: u8,
@@ -160,19 +171,12 @@ impl RtmClient {
             .put("msg", msg)
             .put("attrs", attrs)
             .build();
-        let map = move |v: Value| {
-            Ok(SendAnswer {
-                mid,
-                payload: SendPayload {
-                    mtime: i64_of(&v, "mtime")?,
-                },
-            })
-        };
-        self.call(
-            method,
+        let then = move |payload| SendAnswer { mid, payload };
+        self.quest_with::<SendPayload, _, _>(
+            spec,
             payload,
             timeout,
-            map,
+            then,
             Self::send_error(mid),
             callback,
         );
@@ -196,7 +200,7 @@ impl RtmClient {
         callback: impl FnOnce(Option<SendError>, Option<SendAnswer>) + Send + 'static,
     ) {
         self.send_to(
-            "sendmsg", "to", to, mtype, msg, attrs, mid, timeout, callback,
+            &SEND_MSG, "to", to, mtype, msg, attrs, mid, timeout, callback,
         );
     }
 
@@ -214,7 +218,7 @@ impl RtmClient {
         callback: impl FnOnce(Option<SendError>, Option<SendAnswer>) + Send + 'static,
     ) {
         self.send_to(
-            "sendgroupmsg",
+            &SEND_GROUP_MSG,
             "gid",
             gid,
             mtype,
@@ -240,7 +244,7 @@ impl RtmClient {
         callback: impl FnOnce(Option<SendError>, Option<SendAnswer>) + Send + 'static,
     ) {
         self.send_to(
-            "sendroommsg",
+            &SEND_ROOM_MSG,
             "rid",
             rid,
             mtype,
@@ -263,13 +267,7 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<UnreadMessage>) + Send + 'static,
     ) {
         let payload = MapBuilder::new().put("clear", clear).build();
-        let map = |v: Value| {
-            Ok(UnreadMessage {
-                p2p: ids_of(&v, "p2p")?,
-                group: ids_of(&v, "group")?,
-            })
-        };
-        self.call("getunread", payload, timeout, map, |e| e, callback);
+        self.quest::<UnreadMessage>(&GET_UNREAD, payload, timeout, callback);
     }
 
     /// Moves the unread mark to now (`cleanunread`). Mirrors JavaScript
@@ -279,14 +277,8 @@ impl RtmClient {
         timeout: u64,
         callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
     ) {
-        self.call(
-            "cleanunread",
-            MapBuilder::new().build(),
-            timeout,
-            super::answer::empty,
-            |e| e,
-            callback,
-        );
+        let payload = MapBuilder::new().build();
+        self.quest::<Empty>(&CLEAN_UNREAD, payload, timeout, callback);
     }
 
     /// Unread p2p message counts per peer (`getp2punread`). Mirrors
@@ -305,14 +297,8 @@ impl RtmClient {
         if uids.is_empty() {
             return self.reject("uids must not be empty", |e| e, callback);
         }
-        let payload = MapBuilder::new()
-            .put("uids", value::i64_array(uids))
-            .put_opt("mtime", mtime)
-            .put_opt("mtypes", mtypes.map(value::u8_array))
-            .build();
-        let map =
-            |v: Value| unread_counts(&v, "p2p").map(|(p2p, ltime)| P2PUnreadNum { p2p, ltime });
-        self.call("getp2punread", payload, timeout, map, |e| e, callback);
+        let payload = unread_request("uids", uids, mtime, mtypes);
+        self.quest::<P2PUnreadNum>(&GET_P2P_UNREAD, payload, timeout, callback);
     }
 
     /// Unread group message counts per group (`getgroupunread`). Mirrors
@@ -329,15 +315,8 @@ impl RtmClient {
         if gids.is_empty() {
             return self.reject("gids must not be empty", |e| e, callback);
         }
-        let payload = MapBuilder::new()
-            .put("gids", value::i64_array(gids))
-            .put_opt("mtime", mtime)
-            .put_opt("mtypes", mtypes.map(value::u8_array))
-            .build();
-        let map = |v: Value| {
-            unread_counts(&v, "group").map(|(group, ltime)| GroupUnreadNum { group, ltime })
-        };
-        self.call("getgroupunread", payload, timeout, map, |e| e, callback);
+        let payload = unread_request("gids", gids, mtime, mtypes);
+        self.quest::<GroupUnreadNum>(&GET_GROUP_UNREAD, payload, timeout, callback);
     }
 
     /// A page of group history (`getgroupmsg`). Mirrors JavaScript
@@ -360,14 +339,7 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<HistoryMessages<GroupMsg>>) + Send + 'static,
     ) {
         let payload = history_request(Some(("gid", gid)), desc, num, begin, end, lastid, mtypes);
-        self.call(
-            "getgroupmsg",
-            payload,
-            timeout,
-            |v| history(v, history_msg),
-            |e| e,
-            callback,
-        );
+        self.quest::<HistoryMessages<GroupMsg>>(&GET_GROUP_MSG, payload, timeout, callback);
     }
 
     /// A page of room history (`getroommsg`). Mirrors JavaScript
@@ -386,14 +358,7 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<HistoryMessages<RoomMsg>>) + Send + 'static,
     ) {
         let payload = history_request(Some(("rid", rid)), desc, num, begin, end, lastid, mtypes);
-        self.call(
-            "getroommsg",
-            payload,
-            timeout,
-            |v| history(v, history_msg),
-            |e| e,
-            callback,
-        );
+        self.quest::<HistoryMessages<RoomMsg>>(&GET_ROOM_MSG, payload, timeout, callback);
     }
 
     /// A page of broadcast history (`getbroadcastmsg`). Mirrors JavaScript
@@ -411,14 +376,7 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<HistoryMessages<BroadcastMsg>>) + Send + 'static,
     ) {
         let payload = history_request(None, desc, num, begin, end, lastid, mtypes);
-        self.call(
-            "getbroadcastmsg",
-            payload,
-            timeout,
-            |v| history(v, history_msg),
-            |e| e,
-            callback,
-        );
+        self.quest::<HistoryMessages<BroadcastMsg>>(&GET_BROADCAST_MSG, payload, timeout, callback);
     }
 
     /// A page of p2p history with `ouid` (`getp2pmsg`). Mirrors JavaScript
@@ -439,14 +397,7 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<HistoryMessages<P2PMsg>>) + Send + 'static,
     ) {
         let payload = history_request(Some(("ouid", ouid)), desc, num, begin, end, lastid, mtypes);
-        self.call(
-            "getp2pmsg",
-            payload,
-            timeout,
-            |v| history(v, p2p_msg),
-            |e| e,
-            callback,
-        );
+        self.quest::<HistoryMessages<P2PMsg>>(&GET_P2P_MSG, payload, timeout, callback);
     }
 
     /// Fetches one message (`getmsg`). Mirrors JavaScript
@@ -472,27 +423,8 @@ impl RtmClient {
                 callback,
             );
         }
-        let map = |v: Value| {
-            if v.as_map().is_some_and(|m| m.is_empty()) {
-                return Err(RtmError::new(
-                    error_code::FPNN_EC_PROTO_KEY_NOT_FOUND,
-                    "message not found",
-                ));
-            }
-            let (msg, binary) = value::text_and_bytes(value::get_or_nil(&v, "msg"));
-            Ok(RetrievedMessage {
-                id: i64_of(&v, "id")?,
-                mtype: value::map_get(&v, "mtype")
-                    .and_then(value::as_u8)
-                    .ok_or_else(|| bad("mtype", &v))?,
-                msg,
-                binary,
-                attrs: value::as_string_lossy(value::get_or_nil(&v, "attrs")),
-                mtime: i64_of(&v, "mtime")?,
-            })
-        };
         let payload = message_key(from, mid, xid, message_type);
-        self.call("getmsg", payload, timeout, map, |e| e, callback);
+        self.quest::<Found<Retrieved>>(&GET_MSG, payload, timeout, callback);
     }
 
     /// Deletes a message (`delmsg`); only its sender may. Mirrors JavaScript
@@ -515,61 +447,106 @@ impl RtmClient {
             );
         }
         let payload = message_key(from, mid, xid, message_type);
-        self.call(
-            "delmsg",
-            payload,
-            timeout,
-            super::answer::empty,
-            |e| e,
-            callback,
-        );
+        self.quest::<Empty>(&DEL_MSG, payload, timeout, callback);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::decode::decode;
+    use crate::error::error_code;
+
+    fn map(entries: Vec<(&str, Value)>) -> Value {
+        Value::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
 
     #[test]
     fn history_rows_map_and_bad_rows_are_errors() {
-        let good = Value::Map(vec![
-            (Value::from("num"), Value::from(1)),
-            (Value::from("lastid"), Value::from(9u64)),
-            (Value::from("begin"), Value::from(0)),
-            (Value::from("end"), Value::from(123)),
-            (
-                Value::from("msgs"),
-                Value::Array(vec![Value::Array(vec![
-                    Value::from(9),
-                    Value::from(1),
-                    Value::from(30),
-                    Value::from(5),
-                    Value::from(false),
-                    Value::Binary(vec![0xff]),
-                    Value::from("a"),
-                    Value::from(123),
-                ])]),
-            ),
+        let row = Value::Array(vec![
+            9.into(),
+            1.into(),
+            30.into(),
+            5.into(),
+            false.into(),
+            Value::Binary(vec![0xff]),
+            "a".into(),
+            123.into(),
+            "extra".into(),
         ]);
-        let h = history(good.clone(), p2p_msg).unwrap();
-        assert_eq!((h.num, h.lastid, h.end), (1, 9, 123));
+        let good = map(vec![
+            ("num", 1.into()),
+            ("lastid", 9u64.into()),
+            ("begin", Value::Nil),
+            ("end", 123.into()),
+            ("msgs", Value::Array(vec![row])),
+        ]);
+        let h = decode::<HistoryMessages<P2PMsg>>("getp2pmsg", good.clone()).unwrap();
+        assert_eq!((h.num, h.lastid, h.begin, h.end), (1, 9, 0, 123));
         assert_eq!(h.msgs[0].direction, 1);
         assert_eq!(
             (h.msgs[0].msg.clone(), h.msgs[0].binary.clone()),
             (None, vec![0xff])
         );
-        let bad_row = Value::Map(vec![(
-            Value::from("msgs"),
-            Value::Array(vec![Value::from(1)]),
+        let g = decode::<HistoryMessages<GroupMsg>>("getgroupmsg", good).unwrap();
+        assert_eq!((g.msgs[0].from, g.msgs[0].attrs.as_str()), (1, "a"));
+
+        let bad_row = map(vec![("msgs", Value::Array(vec![1.into()]))]);
+        let e = decode::<HistoryMessages<GroupMsg>>("getgroupmsg", bad_row).unwrap_err();
+        assert_eq!(e.code, error_code::FPNN_EC_PROTO_TYPE_CONVERT);
+        assert!(e.ex.contains("getgroupmsg"), "{e}");
+        let short = map(vec![(
+            "msgs",
+            Value::Array(vec![Value::Array(vec![1.into(); 7])]),
         )]);
+        assert!(decode::<HistoryMessages<GroupMsg>>("getgroupmsg", short).is_err());
+        let empty = decode::<HistoryMessages<GroupMsg>>("getgroupmsg", map(vec![])).unwrap();
+        assert!(empty.msgs.is_empty());
+    }
+
+    #[test]
+    fn send_and_unread_answers() {
+        let a = decode::<SendPayload>("sendmsg", map(vec![("mtime", 7u64.into())])).unwrap();
+        assert_eq!(a.mtime, 7);
+        let e = decode::<SendPayload>("sendmsg", map(vec![])).unwrap_err();
+        assert_eq!(e.code, error_code::FPNN_EC_PROTO_TYPE_CONVERT);
+        assert!(e.ex.contains("mtime"), "{e}");
+
+        let u = map(vec![
+            ("p2p", Value::Array(vec![1.into(), "2".into()])),
+            ("group", Value::Nil),
+        ]);
+        let u = decode::<UnreadMessage>("getunread", u).unwrap();
+        assert_eq!((u.p2p, u.group), (vec![1, 2], vec![]));
+
+        let n = map(vec![
+            ("p2p", Value::Map(vec![("5".into(), 3.into())])),
+            ("ltime", Value::Map(vec![(5.into(), 99.into())])),
+        ]);
+        let n = decode::<P2PUnreadNum>("getp2punread", n).unwrap();
+        assert_eq!((n.p2p[&5], n.ltime[&5]), (3, 99));
+        let bad_key = map(vec![("group", Value::Map(vec![("x".into(), 1.into())]))]);
+        assert!(decode::<GroupUnreadNum>("getgroupunread", bad_key).is_err());
+    }
+
+    #[test]
+    fn retrieved_message_and_not_found() {
+        let m = map(vec![
+            ("id", 4.into()),
+            ("mtype", 30.into()),
+            ("msg", "hi".into()),
+            ("mtime", 8.into()),
+        ]);
+        let r = decode::<Found<Retrieved>>("getmsg", m).unwrap();
         assert_eq!(
-            history(bad_row, history_msg).unwrap_err().code,
-            error_code::FPNN_EC_PROTO_TYPE_CONVERT
+            (r.id, r.mtype, r.msg.as_deref(), r.attrs.as_str()),
+            (4, 30, Some("hi"), "")
         );
-        assert!(history(Value::Map(vec![]), history_msg)
-            .unwrap()
-            .msgs
-            .is_empty());
+        let e = decode::<Found<Retrieved>>("getmsg", map(vec![])).unwrap_err();
+        assert_eq!(e.code, error_code::FPNN_EC_PROTO_KEY_NOT_FOUND);
+        let e = decode::<Found<Retrieved>>("getmsg", map(vec![("id", 1.into())])).unwrap_err();
+        assert_eq!(e.code, error_code::FPNN_EC_PROTO_TYPE_CONVERT);
+        assert_eq!(decode::<Empty>("delmsg", Value::Nil).unwrap(), ());
     }
 
     #[test]

@@ -1,0 +1,405 @@
+//! Serde helpers for the shapes RTM answers share (docs/api-internals.md):
+//! ids of any integer width or as decimal strings, id-keyed maps, counts,
+//! flags, text-or-bytes bodies and history rows. Use them on wire fields with
+//! `#[serde(default, deserialize_with = "crate::api::de::NAME")]`.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use rmpv::Value;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// An id: an integer of any msgpack width, or a decimal str or bin.
+pub(crate) fn id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    d.deserialize_any(IdVisitor)
+}
+
+struct IdVisitor;
+
+impl Visitor<'_> for IdVisitor {
+    type Value = i64;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an id (integer or decimal string)")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+        i64::try_from(v).map_err(|_| E::custom(format!("id {v} out of range")))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+        v.parse()
+            .map_err(|_| E::custom(format!("id {v:?} is not a decimal integer")))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<i64, E> {
+        match std::str::from_utf8(v) {
+            Ok(s) => self.visit_str(s),
+            Err(_) => Err(E::custom("id bytes are not UTF-8")),
+        }
+    }
+}
+
+/// An id as a value of its own (for keys and list elements).
+pub(crate) struct Id(pub(crate) i64);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        id(d).map(Id)
+    }
+}
+
+/// `T`, with nil (and, with `#[serde(default)]`, a missing key) read as
+/// `T::default()`.
+pub(crate) fn nil_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A list of ids (see [`id`]); nil is empty.
+pub(crate) fn ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    let v: Option<Vec<Id>> = Option::deserialize(d)?;
+    Ok(v.unwrap_or_default().into_iter().map(|i| i.0).collect())
+}
+
+/// A map keyed by ids (integer or decimal str keys); nil is empty.
+pub(crate) fn id_map<'de, D, T>(d: D) -> Result<HashMap<i64, T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let m: Option<IdMap<T>> = Option::deserialize(d)?;
+    Ok(m.map(|m| m.0).unwrap_or_default())
+}
+
+struct IdMap<T>(HashMap<i64, T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for IdMap<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m: HashMap<IdKey, T> = HashMap::deserialize(d)?;
+        Ok(IdMap(m.into_iter().map(|(k, v)| (k.0, v)).collect()))
+    }
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct IdKey(i64);
+
+impl<'de> Deserialize<'de> for IdKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        id(d).map(IdKey)
+    }
+}
+
+/// A count: an integer clamped to `0..=i32::MAX`; nil is 0.
+pub(crate) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    let n: Option<i64> = Option::deserialize(d)?;
+    Ok(n.unwrap_or(0).clamp(0, i64::from(i32::MAX)) as i32)
+}
+
+/// A flag: a bool, or an integer (0 is false).
+pub(crate) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a bool or an integer")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
+            Ok(v != 0)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
+            Ok(v != 0)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// A str or bin as text, invalid UTF-8 replaced by U+FFFD (for `attrs`);
+/// nil is the empty string.
+pub(crate) fn lossy<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<Body>::deserialize(d)?
+        .map(|b| String::from_utf8_lossy(&b.bytes).into_owned())
+        .unwrap_or_default())
+}
+
+/// A message body (`msg`) that may arrive as str or bin: its raw bytes,
+/// and its text when they are valid UTF-8. Nil (or a missing key, with
+/// `#[serde(default)]`) is the empty body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Body {
+    pub(crate) text: Option<String>,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Default for Body {
+    fn default() -> Body {
+        Body {
+            text: Some(String::new()),
+            bytes: Vec::new(),
+        }
+    }
+}
+
+impl Body {
+    fn of(bytes: Vec<u8>) -> Body {
+        let text = std::str::from_utf8(&bytes).ok().map(str::to_owned);
+        Body { text, bytes }
+    }
+}
+
+impl<'de> Deserialize<'de> for Body {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Body;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a str or bin body")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Body, E> {
+                Ok(Body::of(v.as_bytes().to_vec()))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Body, E> {
+                Ok(Body::of(v.to_vec()))
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Body, E> {
+                Ok(Body::of(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Body, E> {
+                Ok(Body::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A history row `[id, from|direction, mtype, mid, deleted, msg, attrs,
+/// mtime]`; elements after the eighth are ignored. Public message types
+/// built from rows use `#[serde(from = "Row")]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Row {
+    pub(crate) id: i64,
+    /// `from` in group, room and broadcast histories, `direction` in p2p.
+    pub(crate) second: i64,
+    pub(crate) mtype: u8,
+    pub(crate) mid: i64,
+    pub(crate) deleted: bool,
+    pub(crate) msg: Body,
+    pub(crate) attrs: String,
+    pub(crate) mtime: i64,
+}
+
+impl<'de> Deserialize<'de> for Row {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(RowVisitor)
+    }
+}
+
+struct RowVisitor;
+
+impl<'de> Visitor<'de> for RowVisitor {
+    type Value = Row;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a history row of 8 elements")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Row, A::Error> {
+        let mut el = [
+            Value::Nil,
+            Value::Nil,
+            Value::Nil,
+            Value::Nil,
+            Value::Nil,
+            Value::Nil,
+            Value::Nil,
+            Value::Nil,
+        ];
+        for (i, slot) in el.iter_mut().enumerate() {
+            *slot = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+        }
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        let [i, second, mtype, mid, deleted, msg, attrs, mtime] = el;
+        let e = de::Error::custom;
+        Ok(Row {
+            id: id(i).map_err(e)?,
+            second: id(second).map_err(e)?,
+            mtype: u8::deserialize(mtype).map_err(e)?,
+            mid: id(mid).map_err(e)?,
+            deleted: flag(deleted).map_err(e)?,
+            msg: Body::deserialize(msg).map_err(e)?,
+            attrs: lossy(attrs).map_err(e)?,
+            mtime: i64::deserialize(mtime).map_err(e)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Deserialize, Debug)]
+    struct W {
+        #[serde(default, deserialize_with = "id")]
+        id: i64,
+        #[serde(default, deserialize_with = "ids")]
+        ids: Vec<i64>,
+        #[serde(default, deserialize_with = "id_map")]
+        counts: HashMap<i64, i32>,
+        #[serde(default, deserialize_with = "count")]
+        n: i32,
+        #[serde(default, deserialize_with = "flag")]
+        f: bool,
+        #[serde(default)]
+        msg: Body,
+        #[serde(default, deserialize_with = "lossy")]
+        attrs: String,
+        #[serde(default, deserialize_with = "nil_default")]
+        t: i64,
+    }
+
+    fn w(entries: Vec<(&str, Value)>) -> Result<W, rmpv::ext::Error> {
+        let m = entries.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        rmpv::ext::from_value(Value::Map(m))
+    }
+
+    fn read(bytes: &[u8]) -> Value {
+        rmpv::decode::read_value(&mut &bytes[..]).unwrap()
+    }
+
+    #[test]
+    fn ids_from_every_integer_width_and_decimal_strings() {
+        let cases: Vec<(Value, Option<i64>)> = vec![
+            (read(&[0x7f]), Some(127)),
+            (read(&[0xe0]), Some(-32)),
+            (read(&[0xcc, 0xff]), Some(255)),
+            (read(&[0xcd, 0x01, 0x00]), Some(256)),
+            (read(&[0xce, 0xff, 0xff, 0xff, 0xff]), Some(4294967295)),
+            (
+                read(&[0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+                Some(i64::MAX),
+            ),
+            (read(&[0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0]), None),
+            (read(&[0xd0, 0x80]), Some(-128)),
+            (read(&[0xd1, 0x80, 0x00]), Some(-32768)),
+            (read(&[0xd2, 0x80, 0, 0, 0]), Some(i64::from(i32::MIN))),
+            (read(&[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]), Some(i64::MIN)),
+            ("123".into(), Some(123)),
+            ("-5".into(), Some(-5)),
+            ("9223372036854775808".into(), None),
+            ("".into(), None),
+            ("12a".into(), None),
+            (" 1".into(), None),
+            (Value::Binary(b"77".to_vec()), Some(77)),
+            (Value::Binary(vec![0xff]), None),
+            (Value::from(1.5f64), None),
+            (Value::from(true), None),
+        ];
+        for (v, want) in cases {
+            assert_eq!(w(vec![("id", v.clone())]).ok().map(|w| w.id), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn lists_maps_counts_and_flags() {
+        let x = w(vec![
+            (
+                "ids",
+                Value::Array(vec![1.into(), (-70000).into(), "42".into()]),
+            ),
+            (
+                "counts",
+                Value::Map(vec![("1001".into(), 3.into()), (1002.into(), 4.into())]),
+            ),
+            ("n", (i64::from(i32::MAX) + 5).into()),
+            ("f", 1.into()),
+            ("t", Value::Nil),
+        ])
+        .unwrap();
+        assert_eq!(x.ids, [1, -70000, 42]);
+        assert_eq!(
+            (x.counts[&1001], x.counts[&1002], x.counts.len()),
+            (3, 4, 2)
+        );
+        assert_eq!((x.n, x.f, x.t), (i32::MAX, true, 0));
+        let nil = w(vec![
+            ("ids", Value::Nil),
+            ("counts", Value::Nil),
+            ("n", Value::Nil),
+        ])
+        .unwrap();
+        assert!(nil.ids.is_empty() && nil.counts.is_empty() && nil.n == 0);
+        assert!(w(vec![("ids", Value::Array(vec![Value::Nil]))]).is_err());
+        assert!(w(vec![("ids", Value::Map(vec![]))]).is_err());
+        assert!(w(vec![("counts", Value::Map(vec![("x".into(), 1.into())]))]).is_err());
+        assert!(w(vec![("counts", Value::Map(vec![(1.into(), "x".into())]))]).is_err());
+        assert!(w(vec![("f", "yes".into())]).is_err());
+        assert!(w(vec![("t", "1".into())]).is_err());
+    }
+
+    #[test]
+    fn bodies_are_text_or_bytes() {
+        let x = w(vec![
+            ("msg", "hé".into()),
+            ("attrs", Value::Binary(vec![b'a', 0xff])),
+        ])
+        .unwrap();
+        assert_eq!(
+            (x.msg.text.as_deref(), x.msg.bytes.as_slice()),
+            (Some("hé"), "hé".as_bytes())
+        );
+        assert_eq!(x.attrs, "a\u{fffd}");
+        // A str whose bytes are not UTF-8 (rmpv hands it over as bytes).
+        let bad = read(&[0x81, 0xa3, b'm', b's', b'g', 0xa1, 0xff]);
+        let x: W = rmpv::ext::from_value(bad).unwrap();
+        assert_eq!((x.msg.text, x.msg.bytes), (None, vec![0xff]));
+        let x = w(vec![("msg", Value::Nil)]).unwrap();
+        assert_eq!((x.msg.text.as_deref(), x.attrs.as_str()), (Some(""), ""));
+        assert!(w(vec![("msg", 5.into())]).is_err());
+    }
+
+    #[test]
+    fn rows_need_eight_elements_and_ignore_more() {
+        let row = |n: usize| {
+            let mut v: Vec<Value> = vec![
+                "9".into(),
+                2.into(),
+                31.into(),
+                5.into(),
+                0.into(),
+                Value::Binary(vec![1]),
+                "a".into(),
+                7.into(),
+            ];
+            v.resize(n, Value::Nil);
+            rmpv::ext::from_value::<Row>(Value::Array(v))
+        };
+        let r = row(8).unwrap();
+        assert_eq!(
+            (r.id, r.second, r.mtype, r.mid, r.deleted),
+            (9, 2, 31, 5, false)
+        );
+        assert_eq!(
+            (r.msg.text.as_deref(), r.attrs.as_str(), r.mtime),
+            (Some("\u{1}"), "a", 7)
+        );
+        assert_eq!(row(10).unwrap(), r);
+        assert!(row(7).is_err());
+        assert!(rmpv::ext::from_value::<Row>(Value::from(1)).is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for v in crate::value::garbage() {
+            let _ = rmpv::ext::from_value::<W>(v.clone());
+            let _ = rmpv::ext::from_value::<Row>(v.clone());
+            let _ = w(vec![("id", v.clone()), ("counts", v.clone()), ("msg", v)]);
+        }
+    }
+}

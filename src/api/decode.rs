@@ -1,0 +1,95 @@
+//! Answer decoding: one trait, [`Answer`], for every method's answer
+//! (docs/api-internals.md); the serde helpers the shapes share are in
+//! `src/api/de.rs`.
+//!
+//! An answer is decoded with serde through `rmpv::ext::from_value` into the
+//! method's wire type, then [`Answer::finish`] turns it into the public
+//! result. Whatever the gate sends, decoding never panics: a missing key or a
+//! wrong type completes the call with 10010 (`FPNN_EC_PROTO_TYPE_CONVERT`)
+//! naming the method and what was wrong.
+
+use rmpv::Value;
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny};
+use serde::Deserialize;
+
+use crate::error::{error_code, RtmError};
+
+/// A wire type a method's answer decodes into, and how it becomes the
+/// result the callback receives.
+///
+/// Implement it with [`answer!`]: `answer!(T)` when the public type derives
+/// `Deserialize` itself, `answer!(Wire => Out)` when `Out: From<Wire>`. Implement it by hand only when finishing can fail.
+pub(crate) trait Answer: DeserializeOwned + Send + 'static {
+    /// The result handed to the callback.
+    type Out: Send + 'static;
+    /// The result, or the error the call completes with.
+    fn finish(self) -> Result<Self::Out, RtmError>;
+}
+
+/// Implements [`Answer`]: `answer!(A, B)` for types that are their own wire
+/// type; `answer!(Wire => Out)` for `Out: From<Wire>`.
+macro_rules! answer {
+    ($wire:ty => $out:ty) => {
+        impl $crate::api::decode::Answer for $wire {
+            type Out = $out;
+            fn finish(self) -> Result<$out, $crate::error::RtmError> {
+                Ok(<$out>::from(self))
+            }
+        }
+    };
+    ($($t:ty),+ $(,)?) => {
+        $($crate::api::decode::answer!($t => $t);)+
+    };
+}
+pub(crate) use answer;
+
+/// The empty answer `{}` (or any answer whose content is not used): `()`.
+pub(crate) type Empty = IgnoredAny;
+
+impl Answer for IgnoredAny {
+    type Out = ();
+    fn finish(self) -> Result<(), RtmError> {
+        Ok(())
+    }
+}
+
+/// Decodes the answer `v` of `method` into `W` and finishes it.
+pub(crate) fn decode<W: Answer>(method: &str, v: Value) -> Result<W::Out, RtmError> {
+    let wire: W = rmpv::ext::from_value(v).map_err(|e| {
+        RtmError::new(
+            error_code::FPNN_EC_PROTO_TYPE_CONVERT,
+            format!("{method} answer: {e}"),
+        )
+    })?;
+    wire.finish()
+}
+
+/// The wire type of an answer that is `{}` when the message asked for does
+/// not exist (`getmsg`): finishes with 10009 (`FPNN_EC_PROTO_KEY_NOT_FOUND`,
+/// "message not found").
+pub(crate) struct Found<W>(Option<W>);
+
+impl<'de, W: DeserializeOwned> Deserialize<'de> for Found<W> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        if v.as_map().is_some_and(|m| m.is_empty()) {
+            return Ok(Found(None));
+        }
+        rmpv::ext::from_value(v)
+            .map(|w| Found(Some(w)))
+            .map_err(de::Error::custom)
+    }
+}
+
+impl<W: Answer> Answer for Found<W> {
+    type Out = W::Out;
+    fn finish(self) -> Result<W::Out, RtmError> {
+        match self.0 {
+            Some(w) => w.finish(),
+            None => Err(RtmError::new(
+                error_code::FPNN_EC_PROTO_KEY_NOT_FOUND,
+                "message not found",
+            )),
+        }
+    }
+}
