@@ -2,11 +2,9 @@
 //! membership they keep. A group exists once members are added. Sends and reads check
 //! membership through [`State::is_member`].
 
-use std::collections::{BTreeSet, HashMap};
-
 use rmpv::Value;
 
-use super::{int_array, obj, Args, Ctx, GateError, Project, Route};
+use super::{int_array, obj, Args, Ctx, GateError, Members, Project, Route};
 
 pub(super) const ROUTES: &[Route] = &[
     Route::user("addgroupmembers", add_members),
@@ -17,36 +15,31 @@ pub(super) const ROUTES: &[Route] = &[
 /// The groups of one project.
 #[derive(Debug, Default)]
 pub(super) struct State {
-    members: HashMap<i64, BTreeSet<i64>>,
+    members: Members,
 }
 
 impl State {
     pub(super) fn is_member(&self, gid: i64, uid: i64) -> bool {
-        self.members.get(&gid).is_some_and(|m| m.contains(&uid))
+        self.members.contains(gid, uid)
     }
 
     /// The members of `gid` in uid order (none for an unknown group).
     pub(super) fn members(&self, gid: i64) -> impl Iterator<Item = i64> + '_ {
-        self.members.get(&gid).into_iter().flatten().copied()
+        self.members.of(gid)
     }
 }
 
 /// `addgroupmembers {gid, uids}`: creates the group if needed, adds `uids` and the caller.
 fn add_members(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
     let (gid, uids) = (a.id("gid")?, a.ids("uids")?);
-    let members = p.groups.members.entry(gid).or_default();
-    members.extend(uids.into_iter().chain([ctx.uid]));
+    p.groups.members.add(gid, uids.into_iter().chain([ctx.uid]));
     Ok(obj([]))
 }
 
 /// `delgroupmembers {gid, uids}`: no membership needed.
 fn del_members(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
     let (gid, uids) = (a.id("gid")?, a.ids("uids")?);
-    if let Some(members) = p.groups.members.get_mut(&gid) {
-        uids.iter().for_each(|u| {
-            members.remove(u);
-        });
-    }
+    p.groups.members.remove(gid, &uids);
     Ok(obj([]))
 }
 

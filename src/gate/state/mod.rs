@@ -320,6 +320,33 @@ impl Project {
     }
 }
 
+/// Who belongs to which group or room: id -> uids.
+#[derive(Debug, Default)]
+struct Members(HashMap<i64, BTreeSet<i64>>);
+
+impl Members {
+    fn contains(&self, id: i64, uid: i64) -> bool {
+        self.0.get(&id).is_some_and(|m| m.contains(&uid))
+    }
+
+    /// The members of `id` in uid order (none for an unknown id).
+    fn of(&self, id: i64) -> impl Iterator<Item = i64> + '_ {
+        self.0.get(&id).into_iter().flatten().copied()
+    }
+
+    fn add(&mut self, id: i64, uids: impl IntoIterator<Item = i64>) {
+        self.0.entry(id).or_default().extend(uids);
+    }
+
+    fn remove(&mut self, id: i64, uids: &[i64]) {
+        if let Some(members) = self.0.get_mut(&id) {
+            uids.iter().for_each(|u| {
+                members.remove(u);
+            });
+        }
+    }
+}
+
 /// A quest's payload, read key by key. A payload that is not a map fails the first read
 /// with 200033 (`payload`), so a handler that reads nothing accepts any payload.
 #[derive(Debug, Clone, Copy)]

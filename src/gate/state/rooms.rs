@@ -2,14 +2,12 @@
 //! `kickout_room` test hook. A user leaves every room when its last connection closes
 //! (the core calls [`State::leave_all`]).
 
-use std::collections::{BTreeSet, HashMap};
-
-use super::{obj, GateState, Push, Route};
+use super::{obj, GateState, Members, Push, Route};
 
 pub(super) const ROUTES: &[Route] = &[
     Route::user("enterroom", |p, ctx, a| {
         let rid = a.id("rid")?;
-        p.rooms.members.entry(rid).or_default().insert(ctx.uid);
+        p.rooms.members.add(rid, [ctx.uid]);
         Ok(obj([]))
     }),
     Route::user("leaveroom", |p, ctx, a| {
@@ -22,27 +20,25 @@ pub(super) const ROUTES: &[Route] = &[
 /// The rooms of one project.
 #[derive(Debug, Default)]
 pub(super) struct State {
-    members: HashMap<i64, BTreeSet<i64>>,
+    members: Members,
 }
 
 impl State {
     pub(super) fn is_member(&self, rid: i64, uid: i64) -> bool {
-        self.members.get(&rid).is_some_and(|m| m.contains(&uid))
+        self.members.contains(rid, uid)
     }
 
     /// The members of `rid` in uid order (none for an unknown room).
     pub(super) fn members(&self, rid: i64) -> impl Iterator<Item = i64> + '_ {
-        self.members.get(&rid).into_iter().flatten().copied()
+        self.members.of(rid)
     }
 
     fn leave(&mut self, rid: i64, uid: i64) {
-        if let Some(members) = self.members.get_mut(&rid) {
-            members.remove(&uid);
-        }
+        self.members.remove(rid, &[uid]);
     }
 
     pub(super) fn leave_all(&mut self, uid: i64) {
-        self.members.values_mut().for_each(|members| {
+        self.members.0.values_mut().for_each(|members| {
             members.remove(&uid);
         });
     }
