@@ -1,0 +1,676 @@
+//! The messages area: the three sends, the stored messages with their ids, mtimes and
+//! pushes, resend deduplication, `getmsg` and `delmsg`, and the `broadcast` and `inject`
+//! test hooks. History and unread counts read the messages stored here.
+
+use std::collections::HashMap;
+
+use rmpv::Value;
+
+use super::{
+    int, obj, raw, small, Args, Ctx, GateError, GateState, Project, Push, Route, NOT_GROUP_MEMBER,
+    NOT_IN_ROOM, PERMISSION_DENIED,
+};
+
+pub(super) const ROUTES: &[Route] = &[
+    Route::user("sendmsg", |p, ctx, a| send(Kind::P2p, p, ctx, a)),
+    Route::user("sendgroupmsg", |p, ctx, a| send(Kind::Group, p, ctx, a)),
+    Route::user("sendroommsg", |p, ctx, a| send(Kind::Room, p, ctx, a)),
+    Route::user("getmsg", get_msg),
+    Route::user("delmsg", del_msg),
+];
+
+/// Where a message goes. Its discriminant is the `type` of `getmsg`/`delmsg` (broadcast is
+/// 4, as in the client's duplicate filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Kind {
+    P2p = 1,
+    Group = 2,
+    Room = 3,
+    Broadcast = 4,
+}
+
+impl Kind {
+    fn from_type(t: i64) -> Option<Kind> {
+        match t {
+            1 => Some(Kind::P2p),
+            2 => Some(Kind::Group),
+            3 => Some(Kind::Room),
+            _ => None,
+        }
+    }
+
+    /// The key naming the target in a send quest and in a push.
+    fn target_key(self) -> Option<&'static str> {
+        match self {
+            Kind::P2p => Some("to"),
+            Kind::Group => Some("gid"),
+            Kind::Room => Some("rid"),
+            Kind::Broadcast => None,
+        }
+    }
+
+    /// The key naming the target in a history quest.
+    pub(super) fn history_key(self) -> Option<&'static str> {
+        match self {
+            Kind::P2p => Some("ouid"),
+            other => other.target_key(),
+        }
+    }
+
+    fn push_method(self) -> &'static str {
+        match self {
+            Kind::P2p => "pushmsg",
+            Kind::Group => "pushgroupmsg",
+            Kind::Room => "pushroommsg",
+            Kind::Broadcast => "pushbroadcastmsg",
+        }
+    }
+
+    /// The conversation a message between `from` and `target` belongs to; both directions
+    /// of a p2p conversation share one.
+    pub(super) fn conv(self, from: i64, target: i64) -> Conv {
+        match self {
+            Kind::P2p => (self, from.min(target), from.max(target)),
+            Kind::Broadcast => (self, 0, 0),
+            _ => (self, target, 0),
+        }
+    }
+}
+
+pub(super) type Conv = (Kind, i64, i64);
+/// (kind, from, target, mid): what identifies a message for resends, `getmsg` and `delmsg`.
+type MsgKey = (Kind, i64, i64, i64);
+
+#[derive(Debug, Clone)]
+pub(super) struct Msg {
+    pub(super) id: i64,
+    pub(super) from: i64,
+    /// The receiver (p2p), gid, rid, or 0 (broadcast).
+    pub(super) to: i64,
+    pub(super) mtype: u8,
+    pub(super) mid: i64,
+    /// str or bin, kept as sent; "" once deleted.
+    pub(super) body: Value,
+    pub(super) attrs: Value,
+    pub(super) mtime: i64,
+    pub(super) deleted: bool,
+}
+
+impl Msg {
+    /// A message before the gate stamps its id and mtime.
+    fn draft(from: i64, to: i64, mid: i64, mtype: u8, body: Value, attrs: Value) -> Self {
+        Msg {
+            id: 0,
+            from,
+            to,
+            mtype,
+            mid,
+            body,
+            attrs,
+            mtime: 0,
+            deleted: false,
+        }
+    }
+}
+
+/// The messages of one project.
+#[derive(Debug, Default)]
+pub(super) struct State {
+    last_id: i64,
+    last_broadcast_mid: i64,
+    /// Messages of each conversation in id order (which is also mtime order).
+    pub(super) convs: HashMap<Conv, Vec<Msg>>,
+    /// The first message with each key.
+    index: HashMap<MsgKey, (Conv, usize)>,
+}
+
+impl State {
+    /// The messages of one conversation, oldest first.
+    pub(super) fn conv(&self, conv: &Conv) -> &[Msg] {
+        self.convs.get(conv).map_or(&[][..], Vec::as_slice)
+    }
+
+    fn find(&self, key: MsgKey) -> Option<&Msg> {
+        let (conv, i) = self.index.get(&key)?;
+        self.convs.get(conv)?.get(*i)
+    }
+}
+
+/// `sendmsg {to}`, `sendgroupmsg {gid}`, `sendroommsg {rid}` (+ `mid, mtype, msg, attrs`).
+fn send(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
+    let msg = Msg::draft(
+        ctx.uid,
+        a.id(kind.target_key().unwrap_or_default())?,
+        a.req("mid", int)?,
+        a.req("mtype", small)?,
+        a.req("msg", raw)?,
+        a.req("attrs", raw)?,
+    );
+    let (mtime, pushes) = p.send(kind, msg, ctx.now)?;
+    ctx.pushes = pushes;
+    Ok(obj([("mtime", mtime.into())]))
+}
+
+/// The key of `getmsg` and `delmsg`: `(kind, from, xid, mid)`.
+fn msg_key(a: Args) -> Result<MsgKey, GateError> {
+    let (from, mid, xid) = (a.id("from")?, a.req("mid", int)?, a.id("xid")?);
+    let kind = a.req("type", |v| int(v).and_then(Kind::from_type))?;
+    Ok((kind, from, xid, mid))
+}
+
+/// `getmsg {from, mid, xid, type}`: to a participant; `{}` when there is no such message
+/// or it was deleted.
+fn get_msg(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
+    let key @ (kind, from, xid, _) = msg_key(a)?;
+    let uid = ctx.uid;
+    if kind == Kind::P2p && uid != from && uid != xid {
+        return Err(GateError::new(PERMISSION_DENIED, "not a participant"));
+    }
+    p.check_access(kind, uid, xid)?;
+    Ok(match p.messages.find(key).filter(|x| !x.deleted) {
+        Some(x) => obj([
+            ("id", x.id.into()),
+            ("mtype", x.mtype.into()),
+            ("msg", x.body.clone()),
+            ("attrs", x.attrs.clone()),
+            ("mtime", x.mtime.into()),
+        ]),
+        None => obj([]),
+    })
+}
+
+/// `delmsg {from, mid, xid, type}`: only the sender may (200021, checked first); a message
+/// that does not exist (or is already deleted) is answered `{}` so that a retried delete
+/// succeeds.
+fn del_msg(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
+    let key = msg_key(a)?;
+    if ctx.uid != key.1 {
+        return Err(GateError::new(
+            PERMISSION_DENIED,
+            "only the sender may delete a message",
+        ));
+    }
+    let m = &mut p.messages;
+    if let Some((conv, i)) = m.index.get(&key) {
+        if let Some(x) = m.convs.get_mut(conv).and_then(|l| l.get_mut(*i)) {
+            x.deleted = true;
+            x.body = "".into();
+            x.attrs = "".into();
+        }
+    }
+    Ok(obj([]))
+}
+
+impl Project {
+    /// May `uid` send to or read `target`?
+    pub(super) fn check_access(&self, kind: Kind, uid: i64, target: i64) -> Result<(), GateError> {
+        match kind {
+            Kind::Group if !self.groups.is_member(target, uid) => {
+                Err(GateError::new(NOT_GROUP_MEMBER, "not a group member"))
+            }
+            Kind::Room if !self.rooms.is_member(target, uid) => {
+                Err(GateError::new(NOT_IN_ROOM, "not in room"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A send (quest or hook): the body check, the resend rule, the access check, then
+    /// [`Project::store`].
+    fn send(&mut self, kind: Kind, msg: Msg, now: i64) -> Result<(i64, Vec<Push>), GateError> {
+        if msg.body.as_slice().map_or(true, <[u8]>::is_empty) {
+            return Err(GateError::bad("msg"));
+        }
+        // A resend is answered before the access check: a client resending after a
+        // reconnect (which left its rooms) gets the first answer, as docs/gate.md promises.
+        if msg.mid != 0 {
+            if let Some(first) = self.messages.find((kind, msg.from, msg.to, msg.mid)) {
+                return Ok((first.mtime, Vec::new()));
+            }
+        }
+        self.check_access(kind, msg.from, msg.to)?;
+        Ok(self.store(kind, msg, now))
+    }
+
+    /// Stamps a new message with its id and mtime, stores it, and returns its mtime and
+    /// pushes (never to the sender).
+    fn store(&mut self, kind: Kind, mut msg: Msg, now: i64) -> (i64, Vec<Push>) {
+        msg.mtime = self.clock(now);
+        self.last_mtime = msg.mtime;
+        let m = &mut self.messages;
+        m.last_id += 1;
+        msg.id = m.last_id;
+        let Msg {
+            from,
+            to,
+            mid,
+            mtime,
+            ..
+        } = msg;
+        let mut payload = vec![
+            ("from", from.into()),
+            ("mtype", msg.mtype.into()),
+            ("mid", mid.into()),
+            ("msg", msg.body.clone()),
+            ("attrs", msg.attrs.clone()),
+            ("mtime", mtime.into()),
+        ];
+        payload.extend(kind.target_key().map(|k| (k, to.into())));
+        let conv = kind.conv(from, to);
+        let list = m.convs.entry(conv).or_default();
+        m.index
+            .entry((kind, from, to, mid))
+            .or_insert((conv, list.len()));
+        list.push(msg);
+        let receivers: Vec<i64> = match kind {
+            Kind::P2p => vec![to],
+            Kind::Group => self.groups.members(to).collect(),
+            Kind::Room => self.rooms.members(to).collect(),
+            Kind::Broadcast => self.users.keys().copied().collect(),
+        };
+        let receivers = receivers.into_iter().filter(|&u| u != from);
+        let pushes = self.push_to(receivers, kind.push_method(), &obj(payload));
+        (mtime, pushes)
+    }
+}
+
+impl GateState {
+    /// Test hook: a broadcast from `from` (str or bin body, not checked for emptiness), kept
+    /// in the broadcast history and pushed to every authenticated connection of the pid but
+    /// `from`'s. Its mid is generated like a client's (docs/Messages.md): the mtime
+    /// followed by three digits, strictly increasing, so duplicate filters never drop it.
+    pub fn broadcast(
+        &mut self,
+        pid: i64,
+        from: i64,
+        mtype: u8,
+        msg: Value,
+        attrs: &str,
+        now_ms: i64,
+    ) -> Vec<Push> {
+        let p = self.projects.entry(pid).or_default();
+        // Strictly increasing per pid, like a client's generated mids, so
+        // clients' duplicate filters never drop a broadcast.
+        let mid = p
+            .clock(now_ms)
+            .saturating_mul(1000)
+            .max(p.messages.last_broadcast_mid.saturating_add(1));
+        p.messages.last_broadcast_mid = mid;
+        let msg = Msg::draft(from, 0, mid, mtype, msg, attrs.into());
+        p.store(Kind::Broadcast, msg, now_ms).1
+    }
+
+    /// Test hook: a message as if `from` had sent it (str or bin body), whether or not it is
+    /// online. `kind`: 1 p2p (`target` is the receiver), 2 group, 3 room. Checked like a send.
+    #[allow(clippy::too_many_arguments)]
+    pub fn inject(
+        &mut self,
+        pid: i64,
+        kind: u8,
+        from: i64,
+        target: i64,
+        mid: i64,
+        mtype: u8,
+        msg: Value,
+        attrs: &str,
+        now_ms: i64,
+    ) -> Result<(i64, Vec<Push>), GateError> {
+        let kind = Kind::from_type(kind.into()).ok_or_else(|| GateError::bad("kind"))?;
+        let p = self.projects.entry(pid).or_default();
+        p.send(
+            kind,
+            Msg::draft(from, target, mid, mtype, msg, attrs.into()),
+            now_ms,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::super::testkit::*;
+    use super::super::*;
+
+    #[test]
+    fn send_errors_and_clock() {
+        let mut g = Gate::new();
+        let (a, b) = (g.login(A), g.login(B));
+        for (method, target, code) in [
+            ("sendgroupmsg", 9, NOT_GROUP_MEMBER),
+            ("sendroommsg", 9, NOT_IN_ROOM),
+        ] {
+            assert_eq!(g.send_code(a, method, target, 1), code);
+        }
+        for body in [
+            Value::from(""),
+            Value::Binary(vec![]),
+            Value::from(5),
+            Value::Nil,
+        ] {
+            assert_eq!(
+                g.send(a, "sendmsg", B, 1, 30, body)
+                    .answer
+                    .unwrap_err()
+                    .code,
+                EMPTY_PARAMETER
+            );
+        }
+        let full = [
+            ("to", B.into()),
+            ("mid", 1.into()),
+            ("mtype", 30.into()),
+            ("msg", "x".into()),
+            ("attrs", "".into()),
+        ];
+        for skip in 0..full.len() {
+            let p = o(full
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, kv)| kv.clone()));
+            assert_eq!(
+                g.err(a, "sendmsg", p),
+                EMPTY_PARAMETER,
+                "without {}",
+                full[skip].0
+            );
+        }
+        let mut bad_mtype = full.to_vec();
+        bad_mtype[2].1 = 300.into();
+        assert_eq!(g.err(a, "sendmsg", o(bad_mtype)), EMPTY_PARAMETER);
+        // mtime = max(now, last mtime): non-decreasing even when the wall clock goes back.
+        g.now = 5_000;
+        assert_eq!(g.sendp(a, B, 1, 30), 5_000);
+        g.now = 4_000;
+        assert_eq!(g.sendp(a, B, 2, 30), 5_000);
+        g.now = 6_000;
+        assert_eq!(g.sendp(b, A, 3, 30), 6_000);
+        let h = g.history(a, "getp2pmsg", vec![("target", B.into())]);
+        let ids = ids_of(&h);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        // An attrs of either kind is accepted.
+        let p = map! {"to": B, "mid": 9, "mtype": 30, "msg": "x", "attrs": Value::Binary(vec![1])};
+        assert!(g.q(a, "sendmsg", p).answer.is_ok());
+    }
+
+    #[test]
+    fn resend_is_answered_with_the_first_mtime() {
+        let mut g = Gate::new();
+        let (a, b) = (g.login(A), g.login(B));
+        g.group(a, 1, &[B]);
+        g.ok(a, "enterroom", map! {"rid": 2});
+        g.ok(b, "enterroom", map! {"rid": 2});
+        for (method, target, history, seen_as) in [
+            ("sendmsg", B, "getp2pmsg", A),
+            ("sendgroupmsg", 1, "getgroupmsg", 1),
+            ("sendroommsg", 2, "getroommsg", 2),
+        ] {
+            g.now += 10;
+            let first = g.send(a, method, target, 77, 30, "x".into());
+            assert_eq!(first.pushes.len(), 1);
+            g.now += 10;
+            let again = g.send(a, method, target, 77, 30, "x".into());
+            assert_eq!(again.answer, first.answer);
+            assert!(again.pushes.is_empty());
+            let h = g.history(b, history, vec![("target", seen_as.into())]);
+            assert_eq!(num(&h, "num"), 1, "{method}");
+        }
+        // Another sender, target or mid is another message; mid 0 is never a resend.
+        let t1 = g.sendp(b, A, 77, 30);
+        assert_ne!(t1, 0);
+        g.sendp(a, C, 77, 30);
+        g.sendp(a, B, 0, 30);
+        g.sendp(a, B, 0, 30);
+        let h = g.history(a, "getp2pmsg", vec![("target", B.into())]);
+        assert_eq!(num(&h, "num"), 4);
+        // A resend after leaving the room (as after a reconnect) still gets the first answer.
+        g.ok(a, "leaveroom", map! {"rid": 2});
+        assert!(g
+            .send(a, "sendroommsg", 2, 77, 30, "x".into())
+            .answer
+            .is_ok());
+        assert_eq!(g.send_code(a, "sendroommsg", 2, 78), NOT_IN_ROOM);
+    }
+
+    #[test]
+    fn pushes_reach_every_connection_but_the_senders() {
+        let mut g = Gate::new();
+        let (a1, a2) = (g.login(A), g.login(A));
+        let (b1, b2) = (g.login(B), g.login(B));
+        let c1 = g.login(C);
+        let conns = |out: &Outcome| out.pushes.iter().map(|p| p.conn).collect::<Vec<_>>();
+
+        let out = g.send(a1, "sendmsg", B, 5, 31, "hi".into());
+        assert_eq!(conns(&out), vec![b1, b2]);
+        let p = &out.pushes[0];
+        assert_eq!((p.method, p.twoway()), ("pushmsg", true));
+        let mtime = num(out.answer.as_ref().unwrap(), "mtime");
+        let expect = map! {"from": A, "mtype": 31, "mid": 5, "msg": "hi", "attrs": "{}", "mtime": mtime, "to": B};
+        assert_eq!(p.payload, expect);
+        // To oneself: stored, pushed nowhere (not even to the sender's other connection).
+        assert!(g
+            .send(a1, "sendmsg", A, 6, 30, "me".into())
+            .pushes
+            .is_empty());
+
+        g.group(a1, 9, &[B, C]);
+        let out = g.send(b2, "sendgroupmsg", 9, 7, 30, "g".into());
+        assert_eq!(conns(&out), vec![a1, a2, c1]);
+        assert!(out
+            .pushes
+            .iter()
+            .all(|p| p.method == "pushgroupmsg" && num(&p.payload, "gid") == 9));
+
+        for c in [a2, c1] {
+            g.ok(c, "enterroom", map! {"rid": 4});
+        }
+        let out = g.send(a1, "sendroommsg", 4, 8, 30, "r".into());
+        assert_eq!(conns(&out), vec![c1]);
+        assert!(out
+            .pushes
+            .iter()
+            .all(|p| p.method == "pushroommsg" && num(&p.payload, "rid") == 4));
+        assert_eq!(get(out.pushes[0].payload.as_map().unwrap(), "to"), None);
+    }
+
+    #[test]
+    fn offline_messages_are_stored() {
+        let mut g = Gate::new();
+        let a = g.login(A);
+        let out = g.send(a, "sendmsg", B, 1, 30, "while you were out".into());
+        assert!(out.answer.is_ok() && out.pushes.is_empty());
+        let b = g.login(B);
+        let h = g.history(b, "getp2pmsg", vec![("target", A.into())]);
+        let it = &items(&h)[0];
+        assert_eq!(
+            (it[1].as_i64(), &it[5]),
+            (Some(2), &Value::from("while you were out"))
+        );
+        let h = g.history(a, "getp2pmsg", vec![("target", B.into())]);
+        assert_eq!(items(&h)[0][1].as_i64(), Some(1));
+    }
+
+    #[test]
+    fn getmsg_and_delmsg_rules() {
+        let mut g = Gate::new();
+        let (a, b, c) = (g.login(A), g.login(B), g.login(C));
+        g.now = 4_242;
+        g.sendp(a, B, 11, 33);
+        let key = |from: i64, mid: i64, xid: i64, t: i64| {
+            map! {"from": from, "mid": mid, "xid": xid, "type": t}
+        };
+        let found = g.ok(b, "getmsg", key(A, 11, B, 1));
+        assert_eq!(num(&found, "mtype"), 33);
+        assert_eq!(
+            (
+                field(&found, "msg"),
+                field(&found, "attrs"),
+                num(&found, "mtime")
+            ),
+            (&"m11".into(), &"{}".into(), 4_242)
+        );
+        assert_eq!(g.ok(a, "getmsg", key(A, 11, B, 1)), found);
+        assert_eq!(g.err(c, "getmsg", key(A, 11, B, 1)), PERMISSION_DENIED);
+        assert_eq!(g.ok(a, "getmsg", key(A, 12, B, 1)), map! {});
+        assert_eq!(g.ok(a, "getmsg", key(B, 11, A, 1)), map! {});
+        for t in [0, 4, -1] {
+            assert_eq!(g.err(a, "getmsg", key(A, 11, B, t)), EMPTY_PARAMETER);
+            assert_eq!(g.err(a, "delmsg", key(A, 11, B, t)), EMPTY_PARAMETER);
+        }
+        assert_eq!(
+            g.err(a, "getmsg", map! {"from": A, "mid": 11, "xid": B}),
+            EMPTY_PARAMETER
+        );
+        // Only the sender deletes; afterwards getmsg says {} and history keeps an empty shell.
+        assert_eq!(g.err(b, "delmsg", key(A, 11, B, 1)), PERMISSION_DENIED);
+        assert_eq!(g.ok(a, "delmsg", key(A, 11, B, 1)), map! {});
+        assert_eq!(g.ok(a, "delmsg", key(A, 11, B, 1)), map! {});
+        assert_eq!(g.ok(a, "delmsg", key(A, 99, B, 1)), map! {});
+        assert_eq!(g.ok(b, "getmsg", key(A, 11, B, 1)), map! {});
+        let h = g.history(b, "getp2pmsg", vec![("target", A.into())]);
+        let it = &items(&h)[0];
+        assert_eq!(
+            (&it[4], &it[5], &it[6], &it[7]),
+            (&true.into(), &"".into(), &"".into(), &4_242.into())
+        );
+
+        // Group and room: membership rules, bin body as sent.
+        g.group(a, 5, &[B]);
+        g.send(
+            a,
+            "sendgroupmsg",
+            5,
+            1,
+            30,
+            Value::Binary(vec![0, 159, 255]),
+        )
+        .answer
+        .unwrap();
+        assert_eq!(
+            field(&g.ok(b, "getmsg", key(A, 1, 5, 2)), "msg"),
+            &Value::Binary(vec![0, 159, 255])
+        );
+        assert_eq!(g.err(c, "getmsg", key(A, 1, 5, 2)), NOT_GROUP_MEMBER);
+        g.ok(b, "enterroom", map! {"rid": 5});
+        assert_eq!(
+            g.ok(b, "getmsg", key(A, 1, 5, 3)),
+            map! {},
+            "no such room message"
+        );
+        assert_eq!(g.err(c, "getmsg", key(A, 1, 5, 3)), NOT_IN_ROOM);
+    }
+
+    #[test]
+    fn broadcasts_in_one_millisecond_get_distinct_mids() {
+        let mut g = Gate::new();
+        g.login(B);
+        let mids: BTreeSet<i64> = (0..2500)
+            .map(|_| {
+                num(
+                    &g.s.broadcast(PID, A, 30, "x".into(), "", 7_000)[0].payload,
+                    "mid",
+                )
+            })
+            .collect();
+        assert_eq!(mids.len(), 2500);
+    }
+
+    #[test]
+    fn broadcast_hook() {
+        let mut g = Gate::new();
+        let (a1, a2, b) = (g.login(A), g.login(A), g.login(B));
+        let other_pid = g.login_pid(PID + 1, C);
+        let pushes = g.s.broadcast(PID, A, 30, "to all".into(), "at", 7_000);
+        assert_eq!(pushes.iter().map(|p| p.conn).collect::<Vec<_>>(), vec![b]);
+        let p = &pushes[0];
+        assert_eq!(
+            (p.method, num(&p.payload, "from"), num(&p.payload, "mtime")),
+            ("pushbroadcastmsg", A, 7_000)
+        );
+        assert_eq!(get(p.payload.as_map().unwrap(), "to"), None);
+        let mid = num(&p.payload, "mid");
+        assert_ne!(mid, 0);
+        // From the system (uid 0): everyone of the pid.
+        let pushes =
+            g.s.broadcast(PID, 0, 31, Value::Binary(vec![1, 2]), "", 7_000);
+        assert_eq!(
+            pushes.iter().map(|p| p.conn).collect::<Vec<_>>(),
+            vec![a1, a2, b]
+        );
+        assert_ne!(num(&pushes[0].payload, "mid"), mid);
+        let h = g.history(b, "getbroadcastmsg", vec![("desc", true.into())]);
+        let list = items(&h);
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            (&list[0][1], &list[0][5]),
+            (&Value::from(0), &Value::Binary(vec![1, 2]))
+        );
+        assert_eq!(
+            (&list[1][1], &list[1][5], &list[1][6]),
+            (&Value::from(A), &"to all".into(), &"at".into())
+        );
+        let h = g.history(other_pid, "getbroadcastmsg", vec![]);
+        assert_eq!(num(&h, "num"), 0);
+    }
+
+    #[test]
+    fn binary_bodies_stay_binary() {
+        let mut g = Gate::new();
+        let (a, b) = (g.login(A), g.login(B));
+        let bin = Value::Binary(vec![0xff, 0x00, 0xfe]);
+        let (mtime, pushes) =
+            g.s.inject(PID, 1, A, B, 1, 30, bin.clone(), "a", 500)
+                .unwrap();
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(field(&pushes[0].payload, "msg"), &bin);
+        g.post(a, "sendmsg", B, 2);
+        let h = g.history(b, "getp2pmsg", vec![("target", A.into())]);
+        let list = items(&h);
+        assert_eq!(
+            (&list[0][5], &list[0][7], &list[1][5]),
+            (&bin, &Value::from(mtime), &"x".into())
+        );
+        assert_eq!(
+            field(
+                &g.ok(b, "getmsg", map! {"from": A, "mid": 1, "xid": B, "type": 1}),
+                "msg"
+            ),
+            &bin
+        );
+        // inject behaves like a send: membership, empty body, resend, the kind.
+        assert_eq!(
+            g.s.inject(PID, 2, A, 9, 1, 30, bin.clone(), "", 0)
+                .unwrap_err()
+                .code,
+            NOT_GROUP_MEMBER
+        );
+        assert_eq!(
+            g.s.inject(PID, 3, A, 9, 1, 30, bin.clone(), "", 0)
+                .unwrap_err()
+                .code,
+            NOT_IN_ROOM
+        );
+        assert_eq!(
+            g.s.inject(PID, 4, A, 9, 1, 30, bin.clone(), "", 0)
+                .unwrap_err()
+                .code,
+            EMPTY_PARAMETER
+        );
+        assert_eq!(
+            g.s.inject(PID, 1, A, B, 3, 30, Value::Binary(vec![]), "", 0)
+                .unwrap_err()
+                .code,
+            EMPTY_PARAMETER
+        );
+        assert_eq!(
+            g.s.inject(PID, 1, A, B, 1, 30, bin, "", 9_999).unwrap(),
+            (mtime, vec![])
+        );
+        // A sender that never logged in is fine.
+        let (_, pushes) =
+            g.s.inject(PID, 1, 555, A, 1, 30, "hey".into(), "", 0)
+                .unwrap();
+        assert_eq!(pushes.iter().map(|p| p.conn).collect::<Vec<_>>(), vec![a]);
+    }
+}

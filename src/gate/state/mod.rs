@@ -1,0 +1,548 @@
+//! The gate's semantics (docs/gate.md, "What it implements") as a pure state machine.
+//!
+//! No sockets, no threads, no clock: the server layer hands every quest and the current
+//! time in, writes the answer back, and sends the [`Push`]es it gets (quests to other
+//! connections). Everything lives per pid; different pids never see each other.
+//!
+//! This file owns the core: [`GateState`] (connections, projects), `Project` (its users
+//! with their connections and logout times, the clock, and one state struct per area),
+//! [`GateError`], [`Push`], [`Outcome`], the route table with its dispatcher, and the
+//! payload readers ([`Args`]) every handler uses, including the one positive-id check.
+//! Each area owns its state and its routes in its own file:
+//!
+//! | file | owns |
+//! |---|---|
+//! | `session.rs` | `auth`, `ping`, `bye`; the `kickout` hook |
+//! | `messages.rs` | the three sends, stored messages, pushes, resends, `getmsg`, `delmsg`; the `broadcast` and `inject` hooks |
+//! | `history.rs` | the four history quests |
+//! | `unread.rs` | `getunread`, `cleanunread`, `getp2punread`, `getgroupunread` and the unread marks |
+//! | `groups.rs` | group membership quests |
+//! | `rooms.rs` | `enterroom`, `leaveroom`, room membership; the `kickout_room` hook |
+//!
+//! Adding an area: a new file with `pub(super) const ROUTES: &[Route]` (and, when it keeps
+//! state, a `State` struct), its `mod` line and its `ROUTES` in [`AREAS`] here, and its
+//! state as one field of `Project`. Unit tests use the harness in `testkit.rs`.
+//!
+//! Where docs/gate.md leaves room, the gate decides (each choice is repeated where it is
+//! made):
+//! - `ping` and `bye` are answered `{}` even before auth; an unknown method is 20004 even
+//!   before auth (the route table is consulted before the session).
+//! - Ids that real RTM requires positive (`uid` in `auth`, `to`, `gid`, `rid`, `ouid`,
+//!   `from`, `xid`, the entries of `uids` and `gids`) are 200033 when zero or negative.
+//! - A message's mtime is `max(now, last mtime of the pid)`, so the gate's clock never runs
+//!   backwards; unread marks and logout times use the same clock.
+//! - mid 0 is never deduplicated (clients generate a mid when the caller passes 0,
+//!   docs/Messages.md); a resend is answered with the first mtime before the
+//!   membership check, so a resend after a reconnect (which leaves rooms) still succeeds.
+//! - `begin`, `end` and `lastid` bound a history query only when positive.
+//! - `delmsg` of a message that does not exist is answered `{}` (idempotent); only the
+//!   sender may call it (200021), whether or not the message exists.
+//! - `getgroupunread` skips gids the caller is not a member of instead of failing.
+//! - `getunread` looks at every mtype; deleted messages count neither as unread nor for
+//!   `ltime`.
+//! - The group and room quests that docs/gate.md does not restrict (`delgroupmembers`,
+//!   `getgroupmembers`) do not require membership; sending p2p to oneself is allowed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rmpv::Value;
+
+mod groups;
+mod history;
+mod messages;
+mod rooms;
+mod session;
+#[cfg(test)]
+mod testkit;
+mod unread;
+
+/// Every area's routes, in one table; adding an area adds one line here.
+const AREAS: &[&[Route]] = &[
+    session::ROUTES,
+    messages::ROUTES,
+    history::ROUTES,
+    unread::ROUTES,
+    groups::ROUTES,
+    rooms::ROUTES,
+];
+
+/// A connection, from TCP accept to close; the server layer picks the ids.
+pub(crate) type ConnId = u64;
+
+const CORE_UNKNOWN_METHOD: i32 = 20004;
+const PERMISSION_DENIED: i32 = 200021;
+const UNAUTHORIZED: i32 = 200022;
+const DUPLICATED_AUTH: i32 = 200023;
+const EMPTY_PARAMETER: i32 = 200033;
+const NOT_IN_ROOM: i32 = 200040;
+const NOT_GROUP_MEMBER: i32 = 200041;
+
+/// An error answer (status 1, `{code, ex}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GateError {
+    pub code: i32,
+    pub ex: String,
+}
+
+impl GateError {
+    fn new(code: i32, ex: impl Into<String>) -> Self {
+        GateError {
+            code,
+            ex: ex.into(),
+        }
+    }
+
+    /// 200033: a key is missing, mistyped or out of range.
+    fn bad(key: &str) -> Self {
+        Self::new(
+            EMPTY_PARAMETER,
+            format!("missing or invalid parameter: {key}"),
+        )
+    }
+}
+
+/// A quest from the gate to one connection.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Push {
+    pub conn: ConnId,
+    pub method: &'static str,
+    pub payload: Value,
+}
+
+impl Push {
+    /// `kickout` and `kickoutroom` are oneway (docs/gate.md, "Pushes"); the pushes of
+    /// messages are twoway quests.
+    pub fn twoway(&self) -> bool {
+        !matches!(self.method, "kickout" | "kickoutroom")
+    }
+}
+
+/// What one quest did: its answer and the quests it causes on other connections.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Outcome {
+    pub answer: Result<Value, GateError>,
+    pub pushes: Vec<Push>,
+    /// `bye`: the server layer closes the connection after sending the answer.
+    pub close_after: bool,
+}
+
+/// What a handler knows about its quest besides the payload, and what it reports back
+/// besides the answer.
+#[derive(Debug)]
+struct Ctx {
+    conn: ConnId,
+    /// The caller; 0 in an [`Handler::Open`] handler (which may run before `auth`).
+    uid: i64,
+    /// The wall clock in ms, as the server layer passed it in.
+    now: i64,
+    /// Quests to other connections, sent after the answer.
+    pushes: Vec<Push>,
+    /// Close the connection after the answer (`bye`).
+    close_after: bool,
+}
+
+/// A handler of an authenticated quest: the caller's project, the context, the payload.
+type UserFn = fn(&mut Project, &mut Ctx, Args<'_>) -> Result<Value, GateError>;
+/// A handler answered on any connection, authenticated or not.
+type OpenFn = fn(&mut GateState, &mut Ctx, Args<'_>) -> Result<Value, GateError>;
+
+#[derive(Clone, Copy)]
+enum Handler {
+    /// Answered before `auth` as well.
+    Open(OpenFn),
+    /// 200022 before `auth`.
+    User(UserFn),
+}
+
+/// One wire method the gate answers.
+struct Route {
+    method: &'static str,
+    handler: Handler,
+}
+
+impl Route {
+    /// A method that needs an authenticated session (200022 before `auth`).
+    const fn user(method: &'static str, f: UserFn) -> Route {
+        Route {
+            method,
+            handler: Handler::User(f),
+        }
+    }
+
+    /// A method answered on any connection.
+    const fn open(method: &'static str, f: OpenFn) -> Route {
+        Route {
+            method,
+            handler: Handler::Open(f),
+        }
+    }
+}
+
+fn routes() -> impl Iterator<Item = &'static Route> {
+    AREAS.iter().flat_map(|area| area.iter())
+}
+
+/// Every wire method the gate answers (for the cross-check against the client's methods).
+#[cfg(test)]
+pub(crate) fn route_names() -> Vec<&'static str> {
+    routes().map(|r| r.method).collect()
+}
+
+#[derive(Debug, Default)]
+struct User {
+    conns: BTreeSet<ConnId>,
+    last_logout: i64,
+}
+
+/// One pid's state: the core (users, clock) and one field per area.
+#[derive(Debug, Default)]
+struct Project {
+    /// The last stamped mtime; see [`Project::clock`].
+    last_mtime: i64,
+    users: BTreeMap<i64, User>,
+    messages: messages::State,
+    unread: unread::State,
+    groups: groups::State,
+    rooms: rooms::State,
+}
+
+/// The whole in-memory state of one gate.
+#[derive(Debug)]
+pub(crate) struct GateState {
+    tokens: Option<HashMap<i64, String>>,
+    conns: HashMap<ConnId, (i64, i64)>,
+    projects: HashMap<i64, Project>,
+}
+
+impl GateState {
+    /// `tokens`: `None` accepts any non-empty token; `Some` only those uid:token pairs.
+    pub fn new(tokens: Option<HashMap<i64, String>>) -> Self {
+        GateState {
+            tokens,
+            conns: HashMap::new(),
+            projects: HashMap::new(),
+        }
+    }
+
+    /// A quest on connection `conn` (which exists from TCP accept and is unauthenticated
+    /// until `auth` succeeds).
+    pub fn handle(&mut self, conn: ConnId, method: &str, payload: &Value, now_ms: i64) -> Outcome {
+        let mut ctx = Ctx {
+            conn,
+            uid: 0,
+            now: now_ms,
+            pushes: Vec::new(),
+            close_after: false,
+        };
+        let answer = self.dispatch(&mut ctx, method, Args(payload));
+        Outcome {
+            answer,
+            pushes: ctx.pushes,
+            close_after: ctx.close_after,
+        }
+    }
+
+    /// The route first (an unknown method is 20004 even before auth), then the session.
+    fn dispatch(&mut self, ctx: &mut Ctx, method: &str, args: Args) -> Result<Value, GateError> {
+        let route = routes()
+            .find(|r| r.method == method)
+            .ok_or_else(|| GateError::new(CORE_UNKNOWN_METHOD, "unknown method"))?;
+        match route.handler {
+            Handler::Open(f) => f(self, ctx, args),
+            Handler::User(f) => {
+                let (pid, uid) = *self
+                    .conns
+                    .get(&ctx.conn)
+                    .ok_or_else(|| GateError::new(UNAUTHORIZED, "unauthorized"))?;
+                ctx.uid = uid;
+                f(self.projects.entry(pid).or_default(), ctx, args)
+            }
+        }
+    }
+
+    /// The connection closed (any reason). When it was the user's last connection, records
+    /// the logout time and leaves every room.
+    pub fn disconnect(&mut self, conn: ConnId, now_ms: i64) {
+        let Some((pid, uid)) = self.conns.remove(&conn) else {
+            return;
+        };
+        let p = self.projects.entry(pid).or_default();
+        let t = p.clock(now_ms);
+        let user = p.users.entry(uid).or_default();
+        user.conns.remove(&conn);
+        if user.conns.is_empty() {
+            user.last_logout = t;
+            p.rooms.leave_all(uid);
+        }
+    }
+
+    /// The authenticated connections of a user.
+    pub fn conns_of(&self, pid: i64, uid: i64) -> Vec<ConnId> {
+        self.projects
+            .get(&pid)
+            .map_or_else(Vec::new, |p| p.conns(uid).collect())
+    }
+
+    /// `(pid, uid)` once the connection is authenticated.
+    pub fn uid_of(&self, conn: ConnId) -> Option<(i64, i64)> {
+        self.conns.get(&conn).copied()
+    }
+}
+
+impl Project {
+    /// The gate's clock: wall time, but never before the last message.
+    fn clock(&self, now: i64) -> i64 {
+        now.max(self.last_mtime)
+    }
+
+    fn conns(&self, uid: i64) -> impl Iterator<Item = ConnId> + '_ {
+        self.users
+            .get(&uid)
+            .into_iter()
+            .flat_map(|u| u.conns.iter().copied())
+    }
+
+    /// One push of `method` to every connection of each of `uids`.
+    fn push_to(
+        &self,
+        uids: impl IntoIterator<Item = i64>,
+        method: &'static str,
+        payload: &Value,
+    ) -> Vec<Push> {
+        uids.into_iter()
+            .flat_map(|u| self.conns(u))
+            .map(|conn| Push {
+                conn,
+                method,
+                payload: payload.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Who belongs to which group or room: id -> uids.
+#[derive(Debug, Default)]
+struct Members(HashMap<i64, BTreeSet<i64>>);
+
+impl Members {
+    fn contains(&self, id: i64, uid: i64) -> bool {
+        self.0.get(&id).is_some_and(|m| m.contains(&uid))
+    }
+
+    /// The members of `id` in uid order (none for an unknown id).
+    fn of(&self, id: i64) -> impl Iterator<Item = i64> + '_ {
+        self.0.get(&id).into_iter().flatten().copied()
+    }
+
+    fn add(&mut self, id: i64, uids: impl IntoIterator<Item = i64>) {
+        self.0.entry(id).or_default().extend(uids);
+    }
+
+    fn remove(&mut self, id: i64, uids: &[i64]) {
+        if let Some(members) = self.0.get_mut(&id) {
+            uids.iter().for_each(|u| {
+                members.remove(u);
+            });
+        }
+    }
+}
+
+/// A quest's payload, read key by key. A payload that is not a map fails the first read
+/// with 200033 (`payload`), so a handler that reads nothing accepts any payload.
+#[derive(Debug, Clone, Copy)]
+struct Args<'a>(&'a Value);
+
+impl<'a> Args<'a> {
+    fn fields(self) -> Result<&'a [(Value, Value)], GateError> {
+        self.0
+            .as_map()
+            .map(Vec::as_slice)
+            .ok_or_else(|| GateError::bad("payload"))
+    }
+
+    /// A required key, converted by `f`; missing or unconvertible: 200033.
+    fn req<T>(self, key: &str, f: impl FnOnce(&'a Value) -> Option<T>) -> Result<T, GateError> {
+        get(self.fields()?, key)
+            .and_then(f)
+            .ok_or_else(|| GateError::bad(key))
+    }
+
+    /// An optional key: absent is `None`, present but unconvertible is 200033.
+    fn opt<T>(
+        self,
+        key: &str,
+        f: impl FnOnce(&'a Value) -> Option<T>,
+    ) -> Result<Option<T>, GateError> {
+        get(self.fields()?, key)
+            .map(|v| f(v).ok_or_else(|| GateError::bad(key)))
+            .transpose()
+    }
+
+    /// A required id that real RTM requires positive (a uid, gid or rid); zero or
+    /// negative is 200033.
+    fn id(self, key: &str) -> Result<i64, GateError> {
+        self.req(key, id)
+    }
+
+    /// A required list of positive ids (may be empty).
+    fn ids(self, key: &str) -> Result<Vec<i64>, GateError> {
+        self.req(key, |v| v.as_array()?.iter().map(id).collect())
+    }
+}
+
+/// A str-keyed msgpack map.
+fn obj<'a>(pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    Value::Map(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+}
+
+/// An array of integers.
+fn int_array(items: impl IntoIterator<Item = i64>) -> Value {
+    Value::Array(items.into_iter().map(Value::from).collect())
+}
+
+/// The value of `key`; nil counts as absent.
+fn get<'a>(m: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
+    m.iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_nil())
+}
+
+/// Any msgpack integer width that fits an i64.
+fn int(v: &Value) -> Option<i64> {
+    v.as_i64()
+}
+
+/// A positive integer: an id.
+fn id(v: &Value) -> Option<i64> {
+    v.as_i64().filter(|&n| n > 0)
+}
+
+/// An mtype: an integer in 0..=255.
+fn small(v: &Value) -> Option<u8> {
+    v.as_u64().and_then(|n| u8::try_from(n).ok())
+}
+
+fn mtypes(v: &Value) -> Option<Vec<u8>> {
+    v.as_array()?.iter().map(small).collect()
+}
+
+/// A body or attrs: str or bin, kept exactly as it came.
+fn raw(v: &Value) -> Option<Value> {
+    matches!(v, Value::String(_) | Value::Binary(_)).then(|| v.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::*;
+    use super::*;
+
+    #[test]
+    fn every_method_has_exactly_one_route() {
+        let names = route_names();
+        let unique: BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "a method is routed twice: {names:?}"
+        );
+        for m in [
+            "auth",
+            "ping",
+            "bye",
+            "sendmsg",
+            "getp2pmsg",
+            "getgroupunread",
+        ] {
+            assert!(unique.contains(m), "{m}");
+        }
+    }
+
+    #[test]
+    fn ids_must_be_positive() {
+        let mut g = Gate::new();
+        let (a, b) = (g.login(A), g.login(B));
+        g.group(a, 1, &[B]);
+        g.ok(a, "enterroom", map! {"rid": 2});
+        let ok_key = map! {"from": A, "mid": 1, "xid": B, "type": 1};
+        for bad in [0, -1, i64::MIN] {
+            let c = g.conn();
+            let auth = map! {"pid": PID, "uid": bad, "token": "t", "version": "v"};
+            assert_eq!(g.err(c, "auth", auth), EMPTY_PARAMETER);
+            assert_eq!(g.s.uid_of(c), None);
+            for method in ["sendmsg", "sendgroupmsg", "sendroommsg"] {
+                assert_eq!(g.send_code(a, method, bad, 1), EMPTY_PARAMETER, "{method}");
+            }
+            for (method, key) in [
+                ("getp2pmsg", "ouid"),
+                ("getgroupmsg", "gid"),
+                ("getroommsg", "rid"),
+            ] {
+                let p = o([(key, bad.into()), ("desc", false.into()), ("num", 5.into())]);
+                assert_eq!(g.err(a, method, p), EMPTY_PARAMETER, "{method}");
+            }
+            for method in ["getmsg", "delmsg"] {
+                for key in ["from", "xid"] {
+                    let mut p = ok_key.as_map().unwrap().clone();
+                    p.iter_mut()
+                        .filter(|(k, _)| k.as_str() == Some(key))
+                        .for_each(|kv| kv.1 = bad.into());
+                    assert_eq!(
+                        g.err(a, method, Value::Map(p)),
+                        EMPTY_PARAMETER,
+                        "{method} {key}"
+                    );
+                }
+            }
+            let list = Value::Array(vec![B.into(), bad.into()]);
+            for method in ["addgroupmembers", "delgroupmembers"] {
+                assert_eq!(
+                    g.err(a, method, map! {"gid": bad, "uids": Value::Array(vec![])}),
+                    EMPTY_PARAMETER
+                );
+                assert_eq!(
+                    g.err(a, method, map! {"gid": 1, "uids": list.clone()}),
+                    EMPTY_PARAMETER
+                );
+            }
+            for method in ["getgroupmembers", "enterroom", "leaveroom"] {
+                let key = if method == "getgroupmembers" {
+                    "gid"
+                } else {
+                    "rid"
+                };
+                assert_eq!(
+                    g.err(a, method, o([(key, bad.into())])),
+                    EMPTY_PARAMETER,
+                    "{method}"
+                );
+            }
+            assert_eq!(
+                g.err(a, "getp2punread", map! {"uids": list.clone()}),
+                EMPTY_PARAMETER
+            );
+            assert_eq!(
+                g.err(a, "getgroupunread", map! {"gids": list}),
+                EMPTY_PARAMETER
+            );
+        }
+        // Nothing was stored, joined or left by the refused quests.
+        assert_eq!(
+            g.ok(a, "getgroupmembers", map! {"gid": 1}),
+            map! {"uids": int_array([A, B])}
+        );
+        assert_eq!(
+            g.send(a, "sendroommsg", 2, 9, 30, "x".into())
+                .answer
+                .map(|_| ()),
+            Ok(())
+        );
+        assert_eq!(
+            num(
+                &g.history(b, "getp2pmsg", vec![("target", A.into())]),
+                "num"
+            ),
+            0
+        );
+    }
+}
