@@ -65,6 +65,8 @@ pub mod fpnn;
 pub mod gate;
 pub mod types;
 pub(crate) mod value;
+#[cfg(test)]
+mod wire_coverage;
 pub mod ws;
 
 pub use client::{blocking, RtmClient, RtmProcessor, WeakRtmClient, SDK_VERSION};
