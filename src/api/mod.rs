@@ -10,6 +10,7 @@
 
 pub(crate) mod de;
 pub(crate) mod decode;
+pub(crate) mod files;
 mod groups_rooms;
 mod messages;
 pub(crate) mod spec;
@@ -20,7 +21,9 @@ use spec::Spec;
 /// gate's routes by tests).
 #[allow(dead_code)]
 pub(crate) fn all_specs() -> impl Iterator<Item = &'static Spec> {
-    [messages::SPECS, groups_rooms::SPECS].into_iter().flatten()
+    [messages::SPECS, groups_rooms::SPECS, files::SPECS]
+        .into_iter()
+        .flatten()
 }
 
 #[cfg(test)]
@@ -33,6 +36,12 @@ mod tests {
         let distinct: HashSet<&str> = methods.iter().copied().collect();
         assert_eq!(distinct.len(), methods.len(), "{methods:?}");
         assert!(distinct.contains("sendmsg") && distinct.contains("enterroom"));
-        assert!(super::all_specs().all(|s| s.default_timeout_ms == super::spec::DEFAULT_TIMEOUT_MS));
+        // Only the uploads take longer.
+        assert!(super::all_specs().all(|s| s.default_timeout_ms
+            == if s.method.starts_with("send") && s.method.ends_with("file") {
+                super::spec::FILE_TIMEOUT_MS
+            } else {
+                super::spec::DEFAULT_TIMEOUT_MS
+            }));
     }
 }

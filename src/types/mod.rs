@@ -10,8 +10,10 @@
 use std::collections::HashMap;
 use std::fmt;
 
+mod files;
 mod messages;
 
+pub use files::*;
 pub use messages::*;
 
 /// Well-known message types (`mtype`).
