@@ -2,10 +2,10 @@
 //!
 //! ```text
 //! cargo run --release --bin rtm-gate -- [--host H] [--port P] [--token UID:TOKEN]...
-//!     [--ping-interval S] [--strict-framing] [--max-packet BYTES]
+//!     [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--file-port P]
 //! ```
-//! Prints `rtm-gate listening on HOST:PORT` first, runs until SIGINT or
-//! SIGTERM, and exits 0.
+//! Prints `rtm-gate listening on HOST:PORT` first, then `rtm-gate file proxy
+//! on HOST:PORT` (docs/Files.md), runs until SIGINT or SIGTERM, and exits 0.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rtm_client::gate::GateBuilder;
 
-const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES]";
+const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--file-port P]";
 
 fn parse(args: &[String]) -> Result<GateBuilder, String> {
     let mut b = GateBuilder::default().port(13321);
@@ -39,6 +39,10 @@ fn parse(args: &[String]) -> Result<GateBuilder, String> {
                 b = b.ping_interval(Duration::from_secs(s));
             }
             "--strict-framing" => b = b.strict_framing(true),
+            "--file-port" => {
+                let p = val("--file-port")?;
+                b = b.file_port(p.parse().map_err(|e| format!("--file-port: {e}"))?);
+            }
             "--max-packet" => {
                 let n: usize = val("--max-packet")?
                     .parse()
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         }
     };
     println!("rtm-gate listening on {}", gate.endpoint());
+    println!("rtm-gate file proxy on {}", gate.file_endpoint());
     let _ = std::io::stdout().flush();
     let _ = rx.recv();
     gate.shutdown();

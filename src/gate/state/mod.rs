@@ -58,6 +58,8 @@ mod session;
 mod testkit;
 mod unread;
 
+pub(crate) use files::DEFAULT_MAX_FILE;
+
 /// Every area's routes, in one table; adding an area adds one line here.
 const AREAS: &[&[Route]] = &[
     session::ROUTES,
