@@ -362,7 +362,7 @@ impl RtmClient {
     /// [`RtmClient::file_token`]), 20012 when the proxy cannot be reached, 20003 on
     /// timeout, 20002 when the client is closed or destroyed meanwhile, and the proxy's
     /// (200003 bad token or sign, 200004 attrs without sign or ext, 200031 file too
-    /// large). The receivers get a file push (`PushEvent::PushFile`) whose body is the
+    /// large). The receivers get a file push (`PushEvent::RecvFile`) whose body is the
     /// file's URL. See docs/Files.md.
     #[allow(clippy::too_many_arguments)]
     pub fn send_file(
