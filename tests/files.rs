@@ -396,3 +396,25 @@ fn the_rtm_gate_program_prints_the_file_proxy_on_its_second_line() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_gate_on_an_ipv6_address_leads_to_its_proxy_through_the_token_endpoint() {
+    let Ok(gate) = Gate::builder().host("::1").start() else {
+        eprintln!("no IPv6 loopback here: nothing to check");
+        return;
+    };
+    assert!(
+        gate.file_endpoint().starts_with("[::1]:"),
+        "{}",
+        gate.file_endpoint()
+    );
+    let a = logged_in(&gate, A);
+    let file = RtmFile::new("v6.txt", b"over IPv6".to_vec());
+    blocking(|cb| a.send_file(50, B, &file, 0, 0, cb)).expect("sent over IPv6");
+    let b = logged_in(&gate, B);
+    let h =
+        blocking(|cb| b.get_p2p_message(A, true, 1, None, None, None, Some(&[50]), 0, cb)).unwrap();
+    let url = h.msgs[0].msg.clone().unwrap();
+    assert!(url.starts_with("http://[::1]:"), "{url}");
+    assert_eq!(gate.file(&url).as_deref(), Some(&b"over IPv6"[..]));
+}

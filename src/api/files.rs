@@ -175,7 +175,7 @@ impl Flow {
         self.wait(&rx)?
     }
 
-    fn run(&self) -> Result<SendPayload, RtmError> {
+    fn run(mut self) -> Result<SendPayload, RtmError> {
         let request = MapBuilder::new()
             .put("cmd", self.spec.method)
             .put(self.key, self.target)
@@ -189,7 +189,8 @@ impl Flow {
             &token.endpoint,
         )?;
         let conn = self.connect(&proxy, tls)?;
-        let sign = file_sign(&self.file.data, &token.token);
+        let data = std::mem::take(&mut self.file.data);
+        let sign = file_sign(&data, &token.token);
         let payload = MapBuilder::new()
             .put("pid", self.pid)
             .put("from", self.uid)
@@ -197,7 +198,7 @@ impl Flow {
             .put("endpoint", token.endpoint.as_str())
             .put("token", token.token.as_str())
             .put("attrs", file_attrs(&sign, file_ext(&self.file.name)))
-            .put("file", Value::Binary(self.file.data.clone()))
+            .put("file", Value::Binary(data))
             .put(self.key, self.target)
             .put("mtype", self.mtype)
             .build();
@@ -207,7 +208,8 @@ impl Flow {
     }
 
     /// Connects to the proxy on a helper thread, so that the wait can still watch the
-    /// deadline and the session; a connect given up on is cancelled.
+    /// deadline and the session; a connect given up on is cancelled (and a connection
+    /// that comes too late is dropped, which closes it).
     fn connect(&self, proxy: &str, tls: bool) -> Result<Connection, RtmError> {
         let cancel = ConnectCancel::new();
         let options = ConnectOptions {
@@ -218,7 +220,7 @@ impl Flow {
         };
         let (tx, rx) = crossbeam_channel::bounded(1);
         let proxy = proxy.to_owned();
-        std::thread::Builder::new()
+        let helper = std::thread::Builder::new()
             .name("rtm-file-connect".into())
             .spawn(move || {
                 // The proxy sends no quests; anything it sends is answered `{}`.
@@ -227,7 +229,10 @@ impl Flow {
             })
             .map_err(|e| RtmError::new(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string()))?;
         self.wait(&rx).map_err(|e| {
+            // A cancelled connect returns at once (from the dial, the TCP connect or the
+            // handshake alike), so the helper is joined: nothing of the send outlives it.
             cancel.cancel();
+            let _ = helper.join();
             e
         })?
     }
