@@ -264,7 +264,8 @@ fn a_token_refused_by_the_gate_completes_once_with_its_code() {
     let gate = gate();
     let a = logged_in(&gate, A);
     let file = RtmFile::new("a.txt", b"x".to_vec());
-    let rx = start(&a, To::Group(GID), 50, &file, 0, 0);
+    // The longest timeout there is: no overflow, the gate's answer still ends it.
+    let rx = start(&a, To::Group(GID), 50, &file, 0, u64::MAX);
     let (e, d) = only_outcome(&a, &rx);
     assert!(d.is_none());
     assert_eq!(e.unwrap().error.code, error_code::RTM_EC_NOT_GROUP_MEMBER);

@@ -20,7 +20,9 @@ use super::decode::{answer, decode};
 use super::spec::{specs, Spec, FILE_TIMEOUT_MS};
 use crate::client::{Detached, RtmClient};
 use crate::error::{error_code, RtmError, SendError};
-use crate::fpnn::{ConnectCancel, ConnectOptions, Connection, Endpoint, Quest, Responder};
+use crate::fpnn::{
+    deadline_from, ConnectCancel, ConnectOptions, Connection, Endpoint, Quest, Responder,
+};
 use crate::types::{mtype, FileToken, RtmFile, SendAnswer, SendPayload};
 use crate::value::{self, MapBuilder};
 
@@ -131,6 +133,11 @@ struct Flow {
     file: RtmFile,
     deadline: Instant,
     ended: Box<dyn Fn() -> bool + Send>,
+}
+
+/// `timeout` from now, saturating (a caller's `u64::MAX` ms must not overflow).
+fn deadline_after(timeout: Duration) -> Instant {
+    deadline_from(Instant::now(), timeout)
 }
 
 fn closed() -> RtmError {
@@ -260,7 +267,7 @@ impl RtmClient {
         if file.data.is_empty() {
             return self.reject("the file must not be empty", err, callback);
         }
-        let deadline = Instant::now() + Duration::from_millis(spec.resolve(timeout));
+        let deadline = deadline_after(Duration::from_millis(spec.resolve(timeout)));
         let Detached {
             session,
             deliver,
@@ -298,7 +305,8 @@ impl RtmClient {
             .name("rtm-file".into())
             .spawn(move || {
                 let r = flow.run();
-                if let Some((callback, deliver)) = thread_slot.lock().take() {
+                let taken = thread_slot.lock().take();
+                if let Some((callback, deliver)) = taken {
                     deliver(Box::new(move || match r {
                         Ok(payload) => callback(None, Some(SendAnswer { mid, payload })),
                         Err(e) => callback(Some(err(e)), None),
@@ -308,7 +316,8 @@ impl RtmClient {
         match spawned {
             Ok(h) => self.track(h),
             Err(e) => {
-                if let Some((callback, deliver)) = slot.lock().take() {
+                let taken = slot.lock().take();
+                if let Some((callback, deliver)) = taken {
                     let e = RtmError::new(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string());
                     let e = Self::send_error(mid)(e);
                     deliver(Box::new(move || callback(Some(e), None)));
