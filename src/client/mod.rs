@@ -6,6 +6,7 @@
 //! reader and writer of the current connection.
 
 mod dedup;
+mod detached;
 pub(crate) mod dispatch;
 mod json;
 mod mid;
@@ -27,6 +28,7 @@ use crate::fpnn::{ConnectCancel, ConnectOptions, Connection, Quest, QuestHandler
 use crate::types::{push_event_for, PushKind, PushMessage, RtmOptions};
 use crate::value::{self, MapBuilder};
 use dedup::DuplicateFilter;
+pub(crate) use detached::Detached;
 use dispatch::Dispatcher;
 use mid::MidGenerator;
 pub use processor::RtmProcessor;
@@ -502,46 +504,6 @@ impl RtmClient {
     /// The error the send methods wrap.
     pub(crate) fn send_error(mid: i64) -> impl FnOnce(RtmError) -> SendError {
         move |e| SendError::new(mid, e)
-    }
-}
-
-/// What a call that runs on a thread of its own (the file sends, src/api/files.rs) takes
-/// from the client when it starts.
-pub(crate) struct Detached {
-    /// The session's connection and uid, when logged in.
-    pub(crate) session: Option<(Connection, i64)>,
-    /// How the call's completion reaches user code (see `Inner::deliverer`).
-    pub(crate) deliver: Box<dyn FnOnce(dispatch::Job) + Send>,
-    /// Whether the session the call started in has ended since (close, a new login,
-    /// destroy).
-    pub(crate) ended: Box<dyn Fn() -> bool + Send>,
-}
-
-impl RtmClient {
-    /// The options the client was made with.
-    pub(crate) fn options(&self) -> &RtmOptions {
-        &self.inner.options
-    }
-
-    /// See [`Detached`]; takes the `blocking()` direct path like any call.
-    pub(crate) fn detach(&self) -> Detached {
-        let deliver = Box::new(self.inner.deliverer());
-        let s = self.inner.session.lock();
-        let session = s.conn.clone().zip(s.credentials.as_ref().map(|c| c.0));
-        let (weak, gen) = (Arc::downgrade(&self.inner), s.gen);
-        let ended = Box::new(move || weak.upgrade().map_or(true, |i| i.session.lock().gen != gen));
-        Detached {
-            session,
-            deliver,
-            ended,
-        }
-    }
-
-    /// Hands a thread of a [`Detached`] call to the client: `destroy` waits for it.
-    pub(crate) fn track(&self, thread: JoinHandle<()>) {
-        let mut w = self.inner.workers.lock();
-        w.retain(|h| !h.is_finished());
-        w.push(thread);
     }
 }
 
