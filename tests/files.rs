@@ -310,7 +310,12 @@ fn destroy_or_close_during_the_upload_completes_once_with_20002() {
         let a = client_with_proxy(&gate, &ep);
         let rx = start(&a, To::P2p(B), 50, &file, 0, 0);
         // The flow is connecting to the proxy once the proxy has a connection.
-        let (_held, _) = silent.accept().unwrap();
+        silent.set_nonblocking(true).unwrap();
+        let mut held = None;
+        wait_until("the proxy gets a connection", || {
+            held = silent.accept().ok();
+            held.is_some()
+        });
         if destroy {
             a.destroy();
             // destroy() waits for the send: its callback has run when it returns.
