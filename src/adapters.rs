@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use crate::error::{error_code, RtmError};
 
 /// The callback type [`future()`] hands its closure: pass it to any API method
-/// as its `callback`.
+/// as its `callback`. Rust-only.
 pub type Callback<T, E> = Box<dyn FnOnce(Option<E>, Option<T>) + Send + 'static>;
 
 /// The one `Result` of an `(err, data)` pair: the data when there is some,
