@@ -5,7 +5,8 @@
 //!     [--ping-interval S] [--strict-framing] [--max-packet BYTES]
 //! ```
 //! Prints `rtm-gate listening on HOST:PORT` first, runs until SIGINT or
-//! SIGTERM, and exits 0.
+//! SIGTERM, and exits 0. `--help` explains every option. Built with the `cli`
+//! feature (a default one).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -14,6 +15,30 @@ use std::time::Duration;
 use rtm_client::gate::GateBuilder;
 
 const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES]";
+
+/// `--help`: the usage line, then every option with its default.
+const HELP: &str = "\
+rtm-gate: a local in-memory RTM gate (FPNN over WebSocket) for tests and development.
+Prints `rtm-gate listening on HOST:PORT` first, then runs until SIGINT or SIGTERM.
+
+Options:
+  --host H             address to listen on (default 127.0.0.1; IPv6 works, e.g. ::1)
+  --port P             port to listen on (default 13321); 0 picks a free one, shown in
+                       the first line
+  --token UID:TOKEN    lets user UID log in with TOKEN; repeat for more users. Once any
+                       is given only the given pairs log in; with none, any non-empty
+                       token is accepted
+  --ping-interval S    seconds between `ping` quests to each logged-in connection
+                       (default 20); a connection silent for three intervals is closed;
+                       0 turns pings and idle closing off
+  --strict-framing     frame 126-byte payloads as RFC 6455 says; without it the gate
+                       frames them the way FPNN servers do (see docs/protocol.md)
+  --max-packet BYTES   largest packet accepted (default 8388608, 8 MiB; at least 16);
+                       a larger one closes the connection
+  -h, --help           print this help and exit
+
+Exit status: 0 after SIGINT or SIGTERM (or --help), 1 when it cannot listen,
+2 for an unknown option or a bad value.";
 
 fn parse(args: &[String]) -> Result<GateBuilder, String> {
     let mut b = GateBuilder::default().port(13321);
@@ -48,7 +73,6 @@ fn parse(args: &[String]) -> Result<GateBuilder, String> {
                 }
                 b = b.max_packet(n);
             }
-            "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
     }
@@ -57,6 +81,10 @@ fn parse(args: &[String]) -> Result<GateBuilder, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}\n\n{HELP}");
+        return ExitCode::SUCCESS;
+    }
     let builder = match parse(&args) {
         Ok(b) => b,
         Err(e) => {
@@ -83,4 +111,34 @@ fn main() -> ExitCode {
     let _ = rx.recv();
     gate.shutdown();
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_explains_every_option_of_the_usage_line() {
+        let flags = USAGE.split(['[', ' ']).filter(|w| w.starts_with("--"));
+        for flag in flags {
+            let flag = flag.trim_end_matches([']', '.']);
+            assert!(
+                HELP.lines().any(|l| l.trim_start().starts_with(flag)),
+                "{flag} is not explained in HELP"
+            );
+        }
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_are_refused() {
+        let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert!(parse(&args(
+            "--port 0 --token 1:a --ping-interval 0 --strict-framing"
+        ))
+        .is_ok());
+        assert!(parse(&args("--max-packet 15")).is_err());
+        assert!(parse(&args("--token 1:")).is_err());
+        assert!(parse(&args("--port")).is_err());
+        assert!(parse(&args("--bogus")).is_err());
+    }
 }

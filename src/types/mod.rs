@@ -146,6 +146,7 @@ impl Default for RegressiveStrategy {
 /// A Rust addition with no JavaScript counterpart: JavaScript runs everything on its event
 /// loop, which `Queued` imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Dispatch {
     /// Callbacks and events run on the client's own threads as soon as they are ready.
     #[default]
