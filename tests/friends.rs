@@ -63,8 +63,14 @@ fn friend_list_errors() {
     assert_eq!(e, error_code::RTM_EC_EMPTY_PARAMETER);
     // Reads fail too when the client is not logged in.
     a.close();
-    assert_ne!(code(blocking(|cb| a.get_friends(0, cb))), 0);
-    assert_ne!(code(blocking(|cb| a.get_blacks(0, cb))), 0);
+    assert_eq!(
+        code(blocking(|cb| a.get_friends(0, cb))),
+        error_code::FPNN_EC_CORE_INVALID_CONNECTION
+    );
+    assert_eq!(
+        code(blocking(|cb| a.get_blacks(0, cb))),
+        error_code::FPNN_EC_CORE_INVALID_CONNECTION
+    );
 }
 
 fn p2p(from: &RtmClient, to: i64, text: &str) -> Result<(), i32> {

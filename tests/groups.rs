@@ -97,7 +97,10 @@ fn the_callers_groups() {
     blocking(|cb| a.delete_group_members(GID, &[B], 0, cb)).unwrap();
     assert_eq!(mine(&b), vec![GID2]);
     b.close();
-    assert_ne!(code(blocking(|cb| b.get_user_groups(0, cb))), 0);
+    assert_eq!(
+        code(blocking(|cb| b.get_user_groups(0, cb))),
+        error_code::FPNN_EC_CORE_INVALID_CONNECTION
+    );
 }
 
 #[test]

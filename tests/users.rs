@@ -62,7 +62,10 @@ fn set_and_get_own_info() {
     assert_eq!(e, error_code::RTM_EC_LARGE_MESSAGE_OR_ATTRS);
     assert_eq!(mine(), want, "a refused set changes nothing");
     a.close();
-    assert_ne!(code(blocking(|cb| a.get_user_info(0, cb))), 0);
+    assert_eq!(
+        code(blocking(|cb| a.get_user_info(0, cb))),
+        error_code::FPNN_EC_CORE_INVALID_CONNECTION
+    );
 }
 
 #[test]
