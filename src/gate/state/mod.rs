@@ -44,7 +44,12 @@
 //! - `getunread` looks at every mtype; deleted messages count neither as unread nor for
 //!   `ltime`.
 //! - The group and room quests that docs/gate.md does not restrict (`delgroupmembers`,
-//!   `getgroupmembers`) do not require membership; sending p2p to oneself is allowed.
+//!   `getgroupmembers`, `getgroupcount`) do not require membership; sending p2p to oneself
+//!   is allowed.
+//! - Friend lists and blacklists are one-directional (the owner's only); a p2p send from a
+//!   user the receiver blocked is 200021 (RTM documents no blacklist-specific code).
+//! - `info` maps (`getgroupsopeninfo`, `getuseropeninfo`) have decimal-string keys and
+//!   leave out ids whose information was never set.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
