@@ -42,37 +42,6 @@ fn add_get_delete_friends_of_the_caller_only() {
     );
 }
 
-#[test]
-fn friend_list_errors() {
-    let gate = gate();
-    let a = logged_in(&gate, A);
-    let e = code(blocking(|cb| a.add_friends(&[], 0, cb)));
-    assert_eq!(e, error_code::RTM_EC_EMPTY_PARAMETER);
-    let e = code(blocking(|cb| a.delete_friends(&[], 0, cb)));
-    assert_eq!(e, error_code::RTM_EC_EMPTY_PARAMETER);
-    assert!(gate.received("addfriends").is_empty() && gate.received("delfriends").is_empty());
-    let many: Vec<i64> = (1..=101).collect();
-    let e = code(blocking(|cb| a.add_friends(&many, 0, cb)));
-    assert_eq!(e, error_code::RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS);
-    let e = code(blocking(|cb| a.delete_friends(&many, 0, cb)));
-    assert_eq!(e, error_code::RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS);
-    assert_eq!(friends(&a), Vec::<i64>::new());
-    blocking(|cb| a.add_friends(&many[..100], 0, cb)).unwrap();
-    assert_eq!(friends(&a).len(), 100);
-    let e = code(blocking(|cb| a.add_friends(&[0], 0, cb)));
-    assert_eq!(e, error_code::RTM_EC_EMPTY_PARAMETER);
-    // Reads fail too when the client is not logged in.
-    a.close();
-    assert_eq!(
-        code(blocking(|cb| a.get_friends(0, cb))),
-        error_code::FPNN_EC_CORE_INVALID_CONNECTION
-    );
-    assert_eq!(
-        code(blocking(|cb| a.get_blacks(0, cb))),
-        error_code::FPNN_EC_CORE_INVALID_CONNECTION
-    );
-}
-
 fn p2p(from: &RtmClient, to: i64, text: &str) -> Result<(), i32> {
     blocking(|cb| from.send_message(to, 51, text, "", 0, 0, cb))
         .map(|_| ())
@@ -108,19 +77,50 @@ fn a_blocked_user_cannot_send_to_the_blocker() {
     );
 }
 
+type Edit = fn(&RtmClient, &[i64]) -> Result<(), RtmError>;
+type Read = fn(&RtmClient) -> Vec<i64>;
+
+/// Both lists: (wire add, wire delete, add, delete, get).
+const LISTS: [(&str, &str, Edit, Edit, Read); 2] = [
+    (
+        "addfriends",
+        "delfriends",
+        |c, ids| blocking(|cb| c.add_friends(ids, 0, cb)),
+        |c, ids| blocking(|cb| c.delete_friends(ids, 0, cb)),
+        friends,
+    ),
+    (
+        "addblacks",
+        "delblacks",
+        |c, ids| blocking(|cb| c.add_blacks(ids, 0, cb)),
+        |c, ids| blocking(|cb| c.delete_blacks(ids, 0, cb)),
+        blacks,
+    ),
+];
+
 #[test]
-fn blacklist_errors() {
+fn list_errors() {
     let gate = gate();
     let a = logged_in(&gate, A);
-    let e = code(blocking(|cb| a.add_blacks(&[], 0, cb)));
-    assert_eq!(e, error_code::RTM_EC_EMPTY_PARAMETER);
-    let e = code(blocking(|cb| a.delete_blacks(&[], 0, cb)));
-    assert_eq!(e, error_code::RTM_EC_EMPTY_PARAMETER);
-    assert!(gate.received("addblacks").is_empty() && gate.received("delblacks").is_empty());
     let many: Vec<i64> = (1..=101).collect();
-    let e = code(blocking(|cb| a.add_blacks(&many, 0, cb)));
-    assert_eq!(e, error_code::RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS);
-    let e = code(blocking(|cb| a.delete_blacks(&many, 0, cb)));
-    assert_eq!(e, error_code::RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS);
-    assert_eq!(blacks(&a), Vec::<i64>::new());
+    for (add_wire, del_wire, add, del, get) in LISTS {
+        for edit in [add, del] {
+            assert_eq!(code(edit(&a, &[])), error_code::RTM_EC_EMPTY_PARAMETER);
+            let e = code(edit(&a, &many));
+            assert_eq!(e, error_code::RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS);
+            assert_eq!(code(edit(&a, &[B, 0])), error_code::RTM_EC_EMPTY_PARAMETER);
+        }
+        // The empty lists were refused without sending; the others reached the gate.
+        assert_eq!(gate.received(add_wire).len(), 2, "{add_wire}");
+        assert_eq!(gate.received(del_wire).len(), 2, "{del_wire}");
+        assert_eq!(get(&a), Vec::<i64>::new(), "refused edits change nothing");
+        add(&a, &many[..100]).unwrap();
+        assert_eq!(get(&a).len(), 100);
+    }
+    // Reads fail too when the client is not logged in.
+    a.close();
+    let e = code(blocking(|cb| a.get_friends(0, cb)));
+    assert_eq!(e, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
+    let e = code(blocking(|cb| a.get_blacks(0, cb)));
+    assert_eq!(e, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
 }

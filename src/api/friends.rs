@@ -1,9 +1,6 @@
 //! The friends and blacklist methods (the JavaScript docs' Friends page, docs/Friends.md).
 
-use serde::Deserialize;
-
-use super::de;
-use super::decode::{answer, Empty};
+use super::decode::{Empty, IdList};
 use super::spec::{specs, Spec};
 use crate::client::RtmClient;
 use crate::error::RtmError;
@@ -17,21 +14,6 @@ specs! {
     DEL_BLACKS = "delblacks", Safe;
     GET_BLACKS = "getblacks", Safe;
 }
-
-/// An answer `{uids}` read as the list of uids (`getfriends`, `getblacks`,
-/// `getonlineusers`).
-#[derive(Deserialize)]
-pub(super) struct Uids {
-    #[serde(default, deserialize_with = "de::ids")]
-    uids: Vec<i64>,
-}
-
-impl From<Uids> for Vec<i64> {
-    fn from(w: Uids) -> Vec<i64> {
-        w.uids
-    }
-}
-answer!(Uids => Vec<i64>);
 
 impl RtmClient {
     /// Adds users to the logged-in user's friend list (`addfriends {friends}`); the list
@@ -67,7 +49,7 @@ impl RtmClient {
         timeout: u64,
         callback: impl FnOnce(Option<RtmError>, Option<Vec<i64>>) + Send + 'static,
     ) {
-        self.quest::<Uids>(&GET_FRIENDS, MapBuilder::new().build(), timeout, callback);
+        self.quest::<IdList>(&GET_FRIENDS, MapBuilder::new().build(), timeout, callback);
     }
 
     /// Blocks users (`addblacks {blacks}`): afterwards they cannot send p2p messages to
@@ -103,7 +85,7 @@ impl RtmClient {
         timeout: u64,
         callback: impl FnOnce(Option<RtmError>, Option<Vec<i64>>) + Send + 'static,
     ) {
-        self.quest::<Uids>(&GET_BLACKS, MapBuilder::new().build(), timeout, callback);
+        self.quest::<IdList>(&GET_BLACKS, MapBuilder::new().build(), timeout, callback);
     }
 
     /// A quest whose only key is a non-empty list of uids, answered `{}`.

@@ -1,10 +1,7 @@
 //! The group methods (the JavaScript docs' Groups page, docs/Groups.md, plus
 //! `getUserGroups` from the Users page): membership, counts and group info.
 
-use serde::Deserialize;
-
-use super::de;
-use super::decode::{answer, Empty};
+use super::decode::{answer, Empty, IdList};
 use super::spec::{specs, Spec};
 use crate::client::RtmClient;
 use crate::error::RtmError;
@@ -30,20 +27,6 @@ answer!(
     GroupOpenInfo,
     GroupsOpenInfo
 );
-
-/// The answer of `getusergroups`: `{gids}`.
-#[derive(Deserialize)]
-struct Gids {
-    #[serde(default, deserialize_with = "de::ids")]
-    gids: Vec<i64>,
-}
-
-impl From<Gids> for Vec<i64> {
-    fn from(w: Gids) -> Vec<i64> {
-        w.gids
-    }
-}
-answer!(Gids => Vec<i64>);
 
 impl RtmClient {
     /// Adds users to a group (`addgroupmembers {gid, uids}`); the gate creates the group
@@ -135,7 +118,7 @@ impl RtmClient {
         callback: impl FnOnce(Option<RtmError>, Option<Vec<i64>>) + Send + 'static,
     ) {
         let payload = MapBuilder::new().build();
-        self.quest::<Gids>(&GET_USER_GROUPS, payload, timeout, callback);
+        self.quest::<IdList>(&GET_USER_GROUPS, payload, timeout, callback);
     }
 
     /// Sets a group's public and/or private information (`setgroupinfo {gid, oinfo?,

@@ -1,8 +1,7 @@
 //! The user methods (the JavaScript docs' Users page, docs/Users.md; `getUserGroups` is
 //! in `groups.rs`): who is online, and the users' public and private information.
 
-use super::decode::{answer, Empty};
-use super::friends::Uids;
+use super::decode::{answer, Empty, IdList};
 use super::spec::specs;
 use crate::client::RtmClient;
 use crate::error::RtmError;
@@ -34,7 +33,7 @@ impl RtmClient {
         let payload = MapBuilder::new()
             .put("uids", value::i64_array(uids))
             .build();
-        self.quest::<Uids>(&GET_ONLINE_USERS, payload, timeout, callback);
+        self.quest::<IdList>(&GET_ONLINE_USERS, payload, timeout, callback);
     }
 
     /// Sets the logged-in user's public and/or private information (`setuserinfo

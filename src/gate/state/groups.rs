@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use rmpv::Value;
 
 use super::{
-    int_array, obj, open_info_map, Args, Ctx, GateError, Info, Members, Project, Route,
+    int_array, obj, open_info, Args, Ctx, GateError, Info, Members, Project, Route,
     NOT_GROUP_MEMBER,
 };
 
@@ -130,9 +130,7 @@ fn get_open_info(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateErr
 /// `getgroupsopeninfo {gids}`: `{info: {"gid": oinfo}}` for anyone, for the groups whose
 /// information was set; an empty `gids` is 200033.
 fn get_opens_info(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
-    let gids = a.ids_max("gids", usize::MAX)?;
-    let info = open_info_map(&gids, |gid| p.groups.info.get(&gid));
-    Ok(obj([("info", info)]))
+    open_info(a, "gids", &p.groups.info)
 }
 
 #[cfg(test)]

@@ -423,14 +423,19 @@ fn sized_str(v: &Value) -> Option<Result<String, GateError>> {
     })
 }
 
-/// The `{id: oinfo}` map of `getgroupsopeninfo`-like answers: the ids of `ids` that have
-/// information, keyed by the decimal id (JSON-style str keys, as RTM answers them).
-fn open_info_map<'a>(ids: &[i64], info: impl Fn(i64) -> Option<&'a Info>) -> Value {
-    Value::Map(
-        ids.iter()
-            .filter_map(|&id| info(id).map(|i| (id.to_string().into(), i.oinfo.as_str().into())))
-            .collect(),
-    )
+/// The answer of `getgroupsopeninfo {gids}`-like quests: `{info: {"id": oinfo}}` for the
+/// ids of `key` (1 or more, or 200033) that have information in `info`, keyed by the
+/// decimal id (str keys, as RTM answers them).
+fn open_info(a: Args, key: &str, info: &HashMap<i64, Info>) -> Result<Value, GateError> {
+    let ids = a.ids_max(key, usize::MAX)?;
+    let map = ids
+        .iter()
+        .filter_map(|id| {
+            info.get(id)
+                .map(|i| (id.to_string().into(), i.oinfo.as_str().into()))
+        })
+        .collect();
+    Ok(obj([("info", Value::Map(map))]))
 }
 
 /// A quest's payload, read key by key. A payload that is not a map fails the first read

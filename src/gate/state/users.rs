@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use rmpv::Value;
 
-use super::{int_array, obj, open_info_map, Args, Ctx, GateError, Info, Project, Route};
+use super::{int_array, obj, open_info, Args, Ctx, GateError, Info, Project, Route};
 
 pub(super) const ROUTES: &[Route] = &[
     Route::user("getonlineusers", get_online),
@@ -55,9 +55,7 @@ fn set_info(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError>
 /// `getuseropeninfo {uids}`: `{info: {"uid": oinfo}}` for the users who set their
 /// information; an empty `uids` is 200033.
 fn get_open_info(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
-    let uids = a.ids_max("uids", usize::MAX)?;
-    let info = open_info_map(&uids, |uid| p.users_info.info.get(&uid));
-    Ok(obj([("info", info)]))
+    open_info(a, "uids", &p.users_info.info)
 }
 
 #[cfg(test)]
