@@ -130,3 +130,7 @@ pub use types::{
     P2PUnreadNum, PushEvent, PushMessage, RegressiveStrategy, RetrievedMessage, RoomMsg,
     RtmOptions, SendAnswer, SendPayload, UnreadMessage,
 };
+pub use types::{
+    DataValue, GroupCount, GroupInfo, GroupMembers, GroupOpenInfo, GroupsOpenInfo, UserInfo,
+    UserOpenInfo,
+};

@@ -8,11 +8,15 @@
 //! `RtmClient::quest`, resolves the timeout, sends through `RtmClient::call`
 //! (exactly-once completion, delivery) and decodes the answer.
 
+mod data;
 pub(crate) mod de;
 pub(crate) mod decode;
+mod friends;
+mod groups;
 mod groups_rooms;
 mod messages;
 pub(crate) mod spec;
+mod users;
 
 use spec::Spec;
 
@@ -20,7 +24,16 @@ use spec::Spec;
 /// gate's routes by tests).
 #[allow(dead_code)]
 pub(crate) fn all_specs() -> impl Iterator<Item = &'static Spec> {
-    [messages::SPECS, groups_rooms::SPECS].into_iter().flatten()
+    [
+        messages::SPECS,
+        groups_rooms::SPECS,
+        friends::SPECS,
+        groups::SPECS,
+        users::SPECS,
+        data::SPECS,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 #[cfg(test)]

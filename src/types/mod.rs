@@ -10,9 +10,15 @@
 use std::collections::HashMap;
 use std::fmt;
 
+mod data;
+mod groups;
 mod messages;
+mod users;
 
+pub use data::*;
+pub use groups::*;
 pub use messages::*;
+pub use users::*;
 
 /// Well-known message types (`mtype`).
 ///

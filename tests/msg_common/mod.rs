@@ -323,3 +323,8 @@ pub fn int_list(v: &Value, key: &str) -> Vec<i64> {
         .map(|x| x.as_i64().expect("an integer"))
         .collect()
 }
+
+/// A msgpack array of ids, as the client puts id lists on the wire.
+pub fn id_list(ids: &[i64]) -> Value {
+    Value::Array(ids.iter().map(|&i| Value::from(i)).collect())
+}

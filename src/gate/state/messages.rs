@@ -215,8 +215,8 @@ impl Project {
         }
     }
 
-    /// A send (quest or hook): the body check, the resend rule, the access check, then
-    /// [`Project::store`].
+    /// A send (quest or hook): the body check, the resend rule, the access check, the
+    /// blacklist check of p2p sends (the friends area), then [`Project::store`].
     fn send(&mut self, kind: Kind, msg: Msg, now: i64) -> Result<(i64, Vec<Push>), GateError> {
         if msg.body.as_slice().map_or(true, <[u8]>::is_empty) {
             return Err(GateError::bad("msg"));
@@ -229,6 +229,9 @@ impl Project {
             }
         }
         self.check_access(kind, msg.from, msg.to)?;
+        if kind == Kind::P2p {
+            self.friends.check_send(msg.from, msg.to)?;
+        }
         Ok(self.store(kind, msg, now))
     }
 
