@@ -18,6 +18,7 @@
 //! | `unread.rs` | `getunread`, `cleanunread`, `getp2punread`, `getgroupunread` and the unread marks |
 //! | `groups.rs` | group membership quests |
 //! | `rooms.rs` | `enterroom`, `leaveroom`, room membership; the `kickout_room` hook |
+//! | `conversations.rs` | `getsession`, `removesession`, `setlang`, the five conversation lists |
 //!
 //! Adding an area: a new file with `pub(super) const ROUTES: &[Route]` (and, when it keeps
 //! state, a `State` struct), its `mod` line and its `ROUTES` in [`AREAS`] here, and its
@@ -47,6 +48,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rmpv::Value;
 
+mod conversations;
 mod groups;
 mod history;
 mod messages;
@@ -64,6 +66,7 @@ const AREAS: &[&[Route]] = &[
     unread::ROUTES,
     groups::ROUTES,
     rooms::ROUTES,
+    conversations::ROUTES,
 ];
 
 /// A connection, from TCP accept to close; the server layer picks the ids.
@@ -204,6 +207,7 @@ struct Project {
     unread: unread::State,
     groups: groups::State,
     rooms: rooms::State,
+    conversations: conversations::State,
 }
 
 /// The whole in-memory state of one gate.
