@@ -202,9 +202,11 @@ mod tests {
     use super::super::testkit::*;
     use super::super::*;
 
-    /// `(conversations, unreads, [(row id, row second, row mtime)])` of a list answer
-    /// under `prefix` ("" or "group"/"p2p" for the combined answer).
-    fn parts(v: &Value, keys: [&str; 3]) -> (Vec<i64>, Vec<i64>, Vec<(i64, i64, i64)>) {
+    /// (row id, row second element, row mtime).
+    type RowSummary = (i64, i64, i64);
+
+    /// `(conversations, unreads, rows)` of a list answer under the three `keys`.
+    fn parts(v: &Value, keys: [&str; 3]) -> (Vec<i64>, Vec<i64>, Vec<RowSummary>) {
         let rows = field(v, keys[2])
             .as_array()
             .unwrap()
