@@ -78,3 +78,7 @@ pub use types::{
     P2PUnreadNum, PushEvent, PushMessage, RegressiveStrategy, RetrievedMessage, RoomMsg,
     RtmOptions, SendAnswer, SendPayload, UnreadMessage,
 };
+pub use types::{
+    Conversation, ConversationList, GroupConversationList, P2PConversationList, Session,
+    UnreadConversationList,
+};

@@ -10,8 +10,10 @@
 use std::collections::HashMap;
 use std::fmt;
 
+mod conversations;
 mod messages;
 
+pub use conversations::*;
 pub use messages::*;
 
 /// Well-known message types (`mtype`).
