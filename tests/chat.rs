@@ -7,22 +7,10 @@ mod msg_common;
 
 use msg_common::*;
 use rmpv::Value;
-use rtm_client::gate::Gate;
 use rtm_client::{
     blocking, error_code, HistoryMessages, HistoryMsg, PushEvent, RtmClient, RtmError, SendAnswer,
     SendError,
 };
-
-/// A gate with A and B in group GID and room RID.
-fn world() -> (Gate, RtmClient, RtmClient) {
-    let gate = gate();
-    let a = logged_in(&gate, A);
-    let b = logged_in(&gate, B);
-    group(&a, GID, &[B]);
-    enter(&a, RID);
-    enter(&b, RID);
-    (gate, a, b)
-}
 
 type Sent = Result<SendAnswer, SendError>;
 
@@ -69,7 +57,7 @@ fn event(to: To, mtype: u8) -> PushEvent {
 
 #[test]
 fn the_nine_sends_carry_the_chat_mtypes_and_reach_the_chat_events() {
-    let (gate, a, b) = world();
+    let (gate, a, b) = two_users();
     let pushes = Pushes::listen(&b);
     let mut mid = BIG_MID;
     for to in [To::P2p(B), To::Group(GID), To::Room(RID)] {
@@ -105,7 +93,7 @@ fn the_nine_sends_carry_the_chat_mtypes_and_reach_the_chat_events() {
 
 #[test]
 fn send_errors_keep_the_mid_and_empty_bodies_are_not_sent() {
-    let (gate, a, _b) = world();
+    let (gate, a, _b) = two_users();
     let c = logged_in(&gate, C);
     gate.clear_quest_log();
     for to in [To::P2p(B), To::Group(GID), To::Room(RID)] {
@@ -143,7 +131,7 @@ fn group_row(m: &HistoryMsg) -> (u8, String) {
 
 #[test]
 fn chat_histories_hold_only_text_audio_and_cmd() {
-    let (gate, a, b) = world();
+    let (gate, a, b) = two_users();
     let mtypes = [30u8, 40, 31, 51, 32, 29];
     for (i, &mtype) in mtypes.iter().enumerate() {
         let body = format!("m{i}");
@@ -204,7 +192,7 @@ fn chat_histories_hold_only_text_audio_and_cmd() {
 
 #[test]
 fn chat_histories_report_the_gates_errors() {
-    let (gate, _a, _b) = world();
+    let (gate, _a, _b) = two_users();
     let c = logged_in(&gate, C);
     let e = blocking(|cb| c.get_group_chat(GID, false, 10, None, None, None, 0, cb)).unwrap_err();
     assert_eq!(e.code, error_code::RTM_EC_NOT_GROUP_MEMBER);
@@ -231,7 +219,7 @@ fn delete_chat(c: &RtmClient, from: i64, mid: i64, to: To) -> Result<(), RtmErro
 
 #[test]
 fn get_chat_and_delete_chat_pass_their_arguments_in_order() {
-    let (gate, a, b) = world();
+    let (gate, a, b) = two_users();
     for (i, to) in [To::P2p(B), To::Group(GID), To::Room(RID)]
         .into_iter()
         .enumerate()
