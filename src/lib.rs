@@ -131,6 +131,7 @@ pub use types::{
     RtmOptions, SendAnswer, SendPayload, UnreadMessage,
 };
 pub use types::{
-    DataValue, GroupCount, GroupInfo, GroupMembers, GroupOpenInfo, GroupsOpenInfo, UserInfo,
-    UserOpenInfo,
+    Conversation, ConversationList, DataValue, GroupConversationList, GroupCount, GroupInfo,
+    GroupMembers, GroupOpenInfo, GroupsOpenInfo, P2PConversationList, Session,
+    UnreadConversationList, UserInfo, UserOpenInfo,
 };

@@ -10,11 +10,13 @@
 use std::collections::HashMap;
 use std::fmt;
 
+mod conversations;
 mod data;
 mod groups;
 mod messages;
 mod users;
 
+pub use conversations::*;
 pub use data::*;
 pub use groups::*;
 pub use messages::*;

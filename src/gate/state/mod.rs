@@ -21,6 +21,7 @@
 //! | `friends.rs` | friend lists and blacklists; the blacklist check of p2p sends |
 //! | `users.rs` | online users, user information; [`Project::is_online`] |
 //! | `data.rs` | the per-user key-value store |
+//! | `conversations.rs` | `getsession`, `removesession`, `setlang`, the five conversation lists |
 //!
 //! Adding an area: a new file with `pub(super) const ROUTES: &[Route]` (and, when it keeps
 //! state, a `State` struct), its `mod` line and its `ROUTES` in [`AREAS`] here, and its
@@ -55,6 +56,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rmpv::Value;
 
+mod conversations;
 mod data;
 mod friends;
 mod groups;
@@ -78,6 +80,7 @@ const AREAS: &[&[Route]] = &[
     friends::ROUTES,
     users::ROUTES,
     data::ROUTES,
+    conversations::ROUTES,
 ];
 
 /// A connection, from TCP accept to close; the server layer picks the ids.
@@ -223,6 +226,7 @@ struct Project {
     friends: friends::State,
     users_info: users::State,
     data: data::State,
+    conversations: conversations::State,
 }
 
 /// The whole in-memory state of one gate.
