@@ -13,7 +13,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rmpv::Value;
@@ -27,7 +27,7 @@ use crate::ws::{WsError, WsReader};
 use reader::reader_loop;
 pub use responder::{Quest, QuestHandler, Responder};
 pub(crate) use shared::guarded;
-use shared::{client_frame, err, Shared, WriterCmd};
+use shared::{client_frame, err, Pending, Shared, WriterCmd};
 use transport::ConnectCancel;
 use writer::writer_loop;
 
@@ -225,16 +225,23 @@ impl Connection {
         let deadline = transport::deadline_after(timeout);
         // Not matched in place: a match scrutinee keeps the lock guard alive
         // through the arms, and the callback below may send again.
-        let inserted = self.shared.table.lock().insert(callback, deadline);
+        let pending = Pending {
+            callback,
+            method: method.into(),
+            sent: Instant::now(),
+            timeout,
+        };
+        let inserted = self.shared.table.lock().insert(pending, deadline);
         let seq = match inserted {
             Ok(seq) => seq,
-            Err(cb) => {
-                return cb(Err(err(
+            Err(p) => {
+                return (p.callback)(Err(err(
                     error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
                     "connection closed",
                 )))
             }
         };
+        log::trace!("quest {method} seq {seq} sent to {}", self.shared.endpoint);
         let f = client_frame(Kind::Twoway, seq, (method, 0), payload);
         // If the writer is gone the close path has completed the quest already.
         let _ = self.shared.tx.send(WriterCmd::Frame(f));

@@ -71,9 +71,18 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
                 Ok(v) if p.status == 0 => Ok(v),
                 Ok(v) => Err(error_answer(&v)),
             };
-            let cb = shared.table.lock().complete(p.seq);
-            match cb {
-                Some(cb) => guarded("answer callback", || cb(result)),
+            let pending = shared.table.lock().complete(p.seq);
+            match pending {
+                Some(q) => {
+                    log::trace!(
+                        "quest {} seq {} answered in {} us ({})",
+                        q.method,
+                        p.seq,
+                        q.sent.elapsed().as_micros(),
+                        if result.is_ok() { "ok" } else { "error" }
+                    );
+                    guarded("answer callback", || (q.callback)(result))
+                }
                 None => log::debug!("late or unknown answer seq {} dropped", p.seq),
             }
         }

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
@@ -17,6 +18,31 @@ use crate::fpnn::table::RequestTable;
 use crate::fpnn::transport::{self, Endpoint};
 use crate::ws::frame::{self, Opcode};
 use crate::ws::MaskRng;
+
+/// A twoway quest waiting for its answer: its callback, and what the logs
+/// and a timeout's error say about it.
+pub(super) struct Pending {
+    pub(super) callback: AnswerCallback,
+    pub(super) method: Box<str>,
+    pub(super) sent: Instant,
+    pub(super) timeout: Duration,
+}
+
+impl Pending {
+    /// The 20003 of a quest whose timeout ran out.
+    pub(super) fn timed_out(self) -> (AnswerCallback, RtmError) {
+        let e = err(
+            error_code::FPNN_EC_CORE_TIMEOUT,
+            format!(
+                "{} timed out after {} ms",
+                self.method,
+                self.timeout.as_millis()
+            ),
+        );
+        log::debug!("{}", e.ex);
+        (self.callback, e)
+    }
+}
 
 pub(super) type CloseHandler = Box<dyn FnOnce(CloseReason) + Send>;
 
@@ -31,7 +57,7 @@ pub(super) enum WriterCmd {
 }
 
 pub(super) struct Shared {
-    pub(super) table: Mutex<RequestTable<AnswerCallback>>,
+    pub(super) table: Mutex<RequestTable<Pending>>,
     pub(super) tx: Sender<WriterCmd>,
     pub(super) open: AtomicBool,
     pub(super) control: TcpStream,
@@ -122,9 +148,9 @@ impl Shared {
             CloseReason::Error(e) => format!("connection closed: {e}"),
             _ => "connection closed".to_owned(),
         };
-        for cb in pending {
+        for p in pending {
             let e = err(error_code::FPNN_EC_CORE_CONNECTION_CLOSED, ex.clone());
-            guarded("close callback", || cb(Err(e)));
+            guarded("close callback", || (p.callback)(Err(e)));
         }
         let handler = self.on_close.lock().take();
         if let Some(h) = handler {

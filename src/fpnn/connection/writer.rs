@@ -6,22 +6,17 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::shared::{control_frame, err, guarded, Shared, WriterCmd};
-use super::{AnswerCallback, CloseReason};
-use crate::error::error_code;
+use super::shared::{control_frame, guarded, Pending, Shared, WriterCmd};
+use super::CloseReason;
 use crate::fpnn::transport::{self, WriteHalf};
 use crate::ws::frame::Opcode;
 
 /// Completes every quest whose deadline has passed with 20003.
-fn fire_expired(shared: &Shared, expired: &mut Vec<AnswerCallback>) {
+fn fire_expired(shared: &Shared, expired: &mut Vec<Pending>) {
     shared.table.lock().expire(Instant::now(), expired);
-    for cb in expired.drain(..) {
-        guarded("timeout callback", || {
-            cb(Err(err(
-                error_code::FPNN_EC_CORE_TIMEOUT,
-                "quest timed out",
-            )))
-        });
+    for p in expired.drain(..) {
+        let (cb, e) = p.timed_out();
+        guarded("timeout callback", || cb(Err(e)));
     }
 }
 
