@@ -302,7 +302,7 @@ impl Inner {
         };
         let weak = Arc::downgrade(self);
         log::debug!(
-            "connecting to {} ({}), attempt {serial}",
+            "connecting to {} ({}), connection #{serial}",
             self.endpoint,
             if self.tls { "wss" } else { "ws" }
         );
@@ -313,7 +313,7 @@ impl Inner {
         });
         let later = match r {
             Ok(conn) => {
-                log::debug!("connected to {} (attempt {serial})", self.endpoint);
+                log::debug!("connected to {} (connection #{serial})", self.endpoint);
                 self.step_locked(Event::Connected { serial }, |core| {
                     if matches!(core.connecting, Some((s, _)) if s == serial) {
                         core.connecting = None;

@@ -41,7 +41,7 @@ impl Inner {
     }
 
     pub(super) fn emit_closed(&self, code: i32) {
-        log::debug!("SessionClosed({code})");
+        log::debug!("session closed with code {code} (SessionClosed)");
         for h in self.events.session_closed.read().iter().cloned() {
             self.dispatcher.event(Box::new(move || h(code)));
         }

@@ -482,8 +482,10 @@ impl<C> Machine<C> {
     fn schedule(&mut self, n: u32, now: Instant) {
         let wait = relogin_delay(&self.config.strategy, n) / self.config.delay_divisor.max(1);
         if wait.is_zero() {
+            log::debug!("relogin attempt {n} now");
             return self.attempt(Purpose::Relogin(n));
         }
+        log::debug!("relogin attempt {n} in {} ms", wait.as_millis());
         let until = deadline_from(now, wait);
         self.state = State::Waiting { attempt: n, until };
         self.out.push(Action::WakeAt(until));
