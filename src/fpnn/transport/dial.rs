@@ -57,7 +57,7 @@ pub(super) fn dial(
 /// opened, which wakes a handshake blocked on a silent server at once. It has
 /// no effect on a connection already opened.
 ///
-/// [`Connection::connect`](super::Connection::connect) then fails with 20002
+/// [`Connection::connect`](crate::fpnn::Connection::connect) then fails with 20002
 /// (`FPNN_EC_CORE_CONNECTION_CLOSED`).
 #[derive(Debug, Clone)]
 pub struct ConnectCancel(Arc<CancelInner>);
