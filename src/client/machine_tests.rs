@@ -68,6 +68,21 @@ impl Rig {
         })
     }
 
+    /// Goes online, loses the connection, and answers the auth of relogin
+    /// attempt 1 with `answer`: that attempt's serial and the actions.
+    fn first_relogin_answered(&mut self, answer: AuthAnswer) -> (u64, Vec<A>) {
+        let s = self.online();
+        let s2 = connect_of(&self.step(Event::ConnectionLost { serial: s }));
+        self.step(Event::Connected { serial: s2 });
+        (s2, self.step(Event::AuthAnswered { serial: s2, answer }))
+    }
+
+    /// Logs in (callback 1) up to the `auth` of connection 1.
+    fn authenticating(&mut self) {
+        assert_eq!(connect_of(&self.login(1)), 1);
+        self.step(Event::Connected { serial: 1 });
+    }
+
     /// Logs in (callback 1) and returns the online connection's serial.
     fn online(&mut self) -> u64 {
         let serial = connect_of(&self.login(1));
@@ -149,8 +164,7 @@ fn failed_logins_complete_with_their_codes_and_leave_no_session() {
         (AuthAnswer::Failed(200999), 200999),
     ] {
         let mut r = Rig::new();
-        r.login(1);
-        r.step(Event::Connected { serial: 1 });
+        r.authenticating();
         let a = r.step(Event::AuthAnswered { serial: 1, answer });
         assert_eq!(
             a,
@@ -172,8 +186,7 @@ fn failed_logins_complete_with_their_codes_and_leave_no_session() {
 #[test]
 fn a_lost_connection_during_auth_fails_the_login_with_20002() {
     let mut r = Rig::new();
-    r.login(1);
-    r.step(Event::Connected { serial: 1 });
+    r.authenticating();
     let a = r.step(Event::ConnectionLost { serial: 1 });
     assert_eq!(
         a,
@@ -269,13 +282,7 @@ fn fatal_relogin_codes_end_the_session_with_their_code() {
         200001, 200002, 200020, 200021, 200024, 200025, 200026, 200027,
     ] {
         let mut r = Rig::new();
-        let s = r.online();
-        let s2 = connect_of(&r.step(Event::ConnectionLost { serial: s }));
-        r.step(Event::Connected { serial: s2 });
-        let a = r.step(Event::AuthAnswered {
-            serial: s2,
-            answer: AuthAnswer::Failed(code),
-        });
+        let (s2, a) = r.first_relogin_answered(AuthAnswer::Failed(code));
         assert_eq!(
             a,
             vec![
@@ -293,13 +300,7 @@ fn fatal_relogin_codes_end_the_session_with_their_code() {
 #[test]
 fn other_relogin_failures_retry_and_a_rejected_token_ends_with_200027() {
     let mut r = Rig::new();
-    let s = r.online();
-    let s2 = connect_of(&r.step(Event::ConnectionLost { serial: s }));
-    r.step(Event::Connected { serial: s2 });
-    let a = r.step(Event::AuthAnswered {
-        serial: s2,
-        answer: AuthAnswer::Failed(20003),
-    });
+    let (s2, a) = r.first_relogin_answered(AuthAnswer::Failed(20003));
     assert_eq!(
         a[..2],
         [
@@ -394,8 +395,7 @@ fn kickout_ends_the_session_with_0_and_no_relogin() {
 #[test]
 fn a_kickout_before_the_auth_answer_ends_the_session_after_it() {
     let mut r = Rig::new();
-    r.login(1);
-    r.step(Event::Connected { serial: 1 });
+    r.authenticating();
     assert!(r.step(Event::Kickout { serial: 1 }).is_empty());
     let a = r.step(Event::AuthAnswered {
         serial: 1,
@@ -435,8 +435,7 @@ fn close_during_connect_aborts_it_and_completes_the_login_with_20002() {
 #[test]
 fn close_during_auth_closes_and_completes_the_login_with_20002_without_session_closed() {
     let mut r = Rig::new();
-    r.login(1);
-    r.step(Event::Connected { serial: 1 });
+    r.authenticating();
     let a = r.step(Event::Close);
     assert_eq!(
         a,
@@ -515,8 +514,7 @@ fn close_during_the_relogin_wait_or_attempt_ends_the_series_with_0() {
 #[test]
 fn a_second_login_replaces_the_first_without_events() {
     let mut r = Rig::new();
-    r.login(1);
-    r.step(Event::Connected { serial: 1 });
+    r.authenticating();
     let a = r.login(2);
     assert_eq!(
         a,
