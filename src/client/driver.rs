@@ -5,20 +5,19 @@
 //! actions: events and login callbacks are queued under the lock (queuing
 //! runs no user code, and keeps them in the machine's order); connections
 //! are closed, `auth` and `bye` sent after it is released (a closed
-//! connection completes a quest on the calling thread, which steps again);
-//! connects and timers go to the client's driver thread, because a dial
-//! blocks.
+//! connection completes a quest on the calling thread, which steps again).
+//! A connect runs on a thread of its own, which becomes the connection's
+//! reader (`Connection::connect_then`); timers go to the process-wide timer
+//! thread (`timers.rs`). So a client has no session thread of its own.
 
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rmpv::Value;
 
 use super::machine::{Action, AuthAnswer, Config, Event, Machine};
 use super::push::PushHandler;
-use super::{dur, Inner, SDK_VERSION};
+use super::{dur, timers, Inner, SDK_VERSION};
 use crate::fpnn::{ConnectCancel, ConnectOptions, Connection};
 use crate::types::RtmOptions;
 use crate::value::{self, MapBuilder};
@@ -33,8 +32,6 @@ pub(crate) struct Core {
     conn: Option<(u64, Connection)>,
     /// The connect in progress, to abort it.
     connecting: Option<(u64, ConnectCancel)>,
-    /// The driver thread, started by the first connect.
-    driver: Option<(Sender<Cmd>, JoinHandle<()>)>,
 }
 
 impl Core {
@@ -48,7 +45,6 @@ impl Core {
             }),
             conn: None,
             connecting: None,
-            driver: None,
         }
     }
 
@@ -81,18 +77,6 @@ impl Core {
     }
 }
 
-/// What the driver thread is asked to do.
-enum Cmd {
-    /// Open the connection of attempt `serial`.
-    Connect {
-        serial: u64,
-        cancel: ConnectCancel,
-    },
-    /// Deliver `Event::Tick` at this instant.
-    Wake(Instant),
-    Stop,
-}
-
 /// An action to perform once the session lock is released.
 enum Later {
     Close(Connection),
@@ -104,9 +88,8 @@ enum Later {
         timeout: u64,
         on_answer: Box<dyn FnOnce(Result<Value, crate::RtmError>) + Send>,
     },
-    Driver(Sender<Cmd>, Cmd),
-    /// The driver thread could not be started: the connect failed.
-    NoDriver(u64),
+    Connect(u64, ConnectCancel),
+    Wake(Instant),
 }
 
 impl Inner {
@@ -173,16 +156,9 @@ impl Inner {
             Action::Connect { serial } => {
                 let cancel = ConnectCancel::new();
                 core.connecting = Some((serial, cancel.clone()));
-                match self.driver(core) {
-                    Some(tx) => later.push(Later::Driver(tx, Cmd::Connect { serial, cancel })),
-                    None => later.push(Later::NoDriver(serial)),
-                }
+                later.push(Later::Connect(serial, cancel));
             }
-            Action::WakeAt(at) => {
-                if let Some(tx) = self.driver(core) {
-                    later.push(Later::Driver(tx, Cmd::Wake(at)));
-                }
-            }
+            Action::WakeAt(at) => later.push(Later::Wake(at)),
             Action::SendAuth {
                 serial,
                 uid,
@@ -258,37 +234,14 @@ impl Inner {
                     timeout,
                     on_answer,
                 } => conn.send_quest(method, &payload, dur(timeout), on_answer),
-                Later::Driver(tx, cmd) => {
-                    let _ = tx.send(cmd);
-                }
-                Later::NoDriver(serial) => self.step(Event::ConnectFailed { serial }),
+                Later::Connect(serial, cancel) => self.connect(serial, cancel),
+                Later::Wake(at) => timers::wake(self.id, at, Arc::downgrade(self)),
             }
         }
     }
 
-    /// The driver thread's queue, starting the thread if needed.
-    fn driver(self: &Arc<Self>, core: &mut Core) -> Option<Sender<Cmd>> {
-        if let Some((tx, _)) = &core.driver {
-            return Some(tx.clone());
-        }
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let weak = Arc::downgrade(self);
-        match std::thread::Builder::new()
-            .name("rtm-session".into())
-            .spawn(move || drive(weak, rx))
-        {
-            Ok(h) => {
-                core.driver = Some((tx.clone(), h));
-                Some(tx)
-            }
-            Err(e) => {
-                log::error!("cannot start the session thread: {e}");
-                None
-            }
-        }
-    }
-
-    /// Opens the connection of attempt `serial` (on the driver thread).
+    /// Opens the connection of attempt `serial`, on the thread that becomes
+    /// its reader.
     fn connect(self: &Arc<Self>, serial: u64, cancel: ConnectCancel) {
         let options = ConnectOptions {
             connect_timeout: Duration::from_millis(self.options.connection_timeout.max(1)),
@@ -306,21 +259,52 @@ impl Inner {
             self.endpoint,
             if self.tls { "wss" } else { "ws" }
         );
-        let r = Connection::connect(&self.endpoint, self.tls, &options, handler, move |_| {
+        let on_close = move |_| {
             if let Some(inner) = weak.upgrade() {
                 inner.step(Event::ConnectionLost { serial });
             }
-        });
+        };
+        let weak = Arc::downgrade(self);
+        let started = Connection::connect_then(
+            self.endpoint.clone(),
+            self.tls,
+            options,
+            handler,
+            on_close,
+            move |r| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.connected(serial, r);
+                }
+            },
+        );
+        if let Err(e) = started {
+            log::error!("cannot start a connection thread: {e}");
+            self.step(Event::ConnectFailed { serial });
+        }
+    }
+
+    /// The connect of attempt `serial` is done, one way or the other.
+    fn connected(self: &Arc<Self>, serial: u64, r: Result<Connection, crate::RtmError>) {
         let later = match r {
             Ok(conn) => {
                 log::debug!("connected to {} (connection #{serial})", self.endpoint);
-                self.step_locked(Event::Connected { serial }, |core| {
+                let mut stale = None;
+                let later = self.step_locked(Event::Connected { serial }, |core| {
                     if matches!(core.connecting, Some((s, _)) if s == serial) {
                         core.connecting = None;
                     }
-                    // The machine closes it at once if the attempt is stale.
-                    core.conn = Some((serial, conn));
-                })
+                    // The machine closes it at once if the attempt is stale;
+                    // one that finishes while a newer connection is in
+                    // place is closed here.
+                    match core.conn {
+                        None => core.conn = Some((serial, conn)),
+                        Some(_) => stale = Some(conn),
+                    }
+                });
+                if let Some(c) = stale {
+                    c.close();
+                }
+                later
             }
             Err(e) => {
                 log::debug!("cannot connect to {}: {e}", self.endpoint);
@@ -334,45 +318,15 @@ impl Inner {
         self.perform(later, false);
     }
 
-    /// `destroy()`: ends the session, waits for the connection and driver
-    /// threads, then stops the dispatcher (docs/architecture.md).
+    /// `destroy()`: ends the session, waits for the connection's threads,
+    /// drops the pending timer, then stops the dispatcher
+    /// (docs/architecture.md). A connect in progress is aborted; its thread
+    /// ends on its own.
     pub(super) fn destroy(self: &Arc<Self>) {
         self.dispatcher.mark_destroyed();
-        let mut driver = None;
-        let later = self.step_locked(Event::Destroy, |core| driver = core.driver.take());
+        let later = self.step_locked(Event::Destroy, |_| {});
         self.perform(later, true);
-        if let Some((tx, h)) = driver {
-            let _ = tx.send(Cmd::Stop);
-            if h.thread().id() != std::thread::current().id() {
-                let _ = h.join();
-            }
-        }
+        timers::cancel(self.id);
         self.dispatcher.shutdown();
-    }
-}
-
-/// The driver thread: connects when asked, and turns wake-ups into ticks.
-fn drive(inner: Weak<Inner>, rx: Receiver<Cmd>) {
-    let mut wake: Option<Instant> = None;
-    loop {
-        let cmd = match wake {
-            Some(at) => rx.recv_deadline(at),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        match cmd {
-            Ok(Cmd::Connect { serial, cancel }) => match inner.upgrade() {
-                Some(inner) => inner.connect(serial, cancel),
-                None => return,
-            },
-            Ok(Cmd::Wake(at)) => wake = Some(wake.map_or(at, |w| w.min(at))),
-            Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => {
-                wake = None;
-                match inner.upgrade() {
-                    Some(inner) => inner.step(Event::Tick),
-                    None => return,
-                }
-            }
-        }
     }
 }

@@ -3,6 +3,7 @@
 //! (docs/porting.md, "Client, options and events"), the session methods as the user calls them,
 //! and `call`, the one path every API method takes to the gate.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -120,7 +121,9 @@ impl RtmClient {
     /// 13321; `ssl_endpoint`, when set, wins and the client uses `wss`.
     pub fn new(options: RtmOptions) -> Result<RtmClient, RtmError> {
         let (endpoint, tls) = choose_endpoint(&options)?;
+        static IDS: AtomicU64 = AtomicU64::new(0);
         let inner = Arc::new(Inner {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             dispatcher: Dispatcher::new(options.dispatch),
             core: Mutex::new(Core::new(&options)),
             options,

@@ -29,6 +29,7 @@ mod mid;
 mod processor;
 mod push;
 mod schedule;
+mod timers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,8 @@ pub(crate) const DEFAULT_TIMEOUT_MS: u64 = 20_000;
 
 /// What every handle, the driver and the push handler share.
 pub(crate) struct Inner {
+    /// Unique in the process (the timer thread's key).
+    id: u64,
     options: RtmOptions,
     endpoint: String,
     tls: bool,

@@ -125,35 +125,76 @@ impl Connection {
         handler: impl QuestHandler,
         on_close: impl FnOnce(CloseReason) + Send + 'static,
     ) -> Result<Connection, RtmError> {
-        let ep = Endpoint::parse(endpoint, tls).ok_or_else(|| {
-            err(
-                error_code::FPNN_EC_CORE_INVALID_CONNECTION,
-                format!("invalid endpoint {endpoint:?}: expected host:port"),
-            )
-        })?;
-        let cancel = options.cancel.clone().unwrap_or_default();
-        let opened = transport::open(
-            &ep,
-            &options.path,
-            options.connect_timeout,
-            &options.extra_roots,
-            &cancel,
-        )
-        .map_err(|e| {
-            let code = match &e {
-                _ if cancel.is_cancelled() => error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
-                WsError::Io(io) if is_timeout(io) => error_code::FPNN_EC_CORE_TIMEOUT,
-                _ => error_code::FPNN_EC_CORE_INVALID_CONNECTION,
-            };
-            err(code, format!("cannot connect to {ep}: {e}"))
-        })?;
+        let (ep, opened) = open(endpoint, tls, options)?;
+        let (conn, reader) = Connection::start(ep, opened, options, Box::new(on_close))?;
+        let handler: Arc<dyn QuestHandler> = Arc::new(handler);
+        let shared = conn.shared.clone();
+        match std::thread::Builder::new()
+            .name("rtm-reader".into())
+            .spawn(move || reader_loop(shared, reader, handler))
+        {
+            Ok(h) => conn.adopt(h),
+            Err(e) => {
+                conn.shared
+                    .shut(CloseReason::Error(format!("cannot spawn thread: {e}")));
+                return Err(err(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string()));
+            }
+        }
+        Ok(conn)
+    }
+
+    /// [`Connection::connect`] on a new thread, which then becomes the
+    /// connection's reader: the caller does not block, and no thread waits
+    /// for the dial. `on_result` runs on that thread, before the first read.
+    /// Fails only when the thread cannot be started.
+    pub(crate) fn connect_then(
+        endpoint: String,
+        tls: bool,
+        options: ConnectOptions,
+        handler: impl QuestHandler,
+        on_close: impl FnOnce(CloseReason) + Send + 'static,
+        on_result: impl FnOnce(Result<Connection, RtmError>) + Send + 'static,
+    ) -> io::Result<()> {
+        let (htx, hrx) = crossbeam_channel::bounded::<JoinHandle<()>>(1);
+        let h = std::thread::Builder::new()
+            .name("rtm-reader".into())
+            .spawn(move || {
+                let started = open(&endpoint, tls, &options).and_then(|(ep, opened)| {
+                    Connection::start(ep, opened, &options, Box::new(on_close))
+                });
+                match started {
+                    Err(e) => on_result(Err(e)),
+                    Ok((conn, reader)) => {
+                        // Sent right after the spawn: so close_and_join
+                        // waits for this thread too.
+                        if let Ok(h) = hrx.recv() {
+                            conn.adopt(h);
+                        }
+                        let shared = conn.shared.clone();
+                        on_result(Ok(conn));
+                        reader_loop(shared, reader, Arc::new(handler));
+                    }
+                }
+            })?;
+        let _ = htx.send(h);
+        Ok(())
+    }
+
+    /// Builds the connection around an opened socket and starts its writer;
+    /// the caller runs the reader.
+    fn start(
+        ep: Endpoint,
+        opened: transport::Opened,
+        options: &ConnectOptions,
+        on_close: shared::CloseHandler,
+    ) -> Result<(Connection, WsReader<transport::ReadHalf>), RtmError> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             table: Mutex::new(RequestTable::new()),
             tx,
             open: AtomicBool::new(true),
             control: opened.control,
-            on_close: Mutex::new(Some(Box::new(on_close))),
+            on_close: Mutex::new(Some(on_close)),
             max_packet: options.max_packet_size,
             threads: Mutex::new(Vec::new()),
             thread_ids: Mutex::new(Vec::new()),
@@ -167,33 +208,29 @@ impl Connection {
         // The frame limit is the packet limit: one packet per message.
         let parser = FrameParser::new(Role::Client, options.max_packet_size, true);
         let reader = WsReader::new(read, &opened.leftover, parser);
-        let handler: Arc<dyn QuestHandler> = Arc::new(handler);
-        let s1 = shared.clone();
-        let r = std::thread::Builder::new()
-            .name("rtm-reader".into())
-            .spawn(move || reader_loop(s1, reader, handler));
-        let s2 = shared.clone();
+        let s = shared.clone();
         let w = std::thread::Builder::new()
             .name("rtm-writer".into())
-            .spawn(move || writer_loop(s2, opened.write, rx));
+            .spawn(move || writer_loop(s, opened.write, rx));
         let conn = Connection {
             _guard: Arc::new(CloseOnDrop(shared.clone())),
             shared,
         };
-        for t in [r, w] {
-            match t {
-                Ok(h) => {
-                    conn.shared.thread_ids.lock().push(h.thread().id());
-                    conn.shared.threads.lock().push(h);
-                }
-                Err(e) => {
-                    conn.shared
-                        .shut(CloseReason::Error(format!("cannot spawn thread: {e}")));
-                    return Err(err(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string()));
-                }
+        match w {
+            Ok(h) => conn.adopt(h),
+            Err(e) => {
+                conn.shared
+                    .shut(CloseReason::Error(format!("cannot spawn thread: {e}")));
+                return Err(err(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string()));
             }
         }
-        Ok(conn)
+        Ok((conn, reader))
+    }
+
+    /// Counts `h` as one of the connection's threads.
+    fn adopt(&self, h: JoinHandle<()>) {
+        self.shared.thread_ids.lock().push(h.thread().id());
+        self.shared.threads.lock().push(h);
     }
 
     /// Sends a twoway quest. `callback` runs exactly once: with the answer's
@@ -333,6 +370,37 @@ impl Connection {
         let me = std::thread::current().id();
         self.shared.thread_ids.lock().contains(&me)
     }
+}
+
+/// Parses `endpoint` and opens it (TCP, TLS, WebSocket upgrade).
+fn open(
+    endpoint: &str,
+    tls: bool,
+    options: &ConnectOptions,
+) -> Result<(Endpoint, transport::Opened), RtmError> {
+    let ep = Endpoint::parse(endpoint, tls).ok_or_else(|| {
+        err(
+            error_code::FPNN_EC_CORE_INVALID_CONNECTION,
+            format!("invalid endpoint {endpoint:?}: expected host:port"),
+        )
+    })?;
+    let cancel = options.cancel.clone().unwrap_or_default();
+    let opened = transport::open(
+        &ep,
+        &options.path,
+        options.connect_timeout,
+        &options.extra_roots,
+        &cancel,
+    )
+    .map_err(|e| {
+        let code = match &e {
+            _ if cancel.is_cancelled() => error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
+            WsError::Io(io) if is_timeout(io) => error_code::FPNN_EC_CORE_TIMEOUT,
+            _ => error_code::FPNN_EC_CORE_INVALID_CONNECTION,
+        };
+        err(code, format!("cannot connect to {ep}: {e}"))
+    })?;
+    Ok((ep, opened))
 }
 
 fn is_timeout(e: &io::Error) -> bool {
