@@ -212,9 +212,10 @@ impl RtmClient {
     ///
     /// Closes the connection, completes every pending call (with 20002, or
     /// with its answer if that had already arrived) before returning (on the
-    /// dispatcher thread, or on the calling thread for what is left when that
-    /// thread has stopped), and stops the client's dispatcher, session and
-    /// connection threads. After it
+    /// dispatcher thread, or on the calling thread for what is left when the
+    /// dispatcher no longer serves this client), waits for the connection's
+    /// threads, aborts a connect in progress, and drops the client's timer
+    /// and its place on the shared dispatcher thread. After it
     /// returns no event runs and no earlier callback runs; a call made later
     /// still completes, with 20012 (login: `(false, 20012)`), on a short-lived
     /// thread (`Dispatch::Threads`) or in `dispatch_pending()` (`Queued`).

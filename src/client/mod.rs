@@ -13,9 +13,11 @@
 //!   the duplicate filter, message ids, the relogin schedule, where user code
 //!   runs, and the push handlers' registry.
 //!
-//! Threads of a client: one dispatcher (unless `Dispatch::Queued`), one
-//! session driver (from the first login), and the reader and writer of the
-//! current connection.
+//! - `timers.rs`: the process-wide thread of every client's session timers.
+//!
+//! Threads of a client: the reader and writer of its current connection.
+//! Every client in the process shares the timer thread and, in
+//! `Dispatch::Threads` mode, the dispatcher thread (docs/architecture.md).
 
 mod blocking;
 mod dedup;
