@@ -235,7 +235,7 @@ impl Inner {
                     on_answer,
                 } => conn.send_quest(method, &payload, dur(timeout), on_answer),
                 Later::Connect(serial, cancel) => self.connect(serial, cancel),
-                Later::Wake(at) => timers::wake(self.id, at, Arc::downgrade(self)),
+                Later::Wake(at) => timers::wake(self, at),
             }
         }
     }
@@ -319,7 +319,8 @@ impl Inner {
     }
 
     /// `destroy()`: ends the session, waits for the connection's threads,
-    /// drops the pending timer, then stops the dispatcher
+    /// drops the pending timer (after `mark_destroyed`, which `timers::wake`
+    /// checks), then stops the dispatcher
     /// (docs/architecture.md). A connect in progress is aborted; its thread
     /// ends on its own.
     pub(super) fn destroy(self: &Arc<Self>) {

@@ -7,7 +7,7 @@
 //! when none is pending, so a process without sessions has no such thread.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
@@ -30,10 +30,16 @@ static TIMERS: Mutex<Timers> = Mutex::new(Timers {
 });
 static CHANGED: Condvar = Condvar::new();
 
-/// Asks for a tick of client `id` at `at` (an earlier pending one stays: the
-/// machine re-arms on an early tick).
-pub(super) fn wake(id: u64, at: Instant, inner: Weak<Inner>) {
+/// Asks for a tick of `inner` at `at` (an earlier pending one stays: the
+/// machine re-arms on an early tick). Nothing once the client is destroyed:
+/// checked under the timers' lock, so a wake-up racing with `destroy` is
+/// either refused here or removed by its `cancel`.
+pub(super) fn wake(inner: &Arc<Inner>, at: Instant) {
+    let id = inner.id;
     let mut t = TIMERS.lock();
+    if inner.dispatcher.is_destroyed() {
+        return;
+    }
     if let Some(&(old, _)) = t.by_client.get(&id) {
         if old <= at {
             return;
@@ -41,7 +47,7 @@ pub(super) fn wake(id: u64, at: Instant, inner: Weak<Inner>) {
         t.order.remove(&(old, id));
     }
     t.order.insert((at, id));
-    t.by_client.insert(id, (at, inner));
+    t.by_client.insert(id, (at, Arc::downgrade(inner)));
     CHANGED.notify_one();
     if !t.running {
         match std::thread::Builder::new()
