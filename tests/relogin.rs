@@ -1,6 +1,6 @@
 //! The session's life after a loss: automatic relogin with the regressive
 //! schedule, the ping watchdog, kickout, and relogins that must stop
-//! (PROTOCOL.md sections 5 and 9.5).
+//! (docs/architecture.md, "The session").
 
 mod common;
 
