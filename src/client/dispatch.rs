@@ -316,3 +316,86 @@ fn serve() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn clients_sharing_the_thread_each_keep_their_order() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let clients: Vec<_> = (0..8).map(|_| Dispatcher::new(Dispatch::Threads)).collect();
+        for n in 0..200 {
+            for (c, d) in clients.iter().enumerate() {
+                let tx = tx.clone();
+                let job: Job = Box::new(move || {
+                    let _ = tx.send((c, n, std::thread::current().id()));
+                });
+                if n % 2 == 0 {
+                    d.callback(job)
+                } else {
+                    d.event(job)
+                }
+            }
+        }
+        let mut next = [0; 8];
+        let mut thread = None;
+        for _ in 0..8 * 200 {
+            let (c, n, t) = rx.recv_timeout(WAIT).expect("every job runs");
+            assert_eq!(n, next[c], "client {c} out of order");
+            next[c] += 1;
+            assert_eq!(*thread.get_or_insert(t), t, "one dispatcher thread");
+        }
+        for d in &clients {
+            d.shutdown();
+        }
+    }
+
+    #[test]
+    fn shutdown_waits_for_the_running_job_then_runs_queued_callbacks_here() {
+        let d = Dispatcher::new(Dispatch::Threads);
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (release, release_rx) = crossbeam_channel::bounded::<()>(1);
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let t = done_tx.clone();
+        d.callback(Box::new(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            t.send(("slow", std::thread::current().id())).unwrap();
+        }));
+        started.recv_timeout(WAIT).unwrap();
+        let t = done_tx.clone();
+        d.callback(Box::new(move || {
+            t.send(("queued", std::thread::current().id())).unwrap()
+        }));
+        let t = done_tx.clone();
+        d.event(Box::new(move || {
+            t.send(("event", std::thread::current().id())).unwrap()
+        }));
+        let d2 = d.clone();
+        let stopper = std::thread::spawn(move || {
+            d2.shutdown();
+            std::thread::current().id()
+        });
+        // An observation window, not a condition: a shutdown that did not
+        // wait would be done well within it (and would also have run
+        // "queued" before "slow", which the order check below catches).
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!stopper.is_finished(), "shutdown waits for the running job");
+        release.send(()).unwrap();
+        let stopper = stopper.join().unwrap();
+        let ran: Vec<_> = done.try_iter().collect();
+        assert_eq!(ran.len(), 2, "{ran:?}");
+        assert_eq!(ran[0].0, "slow");
+        assert_eq!(ran[1], ("queued", stopper), "the rest runs on the caller");
+        // After shutdown a callback still runs, on a thread of its own.
+        let t = done_tx.clone();
+        d.callback(Box::new(move || {
+            t.send(("late", std::thread::current().id())).unwrap()
+        }));
+        assert_eq!(done.recv_timeout(WAIT).unwrap().0, "late");
+    }
+}
