@@ -99,10 +99,6 @@ pub struct RtmOptions {
     /// will derive it from the gate: `fileproxy-HOST:13461`, or `:13462` with TLS.
     /// Default `None`. A Rust addition (JavaScript always derives it).
     pub file_endpoint: Option<String>,
-    /// Divides every wait of the relogin schedule: 1 (the default) keeps the
-    /// real schedule; tests use e.g. 100 to run a whole series in
-    /// milliseconds. A Rust addition.
-    pub relogin_delay_divisor: u32,
 }
 
 impl Default for RtmOptions {
@@ -119,7 +115,6 @@ impl Default for RtmOptions {
             dispatch: Dispatch::default(),
             tls_root_certificates: Vec::new(),
             file_endpoint: None,
-            relogin_delay_divisor: 1,
         }
     }
 }
