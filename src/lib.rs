@@ -75,6 +75,6 @@ pub use error::{error_code, RtmError, SendError};
 pub use rmpv;
 pub use types::{
     mtype, BroadcastMsg, Dispatch, GroupMsg, GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg,
-    P2PUnreadNum, PushEvent, PushMessage, RegressiveStrategy, RetrievedMessage, RoomMsg,
-    RtmOptions, SendAnswer, SendPayload, UnreadMessage,
+    P2PUnreadNum, PushEvent, PushMessage, RegressiveStrategy, RetrievedMessage, RoomInfo, RoomMsg,
+    RoomOpenInfo, RtmOptions, SendAnswer, SendPayload, UnreadMessage,
 };

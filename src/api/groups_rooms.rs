@@ -1,5 +1,5 @@
-//! The group and room membership methods the message API depends on (the
-//! rest of the groups and rooms pages comes later).
+//! The group membership methods the message API depends on (the rest of the
+//! groups page comes later; the room methods are in `rooms.rs`).
 
 use super::decode::Empty;
 use super::spec::{specs, Spec};
@@ -10,8 +10,6 @@ use crate::value::{self, MapBuilder};
 specs! {
     ADD_GROUP_MEMBERS = "addgroupmembers", Safe;
     DEL_GROUP_MEMBERS = "delgroupmembers", Safe;
-    ENTER_ROOM = "enterroom", Safe;
-    LEAVE_ROOM = "leaveroom", Safe;
 }
 
 impl RtmClient {
@@ -56,27 +54,5 @@ impl RtmClient {
             .put("uids", value::i64_array(uids))
             .build();
         self.quest::<Empty>(spec, payload, timeout, callback);
-    }
-
-    /// Enters a room (`enterroom`). Mirrors JavaScript `enterRoom(rid, timeout, callback)`.
-    pub fn enter_room(
-        &self,
-        rid: i64,
-        timeout: u64,
-        callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
-    ) {
-        let payload = MapBuilder::new().put("rid", rid).build();
-        self.quest::<Empty>(&ENTER_ROOM, payload, timeout, callback);
-    }
-
-    /// Leaves a room (`leaveroom`). Mirrors JavaScript `leaveRoom(rid, timeout, callback)`.
-    pub fn leave_room(
-        &self,
-        rid: i64,
-        timeout: u64,
-        callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
-    ) {
-        let payload = MapBuilder::new().put("rid", rid).build();
-        self.quest::<Empty>(&LEAVE_ROOM, payload, timeout, callback);
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod de;
 pub(crate) mod decode;
 mod groups_rooms;
 mod messages;
+mod rooms;
 pub(crate) mod spec;
 
 use spec::Spec;
@@ -20,7 +21,9 @@ use spec::Spec;
 /// gate's routes by tests).
 #[allow(dead_code)]
 pub(crate) fn all_specs() -> impl Iterator<Item = &'static Spec> {
-    [messages::SPECS, groups_rooms::SPECS].into_iter().flatten()
+    [messages::SPECS, groups_rooms::SPECS, rooms::SPECS]
+        .into_iter()
+        .flatten()
 }
 
 #[cfg(test)]

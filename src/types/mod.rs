@@ -11,8 +11,10 @@ use std::collections::HashMap;
 use std::fmt;
 
 mod messages;
+mod rooms;
 
 pub use messages::*;
+pub use rooms::*;
 
 /// Well-known message types (`mtype`).
 ///

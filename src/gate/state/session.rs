@@ -272,7 +272,11 @@ mod tests {
                     DUPLICATED_AUTH,
                     EMPTY_PARAMETER,
                     NOT_IN_ROOM,
-                    NOT_GROUP_MEMBER
+                    NOT_GROUP_MEMBER,
+                    200030, // too large (room info)
+                    200032, // too many items (rids)
+                    200050, // unsupported language (value-added)
+                    200054, // sensitive words (translate with profanity "stop")
                 ]
                 .contains(&e.code));
             }
