@@ -74,7 +74,7 @@ pub use error::{error_code, RtmError, SendError};
 /// The msgpack value type of the FPNN layer and the gate's test hooks.
 pub use rmpv;
 pub use types::{
-    mtype, BroadcastMsg, Dispatch, GroupMsg, GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg,
-    P2PUnreadNum, PushEvent, PushMessage, RegressiveStrategy, RetrievedMessage, RoomInfo, RoomMsg,
-    RoomOpenInfo, RtmOptions, SendAnswer, SendPayload, UnreadMessage,
+    mtype, BroadcastMsg, DevicePushOption, Dispatch, GroupMsg, GroupUnreadNum, HistoryMessages,
+    HistoryMsg, P2PMsg, P2PUnreadNum, PushEvent, PushMessage, RegressiveStrategy, RetrievedMessage,
+    RoomInfo, RoomMsg, RoomOpenInfo, RtmOptions, SendAnswer, SendPayload, UnreadMessage,
 };

@@ -14,6 +14,7 @@ mod groups_rooms;
 mod messages;
 mod rooms;
 pub(crate) mod spec;
+mod system;
 
 use spec::Spec;
 
@@ -21,9 +22,14 @@ use spec::Spec;
 /// gate's routes by tests).
 #[allow(dead_code)]
 pub(crate) fn all_specs() -> impl Iterator<Item = &'static Spec> {
-    [messages::SPECS, groups_rooms::SPECS, rooms::SPECS]
-        .into_iter()
-        .flatten()
+    [
+        messages::SPECS,
+        groups_rooms::SPECS,
+        rooms::SPECS,
+        system::SPECS,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 #[cfg(test)]

@@ -12,9 +12,11 @@ use std::fmt;
 
 mod messages;
 mod rooms;
+mod system;
 
 pub use messages::*;
 pub use rooms::*;
+pub use system::*;
 
 /// Well-known message types (`mtype`).
 ///

@@ -17,7 +17,8 @@
 //! | `history.rs` | the four history quests |
 //! | `unread.rs` | `getunread`, `cleanunread`, `getp2punread`, `getgroupunread` and the unread marks |
 //! | `groups.rs` | group membership quests |
-//! | `rooms.rs` | `enterroom`, `leaveroom`, room membership; the `kickout_room` hook |
+//! | `rooms.rs` | room membership, counts and info quests; the `kickout_room` hook |
+//! | `system.rs` | connection attrs, debug logs, devices, device push options |
 //!
 //! Adding an area: a new file with `pub(super) const ROUTES: &[Route]` (and, when it keeps
 //! state, a `State` struct), its `mod` line and its `ROUTES` in [`AREAS`] here, and its
@@ -52,6 +53,7 @@ mod history;
 mod messages;
 mod rooms;
 mod session;
+mod system;
 #[cfg(test)]
 mod testkit;
 mod unread;
@@ -64,6 +66,7 @@ const AREAS: &[&[Route]] = &[
     unread::ROUTES,
     groups::ROUTES,
     rooms::ROUTES,
+    system::ROUTES,
 ];
 
 /// A connection, from TCP accept to close; the server layer picks the ids.
@@ -204,6 +207,7 @@ struct Project {
     unread: unread::State,
     groups: groups::State,
     rooms: rooms::State,
+    system: system::State,
 }
 
 /// The whole in-memory state of one gate.
@@ -270,6 +274,7 @@ impl GateState {
         let t = p.clock(now_ms);
         let user = p.users.entry(uid).or_default();
         user.conns.remove(&conn);
+        p.system.disconnect(conn);
         if user.conns.is_empty() {
             user.last_logout = t;
             p.rooms.leave_all(uid);

@@ -29,14 +29,9 @@ fn auth(s: &mut GateState, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
             .map_or(true, |t| t.get(&uid).is_some_and(|x| x == token));
     if ok {
         s.conns.insert(ctx.conn, (pid, uid));
-        s.projects
-            .entry(pid)
-            .or_default()
-            .users
-            .entry(uid)
-            .or_default()
-            .conns
-            .insert(ctx.conn);
+        let p = s.projects.entry(pid).or_default();
+        p.users.entry(uid).or_default().conns.insert(ctx.conn);
+        p.system.login(ctx.conn, ctx.now, a);
     }
     Ok(obj([("ok", ok.into())]))
 }
