@@ -74,7 +74,8 @@ pub use error::{error_code, RtmError, SendError};
 /// The msgpack value type of the FPNN layer and the gate's test hooks.
 pub use rmpv;
 pub use types::{
-    mtype, BroadcastMsg, DevicePushOption, Dispatch, GroupMsg, GroupUnreadNum, HistoryMessages,
-    HistoryMsg, P2PMsg, P2PUnreadNum, PushEvent, PushMessage, RegressiveStrategy, RetrievedMessage,
-    RoomInfo, RoomMsg, RoomOpenInfo, RtmOptions, SendAnswer, SendPayload, UnreadMessage,
+    mtype, BroadcastMsg, CheckResult, DevicePushOption, Dispatch, GroupMsg, GroupUnreadNum,
+    HistoryMessages, HistoryMsg, P2PMsg, P2PUnreadNum, ProfanityResult, PushEvent, PushMessage,
+    RegressiveStrategy, RetrievedMessage, RoomInfo, RoomMsg, RoomOpenInfo, RtmOptions, SendAnswer,
+    SendPayload, Transcript, Translation, UnreadMessage,
 };

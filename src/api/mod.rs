@@ -15,6 +15,7 @@ mod messages;
 mod rooms;
 pub(crate) mod spec;
 mod system;
+mod value_added;
 
 use spec::Spec;
 
@@ -27,6 +28,7 @@ pub(crate) fn all_specs() -> impl Iterator<Item = &'static Spec> {
         groups_rooms::SPECS,
         rooms::SPECS,
         system::SPECS,
+        value_added::SPECS,
     ]
     .into_iter()
     .flatten()

@@ -13,10 +13,12 @@ use std::fmt;
 mod messages;
 mod rooms;
 mod system;
+mod value_added;
 
 pub use messages::*;
 pub use rooms::*;
 pub use system::*;
+pub use value_added::*;
 
 /// Well-known message types (`mtype`).
 ///

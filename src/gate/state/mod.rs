@@ -19,6 +19,7 @@
 //! | `groups.rs` | group membership quests |
 //! | `rooms.rs` | room membership, counts and info quests; the `kickout_room` hook |
 //! | `system.rs` | connection attrs, debug logs, devices, device push options |
+//! | `value_added.rs` | translation, profanity, content checks, speech to text (fixed rules) |
 //!
 //! Adding an area: a new file with `pub(super) const ROUTES: &[Route]` (and, when it keeps
 //! state, a `State` struct), its `mod` line and its `ROUTES` in [`AREAS`] here, and its
@@ -57,6 +58,7 @@ mod system;
 #[cfg(test)]
 mod testkit;
 mod unread;
+mod value_added;
 
 /// Every area's routes, in one table; adding an area adds one line here.
 const AREAS: &[&[Route]] = &[
@@ -67,6 +69,7 @@ const AREAS: &[&[Route]] = &[
     groups::ROUTES,
     rooms::ROUTES,
     system::ROUTES,
+    value_added::ROUTES,
 ];
 
 /// A connection, from TCP accept to close; the server layer picks the ids.
@@ -430,6 +433,11 @@ fn small(v: &Value) -> Option<u8> {
 
 fn mtypes(v: &Value) -> Option<Vec<u8>> {
     v.as_array()?.iter().map(small).collect()
+}
+
+/// A non-empty str.
+fn text(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty())
 }
 
 /// A body or attrs: str or bin, kept exactly as it came.

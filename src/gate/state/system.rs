@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rmpv::Value;
 
-use super::{get, mtypes, obj, Args, ConnId, Ctx, GateError, Project, Route};
+use super::{get, mtypes, obj, text, Args, ConnId, Ctx, GateError, Project, Route};
 
 /// How many debug log entries a project keeps (the oldest go first).
 pub(super) const MAX_LOGS: usize = 1_000;
@@ -177,11 +177,6 @@ fn option(ctx: &Ctx, a: Args) -> Result<((i64, u8, i64), BTreeSet<u8>), GateErro
     let xid = a.id("xid")?;
     let types = a.opt("mtypes", mtypes)?.unwrap_or_default();
     Ok(((ctx.uid, kind, xid), types.into_iter().collect()))
-}
-
-/// A non-empty str.
-fn text(v: &Value) -> Option<&str> {
-    v.as_str().filter(|s| !s.is_empty())
 }
 
 /// A map of str to str.
