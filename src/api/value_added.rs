@@ -107,6 +107,7 @@ impl RtmClient {
     /// (fail with 200054 when the text has sensitive words) or `"censor"`
     /// (mask them). An empty text or target language completes with 200033
     /// without sending; an unsupported language is 200050.
+    #[allow(clippy::too_many_arguments)]
     pub fn translate(
         &self,
         original_message: &str,

@@ -115,8 +115,11 @@ pub(super) struct State {
     /// Device token -> (owner uid, apptype).
     devices: BTreeMap<String, (i64, String)>,
     /// (uid, type, xid) -> the mtypes not pushed; empty = every mtype.
-    options: BTreeMap<(i64, u8, i64), BTreeSet<u8>>,
+    options: BTreeMap<OptionKey, BTreeSet<u8>>,
 }
+
+/// A push option's owner, type and xid.
+type OptionKey = (i64, u8, i64);
 
 #[derive(Debug, Default)]
 struct Conn {
@@ -172,7 +175,7 @@ fn get_attrs(p: &mut Project, ctx: &mut Ctx, _: Args) -> Result<Value, GateError
 }
 
 /// `(caller, type, xid)` and the mtypes of `addoption` / `removeoption`.
-fn option(ctx: &Ctx, a: Args) -> Result<((i64, u8, i64), BTreeSet<u8>), GateError> {
+fn option(ctx: &Ctx, a: Args) -> Result<(OptionKey, BTreeSet<u8>), GateError> {
     let kind = a.req("type", |v| v.as_u64().filter(|&t| t <= 1))? as u8;
     let xid = a.id("xid")?;
     let types = a.opt("mtypes", mtypes)?.unwrap_or_default();
@@ -250,7 +253,7 @@ mod tests {
             attrs: "x".into(),
             time: 1_000,
         };
-        assert_eq!(logs(&g), [first.clone()]);
+        assert_eq!(logs(&g), [first]);
         assert_eq!(
             g.err(a, "adddebuglog", map! {"msg": "", "attrs": ""}),
             EMPTY_PARAMETER
