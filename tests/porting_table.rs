@@ -303,6 +303,15 @@ fn the_porting_table_matches_the_code() {
         "docs/porting.md:\n{}",
         problems.join("\n")
     );
+
+    let ported = rows.iter().filter(|r| !r.pending).count();
+    let claim = format!("{ported} of the JavaScript SDK's {JS_METHODS} client methods");
+    let readme = read(&root.join("README.md"));
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        readme.contains(&claim),
+        "README.md's \"What it is\" should say \"{claim}\""
+    );
 }
 
 #[test]
