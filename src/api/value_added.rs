@@ -2,8 +2,10 @@
 //! (docs/ValueAdded.md), plus `profanity` of the JavaScript SDK. JavaScript's
 //! `speech2Text` is `speech2_text` (the crate's snake_case rule, docs/porting.md).
 
-use super::decode::answer;
-use super::spec::specs;
+use rmpv::Value;
+
+use super::decode::{answer, Answer};
+use super::spec::{specs, Spec};
 use crate::client::RtmClient;
 use crate::error::RtmError;
 use crate::types::{CheckResult, ProfanityResult, Transcript, Translation};
@@ -51,30 +53,39 @@ fn media_type(t: u8) -> Result<(), &'static str> {
 }
 
 impl RtmClient {
-    /// Sends `request` (with `strategyId` when given), or completes with
-    /// 200033 when it could not be built.
+    /// Sends `request` with its answer decoded through `W`, or completes
+    /// with 200033 when it could not be built.
+    fn quest_or_reject<W: Answer>(
+        &self,
+        spec: &'static Spec,
+        request: Result<Value, &'static str>,
+        timeout: u64,
+        callback: impl FnOnce(Option<RtmError>, Option<W::Out>) + Send + 'static,
+    ) {
+        match request {
+            Ok(payload) => self.quest::<W>(spec, payload, timeout, callback),
+            Err(ex) => self.reject(ex, |e| e, callback),
+        }
+    }
+
+    /// Sends a check `request` (with `strategyId` when given).
     fn check(
         &self,
-        spec: &'static super::spec::Spec,
+        spec: &'static Spec,
         request: Result<MapBuilder, &'static str>,
         strategy_id: Option<&str>,
         timeout: u64,
         callback: impl FnOnce(Option<RtmError>, Option<CheckResult>) + Send + 'static,
     ) {
-        match request {
-            Ok(b) => {
-                let payload = b.put_opt("strategyId", strategy_id).build();
-                self.quest::<CheckResult>(spec, payload, timeout, callback);
-            }
-            Err(ex) => self.reject(ex, |e| e, callback),
-        }
+        let request = request.map(|b| b.put_opt("strategyId", strategy_id).build());
+        self.quest_or_reject::<CheckResult>(spec, request, timeout, callback);
     }
 
     /// Sends a media check (`icheck`, `vcheck`) of `media` under `key`.
     #[allow(clippy::too_many_arguments)]
     fn media_check(
         &self,
-        spec: &'static super::spec::Spec,
+        spec: &'static Spec,
         key: &str,
         media: &str,
         media_kind: u8,
@@ -265,10 +276,8 @@ impl RtmClient {
         timeout: u64,
         callback: impl FnOnce(Option<RtmError>, Option<Transcript>) + Send + 'static,
     ) {
-        match audio_request(audio, audio_type, lang, codec, srate) {
-            Ok(b) => self.quest::<Transcript>(&SPEECH_TO_TEXT, b.build(), timeout, callback),
-            Err(ex) => self.reject(ex, |e| e, callback),
-        }
+        let request = audio_request(audio, audio_type, lang, codec, srate).map(MapBuilder::build);
+        self.quest_or_reject::<Transcript>(&SPEECH_TO_TEXT, request, timeout, callback);
     }
 }
 
@@ -276,7 +285,6 @@ impl RtmClient {
 mod tests {
     use super::*;
     use crate::api::decode::decode;
-    use rmpv::Value;
 
     fn map(entries: Vec<(&str, Value)>) -> Value {
         Value::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
