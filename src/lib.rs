@@ -126,9 +126,10 @@ pub use error::{error_code, RtmError, SendError};
 /// new major version of `rmpv` is a breaking change of this crate. Rust-only.
 pub use rmpv;
 pub use types::{
-    mtype, BroadcastMsg, Dispatch, GroupMsg, GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg,
-    P2PUnreadNum, PushEvent, PushMessage, RegressiveStrategy, RetrievedMessage, RoomMsg,
-    RtmOptions, SendAnswer, SendPayload, UnreadMessage,
+    mtype, BroadcastMsg, CheckResult, DevicePushOption, Dispatch, GroupMsg, GroupUnreadNum,
+    HistoryMessages, HistoryMsg, P2PMsg, P2PUnreadNum, ProfanityResult, PushEvent, PushMessage,
+    RegressiveStrategy, RetrievedMessage, RoomInfo, RoomMsg, RoomOpenInfo, RtmOptions, SendAnswer,
+    SendPayload, Transcript, Translation, UnreadMessage,
 };
 pub use types::{
     Conversation, ConversationList, DataValue, GroupConversationList, GroupCount, GroupInfo,

@@ -15,10 +15,12 @@ pub(crate) mod de;
 pub(crate) mod decode;
 mod friends;
 mod groups;
-mod groups_rooms;
 mod messages;
+mod rooms;
 pub(crate) mod spec;
+mod system;
 mod users;
+mod value_added;
 
 use spec::Spec;
 
@@ -29,12 +31,14 @@ use spec::Spec;
 pub(crate) fn all_specs() -> impl Iterator<Item = &'static Spec> {
     [
         messages::SPECS,
-        groups_rooms::SPECS,
         friends::SPECS,
         groups::SPECS,
         users::SPECS,
         data::SPECS,
         conversations::SPECS,
+        rooms::SPECS,
+        system::SPECS,
+        value_added::SPECS,
     ]
     .into_iter()
     .flatten()

@@ -14,13 +14,19 @@ mod conversations;
 mod data;
 mod groups;
 mod messages;
+mod rooms;
+mod system;
 mod users;
+mod value_added;
 
 pub use conversations::*;
 pub use data::*;
 pub use groups::*;
 pub use messages::*;
+pub use rooms::*;
+pub use system::*;
 pub use users::*;
+pub use value_added::*;
 
 /// Well-known message types (`mtype`).
 ///

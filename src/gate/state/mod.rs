@@ -17,11 +17,13 @@
 //! | `history.rs` | the four history quests |
 //! | `unread.rs` | `getunread`, `cleanunread`, `getp2punread`, `getgroupunread` and the unread marks |
 //! | `groups.rs` | group membership, counts and information quests |
-//! | `rooms.rs` | `enterroom`, `leaveroom`, room membership; the `kickout_room` hook |
+//! | `rooms.rs` | room membership, counts and info quests; the `kickout_room` hook |
 //! | `friends.rs` | friend lists and blacklists; the blacklist check of p2p sends |
 //! | `users.rs` | online users, user information; [`Project::is_online`] |
 //! | `data.rs` | the per-user key-value store |
 //! | `conversations.rs` | `getsession`, `removesession`, `setlang`, the five conversation lists |
+//! | `system.rs` | connection attrs, debug logs, devices, device push options |
+//! | `value_added.rs` | translation, profanity, content checks, speech to text (fixed rules) |
 //!
 //! Adding an area: a new file with `pub(super) const ROUTES: &[Route]` (and, when it keeps
 //! state, a `State` struct), its `mod` line and its `ROUTES` in [`AREAS`] here, and its
@@ -64,10 +66,12 @@ mod history;
 mod messages;
 mod rooms;
 mod session;
+mod system;
 #[cfg(test)]
 mod testkit;
 mod unread;
 mod users;
+mod value_added;
 
 /// Every area's routes, in one table; adding an area adds one line here.
 const AREAS: &[&[Route]] = &[
@@ -81,6 +85,8 @@ const AREAS: &[&[Route]] = &[
     users::ROUTES,
     data::ROUTES,
     conversations::ROUTES,
+    system::ROUTES,
+    value_added::ROUTES,
 ];
 
 /// A connection, from TCP accept to close; the server layer picks the ids.
@@ -227,6 +233,7 @@ struct Project {
     users_info: users::State,
     data: data::State,
     conversations: conversations::State,
+    system: system::State,
 }
 
 /// The whole in-memory state of one gate.
@@ -293,6 +300,7 @@ impl GateState {
         let t = p.clock(now_ms);
         let user = p.users.entry(uid).or_default();
         user.conns.remove(&conn);
+        p.system.disconnect(conn);
         if user.conns.is_empty() {
             user.last_logout = t;
             p.rooms.leave_all(uid);
@@ -536,6 +544,11 @@ fn small(v: &Value) -> Option<u8> {
 
 fn mtypes(v: &Value) -> Option<Vec<u8>> {
     v.as_array()?.iter().map(small).collect()
+}
+
+/// A non-empty str.
+fn text(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty())
 }
 
 /// A body or attrs: str or bin, kept exactly as it came.
