@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --bin rtm-gate -- [--host H] [--port P] [--token UID:TOKEN]...
-//!     [--ping-interval S] [--strict-framing] [--max-packet BYTES]
+//!     [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay]
 //! ```
 //! Prints `rtm-gate listening on HOST:PORT` first, runs until SIGINT or
 //! SIGTERM, and exits 0.
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rtm_client::gate::GateBuilder;
 
-const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES]";
+const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay]";
 
 fn parse(args: &[String]) -> Result<GateBuilder, String> {
     let mut b = GateBuilder::default().port(13321);
@@ -39,6 +39,7 @@ fn parse(args: &[String]) -> Result<GateBuilder, String> {
                 b = b.ping_interval(Duration::from_secs(s));
             }
             "--strict-framing" => b = b.strict_framing(true),
+            "--no-nodelay" => b = b.nodelay(false),
             "--max-packet" => {
                 let n: usize = val("--max-packet")?
                     .parse()
