@@ -40,6 +40,10 @@ struct Outbox {
     /// Whether to flush what is queued before the writer exits.
     drain: bool,
     writer_waiting: bool,
+    /// Someone (the writer, or the reader flushing its own answers) is
+    /// writing a batch taken from `buf`; only one at a time, so bytes keep
+    /// their order.
+    writing: bool,
 }
 
 /// One client connection as the gate sees it. Everything sent to it goes
@@ -59,8 +63,10 @@ pub(crate) struct Conn {
 impl Conn {
     /// Appends bytes to the outbox with `fill`; closes the connection instead
     /// when that would take the queue over its limit (unless it was empty, so
-    /// one frame of any accepted size can always go out).
-    fn enqueue(&self, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+    /// one frame of any accepted size can always go out). With `wake` the
+    /// writer is woken; without, the bytes wait for the connection's reader
+    /// to flush them before it next blocks (see [`ConnReader`]).
+    fn enqueue(&self, wake: bool, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
         let mut o = self.out.lock();
         if o.closed {
             return Err(io::ErrorKind::NotConnected.into());
@@ -78,15 +84,20 @@ impl Conn {
             self.kill();
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        if o.writer_waiting {
+        if wake && o.writer_waiting {
             o.writer_waiting = false;
             self.out_ready.notify_one();
         }
         Ok(())
     }
 
-    fn write_packet(&self, packet_len: usize, encode: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
-        self.enqueue(|buf| {
+    fn write_packet(
+        &self,
+        wake: bool,
+        packet_len: usize,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> io::Result<()> {
+        self.enqueue(wake, |buf| {
             write_head(buf, Opcode::Binary, true, packet_len, None, self.quirk);
             let start = buf.len();
             encode(buf);
@@ -95,7 +106,7 @@ impl Conn {
     }
 
     pub(crate) fn write_raw(&self, bytes: &[u8]) -> io::Result<()> {
-        self.enqueue(|buf| buf.extend_from_slice(bytes))
+        self.enqueue(true, |buf| buf.extend_from_slice(bytes))
     }
 
     pub(crate) fn send_quest(&self, method: &str, payload: &Value, twoway: bool) {
@@ -110,12 +121,19 @@ impl Conn {
         };
         let kind = if twoway { Kind::Twoway } else { Kind::Oneway };
         let len = packet::packet_len(kind, method.len(), body.len());
-        let _ = self.write_packet(len, |buf| {
+        let _ = self.write_packet(true, len, |buf| {
             packet::encode_quest(buf, twoway, seq, method, &body)
         });
     }
 
-    fn send_answer(&self, seq: u32, answer: &Result<Value, (i32, String)>, json: bool) {
+    /// Queues an answer; `wake` as in [`Conn::enqueue`].
+    fn send_answer(
+        &self,
+        seq: u32,
+        answer: &Result<Value, (i32, String)>,
+        json: bool,
+        wake: bool,
+    ) {
         let err;
         let (status, v) = match answer {
             Ok(v) => (0, v),
@@ -134,7 +152,7 @@ impl Conn {
             packet::encode_payload(v, &mut body);
         }
         let len = packet::packet_len(Kind::Answer, 0, body.len());
-        let _ = self.write_packet(len, |buf| {
+        let _ = self.write_packet(wake, len, |buf| {
             let start = buf.len();
             packet::encode_answer(buf, seq, status, &body);
             if json {
@@ -160,32 +178,90 @@ impl Conn {
         self.out_ready.notify_one();
     }
 
+    /// Takes what is queued unless someone is writing already; the caller
+    /// writes it and then calls [`Conn::wrote`].
+    fn take(&self, o: &mut Outbox, batch: &mut Vec<u8>) {
+        o.writing = true;
+        std::mem::swap(&mut o.buf, batch);
+    }
+
+    fn wrote(&self, batch: &mut Vec<u8>, r: io::Result<()>) -> io::Result<()> {
+        batch.clear();
+        if batch.capacity() > BATCH_KEEP {
+            *batch = Vec::new();
+        }
+        if let Err(e) = r {
+            log::debug!("gate: writing to connection {} failed: {e}", self.id);
+            self.kill();
+            return Err(e);
+        }
+        let mut o = self.out.lock();
+        o.writing = false;
+        if !o.buf.is_empty() && o.writer_waiting {
+            o.writer_waiting = false;
+            self.out_ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The reader, about to block for more bytes, writes the answers it
+    /// queued itself (all the answers to one read go out in one write, and
+    /// no other thread is woken), unless the writer is busy and will.
+    fn flush_from_reader(&self, stream: &TcpStream, batch: &mut Vec<u8>) -> io::Result<()> {
+        {
+            let mut o = self.out.lock();
+            if o.buf.is_empty() || o.writing || o.closed {
+                return Ok(());
+            }
+            self.take(&mut o, batch);
+        }
+        let r = (&mut &*stream).write_all(batch);
+        self.wrote(batch, r)
+    }
+
     /// The writer thread: takes everything queued at once and writes it in
-    /// one call, so answers that pile up while it writes go out together.
-    fn write_loop(&self, mut stream: TcpStream) {
+    /// one call, so frames that pile up while it writes go out together.
+    fn write_loop(&self, stream: TcpStream) {
         let mut batch = Vec::new();
         loop {
             {
                 let mut o = self.out.lock();
-                while o.buf.is_empty() && !o.closed {
+                loop {
+                    if o.closed && !o.drain {
+                        return;
+                    }
+                    if !o.buf.is_empty() && !o.writing {
+                        break;
+                    }
+                    if o.closed && !o.writing {
+                        return;
+                    }
                     o.writer_waiting = true;
                     self.out_ready.wait(&mut o);
                 }
-                if o.closed && (o.buf.is_empty() || !o.drain) {
-                    return;
-                }
-                std::mem::swap(&mut o.buf, &mut batch);
+                self.take(&mut o, &mut batch);
             }
-            if let Err(e) = stream.write_all(&batch) {
-                log::debug!("gate: writing to connection {} failed: {e}", self.id);
-                self.kill();
+            let r = (&mut &stream).write_all(&batch);
+            if self.wrote(&mut batch, r).is_err() {
                 return;
             }
-            batch.clear();
-            if batch.capacity() > BATCH_KEEP {
-                batch = Vec::new();
-            }
         }
+    }
+}
+
+/// The reader's byte source: flushes the connection's own queued answers
+/// each time the frame reader needs more bytes, that is just before it
+/// would block.
+struct ConnReader {
+    stream: TcpStream,
+    conn: Arc<Conn>,
+    batch: Vec<u8>,
+}
+
+impl io::Read for ConnReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.conn.flush_from_reader(&self.stream, &mut self.batch)?;
+        (&mut &self.stream).read(buf)
     }
 }
 
@@ -367,6 +443,7 @@ impl Server {
                 closed: false,
                 drain: true,
                 writer_waiting: false,
+                writing: false,
             }),
             out_ready: Condvar::new(),
             control: stream.try_clone()?,
@@ -386,7 +463,12 @@ impl Server {
             conn.kill();
         }
         let parser = FrameParser::new(Role::Server, self.config.max_packet, false);
-        let mut reader = WsReader::new(stream, &up.leftover, parser);
+        let source = ConnReader {
+            stream,
+            conn: conn.clone(),
+            batch: Vec::new(),
+        };
+        let mut reader = WsReader::new(source, &up.leftover, parser);
         let result = self.read_loop(&conn, &mut reader);
         // A clean end (bye, a close frame) sends what is queued first; the
         // writer gives up after WRITE_STALL on a client that does not read.
@@ -405,7 +487,7 @@ impl Server {
     fn read_loop(
         self: &Arc<Self>,
         conn: &Arc<Conn>,
-        reader: &mut WsReader<TcpStream>,
+        reader: &mut WsReader<ConnReader>,
     ) -> io::Result<()> {
         loop {
             let msg = reader.read().map_err(|e| io::Error::other(e.to_string()))?;
@@ -464,13 +546,13 @@ impl Server {
             if p.kind == Kind::Twoway {
                 let delay = *self.answer_delay.lock();
                 if delay.is_zero() {
-                    conn.send_answer(p.seq, &answer, json);
+                    conn.send_answer(p.seq, &answer, json, false);
                 } else {
                     let c = conn.clone();
                     let seq = p.seq;
                     std::thread::spawn(move || {
                         std::thread::sleep(delay);
-                        c.send_answer(seq, &answer, json);
+                        c.send_answer(seq, &answer, json, true);
                     });
                 }
             }
