@@ -22,7 +22,7 @@ mod floor;
 #[path = "bench/measure.rs"]
 mod measure;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -126,6 +126,7 @@ fn start_gate(a: &Args) -> GateHere {
         .read_line(&mut line)
         .expect("the gate's first line");
     let endpoint = line.trim().rsplit(' ').next().unwrap_or("").to_owned();
+    measure::GATE_PID.store(child.id(), Ordering::Relaxed);
     GateHere::Child(child, endpoint)
 }
 
@@ -333,69 +334,116 @@ fn floor_send(endpoint: &str, n: usize, window: usize, clients: usize, size: usi
     }
 }
 
-/// A bare sender (thread `bench-sender`, not counted as the client) sends
-/// `n` messages to `to` with `window` in flight; the send times are kept by
-/// mid for the receiver's latency (`ready` gets them before the first send).
+/// The pushes scenario's bookkeeping: when each mid was sent, and how many
+/// pushes arrived (the sender keeps at most `window` pushes unreceived).
+struct Pushes {
+    sent: Vec<AtomicU64>,
+    first: i64,
+    base: Instant,
+    received: Mutex<usize>,
+    more: parking_lot::Condvar,
+}
+
+impl Pushes {
+    fn new(n: usize) -> Arc<Pushes> {
+        Arc::new(Pushes {
+            sent: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            first: mids(n),
+            base: Instant::now(),
+            received: Mutex::new(0),
+            more: parking_lot::Condvar::new(),
+        })
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    /// A push arrived: its latency in microseconds.
+    fn got(&self, mid: i64) -> u32 {
+        let at = self.sent[(mid - self.first) as usize].load(Ordering::Relaxed);
+        *self.received.lock() += 1;
+        self.more.notify_one();
+        (self.now_ns().saturating_sub(at) / 1000) as u32
+    }
+}
+
+/// A bare sender (threads `bench-sender*`, not counted as the client) sends
+/// `p.sent.len()` messages to `to`, keeping at most `window` sent but not yet
+/// received as pushes. The threads return the connection, so it stays open
+/// until joined (after the meter has read the gate's threads).
 fn sender(
     endpoint: &str,
     to: i64,
-    n: usize,
     window: usize,
     size: usize,
-    ready: impl FnOnce(SendTimes),
-) -> std::thread::JoinHandle<()> {
+    p: Arc<Pushes>,
+) -> [std::thread::JoinHandle<Option<floor::Bare>>; 2] {
     let mut c = floor::Bare::login(endpoint, uid()).expect("sender login");
-    let first = mids(n);
-    let base = Instant::now();
-    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
-    ready((sent.clone(), first, base));
-    let s = sent;
-    std::thread::Builder::new()
+    let mut w = c.s.try_clone().expect("clone");
+    let n = p.sent.len();
+    let answers = std::thread::Builder::new()
+        .name("bench-sender-r".into())
+        .spawn(move || {
+            let mut answered = 0;
+            while answered < n {
+                answered += usize::from(c.next().expect("sender's answers").mtype == 2);
+            }
+            Some(c)
+        })
+        .expect("thread");
+    let sends = std::thread::Builder::new()
         .name("bench-sender".into())
         .spawn(move || {
-            floor::pipelined(&mut c, to, size, n, window, first, |mid| {
-                s[(mid - first) as usize].store(base.elapsed().as_nanos() as u64, Ordering::Relaxed)
-            })
-            .expect("sender run");
+            let mut t = floor::Template::sendmsg(to, size);
+            let mut out = Vec::new();
+            let mut sent = 0;
+            while sent < n {
+                let room = {
+                    let mut r = p.received.lock();
+                    while sent - *r >= window {
+                        p.more.wait(&mut r);
+                    }
+                    window - (sent - *r)
+                };
+                out.clear();
+                for _ in 0..room.min(n - sent) {
+                    let mid = p.first + sent as i64;
+                    out.extend_from_slice(t.set(sent as u32 + 1, mid));
+                    p.sent[sent].store(p.now_ns(), Ordering::Relaxed);
+                    sent += 1;
+                }
+                w.write_all(&out).expect("sender write");
+            }
+            None
         })
-        .expect("thread")
-}
-
-/// When each mid was sent (ns after the base instant), the first mid, the base.
-type SendTimes = (Arc<Vec<AtomicU64>>, i64, Instant);
-
-fn push_latency(sent: &[AtomicU64], first: i64, base: Instant, mid: i64) -> u32 {
-    let at = sent[(mid - first) as usize].load(Ordering::Relaxed);
-    ((base.elapsed().as_nanos() as u64).saturating_sub(at) / 1000) as u32
+        .expect("thread");
+    [answers, sends]
 }
 
 fn sdk_pushes(endpoint: &str, n: usize, window: usize, size: usize) -> Run {
     let me = uid();
     let client = sdk_client(endpoint, me);
     let lat = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let slot: Arc<Mutex<Option<SendTimes>>> = Arc::default();
+    let p = Pushes::new(n);
     let (tx, rx) = crossbeam_channel::bounded(1);
     {
-        let (lat, slot) = (lat.clone(), slot.clone());
+        let (lat, p) = (lat.clone(), p.clone());
         client.processor().on(PushEvent::RecvChat, move |m| {
-            let Some((sent, first, base)) = slot.lock().clone() else {
-                return;
-            };
+            let us = p.got(m.mid);
             let mut l = lat.lock();
-            l.push(push_latency(&sent, first, base, m.mid));
+            l.push(us);
             if l.len() == n {
                 let _ = tx.send(());
             }
         });
     }
     let meter = Meter::start();
-    let t = sender(endpoint, me, n, window, size, |times| {
-        *slot.lock() = Some(times)
-    });
+    let threads = sender(endpoint, me, window, size, p);
     rx.recv_timeout(Duration::from_secs(600))
         .expect("all pushes");
     let usage = meter.stop();
-    let _ = t.join();
+    let _ = threads.map(|t| t.join());
     client.destroy();
     let lat = std::mem::take(&mut *lat.lock());
     Run {
@@ -409,17 +457,13 @@ fn sdk_pushes(endpoint: &str, n: usize, window: usize, size: usize) -> Run {
 fn floor_pushes(endpoint: &str, n: usize, window: usize, size: usize) -> Run {
     let me = uid();
     let mut c = floor::Bare::login(endpoint, me).expect("bare login");
+    let p = Pushes::new(n);
     let meter = Meter::start();
-    let mut times = None;
-    let t = sender(endpoint, me, n, window, size, |st| times = Some(st));
-    let (sent, first, base) = times.expect("send times");
+    let threads = sender(endpoint, me, window, size, p.clone());
     let mut lat = Vec::with_capacity(n);
-    floor::receive_pushes(&mut c, n, |mid| {
-        lat.push(push_latency(&sent, first, base, mid))
-    })
-    .expect("bare pushes");
+    floor::receive_pushes(&mut c, n, |mid| lat.push(p.got(mid))).expect("bare pushes");
     let usage = meter.stop();
-    let _ = t.join();
+    let _ = threads.map(|t| t.join());
     Run {
         n,
         lat,

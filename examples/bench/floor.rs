@@ -115,7 +115,7 @@ impl Bare {
         )?;
         let mut b = Bare {
             s,
-            buf: vec![0; 256 * 1024],
+            buf: Vec::new(),
             head: 0,
             tail: 0,
         };
@@ -145,6 +145,11 @@ impl Bare {
         loop {
             let p = b.next()?;
             if p.mtype == 2 && p.seq == u32::MAX {
+                if b.head == b.tail {
+                    // An idle connection keeps no buffer.
+                    b.buf = Vec::new();
+                    (b.head, b.tail) = (0, 0);
+                }
                 return if p.status == 0 {
                     Ok(b)
                 } else {
@@ -155,6 +160,9 @@ impl Bare {
     }
 
     fn fill(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            self.buf = vec![0; 64 * 1024];
+        }
         if self.head > 0 && self.head == self.tail {
             self.head = 0;
             self.tail = 0;

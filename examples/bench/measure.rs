@@ -4,6 +4,7 @@
 //! latency percentiles. Linux only; elsewhere the figures read 0.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Who a thread works for, from its name.
@@ -27,11 +28,24 @@ fn group_of(comm: &str) -> Group {
     }
 }
 
+/// The pid of a gate running as a child process (0: none); its threads
+/// count as [`Group::Gate`].
+pub static GATE_PID: AtomicU32 = AtomicU32::new(0);
+
 /// CPU nanoseconds of each live thread, by thread id.
 fn threads() -> HashMap<u64, (Group, u64)> {
     let mut out = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return out;
+    read_tasks("/proc/self/task", None, &mut out);
+    let child = GATE_PID.load(Ordering::Relaxed);
+    if child != 0 {
+        read_tasks(&format!("/proc/{child}/task"), Some(Group::Gate), &mut out);
+    }
+    out
+}
+
+fn read_tasks(path: &str, group: Option<Group>, out: &mut HashMap<u64, (Group, u64)>) {
+    let Ok(dir) = std::fs::read_dir(path) else {
+        return;
     };
     for e in dir.flatten() {
         let Ok(tid) = e.file_name().to_string_lossy().parse::<u64>() else {
@@ -42,9 +56,8 @@ fn threads() -> HashMap<u64, (Group, u64)> {
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse().ok())
             .unwrap_or(0);
-        out.insert(tid, (group_of(comm.trim()), ns));
+        out.insert(tid, (group.unwrap_or_else(|| group_of(comm.trim())), ns));
     }
-    out
 }
 
 fn status_field(name: &str) -> u64 {
@@ -60,7 +73,7 @@ pub fn rss_kib() -> u64 {
     status_field("VmRSS:")
 }
 
-/// Threads of this process by group.
+/// Threads of this process (and of a child gate) by group.
 pub fn thread_counts() -> HashMap<Group, usize> {
     let mut n = HashMap::new();
     for (g, _) in threads().values() {

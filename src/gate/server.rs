@@ -127,13 +127,7 @@ impl Conn {
     }
 
     /// Queues an answer; `wake` as in [`Conn::enqueue`].
-    fn send_answer(
-        &self,
-        seq: u32,
-        answer: &Result<Value, (i32, String)>,
-        json: bool,
-        wake: bool,
-    ) {
+    fn send_answer(&self, seq: u32, answer: &Result<Value, (i32, String)>, json: bool, wake: bool) {
         let err;
         let (status, v) = match answer {
             Ok(v) => (0, v),
