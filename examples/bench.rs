@@ -370,7 +370,7 @@ impl Pushes {
 
 /// A bare sender (threads `bench-sender*`, not counted as the client) sends
 /// `p.sent.len()` messages to `to`, keeping at most `window` sent but not yet
-/// received as pushes. The threads return the connection, so it stays open
+/// received as pushes (refilled when half of them have arrived). The threads return the connection, so it stays open
 /// until joined (after the meter has read the gate's threads).
 fn sender(
     endpoint: &str,
@@ -401,7 +401,9 @@ fn sender(
             while sent < n {
                 let room = {
                     let mut r = p.received.lock();
-                    while sent - *r >= window {
+                    // Refill once half the window is free: one wake-up
+                    // per window/2 pushes, not one per push.
+                    while sent > *r && sent - *r > window / 2 {
                         p.more.wait(&mut r);
                     }
                     window - (sent - *r)
