@@ -6,12 +6,14 @@
 //! ```text
 //! cargo run --release --example bench -- [--endpoint HOST:PORT] [--n N] [--window W]
 //!     [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay]
+//!     [--gate-pid PID]
 //! ```
 //!
 //! Without `--endpoint` the local gate runs in this process (its threads,
 //! `rtm-gate-*`, are measured apart from the client's), or with
 //! `--gate-process` in a child process (this program again), which keeps
-//! the gate out of the memory and thread figures. `--gate-no-nodelay` starts
+//! the gate out of the memory and thread figures (`--gate-pid` names the
+//! process of a gate given by `--endpoint`, to measure its CPU too). `--gate-no-nodelay` starts
 //! that gate with TCP_NODELAY off, as real FPNN servers run. Scenarios
 //! (`--scenario` runs those whose name starts with NAME): `sequential`,
 //! `pipelined_100`, `pipelined_1000`, `many_clients`, `pushes`, `idle`.
@@ -69,6 +71,10 @@ fn parse() -> Result<Args, String> {
             "--scenario" => a.scenario = val()?,
             "--gate-process" => a.gate_process = true,
             "--gate-no-nodelay" => a.no_nodelay = true,
+            "--gate-pid" => measure::GATE_PID.store(
+                val()?.parse().map_err(|e| format!("--gate-pid: {e}"))?,
+                Ordering::Relaxed,
+            ),
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -519,7 +525,7 @@ fn main() {
     let a = match parse() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: bench [--endpoint HOST:PORT] [--n N] [--window W] [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay]");
+            eprintln!("{e}\nusage: bench [--endpoint HOST:PORT] [--n N] [--window W] [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay] [--gate-pid PID]");
             std::process::exit(2);
         }
     };
