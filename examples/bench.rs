@@ -141,10 +141,7 @@ fn serve_gate(no_nodelay: bool) {
     let gate = gate_builder(no_nodelay).start().expect("start the gate");
     println!("listening on {}", gate.endpoint());
     let mut sink = String::new();
-    while std::io::stdin()
-        .read_line(&mut sink)
-        .map_or(false, |n| n > 0)
-    {}
+    while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
     gate.shutdown();
 }
 
