@@ -464,12 +464,11 @@ impl Server {
         };
         let mut reader = WsReader::new(source, &up.leftover, parser);
         let result = self.read_loop(&conn, &mut reader);
-        // A clean end (bye, a close frame) sends what is queued first; the
+        // What is queued (the answer to `bye`, or answers to the quests read
+        // before a bad packet) goes out before the connection closes; the
         // writer gives up after WRITE_STALL on a client that does not read.
-        if result.is_ok() {
-            conn.close_outbox(true);
-            let _ = writer.join();
-        }
+        conn.close_outbox(true);
+        let _ = writer.join();
         conn.kill();
         // State first: once the connection is gone from the map, the handle
         // reports the user offline, so the logout must already be recorded.
