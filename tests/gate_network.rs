@@ -292,3 +292,22 @@ fn a_gate_without_nodelay_serves_like_one_with_it() {
         assert_eq!(c.answer(seq).0.status, 0);
     }
 }
+
+#[test]
+fn answers_to_quests_read_before_a_bad_packet_are_sent_before_the_close() {
+    let gate = Gate::start().unwrap();
+    let mut c = RawClient::connect(&gate);
+    c.login(1);
+    // One write: a good quest, then a frame that is no FPNN packet.
+    c.seq += 1;
+    let mut body = Vec::new();
+    packet::encode_payload(&sendmsg(2, 5, "last words"), &mut body);
+    let mut p = Vec::new();
+    packet::encode_quest(&mut p, true, c.seq, "sendmsg", &body);
+    let mut out = c.frame(Opcode::Binary, &p);
+    out.extend(c.frame(Opcode::Binary, b"not a packet"));
+    c.stream.write_all(&out).unwrap();
+    let (a, _) = c.answer(c.seq);
+    assert_eq!(a.status, 0);
+    assert!(c.closed_by_gate());
+}
