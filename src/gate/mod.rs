@@ -125,7 +125,8 @@ impl GateBuilder {
 
     /// Most bytes queued for one connection before the gate decides the
     /// client has stopped reading and closes it (default
-    /// [`DEFAULT_WRITE_QUEUE`]). A frame is always queued when the queue is
+    /// [`DEFAULT_WRITE_QUEUE`]); the batch being written is not counted, so a
+    /// connection holds at most about twice this. A frame is always queued when the queue is
     /// empty, whatever its size. A connection whose writes make no progress
     /// for 10 s is closed too. Rust-only; not a command-line option.
     pub fn write_queue_limit(mut self, bytes: usize) -> Self {
