@@ -15,7 +15,7 @@
 //! the gate out of the memory and thread figures (`--gate-pid` names the
 //! process of a gate given by `--endpoint`, to measure its CPU too). `--gate-no-nodelay` starts
 //! that gate with TCP_NODELAY off, as real FPNN servers run. Scenarios
-//! (`--scenario` runs those whose name starts with NAME): `sequential`,
+//! (`--scenario` runs the one named NAME, or those whose name starts with it): `sequential`,
 //! `pipelined_100`, `pipelined_1000`, `many_clients`, `pushes`, `idle`.
 //! One JSON line per scenario on stdout.
 
@@ -192,6 +192,8 @@ impl Run {
             "msgs_per_s": (self.n as f64 / u.wall.as_secs_f64()).round(),
             "p50_us": p50, "p99_us": p99, "max_us": max,
             "cpu_us_per_msg": round2(u.cpu_us_per(Group::Client, self.n)),
+            "switches_per_msg": round2(u.switches_per(Group::Client, self.n)),
+            "gate_switches_per_msg": round2(u.switches_per(Group::Gate, self.n)),
             "gate_cpu_us_per_msg": round2(u.cpu_us_per(Group::Gate, self.n)),
             "peak_rss_kib": u.peak_rss_kib,
             "threads": u.threads_of(Group::Client),
@@ -537,7 +539,8 @@ fn main() {
         ("pushes", 100_000, 100, 1),
     ];
     for (name, n, window, clients) in msg_scenarios {
-        if !name.starts_with(&a.scenario) {
+        let exact = msg_scenarios.iter().any(|s| s.0 == a.scenario);
+        if (exact && name != a.scenario) || !name.starts_with(&a.scenario) {
             continue;
         }
         let n = a.n.unwrap_or(n);

@@ -20,9 +20,12 @@ fn str8(out: &mut Vec<u8>, s: &[u8]) {
         out.push(0xa0 | s.len() as u8);
     } else if s.len() < 256 {
         out.extend_from_slice(&[0xd9, s.len() as u8]);
-    } else {
+    } else if s.len() <= 0xffff {
         out.push(0xda);
         out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    } else {
+        out.push(0xdb);
+        out.extend_from_slice(&(s.len() as u32).to_be_bytes());
     }
     out.extend_from_slice(s);
 }

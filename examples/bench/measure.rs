@@ -1,6 +1,7 @@
 //! What the bench measures about this process: CPU per thread (from
 //! `/proc/self/task/*/schedstat`, nanoseconds on CPU, grouped by thread
-//! name), resident memory and thread counts (`/proc/self/status`), and
+//! name), context switches per thread (each time a thread blocked or was
+//! preempted: the wake-ups), resident memory and thread counts (`/proc/self/status`), and
 //! latency percentiles. Linux only; elsewhere the figures read 0.
 
 use std::collections::HashMap;
@@ -33,7 +34,7 @@ fn group_of(comm: &str) -> Group {
 pub static GATE_PID: AtomicU32 = AtomicU32::new(0);
 
 /// CPU nanoseconds of each live thread, by thread id.
-fn threads() -> HashMap<u64, (Group, u64)> {
+fn threads() -> HashMap<u64, (Group, u64, u64)> {
     let mut out = HashMap::new();
     read_tasks("/proc/self/task", None, &mut out);
     let child = GATE_PID.load(Ordering::Relaxed);
@@ -43,7 +44,7 @@ fn threads() -> HashMap<u64, (Group, u64)> {
     out
 }
 
-fn read_tasks(path: &str, group: Option<Group>, out: &mut HashMap<u64, (Group, u64)>) {
+fn read_tasks(path: &str, group: Option<Group>, out: &mut HashMap<u64, (Group, u64, u64)>) {
     let Ok(dir) = std::fs::read_dir(path) else {
         return;
     };
@@ -56,7 +57,16 @@ fn read_tasks(path: &str, group: Option<Group>, out: &mut HashMap<u64, (Group, u
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse().ok())
             .unwrap_or(0);
-        out.insert(tid, (group.unwrap_or_else(|| group_of(comm.trim())), ns));
+        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+        let switches = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        out.insert(
+            tid,
+            (group.unwrap_or_else(|| group_of(comm.trim())), ns, switches),
+        );
     }
 }
 
@@ -76,7 +86,7 @@ pub fn rss_kib() -> u64 {
 /// Threads of this process (and of a child gate) by group.
 pub fn thread_counts() -> HashMap<Group, usize> {
     let mut n = HashMap::new();
-    for (g, _) in threads().values() {
+    for (g, _, _) in threads().values() {
         *n.entry(*g).or_default() += 1;
     }
     n
@@ -84,7 +94,7 @@ pub fn thread_counts() -> HashMap<Group, usize> {
 
 /// CPU used between [`Meter::start`] and [`Meter::stop`], per group.
 pub struct Meter {
-    before: HashMap<u64, (Group, u64)>,
+    before: HashMap<u64, (Group, u64, u64)>,
     t0: Instant,
 }
 
@@ -92,6 +102,7 @@ pub struct Meter {
 pub struct Usage {
     pub wall: Duration,
     pub cpu_ns: HashMap<Group, u64>,
+    pub switches: HashMap<Group, u64>,
     pub peak_rss_kib: u64,
     pub threads: HashMap<Group, usize>,
 }
@@ -113,15 +124,18 @@ impl Meter {
         let wall = self.t0.elapsed();
         let after = threads();
         let mut cpu_ns: HashMap<Group, u64> = HashMap::new();
+        let mut switches: HashMap<Group, u64> = HashMap::new();
         let mut counts: HashMap<Group, usize> = HashMap::new();
-        for (tid, (g, ns)) in &after {
-            let was = self.before.get(tid).map_or(0, |b| b.1);
-            *cpu_ns.entry(*g).or_default() += ns.saturating_sub(was);
+        for (tid, (g, ns, sw)) in &after {
+            let (was_ns, was_sw) = self.before.get(tid).map_or((0, 0), |b| (b.1, b.2));
+            *cpu_ns.entry(*g).or_default() += ns.saturating_sub(was_ns);
+            *switches.entry(*g).or_default() += sw.saturating_sub(was_sw);
             *counts.entry(*g).or_default() += 1;
         }
         Usage {
             wall,
             cpu_ns,
+            switches,
             peak_rss_kib: status_field("VmHWM:"),
             threads: counts,
         }
@@ -132,6 +146,11 @@ impl Usage {
     /// CPU microseconds of `g` per message.
     pub fn cpu_us_per(&self, g: Group, n: usize) -> f64 {
         self.cpu_ns.get(&g).copied().unwrap_or(0) as f64 / 1000.0 / n.max(1) as f64
+    }
+
+    /// Context switches of `g`'s threads per message.
+    pub fn switches_per(&self, g: Group, n: usize) -> f64 {
+        self.switches.get(&g).copied().unwrap_or(0) as f64 / n.max(1) as f64
     }
 
     /// Threads of `g` alive at the end.
