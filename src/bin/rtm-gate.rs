@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --bin rtm-gate -- [--host H] [--port P] [--token UID:TOKEN]...
-//!     [--ping-interval S] [--strict-framing] [--max-packet BYTES]
+//!     [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay]
 //! ```
 //! Prints `rtm-gate listening on HOST:PORT` first, runs until SIGINT or
 //! SIGTERM, and exits 0. `--help` explains every option. Built with the `cli`
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rtm_client::gate::GateBuilder;
 
-const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES]";
+const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay]";
 
 /// `--help`: the usage line, then every option with its default.
 const HELP: &str = "\
@@ -35,6 +35,8 @@ Options:
                        frames them the way FPNN servers do (see docs/protocol.md)
   --max-packet BYTES   largest packet accepted (default 8388608, 8 MiB; at least 16);
                        a larger one closes the connection
+  --no-nodelay         leave TCP_NODELAY off on accepted sockets, as real FPNN servers
+                       do, to reproduce their delayed-ACK pauses (see docs/gate.md)
   -h, --help           print this help and exit
 
 Exit status: 0 after SIGINT or SIGTERM (or --help), 1 when it cannot listen,
@@ -64,6 +66,7 @@ fn parse(args: &[String]) -> Result<GateBuilder, String> {
                 b = b.ping_interval(Duration::from_secs(s));
             }
             "--strict-framing" => b = b.strict_framing(true),
+            "--no-nodelay" => b = b.nodelay(false),
             "--max-packet" => {
                 let n: usize = val("--max-packet")?
                     .parse()
