@@ -1,5 +1,7 @@
 //! The Autobahn TestSuite client loop over this crate's own WebSocket layer
-//! (`rtm_client::ws`), not over a stock WebSocket library.
+//! (`rtm_client::ws`), not over a stock WebSocket library. `ws` is public for
+//! this example, the tests and the fuzz targets, but hidden from the API docs
+//! and not part of the API promise. Needs no cargo feature.
 //!
 //! Start the fuzzing server (see docs/conformance.md), then:
 //!

@@ -47,34 +47,92 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Modules, from the bytes up: [`ws`] (WebSocket frames and handshake), [`fpnn`]
-//! (packets and the connection engine, usable for any FPNN service), the client
-//! ([`RtmClient`], [`RtmProcessor`]), the API methods on it, [`types`] and [`error`]
-//! (what they take and give), and [`gate`] (the local gate). `docs/` in the repository
-//! has the architecture, the message API, a porting guide from JavaScript, and the gate.
+//! Modules, from the bytes up: [`fpnn`] (the connection engine: quests and answers
+//! over WebSocket, usable for any FPNN service), the client ([`RtmClient`],
+//! [`RtmProcessor`]), the API methods on it, [`types`] and [`error`] (what they take and
+//! give), the Rust-only adapters [`result_callback`], [`future()`] and [`blocking`], and
+//! [`gate`] (the local gate). `docs/` in the repository has the architecture, the wire
+//! protocol, the message API, a porting guide from JavaScript, the gate, and security.
 //!
-//! No cargo features: TLS (rustls with the ring provider and the web PKI roots) is
-//! always built in.
+//! # Cargo features
+//!
+//! - `gate` (default): the local in-memory RTM gate, [`gate`]. It speaks the real
+//!   protocol, so tests, examples and local development run without an RTM account or a
+//!   network. It adds no dependency, only compile time and code size.
+//! - `cli` (default, turns on `gate`): the `rtm-gate` program, the gate as a process,
+//!   with `ctrlc` for a clean exit on SIGINT and SIGTERM. `ctrlc` is the only dependency
+//!   a feature adds.
+//!
+//! Both are default features so that `cargo run --example quickstart`, `cargo test` and
+//! `cargo run --release --bin rtm-gate` work from a fresh checkout as written. An
+//! application that needs only the client turns them off:
+//!
+//! ```toml
+//! rtm-client = { version = "0.1", default-features = false }
+//! ```
+//!
+//! TLS is not a feature: rustls (with the ring provider and the web PKI roots) is always
+//! built in, since RTM gates are reached over `wss` in production.
+//!
+//! The test suite, the doctests and the `quickstart` and `throughput` examples need the
+//! `gate` feature (the examples say so with `required-features`); `cargo test` assumes the
+//! default features, as a test suite is run by the crate's own developers, and marking
+//! each of its files would only make adding a test a two-file change. `.ci/run` checks
+//! that the client alone (`--no-default-features`) builds and is clippy-clean.
+//!
+//! # What is promised
+//!
+//! The public API is what this documentation shows: the client, its methods and events,
+//! the adapters, [`types`], [`error`], the FPNN connection engine in [`fpnn`], the gate
+//! (with the `gate` feature), and [`rmpv`]. Names and types follow the JavaScript SDK and
+//! change only with a major version. Enums that may gain variants ([`Dispatch`]) are
+//! `#[non_exhaustive]`; [`PushEvent`] is not: it is the JavaScript SDK's closed set of
+//! twenty message events, which applications may match exhaustively, and
+//! [`PushEvent::ALL`] carries the count in its type. [`RtmOptions`] is not
+//! `#[non_exhaustive]`, so `RtmOptions { pid: 1, ..Default::default() }` keeps working;
+//! new options come with defaults.
+//!
+//! Not promised: items hidden from this documentation. The WebSocket layer (`ws`: frame
+//! codec, reader, masks, handshake) and the FPNN packet codec (`fpnn::packet`) are public
+//! only so the integration tests, the `throughput` and `autobahn_client` examples and the
+//! fuzz targets (`fuzz/`) can drive them byte by byte; they may change in any release.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod adapters;
 pub(crate) mod api;
 mod client;
 pub mod error;
 pub mod fpnn;
+#[cfg(feature = "gate")]
 pub mod gate;
 pub mod types;
 pub(crate) mod value;
-#[cfg(test)]
+#[cfg(all(test, feature = "gate"))]
 mod wire_coverage;
+// Not part of the promise (see "What is promised" above): public only for the
+// integration tests, the throughput and autobahn_client examples and the fuzz
+// targets, which drive the frame codec and handshake directly.
+#[doc(hidden)]
 pub mod ws;
 
+pub use adapters::{future, result_callback, Callback, CallbackFuture};
 pub use client::{blocking, RtmClient, RtmProcessor, WeakRtmClient, SDK_VERSION};
 pub use error::{error_code, RtmError, SendError};
-/// The msgpack value type of the FPNN layer and the gate's test hooks.
+/// The msgpack crate whose `Value` public signatures use: the payloads of the FPNN layer
+/// ([`fpnn::Quest::payload`], [`fpnn::Connection::send_quest`]) and the gate's test hooks
+/// (`Gate::quest_log`, `Gate::received`, `Gate::auth_requests`), which hand tests the
+/// msgpack a client sent. Re-exported so callers use the same version as this crate; a
+/// new major version of `rmpv` is a breaking change of this crate. Rust-only.
 pub use rmpv;
 pub use types::{
-    mtype, BroadcastMsg, Dispatch, FileToken, GroupMsg, GroupUnreadNum, HistoryMessages,
-    HistoryMsg, P2PMsg, P2PUnreadNum, PushEvent, PushMessage, RegressiveStrategy, RetrievedMessage,
-    RoomMsg, RtmFile, RtmOptions, SendAnswer, SendPayload, UnreadMessage,
+    mtype, BroadcastMsg, CheckResult, DevicePushOption, Dispatch, FileToken, GroupMsg,
+    GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg, P2PUnreadNum, ProfanityResult, PushEvent,
+    PushMessage, RegressiveStrategy, RetrievedMessage, RoomInfo, RoomMsg, RoomOpenInfo, RtmFile,
+    RtmOptions, SendAnswer, SendPayload, Transcript, Translation, UnreadMessage,
+};
+pub use types::{
+    Conversation, ConversationList, DataValue, GroupConversationList, GroupCount, GroupInfo,
+    GroupMembers, GroupOpenInfo, GroupsOpenInfo, P2PConversationList, Session,
+    UnreadConversationList, UserInfo, UserOpenInfo,
 };

@@ -60,7 +60,7 @@ fn start(
 }
 
 /// The one outcome of a send: waits for the callback, then destroys the client (which
-/// waits for the send's thread) and checks that no second callback came.
+/// waits for any callback a send still owes) and checks that no second callback came.
 fn only_outcome(client: &RtmClient, rx: &mpsc::Receiver<Outcome>) -> Outcome {
     let first = rx.recv_timeout(WAIT).expect("the callback ran");
     client.destroy();
@@ -318,7 +318,7 @@ fn destroy_or_close_during_the_upload_completes_once_with_20002() {
         });
         if destroy {
             a.destroy();
-            // destroy() waits for the send: its callback has run when it returns.
+            // destroy() waits for the send's callback: it has run when destroy returns.
             let (e, _) = rx
                 .try_recv()
                 .expect("the callback ran before destroy returned");
@@ -328,6 +328,7 @@ fn destroy_or_close_during_the_upload_completes_once_with_20002() {
             );
             assert!(rx.try_recv().is_err());
         } else {
+            // Well before the send's own 120 s timeout.
             a.close();
             let (e, _) = only_outcome(&a, &rx);
             assert_eq!(
@@ -423,4 +424,38 @@ fn a_gate_on_an_ipv6_address_leads_to_its_proxy_through_the_token_endpoint() {
     let url = h.msgs[0].msg.clone().unwrap();
     assert!(url.starts_with("http://[::1]:"), "{url}");
     assert_eq!(gate.file(&url).as_deref(), Some(&b"over IPv6"[..]));
+}
+
+#[test]
+fn destroy_from_the_sends_own_callback_does_not_wait_for_itself() {
+    let gate = gate();
+    for dispatch in [Dispatch::Threads, Dispatch::Queued] {
+        let a = client_with(&gate, dispatch);
+        login(&a, A);
+        let file = RtmFile::new("a.txt", b"x".to_vec());
+        let (tx, rx) = mpsc::channel();
+        let me = a.clone();
+        // Refused at the token (not a member): the callback destroys the client.
+        a.send_group_file(50, GID, &file, 0, 0, move |e, _| {
+            me.destroy();
+            let _ = tx.send(e.map(|e| e.error.code));
+        });
+        let deadline = std::time::Instant::now() + WAIT;
+        let code = loop {
+            a.dispatch_pending();
+            if let Ok(code) = rx.try_recv() {
+                break code;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{dispatch:?}: no callback"
+            );
+            std::thread::yield_now();
+        };
+        assert_eq!(
+            code,
+            Some(error_code::RTM_EC_NOT_GROUP_MEMBER),
+            "{dispatch:?}"
+        );
+    }
 }

@@ -314,12 +314,7 @@ fn p2p_direction_is_1_for_sent_and_2_for_received() {
 
 #[test]
 fn deleted_messages_stay_in_history_marked_deleted() {
-    let gate = gate();
-    let a = logged_in(&gate, A);
-    let b = logged_in(&gate, B);
-    group(&a, GID, &[B]);
-    enter(&a, RID);
-    enter(&b, RID);
+    let (_gate, a, b) = two_users();
     for to in [To::P2p(B), To::Group(GID), To::Room(RID)] {
         let keep1 = send(&a, to, 30, "keep 1", 0).unwrap();
         let gone = send(&a, to, 30, "delete me", BIG_MID).unwrap();

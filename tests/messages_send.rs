@@ -14,17 +14,6 @@ use rtm_client::{
 
 const TARGETS: [To; 3] = [To::P2p(B), To::Group(GID), To::Room(RID)];
 
-/// A (gate, A, B) world where A and B share group GID and room RID.
-fn two_users() -> (rtm_client::gate::Gate, RtmClient, RtmClient) {
-    let gate = gate();
-    let a = logged_in(&gate, A);
-    let b = logged_in(&gate, B);
-    group(&a, GID, &[B]);
-    enter(&a, RID);
-    enter(&b, RID);
-    (gate, a, b)
-}
-
 fn send_with_timeout(
     client: &RtmClient,
     to: To,

@@ -1,6 +1,6 @@
 //! The session's life after a loss: automatic relogin with the regressive
 //! schedule, the ping watchdog, kickout, and relogins that must stop
-//! (PROTOCOL.md sections 5 and 9.5).
+//! (docs/architecture.md, "The session").
 
 mod common;
 
@@ -51,11 +51,10 @@ fn refused_relogins_follow_the_regressive_schedule_until_one_succeeds() {
     const DIVISOR: u32 = 20;
     const REFUSED: u32 = 5;
     let gate = gate();
-    let client = RtmClient::new(RtmOptions {
-        relogin_delay_divisor: DIVISOR,
-        ..options(&gate)
-    })
-    .unwrap();
+    let client = RtmClient::new(options(&gate)).unwrap();
+    // The real waits (2 s, 4 s, ...) scaled down; the exact schedule is
+    // unit-tested in src/client/machine_tests.rs with time passed in.
+    client.scale_relogin_waits_for_tests(DIVISOR);
     let mut ev = Events::attach(&client);
     assert_eq!(login(&client, 1001, "t", 0), (true, 0));
 
@@ -263,11 +262,7 @@ fn a_lost_connection_without_auto_reconnect_ends_the_session_with_20001() {
 #[test]
 fn close_during_the_relogin_waits_stops_the_series() {
     let gate = gate();
-    let client = RtmClient::new(RtmOptions {
-        relogin_delay_divisor: 1,
-        ..options(&gate)
-    })
-    .unwrap();
+    let client = RtmClient::new(options(&gate)).unwrap();
     let mut ev = Events::attach(&client);
     assert_eq!(login(&client, 1001, "t", 0), (true, 0));
     gate.refuse_connections(true);
@@ -373,7 +368,6 @@ fn a_connection_lost_right_after_the_auth_answer_is_relogged_in() {
     let client = RtmClient::new(RtmOptions {
         endpoint: Some(srv.endpoint()),
         pid: PID,
-        relogin_delay_divisor: 100,
         ..Default::default()
     })
     .unwrap();

@@ -207,3 +207,18 @@ fn a_timeout_fires_on_time_while_the_writer_is_blocked_on_a_peer_that_does_not_r
         "fired late behind a blocked write: {elapsed:?}"
     );
 }
+
+#[test]
+fn a_timeout_says_which_method_ran_out_and_after_how_long() {
+    let server = TestServer::start();
+    let (client, _s) = server.connect();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    client
+        .conn
+        .send_quest("sendmsg", &empty(), Duration::from_millis(30), move |r| {
+            let _ = tx.send(r);
+        });
+    let e = rx.recv_timeout(WAIT).expect("timeout fired").unwrap_err();
+    assert_eq!(e.code, error_code::FPNN_EC_CORE_TIMEOUT);
+    assert_eq!(e.ex, "sendmsg timed out after 30 ms");
+}

@@ -99,6 +99,18 @@ pub(crate) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
     Ok(n.unwrap_or(0).clamp(0, i64::from(i32::MAX)) as i32)
 }
 
+/// A list of counts (see [`count`]); nil is empty.
+pub(crate) fn counts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i32>, D::Error> {
+    struct Count(i32);
+    impl<'de> Deserialize<'de> for Count {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            count(d).map(Count)
+        }
+    }
+    let v: Option<Vec<Count>> = Option::deserialize(d)?;
+    Ok(v.unwrap_or_default().into_iter().map(|c| c.0).collect())
+}
+
 /// A flag: a bool, or an integer (0 is false).
 pub(crate) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     struct V;

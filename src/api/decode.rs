@@ -53,6 +53,27 @@ impl Answer for IgnoredAny {
     }
 }
 
+/// An answer that is one list of ids, `{uids}`, `{gids}` or `{rooms}`
+/// (`getfriends`, `getblacks`, `getonlineusers`, `getusergroups`,
+/// `getuserrooms`): the list, as `Vec<i64>`. A missing or nil list is empty.
+#[derive(Deserialize)]
+pub(crate) struct IdList {
+    #[serde(
+        default,
+        alias = "gids",
+        alias = "rooms",
+        deserialize_with = "super::de::ids"
+    )]
+    uids: Vec<i64>,
+}
+
+impl From<IdList> for Vec<i64> {
+    fn from(w: IdList) -> Vec<i64> {
+        w.uids
+    }
+}
+answer!(IdList => Vec<i64>);
+
 /// Decodes the answer `v` of `method` into `W` and finishes it.
 pub(crate) fn decode<W: Answer>(method: &str, v: Value) -> Result<W::Out, RtmError> {
     let wire: W = rmpv::ext::from_value(v).map_err(|e| {
@@ -91,5 +112,26 @@ impl<W: Answer> Answer for Found<W> {
                 "message not found",
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(key: &str, v: Value) -> Result<Vec<i64>, RtmError> {
+        decode::<IdList>("m", Value::Map(vec![(key.into(), v)]))
+    }
+
+    #[test]
+    fn an_id_list_under_any_of_its_keys() {
+        let ids = Value::Array(vec![1.into(), "2".into(), (1u64 << 60).into()]);
+        for key in ["uids", "gids", "rooms"] {
+            assert_eq!(list(key, ids.clone()).unwrap(), [1, 2, 1 << 60], "{key}");
+            assert_eq!(list(key, Value::Nil).unwrap(), Vec::<i64>::new());
+        }
+        assert_eq!(list("other", ids).unwrap(), Vec::<i64>::new());
+        let e = list("uids", Value::Array(vec!["x".into()])).unwrap_err();
+        assert_eq!(e.code, error_code::FPNN_EC_PROTO_TYPE_CONVERT);
     }
 }

@@ -10,10 +10,12 @@
 //! close, a new login or destroy ends the flow with 20002.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use md5::{Digest, Md5};
+use parking_lot::Mutex;
 use rmpv::Value;
 
 use super::decode::{answer, decode};
@@ -272,6 +274,7 @@ impl RtmClient {
             session,
             deliver,
             ended,
+            owed,
         } = self.detach();
         let Some((gate, uid)) = session else {
             let e = RtmError::new(error_code::FPNN_EC_CORE_INVALID_CONNECTION, "not logged in");
@@ -299,7 +302,7 @@ impl RtmClient {
         };
         // The callback waits in a slot the thread empties, so that it is still called
         // if the thread cannot be started.
-        let slot = std::sync::Arc::new(parking_lot::Mutex::new(Some((callback, deliver))));
+        let slot = Arc::new(Mutex::new(Some((callback, deliver))));
         let thread_slot = slot.clone();
         let spawned = std::thread::Builder::new()
             .name("rtm-file".into())
@@ -307,21 +310,31 @@ impl RtmClient {
                 let r = flow.run();
                 let taken = thread_slot.lock().take();
                 if let Some((callback, deliver)) = taken {
-                    deliver(Box::new(move || match r {
-                        Ok(payload) => callback(None, Some(SendAnswer { mid, payload })),
-                        Err(e) => callback(Some(err(e)), None),
+                    // Released once the callback is queued, or as it starts when it runs
+                    // right here (`blocking()`), whichever comes first: then a `destroy`
+                    // waiting for it may go on (and may be called from the callback).
+                    let owed = Arc::new(Mutex::new(Some(owed)));
+                    let release = owed.clone();
+                    deliver(Box::new(move || {
+                        let owed = release.lock().take();
+                        drop(owed);
+                        match r {
+                            Ok(payload) => callback(None, Some(SendAnswer { mid, payload })),
+                            Err(e) => callback(Some(err(e)), None),
+                        }
                     }));
+                    let owed = owed.lock().take();
+                    drop(owed);
                 }
             });
-        match spawned {
-            Ok(h) => self.track(h),
-            Err(e) => {
-                let taken = slot.lock().take();
-                if let Some((callback, deliver)) = taken {
-                    let e = RtmError::new(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string());
-                    let e = Self::send_error(mid)(e);
-                    deliver(Box::new(move || callback(Some(e), None)));
-                }
+        // The thread is not joined: it ends at its deadline at the latest, and within
+        // moments of the session's end; `destroy` waits for its callback (`owed`).
+        if let Err(e) = spawned {
+            let taken = slot.lock().take();
+            if let Some((callback, deliver)) = taken {
+                let e = RtmError::new(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string());
+                let e = Self::send_error(mid)(e);
+                deliver(Box::new(move || callback(Some(e), None)));
             }
         }
     }

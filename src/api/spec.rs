@@ -30,7 +30,6 @@ pub(crate) enum Resend {
     Safe,
     /// Sending it twice would do its effect twice (for example append a
     /// second log entry); it completes with the connection error instead.
-    #[allow(dead_code)] // until an area declares such a method
     Never,
 }
 

@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! cargo run --release --bin rtm-gate -- [--host H] [--port P] [--token UID:TOKEN]...
-//!     [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--file-port P]
+//!     [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay]
+//!     [--file-port P]
 //! ```
 //! Prints `rtm-gate listening on HOST:PORT` first, then `rtm-gate file proxy
 //! on HOST:PORT` (docs/Files.md), runs until SIGINT or SIGTERM, and exits 0.
+//! `--help` explains every option. Built with the `cli` feature (a default one).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,7 +15,36 @@ use std::time::Duration;
 
 use rtm_client::gate::GateBuilder;
 
-const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--file-port P]";
+const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay] [--file-port P]";
+
+/// `--help`: the usage line, then every option with its default.
+const HELP: &str = "\
+rtm-gate: a local in-memory RTM gate (FPNN over WebSocket) for tests and development.
+Prints `rtm-gate listening on HOST:PORT` first and `rtm-gate file proxy on HOST:PORT`
+second, then runs until SIGINT or SIGTERM.
+
+Options:
+  --host H             address to listen on (default 127.0.0.1; IPv6 works, e.g. ::1)
+  --port P             port to listen on (default 13321); 0 picks a free one, shown in
+                       the first line
+  --token UID:TOKEN    lets user UID log in with TOKEN; repeat for more users. Once any
+                       is given only the given pairs log in; with none, any non-empty
+                       token is accepted
+  --ping-interval S    seconds between `ping` quests to each logged-in connection
+                       (default 20); a connection silent for three intervals is closed;
+                       0 turns pings and idle closing off
+  --strict-framing     frame 126-byte payloads as RFC 6455 says; without it the gate
+                       frames them the way FPNN servers do (see docs/protocol.md)
+  --max-packet BYTES   largest packet accepted (default 8388608, 8 MiB; at least 16);
+                       a larger one closes the connection
+  --no-nodelay         leave TCP_NODELAY off on accepted sockets, as real FPNN servers
+                       do, to reproduce their delayed-ACK pauses (see docs/gate.md)
+  --file-port P        port of the file proxy, the gate's second listener on the same
+                       host (default 0: a free one, shown in the second line)
+  -h, --help           print this help and exit
+
+Exit status: 0 after SIGINT or SIGTERM (or --help), 1 when it cannot listen,
+2 for an unknown option or a bad value.";
 
 fn parse(args: &[String]) -> Result<GateBuilder, String> {
     let mut b = GateBuilder::default().port(13321);
@@ -43,6 +74,7 @@ fn parse(args: &[String]) -> Result<GateBuilder, String> {
                 let p = val("--file-port")?;
                 b = b.file_port(p.parse().map_err(|e| format!("--file-port: {e}"))?);
             }
+            "--no-nodelay" => b = b.nodelay(false),
             "--max-packet" => {
                 let n: usize = val("--max-packet")?
                     .parse()
@@ -52,7 +84,6 @@ fn parse(args: &[String]) -> Result<GateBuilder, String> {
                 }
                 b = b.max_packet(n);
             }
-            "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
     }
@@ -61,6 +92,10 @@ fn parse(args: &[String]) -> Result<GateBuilder, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}\n\n{HELP}");
+        return ExitCode::SUCCESS;
+    }
     let builder = match parse(&args) {
         Ok(b) => b,
         Err(e) => {
@@ -82,10 +117,48 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("rtm-gate listening on {}", gate.endpoint());
-    println!("rtm-gate file proxy on {}", gate.file_endpoint());
-    let _ = std::io::stdout().flush();
+    // One write, errors ignored: a reader that closes the pipe after the first line
+    // (scripts only need that one) must not make the gate panic on the second.
+    let lines = format!(
+        "rtm-gate listening on {}\nrtm-gate file proxy on {}\n",
+        gate.endpoint(),
+        gate.file_endpoint()
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(lines.as_bytes());
+    let _ = out.flush();
+    drop(out);
     let _ = rx.recv();
     gate.shutdown();
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_explains_every_option_of_the_usage_line() {
+        let flags = USAGE.split(['[', ' ']).filter(|w| w.starts_with("--"));
+        for flag in flags {
+            let flag = flag.trim_end_matches([']', '.']);
+            assert!(
+                HELP.lines().any(|l| l.trim_start().starts_with(flag)),
+                "{flag} is not explained in HELP"
+            );
+        }
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_are_refused() {
+        let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert!(parse(&args(
+            "--port 0 --token 1:a --ping-interval 0 --strict-framing"
+        ))
+        .is_ok());
+        assert!(parse(&args("--max-packet 15")).is_err());
+        assert!(parse(&args("--token 1:")).is_err());
+        assert!(parse(&args("--port")).is_err());
+        assert!(parse(&args("--bogus")).is_err());
+    }
 }

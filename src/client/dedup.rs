@@ -1,4 +1,4 @@
-//! The duplicate push filter (PROTOCOL.md section 6), as a pure structure
+//! The duplicate push filter (docs/porting.md, "Pushes: the processor"), as a pure structure
 //! with the clock passed in. It belongs to the client, not the connection,
 //! so it survives reconnects.
 

@@ -1,9 +1,6 @@
 //! What a call that runs on a thread of its own (the file sends, src/api/files.rs) takes
 //! from the client: the session's connection and uid, the options, the completion path,
-//! whether the session has ended; and `destroy` waiting for that thread.
-
-use std::sync::Arc;
-use std::thread::JoinHandle;
+//! whether the session it started in has ended, and `destroy` waiting for its callback.
 
 use super::{dispatch, RtmClient};
 use crate::fpnn::Connection;
@@ -12,13 +9,15 @@ use crate::types::RtmOptions;
 /// What a call that runs on a thread of its own (the file sends, src/api/files.rs) takes
 /// from the client when it starts.
 pub(crate) struct Detached {
-    /// The session's connection and uid, when logged in.
+    /// The session's connection and uid, when online.
     pub(crate) session: Option<(Connection, i64)>,
     /// How the call's completion reaches user code (see `Inner::deliverer`).
     pub(crate) deliver: Box<dyn FnOnce(dispatch::Job) + Send>,
-    /// Whether the session the call started in has ended since (close, a new login,
-    /// destroy).
+    /// Whether the session's connection has ended since (close, a new login, destroy, a
+    /// lost link) or the client was destroyed.
     pub(crate) ended: Box<dyn Fn() -> bool + Send>,
+    /// Makes `destroy` wait until the call's callback is queued (drop it then).
+    pub(crate) owed: dispatch::Owed,
 }
 
 impl RtmClient {
@@ -30,21 +29,21 @@ impl RtmClient {
     /// See [`Detached`]; takes the `blocking()` direct path like any call.
     pub(crate) fn detach(&self) -> Detached {
         let deliver = Box::new(self.inner.deliverer());
-        let s = self.inner.session.lock();
-        let session = s.conn.clone().zip(s.credentials.as_ref().map(|c| c.0));
-        let (weak, gen) = (Arc::downgrade(&self.inner), s.gen);
-        let ended = Box::new(move || weak.upgrade().map_or(true, |i| i.session.lock().gen != gen));
+        let session = {
+            let core = self.inner.core.lock();
+            core.online_connection().zip(core.uid())
+        };
+        let watched = session.as_ref().map(|(c, _)| c.clone());
+        let dispatcher = self.inner.dispatcher.clone();
+        let owed = dispatcher.owe();
+        let ended = Box::new(move || {
+            dispatcher.is_destroyed() || !watched.as_ref().is_some_and(Connection::is_open)
+        });
         Detached {
             session,
             deliver,
             ended,
+            owed,
         }
-    }
-
-    /// Hands a thread of a [`Detached`] call to the client: `destroy` waits for it.
-    pub(crate) fn track(&self, thread: JoinHandle<()>) {
-        let mut w = self.inner.workers.lock();
-        w.retain(|h| !h.is_finished());
-        w.push(thread);
     }
 }

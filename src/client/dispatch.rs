@@ -1,108 +1,103 @@
 //! Where user code runs. Every callback and event of an [`RtmClient`] goes
-//! through one queue, in arrival order. With `Dispatch::Threads` the client's
-//! dispatcher thread drains it; with `Dispatch::Queued` the application does,
-//! by calling `dispatch_pending()`. Either way no user code runs on a
+//! through the client's queue, in arrival order. With `Dispatch::Threads` one
+//! process-wide dispatcher thread (`rtm-dispatch`) drains the queues of all
+//! clients, one job at a time, taking turns between clients (a few jobs each);
+//! with `Dispatch::Queued` the application drains its client's queue by
+//! calling `dispatch_pending()`. Either way no user code runs on a
 //! connection's reader or writer thread, so a slow handler never delays
-//! reading, writing, timeouts or the acknowledgement of pushes; it delays
-//! only the callbacks and events queued behind it. (One exception by design:
-//! inside `blocking()`, the callback handed to the method completes on the
-//! SDK thread that finishes the call; it is normally the `cb` that
+//! reading, writing, timeouts or the acknowledgement of pushes. In `Threads`
+//! mode a slow handler delays the callbacks and events queued after it, of
+//! every client in the process (docs/architecture.md). (One exception by
+//! design: inside `blocking()`, the callback handed to the method completes
+//! on the SDK thread that finishes the call; it is normally the `cb` that
 //! `blocking()` itself made, which only wakes the waiting thread.)
+//!
+//! The dispatcher thread starts with the first job and ends when no client
+//! in `Threads` mode is left (each is counted from its creation to its
+//! destroy).
 //!
 //! [`RtmClient`]: crate::RtmClient
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::ThreadId;
 
-use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::fpnn::guarded;
 use crate::types::Dispatch;
 
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
-pub(crate) enum Item {
+enum Item {
     /// The completion of a call: it runs even while the client is destroyed,
     /// so every callback is called exactly once.
     Callback(Job),
     /// An event or push: dropped once the client is destroyed.
     Event(Job),
-    Stop,
 }
 
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Item>,
+    /// In the dispatcher thread's ready list, or being drained by it.
+    scheduled: bool,
+    /// The dispatcher thread is running one of this client's jobs.
+    busy: bool,
+    /// `shutdown` is done: the dispatcher thread no longer serves this
+    /// client (`Threads` mode only).
+    stopped: bool,
+    /// Calls on threads of their own that have not queued their callback yet
+    /// ([`Owed`]); `shutdown` waits for them.
+    owed: usize,
+}
+
+/// A callback that a call running on a thread of its own (the file sends,
+/// src/api/files.rs) still owes the queue: `shutdown` (so `destroy`) waits
+/// until it is dropped, which the call does once its callback is queued or
+/// has started, so that it runs before `destroy` returns.
+pub(crate) struct Owed(Arc<Dispatcher>);
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        self.0.queue.lock().owed -= 1;
+        self.0.idle.notify_all();
+    }
+}
+
+/// One client's queue.
 pub(crate) struct Dispatcher {
-    tx: Sender<Item>,
-    rx: Receiver<Item>,
     mode: Dispatch,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    thread_id: Mutex<Option<ThreadId>>,
-    destroyed: Arc<AtomicBool>,
-    /// Set by `shutdown` once the dispatcher thread has ended, under this
-    /// lock, so no callback can slip into the queue after the final drain.
-    stopped: Mutex<bool>,
+    queue: Mutex<Queue>,
+    /// Signalled when `busy` turns false.
+    idle: Condvar,
+    destroyed: AtomicBool,
+    /// Counted among the clients the dispatcher thread serves.
+    registered: AtomicBool,
 }
 
 impl Dispatcher {
     pub(crate) fn new(mode: Dispatch) -> Arc<Dispatcher> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let d = Arc::new(Dispatcher {
-            tx,
-            rx,
-            mode,
-            thread: Mutex::new(None),
-            thread_id: Mutex::new(None),
-            destroyed: Arc::new(AtomicBool::new(false)),
-            stopped: Mutex::new(false),
-        });
-        if mode == Dispatch::Threads {
-            let rx = d.rx.clone();
-            let destroyed = d.destroyed.clone();
-            match std::thread::Builder::new()
-                .name("rtm-dispatch".into())
-                .spawn(move || {
-                    while let Ok(item) = rx.recv() {
-                        match item {
-                            Item::Callback(job) => guarded("callback", job),
-                            Item::Event(job) => {
-                                if !destroyed.load(Ordering::Acquire) {
-                                    guarded("event handler", job)
-                                }
-                            }
-                            Item::Stop => return,
-                        }
-                    }
-                }) {
-                Ok(h) => {
-                    *d.thread_id.lock() = Some(h.thread().id());
-                    *d.thread.lock() = Some(h);
-                }
-                Err(e) => {
-                    // Without the thread, each callback gets a thread of its
-                    // own (as after destroy) rather than never running.
-                    log::error!("cannot start the dispatcher thread: {e}");
-                    *d.stopped.lock() = true;
-                }
-            }
+        let threads = mode == Dispatch::Threads;
+        if threads {
+            POOL.lock().clients += 1;
         }
-        d
+        Arc::new(Dispatcher {
+            mode,
+            queue: Mutex::new(Queue::default()),
+            idle: Condvar::new(),
+            destroyed: AtomicBool::new(false),
+            registered: AtomicBool::new(threads),
+        })
     }
 
-    pub(crate) fn callback(&self, job: Job) {
-        {
-            // Checked and queued under the lock: `shutdown` sets the flag
-            // only after its thread ended and before its final drain, so a
-            // job queued here is always run by one of them.
-            let stopped = self.stopped.lock();
-            if !(*stopped && self.mode == Dispatch::Threads) {
-                let _ = self.tx.send(Item::Callback(job));
-                return;
-            }
-        }
-        // The dispatcher thread is gone (the client was destroyed), but a
-        // call made afterwards is still owed its callback, and not inside
-        // the call itself.
+    pub(crate) fn callback(self: &Arc<Self>, job: Job) {
+        let Err(job) = self.push(Item::Callback(job)) else {
+            return;
+        };
+        // The client was destroyed, but a call made afterwards is still owed
+        // its callback, and not inside the call itself.
         if let Err(e) = std::thread::Builder::new()
             .name("rtm-late-callback".into())
             .spawn(move || guarded("callback", job))
@@ -111,10 +106,46 @@ impl Dispatcher {
         }
     }
 
-    pub(crate) fn event(&self, job: Job) {
-        if !self.destroyed.load(Ordering::Acquire) {
-            let _ = self.tx.send(Item::Event(job));
+    pub(crate) fn event(self: &Arc<Self>, job: Job) {
+        if !self.is_destroyed() {
+            let _ = self.push(Item::Event(job));
         }
+    }
+
+    /// Queues `item`; gives a callback back when no one will run the queue.
+    fn push(self: &Arc<Self>, item: Item) -> Result<(), Job> {
+        let mut q = self.queue.lock();
+        if self.mode == Dispatch::Threads {
+            // Checked and queued under the lock: `shutdown` sets `stopped`
+            // under it before its final drain, so a job queued here is
+            // always run by one of them.
+            if q.stopped {
+                return match item {
+                    Item::Callback(job) => Err(job),
+                    Item::Event(_) => Ok(()),
+                };
+            }
+            q.items.push_back(item);
+            if !q.scheduled {
+                q.scheduled = true;
+                drop(q);
+                if !schedule(self.clone()) {
+                    // No dispatcher thread: run on threads of their own
+                    // rather than never.
+                    self.stop_and_drain_on_late_threads();
+                }
+            }
+        } else {
+            q.items.push_back(item);
+        }
+        Ok(())
+    }
+
+    /// Counts a callback owed by a call on a thread of its own until the
+    /// returned [`Owed`] is dropped.
+    pub(crate) fn owe(self: &Arc<Self>) -> Owed {
+        self.queue.lock().owed += 1;
+        Owed(self.clone())
     }
 
     pub(crate) fn is_destroyed(&self) -> bool {
@@ -127,24 +158,26 @@ impl Dispatcher {
         if self.mode != Dispatch::Queued {
             return 0;
         }
-        let n = self.rx.len();
+        let n = self.queue.lock().items.len();
         let mut ran = 0;
         for _ in 0..n {
-            match self.rx.try_recv() {
-                Ok(Item::Callback(job)) => {
-                    guarded("callback", job);
-                    ran += 1;
-                }
-                Ok(Item::Event(job)) => {
-                    if !self.is_destroyed() {
-                        guarded("event handler", job);
-                        ran += 1;
-                    }
-                }
-                Ok(Item::Stop) | Err(_) => break,
+            let item = self.queue.lock().items.pop_front();
+            match item {
+                Some(item) => ran += usize::from(self.run(item)),
+                None => break,
             }
         }
         ran
+    }
+
+    /// Runs one job; whether it ran (an event of a destroyed client does not).
+    fn run(&self, item: Item) -> bool {
+        match item {
+            Item::Callback(job) => guarded("callback", job),
+            Item::Event(job) if !self.is_destroyed() => guarded("event handler", job),
+            Item::Event(_) => return false,
+        }
+        true
     }
 
     /// Stops delivering events; from now on only callbacks run.
@@ -152,27 +185,268 @@ impl Dispatcher {
         self.destroyed.store(true, Ordering::Release);
     }
 
-    /// Ends the dispatcher thread and runs every callback still queued on the
-    /// calling thread (events are dropped). Nothing runs after this returns.
+    /// Stops serving this client and runs every callback still queued on the
+    /// calling thread (events are dropped), after the one the dispatcher
+    /// thread may be running (unless that is the calling thread) and after
+    /// the owed ones are queued ([`Owed`]; their calls see the client
+    /// destroyed and end). Nothing of this client runs on the dispatcher
+    /// thread after this returns.
     pub(crate) fn shutdown(&self) {
         self.mark_destroyed();
-        let me = std::thread::current().id();
-        let own = *self.thread_id.lock() == Some(me);
-        let handle = self.thread.lock().take();
-        if let (Some(h), false) = (handle, own) {
-            let _ = self.tx.send(Item::Stop);
-            let _ = h.join();
-        }
-        *self.stopped.lock() = true;
-        while let Ok(item) = self.rx.try_recv() {
+        let items = {
+            let mut q = self.queue.lock();
+            let on_dispatcher = self.mode == Dispatch::Threads
+                && POOL.lock().thread == Some(std::thread::current().id());
+            while (q.busy && !on_dispatcher) || q.owed > 0 {
+                self.idle.wait(&mut q);
+            }
+            if self.mode == Dispatch::Threads {
+                q.stopped = true;
+            }
+            std::mem::take(&mut q.items)
+        };
+        for item in items {
             if let Item::Callback(job) = item {
                 guarded("callback", job);
             }
         }
-        if own {
-            // We are the dispatcher thread (destroy called from a handler):
-            // it ends when the current job returns.
-            let _ = self.tx.send(Item::Stop);
+        self.unregister();
+    }
+
+    /// No dispatcher thread could be started: hands what is queued, and
+    /// every later callback, to threads of their own.
+    fn stop_and_drain_on_late_threads(&self) {
+        let items = {
+            let mut q = self.queue.lock();
+            q.stopped = true;
+            q.scheduled = false;
+            std::mem::take(&mut q.items)
+        };
+        for item in items {
+            let job = match item {
+                Item::Callback(job) => job,
+                Item::Event(job) => job,
+            };
+            let _ = std::thread::Builder::new()
+                .name("rtm-late-callback".into())
+                .spawn(move || guarded("callback", job));
         }
+        self.unregister();
+    }
+
+    fn unregister(&self) {
+        if self.registered.swap(false, Ordering::AcqRel) {
+            let mut p = POOL.lock();
+            p.clients -= 1;
+            POOL_CHANGED.notify_all();
+        }
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+/// The process-wide dispatcher thread's state.
+struct Pool {
+    /// Clients with queued jobs, in turn.
+    ready: VecDeque<Arc<Dispatcher>>,
+    /// `Threads`-mode clients not yet destroyed.
+    clients: usize,
+    running: bool,
+    thread: Option<ThreadId>,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    ready: VecDeque::new(),
+    clients: 0,
+    running: false,
+    thread: None,
+});
+static POOL_CHANGED: Condvar = Condvar::new();
+
+/// How many jobs of one client run before the next client's turn.
+const TURN: usize = 64;
+
+/// Puts `d` in the ready list, starting the thread if needed; false when it
+/// cannot be started.
+fn schedule(d: Arc<Dispatcher>) -> bool {
+    let mut p = POOL.lock();
+    p.ready.push_back(d);
+    POOL_CHANGED.notify_one();
+    if !p.running {
+        match std::thread::Builder::new()
+            .name("rtm-dispatch".into())
+            .spawn(serve)
+        {
+            Ok(h) => {
+                p.running = true;
+                p.thread = Some(h.thread().id());
+            }
+            Err(e) => {
+                log::error!("cannot start the dispatcher thread: {e}");
+                p.ready.pop_back();
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// The dispatcher thread.
+fn serve() {
+    loop {
+        let d = {
+            let mut p = POOL.lock();
+            loop {
+                if let Some(d) = p.ready.pop_front() {
+                    break d;
+                }
+                if p.clients == 0 {
+                    p.running = false;
+                    p.thread = None;
+                    return;
+                }
+                POOL_CHANGED.wait(&mut p);
+            }
+        };
+        let mut more = false;
+        for _ in 0..TURN {
+            let item = {
+                let mut q = d.queue.lock();
+                match q.items.pop_front() {
+                    Some(item) if !q.stopped => {
+                        q.busy = true;
+                        item
+                    }
+                    _ => break,
+                }
+            };
+            d.run(item);
+            let mut q = d.queue.lock();
+            q.busy = false;
+            d.idle.notify_all();
+            more = !q.items.is_empty() && !q.stopped;
+            if !more {
+                break;
+            }
+        }
+        let mut q = d.queue.lock();
+        if more || (!q.items.is_empty() && !q.stopped) {
+            drop(q);
+            POOL.lock().ready.push_back(d);
+        } else {
+            q.scheduled = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn shutdown_waits_for_owed_callbacks_and_runs_them_before_returning() {
+        for mode in [Dispatch::Threads, Dispatch::Queued] {
+            let d = Dispatcher::new(mode);
+            let owed = d.owe();
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let d2 = d.clone();
+            // A call on a thread of its own: it ends once it sees the client destroyed.
+            let call = std::thread::spawn(move || {
+                let deadline = std::time::Instant::now() + WAIT;
+                while !d2.is_destroyed() {
+                    assert!(std::time::Instant::now() < deadline, "never destroyed");
+                    std::thread::yield_now();
+                }
+                d2.callback(Box::new(move || tx.send("owed").unwrap()));
+                drop(owed);
+            });
+            d.shutdown();
+            assert_eq!(rx.try_recv(), Ok("owed"), "{mode:?}");
+            call.join().unwrap();
+            // Nothing owed: shutdown does not wait.
+            Dispatcher::new(mode).shutdown();
+        }
+    }
+
+    #[test]
+    fn clients_sharing_the_thread_each_keep_their_order() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let clients: Vec<_> = (0..8).map(|_| Dispatcher::new(Dispatch::Threads)).collect();
+        for n in 0..200 {
+            for (c, d) in clients.iter().enumerate() {
+                let tx = tx.clone();
+                let job: Job = Box::new(move || {
+                    let _ = tx.send((c, n, std::thread::current().id()));
+                });
+                if n % 2 == 0 {
+                    d.callback(job)
+                } else {
+                    d.event(job)
+                }
+            }
+        }
+        let mut next = [0; 8];
+        let mut thread = None;
+        for _ in 0..8 * 200 {
+            let (c, n, t) = rx.recv_timeout(WAIT).expect("every job runs");
+            assert_eq!(n, next[c], "client {c} out of order");
+            next[c] += 1;
+            assert_eq!(*thread.get_or_insert(t), t, "one dispatcher thread");
+        }
+        for d in &clients {
+            d.shutdown();
+        }
+    }
+
+    #[test]
+    fn shutdown_waits_for_the_running_job_then_runs_queued_callbacks_here() {
+        let d = Dispatcher::new(Dispatch::Threads);
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (release, release_rx) = crossbeam_channel::bounded::<()>(1);
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let t = done_tx.clone();
+        d.callback(Box::new(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            t.send(("slow", std::thread::current().id())).unwrap();
+        }));
+        started.recv_timeout(WAIT).unwrap();
+        let t = done_tx.clone();
+        d.callback(Box::new(move || {
+            t.send(("queued", std::thread::current().id())).unwrap()
+        }));
+        let t = done_tx.clone();
+        d.event(Box::new(move || {
+            t.send(("event", std::thread::current().id())).unwrap()
+        }));
+        let d2 = d.clone();
+        let stopper = std::thread::spawn(move || {
+            d2.shutdown();
+            std::thread::current().id()
+        });
+        // An observation window, not a condition: a shutdown that did not
+        // wait would be done well within it (and would also have run
+        // "queued" before "slow", which the order check below catches).
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!stopper.is_finished(), "shutdown waits for the running job");
+        release.send(()).unwrap();
+        let stopper = stopper.join().unwrap();
+        let ran: Vec<_> = done.try_iter().collect();
+        assert_eq!(ran.len(), 2, "{ran:?}");
+        assert_eq!(ran[0].0, "slow");
+        assert_eq!(ran[1], ("queued", stopper), "the rest runs on the caller");
+        // After shutdown a callback still runs, on a thread of its own.
+        let t = done_tx.clone();
+        d.callback(Box::new(move || {
+            t.send(("late", std::thread::current().id())).unwrap()
+        }));
+        assert_eq!(done.recv_timeout(WAIT).unwrap().0, "late");
     }
 }

@@ -1,4 +1,4 @@
-//! Message ids generated when the caller passes 0 (PROTOCOL.md section 7).
+//! Message ids generated when the caller passes 0 (docs/Messages.md, "Ids, mids and bodies").
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

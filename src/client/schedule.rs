@@ -1,4 +1,4 @@
-//! The regressive relogin schedule (PROTOCOL.md section 5), as a pure function.
+//! The regressive relogin schedule (docs/architecture.md, "The session"), as a pure function.
 
 use std::time::Duration;
 

@@ -23,6 +23,9 @@
 //! ```
 
 mod connection;
+// Not part of the promise: public only for the integration tests, the
+// throughput example and the fuzz targets (see the crate docs).
+#[doc(hidden)]
 pub mod packet;
 pub(crate) mod table;
 mod transport;

@@ -1,4 +1,4 @@
-//! The FPNN packet (PROTOCOL.md section 2): bytes only, no I/O.
+//! The FPNN packet (docs/architecture.md, "Layers"): bytes only, no I/O.
 //!
 //! One packet travels in one WebSocket message, so [`Packet::decode`] takes a
 //! whole message and checks that its length is exactly the packet's.

@@ -12,6 +12,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod json;
 mod server;
 pub(crate) mod state;
 
@@ -36,13 +37,18 @@ pub(crate) struct GateConfig {
     pub(crate) strict_framing: bool,
     pub(crate) max_packet: usize,
     pub(crate) record_quests: bool,
+    pub(crate) nodelay: bool,
+    pub(crate) write_queue_limit: usize,
     pub(crate) file_port: u16,
     pub(crate) max_file: usize,
 }
 
+/// Default of [`GateBuilder::write_queue_limit`]: 16 MiB.
+pub const DEFAULT_WRITE_QUEUE: usize = 16 * 1024 * 1024;
+
 /// Builds and starts a [`Gate`]. Defaults: `127.0.0.1`, a free port, any
 /// non-empty token accepted, a ping every 20 s, FPNN's 126-byte framing,
-/// 8 MiB packets.
+/// 8 MiB packets, TCP_NODELAY on, a 16 MiB write queue per connection.
 #[derive(Debug, Clone)]
 pub struct GateBuilder {
     config: GateConfig,
@@ -59,6 +65,8 @@ impl Default for GateBuilder {
                 strict_framing: false,
                 max_packet: crate::fpnn::packet::DEFAULT_MAX_PACKET,
                 record_quests: false,
+                nodelay: true,
+                write_queue_limit: DEFAULT_WRITE_QUEUE,
                 file_port: 0,
                 max_file: state::DEFAULT_MAX_FILE,
             },
@@ -107,6 +115,26 @@ impl GateBuilder {
     /// Largest packet accepted; larger ones close the connection (`--max-packet`).
     pub fn max_packet(mut self, bytes: usize) -> Self {
         self.config.max_packet = bytes;
+        self
+    }
+
+    /// Whether accepted sockets set TCP_NODELAY (default `true`). Real FPNN
+    /// servers leave it off, so their small answers can wait for the
+    /// client's delayed ACK; `false` (`--no-nodelay`) reproduces that.
+    /// Rust-only (a gate setting, no JavaScript counterpart).
+    pub fn nodelay(mut self, nodelay: bool) -> Self {
+        self.config.nodelay = nodelay;
+        self
+    }
+
+    /// Most bytes queued for one connection before the gate decides the
+    /// client has stopped reading and closes it (default
+    /// [`DEFAULT_WRITE_QUEUE`]); the batch being written is not counted, so a
+    /// connection holds at most about twice this. A frame is always queued when the queue is
+    /// empty, whatever its size. A connection whose writes make no progress
+    /// for 10 s is closed too. Rust-only; not a command-line option.
+    pub fn write_queue_limit(mut self, bytes: usize) -> Self {
+        self.config.write_queue_limit = bytes;
         self
     }
 

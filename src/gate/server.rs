@@ -16,7 +16,7 @@ use rmpv::Value;
 use super::state::{ConnId, GateState};
 use super::GateConfig;
 use crate::fpnn::packet::{self, Kind, Packet};
-use crate::ws::frame::{encode_frame, FrameParser, Opcode, Role};
+use crate::ws::frame::{encode_frame, write_head, FrameParser, Opcode, Role};
 use crate::ws::{handshake, Incoming, WsReader};
 
 /// How many `auth` payloads the gate remembers for [`super::Gate::auth_requests`].
@@ -29,31 +29,86 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// One client connection as the gate sees it.
+/// How long the gate's writer may make no progress on a connection before
+/// it closes it (a client that stopped reading).
+pub(crate) const WRITE_STALL: Duration = Duration::from_secs(10);
+
+/// Bytes queued for a connection and not yet handed to its writer.
+struct Outbox {
+    buf: Vec<u8>,
+    closed: bool,
+    /// Whether to flush what is queued before the writer exits.
+    drain: bool,
+    writer_waiting: bool,
+    /// Someone (the writer, or the reader flushing its own answers) is
+    /// writing a batch taken from `buf`; only one at a time, so bytes keep
+    /// their order.
+    writing: bool,
+}
+
+/// One client connection as the gate sees it. Everything sent to it goes
+/// through its bounded outbox, written by its own writer thread, so a client
+/// that stops reading delays no other connection (docs/gate.md, "Writing").
 pub(crate) struct Conn {
     pub(crate) id: ConnId,
-    stream: Mutex<TcpStream>,
+    out: Mutex<Outbox>,
+    out_ready: Condvar,
     control: TcpStream,
     seq: AtomicU64,
     last_heard: Mutex<Instant>,
     quirk: bool,
+    queue_limit: usize,
     /// A connection of the file proxy: only the proxy's quests are routed.
     proxy: bool,
 }
 
 impl Conn {
-    fn write_frame(&self, payload: &[u8]) -> io::Result<()> {
-        let mut out = Vec::with_capacity(payload.len() + 10);
-        encode_frame(&mut out, Opcode::Binary, true, payload, None, self.quirk);
-        self.write_raw(&out)
+    /// Appends bytes to the outbox with `fill`; closes the connection instead
+    /// when that would take the queue over its limit (unless it was empty, so
+    /// one frame of any accepted size can always go out). With `wake` the
+    /// writer is woken; without, the bytes wait for the connection's reader
+    /// to flush them before it next blocks (see [`ConnReader`]).
+    fn enqueue(&self, wake: bool, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        let mut o = self.out.lock();
+        if o.closed {
+            return Err(io::ErrorKind::NotConnected.into());
+        }
+        let before = o.buf.len();
+        fill(&mut o.buf);
+        if before > 0 && o.buf.len() > self.queue_limit {
+            o.buf.truncate(before);
+            drop(o);
+            log::debug!(
+                "gate: connection {} is not reading ({} bytes queued), closing",
+                self.id,
+                before
+            );
+            self.kill();
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if wake && o.writer_waiting {
+            o.writer_waiting = false;
+            self.out_ready.notify_one();
+        }
+        Ok(())
+    }
+
+    fn write_packet(
+        &self,
+        wake: bool,
+        packet_len: usize,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> io::Result<()> {
+        self.enqueue(wake, |buf| {
+            write_head(buf, Opcode::Binary, true, packet_len, None, self.quirk);
+            let start = buf.len();
+            encode(buf);
+            debug_assert_eq!(buf.len() - start, packet_len);
+        })
     }
 
     pub(crate) fn write_raw(&self, bytes: &[u8]) -> io::Result<()> {
-        let r = self.stream.lock().write_all(bytes);
-        if r.is_err() {
-            self.kill();
-        }
-        r
+        self.enqueue(true, |buf| buf.extend_from_slice(bytes))
     }
 
     pub(crate) fn send_quest(&self, method: &str, payload: &Value, twoway: bool) {
@@ -66,34 +121,148 @@ impl Conn {
         } else {
             0
         };
-        let mut p = Vec::new();
-        packet::encode_quest(&mut p, twoway, seq, method, &body);
-        let _ = self.write_frame(&p);
+        let kind = if twoway { Kind::Twoway } else { Kind::Oneway };
+        let len = packet::packet_len(kind, method.len(), body.len());
+        let _ = self.write_packet(true, len, |buf| {
+            packet::encode_quest(buf, twoway, seq, method, &body)
+        });
     }
 
-    fn send_answer(&self, seq: u32, answer: &Result<Value, (i32, String)>) {
+    /// Queues an answer; `wake` as in [`Conn::enqueue`].
+    fn send_answer(&self, seq: u32, answer: &Result<Value, (i32, String)>, json: bool, wake: bool) {
+        let err;
         let (status, v) = match answer {
-            Ok(v) => (0, v.clone()),
-            Err((code, ex)) => (
-                1,
-                Value::Map(vec![
+            Ok(v) => (0, v),
+            Err((code, ex)) => {
+                err = Value::Map(vec![
                     (Value::from("code"), Value::from(*code)),
                     (Value::from("ex"), Value::from(ex.as_str())),
-                ]),
-            ),
+                ]);
+                (1, &err)
+            }
         };
         let mut body = Vec::new();
-        packet::encode_payload(&v, &mut body);
-        let mut p = Vec::new();
-        packet::encode_answer(&mut p, seq, status, &body);
-        let _ = self.write_frame(&p);
+        if json {
+            super::json::write(v, &mut body);
+        } else {
+            packet::encode_payload(v, &mut body);
+        }
+        let len = packet::packet_len(Kind::Answer, 0, body.len());
+        let _ = self.write_packet(wake, len, |buf| {
+            let start = buf.len();
+            packet::encode_answer(buf, seq, status, &body);
+            if json {
+                buf[start + 5] = packet::FLAG_JSON;
+            }
+        });
     }
 
-    /// Drops TCP abruptly (no close frame), as FPNN servers do.
+    /// Drops TCP abruptly (no close frame), as FPNN servers do; the writer
+    /// stops with what is queued unsent.
     pub(crate) fn kill(&self) {
         let _ = self.control.shutdown(Shutdown::Both);
+        self.close_outbox(false);
+    }
+
+    /// No more frames are queued; with `drain` the writer sends what is
+    /// queued first.
+    fn close_outbox(&self, drain: bool) {
+        let mut o = self.out.lock();
+        o.closed = true;
+        o.drain = drain && o.drain;
+        o.writer_waiting = false;
+        self.out_ready.notify_one();
+    }
+
+    /// Takes what is queued unless someone is writing already; the caller
+    /// writes it and then calls [`Conn::wrote`].
+    fn take(&self, o: &mut Outbox, batch: &mut Vec<u8>) {
+        o.writing = true;
+        std::mem::swap(&mut o.buf, batch);
+    }
+
+    fn wrote(&self, batch: &mut Vec<u8>, r: io::Result<()>) -> io::Result<()> {
+        batch.clear();
+        if batch.capacity() > BATCH_KEEP {
+            *batch = Vec::new();
+        }
+        if let Err(e) = r {
+            log::debug!("gate: writing to connection {} failed: {e}", self.id);
+            self.kill();
+            return Err(e);
+        }
+        let mut o = self.out.lock();
+        o.writing = false;
+        if !o.buf.is_empty() && o.writer_waiting {
+            o.writer_waiting = false;
+            self.out_ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The reader, about to block for more bytes, writes the answers it
+    /// queued itself (all the answers to one read go out in one write, and
+    /// no other thread is woken), unless the writer is busy and will.
+    fn flush_from_reader(&self, stream: &TcpStream, batch: &mut Vec<u8>) -> io::Result<()> {
+        {
+            let mut o = self.out.lock();
+            if o.buf.is_empty() || o.writing || o.closed {
+                return Ok(());
+            }
+            self.take(&mut o, batch);
+        }
+        let r = (&mut &*stream).write_all(batch);
+        self.wrote(batch, r)
+    }
+
+    /// The writer thread: takes everything queued at once and writes it in
+    /// one call, so frames that pile up while it writes go out together.
+    fn write_loop(&self, stream: TcpStream) {
+        let mut batch = Vec::new();
+        loop {
+            {
+                let mut o = self.out.lock();
+                loop {
+                    if o.closed && !o.drain {
+                        return;
+                    }
+                    if !o.buf.is_empty() && !o.writing {
+                        break;
+                    }
+                    if o.closed && !o.writing {
+                        return;
+                    }
+                    o.writer_waiting = true;
+                    self.out_ready.wait(&mut o);
+                }
+                self.take(&mut o, &mut batch);
+            }
+            let r = (&mut &stream).write_all(&batch);
+            if self.wrote(&mut batch, r).is_err() {
+                return;
+            }
+        }
     }
 }
+
+/// The reader's byte source: flushes the connection's own queued answers
+/// each time the frame reader needs more bytes, that is just before it
+/// would block.
+struct ConnReader {
+    stream: TcpStream,
+    conn: Arc<Conn>,
+    batch: Vec<u8>,
+}
+
+impl io::Read for ConnReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.conn.flush_from_reader(&self.stream, &mut self.batch)?;
+        (&mut &self.stream).read(buf)
+    }
+}
+
+/// A writer keeps a batch buffer up to this size between writes.
+const BATCH_KEEP: usize = 256 * 1024;
 
 /// State shared by the gate's threads and its handle.
 pub(crate) struct Server {
@@ -277,29 +446,53 @@ impl Server {
     }
 
     fn serve(self: &Arc<Self>, mut stream: TcpStream, proxy: bool) -> io::Result<()> {
-        let _ = stream.set_nodelay(true);
+        let _ = stream.set_nodelay(self.config.nodelay);
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         let up = handshake::server_handshake(&mut stream)
             .map_err(|e| io::Error::other(e.to_string()))?;
         stream.set_read_timeout(None)?;
-        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_write_timeout(Some(WRITE_STALL))?;
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             id,
-            stream: Mutex::new(stream.try_clone()?),
+            out: Mutex::new(Outbox {
+                buf: Vec::new(),
+                closed: false,
+                drain: true,
+                writer_waiting: false,
+                writing: false,
+            }),
+            out_ready: Condvar::new(),
             control: stream.try_clone()?,
             seq: AtomicU64::new(0),
             last_heard: Mutex::new(Instant::now()),
             quirk: !self.config.strict_framing,
+            queue_limit: self.config.write_queue_limit,
             proxy,
         });
+        let w = conn.clone();
+        let wstream = stream.try_clone()?;
+        let writer = std::thread::Builder::new()
+            .name("rtm-gate-write".into())
+            .stack_size(64 * 1024)
+            .spawn(move || w.write_loop(wstream))?;
         self.conns.lock().insert(id, conn.clone());
         if self.stopping.load(Ordering::SeqCst) {
             conn.kill();
         }
         let parser = FrameParser::new(Role::Server, self.config.max_packet, false);
-        let mut reader = WsReader::new(stream, &up.leftover, parser);
+        let source = ConnReader {
+            stream,
+            conn: conn.clone(),
+            batch: Vec::new(),
+        };
+        let mut reader = WsReader::new(source, &up.leftover, parser);
         let result = self.read_loop(&conn, &mut reader);
+        // What is queued (the answer to `bye`, or answers to the quests read
+        // before a bad packet) goes out before the connection closes; the
+        // writer gives up after WRITE_STALL on a client that does not read.
+        conn.close_outbox(true);
+        let _ = writer.join();
         conn.kill();
         // State first: once the connection is gone from the map, the handle
         // reports the user offline, so the logout must already be recorded.
@@ -311,12 +504,12 @@ impl Server {
     fn read_loop(
         self: &Arc<Self>,
         conn: &Arc<Conn>,
-        reader: &mut WsReader<TcpStream>,
+        reader: &mut WsReader<ConnReader>,
     ) -> io::Result<()> {
         loop {
             let msg = reader.read().map_err(|e| io::Error::other(e.to_string()))?;
             *conn.last_heard.lock() = Instant::now();
-            let data = match msg {
+            let mut data = match msg {
                 Incoming::Binary(d) => d,
                 Incoming::Ping(p) => {
                     let mut out = Vec::new();
@@ -329,13 +522,23 @@ impl Server {
                 Incoming::Close(_) => return Ok(()),
                 Incoming::Text(_) => return Err(io::Error::other("text message")),
             };
+            // A JSON payload (FPNN's flag 0x40) is converted to its msgpack
+            // form and answered in JSON, as FPNN servers do.
+            let json = data.len() > 5 && data[5] == packet::FLAG_JSON;
+            if json {
+                data[5] = packet::FLAG_MSGPACK;
+            }
             let p = Packet::decode(&data, self.config.max_packet)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             if p.kind == Kind::Answer {
                 continue;
             }
-            let payload = packet::decode_payload_within(&p.payload, self.config.max_packet)
-                .map_err(io::Error::other)?;
+            let payload = if json {
+                super::json::parse(&p.payload).map_err(io::Error::other)?
+            } else {
+                packet::decode_payload_within(&p.payload, self.config.max_packet)
+                    .map_err(io::Error::other)?
+            };
             if self.config.record_quests {
                 self.quest_log
                     .lock()
@@ -365,13 +568,13 @@ impl Server {
             if p.kind == Kind::Twoway {
                 let delay = *self.answer_delay.lock();
                 if delay.is_zero() {
-                    conn.send_answer(p.seq, &answer);
+                    conn.send_answer(p.seq, &answer, json, false);
                 } else {
                     let c = conn.clone();
                     let seq = p.seq;
                     std::thread::spawn(move || {
                         std::thread::sleep(delay);
-                        c.send_answer(seq, &answer);
+                        c.send_answer(seq, &answer, json, true);
                     });
                 }
             }

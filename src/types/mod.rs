@@ -10,11 +10,25 @@
 use std::collections::HashMap;
 use std::fmt;
 
+mod conversations;
+mod data;
 mod files;
+mod groups;
 mod messages;
+mod rooms;
+mod system;
+mod users;
+mod value_added;
 
+pub use conversations::*;
+pub use data::*;
 pub use files::*;
+pub use groups::*;
 pub use messages::*;
+pub use rooms::*;
+pub use system::*;
+pub use users::*;
+pub use value_added::*;
 
 /// Well-known message types (`mtype`).
 ///
@@ -95,10 +109,6 @@ pub struct RtmOptions {
     /// an IP address (docs/Files.md). Default `None`. A Rust addition (JavaScript always
     /// derives it).
     pub file_endpoint: Option<String>,
-    /// Divides every wait of the relogin schedule: 1 (the default) keeps the
-    /// real schedule; tests use e.g. 100 to run a whole series in
-    /// milliseconds. A Rust addition.
-    pub relogin_delay_divisor: u32,
 }
 
 impl Default for RtmOptions {
@@ -115,7 +125,6 @@ impl Default for RtmOptions {
             dispatch: Dispatch::default(),
             tls_root_certificates: Vec::new(),
             file_endpoint: None,
-            relogin_delay_divisor: 1,
         }
     }
 }
@@ -150,6 +159,7 @@ impl Default for RegressiveStrategy {
 /// A Rust addition with no JavaScript counterpart: JavaScript runs everything on its event
 /// loop, which `Queued` imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Dispatch {
     /// Callbacks and events run on the client's own threads as soon as they are ready.
     #[default]

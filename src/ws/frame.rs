@@ -136,7 +136,8 @@ pub struct FrameParser {
 impl FrameParser {
     /// A parser for `role` that refuses payloads over `max_payload` bytes.
     /// `fpnn_quirk` accepts the 126-byte framing of FPNN servers (see
-    /// PROTOCOL.md section 1); only a client talking to FPNN wants it.
+    /// `docs/protocol.md`, "The FPNN 126-byte quirk"); only a client talking
+    /// to FPNN wants it.
     pub fn new(role: Role, max_payload: usize, fpnn_quirk: bool) -> Self {
         FrameParser {
             role,

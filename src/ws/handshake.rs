@@ -1,15 +1,64 @@
 //! The HTTP/1.1 upgrade that opens a WebSocket (RFC 6455 section 4).
 //!
 //! FPNN servers match header names case-sensitively, so the client request is
-//! spelled exactly as PROTOCOL.md section 1 gives it. The server side is what
-//! the local gate uses; like an FPNN server it refuses other spellings.
+//! spelled exactly as `docs/protocol.md` (section "WebSocket handshake") gives
+//! it. The server side is what the local gate uses; like an FPNN server it
+//! refuses other spellings.
+//!
+//! The key and accept hash are computed here (SHA-1 from `sha1_smol`, a
+//! dependency-free crate, and a small base64 encoder) rather than by a
+//! WebSocket library: the rest of the layer is the crate's own anyway (see
+//! `docs/architecture.md`, "Why the WebSocket layer is the crate's own").
 
 use std::io::{Read, Write};
 
-use super::WsError;
+use super::{MaskRng, WsError};
+
+/// The GUID RFC 6455 section 1.3 appends to the key before hashing.
+const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// Largest HTTP head either side accepts.
 const MAX_HEAD: usize = 16 * 1024;
+
+/// A fresh `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455
+/// section 4.1), from the same unpredictable source as the frame masks.
+pub fn generate_key(rng: &mut MaskRng) -> String {
+    let mut nonce = [0u8; 16];
+    nonce[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+    nonce[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+    base64(&nonce)
+}
+
+/// The `Sec-WebSocket-Accept` value for a key: base64 of the SHA-1 of the key
+/// followed by the RFC 6455 GUID (section 4.2.2).
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(key);
+    sha.update(ACCEPT_GUID);
+    base64(&sha.digest().bytes())
+}
+
+/// Standard base64 with padding (RFC 4648 section 4): all a handshake needs.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 /// The client's upgrade request, byte for byte.
 pub fn client_request(host_header: &str, path: &str, key: &str) -> String {
@@ -25,7 +74,7 @@ pub fn client_handshake<S: Read + Write>(
     host_header: &str,
     path: &str,
 ) -> Result<Vec<u8>, WsError> {
-    let key = tungstenite::handshake::client::generate_key();
+    let key = generate_key(&mut MaskRng::new());
     stream.write_all(client_request(host_header, path, &key).as_bytes())?;
     stream.flush()?;
     let (head, leftover) = read_head(stream)?;
@@ -53,7 +102,7 @@ pub fn client_handshake<S: Read + Write>(
     }) {
         return Err(bad("missing Connection: Upgrade"));
     }
-    let expected = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let expected = accept_key(key.as_bytes());
     if get("Sec-WebSocket-Accept") != Some(expected.as_str()) {
         return Err(bad("wrong Sec-WebSocket-Accept"));
     }
@@ -109,7 +158,7 @@ pub fn server_handshake<S: Read + Write>(stream: &mut S) -> Result<Upgrade, WsEr
             stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n");
         return Err(bad("missing or misspelled upgrade headers"));
     };
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let accept = accept_key(key.as_bytes());
     let answer = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     );
@@ -182,6 +231,49 @@ mod tests {
     }
 
     #[test]
+    fn base64_matches_the_rfc_4648_vectors() {
+        for (input, output) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), output, "{input:?}");
+        }
+        assert_eq!(base64(&[0xfb, 0xff, 0xbf]), "+/+/");
+    }
+
+    #[test]
+    fn accept_key_matches_the_rfc_6455_example_and_others() {
+        // RFC 6455 section 1.3, then the example on the Wikipedia page.
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert_eq!(
+            accept_key(b"x3JJHMbDL1EzLkh9GBhXDw=="),
+            "HSmrc0sMlYUkAGmm5OPpG2HaGWk="
+        );
+    }
+
+    #[test]
+    fn generated_keys_are_16_random_bytes_in_base64() {
+        let mut rng = MaskRng::new();
+        let (a, b) = (generate_key(&mut rng), generate_key(&mut rng));
+        for k in [&a, &b] {
+            assert_eq!(k.len(), 24, "{k}");
+            assert!(k.ends_with("==") && !k[..22].contains('='), "{k}");
+            assert!(k[..22]
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/'));
+        }
+        assert_ne!(a, b);
+    }
+
+    #[test]
     fn client_request_uses_the_exact_fpnn_spelling() {
         let r = client_request("h:1", "/service/websocket", "KEY");
         for line in [
@@ -240,7 +332,7 @@ mod tests {
                     .lines()
                     .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
                     .unwrap_or("");
-                let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+                let accept = accept_key(key.as_bytes());
                 self.1 = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{}\r\n",
                     self.2

@@ -1,11 +1,15 @@
 //! The WebSocket layer (RFC 6455), client and server side, written for FPNN.
 //!
 //! FPNN servers need exact handshake header spelling and frame 126-byte
-//! payloads against the RFC (PROTOCOL.md section 1), and the connection
-//! engine needs reading and writing on two threads without a shared lock, so
-//! this crate carries its own small WebSocket layer instead of a stock one:
-//! [`frame`] knows bytes, [`handshake`] the HTTP upgrade, and [`WsReader`]
-//! turns a byte stream into messages and control frames.
+//! payloads against the RFC (`docs/protocol.md`, sections 1 and 2), and the
+//! connection engine needs reading and writing on two threads without a
+//! shared lock, so this crate carries its own small WebSocket layer instead of
+//! a stock one (`docs/architecture.md`, "Why the WebSocket layer is the
+//! crate's own"): [`frame`] knows bytes, [`handshake`] the HTTP upgrade, and
+//! [`WsReader`] turns a byte stream into messages and control frames.
+//!
+//! Not part of the API promise: public (and hidden from the docs) only for the
+//! integration tests, the examples and the fuzz targets.
 
 pub mod frame;
 pub mod handshake;

@@ -61,12 +61,11 @@ pub fn dead_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// Options for a client of `gate`: pid [`PID`], relogin waits divided by 100.
+/// Options for a client of `gate`: pid [`PID`].
 pub fn options(gate: &Gate) -> RtmOptions {
     RtmOptions {
         endpoint: Some(gate.endpoint()),
         pid: PID,
-        relogin_delay_divisor: 100,
         ..Default::default()
     }
 }

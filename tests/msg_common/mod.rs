@@ -126,6 +126,17 @@ pub fn enter(client: &RtmClient, rid: i64) {
     blocking(|cb| client.enter_room(rid, 0, cb)).expect("enterroom");
 }
 
+/// A (gate, A, B) world where A and B share group GID and room RID.
+pub fn two_users() -> (Gate, RtmClient, RtmClient) {
+    let gate = gate();
+    let a = logged_in(&gate, A);
+    let b = logged_in(&gate, B);
+    group(&a, GID, &[B]);
+    enter(&a, RID);
+    enter(&b, RID);
+    (gate, a, b)
+}
+
 /// A round trip on the client's connection: the gate reads a connection's
 /// quests in order and delivers a quest's pushes before it reads the next
 /// one, so when this returns every push caused by the client's earlier
@@ -322,4 +333,9 @@ pub fn int_list(v: &Value, key: &str) -> Vec<i64> {
         .iter()
         .map(|x| x.as_i64().expect("an integer"))
         .collect()
+}
+
+/// A msgpack array of ids, as the client puts id lists on the wire.
+pub fn id_list(ids: &[i64]) -> Value {
+    Value::Array(ids.iter().map(|&i| Value::from(i)).collect())
 }

@@ -53,30 +53,7 @@ fn history(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value,
         lastid = last.id;
         *(if desc { &mut end } else { &mut begin }) = last.mtime;
     }
-    let msgs = page
-        .iter()
-        .map(|x| {
-            // In p2p history the second element is the direction.
-            let second = match kind {
-                Kind::P2p if x.from == uid => 1,
-                Kind::P2p => 2,
-                _ => x.from,
-            };
-            let fields = [
-                x.id.into(),
-                second.into(),
-                x.mtype.into(),
-                x.mid.into(),
-                x.deleted.into(),
-            ];
-            Value::Array(
-                fields
-                    .into_iter()
-                    .chain([x.body.clone(), x.attrs.clone(), x.mtime.into()])
-                    .collect(),
-            )
-        })
-        .collect();
+    let msgs = page.iter().map(|x| row(kind, uid, x)).collect();
     Ok(obj([
         ("num", page.len().into()),
         ("lastid", lastid.into()),
@@ -84,6 +61,30 @@ fn history(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value,
         ("end", end.into()),
         ("msgs", Value::Array(msgs)),
     ]))
+}
+
+/// A message as a history row `[id, from, mtype, mid, deleted, msg, attrs, mtime]`, seen
+/// by `uid`: in p2p rows the second element is the direction (1 sent by `uid`, 2
+/// received). The conversation lists (`conversations.rs`) use the same rows.
+pub(super) fn row(kind: Kind, uid: i64, x: &Msg) -> Value {
+    let second = match kind {
+        Kind::P2p if x.from == uid => 1,
+        Kind::P2p => 2,
+        _ => x.from,
+    };
+    let fields = [
+        x.id.into(),
+        second.into(),
+        x.mtype.into(),
+        x.mid.into(),
+        x.deleted.into(),
+    ];
+    Value::Array(
+        fields
+            .into_iter()
+            .chain([x.body.clone(), x.attrs.clone(), x.mtime.into()])
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -222,8 +222,8 @@ impl Project {
         }
     }
 
-    /// A send (quest or hook): the body check, the resend rule, the access check, then
-    /// [`Project::store`].
+    /// A send (quest or hook): the body check, the resend rule, the access check, the
+    /// blacklist check of p2p sends (the friends area), then [`Project::store`].
     pub(super) fn send(
         &mut self,
         kind: Kind,
@@ -241,6 +241,9 @@ impl Project {
             }
         }
         self.check_access(kind, msg.from, msg.to)?;
+        if kind == Kind::P2p {
+            self.friends.check_send(msg.from, msg.to)?;
+        }
         Ok(self.store(kind, msg, now))
     }
 

@@ -16,8 +16,14 @@
 //! | `messages.rs` | the three sends, stored messages, pushes, resends, `getmsg`, `delmsg`; the `broadcast` and `inject` hooks |
 //! | `history.rs` | the four history quests |
 //! | `unread.rs` | `getunread`, `cleanunread`, `getp2punread`, `getgroupunread` and the unread marks |
-//! | `groups.rs` | group membership quests |
-//! | `rooms.rs` | `enterroom`, `leaveroom`, room membership; the `kickout_room` hook |
+//! | `groups.rs` | group membership, counts and information quests |
+//! | `rooms.rs` | room membership, counts and info quests; the `kickout_room` hook |
+//! | `friends.rs` | friend lists and blacklists; the blacklist check of p2p sends |
+//! | `users.rs` | online users, user information; [`Project::is_online`] |
+//! | `data.rs` | the per-user key-value store |
+//! | `conversations.rs` | `getsession`, `removesession`, `setlang`, the five conversation lists |
+//! | `system.rs` | connection attrs, debug logs, devices, device push options |
+//! | `value_added.rs` | translation, profanity, content checks, speech to text (fixed rules) |
 //! | `files.rs` | `filetoken` and the file proxy's `sendfile`, `sendgroupfile`, `sendroomfile`; the stored files |
 //!
 //! Adding an area: a new file with `pub(super) const ROUTES: &[Route]` (and, when it keeps
@@ -42,21 +48,32 @@
 //! - `getunread` looks at every mtype; deleted messages count neither as unread nor for
 //!   `ltime`.
 //! - The group and room quests that docs/gate.md does not restrict (`delgroupmembers`,
-//!   `getgroupmembers`) do not require membership; sending p2p to oneself is allowed.
+//!   `getgroupmembers`, `getgroupcount`) do not require membership; sending p2p to oneself
+//!   is allowed.
+//! - Friend lists and blacklists are one-directional (the owner's only); a p2p send from a
+//!   user the receiver blocked is 200021 (RTM documents no blacklist-specific code).
+//! - `info` maps (`getgroupsopeninfo`, `getuseropeninfo`) have decimal-string keys and
+//!   leave out ids whose information was never set.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rmpv::Value;
 
+mod conversations;
+mod data;
 mod files;
+mod friends;
 mod groups;
 mod history;
 mod messages;
 mod rooms;
 mod session;
+mod system;
 #[cfg(test)]
 mod testkit;
 mod unread;
+mod users;
+mod value_added;
 
 pub(crate) use files::DEFAULT_MAX_FILE;
 
@@ -68,6 +85,12 @@ const AREAS: &[&[Route]] = &[
     unread::ROUTES,
     groups::ROUTES,
     rooms::ROUTES,
+    friends::ROUTES,
+    users::ROUTES,
+    data::ROUTES,
+    conversations::ROUTES,
+    system::ROUTES,
+    value_added::ROUTES,
     files::ROUTES,
 ];
 
@@ -81,6 +104,8 @@ const DUPLICATED_AUTH: i32 = 200023;
 const EMPTY_PARAMETER: i32 = 200033;
 const NOT_IN_ROOM: i32 = 200040;
 const NOT_GROUP_MEMBER: i32 = 200041;
+const LARGE_MESSAGE_OR_ATTRS: i32 = 200030;
+const TOO_MANY_ITEMS: i32 = 200032;
 
 /// An error answer (status 1, `{code, ex}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +245,11 @@ struct Project {
     unread: unread::State,
     groups: groups::State,
     rooms: rooms::State,
+    friends: friends::State,
+    users_info: users::State,
+    data: data::State,
+    conversations: conversations::State,
+    system: system::State,
 }
 
 /// The whole in-memory state of one gate.
@@ -319,6 +349,7 @@ impl GateState {
         let t = p.clock(now_ms);
         let user = p.users.entry(uid).or_default();
         user.conns.remove(&conn);
+        p.system.disconnect(conn);
         if user.conns.is_empty() {
             user.last_logout = t;
             p.rooms.leave_all(uid);
@@ -383,6 +414,14 @@ impl Members {
         self.0.get(&id).into_iter().flatten().copied()
     }
 
+    /// The ids whose members include `uid` (in no particular order).
+    fn ids_with(&self, uid: i64) -> impl Iterator<Item = i64> + '_ {
+        self.0
+            .iter()
+            .filter(move |(_, m)| m.contains(&uid))
+            .map(|(&id, _)| id)
+    }
+
     fn add(&mut self, id: i64, uids: impl IntoIterator<Item = i64>) {
         self.0.entry(id).or_default().extend(uids);
     }
@@ -394,6 +433,70 @@ impl Members {
             });
         }
     }
+}
+
+/// The longest `oinfo` or `pinfo` (and data value), in bytes; longer is 200030.
+const MAX_INFO_BYTES: usize = 65_535;
+
+/// The public (`oinfo`) and private (`pinfo`) information of a user, group or room; ""
+/// until set.
+#[derive(Debug, Default, Clone)]
+struct Info {
+    oinfo: String,
+    pinfo: String,
+}
+
+impl Info {
+    /// Applies `oinfo?` and `pinfo?` from `a` (an absent key leaves that part as it was).
+    /// Both are checked before either is stored: not a str is 200033, over
+    /// [`MAX_INFO_BYTES`] is 200030.
+    fn set(&mut self, a: Args) -> Result<(), GateError> {
+        let oinfo = a.opt("oinfo", sized_str)?;
+        let pinfo = a.opt("pinfo", sized_str)?;
+        if let Some(o) = oinfo {
+            self.oinfo = o?;
+        }
+        if let Some(p) = pinfo {
+            self.pinfo = p?;
+        }
+        Ok(())
+    }
+
+    /// `{oinfo, pinfo}`.
+    fn both(&self) -> Value {
+        obj([
+            ("oinfo", self.oinfo.as_str().into()),
+            ("pinfo", self.pinfo.as_str().into()),
+        ])
+    }
+}
+
+/// A str, or 200030 when it is over [`MAX_INFO_BYTES`]; `None` (200033) when not a str.
+fn sized_str(v: &Value) -> Option<Result<String, GateError>> {
+    let s = v.as_str()?;
+    Some(if s.len() > MAX_INFO_BYTES {
+        Err(GateError::new(
+            LARGE_MESSAGE_OR_ATTRS,
+            format!("longer than {MAX_INFO_BYTES} bytes"),
+        ))
+    } else {
+        Ok(s.to_owned())
+    })
+}
+
+/// The answer of `getgroupsopeninfo {gids}`-like quests: `{info: {"id": oinfo}}` for the
+/// ids of `key` (1 or more, or 200033) that have information in `info`, keyed by the
+/// decimal id (str keys, as RTM answers them).
+fn open_info(a: Args, key: &str, info: &HashMap<i64, Info>) -> Result<Value, GateError> {
+    let ids = a.ids_max(key, usize::MAX)?;
+    let map = ids
+        .iter()
+        .filter_map(|id| {
+            info.get(id)
+                .map(|i| (id.to_string().into(), i.oinfo.as_str().into()))
+        })
+        .collect();
+    Ok(obj([("info", Value::Map(map))]))
 }
 
 /// A quest's payload, read key by key. A payload that is not a map fails the first read
@@ -437,6 +540,22 @@ impl<'a> Args<'a> {
     fn ids(self, key: &str) -> Result<Vec<i64>, GateError> {
         self.req(key, |v| v.as_array()?.iter().map(id).collect())
     }
+
+    /// A required list of 1 to `max` positive ids: empty is 200033, more than `max` is
+    /// 200032.
+    fn ids_max(self, key: &str, max: usize) -> Result<Vec<i64>, GateError> {
+        let ids = self.ids(key)?;
+        if ids.is_empty() {
+            return Err(GateError::bad(key));
+        }
+        if ids.len() > max {
+            return Err(GateError::new(
+                TOO_MANY_ITEMS,
+                format!("at most {max} items in {key}"),
+            ));
+        }
+        Ok(ids)
+    }
 }
 
 /// A str-keyed msgpack map.
@@ -474,6 +593,11 @@ fn small(v: &Value) -> Option<u8> {
 
 fn mtypes(v: &Value) -> Option<Vec<u8>> {
     v.as_array()?.iter().map(small).collect()
+}
+
+/// A non-empty str.
+fn text(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty())
 }
 
 /// A body or attrs: str or bin, kept exactly as it came.

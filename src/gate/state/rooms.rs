@@ -1,8 +1,30 @@
-//! The rooms area: `enterroom`, `leaveroom` and the membership they keep, and the
-//! `kickout_room` test hook. A user leaves every room when its last connection closes
-//! (the core calls [`State::leave_all`]).
+//! The rooms area: `enterroom`, `leaveroom`, `getuserrooms`, `getroommembers`,
+//! `getroomcount`, the room info quests (`setroominfo`, `getroominfo`,
+//! `getroomopeninfo`, `getroomsopeninfo`) and the `kickout_room` test hook. A user
+//! leaves every room when its last connection closes (the core calls
+//! [`State::leave_all`]).
+//!
+//! Choices (docs/gate.md, "Rooms"): a room exists once someone enters it or its info is
+//! set; `setroominfo` and `getroominfo` need the caller in the room (200040), the open
+//! info, members and counts do not; `oinfo` and `pinfo` are at most [`MAX_INFO`] bytes
+//! (200030); a `rids` list holds at most [`MAX_RIDS`] ids (200032).
 
-use super::{obj, GateState, Members, Push, Route};
+use std::collections::HashMap;
+
+use rmpv::Value;
+
+use super::{
+    int_array, obj, Args, Ctx, GateError, GateState, Members, Project, Push, Route, NOT_IN_ROOM,
+};
+
+/// The longest `oinfo` or `pinfo`, in bytes.
+pub(super) const MAX_INFO: usize = 65_535;
+/// The most rids one `getroomsopeninfo` or `getroomcount` takes.
+pub(super) const MAX_RIDS: usize = 100;
+/// 200030: `oinfo` or `pinfo` too large.
+const LARGE: i32 = 200030;
+/// 200032: too many items in a parameter.
+const TOO_MANY: i32 = 200032;
 
 pub(super) const ROUTES: &[Route] = &[
     Route::user("enterroom", |p, ctx, a| {
@@ -15,12 +37,93 @@ pub(super) const ROUTES: &[Route] = &[
         p.rooms.leave(rid, ctx.uid);
         Ok(obj([]))
     }),
+    Route::user("getuserrooms", |p, ctx, _| {
+        Ok(obj([("rooms", int_array(p.rooms.rooms_of(ctx.uid)))]))
+    }),
+    Route::user("getroommembers", |p, _, a| {
+        let rid = a.id("rid")?;
+        Ok(obj([("uids", int_array(p.rooms.members(rid)))]))
+    }),
+    Route::user("getroomcount", count),
+    Route::user("setroominfo", set_info),
+    Route::user("getroominfo", |p, ctx, a| {
+        let rid = p.rooms.member_rid(ctx, a)?;
+        let info = p.rooms.info.get(&rid).cloned().unwrap_or_default();
+        Ok(obj([
+            ("oinfo", info.oinfo.into()),
+            ("pinfo", info.pinfo.into()),
+        ]))
+    }),
+    Route::user("getroomopeninfo", |p, _, a| {
+        let rid = a.id("rid")?;
+        let oinfo = p.rooms.info.get(&rid).map(|i| i.oinfo.clone());
+        Ok(obj([("oinfo", oinfo.unwrap_or_default().into())]))
+    }),
+    Route::user("getroomsopeninfo", open_infos),
 ];
+
+/// `getroomcount {rids}`: `{cn: {rid: count}}` for every rid asked (0 for an empty room).
+fn count(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
+    let cn = rids(a)?.into_iter().map(|rid| {
+        (
+            rid.to_string().into(),
+            (p.rooms.members(rid).count() as i64).into(),
+        )
+    });
+    Ok(obj([("cn", Value::Map(cn.collect()))]))
+}
+
+/// `getroomsopeninfo {rids}`: `{info: {rid: oinfo}}`, rooms without `oinfo` left out.
+fn open_infos(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
+    let info = rids(a)?.into_iter().filter_map(|rid| {
+        let oinfo = &p.rooms.info.get(&rid)?.oinfo;
+        (!oinfo.is_empty()).then(|| (rid.to_string().into(), oinfo.as_str().into()))
+    });
+    Ok(obj([("info", Value::Map(info.collect()))]))
+}
+
+/// `setroominfo {rid, oinfo?, pinfo?}`: in the room only; each part that is given
+/// replaces the stored one.
+fn set_info(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
+    let rid = p.rooms.member_rid(ctx, a)?;
+    let part = |key: &str| -> Result<Option<String>, GateError> {
+        match a.opt(key, Value::as_str)? {
+            Some(s) if s.len() > MAX_INFO => Err(GateError::new(LARGE, format!("{key} too large"))),
+            s => Ok(s.map(str::to_owned)),
+        }
+    };
+    let (oinfo, pinfo) = (part("oinfo")?, part("pinfo")?);
+    let info = p.rooms.info.entry(rid).or_default();
+    if let Some(o) = oinfo {
+        info.oinfo = o;
+    }
+    if let Some(s) = pinfo {
+        info.pinfo = s;
+    }
+    Ok(obj([]))
+}
+
+/// The `rids` of a quest: positive ids, at most [`MAX_RIDS`], in the order given.
+fn rids(a: Args) -> Result<Vec<i64>, GateError> {
+    let rids = a.ids("rids")?;
+    if rids.len() > MAX_RIDS {
+        return Err(GateError::new(TOO_MANY, "too many rids"));
+    }
+    Ok(rids)
+}
+
+/// A room's information.
+#[derive(Debug, Default, Clone)]
+struct Info {
+    oinfo: String,
+    pinfo: String,
+}
 
 /// The rooms of one project.
 #[derive(Debug, Default)]
 pub(super) struct State {
     members: Members,
+    info: HashMap<i64, Info>,
 }
 
 impl State {
@@ -31,6 +134,25 @@ impl State {
     /// The members of `rid` in uid order (none for an unknown room).
     pub(super) fn members(&self, rid: i64) -> impl Iterator<Item = i64> + '_ {
         self.members.of(rid)
+    }
+
+    /// The rooms `uid` is in, in rid order.
+    fn rooms_of(&self, uid: i64) -> Vec<i64> {
+        let mut rooms: Vec<i64> = (self.members.0.iter())
+            .filter(|(_, m)| m.contains(&uid))
+            .map(|(&rid, _)| rid)
+            .collect();
+        rooms.sort_unstable();
+        rooms
+    }
+
+    /// The `rid` of a quest that needs the caller in the room (200040 otherwise).
+    fn member_rid(&self, ctx: &Ctx, a: Args) -> Result<i64, GateError> {
+        let rid = a.id("rid")?;
+        if !self.is_member(rid, ctx.uid) {
+            return Err(GateError::new(NOT_IN_ROOM, "not in the room"));
+        }
+        Ok(rid)
     }
 
     fn leave(&mut self, rid: i64, uid: i64) {
@@ -59,6 +181,116 @@ impl GateState {
 mod tests {
     use super::super::testkit::*;
     use super::super::*;
+    use super::{MAX_INFO, MAX_RIDS};
+
+    fn rids(rids: &[i64]) -> Value {
+        map! {"rids": int_array(rids.iter().copied())}
+    }
+
+    #[test]
+    fn rooms_members_and_counts() {
+        let mut g = Gate::new();
+        let (a, b, c) = (g.login(A), g.login(B), g.login(C));
+        for (conn, rid) in [(a, 7), (a, 3), (b, 3), (a, 3)] {
+            g.ok(conn, "enterroom", map! {"rid": rid});
+        }
+        assert_eq!(
+            int_list(field(&g.ok(a, "getuserrooms", map! {}), "rooms")),
+            [3, 7]
+        );
+        assert_eq!(
+            int_list(field(&g.ok(c, "getuserrooms", map! {}), "rooms")),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            int_list(field(&g.ok(c, "getroommembers", map! {"rid": 3}), "uids")),
+            [A, B]
+        );
+        let cn = g.ok(c, "getroomcount", rids(&[3, 7, 9]));
+        assert_eq!(cn, map! {"cn": map! {"3": 2, "7": 1, "9": 0}});
+        g.ok(b, "leaveroom", map! {"rid": 3});
+        assert_eq!(
+            g.ok(c, "getroomcount", rids(&[3])),
+            map! {"cn": map! {"3": 1}}
+        );
+        g.s.disconnect(a, 2_000);
+        assert_eq!(
+            g.ok(c, "getroomcount", rids(&[3, 7])),
+            map! {"cn": map! {"3": 0, "7": 0}}
+        );
+        assert_eq!(g.err(c, "getroomcount", map! {}), EMPTY_PARAMETER);
+        assert_eq!(g.err(c, "getroomcount", rids(&[1, 0])), EMPTY_PARAMETER);
+        let many: Vec<i64> = (1..=MAX_RIDS as i64 + 1).collect();
+        assert_eq!(g.err(c, "getroomcount", rids(&many)), 200032);
+        assert!(g.q(c, "getroomcount", rids(&many[1..])).answer.is_ok());
+        assert_eq!(
+            g.err(c, "getroommembers", map! {"rid": -3}),
+            EMPTY_PARAMETER
+        );
+    }
+
+    #[test]
+    fn room_info_private_part_for_members_only() {
+        let mut g = Gate::new();
+        let (a, c) = (g.login(A), g.login(C));
+        assert_eq!(
+            g.err(a, "setroominfo", map! {"rid": 4, "oinfo": "o"}),
+            NOT_IN_ROOM
+        );
+        assert_eq!(g.err(a, "getroominfo", map! {"rid": 4}), NOT_IN_ROOM);
+        assert_eq!(
+            g.ok(c, "getroomopeninfo", map! {"rid": 4}),
+            map! {"oinfo": ""}
+        );
+        g.ok(a, "enterroom", map! {"rid": 4});
+        g.ok(a, "enterroom", map! {"rid": 5});
+        assert_eq!(
+            g.ok(a, "getroominfo", map! {"rid": 4}),
+            map! {"oinfo": "", "pinfo": ""}
+        );
+        g.ok(
+            a,
+            "setroominfo",
+            map! {"rid": 4, "oinfo": "open", "pinfo": "secret"},
+        );
+        g.ok(a, "setroominfo", map! {"rid": 4, "pinfo": "secret2"});
+        g.ok(a, "setroominfo", map! {"rid": 5, "pinfo": "p5"});
+        assert_eq!(
+            g.ok(a, "getroominfo", map! {"rid": 4}),
+            map! {"oinfo": "open", "pinfo": "secret2"}
+        );
+        assert_eq!(
+            g.ok(c, "getroomopeninfo", map! {"rid": 4}),
+            map! {"oinfo": "open"}
+        );
+        assert_eq!(g.err(c, "getroominfo", map! {"rid": 4}), NOT_IN_ROOM);
+        assert_eq!(
+            g.ok(c, "getroomsopeninfo", rids(&[4, 5, 6])),
+            map! {"info": map! {"4": "open"}}
+        );
+        let big = "x".repeat(MAX_INFO + 1);
+        assert_eq!(
+            g.err(a, "setroominfo", map! {"rid": 4, "oinfo": big}),
+            200030
+        );
+        let max = "x".repeat(MAX_INFO);
+        g.ok(a, "setroominfo", map! {"rid": 4, "oinfo": max.clone()});
+        assert_eq!(
+            g.ok(c, "getroomopeninfo", map! {"rid": 4}),
+            map! {"oinfo": max}
+        );
+        assert_eq!(
+            g.err(a, "setroominfo", map! {"rid": 4, "oinfo": 5}),
+            EMPTY_PARAMETER
+        );
+        assert_eq!(
+            g.err(c, "getroomsopeninfo", map! {"rids": 4}),
+            EMPTY_PARAMETER
+        );
+        // Leaving keeps the info; a member who left no longer reads the private part.
+        g.ok(a, "leaveroom", map! {"rid": 4});
+        assert_eq!(g.err(a, "getroominfo", map! {"rid": 4}), NOT_IN_ROOM);
+    }
 
     #[test]
     fn kickout_room_hook() {

@@ -29,14 +29,9 @@ fn auth(s: &mut GateState, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
             .map_or(true, |t| t.get(&uid).is_some_and(|x| x == token));
     if ok {
         s.conns.insert(ctx.conn, (pid, uid));
-        s.projects
-            .entry(pid)
-            .or_default()
-            .users
-            .entry(uid)
-            .or_default()
-            .conns
-            .insert(ctx.conn);
+        let p = s.projects.entry(pid).or_default();
+        p.users.entry(uid).or_default().conns.insert(ctx.conn);
+        p.system.login(ctx.conn, ctx.now, a);
     }
     Ok(obj([("ok", ok.into())]))
 }
@@ -232,9 +227,49 @@ mod tests {
     #[test]
     fn junk_never_panics() {
         const KEYS: &[&str] = &[
-            "pid", "uid", "token", "version", "to", "gid", "rid", "ouid", "mid", "mtype", "msg",
-            "attrs", "desc", "num", "begin", "end", "lastid", "mtypes", "from", "xid", "type",
-            "uids", "gids", "mtime", "clear",
+            "pid",
+            "uid",
+            "token",
+            "version",
+            "to",
+            "gid",
+            "rid",
+            "ouid",
+            "mid",
+            "mtype",
+            "msg",
+            "attrs",
+            "desc",
+            "num",
+            "begin",
+            "end",
+            "lastid",
+            "mtypes",
+            "from",
+            "xid",
+            "type",
+            "uids",
+            "gids",
+            "mtime",
+            "clear",
+            "rids",
+            "oinfo",
+            "pinfo",
+            "apptype",
+            "devicetoken",
+            "text",
+            "dst",
+            "src",
+            "profanity",
+            "classify",
+            "strategyId",
+            "image",
+            "audio",
+            "video",
+            "videoName",
+            "lang",
+            "codec",
+            "srate",
         ];
         let methods: Vec<&str> = route_names().into_iter().chain(["", "nosuch"]).collect();
         let mut g = Gate::new();
@@ -272,7 +307,11 @@ mod tests {
                     DUPLICATED_AUTH,
                     EMPTY_PARAMETER,
                     NOT_IN_ROOM,
-                    NOT_GROUP_MEMBER
+                    NOT_GROUP_MEMBER,
+                    200030, // too large (room info)
+                    200032, // too many items (rids)
+                    200050, // unsupported language (value-added)
+                    200054, // sensitive words (translate with profanity "stop")
                 ]
                 .contains(&e.code));
             }

@@ -34,7 +34,7 @@ pub(super) struct State {
 }
 
 impl State {
-    fn clear(&mut self, uid: i64, t: i64) {
+    pub(super) fn clear(&mut self, uid: i64, t: i64) {
         self.marks.insert(uid, t);
     }
 }
@@ -79,39 +79,66 @@ fn unread_num(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Val
     if targets.is_empty() {
         return Err(GateError::bad(list_key));
     }
-    let since = a
-        .opt("mtime", int)?
-        .unwrap_or_else(|| p.users.get(&uid).map_or(0, |u| u.last_logout));
-    // Missing or empty: chat and file messages (Messages.md: "为空或undefined").
-    let mtypes = a
-        .opt("mtypes", mtypes)?
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| UNREAD_MTYPES.collect());
+    let window = Window::read(p, uid, a)?;
     let (mut counts, mut ltimes) = (Vec::new(), Vec::new());
     for id in targets {
         // A gid the caller is not a member of is skipped rather than failing the batch.
         if kind == Kind::Group && !p.groups.is_member(id, uid) {
             continue;
         }
-        let live = p
-            .messages
-            .conv(&kind.conv(uid, id))
-            .iter()
-            .filter(|x| !x.deleted && mtypes.contains(&x.mtype));
-        // In the p2p conversation with `id`, "not from the caller" is "from id to the caller".
-        let count = live
-            .clone()
-            .filter(|x| x.from != uid && x.mtime > since)
-            .count();
-        if let (true, Some(ltime)) = (count > 0, live.map(|x| x.mtime).max()) {
+        let msgs = p.messages.conv(&kind.conv(uid, id));
+        let count = window.unread(uid, msgs);
+        if let (true, Some(last)) = (count > 0, window.last(msgs)) {
             counts.push((Value::from(id), Value::from(count)));
-            ltimes.push((Value::from(id), Value::from(ltime)));
+            ltimes.push((Value::from(id), Value::from(last.mtime)));
         }
     }
     Ok(obj([
         (out_key, Value::Map(counts)),
         ("ltime", Value::Map(ltimes)),
     ]))
+}
+
+/// What the unread counters look at (`mtime?` and `mtypes?` of a quest): the live (not
+/// deleted) messages of `mtypes` (missing or empty: 30..=50, Messages.md: "为空或undefined"),
+/// unread when from someone else and strictly after `since` (missing: the caller's last
+/// logout). The conversation lists (`conversations.rs`) count the same way.
+pub(super) struct Window {
+    since: i64,
+    mtypes: Vec<u8>,
+}
+
+impl Window {
+    /// Reads `mtime?` and `mtypes?` (200033 when mistyped) with their defaults for `uid`.
+    pub(super) fn read(p: &Project, uid: i64, a: Args) -> Result<Window, GateError> {
+        let since = a
+            .opt("mtime", int)?
+            .unwrap_or_else(|| p.users.get(&uid).map_or(0, |u| u.last_logout));
+        let mtypes = a
+            .opt("mtypes", mtypes)?
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| UNREAD_MTYPES.collect());
+        Ok(Window { since, mtypes })
+    }
+
+    /// The messages of a conversation that count: not deleted, of the window's mtypes.
+    fn live<'a>(&'a self, msgs: &'a [Msg]) -> impl DoubleEndedIterator<Item = &'a Msg> + Clone {
+        msgs.iter()
+            .filter(|x| !x.deleted && self.mtypes.contains(&x.mtype))
+    }
+
+    /// How many of a conversation's messages are unread for `uid`. In a p2p conversation
+    /// "not from the caller" is "from the peer to the caller".
+    pub(super) fn unread(&self, uid: i64, msgs: &[Msg]) -> usize {
+        self.live(msgs)
+            .filter(|x| x.from != uid && x.mtime > self.since)
+            .count()
+    }
+
+    /// The newest message of a conversation that counts (its `ltime`), whoever sent it.
+    pub(super) fn last<'a>(&'a self, msgs: &'a [Msg]) -> Option<&'a Msg> {
+        self.live(msgs).next_back()
+    }
 }
 
 #[cfg(test)]

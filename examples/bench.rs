@@ -1,0 +1,604 @@
+//! The SDK's benchmark, each scenario beside a bare floor (one socket,
+//! pre-encoded packets, its own minimal code in `examples/bench/floor.rs`).
+//! A benchmark, not a test: nothing here is asserted. Figures and how to
+//! read them: docs/performance.md.
+//!
+//! ```text
+//! cargo run --release --example bench -- [--endpoint HOST:PORT] [--n N] [--window W]
+//!     [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay]
+//!     [--gate-pid PID]
+//! ```
+//!
+//! Without `--endpoint` the local gate runs in this process (its threads,
+//! `rtm-gate-*`, are measured apart from the client's), or with
+//! `--gate-process` in a child process (this program again), which keeps
+//! the gate out of the memory and thread figures (`--gate-pid` names the
+//! process of a gate given by `--endpoint`, to measure its CPU too). `--gate-no-nodelay` starts
+//! that gate with TCP_NODELAY off, as real FPNN servers run. Scenarios
+//! (`--scenario` runs the one named NAME, or those whose name starts with it): `sequential`,
+//! `pipelined_100`, `pipelined_1000`, `many_clients`, `pushes`, `idle`.
+//! One JSON line per scenario on stdout.
+
+#[path = "bench/floor.rs"]
+mod floor;
+#[path = "bench/measure.rs"]
+mod measure;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use measure::{percentiles, Group, Meter, Usage};
+use parking_lot::Mutex;
+use rtm_client::gate::Gate;
+use rtm_client::{PushEvent, RtmClient, RtmOptions};
+use serde_json::{json, Value};
+
+struct Args {
+    endpoint: Option<String>,
+    n: Option<usize>,
+    window: Option<usize>,
+    size: usize,
+    clients: Option<usize>,
+    scenario: String,
+    gate_process: bool,
+    no_nodelay: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        endpoint: None,
+        n: None,
+        window: None,
+        size: 32,
+        clients: None,
+        scenario: String::new(),
+        gate_process: false,
+        no_nodelay: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut val = || it.next().ok_or(format!("{k} needs a value"));
+        let num = |v: String| v.parse::<usize>().map_err(|e| format!("{v}: {e}"));
+        match k.as_str() {
+            "--endpoint" => a.endpoint = Some(val()?),
+            "--n" => a.n = Some(num(val()?)?.max(1)),
+            "--window" => a.window = Some(num(val()?)?.max(1)),
+            "--size" => a.size = num(val()?)?,
+            "--clients" => a.clients = Some(num(val()?)?.max(1)),
+            "--scenario" => a.scenario = val()?,
+            "--gate-process" => a.gate_process = true,
+            "--gate-no-nodelay" => a.no_nodelay = true,
+            "--gate-pid" => measure::GATE_PID.store(
+                val()?.parse().map_err(|e| format!("--gate-pid: {e}"))?,
+                Ordering::Relaxed,
+            ),
+            _ => return Err(format!("unknown option {k}")),
+        }
+    }
+    Ok(a)
+}
+
+/// Where the gate runs; keeps it alive.
+enum GateHere {
+    InProcess(Gate),
+    Child(Child, String),
+    Remote(String),
+}
+
+impl GateHere {
+    fn endpoint(&self) -> String {
+        match self {
+            GateHere::InProcess(g) => g.endpoint(),
+            GateHere::Child(_, e) | GateHere::Remote(e) => e.clone(),
+        }
+    }
+    fn kind(&self) -> &'static str {
+        match self {
+            GateHere::InProcess(_) => "in-process",
+            GateHere::Child(..) => "child-process",
+            GateHere::Remote(_) => "endpoint",
+        }
+    }
+}
+
+fn gate_builder(no_nodelay: bool) -> rtm_client::gate::GateBuilder {
+    Gate::builder()
+        .ping_interval(Duration::ZERO)
+        .nodelay(!no_nodelay)
+}
+
+fn start_gate(a: &Args) -> GateHere {
+    if let Some(e) = &a.endpoint {
+        return GateHere::Remote(e.clone());
+    }
+    if !a.gate_process {
+        return GateHere::InProcess(gate_builder(a.no_nodelay).start().expect("start the gate"));
+    }
+    let mut cmd = Command::new(std::env::current_exe().expect("own path"));
+    cmd.arg("--serve-gate");
+    if a.no_nodelay {
+        cmd.arg("--gate-no-nodelay");
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the gate process");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the gate's first line");
+    let endpoint = line.trim().rsplit(' ').next().unwrap_or("").to_owned();
+    measure::GATE_PID.store(child.id(), Ordering::Relaxed);
+    GateHere::Child(child, endpoint)
+}
+
+/// `--serve-gate`: be the gate of a parent bench until its stdin closes.
+fn serve_gate(no_nodelay: bool) {
+    let gate = gate_builder(no_nodelay).start().expect("start the gate");
+    println!("listening on {}", gate.endpoint());
+    let mut sink = String::new();
+    while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+    gate.shutdown();
+}
+
+/// Fresh uids and mids for every run, so no two runs share users or messages.
+static NEXT_UID: AtomicI64 = AtomicI64::new(1_000_000);
+fn uid() -> i64 {
+    NEXT_UID.fetch_add(1, Ordering::Relaxed)
+}
+static NEXT_MID: AtomicI64 = AtomicI64::new(1);
+fn mids(n: usize) -> i64 {
+    NEXT_MID.fetch_add(n as i64, Ordering::Relaxed)
+}
+
+fn sdk_client(endpoint: &str, uid: i64) -> RtmClient {
+    let c = RtmClient::new(RtmOptions {
+        endpoint: Some(endpoint.to_owned()),
+        pid: 1,
+        ..Default::default()
+    })
+    .expect("client");
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    c.login(
+        uid,
+        "t",
+        move |ok, code| {
+            let _ = tx.send((ok, code));
+        },
+        0,
+    );
+    let r = rx.recv_timeout(Duration::from_secs(30));
+    assert!(matches!(r, Ok((true, _))), "login failed: {r:?}");
+    c
+}
+
+/// One measured run: round trips in microseconds and what the process used.
+struct Run {
+    n: usize,
+    lat: Vec<u32>,
+    usage: Usage,
+    errors: usize,
+}
+
+impl Run {
+    fn figures(&mut self) -> Value {
+        let (p50, p99, max) = percentiles(&mut self.lat);
+        let u = &self.usage;
+        json!({
+            "msgs_per_s": (self.n as f64 / u.wall.as_secs_f64()).round(),
+            "p50_us": p50, "p99_us": p99, "max_us": max,
+            "cpu_us_per_msg": round2(u.cpu_us_per(Group::Client, self.n)),
+            "switches_per_msg": round2(u.switches_per(Group::Client, self.n)),
+            "gate_switches_per_msg": round2(u.switches_per(Group::Gate, self.n)),
+            "gate_cpu_us_per_msg": round2(u.cpu_us_per(Group::Gate, self.n)),
+            "peak_rss_kib": u.peak_rss_kib,
+            "threads": u.threads_of(Group::Client),
+            "gate_threads": u.threads_of(Group::Gate),
+            "errors": self.errors,
+        })
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// A client sending callback-driven: each answer's callback sends the next.
+struct Chain {
+    client: RtmClient,
+    to: i64,
+    msg: String,
+    n: usize,
+    first_mid: i64,
+    sent: AtomicUsize,
+    answered: AtomicUsize,
+    errors: AtomicUsize,
+    lat: Mutex<Vec<u32>>,
+    done: crossbeam_channel::Sender<()>,
+}
+
+fn send_next(c: &Arc<Chain>) {
+    let i = c.sent.fetch_add(1, Ordering::Relaxed);
+    if i >= c.n {
+        return;
+    }
+    let t0 = Instant::now();
+    let me = c.clone();
+    c.client.send_message(
+        c.to,
+        30,
+        &c.msg,
+        "",
+        c.first_mid + i as i64,
+        60_000,
+        move |err, _| {
+            let us = t0.elapsed().as_micros() as u32;
+            if err.is_some() {
+                me.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            me.lat.lock().push(us);
+            send_next(&me);
+            if me.answered.fetch_add(1, Ordering::Relaxed) + 1 == me.n {
+                let _ = me.done.send(());
+            }
+        },
+    );
+}
+
+/// `clients` SDK clients, each sending `n / clients` messages with `window` in flight.
+fn sdk_send(endpoint: &str, n: usize, window: usize, clients: usize, size: usize) -> Run {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let per = n / clients;
+    let chains: Vec<Arc<Chain>> = (0..clients)
+        .map(|_| {
+            Arc::new(Chain {
+                client: sdk_client(endpoint, uid()),
+                to: uid(),
+                msg: "x".repeat(size),
+                n: per,
+                first_mid: mids(per),
+                sent: AtomicUsize::new(0),
+                answered: AtomicUsize::new(0),
+                errors: AtomicUsize::new(0),
+                lat: Mutex::new(Vec::with_capacity(per)),
+                done: tx.clone(),
+            })
+        })
+        .collect();
+    let meter = Meter::start();
+    for c in &chains {
+        for _ in 0..window.min(per) {
+            send_next(c);
+        }
+    }
+    for _ in 0..clients {
+        rx.recv_timeout(Duration::from_secs(600))
+            .expect("the run finished");
+    }
+    let usage = meter.stop();
+    let mut lat = Vec::with_capacity(per * clients);
+    let mut errors = 0;
+    for c in &chains {
+        lat.append(&mut c.lat.lock());
+        errors += c.errors.load(Ordering::Relaxed);
+        c.client.destroy();
+    }
+    Run {
+        n: per * clients,
+        lat,
+        usage,
+        errors,
+    }
+}
+
+/// The floor of [`sdk_send`]: one bare socket and one thread per client.
+fn floor_send(endpoint: &str, n: usize, window: usize, clients: usize, size: usize) -> Run {
+    let per = n / clients;
+    let conns: Vec<_> = (0..clients)
+        .map(|_| floor::Bare::login(endpoint, uid()).expect("bare login"))
+        .collect();
+    let go = Arc::new(std::sync::Barrier::new(clients + 1));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let threads: Vec<_> = conns
+        .into_iter()
+        .map(|mut c| {
+            let (go, tx, to, mid) = (go.clone(), tx.clone(), uid(), mids(per));
+            std::thread::Builder::new()
+                .name("bench-bare".into())
+                .spawn(move || {
+                    go.wait();
+                    let lat = floor::pipelined(&mut c, to, size, per, window, mid, |_| {})
+                        .expect("bare run");
+                    let _ = tx.send(lat);
+                    // Stay alive (and measurable) until the meter has read us.
+                    go.wait();
+                })
+                .expect("thread")
+        })
+        .collect();
+    let meter = Meter::start();
+    go.wait();
+    let mut lat = Vec::with_capacity(per * clients);
+    for _ in 0..clients {
+        lat.extend(rx.recv().expect("bare result"));
+    }
+    let usage = meter.stop();
+    go.wait();
+    for t in threads {
+        let _ = t.join();
+    }
+    Run {
+        n: per * clients,
+        lat,
+        usage,
+        errors: 0,
+    }
+}
+
+/// The pushes scenario's bookkeeping: when each mid was sent, and how many
+/// pushes arrived (the sender keeps at most `window` pushes unreceived).
+struct Pushes {
+    sent: Vec<AtomicU64>,
+    first: i64,
+    base: Instant,
+    received: Mutex<usize>,
+    more: parking_lot::Condvar,
+}
+
+impl Pushes {
+    fn new(n: usize) -> Arc<Pushes> {
+        Arc::new(Pushes {
+            sent: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            first: mids(n),
+            base: Instant::now(),
+            received: Mutex::new(0),
+            more: parking_lot::Condvar::new(),
+        })
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    /// A push arrived: its latency in microseconds.
+    fn got(&self, mid: i64) -> u32 {
+        let at = self.sent[(mid - self.first) as usize].load(Ordering::Relaxed);
+        *self.received.lock() += 1;
+        self.more.notify_one();
+        (self.now_ns().saturating_sub(at) / 1000) as u32
+    }
+}
+
+/// A bare sender (threads `bench-sender*`, not counted as the client) sends
+/// `p.sent.len()` messages to `to`, keeping at most `window` sent but not yet
+/// received as pushes (refilled when half of them have arrived). The threads return the connection, so it stays open
+/// until joined (after the meter has read the gate's threads).
+fn sender(
+    endpoint: &str,
+    to: i64,
+    window: usize,
+    size: usize,
+    p: Arc<Pushes>,
+) -> [std::thread::JoinHandle<Option<floor::Bare>>; 2] {
+    let mut c = floor::Bare::login(endpoint, uid()).expect("sender login");
+    let mut w = c.s.try_clone().expect("clone");
+    let n = p.sent.len();
+    let answers = std::thread::Builder::new()
+        .name("bench-sender-r".into())
+        .spawn(move || {
+            let mut answered = 0;
+            while answered < n {
+                answered += usize::from(c.next().expect("sender's answers").mtype == 2);
+            }
+            Some(c)
+        })
+        .expect("thread");
+    let sends = std::thread::Builder::new()
+        .name("bench-sender".into())
+        .spawn(move || {
+            let mut t = floor::Template::sendmsg(to, size);
+            let mut out = Vec::new();
+            let mut sent = 0;
+            while sent < n {
+                let room = {
+                    let mut r = p.received.lock();
+                    // Refill once half the window is free: one wake-up
+                    // per window/2 pushes, not one per push.
+                    while sent > *r && sent - *r > window / 2 {
+                        p.more.wait(&mut r);
+                    }
+                    window - (sent - *r)
+                };
+                out.clear();
+                for _ in 0..room.min(n - sent) {
+                    let mid = p.first + sent as i64;
+                    out.extend_from_slice(t.set(sent as u32 + 1, mid));
+                    p.sent[sent].store(p.now_ns(), Ordering::Relaxed);
+                    sent += 1;
+                }
+                w.write_all(&out).expect("sender write");
+            }
+            None
+        })
+        .expect("thread");
+    [answers, sends]
+}
+
+fn sdk_pushes(endpoint: &str, n: usize, window: usize, size: usize) -> Run {
+    let me = uid();
+    let client = sdk_client(endpoint, me);
+    let lat = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let p = Pushes::new(n);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    {
+        let (lat, p) = (lat.clone(), p.clone());
+        client.processor().on(PushEvent::RecvChat, move |m| {
+            let us = p.got(m.mid);
+            let mut l = lat.lock();
+            l.push(us);
+            if l.len() == n {
+                let _ = tx.send(());
+            }
+        });
+    }
+    let meter = Meter::start();
+    let threads = sender(endpoint, me, window, size, p);
+    rx.recv_timeout(Duration::from_secs(600))
+        .expect("all pushes");
+    let usage = meter.stop();
+    let _ = threads.map(|t| t.join());
+    client.destroy();
+    let lat = std::mem::take(&mut *lat.lock());
+    Run {
+        n,
+        lat,
+        usage,
+        errors: 0,
+    }
+}
+
+fn floor_pushes(endpoint: &str, n: usize, window: usize, size: usize) -> Run {
+    let me = uid();
+    let mut c = floor::Bare::login(endpoint, me).expect("bare login");
+    let p = Pushes::new(n);
+    let meter = Meter::start();
+    let threads = sender(endpoint, me, window, size, p.clone());
+    let mut lat = Vec::with_capacity(n);
+    floor::receive_pushes(&mut c, n, |mid| lat.push(p.got(mid))).expect("bare pushes");
+    let usage = meter.stop();
+    let _ = threads.map(|t| t.join());
+    Run {
+        n,
+        lat,
+        usage,
+        errors: 0,
+    }
+}
+
+/// Memory and threads per logged-in idle client.
+fn idle(endpoint: &str, clients: usize, sdk: bool) -> Value {
+    let rss0 = measure::rss_kib();
+    let t0 = measure::thread_counts();
+    let mut keep_sdk = Vec::new();
+    let mut keep_bare = Vec::new();
+    for _ in 0..clients {
+        if sdk {
+            keep_sdk.push(sdk_client(endpoint, uid()));
+        } else {
+            keep_bare.push(floor::Bare::login(endpoint, uid()).expect("bare login"));
+        }
+    }
+    let rss1 = measure::rss_kib();
+    let t1 = measure::thread_counts();
+    let d = |g: Group| {
+        t1.get(&g).copied().unwrap_or(0) as f64 - t0.get(&g).copied().unwrap_or(0) as f64
+    };
+    let v = json!({
+        "rss_kib_per_client": round2((rss1 as f64 - rss0 as f64) / clients as f64),
+        "threads_per_client": round2(d(Group::Client) / clients as f64),
+        "gate_threads_per_client": round2(d(Group::Gate) / clients as f64),
+        "threads": t1.get(&Group::Client).copied().unwrap_or(0),
+        "rss_kib": rss1,
+    });
+    for c in &keep_sdk {
+        c.destroy();
+    }
+    v
+}
+
+fn ratio(a: &Value, b: &Value, key: &str) -> Value {
+    match (a[key].as_f64(), b[key].as_f64()) {
+        (Some(x), Some(y)) if y > 0.0 => json!(round2(x / y)),
+        _ => Value::Null,
+    }
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--serve-gate") {
+        return serve_gate(std::env::args().any(|a| a == "--gate-no-nodelay"));
+    }
+    let a = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}\nusage: bench [--endpoint HOST:PORT] [--n N] [--window W] [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay] [--gate-pid PID]");
+            std::process::exit(2);
+        }
+    };
+    let gate = start_gate(&a);
+    let ep = gate.endpoint();
+    let size = a.size;
+    let msg_scenarios: [(&str, usize, usize, usize); 5] = [
+        ("sequential", 10_000, 1, 1),
+        ("pipelined_100", 100_000, 100, 1),
+        ("pipelined_1000", 100_000, 1000, 1),
+        ("many_clients", 100_000, 10, 100),
+        ("pushes", 100_000, 100, 1),
+    ];
+    for (name, n, window, clients) in msg_scenarios {
+        let exact = msg_scenarios.iter().any(|s| s.0 == a.scenario);
+        if (exact && name != a.scenario) || !name.starts_with(&a.scenario) {
+            continue;
+        }
+        let n = a.n.unwrap_or(n);
+        let window = if name == "sequential" {
+            1
+        } else {
+            a.window.unwrap_or(window)
+        };
+        let clients = if name == "many_clients" {
+            a.clients.unwrap_or(clients)
+        } else {
+            1
+        };
+        let (floor, sdk) = if name == "pushes" {
+            (
+                floor_pushes(&ep, n, window, size).figures(),
+                sdk_pushes(&ep, n, window, size).figures(),
+            )
+        } else {
+            (
+                floor_send(&ep, n, window, clients, size).figures(),
+                sdk_send(&ep, n, window, clients, size).figures(),
+            )
+        };
+        let mut line = json!({
+            "scenario": name, "n": n, "window": window, "clients": clients, "size": size,
+            "gate": gate.kind(), "gate_nodelay": !a.no_nodelay,
+        });
+        for (k, v) in sdk.as_object().into_iter().flatten() {
+            line[k] = v.clone();
+        }
+        line["ratio"] = json!({
+            "msgs_per_s": ratio(&sdk, &floor, "msgs_per_s"),
+            "cpu_us_per_msg": ratio(&sdk, &floor, "cpu_us_per_msg"),
+            "p50_us": ratio(&sdk, &floor, "p50_us"),
+            "peak_rss_kib": ratio(&sdk, &floor, "peak_rss_kib"),
+        });
+        line["floor"] = floor;
+        println!("{line}");
+    }
+    if "idle".starts_with(&a.scenario) {
+        let clients = a.clients.unwrap_or(1000);
+        let floor = idle(&ep, clients, false);
+        let sdk = idle(&ep, clients, true);
+        let mut line = json!({
+            "scenario": "idle", "n": clients, "window": 0, "clients": clients,
+            "gate": gate.kind(), "msgs_per_s": 0, "p50_us": 0, "p99_us": 0, "max_us": 0,
+            "cpu_us_per_msg": 0, "peak_rss_kib": measure::rss_kib(),
+        });
+        for (k, v) in sdk.as_object().into_iter().flatten() {
+            line[k] = v.clone();
+        }
+        line["ratio"] = json!({ "rss_kib_per_client": ratio(&sdk, &floor, "rss_kib_per_client") });
+        line["floor"] = floor;
+        println!("{line}");
+    }
+    if let GateHere::Child(mut c, _) = gate {
+        drop(c.stdin.take());
+        let _ = c.wait();
+    }
+}

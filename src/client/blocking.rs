@@ -1,0 +1,78 @@
+//! [`blocking`]: any `(err, data)` method as a blocking call, and how a
+//! completion reaches user code (through the dispatch queue, or straight to
+//! a thread waiting in `blocking`).
+
+use std::cell::Cell;
+
+use super::dispatch;
+use super::Inner;
+use crate::error::{error_code, RtmError};
+
+thread_local! {
+    /// Set while [`blocking`] runs its closure, and taken by the first
+    /// callback registered then: that one is delivered straight to the
+    /// waiting thread instead of the queue, so a blocking call can never wait
+    /// on a queue only its own thread drains. Later callbacks in the same
+    /// closure take the normal path.
+    static DIRECT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Turns any `(err, data)` method into a blocking call that returns
+/// `Result<T, E>`: for synchronous applications, no channels needed.
+///
+/// ```no_run
+/// # use rtm_client::{RtmClient, RtmOptions, blocking};
+/// # let client = RtmClient::new(RtmOptions { endpoint: Some("127.0.0.1:13321".into()), ..Default::default() })?;
+/// let answer = blocking(|cb| client.send_message(1002, 30, "hi", "", 0, 5000, cb))?;
+/// println!("sent at {}", answer.payload.mtime);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// It returns when the callback runs, which every method guarantees by its
+/// timeout. The answer goes straight to the calling thread, bypassing the
+/// dispatch queue, so it works on any thread, including inside a callback
+/// and on the thread that calls `dispatch_pending()` in `Dispatch::Queued`
+/// mode. If the closure registers no callback at all (it did not call an API
+/// method), it returns at once with error 20001 rather than waiting forever.
+pub fn blocking<T, E>(f: impl FnOnce(Box<dyn FnOnce(Option<E>, Option<T>) + Send>)) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: Send + 'static + From<RtmError>,
+{
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let cb: Box<dyn FnOnce(Option<E>, Option<T>) + Send> = Box::new(move |e, d| {
+        let _ = tx.send((e, d));
+    });
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DIRECT.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(DIRECT.with(|d| d.replace(true)));
+    f(cb);
+    match rx.recv() {
+        Ok((_, Some(d))) => Ok(d),
+        Ok((Some(e), None)) => Err(e),
+        _ => Err(E::from(RtmError::new(
+            error_code::FPNN_EC_CORE_UNKNOWN_ERROR,
+            "the closure did not call an API method with the callback",
+        ))),
+    }
+}
+
+impl Inner {
+    /// How a completion reaches user code: through the queue, or straight to
+    /// a thread waiting in [`blocking`].
+    pub(super) fn deliverer(&self) -> impl FnOnce(dispatch::Job) + Send + 'static {
+        let direct = DIRECT.with(|d| d.replace(false));
+        let dispatcher = self.dispatcher.clone();
+        move |job| {
+            if direct {
+                job()
+            } else {
+                dispatcher.callback(job)
+            }
+        }
+    }
+}

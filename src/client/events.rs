@@ -1,0 +1,49 @@
+//! The client's events (`ErrorRecorder`, `ReloginCompleted`,
+//! `SessionClosed`): who listens, and queuing them for the dispatcher. Queuing
+//! runs no user code, so it may happen under the session lock, which keeps a
+//! session's events in the order its machine decided them.
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::Inner;
+use crate::error::RtmError;
+
+type ErrorHandler = Arc<dyn Fn(&RtmError) + Send + Sync>;
+type ReloginHandler = Arc<dyn Fn(bool, bool, i32, u32) + Send + Sync>;
+type ClosedHandler = Arc<dyn Fn(i32) + Send + Sync>;
+
+/// The handlers registered with `on_error_recorder`, `on_relogin_completed`
+/// and `on_session_closed`.
+#[derive(Default)]
+pub(super) struct Events {
+    pub(super) error_recorder: RwLock<Vec<ErrorHandler>>,
+    pub(super) relogin_completed: RwLock<Vec<ReloginHandler>>,
+    pub(super) session_closed: RwLock<Vec<ClosedHandler>>,
+}
+
+impl Inner {
+    pub(super) fn emit_error(&self, e: RtmError) {
+        log::debug!("ErrorRecorder: {e}");
+        for h in self.events.error_recorder.read().iter().cloned() {
+            let e = e.clone();
+            self.dispatcher.event(Box::new(move || h(&e)));
+        }
+    }
+
+    pub(super) fn emit_relogin(&self, ok: bool, again: bool, code: i32, n: u32) {
+        log::debug!("ReloginCompleted({ok}, {again}, {code}, {n})");
+        for h in self.events.relogin_completed.read().iter().cloned() {
+            self.dispatcher
+                .event(Box::new(move || h(ok, again, code, n)));
+        }
+    }
+
+    pub(super) fn emit_closed(&self, code: i32) {
+        log::debug!("session closed with code {code} (SessionClosed)");
+        for h in self.events.session_closed.read().iter().cloned() {
+            self.dispatcher.event(Box::new(move || h(code)));
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The public handle: [`RtmClient`] (cheap clones of one client),
+//! [`WeakRtmClient`], destroy-on-last-drop, the endpoint rules
+//! (docs/porting.md, "Client, options and events"), the session methods as the user calls them,
+//! and `call`, the one path every API method takes to the gate.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use rmpv::Value;
+
+use super::dedup::DuplicateFilter;
+use super::dispatch::Dispatcher;
+use super::driver::Core;
+use super::events::Events;
+use super::machine::Event;
+use super::mid::MidGenerator;
+use super::{dur, Inner, RtmProcessor};
+use crate::error::{error_code, RtmError, SendError};
+use crate::types::RtmOptions;
+
+/// Destroys the client when the last user handle is dropped.
+struct DropGuard(Arc<Inner>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.destroy();
+    }
+}
+
+/// The RTM client. Mirrors JavaScript `RTMClient`.
+///
+/// A cheap, cloneable handle (`Clone + Send + Sync`); every clone is the same
+/// client. Dropping the last one destroys it: the connection closes and its
+/// threads end. A handler that needs the client should hold a
+/// [`WeakRtmClient`] ([`RtmClient::downgrade`]): a strong handle inside a
+/// handler registered on the same client keeps it alive.
+///
+/// Every callback runs exactly once, never inside the call that registered
+/// it and never while the SDK holds a lock; where it runs depends on
+/// [`RtmOptions::dispatch`] (see [`Dispatch`](crate::Dispatch)).
+#[derive(Clone)]
+pub struct RtmClient {
+    pub(crate) inner: Arc<Inner>,
+    _guard: Arc<DropGuard>,
+}
+
+/// A handle that does not keep the client alive, for handlers that need the
+/// client: a handler registered on a client and holding a strong
+/// [`RtmClient`] keeps that client (and its threads) alive after every other
+/// handle is dropped. Get one with [`RtmClient::downgrade`]. A Rust addition.
+#[derive(Clone)]
+pub struct WeakRtmClient {
+    inner: Weak<Inner>,
+    guard: Weak<DropGuard>,
+}
+
+impl WeakRtmClient {
+    /// The client, if a strong handle still exists.
+    pub fn upgrade(&self) -> Option<RtmClient> {
+        Some(RtmClient {
+            _guard: self.guard.upgrade()?,
+            inner: self.inner.upgrade()?,
+        })
+    }
+}
+
+impl std::fmt::Debug for WeakRtmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakRtmClient").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RtmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtmClient")
+            .field("endpoint", &self.inner.endpoint)
+            .field("tls", &self.inner.tls)
+            .field("pid", &self.inner.options.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Applies the endpoint rules (docs/porting.md, "Client, options and events").
+fn choose_endpoint(o: &RtmOptions) -> Result<(String, bool), RtmError> {
+    let (ep, tls) = match (&o.ssl_endpoint, &o.endpoint) {
+        (Some(s), _) => (s.clone(), true),
+        (None, Some(e)) => (e.clone(), false),
+        (None, None) => {
+            return Err(RtmError::new(
+                error_code::RTM_EC_EMPTY_PARAMETER,
+                "RtmOptions needs an endpoint or an ssl_endpoint (\"host:port\")",
+            ))
+        }
+    };
+    let parsed = crate::fpnn::Endpoint::parse(&ep, tls).ok_or_else(|| {
+        RtmError::new(
+            error_code::FPNN_EC_CORE_INVALID_CONNECTION,
+            format!("invalid endpoint {ep:?}: expected \"host:port\""),
+        )
+    })?;
+    let port = if !parsed.tls && parsed.port == 13325 {
+        13321
+    } else {
+        parsed.port
+    };
+    let host = if parsed.host.contains(':') {
+        format!("[{}]", parsed.host)
+    } else {
+        parsed.host.clone()
+    };
+    Ok((format!("{host}:{port}"), parsed.tls))
+}
+
+impl RtmClient {
+    /// Creates a client. Mirrors JavaScript `new RTMClient(options)`.
+    ///
+    /// Errors at once, instead of failing later: 200033 when neither
+    /// `endpoint` nor `ssl_endpoint` is set, 20012 when the one in use is not
+    /// `host:port`. An endpoint on port 13325 (the TCP gate) is rewritten to
+    /// 13321; `ssl_endpoint`, when set, wins and the client uses `wss`.
+    pub fn new(options: RtmOptions) -> Result<RtmClient, RtmError> {
+        let (endpoint, tls) = choose_endpoint(&options)?;
+        static IDS: AtomicU64 = AtomicU64::new(0);
+        let inner = Arc::new(Inner {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            dispatcher: Dispatcher::new(options.dispatch),
+            core: Mutex::new(Core::new(&options)),
+            options,
+            endpoint,
+            tls,
+            events: Events::default(),
+            processor: RtmProcessor::default(),
+            dedup: Mutex::new(DuplicateFilter::new()),
+            mids: Mutex::new(MidGenerator::new()),
+        });
+        Ok(RtmClient {
+            _guard: Arc::new(DropGuard(inner.clone())),
+            inner,
+        })
+    }
+
+    /// A handle that does not keep the client alive, for handlers that need
+    /// the client (see [`WeakRtmClient`]). A Rust addition.
+    pub fn downgrade(&self) -> WeakRtmClient {
+        WeakRtmClient {
+            inner: Arc::downgrade(&self.inner),
+            guard: Arc::downgrade(&self._guard),
+        }
+    }
+
+    /// The gate this client connects to, as `host:port` after the endpoint
+    /// rules, and whether it uses TLS.
+    pub fn endpoint(&self) -> (&str, bool) {
+        (&self.inner.endpoint, self.inner.tls)
+    }
+
+    /// Logs in. Mirrors JavaScript `login(uid, token, callback, timeout)`.
+    ///
+    /// `callback(ok, error_code)`: accepted `(true, 0)`; token rejected
+    /// `(false, 0)`; gate unreachable `(false, 20012)`; the auth quest failed
+    /// `(false, code)` (20003 timeout, 20002 closed, or the gate's code).
+    /// `timeout` (ms, 0 = 20 000) bounds the auth quest; the connection has
+    /// its own `connection_timeout`. A login while a session exists replaces
+    /// it (the old one ends without events; its pending login, if any,
+    /// completes with 20002).
+    pub fn login(
+        &self,
+        uid: i64,
+        token: &str,
+        callback: impl FnOnce(bool, i32) + Send + 'static,
+        timeout: u64,
+    ) {
+        self.inner.step(Event::Login {
+            uid,
+            token: token.to_owned(),
+            timeout,
+            callback: Box::new(callback),
+        });
+    }
+
+    /// Says goodbye to the gate (`bye`), then closes. Mirrors JavaScript `bye()`.
+    pub fn bye(&self) {
+        self.inner.step(Event::Bye);
+    }
+
+    /// Closes the session: no relogin follows, pending calls complete with
+    /// 20002, a login in progress completes with `(false, 20002)`, and
+    /// `SessionClosed(0)` is emitted if the session had logged in.
+    /// Mirrors JavaScript `close()`. `login` may be called again afterwards.
+    pub fn close(&self) {
+        self.inner.step(Event::Close);
+    }
+
+    /// Turns automatic relogin on (it is on by default unless
+    /// `RtmOptions::auto_reconnect` is false), for the current session too.
+    /// Mirrors JavaScript `startAutoReconnect()`.
+    pub fn start_auto_reconnect(&self) {
+        self.inner.step(Event::StartAutoReconnect);
+    }
+
+    /// Test hook, not part of the API: divides every wait of the relogin
+    /// schedule by `divisor` (0 counts as 1), so that end-to-end tests can
+    /// run a long series in milliseconds. The schedule itself is tested with
+    /// time passed in (the session machine's unit tests).
+    #[doc(hidden)]
+    pub fn scale_relogin_waits_for_tests(&self, divisor: u32) {
+        self.inner.core.lock().set_delay_divisor(divisor);
+    }
+
+    /// Destroys the client. Mirrors JavaScript `destroy()`.
+    ///
+    /// Closes the connection, completes every pending call (with 20002, or
+    /// with its answer if that had already arrived) before returning (on the
+    /// dispatcher thread, or on the calling thread for what is left when the
+    /// dispatcher no longer serves this client), waits for the connection's
+    /// threads, aborts a connect in progress, and drops the client's timer
+    /// and its place on the shared dispatcher thread. After it
+    /// returns no event runs and no earlier callback runs; a call made later
+    /// still completes, with 20012 (login: `(false, 20012)`), on a short-lived
+    /// thread (`Dispatch::Threads`) or in `dispatch_pending()` (`Queued`).
+    pub fn destroy(&self) {
+        self.inner.destroy();
+    }
+
+    /// Runs the callbacks and events waiting in `Dispatch::Queued` mode on the
+    /// calling thread, in arrival order, and returns how many ran. In
+    /// `Dispatch::Threads` mode it does nothing and returns 0. A Rust
+    /// addition for game loops (JavaScript has its own event loop).
+    pub fn dispatch_pending(&self) -> usize {
+        self.inner.dispatcher.run_pending()
+    }
+
+    /// Listens to `ErrorRecorder`: diagnostics (unknown pushes, malformed
+    /// pushes, ping timeouts). Mirrors JavaScript `client.on('ErrorRecorder', fn)`.
+    pub fn on_error_recorder(&self, handler: impl Fn(&RtmError) + Send + Sync + 'static) {
+        self.inner
+            .events
+            .error_recorder
+            .write()
+            .push(Arc::new(handler));
+    }
+
+    /// Listens to `ReloginCompleted(successful, retry_again, error_code,
+    /// retried_count)`, emitted after each automatic relogin attempt.
+    /// Mirrors JavaScript `client.on('ReloginCompleted', fn)`.
+    pub fn on_relogin_completed(
+        &self,
+        handler: impl Fn(bool, bool, i32, u32) + Send + Sync + 'static,
+    ) {
+        self.inner
+            .events
+            .relogin_completed
+            .write()
+            .push(Arc::new(handler));
+    }
+
+    /// Listens to `SessionClosed(error_code)`, emitted once when a session
+    /// ends for good: 0 after `close`, `bye` or a kickout; 20001 when the
+    /// connection was lost and auto-reconnect is off; 200027 (or another
+    /// fatal code) when a relogin was refused. Mirrors JavaScript
+    /// `client.on('SessionClosed', fn)`.
+    pub fn on_session_closed(&self, handler: impl Fn(i32) + Send + Sync + 'static) {
+        self.inner
+            .events
+            .session_closed
+            .write()
+            .push(Arc::new(handler));
+    }
+
+    /// Where pushes are delivered. Mirrors JavaScript `client.processor`.
+    pub fn processor(&self) -> &RtmProcessor {
+        &self.inner.processor
+    }
+
+    /// Sends `method` with `payload` and maps the answer: the one path every
+    /// API method takes.
+    pub(crate) fn call<T, E>(
+        &self,
+        method: &'static str,
+        payload: Value,
+        timeout: u64,
+        map: impl FnOnce(Value) -> Result<T, RtmError> + Send + 'static,
+        map_err: impl FnOnce(RtmError) -> E + Send + 'static,
+        callback: impl FnOnce(Option<E>, Option<T>) + Send + 'static,
+    ) where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let deliver = self.inner.deliverer();
+        let complete = move |r: Result<T, RtmError>| {
+            deliver(Box::new(move || match r {
+                Ok(d) => callback(None, Some(d)),
+                Err(e) => callback(Some(map_err(e)), None),
+            }))
+        };
+        let conn = self.inner.core.lock().online_connection();
+        match conn {
+            Some(conn) => conn.send_quest(method, &payload, dur(timeout), move |r| {
+                complete(r.and_then(map))
+            }),
+            None => complete(Err(not_connected())),
+        }
+    }
+
+    /// Completes `callback` with an invalid-argument error (200033) without
+    /// sending anything.
+    pub(crate) fn reject<T, E>(
+        &self,
+        ex: &str,
+        map_err: impl FnOnce(RtmError) -> E + Send + 'static,
+        callback: impl FnOnce(Option<E>, Option<T>) + Send + 'static,
+    ) where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let e = RtmError::new(error_code::RTM_EC_EMPTY_PARAMETER, ex);
+        (self.inner.deliverer())(Box::new(move || callback(Some(map_err(e)), None)));
+    }
+
+    /// A fresh message id (docs/Messages.md, "Ids, mids and bodies").
+    pub(crate) fn next_mid(&self) -> i64 {
+        self.inner.mids.lock().next()
+    }
+
+    /// The error the send methods wrap.
+    pub(crate) fn send_error(mid: i64) -> impl FnOnce(RtmError) -> SendError {
+        move |e| SendError::new(mid, e)
+    }
+}
+
+fn not_connected() -> RtmError {
+    RtmError::new(error_code::FPNN_EC_CORE_INVALID_CONNECTION, "not logged in")
+}
+
+impl From<RtmError> for SendError {
+    fn from(e: RtmError) -> SendError {
+        SendError::new(0, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_rules() {
+        let o = |e: Option<&str>, s: Option<&str>| RtmOptions {
+            endpoint: e.map(Into::into),
+            ssl_endpoint: s.map(Into::into),
+            ..Default::default()
+        };
+        assert_eq!(
+            choose_endpoint(&o(Some("h:13325"), None)).unwrap(),
+            ("h:13321".into(), false)
+        );
+        assert_eq!(
+            choose_endpoint(&o(Some("h:1"), Some("s:2"))).unwrap(),
+            ("s:2".into(), true)
+        );
+        assert_eq!(choose_endpoint(&o(None, None)).unwrap_err().code, 200033);
+        assert_eq!(
+            choose_endpoint(&o(Some("nope"), None)).unwrap_err().code,
+            20012
+        );
+        assert_eq!(
+            choose_endpoint(&o(Some("[::1]:13325"), None)).unwrap(),
+            ("[::1]:13321".into(), false)
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! The gate's quests to the client, on the connection's reader thread: `ping`
+//! and `kickout` go to the session machine, `kickoutroom` and the message
+//! pushes to the user's handlers, after parsing, the `excludedUids` rule and
+//! the duplicate filter (docs/porting.md, "Pushes: the processor").
+
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use rmpv::Value;
+
+use super::machine::Event;
+use super::{json, Inner};
+use crate::error::{error_code, RtmError};
+use crate::fpnn::{Quest, QuestHandler, Responder};
+use crate::types::{push_event_for, PushKind, PushMessage};
+use crate::value;
+
+/// Receives the gate's quests on a connection's reader thread. Acknowledges
+/// first, then filters and queues the user's handlers.
+pub(super) struct PushHandler {
+    pub(super) inner: Weak<Inner>,
+    /// The connection this handler serves.
+    pub(super) serial: u64,
+}
+
+impl QuestHandler for PushHandler {
+    fn quest(&self, q: Quest, r: Responder) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        // Anything from a connection the session has let go of (closed or
+        // replaced) is answered (by dropping `r`) and otherwise ignored.
+        if inner.core.lock().session_serial() != Some(self.serial) {
+            return;
+        }
+        match q.method.as_str() {
+            "ping" => {
+                drop(r);
+                inner.step(Event::Ping {
+                    serial: self.serial,
+                });
+                for h in inner.processor.ping_handlers() {
+                    inner.dispatcher.event(Box::new(move || h()));
+                }
+            }
+            "kickout" => {
+                r.decline();
+                for h in inner.processor.kickout_handlers() {
+                    inner.dispatcher.event(Box::new(move || h()));
+                }
+                inner.step(Event::Kickout {
+                    serial: self.serial,
+                });
+            }
+            "kickoutroom" => {
+                r.decline();
+                match value::map_get(&q.payload, "rid").and_then(value::as_i64) {
+                    Some(rid) => {
+                        for h in inner.processor.kickout_room_handlers() {
+                            inner.dispatcher.event(Box::new(move || h(rid)));
+                        }
+                    }
+                    None => inner.emit_error(RtmError::new(
+                        error_code::FPNN_EC_PROTO_TYPE_CONVERT,
+                        format!("kickoutroom without a rid: {}", q.payload),
+                    )),
+                }
+            }
+            m => {
+                drop(r);
+                match PushKind::from_method(m) {
+                    Some(kind) => inner.on_push(kind, &q.payload),
+                    None => inner.emit_error(RtmError::new(
+                        error_code::FPNN_EC_CORE_UNKNOWN_METHOD,
+                        format!("unknown push method {m:?}, answered and ignored"),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    pub(super) fn on_push(&self, kind: PushKind, payload: &Value) {
+        let m = match parse_push(kind, payload) {
+            Some(m) => m,
+            None => {
+                self.emit_error(RtmError::new(
+                    error_code::FPNN_EC_PROTO_TYPE_CONVERT,
+                    format!("malformed {kind:?} push: {payload}"),
+                ));
+                return;
+            }
+        };
+        let uid = self.core.lock().uid();
+        if let (Some(uid), Some(ex)) = (uid, json::excluded_uids(&m.attrs)) {
+            if ex.contains(&uid) {
+                return;
+            }
+        }
+        let target = m.gid.or(m.rid).unwrap_or(0);
+        if !self
+            .dedup
+            .lock()
+            .admit((kind.code(), m.mid, m.from, target), Instant::now())
+        {
+            log::debug!("duplicate push {kind:?} mid {} dropped", m.mid);
+            return;
+        }
+        let event = push_event_for(kind, m.mtype);
+        let handlers = self.processor.push_handlers(event);
+        if handlers.is_empty() {
+            return;
+        }
+        let m = Arc::new(m);
+        for h in handlers {
+            let m = m.clone();
+            self.dispatcher.event(Box::new(move || h(&m)));
+        }
+    }
+}
+
+fn parse_push(kind: PushKind, p: &Value) -> Option<PushMessage> {
+    p.as_map()?;
+    let id = |k: &str| value::map_get(p, k).and_then(value::as_i64);
+    let (msg, binary) = value::text_and_bytes(value::get_or_nil(p, "msg"));
+    Some(PushMessage {
+        from: id("from")?,
+        gid: if kind == PushKind::Group {
+            Some(id("gid")?)
+        } else {
+            None
+        },
+        rid: if kind == PushKind::Room {
+            Some(id("rid")?)
+        } else {
+            None
+        },
+        mtype: value::map_get(p, "mtype").and_then(value::as_u8)?,
+        mid: id("mid").unwrap_or(0),
+        msg,
+        binary,
+        attrs: value::as_string_lossy(value::get_or_nil(p, "attrs")),
+        mtime: id("mtime").unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::MapBuilder;
+
+    #[test]
+    fn pushes_parse_text_and_binary_bodies() {
+        let p = MapBuilder::new()
+            .put("from", 7)
+            .put("gid", 9)
+            .put("mtype", 30)
+            .put("mid", 5)
+            .put("msg", Value::Binary(vec![0xff, 0x00]))
+            .put("attrs", "a")
+            .put("mtime", 11)
+            .build();
+        let m = parse_push(PushKind::Group, &p).unwrap();
+        assert_eq!(
+            (m.from, m.gid, m.rid, m.mtype, m.mid, m.mtime),
+            (7, Some(9), None, 30, 5, 11)
+        );
+        assert_eq!((m.msg, m.binary), (None, vec![0xff, 0]));
+        assert!(
+            parse_push(PushKind::Room, &p).is_none(),
+            "room push without rid"
+        );
+        assert!(parse_push(PushKind::P2p, &Value::from(3)).is_none());
+    }
+}

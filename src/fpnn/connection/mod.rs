@@ -1,0 +1,411 @@
+//! One FPNN connection (docs/architecture.md has the whole picture). This
+//! file owns the handle ([`Connection`]: connect, send, close) and its
+//! options; `shared.rs` the state the handle, reader and writer share;
+//! `reader.rs` and `writer.rs` the connection's two threads; `responder.rs`
+//! the server's quests and their answers.
+
+mod reader;
+mod responder;
+mod shared;
+mod writer;
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rmpv::Value;
+
+use super::packet::{self, Kind};
+use super::table::RequestTable;
+use super::transport::{self, Endpoint};
+use crate::error::{error_code, RtmError};
+use crate::ws::frame::{FrameParser, Role};
+use crate::ws::{WsError, WsReader};
+use reader::reader_loop;
+pub use responder::{Quest, QuestHandler, Responder};
+pub(crate) use shared::guarded;
+use shared::{client_frame, err, Pending, Shared, WriterCmd};
+use transport::ConnectCancel;
+use writer::writer_loop;
+
+/// The callback of a twoway quest: the answer's payload, or an error (the
+/// server's error answer, 20003 timeout, 20002 connection closed).
+pub type AnswerCallback = Box<dyn FnOnce(Result<Value, RtmError>) + Send + 'static>;
+
+/// Options of [`Connection::connect`].
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Limit for DNS, TCP, TLS and the WebSocket upgrade together. Default 30 s.
+    pub connect_timeout: Duration,
+    /// Largest packet accepted or sent, header included. Default 8 MiB.
+    pub max_packet_size: usize,
+    /// Extra DER root certificates trusted for `wss` besides the usual web roots.
+    pub extra_roots: Vec<Vec<u8>>,
+    /// The WebSocket path. Default `/service/websocket`.
+    pub path: String,
+    /// Lets another thread abort the connect (see [`ConnectCancel`]). Default
+    /// `None`.
+    pub cancel: Option<ConnectCancel>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            connect_timeout: Duration::from_secs(30),
+            max_packet_size: packet::DEFAULT_MAX_PACKET,
+            extra_roots: Vec::new(),
+            path: "/service/websocket".to_owned(),
+            cancel: None,
+        }
+    }
+}
+
+/// Why a connection ended, as given to the close handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// [`Connection::close`] was called (or the last handle dropped).
+    Local,
+    /// The peer closed the connection.
+    Peer,
+    /// The connection failed; the text says how.
+    Error(String),
+}
+
+/// Closes the connection when the last user handle goes away.
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.shut(CloseReason::Local);
+    }
+}
+
+/// A client connection to an FPNN server over WebSocket (`ws` or `wss`).
+///
+/// Cheap to clone; every clone is the same connection, usable from any
+/// thread. When the last clone is dropped the connection closes.
+///
+/// Threads: answers' callbacks and the [`QuestHandler`] run on the
+/// connection's reader thread; timeouts' callbacks run on its writer thread;
+/// callbacks completed by a close run on the thread that closed it. No lock
+/// is held while any of them runs, so a callback may send quests or close the
+/// connection. If the connection is already closed, [`Connection::send_quest`]
+/// calls the callback (20002) before it returns.
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+    _guard: Arc<CloseOnDrop>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("endpoint", &self.shared.endpoint)
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Connects to `endpoint` (`host:port`, or a `ws://`/`wss://` URL; `tls`
+    /// chooses for the `host:port` form), blocking for at most
+    /// `options.connect_timeout`. `handler` receives the server's quests;
+    /// `on_close` runs once when the connection ends, whoever ends it.
+    ///
+    /// Errors: 20012 (`FPNN_EC_CORE_INVALID_CONNECTION`) when the endpoint
+    /// cannot be parsed or reached, 20003 when the timeout ran out, 20002
+    /// when `options.cancel` was cancelled.
+    pub fn connect(
+        endpoint: &str,
+        tls: bool,
+        options: &ConnectOptions,
+        handler: impl QuestHandler,
+        on_close: impl FnOnce(CloseReason) + Send + 'static,
+    ) -> Result<Connection, RtmError> {
+        let (ep, opened) = open(endpoint, tls, options)?;
+        let (conn, reader) = Connection::start(ep, opened, options, Box::new(on_close))?;
+        let handler: Arc<dyn QuestHandler> = Arc::new(handler);
+        let shared = conn.shared.clone();
+        match std::thread::Builder::new()
+            .name("rtm-reader".into())
+            .spawn(move || reader_loop(shared, reader, handler))
+        {
+            Ok(h) => conn.adopt(h),
+            Err(e) => {
+                conn.shared
+                    .shut(CloseReason::Error(format!("cannot spawn thread: {e}")));
+                return Err(err(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string()));
+            }
+        }
+        Ok(conn)
+    }
+
+    /// [`Connection::connect`] on a new thread, which then becomes the
+    /// connection's reader: the caller does not block, and no thread waits
+    /// for the dial. `on_result` runs on that thread, before the first read.
+    /// Fails only when the thread cannot be started.
+    pub(crate) fn connect_then(
+        endpoint: String,
+        tls: bool,
+        options: ConnectOptions,
+        handler: impl QuestHandler,
+        on_close: impl FnOnce(CloseReason) + Send + 'static,
+        on_result: impl FnOnce(Result<Connection, RtmError>) + Send + 'static,
+    ) -> io::Result<()> {
+        let (htx, hrx) = crossbeam_channel::bounded::<JoinHandle<()>>(1);
+        let h = std::thread::Builder::new()
+            .name("rtm-reader".into())
+            .spawn(move || {
+                let started = open(&endpoint, tls, &options).and_then(|(ep, opened)| {
+                    Connection::start(ep, opened, &options, Box::new(on_close))
+                });
+                match started {
+                    Err(e) => on_result(Err(e)),
+                    Ok((conn, reader)) => {
+                        // Sent right after the spawn: so close_and_join
+                        // waits for this thread too.
+                        if let Ok(h) = hrx.recv() {
+                            conn.adopt(h);
+                        }
+                        let shared = conn.shared.clone();
+                        on_result(Ok(conn));
+                        reader_loop(shared, reader, Arc::new(handler));
+                    }
+                }
+            })?;
+        let _ = htx.send(h);
+        Ok(())
+    }
+
+    /// Builds the connection around an opened socket and starts its writer;
+    /// the caller runs the reader.
+    fn start(
+        ep: Endpoint,
+        opened: transport::Opened,
+        options: &ConnectOptions,
+        on_close: shared::CloseHandler,
+    ) -> Result<(Connection, WsReader<transport::ReadHalf>), RtmError> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            table: Mutex::new(RequestTable::new()),
+            tx,
+            open: AtomicBool::new(true),
+            control: opened.control,
+            on_close: Mutex::new(Some(on_close)),
+            max_packet: options.max_packet_size,
+            threads: Mutex::new(Vec::new()),
+            thread_ids: Mutex::new(Vec::new()),
+            endpoint: ep,
+        });
+        let mut read = opened.read;
+        let flush_tx = shared.tx.clone();
+        read.set_flush_hook(Box::new(move || {
+            let _ = flush_tx.send(WriterCmd::Flush);
+        }));
+        // The frame limit is the packet limit: one packet per message.
+        let parser = FrameParser::new(Role::Client, options.max_packet_size, true);
+        let reader = WsReader::new(read, &opened.leftover, parser);
+        let s = shared.clone();
+        let w = std::thread::Builder::new()
+            .name("rtm-writer".into())
+            .spawn(move || writer_loop(s, opened.write, rx));
+        let conn = Connection {
+            _guard: Arc::new(CloseOnDrop(shared.clone())),
+            shared,
+        };
+        match w {
+            Ok(h) => conn.adopt(h),
+            Err(e) => {
+                conn.shared
+                    .shut(CloseReason::Error(format!("cannot spawn thread: {e}")));
+                return Err(err(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string()));
+            }
+        }
+        Ok((conn, reader))
+    }
+
+    /// Counts `h` as one of the connection's threads.
+    fn adopt(&self, h: JoinHandle<()>) {
+        self.shared.thread_ids.lock().push(h.thread().id());
+        self.shared.threads.lock().push(h);
+    }
+
+    /// Sends a twoway quest. `callback` runs exactly once: with the answer's
+    /// payload, the server's error answer, 20003 when `timeout` passes first,
+    /// or 20002 when the connection closes first.
+    pub fn send_quest(
+        &self,
+        method: &str,
+        payload: &Value,
+        timeout: Duration,
+        callback: impl FnOnce(Result<Value, RtmError>) + Send + 'static,
+    ) {
+        let mut body = Vec::new();
+        packet::encode_payload(payload, &mut body);
+        self.send_quest_bytes(method, &body, timeout, Box::new(callback));
+    }
+
+    /// [`Connection::send_quest`] with a payload already encoded as msgpack.
+    pub fn send_quest_bytes(
+        &self,
+        method: &str,
+        payload: &[u8],
+        timeout: Duration,
+        callback: AnswerCallback,
+    ) {
+        if let Err(e) = self.check(method, payload) {
+            return callback(Err(e));
+        }
+        let deadline = transport::deadline_after(timeout);
+        // Not matched in place: a match scrutinee keeps the lock guard alive
+        // through the arms, and the callback below may send again.
+        let pending = Pending {
+            callback,
+            method: method.into(),
+            sent: Instant::now(),
+            timeout,
+        };
+        let inserted = self.shared.table.lock().insert(pending, deadline);
+        let seq = match inserted {
+            Ok(seq) => seq,
+            Err(p) => {
+                return (p.callback)(Err(err(
+                    error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
+                    "connection closed",
+                )))
+            }
+        };
+        log::trace!("quest {method} seq {seq} sent to {}", self.shared.endpoint);
+        let f = client_frame(Kind::Twoway, seq, (method, 0), payload);
+        // If the writer is gone the close path has completed the quest already.
+        let _ = self.shared.tx.send(WriterCmd::Frame(f));
+    }
+
+    /// Sends a oneway quest (no answer). Fails with 20002 when closed.
+    pub fn send_oneway(&self, method: &str, payload: &Value) -> Result<(), RtmError> {
+        let mut body = Vec::new();
+        packet::encode_payload(payload, &mut body);
+        self.check(method, &body)?;
+        if !self.is_open() {
+            return Err(err(
+                error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
+                "connection closed",
+            ));
+        }
+        let f = client_frame(Kind::Oneway, 0, (method, 0), &body);
+        let _ = self.shared.tx.send(WriterCmd::Frame(f));
+        Ok(())
+    }
+
+    fn check(&self, method: &str, payload: &[u8]) -> Result<(), RtmError> {
+        if method.is_empty() || method.len() > 255 {
+            return Err(err(
+                error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
+                "method name must be 1 to 255 bytes",
+            ));
+        }
+        if payload.is_empty() {
+            return Err(err(
+                error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
+                "empty payload",
+            ));
+        }
+        let len = packet::packet_len(Kind::Twoway, method.len(), payload.len());
+        // psize is a u32 on the wire, whatever the configured limit.
+        if len > self.shared.max_packet || payload.len() > u32::MAX as usize {
+            return Err(err(
+                error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
+                format!(
+                    "quest is over the {} byte packet limit",
+                    self.shared.max_packet
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Closes the connection: pending quests complete with 20002 on this
+    /// thread, a close frame is sent, the socket is shut, the close handler
+    /// runs with [`CloseReason::Local`]. Idempotent.
+    pub fn close(&self) {
+        self.shared.shut(CloseReason::Local);
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_open(&self) -> bool {
+        self.shared.open.load(Ordering::Acquire)
+    }
+
+    /// Number of quests waiting for an answer.
+    pub fn pending(&self) -> usize {
+        self.shared.table.lock().len()
+    }
+
+    /// The endpoint connected to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.shared.endpoint
+    }
+
+    /// Closes the connection and waits for its threads to end. Called from
+    /// one of the connection's own threads it does not wait for that thread.
+    pub fn close_and_join(&self) {
+        self.close();
+        // The writer shuts the socket after its close frame; do it here too
+        // in case it is stalled on a peer that does not read.
+        transport::shutdown(&self.shared.control);
+        let me = std::thread::current().id();
+        let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *self.shared.threads.lock());
+        for h in handles {
+            if h.thread().id() != me {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Whether the calling thread is this connection's reader or writer.
+    pub fn is_own_thread(&self) -> bool {
+        let me = std::thread::current().id();
+        self.shared.thread_ids.lock().contains(&me)
+    }
+}
+
+/// Parses `endpoint` and opens it (TCP, TLS, WebSocket upgrade).
+fn open(
+    endpoint: &str,
+    tls: bool,
+    options: &ConnectOptions,
+) -> Result<(Endpoint, transport::Opened), RtmError> {
+    let ep = Endpoint::parse(endpoint, tls).ok_or_else(|| {
+        err(
+            error_code::FPNN_EC_CORE_INVALID_CONNECTION,
+            format!("invalid endpoint {endpoint:?}: expected host:port"),
+        )
+    })?;
+    let cancel = options.cancel.clone().unwrap_or_default();
+    let opened = transport::open(
+        &ep,
+        &options.path,
+        options.connect_timeout,
+        &options.extra_roots,
+        &cancel,
+    )
+    .map_err(|e| {
+        let code = match &e {
+            _ if cancel.is_cancelled() => error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
+            WsError::Io(io) if is_timeout(io) => error_code::FPNN_EC_CORE_TIMEOUT,
+            _ => error_code::FPNN_EC_CORE_INVALID_CONNECTION,
+        };
+        err(code, format!("cannot connect to {ep}: {e}"))
+    })?;
+    Ok((ep, opened))
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}

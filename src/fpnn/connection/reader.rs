@@ -1,0 +1,141 @@
+//! The reader thread: reads frames, completes answered quests, hands the
+//! server's quests to the handler, and ends the connection when the peer
+//! closes or breaks the protocol.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rmpv::Value;
+
+use super::responder::{Quest, QuestHandler, Responder};
+use super::shared::{control_frame, err, guarded, Shared, WriterCmd};
+use super::CloseReason;
+use crate::error::{error_code, RtmError};
+use crate::fpnn::packet::{self, Kind, Packet};
+use crate::fpnn::transport::ReadHalf;
+use crate::ws::frame::Opcode;
+use crate::ws::{Incoming, WsError, WsReader};
+
+pub(super) fn reader_loop(
+    shared: Arc<Shared>,
+    mut reader: WsReader<ReadHalf>,
+    handler: Arc<dyn QuestHandler>,
+) {
+    loop {
+        let msg = match reader.read() {
+            Ok(m) => m,
+            Err(e) => {
+                let status = e.close_code();
+                let reason = match e {
+                    WsError::Eof { mid_frame: false } => CloseReason::Peer,
+                    e => CloseReason::Error(e.to_string()),
+                };
+                shared.shut_with(reason, status);
+                return;
+            }
+        };
+        match msg {
+            Incoming::Binary(data) => {
+                if let Err(e) = on_packet(&shared, &data, handler.as_ref()) {
+                    shared.shut(CloseReason::Error(e));
+                    return;
+                }
+            }
+            Incoming::Text(_) => {
+                shared.shut(CloseReason::Error("server sent a text message".into()));
+                return;
+            }
+            Incoming::Ping(p) => {
+                let _ = shared
+                    .tx
+                    .send(WriterCmd::Frame(control_frame(Opcode::Pong, &p)));
+            }
+            Incoming::Pong(_) => {}
+            Incoming::Close(_) => {
+                shared.shut(CloseReason::Peer);
+                return;
+            }
+        }
+        if !shared.open.load(Ordering::Acquire) {
+            return;
+        }
+    }
+}
+
+fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> Result<(), String> {
+    let p = Packet::decode(data, shared.max_packet).map_err(|e| e.to_string())?;
+    match p.kind {
+        Kind::Answer => {
+            let result = match packet::decode_payload_within(&p.payload, shared.max_packet) {
+                Err(e) => Err(err(error_code::FPNN_EC_CORE_DECODING, e)),
+                Ok(v) if p.status == 0 => Ok(v),
+                Ok(v) => Err(error_answer(&v)),
+            };
+            let pending = shared.table.lock().complete(p.seq);
+            match pending {
+                Some(q) => {
+                    log::trace!(
+                        "quest {} seq {} answered in {} us ({})",
+                        q.method,
+                        p.seq,
+                        q.sent.elapsed().as_micros(),
+                        if result.is_ok() { "ok" } else { "error" }
+                    );
+                    guarded("answer callback", || (q.callback)(result))
+                }
+                None => log::debug!("late or unknown answer seq {} dropped", p.seq),
+            }
+        }
+        Kind::Twoway | Kind::Oneway => {
+            // A quest read just as the connection closed is not delivered:
+            // after `close` returns, the handler hears nothing more.
+            if !shared.open.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let twoway = p.kind == Kind::Twoway;
+            let responder = Responder {
+                seq: p.seq,
+                twoway,
+                shared: Some(shared.clone()),
+            };
+            match packet::decode_payload_within(&p.payload, shared.max_packet) {
+                Ok(payload) => {
+                    let quest = Quest {
+                        method: p.method,
+                        payload,
+                        twoway,
+                    };
+                    guarded("quest handler", || handler.quest(quest, responder));
+                }
+                Err(e) => {
+                    log::debug!("server quest {} has a bad payload: {e}", p.method);
+                    responder.error(error_code::FPNN_EC_CORE_DECODING, &e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `{code, ex}` of an error answer; anything else becomes 20001 with the text.
+fn error_answer(v: &Value) -> RtmError {
+    let field = |k: &str| {
+        v.as_map()
+            .and_then(|m| m.iter().find(|(key, _)| key.as_str() == Some(k)))
+            .map(|(_, val)| val)
+    };
+    let code = field("code")
+        .and_then(|c| c.as_i64())
+        .and_then(|c| i32::try_from(c).ok());
+    let ex = field("ex")
+        .and_then(|e| e.as_str())
+        .unwrap_or("")
+        .to_owned();
+    match code {
+        Some(code) => RtmError::new(code, ex),
+        None => RtmError::new(
+            error_code::FPNN_EC_CORE_UNKNOWN_ERROR,
+            format!("malformed error answer: {v}"),
+        ),
+    }
+}

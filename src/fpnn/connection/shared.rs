@@ -1,0 +1,169 @@
+//! What a connection's handles, reader and writer share: the request table,
+//! the writer's queue, the open flag and the close path ([`Shared::shut`]),
+//! and building client frames.
+
+use std::cell::RefCell;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+
+use super::{AnswerCallback, CloseReason};
+use crate::error::{error_code, RtmError};
+use crate::fpnn::packet::{self, Kind};
+use crate::fpnn::table::RequestTable;
+use crate::fpnn::transport::{self, Endpoint};
+use crate::ws::frame::{self, Opcode};
+use crate::ws::MaskRng;
+
+/// A twoway quest waiting for its answer: its callback, and what the logs
+/// and a timeout's error say about it.
+pub(super) struct Pending {
+    pub(super) callback: AnswerCallback,
+    pub(super) method: Box<str>,
+    pub(super) sent: Instant,
+    pub(super) timeout: Duration,
+}
+
+impl Pending {
+    /// The 20003 of a quest whose timeout ran out.
+    pub(super) fn timed_out(self) -> (AnswerCallback, RtmError) {
+        let e = err(
+            error_code::FPNN_EC_CORE_TIMEOUT,
+            format!(
+                "{} timed out after {} ms",
+                self.method,
+                self.timeout.as_millis()
+            ),
+        );
+        log::debug!("{}", e.ex);
+        (self.callback, e)
+    }
+}
+
+pub(super) type CloseHandler = Box<dyn FnOnce(CloseReason) + Send>;
+
+pub(super) enum WriterCmd {
+    Frame(Vec<u8>),
+    /// The TLS session has bytes of its own to send.
+    Flush,
+    /// The last command: send a close frame with this status (none when the
+    /// peer is already gone), then shut the socket. Exactly one is sent per
+    /// connection, so at most one close frame goes out, as RFC 6455 requires.
+    Close(Option<u16>),
+}
+
+pub(super) struct Shared {
+    pub(super) table: Mutex<RequestTable<Pending>>,
+    pub(super) tx: Sender<WriterCmd>,
+    pub(super) open: AtomicBool,
+    pub(super) control: TcpStream,
+    pub(super) on_close: Mutex<Option<CloseHandler>>,
+    pub(super) max_packet: usize,
+    pub(super) threads: Mutex<Vec<JoinHandle<()>>>,
+    pub(super) thread_ids: Mutex<Vec<ThreadId>>,
+    pub(super) endpoint: Endpoint,
+}
+
+thread_local! {
+    static RNG: RefCell<MaskRng> = RefCell::new(MaskRng::new());
+}
+
+/// Builds a masked client frame holding one packet, without copying the
+/// payload twice.
+pub(super) fn client_frame(
+    kind: Kind,
+    seq: u32,
+    ss_or_method: (&str, u8),
+    payload: &[u8],
+) -> Vec<u8> {
+    let (method, status) = ss_or_method;
+    let plen = packet::packet_len(kind, method.len(), payload.len());
+    let mask = RNG.with(|r| r.borrow_mut().mask());
+    let mut out = Vec::with_capacity(frame::header_len(plen, true, false) + plen);
+    frame::write_head(&mut out, Opcode::Binary, true, plen, Some(mask), false);
+    let start = out.len();
+    match kind {
+        Kind::Answer => packet::encode_answer(&mut out, seq, status, payload),
+        k => packet::encode_quest(&mut out, k == Kind::Twoway, seq, method, payload),
+    }
+    frame::apply_mask(&mut out[start..], mask);
+    out
+}
+
+pub(super) fn control_frame(op: Opcode, payload: &[u8]) -> Vec<u8> {
+    let mask = RNG.with(|r| r.borrow_mut().mask());
+    let mut out = Vec::with_capacity(6 + payload.len());
+    frame::encode_frame(&mut out, op, true, payload, Some(mask), false);
+    out
+}
+
+pub(super) fn err(code: i32, ex: impl Into<String>) -> RtmError {
+    RtmError::new(code, ex)
+}
+
+impl Shared {
+    pub(super) fn send_answer(&self, seq: u32, status: u8, payload: &[u8]) {
+        if self.open.load(Ordering::Acquire) {
+            let _ = self.tx.send(WriterCmd::Frame(client_frame(
+                Kind::Answer,
+                seq,
+                ("", status),
+                payload,
+            )));
+        }
+    }
+
+    /// Ends the connection once: fails every pending quest with 20002 and
+    /// tells the close handler why. Runs the callbacks on the calling thread
+    /// with no lock held.
+    pub(super) fn shut(&self, reason: CloseReason) {
+        let status = match reason {
+            CloseReason::Local => Some(1000),
+            _ => None,
+        };
+        self.shut_with(reason, status);
+    }
+
+    /// [`Shared::shut`], telling the peer why with close status `status`.
+    /// Without a status the socket is shut at once (the peer is gone or the
+    /// link failed); with one, the writer shuts it after the close frame.
+    pub(super) fn shut_with(&self, reason: CloseReason, status: Option<u16>) {
+        if !self.open.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        match &reason {
+            CloseReason::Error(e) => log::debug!("connection to {} failed: {e}", self.endpoint),
+            r => log::debug!("connection to {} closed: {r:?}", self.endpoint),
+        }
+        let pending = self.table.lock().close();
+        if status.is_none() {
+            transport::shutdown(&self.control);
+        }
+        let _ = self.tx.send(WriterCmd::Close(status));
+        let ex = match &reason {
+            CloseReason::Error(e) => format!("connection closed: {e}"),
+            _ => "connection closed".to_owned(),
+        };
+        for p in pending {
+            let e = err(error_code::FPNN_EC_CORE_CONNECTION_CLOSED, ex.clone());
+            guarded("close callback", || (p.callback)(Err(e)));
+        }
+        let handler = self.on_close.lock().take();
+        if let Some(h) = handler {
+            guarded("close handler", || h(reason));
+        }
+    }
+}
+
+/// Runs code the SDK does not own (a callback, a handler). A panic in it is
+/// logged and contained, so it cannot take an SDK thread, and with it every
+/// later answer or timeout, down.
+pub(crate) fn guarded(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        log::error!("a {what} panicked; the SDK thread carries on");
+    }
+}

@@ -1,0 +1,104 @@
+//! FPNN's JSON payloads (flag `0x40`): an FPNN server converts a JSON quest
+//! to its msgpack form, handles it as usual and answers in JSON. The gate
+//! does the same at its network edge (docs/gate.md, "JSON payloads").
+
+use rmpv::Value;
+use serde_json::Value as Json;
+
+/// Parses a JSON payload into the value a msgpack payload would have given:
+/// objects become maps with string keys, integers stay integers.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Value, String> {
+    let j: Json = serde_json::from_slice(bytes).map_err(|e| format!("bad JSON payload: {e}"))?;
+    Ok(from_json(j))
+}
+
+fn from_json(j: Json) -> Value {
+    match j {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Boolean(b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::F64(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        Json::String(s) => Value::from(s),
+        Json::Array(a) => Value::Array(a.into_iter().map(from_json).collect()),
+        Json::Object(o) => Value::Map(
+            o.into_iter()
+                .map(|(k, v)| (Value::from(k), from_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Appends `v` as JSON text. Binary becomes a string (lossy UTF-8), as
+/// FPNN's msgpack-to-JSON conversion does; map keys that are not strings are
+/// written as their JSON text; extension values become `null`.
+pub(crate) fn write(v: &Value, out: &mut Vec<u8>) {
+    let text = serde_json::to_vec(&to_json(v)).unwrap_or_else(|_| b"{}".to_vec());
+    out.extend_from_slice(&text);
+}
+
+fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Nil | Value::Ext(..) => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Integer(i) => i
+            .as_i64()
+            .map(Json::from)
+            .or_else(|| i.as_u64().map(Json::from))
+            .unwrap_or(Json::Null),
+        Value::F32(f) => {
+            serde_json::Number::from_f64(f64::from(*f)).map_or(Json::Null, Json::Number)
+        }
+        Value::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::String(s) => Json::String(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        Value::Binary(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
+        Value::Array(a) => Json::Array(a.iter().map(to_json).collect()),
+        Value::Map(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Value::String(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                        other => to_json(other).to_string(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trips_through_the_msgpack_form() {
+        let v = parse(br#"{"to":2,"big":18446744073709551615,"f":1.5,"s":"x","a":[true,null]}"#)
+            .unwrap();
+        let mut out = Vec::new();
+        write(&v, &mut out);
+        let back: Json = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back["to"], 2);
+        assert_eq!(back["big"], u64::MAX);
+        assert_eq!(back["f"], 1.5);
+        assert_eq!(back["a"][0], true);
+        assert!(parse(b"{not json").is_err());
+    }
+
+    #[test]
+    fn binary_and_non_string_keys_become_json_text() {
+        let v = Value::Map(vec![
+            (Value::from(7), Value::Binary(b"hi".to_vec())),
+            (Value::from("e"), Value::Ext(1, vec![0])),
+        ]);
+        let mut out = Vec::new();
+        write(&v, &mut out);
+        assert_eq!(out, br#"{"7":"hi","e":null}"#);
+    }
+}
