@@ -128,8 +128,8 @@ pub use rmpv;
 pub use types::{
     mtype, BroadcastMsg, CheckResult, DevicePushOption, Dispatch, GroupMsg, GroupUnreadNum,
     HistoryMessages, HistoryMsg, P2PMsg, P2PUnreadNum, ProfanityResult, PushEvent, PushMessage,
-    RegressiveStrategy, RetrievedMessage, RoomInfo, RoomMsg, RoomOpenInfo, RtmOptions, SendAnswer,
-    SendPayload, Transcript, Translation, UnreadMessage,
+    RegressiveStrategy, RetrievedMessage, RoomCount, RoomInfo, RoomMsg, RoomOpenInfo,
+    RoomsOpenInfo, RtmOptions, SendAnswer, SendPayload, Transcript, Translation, UnreadMessage,
 };
 pub use types::{
     Conversation, ConversationList, DataValue, GroupConversationList, GroupCount, GroupInfo,
