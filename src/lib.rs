@@ -128,8 +128,9 @@ pub use rmpv;
 pub use types::{
     mtype, BroadcastMsg, CheckResult, DevicePushOption, Dispatch, FileToken, GroupMsg,
     GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg, P2PUnreadNum, ProfanityResult, PushEvent,
-    PushMessage, RegressiveStrategy, RetrievedMessage, RoomInfo, RoomMsg, RoomOpenInfo, RtmFile,
-    RtmOptions, SendAnswer, SendPayload, Transcript, Translation, UnreadMessage,
+    PushMessage, RegressiveStrategy, RetrievedMessage, RoomCount, RoomInfo, RoomMsg, RoomOpenInfo,
+    RoomsOpenInfo, RtmFile, RtmOptions, SendAnswer, SendPayload, Transcript, Translation,
+    UnreadMessage,
 };
 pub use types::{
     Conversation, ConversationList, DataValue, GroupConversationList, GroupCount, GroupInfo,

@@ -147,7 +147,11 @@ fn rtm_client_methods(dir: &Path, found: &mut BTreeMap<String, String>) {
                             break;
                         }
                     }
-                    b'p' if depth == 1 && code[i..].starts_with("pub fn ") => {
+                    // `#[doc(hidden)]` methods (test hooks) are not part of the API.
+                    b'p' if depth == 1
+                        && code[i..].starts_with("pub fn ")
+                        && !attributes_before(&code[..i]).contains("#[doc(hidden)]") =>
+                    {
                         let sig = &code[i..];
                         let sig = &sig[..sig.find('{').expect("a body")];
                         let name: String = sig["pub fn ".len()..]
@@ -165,6 +169,13 @@ fn rtm_client_methods(dir: &Path, found: &mut BTreeMap<String, String>) {
             from = i;
         }
     }
+}
+
+/// The text between the previous item's end (`;` or `}`) and `at`: the
+/// attributes of the item starting there.
+fn attributes_before(code: &str) -> &str {
+    let start = code.rfind([';', '}']).map_or(0, |p| p + 1);
+    &code[start..]
 }
 
 /// `(E, T)` of `callback: impl FnOnce(Option<E>, Option<T>)`, or the raw

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::de;
 use super::decode::{answer, Answer, Empty};
-use super::spec::specs;
+use super::spec::{specs, Spec};
 use crate::client::RtmClient;
 use crate::error::{error_code, RtmError};
 use crate::types::{ConversationList, GroupMsg, P2PMsg, Session, UnreadConversationList};
@@ -100,54 +100,98 @@ fn list_request(clear: Option<bool>, mtime: Option<i64>, mtypes: Option<&[u8]>) 
         .build()
 }
 
-/// `pub fn NAME() -> ROW = SPEC;`: a single conversation list, `(mtime, mtypes, timeout,
-/// callback)` sent as `{mtime?, mtypes?}` (docs/Conversations.md).
-macro_rules! conversation_lists {
-    ($($(#[$doc:meta])* pub fn $name:ident() -> $row:ty = $spec:ident;)+) => {
-        impl RtmClient {
-            $(
-                $(#[$doc])*
-                pub fn $name(
-                    &self,
-                    mtime: Option<i64>,
-                    mtypes: Option<&[u8]>,
-                    timeout: u64,
-                    callback: impl FnOnce(Option<RtmError>, Option<ConversationList<$row>>)
-                        + Send
-                        + 'static,
-                ) {
-                    let payload = list_request(None, mtime, mtypes);
-                    self.quest::<List<$row>>(&$spec, payload, timeout, callback);
-                }
-            )+
-        }
-    };
-}
-
-conversation_lists! {
+impl RtmClient {
     /// The p2p conversations with their unread counts and last messages, newest first
     /// (`getp2pconversationlist {mtime?, mtypes?}`). Mirrors JavaScript
     /// `getP2PConversationList(mtime, mtypes, timeout, callback)`; the result is a
     /// [`P2PConversationList`](crate::types::P2PConversationList).
     ///
     /// `mtime` `None`: unread means after the last logout; `mtypes` `None`: 30..=50.
-    pub fn get_p2p_conversation_list() -> P2PMsg = GET_P2P_CONVERSATION_LIST;
+    pub fn get_p2p_conversation_list(
+        &self,
+        mtime: Option<i64>,
+        mtypes: Option<&[u8]>,
+        timeout: u64,
+        callback: impl FnOnce(Option<RtmError>, Option<ConversationList<P2PMsg>>) + Send + 'static,
+    ) {
+        self.conversation_list(&GET_P2P_CONVERSATION_LIST, mtime, mtypes, timeout, callback);
+    }
+
     /// The p2p conversations with unread messages
     /// (`getp2punreadconversationlist {mtime?, mtypes?}`). Mirrors JavaScript
     /// `getP2PUnreadConversationList(mtime, mtypes, timeout, callback)`. Arguments as
     /// [`RtmClient::get_p2p_conversation_list`].
-    pub fn get_p2p_unread_conversation_list() -> P2PMsg = GET_P2P_UNREAD_CONVERSATION_LIST;
+    pub fn get_p2p_unread_conversation_list(
+        &self,
+        mtime: Option<i64>,
+        mtypes: Option<&[u8]>,
+        timeout: u64,
+        callback: impl FnOnce(Option<RtmError>, Option<ConversationList<P2PMsg>>) + Send + 'static,
+    ) {
+        self.conversation_list(
+            &GET_P2P_UNREAD_CONVERSATION_LIST,
+            mtime,
+            mtypes,
+            timeout,
+            callback,
+        );
+    }
+
     /// The group conversations with their unread counts and last messages, newest first
     /// (`getgroupconversationlist {mtime?, mtypes?}`). Mirrors JavaScript
     /// `getGroupConversationList(mtime, mtypes, timeout, callback)`; the result is a
     /// [`GroupConversationList`](crate::types::GroupConversationList). Arguments as
     /// [`RtmClient::get_p2p_conversation_list`].
-    pub fn get_group_conversation_list() -> GroupMsg = GET_GROUP_CONVERSATION_LIST;
+    pub fn get_group_conversation_list(
+        &self,
+        mtime: Option<i64>,
+        mtypes: Option<&[u8]>,
+        timeout: u64,
+        callback: impl FnOnce(Option<RtmError>, Option<ConversationList<GroupMsg>>) + Send + 'static,
+    ) {
+        self.conversation_list(
+            &GET_GROUP_CONVERSATION_LIST,
+            mtime,
+            mtypes,
+            timeout,
+            callback,
+        );
+    }
+
     /// The group conversations with unread messages
     /// (`getgroupunreadconversationlist {mtime?, mtypes?}`). Mirrors JavaScript
     /// `getGroupUnreadConversationList(mtime, mtypes, timeout, callback)`. Arguments as
     /// [`RtmClient::get_p2p_conversation_list`].
-    pub fn get_group_unread_conversation_list() -> GroupMsg = GET_GROUP_UNREAD_CONVERSATION_LIST;
+    pub fn get_group_unread_conversation_list(
+        &self,
+        mtime: Option<i64>,
+        mtypes: Option<&[u8]>,
+        timeout: u64,
+        callback: impl FnOnce(Option<RtmError>, Option<ConversationList<GroupMsg>>) + Send + 'static,
+    ) {
+        self.conversation_list(
+            &GET_GROUP_UNREAD_CONVERSATION_LIST,
+            mtime,
+            mtypes,
+            timeout,
+            callback,
+        );
+    }
+
+    /// The shared path of the four single-list methods (`{mtime?, mtypes?}`).
+    fn conversation_list<M>(
+        &self,
+        spec: &'static Spec,
+        mtime: Option<i64>,
+        mtypes: Option<&[u8]>,
+        timeout: u64,
+        callback: impl FnOnce(Option<RtmError>, Option<ConversationList<M>>) + Send + 'static,
+    ) where
+        M: DeserializeOwned + Send + 'static,
+    {
+        let payload = list_request(None, mtime, mtypes);
+        self.quest::<List<M>>(spec, payload, timeout, callback);
+    }
 }
 
 impl RtmClient {

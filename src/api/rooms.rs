@@ -10,7 +10,7 @@ use super::decode::{answer, Empty};
 use super::spec::{specs, Spec};
 use crate::client::RtmClient;
 use crate::error::RtmError;
-use crate::types::{RoomInfo, RoomOpenInfo};
+use crate::types::{RoomCount, RoomInfo, RoomOpenInfo, RoomsOpenInfo};
 use crate::value::{self, MapBuilder};
 
 specs! {
@@ -59,12 +59,12 @@ struct OpenInfos {
     #[serde(default, deserialize_with = "de::id_map")]
     info: HashMap<i64, String>,
 }
-impl From<OpenInfos> for HashMap<i64, String> {
-    fn from(w: OpenInfos) -> HashMap<i64, String> {
-        w.info
+impl From<OpenInfos> for RoomsOpenInfo {
+    fn from(w: OpenInfos) -> RoomsOpenInfo {
+        RoomsOpenInfo { info: w.info }
     }
 }
-answer!(OpenInfos => HashMap<i64, String>);
+answer!(OpenInfos => RoomsOpenInfo);
 
 /// The answer of `getroomcount`: `{cn: {rid: count}}`.
 #[derive(Deserialize)]
@@ -72,14 +72,16 @@ struct Counts {
     #[serde(default, deserialize_with = "de::id_map")]
     cn: HashMap<i64, i64>,
 }
-impl From<Counts> for HashMap<i64, i32> {
+impl From<Counts> for RoomCount {
     /// Counts clamped to `0..=i32::MAX`.
-    fn from(w: Counts) -> HashMap<i64, i32> {
+    fn from(w: Counts) -> RoomCount {
         let clamp = |n: i64| n.clamp(0, i64::from(i32::MAX)) as i32;
-        w.cn.into_iter().map(|(k, n)| (k, clamp(n))).collect()
+        RoomCount {
+            cn: w.cn.into_iter().map(|(k, n)| (k, clamp(n))).collect(),
+        }
     }
 }
-answer!(Counts => HashMap<i64, i32>);
+answer!(Counts => RoomCount);
 
 fn rid(rid: i64) -> rmpv::Value {
     MapBuilder::new().put("rid", rid).build()
@@ -196,7 +198,7 @@ impl RtmClient {
         &self,
         rids: &[i64],
         timeout: u64,
-        callback: impl FnOnce(Option<RtmError>, Option<HashMap<i64, String>>) + Send + 'static,
+        callback: impl FnOnce(Option<RtmError>, Option<RoomsOpenInfo>) + Send + 'static,
     ) {
         self.rids_quest::<OpenInfos>(&GET_ROOMS_OPEN_INFO, rids, timeout, callback);
     }
@@ -220,7 +222,7 @@ impl RtmClient {
         &self,
         rids: &[i64],
         timeout: u64,
-        callback: impl FnOnce(Option<RtmError>, Option<HashMap<i64, i32>>) + Send + 'static,
+        callback: impl FnOnce(Option<RtmError>, Option<RoomCount>) + Send + 'static,
     ) {
         self.rids_quest::<Counts>(&GET_ROOM_COUNT, rids, timeout, callback);
     }
@@ -260,9 +262,12 @@ mod tests {
             Value::Map(vec![("5".into(), 3.into()), (6.into(), (-1).into())]),
         )]);
         let c = decode::<Counts>("getroomcount", c).unwrap();
-        assert_eq!((c[&5], c[&6], c.len()), (3, 0, 2));
+        assert_eq!((c.cn[&5], c.cn[&6], c.cn.len()), (3, 0, 2));
         let i = map(vec![("info", Value::Map(vec![("9".into(), "o".into())]))]);
-        assert_eq!(decode::<OpenInfos>("getroomsopeninfo", i).unwrap()[&9], "o");
+        assert_eq!(
+            decode::<OpenInfos>("getroomsopeninfo", i).unwrap().info[&9],
+            "o"
+        );
         let r = map(vec![("rooms", Value::Array(vec![1.into(), "2".into()]))]);
         assert_eq!(decode::<Rooms>("getuserrooms", r).unwrap(), [1, 2]);
         let info = decode::<RoomInfo>("getroominfo", map(vec![("oinfo", "a".into())])).unwrap();

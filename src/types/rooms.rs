@@ -1,6 +1,8 @@
 //! The results of the room methods (the JavaScript docs' Rooms page,
-//! docs/Rooms.md). The room lists, members, counts and open-info maps are
-//! plain `Vec<i64>` / `HashMap<i64, _>`; the two info answers are structs.
+//! docs/Rooms.md). The room lists and members are plain `Vec<i64>`; the
+//! info and count answers are structs named after their JavaScript `data`.
+
+use std::collections::HashMap;
 
 use serde::Deserialize;
 
@@ -27,4 +29,24 @@ pub struct RoomOpenInfo {
     /// The public information (`oinfo`); `""` when none was set.
     #[serde(default, deserialize_with = "crate::api::de::lossy")]
     pub oinfo: String,
+}
+
+/// The public information of several rooms.
+///
+/// Mirrors the `data` (`{info: {rid: oinfo}}`) of JavaScript `getRoomsOpenInfo`'s callback,
+/// with 64-bit integer keys instead of strings (as [`GroupsOpenInfo`](crate::GroupsOpenInfo)).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoomsOpenInfo {
+    /// The public information by rid; rooms without `oinfo` are left out.
+    pub info: HashMap<i64, String>,
+}
+
+/// How many users are in each room.
+///
+/// Mirrors the `data` (`{cn: {rid: count}}`) of JavaScript `getRoomCount`'s callback, with
+/// 64-bit integer keys instead of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoomCount {
+    /// The member count by rid (0 for an empty or unknown room).
+    pub cn: HashMap<i64, i32>,
 }
