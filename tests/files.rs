@@ -305,7 +305,13 @@ fn a_silent_proxy_completes_once_with_20003_within_the_timeout() {
 fn destroy_or_close_during_the_upload_completes_once_with_20002() {
     let gate = gate();
     let file = RtmFile::new("a.txt", b"x".to_vec());
-    for destroy in [true, false] {
+    #[derive(Debug, Clone, Copy)]
+    enum End {
+        Destroy,
+        Close,
+        LostLink,
+    }
+    for end in [End::Destroy, End::Close, End::LostLink] {
         let (silent, ep) = silent_proxy();
         let a = client_with_proxy(&gate, &ep);
         let rx = start(&a, To::P2p(B), 50, &file, 0, 0);
@@ -316,26 +322,31 @@ fn destroy_or_close_during_the_upload_completes_once_with_20002() {
             held = silent.accept().ok();
             held.is_some()
         });
-        if destroy {
-            a.destroy();
-            // destroy() waits for the send's callback: it has run when destroy returns.
-            let (e, _) = rx
-                .try_recv()
-                .expect("the callback ran before destroy returned");
-            assert_eq!(
-                e.unwrap().error.code,
-                error_code::FPNN_EC_CORE_CONNECTION_CLOSED
-            );
-            assert!(rx.try_recv().is_err());
-        } else {
-            // Well before the send's own 120 s timeout.
-            a.close();
-            let (e, _) = only_outcome(&a, &rx);
-            assert_eq!(
-                e.unwrap().error.code,
-                error_code::FPNN_EC_CORE_CONNECTION_CLOSED
-            );
-        }
+        let (e, _) = match end {
+            End::Destroy => {
+                a.destroy();
+                // destroy() waits for the send's callback: it has run when destroy returns.
+                let first = rx
+                    .try_recv()
+                    .expect("the callback ran before destroy returned");
+                assert!(rx.try_recv().is_err());
+                first
+            }
+            End::Close => {
+                a.close();
+                only_outcome(&a, &rx)
+            }
+            End::LostLink => {
+                assert_eq!(gate.drop_user(PID, A), 1);
+                only_outcome(&a, &rx)
+            }
+        };
+        // Well before the send's own 120 s timeout.
+        assert_eq!(
+            e.unwrap().error.code,
+            error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
+            "{end:?}"
+        );
     }
 }
 

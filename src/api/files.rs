@@ -6,8 +6,9 @@
 //! (2) a new connection to the file proxy ([`proxy_endpoint`]); (3) the quest `cmd`
 //! (`sendfile`, `sendgroupfile`, `sendroomfile`) on it with the file and its signed attrs,
 //! answered `{mtime}`; the proxy connection is closed after. The steps run on a thread
-//! of their own, never on the caller's or on an SDK thread, and watch the session: a
-//! close, a new login or destroy ends the flow with 20002.
+//! of their own, never on the caller's or on an SDK thread, and watch the gate connection
+//! they started on: when it ends (close, a new login, destroy, a lost link) the flow ends
+//! with 20002; `destroy` waits for that callback.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -387,9 +388,9 @@ impl RtmClient {
     /// callback's data and error both carry the mid used. `timeout` 0 is 120 000 ms,
     /// covering the token, the proxy connect and the upload. Errors: the token's (as
     /// [`RtmClient::file_token`]), 20012 when the proxy cannot be reached, 20003 on
-    /// timeout, 20002 when the client is closed or destroyed meanwhile, and the proxy's
-    /// (200003 bad token or sign, 200004 attrs without sign or ext, 200031 file too
-    /// large). The receivers get a file push (`PushEvent::RecvFile`) whose body is the
+    /// timeout, 20002 when the gate connection ends meanwhile (close, login, destroy, a
+    /// lost link), and the proxy's (200003 bad token or sign, 200004 attrs without sign
+    /// or ext, 200031 file too large). The receivers get a file push (`PushEvent::RecvFile`) whose body is the
     /// file's URL. See docs/Files.md.
     #[allow(clippy::too_many_arguments)]
     pub fn send_file(
