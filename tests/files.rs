@@ -43,19 +43,15 @@ fn send_file(
     }
 }
 
-/// Starts a send and returns the channel its callback reports on.
+/// Starts a send (as `blocking` does: `start(|cb| client.send_file(..., cb))`) and
+/// returns the channel its callback reports on.
 fn start(
-    client: &RtmClient,
-    to: To,
-    file_mtype: u8,
-    file: &RtmFile,
-    mid: i64,
-    timeout: u64,
+    send: impl FnOnce(Box<dyn FnOnce(Option<SendError>, Option<SendAnswer>) + Send>),
 ) -> mpsc::Receiver<Outcome> {
     let (tx, rx) = mpsc::channel();
-    send_file(client, to, file_mtype, file, mid, timeout, move |e, d| {
+    send(Box::new(move |e, d| {
         let _ = tx.send((e, d));
-    });
+    }));
     rx
 }
 
@@ -265,7 +261,7 @@ fn a_token_refused_by_the_gate_completes_once_with_its_code() {
     let a = logged_in(&gate, A);
     let file = RtmFile::new("a.txt", b"x".to_vec());
     // The longest timeout there is: no overflow, the gate's answer still ends it.
-    let rx = start(&a, To::Group(GID), 50, &file, 0, u64::MAX);
+    let rx = start(|cb| a.send_group_file(50, GID, &file, 0, u64::MAX, cb));
     let (e, d) = only_outcome(&a, &rx);
     assert!(d.is_none());
     assert_eq!(e.unwrap().error.code, error_code::RTM_EC_NOT_GROUP_MEMBER);
@@ -280,7 +276,7 @@ fn an_unreachable_proxy_completes_once_with_20012() {
     };
     let a = client_with_proxy(&gate, &closed);
     let file = RtmFile::new("a.txt", b"x".to_vec());
-    let rx = start(&a, To::P2p(B), 50, &file, 7, 0);
+    let rx = start(|cb| a.send_file(50, B, &file, 7, 0, cb));
     let (e, _) = only_outcome(&a, &rx);
     let e = e.expect("an error");
     assert_eq!(
@@ -296,7 +292,7 @@ fn a_silent_proxy_completes_once_with_20003_within_the_timeout() {
     let (_silent, ep) = silent_proxy();
     let a = client_with_proxy(&gate, &ep);
     let file = RtmFile::new("a.txt", b"x".to_vec());
-    let rx = start(&a, To::P2p(B), 50, &file, 0, 300);
+    let rx = start(|cb| a.send_file(50, B, &file, 0, 300, cb));
     let (e, _) = only_outcome(&a, &rx);
     assert_eq!(e.unwrap().error.code, error_code::FPNN_EC_CORE_TIMEOUT);
 }
@@ -314,7 +310,7 @@ fn destroy_or_close_during_the_upload_completes_once_with_20002() {
     for end in [End::Destroy, End::Close, End::LostLink] {
         let (silent, ep) = silent_proxy();
         let a = client_with_proxy(&gate, &ep);
-        let rx = start(&a, To::P2p(B), 50, &file, 0, 0);
+        let rx = start(|cb| a.send_file(50, B, &file, 0, 0, cb));
         // The flow is connecting to the proxy once the proxy has a connection.
         silent.set_nonblocking(true).unwrap();
         let mut held = None;
