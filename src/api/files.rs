@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use md5::{Digest, Md5};
 use parking_lot::Mutex;
 use rmpv::Value;
+use serde::Serialize;
 
 use super::decode::{answer, decode};
 use super::spec::{specs, Spec, FILE_TIMEOUT_MS};
@@ -67,9 +68,22 @@ pub(crate) fn file_ext(name: &str) -> Option<&str> {
 }
 
 /// The attrs of an upload: the JSON text `{"rtm":{"sign":S,"ext":E}}` (E null without an
-/// extension).
+/// extension), keys in that order, as the JavaScript SDK writes them.
 pub(crate) fn file_attrs(sign: &str, ext: Option<&str>) -> String {
-    serde_json::json!({"rtm": {"sign": sign, "ext": ext}}).to_string()
+    #[derive(Serialize)]
+    struct Attrs<'a> {
+        rtm: Rtm<'a>,
+    }
+    #[derive(Serialize)]
+    struct Rtm<'a> {
+        sign: &'a str,
+        ext: Option<&'a str>,
+    }
+    // Serializing strings into a String cannot fail.
+    serde_json::to_string(&Attrs {
+        rtm: Rtm { sign, ext },
+    })
+    .unwrap_or_default()
 }
 
 /// Where the file proxy is, as `(host:port, tls)`: `file_endpoint` when set (a `ws://` or
@@ -477,11 +491,11 @@ mod tests {
     fn attrs_carry_sign_and_extension() {
         assert_eq!(
             file_attrs("s", file_ext("photo.v2.JPG")),
-            r#"{"rtm":{"ext":"JPG","sign":"s"}}"#
+            r#"{"rtm":{"sign":"s","ext":"JPG"}}"#
         );
         assert_eq!(
             file_attrs("s", file_ext("README")),
-            r#"{"rtm":{"ext":null,"sign":"s"}}"#
+            r#"{"rtm":{"sign":"s","ext":null}}"#
         );
         assert_eq!(file_ext("a."), None);
         assert_eq!(file_ext(".bashrc"), Some("bashrc"));
