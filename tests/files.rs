@@ -466,3 +466,22 @@ fn destroy_from_the_sends_own_callback_does_not_wait_for_itself() {
         );
     }
 }
+
+#[test]
+fn a_restarted_gate_keeps_its_file_proxy_port_and_files() {
+    let gate = gate();
+    let before = gate.file_endpoint();
+    let a = logged_in(&gate, A);
+    let file = RtmFile::new("kept.txt", b"kept".to_vec());
+    blocking(|cb| a.send_file(50, B, &file, 0, 0, cb)).unwrap();
+    a.destroy();
+    gate.restart().unwrap();
+    assert_eq!(gate.file_endpoint(), before);
+    let b = logged_in(&gate, B);
+    let h =
+        blocking(|cb| b.get_p2p_message(A, true, 1, None, None, None, Some(&[50]), 0, cb)).unwrap();
+    let url = h.msgs[0].msg.clone().unwrap();
+    assert_eq!(gate.file(&url).as_deref(), Some(&b"kept"[..]));
+    let back = RtmFile::new("back.txt", b"back".to_vec());
+    blocking(|cb| b.send_file(50, A, &back, 0, 0, cb)).expect("the proxy listens again");
+}
