@@ -157,7 +157,9 @@ impl Default for RegressiveStrategy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Dispatch {
-    /// Callbacks and events run on the client's own threads as soon as they are ready.
+    /// Callbacks and events run as soon as they are ready, in order, on the one dispatcher
+    /// thread the process shares between its clients (a callback that blocks delays every
+    /// client's callbacks; docs/architecture.md).
     #[default]
     Threads,
     /// Callbacks and events wait until the application calls `dispatch_pending()`, and run
