@@ -26,7 +26,7 @@ pub type Callback<T, E> = Box<dyn FnOnce(Option<E>, Option<T>) + Send + 'static>
 
 /// The one `Result` of an `(err, data)` pair: the data when there is some,
 /// else the error, else (never, by the API's promise) error 20001.
-fn into_result<T, E: From<RtmError>>(err: Option<E>, data: Option<T>) -> Result<T, E> {
+pub(crate) fn into_result<T, E: From<RtmError>>(err: Option<E>, data: Option<T>) -> Result<T, E> {
     match (err, data) {
         (_, Some(data)) => Ok(data),
         (Some(err), None) => Err(err),

@@ -2,7 +2,7 @@
 //!
 //! Mirrors the JavaScript SDK's `Error` objects (`err.code`, `err.ex`), the `{mid, error}`
 //! object that the JavaScript send methods pass as `err`, and the error code tables
-//! `FPConfig.ERROR_CODE` and `RTMConfig.ERROR_CODE` (see PROTOCOL.md section 8).
+//! `FPConfig.ERROR_CODE` and `RTMConfig.ERROR_CODE` (see docs/protocol.md section 9).
 
 use std::fmt;
 
@@ -79,7 +79,7 @@ impl From<SendError> for RtmError {
 /// Every FPNN and RTM error code, under its JavaScript name (typos included).
 ///
 /// Mirrors `FPConfig.ERROR_CODE` (the `FPNN_EC_*` codes) and `RTMConfig.ERROR_CODE` (the
-/// `RTM_EC_*` codes) of the JavaScript SDK; PROTOCOL.md section 8. The JavaScript names
+/// `RTM_EC_*` codes) of the JavaScript SDK; docs/protocol.md section 9. The JavaScript names
 /// `RTM_EC_DUPLCATED_AUTH`, `RTM_EC_INVALID_AUTH_TOEKN` and `RTM_EC_DUPLCATED_MID` are kept
 /// as they are, so ported code compiles unchanged; correctly spelled aliases are provided.
 pub mod error_code {
@@ -214,7 +214,7 @@ pub mod error_code {
 
     /// Whether an automatic relogin that failed with `code` must stop for good.
     ///
-    /// True for the codes after which retrying cannot help (PROTOCOL.md section 9 item 5):
+    /// True for the codes after which retrying cannot help (docs/protocol.md section 10 item 5):
     /// 200001, 200002, 200020, 200021, 200024, 200025, 200026 and 200027. The session then
     /// ends with `SessionClosed(code)`. Every other code (timeouts, closed connections, other
     /// server errors) keeps the regressive reconnect strategy going.

@@ -5,8 +5,9 @@
 //! by line: the same methods in snake_case, the same argument order, `timeout` in
 //! milliseconds before the callback, callbacks called with `(err, data)`. There is no
 //! async runtime: each connection has a reader and a writer thread, and callbacks run
-//! on the client's dispatcher thread or, with [`Dispatch::Queued`], on the thread that
-//! calls [`RtmClient::dispatch_pending`].
+//! on one dispatcher thread shared by every client of the process or, with
+//! [`Dispatch::Queued`], on the thread that calls [`RtmClient::dispatch_pending`]
+//! (docs/architecture.md says what a slow callback delays).
 //!
 //! ```
 //! use std::sync::mpsc;

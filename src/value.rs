@@ -1,6 +1,6 @@
 //! Reading RTM msgpack answers and building request maps (crate-internal).
 //!
-//! The readers follow PROTOCOL.md section 3 and never panic, whatever the input: integers
+//! The readers follow docs/protocol.md section 4 and never panic, whatever the input: integers
 //! are accepted in every msgpack width, bodies and attrs as str or bin. (API answers decode
 //! through serde with the helpers of `src/api/de.rs`.) Anything of the wrong shape reads as `None` (or an empty
 //! value where documented) so the caller decides whether that is an error.

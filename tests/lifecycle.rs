@@ -1,5 +1,5 @@
 //! `close`, `bye`, `login` and `destroy`, including from inside callbacks
-//! (API.md sections 1 and 3: a callback may call any method of the client).
+//! (docs/porting.md: a callback may call any method of the client).
 
 mod common;
 

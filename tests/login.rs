@@ -1,5 +1,5 @@
 //! Login outcomes, the auth payload, and the option checks of `RtmClient::new`
-//! (PROTOCOL.md section 4, API.md section 3).
+//! (docs/protocol.md section 5, docs/porting.md).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! What the 13 message methods put on the wire, as the gate received it
-//! ([`Gate::received`]): the keys of API.md section 5, optional arguments
+//! ([`Gate::received`]): the keys of docs/Messages.md, optional arguments
 //! left out when `None`, and 64-bit ids intact.
 
 mod msg_common;

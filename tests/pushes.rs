@@ -1,6 +1,6 @@
 //! Server pushes: routing, acknowledgement, the duplicate filter,
 //! excludedUids, unknown and malformed pushes, binary bodies, kickoutroom
-//! and ping (PROTOCOL.md section 6, API.md section 4).
+//! and ping (docs/protocol.md section 7, docs/porting.md).
 
 mod common;
 
@@ -16,7 +16,7 @@ use rtm_client::{blocking, error_code, PushEvent, RtmClient, RtmError, RtmOption
 const ME: i64 = 1001;
 const PEER: i64 = 2002;
 
-/// The event PROTOCOL.md section 6 routes a push to, written out by hand.
+/// The event docs/protocol.md section 7 routes a push to, written out by hand.
 fn expected_event(method: &str, mtype: u8) -> PushEvent {
     use PushEvent::*;
     let row = match method {

@@ -37,7 +37,7 @@ fn twoway_quest_is_answered_with_status_0_and_an_empty_map_when_the_responder_is
     let seq = s.send_twoway("push", &map1("x", 1));
     let p = expect_answer(&mut s, seq);
     assert_eq!((p.status, p.payload.as_slice()), (0, packet::EMPTY_MAP));
-    // Byte for byte the worked example of PROTOCOL.md section 2.
+    // Byte for byte the worked example of docs/protocol.md section 3.
     let raw = s.raw_received();
     let mut body = raw[6..].to_vec();
     rtm_client::ws::frame::apply_mask(&mut body, [raw[2], raw[3], raw[4], raw[5]]);

@@ -10,8 +10,12 @@ use std::time::{Duration, Instant};
 use rtm_client::error_code;
 use support::*;
 
-/// Upper bound on lateness, generous for loaded CI machines.
-const SLACK: Duration = Duration::from_millis(150);
+/// Upper bound on lateness. What these tests prove is that each quest has its own
+/// deadline (the JavaScript SDK checks once a second, so its timeouts are up to 1 s
+/// late); the bound stays under that second but leaves room for a loaded 2-core
+/// machine, where a thread can wait a few hundred milliseconds to be scheduled.
+/// The measured lateness is printed (median about 0.2 ms unloaded).
+const SLACK: Duration = Duration::from_millis(800);
 
 #[test]
 fn a_20ms_timeout_fires_no_earlier_than_20ms_and_soon_after() {

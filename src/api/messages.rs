@@ -1,5 +1,5 @@
 //! The message API: the 13 methods of the JavaScript docs' Messages page
-//! (docs/Messages.md), with the wire names and keys of API.md section 5.
+//! (docs/Messages.md has each wire name and its keys).
 
 use rmpv::Value;
 use serde::{Deserialize, Deserializer};

@@ -52,9 +52,8 @@ where
     let _restore = Restore(DIRECT.with(|d| d.replace(true)));
     f(cb);
     match rx.recv() {
-        Ok((_, Some(d))) => Ok(d),
-        Ok((Some(e), None)) => Err(e),
-        _ => Err(E::from(RtmError::new(
+        Ok((e, d)) => crate::adapters::into_result(e, d),
+        Err(_) => Err(E::from(RtmError::new(
             error_code::FPNN_EC_CORE_UNKNOWN_ERROR,
             "the closure did not call an API method with the callback",
         ))),

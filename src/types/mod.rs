@@ -3,7 +3,7 @@
 //! (`messages.rs`, ...), re-exported here so every type is `rtm_client::types::X`.
 //!
 //! Every type mirrors a JavaScript RTM SDK object (named in its documentation) field by
-//! field, with the conventions of API.md section 1: ids and times are `i64`, `mtype` is
+//! field, with the conventions of docs/porting.md: ids and times are `i64`, `mtype` is
 //! `u8`, counts are `i32`. Message bodies are offered twice: as text (`msg`, `None` when the
 //! bytes are not valid UTF-8) and as raw bytes (`binary`, always).
 
@@ -50,9 +50,9 @@ pub mod mtype {
     /// 50: a generic file (the server may rewrite it to 40..=42). Mirrors
     /// `RTMConfig.FILE_TYPE.file`.
     pub const FILE_FILE: u8 = 50;
-    /// 40: the first mtype routed to the file events (PROTOCOL.md section 6).
+    /// 40: the first mtype routed to the file events (docs/protocol.md section 7).
     pub const FILE_FIRST: u8 = 40;
-    /// 50: the last mtype routed to the file events (PROTOCOL.md section 6).
+    /// 50: the last mtype routed to the file events (docs/protocol.md section 7).
     pub const FILE_LAST: u8 = 50;
     /// 51: the first mtype free for applications.
     pub const APP_FIRST: u8 = 51;
@@ -129,7 +129,7 @@ impl Default for RtmOptions {
     }
 }
 
-/// The delays between automatic relogin attempts (PROTOCOL.md section 5).
+/// The delays between automatic relogin attempts (docs/protocol.md section 6).
 ///
 /// Mirrors JavaScript `regressiveStrategy` (`startConnectFailedCount`,
 /// `maxIntervalSeconds`, `linearRegressiveCount`). With the default `{3, 8, 4}` the attempts
@@ -161,7 +161,9 @@ impl Default for RegressiveStrategy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Dispatch {
-    /// Callbacks and events run on the client's own threads as soon as they are ready.
+    /// Callbacks and events run as soon as they are ready, in order, on the one dispatcher
+    /// thread the process shares between its clients (a callback that blocks delays every
+    /// client's callbacks; docs/architecture.md).
     #[default]
     Threads,
     /// Callbacks and events wait until the application calls `dispatch_pending()`, and run
@@ -177,8 +179,8 @@ pub enum Dispatch {
 ///
 /// Mirrors the message events of JavaScript `RTMConfig.SERVER_PUSH` (`recvMessage`
 /// `'pushmsg'`, ...); [`PushEvent::name`] gives the JavaScript event name. `kickout`,
-/// `kickoutroom` and `ping` have their own handlers. Routing by mtype: PROTOCOL.md
-/// section 6.
+/// `kickoutroom` and `ping` have their own handlers. Routing by mtype: docs/protocol.md
+/// section 7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PushEvent {
     /// `pushmsg`: a p2p message of an application mtype. Mirrors `recvMessage`.
@@ -292,7 +294,7 @@ impl fmt::Display for PushEvent {
 
 /// Which of the four push methods a message arrived by.
 ///
-/// Used for routing (PROTOCOL.md section 6) and by the duplicate filter.
+/// Used for routing (docs/protocol.md section 7) and by the duplicate filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum PushKind {
     /// `pushmsg`.
@@ -328,7 +330,7 @@ impl PushKind {
     }
 }
 
-/// The event a push of `kind` and `mtype` is dispatched to (PROTOCOL.md section 6):
+/// The event a push of `kind` and `mtype` is dispatched to (docs/protocol.md section 7):
 /// 40..=50 the file event, 30 chat, 31 audio, 32 cmd, anything else the message event.
 pub(crate) fn push_event_for(kind: PushKind, mtype: u8) -> PushEvent {
     use PushEvent::*;
@@ -487,7 +489,7 @@ mod tests {
         assert_eq!(PushKind::Broadcast.code(), 4);
     }
 
-    /// Every row of PROTOCOL.md section 6's dispatch table, for every mtype 0..=255.
+    /// Every row of docs/protocol.md section 7's dispatch table, for every mtype 0..=255.
     #[test]
     fn push_routing_every_row() {
         use PushEvent::*;

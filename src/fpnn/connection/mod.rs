@@ -65,6 +65,7 @@ impl Default for ConnectOptions {
 
 /// Why a connection ended, as given to the close handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// [`Connection::close`] was called (or the last handle dropped).
     Local,
