@@ -127,10 +127,11 @@ pub use error::{error_code, RtmError, SendError};
 /// new major version of `rmpv` is a breaking change of this crate. Rust-only.
 pub use rmpv;
 pub use types::{
-    mtype, BroadcastMsg, CheckResult, DevicePushOption, Dispatch, GroupMsg, GroupUnreadNum,
-    HistoryMessages, HistoryMsg, P2PMsg, P2PUnreadNum, ProfanityResult, PushEvent, PushMessage,
-    RegressiveStrategy, RetrievedMessage, RoomCount, RoomInfo, RoomMsg, RoomOpenInfo,
-    RoomsOpenInfo, RtmOptions, SendAnswer, SendPayload, Transcript, Translation, UnreadMessage,
+    mtype, BroadcastMsg, CheckResult, DevicePushOption, Dispatch, FileToken, GroupMsg,
+    GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg, P2PUnreadNum, ProfanityResult, PushEvent,
+    PushMessage, RegressiveStrategy, RetrievedMessage, RoomCount, RoomInfo, RoomMsg, RoomOpenInfo,
+    RoomsOpenInfo, RtmFile, RtmOptions, SendAnswer, SendPayload, Transcript, Translation,
+    UnreadMessage,
 };
 pub use types::{
     Conversation, ConversationList, DataValue, GroupConversationList, GroupCount, GroupInfo,

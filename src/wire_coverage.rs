@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 const SESSION_METHODS: &[&str] = &["auth", "bye", "ping"];
 
 #[test]
-#[ignore = "un-ignored once every docs area has landed (issue 7)"]
 fn every_client_method_has_a_gate_route_and_every_route_a_client_method() {
     let client: BTreeSet<&str> = crate::api::all_specs()
         .map(|s| s.method)

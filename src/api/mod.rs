@@ -13,6 +13,7 @@ mod conversations;
 mod data;
 pub(crate) mod de;
 pub(crate) mod decode;
+pub(crate) mod files;
 mod friends;
 mod groups;
 mod messages;
@@ -39,6 +40,7 @@ pub(crate) fn all_specs() -> impl Iterator<Item = &'static Spec> {
         rooms::SPECS,
         system::SPECS,
         value_added::SPECS,
+        files::SPECS,
     ]
     .into_iter()
     .flatten()
@@ -54,6 +56,12 @@ mod tests {
         let distinct: HashSet<&str> = methods.iter().copied().collect();
         assert_eq!(distinct.len(), methods.len(), "{methods:?}");
         assert!(distinct.contains("sendmsg") && distinct.contains("enterroom"));
-        assert!(super::all_specs().all(|s| s.default_timeout_ms == super::spec::DEFAULT_TIMEOUT_MS));
+        // Only the uploads take longer.
+        assert!(super::all_specs().all(|s| s.default_timeout_ms
+            == if s.method.starts_with("send") && s.method.ends_with("file") {
+                super::spec::FILE_TIMEOUT_MS
+            } else {
+                super::spec::DEFAULT_TIMEOUT_MS
+            }));
     }
 }

@@ -15,8 +15,8 @@ use crate::error::RtmError;
 
 /// The default timeout of a method, in milliseconds (a `timeout` of 0).
 pub(crate) const DEFAULT_TIMEOUT_MS: u64 = 20_000;
-/// The default timeout of the file operations, in milliseconds.
-#[allow(dead_code)] // until the files area declares its specs
+/// The default timeout of the file sends, in milliseconds (token, proxy connect and
+/// upload together).
 pub(crate) const FILE_TIMEOUT_MS: u64 = 120_000;
 
 /// Whether a quest may be sent again after a reconnect, when its answer was
@@ -56,7 +56,6 @@ impl Spec {
     }
 
     /// The same method with another default timeout.
-    #[allow(dead_code)] // until the files area declares its specs
     pub(crate) const fn timeout(self, ms: u64) -> Spec {
         Spec {
             default_timeout_ms: ms,

@@ -3,10 +3,11 @@
 //! ```text
 //! cargo run --release --bin rtm-gate -- [--host H] [--port P] [--token UID:TOKEN]...
 //!     [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay]
+//!     [--file-port P]
 //! ```
-//! Prints `rtm-gate listening on HOST:PORT` first, runs until SIGINT or
-//! SIGTERM, and exits 0. `--help` explains every option. Built with the `cli`
-//! feature (a default one).
+//! Prints `rtm-gate listening on HOST:PORT` first, then `rtm-gate file proxy
+//! on HOST:PORT` (docs/Files.md), runs until SIGINT or SIGTERM, and exits 0.
+//! `--help` explains every option. Built with the `cli` feature (a default one).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -14,12 +15,13 @@ use std::time::Duration;
 
 use rtm_client::gate::GateBuilder;
 
-const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay]";
+const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay] [--file-port P]";
 
 /// `--help`: the usage line, then every option with its default.
 const HELP: &str = "\
 rtm-gate: a local in-memory RTM gate (FPNN over WebSocket) for tests and development.
-Prints `rtm-gate listening on HOST:PORT` first, then runs until SIGINT or SIGTERM.
+Prints `rtm-gate listening on HOST:PORT` first and `rtm-gate file proxy on HOST:PORT`
+second, then runs until SIGINT or SIGTERM.
 
 Options:
   --host H             address to listen on (default 127.0.0.1; IPv6 works, e.g. ::1)
@@ -37,6 +39,8 @@ Options:
                        a larger one closes the connection
   --no-nodelay         leave TCP_NODELAY off on accepted sockets, as real FPNN servers
                        do, to reproduce their delayed-ACK pauses (see docs/gate.md)
+  --file-port P        port of the file proxy, the gate's second listener on the same
+                       host (default 0: a free one, shown in the second line)
   -h, --help           print this help and exit
 
 Exit status: 0 after SIGINT or SIGTERM (or --help), 1 when it cannot listen,
@@ -66,6 +70,10 @@ fn parse(args: &[String]) -> Result<GateBuilder, String> {
                 b = b.ping_interval(Duration::from_secs(s));
             }
             "--strict-framing" => b = b.strict_framing(true),
+            "--file-port" => {
+                let p = val("--file-port")?;
+                b = b.file_port(p.parse().map_err(|e| format!("--file-port: {e}"))?);
+            }
             "--no-nodelay" => b = b.nodelay(false),
             "--max-packet" => {
                 let n: usize = val("--max-packet")?
@@ -109,8 +117,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("rtm-gate listening on {}", gate.endpoint());
-    let _ = std::io::stdout().flush();
+    // One write, errors ignored: a reader that closes the pipe after the first line
+    // (scripts only need that one) must not make the gate panic on the second.
+    let lines = format!(
+        "rtm-gate listening on {}\nrtm-gate file proxy on {}\n",
+        gate.endpoint(),
+        gate.file_endpoint()
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(lines.as_bytes());
+    let _ = out.flush();
+    drop(out);
     let _ = rx.recv();
     gate.shutdown();
     ExitCode::SUCCESS

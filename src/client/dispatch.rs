@@ -48,6 +48,22 @@ struct Queue {
     /// `shutdown` is done: the dispatcher thread no longer serves this
     /// client (`Threads` mode only).
     stopped: bool,
+    /// Calls on threads of their own that have not queued their callback yet
+    /// ([`Owed`]); `shutdown` waits for them.
+    owed: usize,
+}
+
+/// A callback that a call running on a thread of its own (the file sends,
+/// src/api/files.rs) still owes the queue: `shutdown` (so `destroy`) waits
+/// until it is dropped, which the call does once its callback is queued or
+/// has started, so that it runs before `destroy` returns.
+pub(crate) struct Owed(Arc<Dispatcher>);
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        self.0.queue.lock().owed -= 1;
+        self.0.idle.notify_all();
+    }
 }
 
 /// One client's queue.
@@ -125,6 +141,13 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Counts a callback owed by a call on a thread of its own until the
+    /// returned [`Owed`] is dropped.
+    pub(crate) fn owe(self: &Arc<Self>) -> Owed {
+        self.queue.lock().owed += 1;
+        Owed(self.clone())
+    }
+
     pub(crate) fn is_destroyed(&self) -> bool {
         self.destroyed.load(Ordering::Acquire)
     }
@@ -164,17 +187,20 @@ impl Dispatcher {
 
     /// Stops serving this client and runs every callback still queued on the
     /// calling thread (events are dropped), after the one the dispatcher
-    /// thread may be running (unless that is the calling thread). Nothing of
-    /// this client runs on the dispatcher thread after this returns.
+    /// thread may be running (unless that is the calling thread) and after
+    /// the owed ones are queued ([`Owed`]; their calls see the client
+    /// destroyed and end). Nothing of this client runs on the dispatcher
+    /// thread after this returns.
     pub(crate) fn shutdown(&self) {
         self.mark_destroyed();
         let items = {
             let mut q = self.queue.lock();
+            let on_dispatcher = self.mode == Dispatch::Threads
+                && POOL.lock().thread == Some(std::thread::current().id());
+            while (q.busy && !on_dispatcher) || q.owed > 0 {
+                self.idle.wait(&mut q);
+            }
             if self.mode == Dispatch::Threads {
-                let on_dispatcher = POOL.lock().thread == Some(std::thread::current().id());
-                while q.busy && !on_dispatcher {
-                    self.idle.wait(&mut q);
-                }
                 q.stopped = true;
             }
             std::mem::take(&mut q.items)
@@ -323,6 +349,31 @@ mod tests {
     use std::time::Duration;
 
     const WAIT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn shutdown_waits_for_owed_callbacks_and_runs_them_before_returning() {
+        for mode in [Dispatch::Threads, Dispatch::Queued] {
+            let d = Dispatcher::new(mode);
+            let owed = d.owe();
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let d2 = d.clone();
+            // A call on a thread of its own: it ends once it sees the client destroyed.
+            let call = std::thread::spawn(move || {
+                let deadline = std::time::Instant::now() + WAIT;
+                while !d2.is_destroyed() {
+                    assert!(std::time::Instant::now() < deadline, "never destroyed");
+                    std::thread::yield_now();
+                }
+                d2.callback(Box::new(move || tx.send("owed").unwrap()));
+                drop(owed);
+            });
+            d.shutdown();
+            assert_eq!(rx.try_recv(), Ok("owed"), "{mode:?}");
+            call.join().unwrap();
+            // Nothing owed: shutdown does not wait.
+            Dispatcher::new(mode).shutdown();
+        }
+    }
 
     #[test]
     fn clients_sharing_the_thread_each_keep_their_order() {

@@ -21,6 +21,7 @@
 
 mod blocking;
 mod dedup;
+mod detached;
 pub(crate) mod dispatch;
 mod driver;
 mod events;
@@ -40,6 +41,7 @@ use parking_lot::Mutex;
 
 use crate::types::RtmOptions;
 use dedup::DuplicateFilter;
+pub(crate) use detached::Detached;
 use dispatch::Dispatcher;
 use driver::Core;
 use events::Events;

@@ -39,6 +39,8 @@ pub(crate) struct GateConfig {
     pub(crate) record_quests: bool,
     pub(crate) nodelay: bool,
     pub(crate) write_queue_limit: usize,
+    pub(crate) file_port: u16,
+    pub(crate) max_file: usize,
 }
 
 /// Default of [`GateBuilder::write_queue_limit`]: 16 MiB.
@@ -65,6 +67,8 @@ impl Default for GateBuilder {
                 record_quests: false,
                 nodelay: true,
                 write_queue_limit: DEFAULT_WRITE_QUEUE,
+                file_port: 0,
+                max_file: state::DEFAULT_MAX_FILE,
             },
         }
     }
@@ -142,17 +146,37 @@ impl GateBuilder {
         self
     }
 
+    /// Port of the file proxy, the gate's second listener on the same host; 0 picks a
+    /// free one (`--file-port`). See docs/gate.md, "Files".
+    pub fn file_port(mut self, port: u16) -> Self {
+        self.config.file_port = port;
+        self
+    }
+
+    /// Largest file the file proxy stores, in bytes; larger uploads are answered 200031.
+    /// Default 4 MiB (the packet limit applies first). Not a command-line option.
+    pub fn max_file_size(mut self, bytes: usize) -> Self {
+        self.config.max_file = bytes;
+        self
+    }
+
     /// Starts the gate in this process.
     pub fn start(self) -> io::Result<Gate> {
         let server = Server::new(self.config);
-        let addr = server.listen(&format!(
-            "{}:{}",
-            bracket(&server.config.host),
-            server.config.port
-        ))?;
+        server.state.lock().set_max_file(server.config.max_file);
+        let host = bracket(&server.config.host);
+        let addr = server.listen(&format!("{host}:{}", server.config.port))?;
+        let file_addr = match server.listen_proxy(&format!("{host}:{}", server.config.file_port)) {
+            Ok(a) => a,
+            Err(e) => {
+                server.stop();
+                return Err(e);
+            }
+        };
         Ok(Gate {
             server: Mutex::new(server),
             addr,
+            file_addr,
         })
     }
 }
@@ -174,6 +198,7 @@ fn bracket(host: &str) -> String {
 pub struct Gate {
     server: Mutex<Arc<Server>>,
     addr: SocketAddr,
+    file_addr: SocketAddr,
 }
 
 impl std::fmt::Debug for Gate {
@@ -205,6 +230,18 @@ impl Gate {
     /// The port listened on.
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// `host:port` of the file proxy (give it `RtmOptions::file_endpoint`; clients of
+    /// a gate on an IP address find it in the `filetoken` answer without it).
+    pub fn file_endpoint(&self) -> String {
+        self.file_addr.to_string()
+    }
+
+    /// The bytes of the file that a file message's URL (its body) names, if this gate's
+    /// file proxy stored it.
+    pub fn file(&self, url: &str) -> Option<Vec<u8>> {
+        self.srv().state.lock().file(url)
     }
 
     /// Open WebSocket connections (authenticated or not).
@@ -392,13 +429,20 @@ impl Gate {
         );
         // The old listener's port can take a moment to be free again.
         let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match fresh.listen(&self.addr.to_string()) {
-                Ok(_) => break,
-                Err(e) if Instant::now() < deadline && e.kind() == io::ErrorKind::AddrInUse => {
-                    std::thread::yield_now();
+        for (addr, proxy) in [(self.addr, false), (self.file_addr, true)] {
+            loop {
+                let r = if proxy {
+                    fresh.listen_proxy(&addr.to_string())
+                } else {
+                    fresh.listen(&addr.to_string())
+                };
+                match r {
+                    Ok(_) => break,
+                    Err(e) if Instant::now() < deadline && e.kind() == io::ErrorKind::AddrInUse => {
+                        std::thread::yield_now();
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
         }
         *self.server.lock() = fresh;

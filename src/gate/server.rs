@@ -58,6 +58,8 @@ pub(crate) struct Conn {
     last_heard: Mutex<Instant>,
     quirk: bool,
     queue_limit: usize,
+    /// A connection of the file proxy: only the proxy's quests are routed.
+    proxy: bool,
 }
 
 impl Conn {
@@ -277,6 +279,8 @@ pub(crate) struct Server {
     /// `config.record_quests` is on; kept across [`Gate::restart`](super::Gate::restart).
     pub(crate) quest_log: Arc<Mutex<Vec<(String, Value)>>>,
     listener_addr: Mutex<Option<SocketAddr>>,
+    /// The file proxy's listener (docs/gate.md, "Files").
+    proxy_addr: Mutex<Option<SocketAddr>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     wake: Condvar,
     wake_lock: Mutex<()>,
@@ -308,6 +312,7 @@ impl Server {
             auth_log: Mutex::new(Vec::new()),
             quest_log,
             listener_addr: Mutex::new(None),
+            proxy_addr: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
             wake: Condvar::new(),
             wake_lock: Mutex::new(()),
@@ -323,12 +328,27 @@ impl Server {
         let s = self.clone();
         let accept = std::thread::Builder::new()
             .name("rtm-gate-accept".into())
-            .spawn(move || s.accept_loop(listener))?;
+            .spawn(move || s.accept_loop(listener, false))?;
         let s = self.clone();
         let pinger = std::thread::Builder::new()
             .name("rtm-gate-ping".into())
             .spawn(move || s.ping_loop())?;
         self.threads.lock().extend([accept, pinger]);
+        Ok(local)
+    }
+
+    /// Binds the file proxy's listener and starts its accept thread; its connections
+    /// answer only the proxy's quests.
+    pub(crate) fn listen_proxy(self: &Arc<Self>, addr: &str) -> io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        *self.proxy_addr.lock() = Some(local);
+        self.state.lock().set_file_proxy(&local.to_string());
+        let s = self.clone();
+        let accept = std::thread::Builder::new()
+            .name("rtm-gate-file-accept".into())
+            .spawn(move || s.accept_loop(listener, true))?;
+        self.threads.lock().push(accept);
         Ok(local)
     }
 
@@ -338,7 +358,10 @@ impl Server {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
-        if let Some(addr) = *self.listener_addr.lock() {
+        for addr in [*self.listener_addr.lock(), *self.proxy_addr.lock()]
+            .into_iter()
+            .flatten()
+        {
             // Wake the blocking accept.
             let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
         }
@@ -401,7 +424,7 @@ impl Server {
         }
     }
 
-    fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+    fn accept_loop(self: Arc<Self>, listener: TcpListener, proxy: bool) {
         for stream in listener.incoming() {
             if self.stopping.load(Ordering::SeqCst) {
                 return;
@@ -415,14 +438,14 @@ impl Server {
             let _ = std::thread::Builder::new()
                 .name("rtm-gate-conn".into())
                 .spawn(move || {
-                    if let Err(e) = s.serve(stream) {
+                    if let Err(e) = s.serve(stream, proxy) {
                         log::debug!("gate connection ended: {e}");
                     }
                 });
         }
     }
 
-    fn serve(self: &Arc<Self>, mut stream: TcpStream) -> io::Result<()> {
+    fn serve(self: &Arc<Self>, mut stream: TcpStream, proxy: bool) -> io::Result<()> {
         let _ = stream.set_nodelay(self.config.nodelay);
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         let up = handshake::server_handshake(&mut stream)
@@ -445,6 +468,7 @@ impl Server {
             last_heard: Mutex::new(Instant::now()),
             quirk: !self.config.strict_framing,
             queue_limit: self.config.write_queue_limit,
+            proxy,
         });
         let w = conn.clone();
         let wstream = stream.try_clone()?;
@@ -531,10 +555,15 @@ impl Server {
                 }
                 log.push(payload.clone());
             }
-            let outcome = self
-                .state
-                .lock()
-                .handle(conn.id, &p.method, &payload, now_ms());
+            let outcome = if conn.proxy {
+                self.state
+                    .lock()
+                    .handle_proxy(conn.id, &p.method, &payload, now_ms())
+            } else {
+                self.state
+                    .lock()
+                    .handle(conn.id, &p.method, &payload, now_ms())
+            };
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
             if p.kind == Kind::Twoway {
                 let delay = *self.answer_delay.lock();

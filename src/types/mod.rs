@@ -12,6 +12,7 @@ use std::fmt;
 
 mod conversations;
 mod data;
+mod files;
 mod groups;
 mod messages;
 mod rooms;
@@ -21,6 +22,7 @@ mod value_added;
 
 pub use conversations::*;
 pub use data::*;
+pub use files::*;
 pub use groups::*;
 pub use messages::*;
 pub use rooms::*;
@@ -100,10 +102,12 @@ pub struct RtmOptions {
     /// Extra root certificates (DER) to trust for wss, on top of the built-in web roots.
     /// Default empty. A Rust addition (browsers have their own trust store).
     pub tls_root_certificates: Vec<Vec<u8>>,
-    /// The file proxy, as `"host:port"`, for the file sending methods (`sendFile` and
-    /// friends, not in this version yet: the option is read by nothing so far). `None`
-    /// will derive it from the gate: `fileproxy-HOST:13461`, or `:13462` with TLS.
-    /// Default `None`. A Rust addition (JavaScript always derives it).
+    /// The file proxy the file sends (`send_file` and friends) upload to, as
+    /// `"host:port"` (wss when the client uses it; a `ws://` or `wss://` prefix chooses).
+    /// `None` derives it from the gate: `fileproxy-HOST:13461` (`:13462` with TLS) when
+    /// the gate's host is a DNS name, the `endpoint` of the `filetoken` answer when it is
+    /// an IP address (docs/Files.md). Default `None`. A Rust addition (JavaScript always
+    /// derives it).
     pub file_endpoint: Option<String>,
 }
 

@@ -40,7 +40,7 @@ impl Kind {
     }
 
     /// The key naming the target in a send quest and in a push.
-    fn target_key(self) -> Option<&'static str> {
+    pub(super) fn target_key(self) -> Option<&'static str> {
         match self {
             Kind::P2p => Some("to"),
             Kind::Group => Some("gid"),
@@ -79,7 +79,7 @@ impl Kind {
 
 pub(super) type Conv = (Kind, i64, i64);
 /// (kind, from, target, mid): what identifies a message for resends, `getmsg` and `delmsg`.
-type MsgKey = (Kind, i64, i64, i64);
+pub(super) type MsgKey = (Kind, i64, i64, i64);
 
 #[derive(Debug, Clone)]
 pub(super) struct Msg {
@@ -98,7 +98,14 @@ pub(super) struct Msg {
 
 impl Msg {
     /// A message before the gate stamps its id and mtime.
-    fn draft(from: i64, to: i64, mid: i64, mtype: u8, body: Value, attrs: Value) -> Self {
+    pub(super) fn draft(
+        from: i64,
+        to: i64,
+        mid: i64,
+        mtype: u8,
+        body: Value,
+        attrs: Value,
+    ) -> Self {
         Msg {
             id: 0,
             from,
@@ -130,7 +137,7 @@ impl State {
         self.convs.get(conv).map_or(&[][..], Vec::as_slice)
     }
 
-    fn find(&self, key: MsgKey) -> Option<&Msg> {
+    pub(super) fn find(&self, key: MsgKey) -> Option<&Msg> {
         let (conv, i) = self.index.get(&key)?;
         self.convs.get(conv)?.get(*i)
     }
@@ -217,7 +224,12 @@ impl Project {
 
     /// A send (quest or hook): the body check, the resend rule, the access check, the
     /// blacklist check of p2p sends (the friends area), then [`Project::store`].
-    fn send(&mut self, kind: Kind, msg: Msg, now: i64) -> Result<(i64, Vec<Push>), GateError> {
+    pub(super) fn send(
+        &mut self,
+        kind: Kind,
+        msg: Msg,
+        now: i64,
+    ) -> Result<(i64, Vec<Push>), GateError> {
         if msg.body.as_slice().map_or(true, <[u8]>::is_empty) {
             return Err(GateError::bad("msg"));
         }

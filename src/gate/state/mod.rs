@@ -24,6 +24,7 @@
 //! | `conversations.rs` | `getsession`, `removesession`, `setlang`, the five conversation lists |
 //! | `system.rs` | connection attrs, debug logs, devices, device push options |
 //! | `value_added.rs` | translation, profanity, content checks, speech to text (fixed rules) |
+//! | `files.rs` | `filetoken` and the file proxy's `sendfile`, `sendgroupfile`, `sendroomfile`; the stored files |
 //!
 //! Adding an area: a new file with `pub(super) const ROUTES: &[Route]` (and, when it keeps
 //! state, a `State` struct), its `mod` line and its `ROUTES` in [`AREAS`] here, and its
@@ -60,6 +61,7 @@ use rmpv::Value;
 
 mod conversations;
 mod data;
+mod files;
 mod friends;
 mod groups;
 mod history;
@@ -72,6 +74,8 @@ mod testkit;
 mod unread;
 mod users;
 mod value_added;
+
+pub(crate) use files::DEFAULT_MAX_FILE;
 
 /// Every area's routes, in one table; adding an area adds one line here.
 const AREAS: &[&[Route]] = &[
@@ -87,6 +91,7 @@ const AREAS: &[&[Route]] = &[
     conversations::ROUTES,
     system::ROUTES,
     value_added::ROUTES,
+    files::ROUTES,
 ];
 
 /// A connection, from TCP accept to close; the server layer picks the ids.
@@ -177,6 +182,9 @@ enum Handler {
     Open(OpenFn),
     /// 200022 before `auth`.
     User(UserFn),
+    /// Answered only on file-proxy connections (which never authenticate), and only these
+    /// are: on either kind of connection the other kind's methods are 20004.
+    Proxy(OpenFn),
 }
 
 /// One wire method the gate answers.
@@ -199,6 +207,14 @@ impl Route {
         Route {
             method,
             handler: Handler::Open(f),
+        }
+    }
+
+    /// A method of the file proxy, answered only on its connections.
+    const fn proxy(method: &'static str, f: OpenFn) -> Route {
+        Route {
+            method,
+            handler: Handler::Proxy(f),
         }
     }
 }
@@ -242,6 +258,8 @@ pub(crate) struct GateState {
     tokens: Option<HashMap<i64, String>>,
     conns: HashMap<ConnId, (i64, i64)>,
     projects: HashMap<i64, Project>,
+    /// The file proxy's settings and stored files (`files.rs`).
+    files: files::Proxy,
 }
 
 impl GateState {
@@ -251,12 +269,36 @@ impl GateState {
             tokens,
             conns: HashMap::new(),
             projects: HashMap::new(),
+            files: files::Proxy::default(),
         }
     }
 
     /// A quest on connection `conn` (which exists from TCP accept and is unauthenticated
     /// until `auth` succeeds).
     pub fn handle(&mut self, conn: ConnId, method: &str, payload: &Value, now_ms: i64) -> Outcome {
+        self.handle_on(false, conn, method, payload, now_ms)
+    }
+
+    /// A quest on connection `conn` of the file proxy (docs/gate.md, "Files"): only the
+    /// proxy's methods are routed there, without auth.
+    pub fn handle_proxy(
+        &mut self,
+        conn: ConnId,
+        method: &str,
+        payload: &Value,
+        now_ms: i64,
+    ) -> Outcome {
+        self.handle_on(true, conn, method, payload, now_ms)
+    }
+
+    fn handle_on(
+        &mut self,
+        proxy: bool,
+        conn: ConnId,
+        method: &str,
+        payload: &Value,
+        now_ms: i64,
+    ) -> Outcome {
         let mut ctx = Ctx {
             conn,
             uid: 0,
@@ -264,7 +306,7 @@ impl GateState {
             pushes: Vec::new(),
             close_after: false,
         };
-        let answer = self.dispatch(&mut ctx, method, Args(payload));
+        let answer = self.dispatch(proxy, &mut ctx, method, Args(payload));
         Outcome {
             answer,
             pushes: ctx.pushes,
@@ -272,13 +314,20 @@ impl GateState {
         }
     }
 
-    /// The route first (an unknown method is 20004 even before auth), then the session.
-    fn dispatch(&mut self, ctx: &mut Ctx, method: &str, args: Args) -> Result<Value, GateError> {
+    /// The route first (an unknown method is 20004 even before auth, and so is a method of
+    /// the other kind of connection), then the session.
+    fn dispatch(
+        &mut self,
+        proxy: bool,
+        ctx: &mut Ctx,
+        method: &str,
+        args: Args,
+    ) -> Result<Value, GateError> {
         let route = routes()
-            .find(|r| r.method == method)
+            .find(|r| r.method == method && matches!(r.handler, Handler::Proxy(_)) == proxy)
             .ok_or_else(|| GateError::new(CORE_UNKNOWN_METHOD, "unknown method"))?;
         match route.handler {
-            Handler::Open(f) => f(self, ctx, args),
+            Handler::Open(f) | Handler::Proxy(f) => f(self, ctx, args),
             Handler::User(f) => {
                 let (pid, uid) = *self
                     .conns
