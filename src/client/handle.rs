@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use rmpv::Value;
@@ -16,7 +17,9 @@ use super::events::Events;
 use super::machine::Event;
 use super::mid::MidGenerator;
 use super::{dur, Inner, RtmProcessor};
+use crate::api::spec::{Resend, Spec};
 use crate::error::{error_code, RtmError, SendError};
+use crate::fpnn::{deadline_from, Unanswered};
 use crate::types::RtmOptions;
 
 /// Destroys the client when the last user handle is dropped.
@@ -133,6 +136,7 @@ impl RtmClient {
             processor: RtmProcessor::default(),
             dedup: Mutex::new(DuplicateFilter::new()),
             mids: Mutex::new(MidGenerator::new()),
+            fence: Default::default(),
         });
         Ok(RtmClient {
             _guard: Arc::new(DropGuard(inner.clone())),
@@ -273,11 +277,14 @@ impl RtmClient {
         &self.inner.processor
     }
 
-    /// Sends `method` with `payload` and maps the answer: the one path every
-    /// API method takes.
+    /// Sends `spec`'s method with `payload` and maps the answer: the one path
+    /// every API method takes.
+    ///
+    /// With `RtmOptions::resend_on_reconnect`, a `Resend::Safe` quest may
+    /// wait for the next connection (`resend.rs`).
     pub(crate) fn call<T, E>(
         &self,
-        method: &'static str,
+        spec: &'static Spec,
         payload: Value,
         timeout: u64,
         map: impl FnOnce(Value) -> Result<T, RtmError> + Send + 'static,
@@ -294,6 +301,19 @@ impl RtmClient {
                 Err(e) => callback(Some(map_err(e)), None),
             }))
         };
+        let method = spec.method;
+        if spec.resend == Resend::Safe && self.inner.options.resend_on_reconnect {
+            let mut body = Vec::new();
+            crate::fpnn::packet::encode_payload(&payload, &mut body);
+            let timeout = dur(timeout);
+            return self.inner.send_or_wait(Unanswered {
+                method: method.into(),
+                payload: body.into(),
+                deadline: deadline_from(Instant::now(), timeout),
+                timeout,
+                callback: Box::new(move |r| complete(r.and_then(map))),
+            });
+        }
         let conn = self.inner.core.lock().online_connection();
         match conn {
             Some(conn) => conn.send_quest(method, &payload, dur(timeout), move |r| {
@@ -329,7 +349,7 @@ impl RtmClient {
     }
 }
 
-fn not_connected() -> RtmError {
+pub(super) fn not_connected() -> RtmError {
     RtmError::new(error_code::FPNN_EC_CORE_INVALID_CONNECTION, "not logged in")
 }
 
