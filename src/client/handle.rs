@@ -138,6 +138,15 @@ impl RtmClient {
             mids: Mutex::new(MidGenerator::new()),
             fence: Default::default(),
         });
+        let weak = Arc::downgrade(&inner);
+        inner.dispatcher.on_dropped(Box::new(move |n| {
+            if let Some(inner) = weak.upgrade() {
+                inner.emit_error(RtmError::new(
+                    error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
+                    format!("{n} events dropped: the dispatch queue was full"),
+                ));
+            }
+        }));
         Ok(RtmClient {
             _guard: Arc::new(DropGuard(inner.clone())),
             inner,
@@ -210,6 +219,21 @@ impl RtmClient {
     #[doc(hidden)]
     pub fn scale_relogin_waits_for_tests(&self, divisor: u32) {
         self.inner.core.lock().set_delay_divisor(divisor);
+    }
+
+    /// Test hook, not part of the API: lowers the dispatch queue's limit and
+    /// reserve (docs/architecture.md, "Reliability"), so that a test can
+    /// fill it quickly.
+    #[doc(hidden)]
+    pub fn set_dispatch_limits_for_tests(&self, limit: usize, reserve: usize) {
+        self.inner.dispatcher.set_limits(limit, reserve);
+    }
+
+    /// Test hook, not part of the API: how many jobs wait in the dispatch
+    /// queue.
+    #[doc(hidden)]
+    pub fn dispatch_queue_len_for_tests(&self) -> usize {
+        self.inner.dispatcher.len()
     }
 
     /// Destroys the client. Mirrors JavaScript `destroy()`.
@@ -295,8 +319,15 @@ impl RtmClient {
         E: Send + 'static,
     {
         let deliver = self.inner.deliverer();
+        if deliver.queue_full() {
+            let e = RtmError::new(
+                error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
+                format!("{}: the dispatch queue is full", spec.method),
+            );
+            return deliver.deliver_overflow(Box::new(move || callback(Some(map_err(e)), None)));
+        }
         let complete = move |r: Result<T, RtmError>| {
-            deliver(Box::new(move || match r {
+            deliver.deliver(Box::new(move || match r {
                 Ok(d) => callback(None, Some(d)),
                 Err(e) => callback(Some(map_err(e)), None),
             }))
@@ -335,7 +366,9 @@ impl RtmClient {
         E: Send + 'static,
     {
         let e = RtmError::new(error_code::RTM_EC_EMPTY_PARAMETER, ex);
-        (self.inner.deliverer())(Box::new(move || callback(Some(map_err(e)), None)));
+        self.inner
+            .deliverer()
+            .deliver(Box::new(move || callback(Some(map_err(e)), None)));
     }
 
     /// A fresh message id (docs/Messages.md, "Ids, mids and bodies").
