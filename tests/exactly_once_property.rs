@@ -29,7 +29,7 @@ const CLIENTS: usize = 3;
 const MAX_IN_FLIGHT: usize = 4_000;
 const RECEIVER: i64 = 100;
 /// One quest in this many is made with `blocking` (the worker waits).
-const PACE: u64 = 20;
+const PACE: u64 = 50;
 /// Bounds the whole run; only reached when something is broken.
 const LONG: Duration = Duration::from_secs(120);
 /// What a quest may end with: an answer, connection closed, timeout,
@@ -314,7 +314,7 @@ fn every_callback_runs_exactly_once_whatever_the_interleaving() {
             while !workers_done.load(Ordering::SeqCst) {
                 // Random spacing between faults: part of the interleaving,
                 // not a wait for a condition.
-                std::thread::sleep(Duration::from_millis(1 + rng.below(25)));
+                std::thread::sleep(Duration::from_millis(2 + rng.below(30)));
                 run.chaos(&mut rng);
                 n += 1;
             }
