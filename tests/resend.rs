@@ -170,6 +170,12 @@ fn run(resend: bool) {
         ..common::options(&gate)
     })
     .unwrap();
+    let (tx, relogged) = crossbeam_channel::unbounded();
+    client.on_relogin_completed(move |ok, _, _, _| {
+        if ok {
+            let _ = tx.send(());
+        }
+    });
     assert_eq!(common::login(&client, SENDER, "token", 0), (true, 0));
     let total = IN_FLIGHT + DURING_RELOGIN;
     let out = Outcomes::new(total);
@@ -182,6 +188,9 @@ fn run(resend: bool) {
         out.send(&client, mid);
     }
     wait_long("every callback ran", || out.done() == total);
+    relogged
+        .recv_timeout(common::WAIT)
+        .expect("the client logs in again");
     // One more round trip, so a second call of any callback has had its
     // chance to run before counting.
     let mid = total as i64 + 1;
@@ -251,4 +260,112 @@ fn with_resend_on_reconnect_no_send_is_lost_or_doubled_by_a_mid_frame_drop() {
 #[test]
 fn without_it_a_mid_frame_drop_fails_sends_with_20002_or_20012_exactly_once() {
     run(false);
+}
+
+/// A client with the option on, its gate refusing connections and its
+/// connection dropped: it is logging in again, and cannot.
+fn reconnecting(gate: &Gate) -> RtmClient {
+    let client = RtmClient::new(rtm_client::RtmOptions {
+        resend_on_reconnect: true,
+        ..common::options(gate)
+    })
+    .unwrap();
+    let (tx, relogins) = crossbeam_channel::unbounded();
+    client.on_relogin_completed(move |ok, again, _, _| {
+        let _ = tx.send((ok, again));
+    });
+    assert_eq!(common::login(&client, SENDER, "token", 0), (true, 0));
+    gate.refuse_connections(true);
+    assert_eq!(gate.drop_user(PID, SENDER), 1);
+    // The client has seen the loss once a relogin attempt has failed.
+    let first = relogins
+        .recv_timeout(common::WAIT)
+        .expect("a relogin attempt");
+    assert_eq!(first, (false, true));
+    client
+}
+
+/// Sends `n` messages with `timeout`; the results arrive on the channel.
+fn sends(
+    client: &RtmClient,
+    n: i64,
+    timeout: u64,
+) -> crossbeam_channel::Receiver<(i64, Result<(), i32>)> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for mid in 1..=n {
+        let tx = tx.clone();
+        client.send_message(RECEIVER, 30, "x", "", mid, timeout, move |e, _| {
+            let _ = tx.send((mid, e.map_or(Ok(()), |e| Err(e.error.code))));
+        });
+    }
+    rx
+}
+
+#[test]
+fn waiting_quests_fail_with_20003_at_their_own_deadline_and_never_ones_at_once() {
+    let gate = common::gate();
+    let client = reconnecting(&gate);
+    let (tx, never) = crossbeam_channel::bounded(1);
+    client.add_debug_log("x", "", 0, move |e, _| {
+        let _ = tx.send(e.map(|e| e.code));
+    });
+    let t0 = Instant::now();
+    let rx = sends(&client, 100, 300);
+    assert_eq!(never.recv_timeout(common::WAIT).unwrap(), Some(20012));
+    for _ in 0..100 {
+        let (_, r) = rx.recv_timeout(common::WAIT).expect("every callback runs");
+        assert_eq!(r, Err(20003));
+    }
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "not before the deadline"
+    );
+    assert!(rx.try_recv().is_err(), "each callback once");
+    client.destroy();
+}
+
+#[test]
+fn when_the_session_ends_waiting_quests_fail_at_once_with_their_old_codes() {
+    let gate = Gate::builder().record_quests(true).start().unwrap();
+    // Made while reconnecting: 20012 at close.
+    let client = reconnecting(&gate);
+    let rx = sends(&client, 100, 60_000);
+    client.close();
+    for _ in 0..100 {
+        let (_, r) = rx.recv_timeout(common::WAIT).expect("every callback runs");
+        assert_eq!(r, Err(20012));
+    }
+    client.destroy();
+    gate.refuse_connections(false);
+
+    // In flight when the connection dropped: 20002 at destroy.
+    let client = RtmClient::new(rtm_client::RtmOptions {
+        resend_on_reconnect: true,
+        ..common::options(&gate)
+    })
+    .unwrap();
+    assert_eq!(common::login(&client, SENDER, "token", 0), (true, 0));
+    gate.pause(Duration::from_secs(30));
+    let rx = sends(&client, 100, 60_000);
+    // Paused: read, never answered.
+    common::wait_until("the sends reached the gate", || {
+        gate.received("sendmsg").len() == 100
+    });
+    gate.refuse_connections(true);
+    assert_eq!(gate.drop_user(PID, SENDER), 1);
+    client.destroy();
+    let mut codes = Vec::new();
+    for _ in 0..100 {
+        let (_, r) = rx.recv_timeout(common::WAIT).expect("every callback runs");
+        codes.push(r);
+    }
+    assert!(
+        codes.iter().all(|r| *r == Err(20002) || *r == Err(20012)),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&Err(20002)),
+        "some were in flight: {codes:?}"
+    );
+    gate.resume();
 }
