@@ -198,8 +198,11 @@ impl RtmClient {
     }
 
     /// Closes the session: no relogin follows, pending calls complete with
-    /// 20002, a login in progress completes with `(false, 20002)`, and
-    /// `SessionClosed(0)` is emitted if the session had logged in.
+    /// 20002 (with `RtmOptions::resend_on_reconnect`, calls made while
+    /// reconnecting and still waiting complete with 20012), a login in
+    /// progress completes with `(false, 20002)`, and `SessionClosed(0)` is
+    /// emitted if the session had logged in, after every callback and push of
+    /// the session (it returns once the connection's threads have ended).
     /// Mirrors JavaScript `close()`. `login` may be called again afterwards.
     pub fn close(&self) {
         self.inner.step(Event::Close);
