@@ -1,7 +1,7 @@
 //! `RtmOptions::resend_on_reconnect` against the gate's fault controls
 //! (docs/reliability.md): 10,000 sends in flight when the sender's connection
-//! drops in the middle of a frame, and 1,000 more made while it logs in
-//! again. Every callback runs exactly once; with the option on no send fails
+//! (or every connection) drops in the middle of a frame, and 1,000 more made
+//! while it logs in again. Every callback runs exactly once; with the option on no send fails
 //! with 20002 or 20012 and the gate stores and pushes every message exactly
 //! once (counted by mid on a raw receiver, which has no duplicate filter, and
 //! in the stored history); with it off the failures are 20002/20012, as
@@ -162,7 +162,9 @@ fn partial_frame() -> Vec<u8> {
     f
 }
 
-fn run(resend: bool) {
+/// With `all`, every connection is dropped, the receiver's too: its pushes
+/// are then only checked for doubles, and the history is read on a new one.
+fn run(resend: bool, all: bool) {
     let gate = Gate::builder().record_quests(true).start().unwrap();
     let receiver = Receiver::start(&gate);
     let client = RtmClient::new(rtm_client::RtmOptions {
@@ -183,7 +185,11 @@ fn run(resend: bool) {
         out.send(&client, mid);
     }
     assert!(gate.send_raw(PID, SENDER, &partial_frame()) >= 1);
-    assert!(gate.drop_user(PID, SENDER) >= 1);
+    if all {
+        assert!(gate.drop_all() >= 2);
+    } else {
+        assert!(gate.drop_user(PID, SENDER) >= 1);
+    }
     for mid in IN_FLIGHT as i64 + 1..=total as i64 {
         out.send(&client, mid);
     }
@@ -236,14 +242,20 @@ fn run(resend: bool) {
         .map(|(m, _)| *m)
         .chain([mid])
         .collect();
-    wait_long("every message was pushed", || {
-        let p = receiver.pushes.lock();
-        ok.iter().all(|m| p.contains_key(m))
-    });
+    if !all {
+        wait_long("every message was pushed", || {
+            let p = receiver.pushes.lock();
+            ok.iter().all(|m| p.contains_key(m))
+        });
+    }
     let pushes = receiver.pushes.lock().clone();
     let doubled: Vec<_> = pushes.iter().filter(|(_, n)| **n != 1).collect();
     assert!(doubled.is_empty(), "pushed more than once: {doubled:?}");
-    let stored = receiver.stored();
+    let stored = if all {
+        Receiver::start(&gate).stored()
+    } else {
+        receiver.stored()
+    };
     let doubled: Vec<_> = stored.iter().filter(|(_, n)| **n != 1).collect();
     assert!(doubled.is_empty(), "stored more than once: {doubled:?}");
     for m in &ok {
@@ -254,12 +266,17 @@ fn run(resend: bool) {
 
 #[test]
 fn with_resend_on_reconnect_no_send_is_lost_or_doubled_by_a_mid_frame_drop() {
-    run(true);
+    run(true, false);
 }
 
 #[test]
 fn without_it_a_mid_frame_drop_fails_sends_with_20002_or_20012_exactly_once() {
-    run(false);
+    run(false, false);
+}
+
+#[test]
+fn with_resend_on_reconnect_dropping_every_connection_stores_each_send_once() {
+    run(true, true);
 }
 
 /// A client with the option on, its gate refusing connections and its
