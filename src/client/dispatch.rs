@@ -32,7 +32,7 @@
 //! [`RtmClient`]: crate::RtmClient
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
 
@@ -83,7 +83,8 @@ pub(crate) struct Dispatcher {
     /// Counted among the clients the dispatcher thread serves.
     registered: AtomicBool,
     /// The limit and the reserve (a test hook may lower them).
-    limits: Mutex<(usize, usize)>,
+    limit: AtomicUsize,
+    reserve: AtomicUsize,
     /// Reports dropped events (set by the client).
     report: Mutex<Option<Arc<DropReport>>>,
 }
@@ -100,7 +101,8 @@ impl Dispatcher {
             idle: Condvar::new(),
             destroyed: AtomicBool::new(false),
             registered: AtomicBool::new(threads),
-            limits: Mutex::new((QUEUE_LIMIT, RESERVE)),
+            limit: AtomicUsize::new(QUEUE_LIMIT),
+            reserve: AtomicUsize::new(RESERVE),
             report: Mutex::new(None),
         })
     }
@@ -112,7 +114,8 @@ impl Dispatcher {
 
     /// Test hook: another limit and reserve.
     pub(crate) fn set_limits(&self, limit: usize, reserve: usize) {
-        *self.limits.lock() = (limit.max(1), reserve);
+        self.limit.store(limit.max(1), Ordering::Relaxed);
+        self.reserve.store(reserve, Ordering::Relaxed);
     }
 
     /// How many jobs wait.
@@ -122,14 +125,14 @@ impl Dispatcher {
 
     /// Whether the queue is at its limit: new calls fail with 20011.
     pub(crate) fn is_full(&self) -> bool {
-        let limit = self.limits.lock().0;
-        self.queue.lock().items.len() >= limit
+        self.queue.lock().items.len() >= self.limit.load(Ordering::Relaxed)
     }
 
     /// Queues the callback of a call that failed because the queue is full:
     /// within the reserve above the limit, else on a thread of its own.
     pub(crate) fn overflow_callback(self: &Arc<Self>, job: Job) {
-        let (limit, reserve) = *self.limits.lock();
+        let limit = self.limit.load(Ordering::Relaxed);
+        let reserve = self.reserve.load(Ordering::Relaxed);
         if self.len() < limit.saturating_add(reserve) {
             return self.callback(job);
         }
@@ -152,7 +155,7 @@ impl Dispatcher {
         if self.is_destroyed() {
             return;
         }
-        let limit = self.limits.lock().0;
+        let limit = self.limit.load(Ordering::Relaxed);
         let dropped = {
             let mut q = self.queue.lock();
             if q.items.len() >= limit {
@@ -230,7 +233,7 @@ impl Dispatcher {
         }
         // Room again: what was dropped meanwhile is reported now (it runs
         // with the next call).
-        let limit = self.limits.lock().0;
+        let limit = self.limit.load(Ordering::Relaxed);
         let dropped = {
             let mut q = self.queue.lock();
             if q.items.len() < limit {
@@ -500,5 +503,51 @@ mod tests {
             t.send(("late", std::thread::current().id())).unwrap()
         }));
         assert_eq!(done.recv_timeout(WAIT).unwrap().0, "late");
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_reports_events_but_never_callbacks() {
+        let d = Dispatcher::new(Dispatch::Queued);
+        d.set_limits(3, 1);
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        let r = reported.clone();
+        d.on_dropped(Box::new(move |n| r.lock().push(n)));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for n in 0..5 {
+            let tx = tx.clone();
+            d.event(Box::new(move || tx.send(("event", n)).unwrap()));
+        }
+        assert!(d.is_full());
+        assert_eq!(d.len(), 3);
+        for n in 0..2 {
+            let tx = tx.clone();
+            d.overflow_callback(Box::new(move || tx.send(("failure", n)).unwrap()));
+        }
+        // The first fits in the reserve; the second runs on its own thread.
+        assert_eq!(d.len(), 4);
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), ("failure", 1));
+        // An answer is queued whatever the length.
+        let t = tx.clone();
+        d.callback(Box::new(move || t.send(("answer", 0)).unwrap()));
+        assert_eq!(d.len(), 5);
+        assert!(reported.lock().is_empty());
+        assert_eq!(d.run_pending(), 5);
+        let ran: Vec<_> = rx.try_iter().collect();
+        assert_eq!(
+            ran,
+            [
+                ("event", 0),
+                ("event", 1),
+                ("event", 2),
+                ("failure", 0),
+                ("answer", 0)
+            ]
+        );
+        assert_eq!(
+            *reported.lock(),
+            [2],
+            "the 2 dropped events are reported once"
+        );
+        d.shutdown();
     }
 }
