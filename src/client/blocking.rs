@@ -95,11 +95,19 @@ impl Deliverer {
 }
 
 impl Inner {
-    /// How the completion of the call being made reaches user code.
-    pub(super) fn deliverer(&self) -> Deliverer {
+    /// How the completion of the call being made reaches user code, with
+    /// the queue's state ([`Deliverer::queue_full`]).
+    pub(super) fn delivery(&self) -> Deliverer {
         Deliverer {
             direct: DIRECT.with(|d| d.replace(false)),
             dispatcher: self.dispatcher.clone(),
         }
+    }
+
+    /// [`Inner::delivery`] as a plain function: through the queue, or
+    /// straight to a thread waiting in [`blocking`].
+    pub(super) fn deliverer(&self) -> impl FnOnce(dispatch::Job) + Send + 'static {
+        let d = self.delivery();
+        move |job| d.deliver(job)
     }
 }

@@ -321,7 +321,7 @@ impl RtmClient {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let deliver = self.inner.deliverer();
+        let deliver = self.inner.delivery();
         if deliver.queue_full() {
             let e = RtmError::new(
                 error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
@@ -369,9 +369,7 @@ impl RtmClient {
         E: Send + 'static,
     {
         let e = RtmError::new(error_code::RTM_EC_EMPTY_PARAMETER, ex);
-        self.inner
-            .deliverer()
-            .deliver(Box::new(move || callback(Some(map_err(e)), None)));
+        (self.inner.deliverer())(Box::new(move || callback(Some(map_err(e)), None)));
     }
 
     /// A fresh message id (docs/Messages.md, "Ids, mids and bodies").
