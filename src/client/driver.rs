@@ -65,6 +65,25 @@ impl Core {
         Some((serial, self.connection(serial)?))
     }
 
+    /// Adds quests to the waiting list (beyond its limit they fail with
+    /// 20011), then settles it.
+    fn wait(
+        &mut self,
+        quests: Vec<Unanswered>,
+        generation: u64,
+        from: u64,
+        closed_code: i32,
+        out: &mut Vec<Later>,
+    ) {
+        let mut fail = Vec::new();
+        self.waiting
+            .add(quests, generation, from, closed_code, &mut fail);
+        if !fail.is_empty() {
+            out.push(Later::Fail(fail));
+        }
+        self.settle(out);
+    }
+
     /// Settles the waiting list against the session as it is now.
     fn settle(&mut self, out: &mut Vec<Later>) {
         let mut s = Settled::default();
@@ -185,16 +204,9 @@ impl Inner {
         closed_code: i32,
     ) {
         let mut later = Vec::new();
-        {
-            let mut core = self.core.lock();
-            let mut fail = Vec::new();
-            core.waiting
-                .add(quests, generation, from, closed_code, &mut fail);
-            if !fail.is_empty() {
-                later.push(Later::Fail(fail));
-            }
-            core.settle(&mut later);
-        }
+        self.core
+            .lock()
+            .wait(quests, generation, from, closed_code, &mut later);
         self.perform(later, false);
     }
 
@@ -210,18 +222,8 @@ impl Inner {
                 Some(o) => (Some(o), generation),
                 None if core.machine.session_alive() => {
                     let mut later = Vec::new();
-                    let mut fail = Vec::new();
-                    core.waiting.add(
-                        vec![q],
-                        generation,
-                        0,
-                        error_code::FPNN_EC_CORE_INVALID_CONNECTION,
-                        &mut fail,
-                    );
-                    if !fail.is_empty() {
-                        later.push(Later::Fail(fail));
-                    }
-                    core.settle(&mut later);
+                    let code = error_code::FPNN_EC_CORE_INVALID_CONNECTION;
+                    core.wait(vec![q], generation, 0, code, &mut later);
                     drop(core);
                     return self.perform(later, false);
                 }
