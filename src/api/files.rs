@@ -32,9 +32,11 @@ use crate::value::{self, MapBuilder};
 
 specs! {
     FILE_TOKEN = "filetoken", Safe;
-    SEND_FILE = "sendfile", Safe, timeout FILE_TIMEOUT_MS;
-    SEND_GROUP_FILE = "sendgroupfile", Safe, timeout FILE_TIMEOUT_MS;
-    SEND_ROOM_FILE = "sendroomfile", Safe, timeout FILE_TIMEOUT_MS;
+    // Never: a file send runs its own flow (token, proxy connection, upload) on a thread
+    // of its own, outside the session's resend list (docs/reliability.md).
+    SEND_FILE = "sendfile", Never, timeout FILE_TIMEOUT_MS;
+    SEND_GROUP_FILE = "sendgroupfile", Never, timeout FILE_TIMEOUT_MS;
+    SEND_ROOM_FILE = "sendroomfile", Never, timeout FILE_TIMEOUT_MS;
 }
 
 answer!(FileToken);

@@ -41,7 +41,6 @@ pub(crate) struct Spec {
     /// The timeout a `timeout` of 0 stands for, in milliseconds.
     pub(crate) default_timeout_ms: u64,
     /// Whether the quest may be resent after a reconnect.
-    #[allow(dead_code)] // read by the resend feature that follows
     pub(crate) resend: Resend,
 }
 
@@ -124,14 +123,7 @@ impl RtmClient {
     {
         let method = spec.method;
         let map = move |v: Value| decode::<W>(method, v).map(then);
-        self.call(
-            method,
-            payload,
-            spec.resolve(timeout),
-            map,
-            map_err,
-            callback,
-        );
+        self.call(spec, payload, spec.resolve(timeout), map, map_err, callback);
     }
 }
 

@@ -3,8 +3,9 @@
 //! a thread waiting in `blocking`).
 
 use std::cell::Cell;
+use std::sync::Arc;
 
-use super::dispatch;
+use super::dispatch::{self, Dispatcher};
 use super::Inner;
 use crate::error::{error_code, RtmError};
 
@@ -60,18 +61,52 @@ where
     }
 }
 
-impl Inner {
-    /// How a completion reaches user code: through the queue, or straight to
-    /// a thread waiting in [`blocking`].
-    pub(super) fn deliverer(&self) -> impl FnOnce(dispatch::Job) + Send + 'static {
-        let direct = DIRECT.with(|d| d.replace(false));
-        let dispatcher = self.dispatcher.clone();
-        move |job| {
-            if direct {
-                job()
-            } else {
-                dispatcher.callback(job)
-            }
+/// How one call's completion reaches user code: through the client's
+/// queue, or straight to a thread waiting in [`blocking`].
+pub(super) struct Deliverer {
+    direct: bool,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl Deliverer {
+    /// Whether the completion would go to a full queue
+    /// (`dispatch::QUEUE_LIMIT`): the call fails with 20011 instead.
+    pub(super) fn queue_full(&self) -> bool {
+        !self.direct && self.dispatcher.is_full()
+    }
+
+    pub(super) fn deliver(self, job: dispatch::Job) {
+        if self.direct {
+            job()
+        } else {
+            self.dispatcher.callback(job)
         }
+    }
+
+    /// Delivers the failure of a call refused because the queue is full.
+    pub(super) fn deliver_overflow(self, job: dispatch::Job) {
+        if self.direct {
+            job()
+        } else {
+            self.dispatcher.overflow_callback(job)
+        }
+    }
+}
+
+impl Inner {
+    /// How the completion of the call being made reaches user code, with
+    /// the queue's state ([`Deliverer::queue_full`]).
+    pub(super) fn delivery(&self) -> Deliverer {
+        Deliverer {
+            direct: DIRECT.with(|d| d.replace(false)),
+            dispatcher: self.dispatcher.clone(),
+        }
+    }
+
+    /// [`Inner::delivery`] as a plain function: through the queue, or
+    /// straight to a thread waiting in [`blocking`].
+    pub(super) fn deliverer(&self) -> impl FnOnce(dispatch::Job) + Send + 'static {
+        let d = self.delivery();
+        move |job| d.deliver(job)
     }
 }

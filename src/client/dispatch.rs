@@ -16,10 +16,23 @@
 //! in `Threads` mode is left (each is counted from its creation to its
 //! destroy).
 //!
+//! Backpressure: a client's queue holds at most [`QUEUE_LIMIT`] jobs before
+//! it counts as full (a `Dispatch::Queued` application that stops polling,
+//! or a callback that blocks the dispatcher thread). While it is full, events
+//! and pushes are dropped, counted, and reported with one `ErrorRecorder`
+//! (20011) once there is room again; new API calls fail at once with 20011
+//! (`RtmClient::call`), and their callbacks are still queued, within
+//! [`RESERVE`] jobs above the limit. Callbacks are never dropped: the answers
+//! of quests sent before the queue filled are queued whatever the length
+//! (there are at most as many as quests were in flight), and a failure
+//! beyond the reserve runs on a short-lived thread of its own, as a callback
+//! after `destroy` does. So the queue never holds more than the limit, the
+//! reserve and the answers in flight.
+//!
 //! [`RtmClient`]: crate::RtmClient
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
 
@@ -29,6 +42,14 @@ use crate::fpnn::guarded;
 use crate::types::Dispatch;
 
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// How many jobs a client's queue holds before it counts as full.
+pub(crate) const QUEUE_LIMIT: usize = 65_536;
+/// How many failed calls' callbacks may be queued above [`QUEUE_LIMIT`].
+pub(crate) const RESERVE: usize = 4_096;
+
+/// Queues the `ErrorRecorder` report of `n` dropped events.
+pub(crate) type DropReport = Box<dyn Fn(u64) + Send + Sync>;
 
 enum Item {
     /// The completion of a call: it runs even while the client is destroyed,
@@ -51,6 +72,8 @@ struct Queue {
     /// Calls on threads of their own that have not queued their callback yet
     /// ([`Owed`]); `shutdown` waits for them.
     owed: usize,
+    /// Events dropped while the queue was full, not yet reported.
+    dropped: u64,
 }
 
 /// A callback that a call running on a thread of its own (the file sends,
@@ -75,6 +98,11 @@ pub(crate) struct Dispatcher {
     destroyed: AtomicBool,
     /// Counted among the clients the dispatcher thread serves.
     registered: AtomicBool,
+    /// The limit and the reserve (a test hook may lower them).
+    limit: AtomicUsize,
+    reserve: AtomicUsize,
+    /// Reports dropped events (set by the client).
+    report: Mutex<Option<Arc<DropReport>>>,
 }
 
 impl Dispatcher {
@@ -89,7 +117,43 @@ impl Dispatcher {
             idle: Condvar::new(),
             destroyed: AtomicBool::new(false),
             registered: AtomicBool::new(threads),
+            limit: AtomicUsize::new(QUEUE_LIMIT),
+            reserve: AtomicUsize::new(RESERVE),
+            report: Mutex::new(None),
         })
+    }
+
+    /// Sets how dropped events are reported.
+    pub(crate) fn on_dropped(&self, report: DropReport) {
+        *self.report.lock() = Some(Arc::new(report));
+    }
+
+    /// Test hook: another limit and reserve.
+    pub(crate) fn set_limits(&self, limit: usize, reserve: usize) {
+        self.limit.store(limit.max(1), Ordering::Relaxed);
+        self.reserve.store(reserve, Ordering::Relaxed);
+    }
+
+    /// How many jobs wait.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.lock().items.len()
+    }
+
+    /// Whether the queue is at its limit: new calls fail with 20011.
+    pub(crate) fn is_full(&self) -> bool {
+        self.queue.lock().items.len() >= self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Queues the callback of a call that failed because the queue is full:
+    /// within the reserve above the limit, else on a thread of its own.
+    pub(crate) fn overflow_callback(self: &Arc<Self>, job: Job) {
+        let limit = self.limit.load(Ordering::Relaxed);
+        let reserve = self.reserve.load(Ordering::Relaxed);
+        if self.len() < limit.saturating_add(reserve) {
+            return self.callback(job);
+        }
+        log::warn!("dispatch queue over its limit and reserve: a callback runs on its own thread");
+        late(job);
     }
 
     pub(crate) fn callback(self: &Arc<Self>, job: Job) {
@@ -98,17 +162,40 @@ impl Dispatcher {
         };
         // The client was destroyed, but a call made afterwards is still owed
         // its callback, and not inside the call itself.
-        if let Err(e) = std::thread::Builder::new()
-            .name("rtm-late-callback".into())
-            .spawn(move || guarded("callback", job))
-        {
-            log::error!("cannot run a callback after destroy: {e}");
-        }
+        late(job);
     }
 
+    /// Queues an event or push; dropped (and counted for the report) while
+    /// the queue is full.
     pub(crate) fn event(self: &Arc<Self>, job: Job) {
-        if !self.is_destroyed() {
-            let _ = self.push(Item::Event(job));
+        if self.is_destroyed() {
+            return;
+        }
+        let limit = self.limit.load(Ordering::Relaxed);
+        let dropped = {
+            let mut q = self.queue.lock();
+            if q.items.len() >= limit {
+                q.dropped += 1;
+                if q.dropped == 1 {
+                    log::warn!("dispatch queue full ({limit} jobs): events are dropped");
+                }
+                return;
+            }
+            std::mem::take(&mut q.dropped)
+        };
+        self.report_dropped(dropped);
+        let _ = self.push(Item::Event(job));
+    }
+
+    /// Reports `n` dropped events (none: nothing).
+    fn report_dropped(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        log::warn!("{n} events dropped: the dispatch queue was full");
+        let report = self.report.lock().clone();
+        if let Some(r) = report {
+            r(n);
         }
     }
 
@@ -167,6 +254,18 @@ impl Dispatcher {
                 None => break,
             }
         }
+        // Room again: what was dropped meanwhile is reported now (it runs
+        // with the next call).
+        let limit = self.limit.load(Ordering::Relaxed);
+        let dropped = {
+            let mut q = self.queue.lock();
+            if q.items.len() < limit {
+                std::mem::take(&mut q.dropped)
+            } else {
+                0
+            }
+        };
+        self.report_dropped(dropped);
         ran
     }
 
@@ -223,13 +322,10 @@ impl Dispatcher {
             std::mem::take(&mut q.items)
         };
         for item in items {
-            let job = match item {
+            late(match item {
                 Item::Callback(job) => job,
                 Item::Event(job) => job,
-            };
-            let _ = std::thread::Builder::new()
-                .name("rtm-late-callback".into())
-                .spawn(move || guarded("callback", job));
+            });
         }
         self.unregister();
     }
@@ -246,6 +342,16 @@ impl Dispatcher {
 impl Drop for Dispatcher {
     fn drop(&mut self) {
         self.unregister();
+    }
+}
+
+/// Runs a callback no queue will run on a short-lived thread of its own.
+fn late(job: Job) {
+    if let Err(e) = std::thread::Builder::new()
+        .name("rtm-late-callback".into())
+        .spawn(move || guarded("callback", job))
+    {
+        log::error!("cannot run a late callback: {e}");
     }
 }
 
@@ -448,5 +554,51 @@ mod tests {
             t.send(("late", std::thread::current().id())).unwrap()
         }));
         assert_eq!(done.recv_timeout(WAIT).unwrap().0, "late");
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_reports_events_but_never_callbacks() {
+        let d = Dispatcher::new(Dispatch::Queued);
+        d.set_limits(3, 1);
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        let r = reported.clone();
+        d.on_dropped(Box::new(move |n| r.lock().push(n)));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for n in 0..5 {
+            let tx = tx.clone();
+            d.event(Box::new(move || tx.send(("event", n)).unwrap()));
+        }
+        assert!(d.is_full());
+        assert_eq!(d.len(), 3);
+        for n in 0..2 {
+            let tx = tx.clone();
+            d.overflow_callback(Box::new(move || tx.send(("failure", n)).unwrap()));
+        }
+        // The first fits in the reserve; the second runs on its own thread.
+        assert_eq!(d.len(), 4);
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), ("failure", 1));
+        // An answer is queued whatever the length.
+        let t = tx.clone();
+        d.callback(Box::new(move || t.send(("answer", 0)).unwrap()));
+        assert_eq!(d.len(), 5);
+        assert!(reported.lock().is_empty());
+        assert_eq!(d.run_pending(), 5);
+        let ran: Vec<_> = rx.try_iter().collect();
+        assert_eq!(
+            ran,
+            [
+                ("event", 0),
+                ("event", 1),
+                ("event", 2),
+                ("failure", 0),
+                ("answer", 0)
+            ]
+        );
+        assert_eq!(
+            *reported.lock(),
+            [2],
+            "the 2 dropped events are reported once"
+        );
+        d.shutdown();
     }
 }

@@ -17,8 +17,10 @@ use rmpv::Value;
 
 use super::machine::{Action, AuthAnswer, Config, Event, Machine};
 use super::push::PushHandler;
+use super::resend::{Settled, WaitingList};
 use super::{dur, timers, Inner, SDK_VERSION};
-use crate::fpnn::{ConnectCancel, ConnectOptions, Connection};
+use crate::error::{error_code, RtmError};
+use crate::fpnn::{AnswerCallback, ConnectCancel, ConnectOptions, Connection, Unanswered};
 use crate::types::RtmOptions;
 use crate::value::{self, MapBuilder};
 
@@ -32,6 +34,8 @@ pub(crate) struct Core {
     conn: Option<(u64, Connection)>,
     /// The connect in progress, to abort it.
     connecting: Option<(u64, ConnectCancel)>,
+    /// Quests waiting for the next connection (`resend.rs`).
+    waiting: WaitingList,
 }
 
 impl Core {
@@ -45,6 +49,7 @@ impl Core {
             }),
             conn: None,
             connecting: None,
+            waiting: WaitingList::default(),
         }
     }
 
@@ -54,10 +59,56 @@ impl Core {
         self.connection(serial)
     }
 
-    /// The connection whose quests are the session's (authenticating or
-    /// online).
-    pub(super) fn session_serial(&self) -> Option<u64> {
-        self.machine.session_serial()
+    /// The online connection and its serial.
+    fn online(&self) -> Option<(u64, Connection)> {
+        let serial = self.machine.online_serial()?;
+        Some((serial, self.connection(serial)?))
+    }
+
+    /// Adds quests to the waiting list (beyond its limit they fail with
+    /// 20011), then settles it.
+    fn wait(
+        &mut self,
+        quests: Vec<Unanswered>,
+        generation: u64,
+        from: u64,
+        closed_code: i32,
+        out: &mut Vec<Later>,
+    ) {
+        let mut fail = Vec::new();
+        self.waiting
+            .add(quests, generation, from, closed_code, &mut fail);
+        if !fail.is_empty() {
+            out.push(Later::Fail(fail));
+        }
+        self.settle(out);
+    }
+
+    /// Settles the waiting list against the session as it is now.
+    fn settle(&mut self, out: &mut Vec<Later>) {
+        let mut s = Settled::default();
+        let online = self.online();
+        self.waiting.settle(
+            Instant::now(),
+            self.machine.generation(),
+            self.machine.session_alive(),
+            online.as_ref().map(|(serial, _)| *serial),
+            &mut s,
+        );
+        if !s.fail.is_empty() {
+            out.push(Later::Fail(s.fail));
+        }
+        if let (false, Some((serial, conn))) = (s.send.is_empty(), online) {
+            out.push(Later::Resend {
+                conn,
+                serial,
+                generation: self.machine.generation(),
+                quests: s.send,
+            });
+        }
+        if let Some(at) = s.wake {
+            out.push(Later::Wake(at));
+        }
     }
 
     /// The uid of the last login.
@@ -90,6 +141,19 @@ enum Later {
     },
     Connect(u64, ConnectCancel),
     Wake(Instant),
+    /// Send waiting quests on connection `serial` of session `generation`.
+    Resend {
+        conn: Connection,
+        serial: u64,
+        generation: u64,
+        quests: Vec<Unanswered>,
+    },
+    /// Complete quests with an error.
+    Fail(Vec<(AnswerCallback, RtmError)>),
+    /// Emit `SessionClosed(code)`: last, after the session's connection is
+    /// closed and its quests completed, so no callback or push of the
+    /// session is queued after it.
+    Closed(i32),
 }
 
 impl Inner {
@@ -113,7 +177,72 @@ impl Inner {
         for action in actions {
             self.act(&mut core, action, &mut later);
         }
+        core.settle(&mut later);
+        // Pushes check this fence (under its read lock) before they are
+        // queued; taking the write lock waits for those already past it, so
+        // none of a session that ended here is queued after its
+        // `SessionClosed`.
+        *self.fence.write() = super::Fence {
+            serial: core.machine.session_serial(),
+            uid: core.machine.uid(),
+        };
+        drop(core);
+        // `SessionClosed` after everything else.
+        later.sort_by_key(|l| matches!(l, Later::Closed(_)));
         later
+    }
+
+    /// Takes back quests that connection `from` of session `generation`
+    /// could not get answered (its hand-back, or a send that found it
+    /// closed): they wait for the next connection, or fail at once when the
+    /// session is over.
+    pub(super) fn requeue(
+        self: &Arc<Self>,
+        quests: Vec<Unanswered>,
+        generation: u64,
+        from: u64,
+        closed_code: i32,
+    ) {
+        let mut later = Vec::new();
+        self.core
+            .lock()
+            .wait(quests, generation, from, closed_code, &mut later);
+        self.perform(later, false);
+    }
+
+    /// Sends a quest that may wait for the next connection
+    /// (`RtmOptions::resend_on_reconnect`): on the online connection, in the
+    /// waiting list while the session logs in again, or it fails with 20012
+    /// when there is no session.
+    pub(super) fn send_or_wait(self: &Arc<Self>, q: Unanswered) {
+        let (online, generation) = {
+            let mut core = self.core.lock();
+            let generation = core.machine.generation();
+            match core.online() {
+                Some(o) => (Some(o), generation),
+                None if core.machine.session_alive() => {
+                    let mut later = Vec::new();
+                    let code = error_code::FPNN_EC_CORE_INVALID_CONNECTION;
+                    core.wait(vec![q], generation, 0, code, &mut later);
+                    drop(core);
+                    return self.perform(later, false);
+                }
+                None => {
+                    drop(core);
+                    return (q.callback)(Err(super::handle::not_connected()));
+                }
+            }
+        };
+        if let Some((serial, conn)) = online {
+            if let Err(q) = conn.send_unanswered(q) {
+                self.requeue(
+                    vec![q],
+                    generation,
+                    serial,
+                    error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
+                );
+            }
+        }
     }
 
     fn act(
@@ -138,7 +267,7 @@ impl Inner {
                 code,
                 attempt,
             } => self.emit_relogin(ok, again, code, attempt),
-            Action::SessionClosed { code } => self.emit_closed(code),
+            Action::SessionClosed { code } => later.push(Later::Closed(code)),
             Action::CloseConnection { serial } => {
                 if matches!(core.conn, Some((s, _)) if s == serial) {
                     if let Some((_, c)) = core.conn.take() {
@@ -222,6 +351,10 @@ impl Inner {
     /// Performs what [`Inner::act`] left for after the lock; with `join`,
     /// closed connections' threads are waited for.
     fn perform(self: &Arc<Self>, later: Vec<Later>, join: bool) {
+        // A session that ends waits for its connection's threads, so an
+        // answer being delivered right now is queued before `SessionClosed`
+        // (not from those threads themselves: `close_and_join` skips them).
+        let join = join || later.iter().any(|l| matches!(l, Later::Closed(_)));
         for l in later {
             match l {
                 Later::Close(c) if join => c.close_and_join(),
@@ -236,6 +369,27 @@ impl Inner {
                 } => conn.send_quest(method, &payload, dur(timeout), on_answer),
                 Later::Connect(serial, cancel) => self.connect(serial, cancel),
                 Later::Wake(at) => timers::wake(self, at),
+                Later::Resend {
+                    conn,
+                    serial,
+                    generation,
+                    quests,
+                } => {
+                    let back: Vec<Unanswered> = quests
+                        .into_iter()
+                        .filter_map(|q| conn.send_unanswered(q).err())
+                        .collect();
+                    if !back.is_empty() {
+                        let code = error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
+                        self.requeue(back, generation, serial, code);
+                    }
+                }
+                Later::Fail(quests) => {
+                    for (callback, e) in quests {
+                        callback(Err(e));
+                    }
+                }
+                Later::Closed(code) => self.emit_closed(code),
             }
         }
     }
@@ -288,6 +442,7 @@ impl Inner {
         let later = match r {
             Ok(conn) => {
                 log::debug!("connected to {} (connection #{serial})", self.endpoint);
+                let resend = self.options.resend_on_reconnect;
                 let mut stale = None;
                 let later = self.step_locked(Event::Connected { serial }, |core| {
                     if matches!(core.connecting, Some((s, _)) if s == serial) {
@@ -297,7 +452,16 @@ impl Inner {
                     // one that finishes while a newer connection is in
                     // place is closed here.
                     match core.conn {
-                        None => core.conn = Some((serial, conn)),
+                        None => {
+                            if resend {
+                                let generation = core.machine.generation();
+                                let weak = Arc::downgrade(self);
+                                conn.on_unanswered(Box::new(move |quests| {
+                                    hand_back(&weak, quests, generation, serial)
+                                }));
+                            }
+                            core.conn = Some((serial, conn))
+                        }
                         Some(_) => stale = Some(conn),
                     }
                 });
@@ -329,5 +493,19 @@ impl Inner {
         self.perform(later, true);
         timers::cancel(self.id);
         self.dispatcher.shutdown();
+    }
+}
+
+/// A connection's unanswered resendable quests go back to the session's
+/// waiting list; with the client gone they fail as they would have.
+fn hand_back(weak: &std::sync::Weak<Inner>, quests: Vec<Unanswered>, generation: u64, serial: u64) {
+    let code = error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
+    match weak.upgrade() {
+        Some(inner) => inner.requeue(quests, generation, serial, code),
+        None => {
+            for q in quests {
+                (q.callback)(Err(RtmError::new(code, "connection closed")));
+            }
+        }
     }
 }

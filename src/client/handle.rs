@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use rmpv::Value;
@@ -16,7 +17,9 @@ use super::events::Events;
 use super::machine::Event;
 use super::mid::MidGenerator;
 use super::{dur, Inner, RtmProcessor};
+use crate::api::spec::{Resend, Spec};
 use crate::error::{error_code, RtmError, SendError};
+use crate::fpnn::{deadline_from, Unanswered};
 use crate::types::RtmOptions;
 
 /// Destroys the client when the last user handle is dropped.
@@ -133,7 +136,17 @@ impl RtmClient {
             processor: RtmProcessor::default(),
             dedup: Mutex::new(DuplicateFilter::new()),
             mids: Mutex::new(MidGenerator::new()),
+            fence: Default::default(),
         });
+        let weak = Arc::downgrade(&inner);
+        inner.dispatcher.on_dropped(Box::new(move |n| {
+            if let Some(inner) = weak.upgrade() {
+                inner.emit_error(RtmError::new(
+                    error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
+                    format!("{n} events dropped: the dispatch queue was full"),
+                ));
+            }
+        }));
         Ok(RtmClient {
             _guard: Arc::new(DropGuard(inner.clone())),
             inner,
@@ -185,8 +198,11 @@ impl RtmClient {
     }
 
     /// Closes the session: no relogin follows, pending calls complete with
-    /// 20002, a login in progress completes with `(false, 20002)`, and
-    /// `SessionClosed(0)` is emitted if the session had logged in.
+    /// 20002 (with `RtmOptions::resend_on_reconnect`, calls made while
+    /// reconnecting and still waiting complete with 20012), a login in
+    /// progress completes with `(false, 20002)`, and `SessionClosed(0)` is
+    /// emitted if the session had logged in, after every callback and push of
+    /// the session (it returns once the connection's threads have ended).
     /// Mirrors JavaScript `close()`. `login` may be called again afterwards.
     pub fn close(&self) {
         self.inner.step(Event::Close);
@@ -206,6 +222,21 @@ impl RtmClient {
     #[doc(hidden)]
     pub fn scale_relogin_waits_for_tests(&self, divisor: u32) {
         self.inner.core.lock().set_delay_divisor(divisor);
+    }
+
+    /// Test hook, not part of the API: lowers the dispatch queue's limit and
+    /// reserve (docs/architecture.md, "Reliability"), so that a test can
+    /// fill it quickly.
+    #[doc(hidden)]
+    pub fn set_dispatch_limits_for_tests(&self, limit: usize, reserve: usize) {
+        self.inner.dispatcher.set_limits(limit, reserve);
+    }
+
+    /// Test hook, not part of the API: how many jobs wait in the dispatch
+    /// queue.
+    #[doc(hidden)]
+    pub fn dispatch_queue_len_for_tests(&self) -> usize {
+        self.inner.dispatcher.len()
     }
 
     /// Destroys the client. Mirrors JavaScript `destroy()`.
@@ -273,11 +304,14 @@ impl RtmClient {
         &self.inner.processor
     }
 
-    /// Sends `method` with `payload` and maps the answer: the one path every
-    /// API method takes.
+    /// Sends `spec`'s method with `payload` and maps the answer: the one path
+    /// every API method takes.
+    ///
+    /// With `RtmOptions::resend_on_reconnect`, a `Resend::Safe` quest may
+    /// wait for the next connection (`resend.rs`).
     pub(crate) fn call<T, E>(
         &self,
-        method: &'static str,
+        spec: &'static Spec,
         payload: Value,
         timeout: u64,
         map: impl FnOnce(Value) -> Result<T, RtmError> + Send + 'static,
@@ -287,13 +321,33 @@ impl RtmClient {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let deliver = self.inner.deliverer();
+        let deliver = self.inner.delivery();
+        if deliver.queue_full() {
+            let e = RtmError::new(
+                error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
+                format!("{}: the dispatch queue is full", spec.method),
+            );
+            return deliver.deliver_overflow(Box::new(move || callback(Some(map_err(e)), None)));
+        }
         let complete = move |r: Result<T, RtmError>| {
-            deliver(Box::new(move || match r {
+            deliver.deliver(Box::new(move || match r {
                 Ok(d) => callback(None, Some(d)),
                 Err(e) => callback(Some(map_err(e)), None),
             }))
         };
+        let method = spec.method;
+        if spec.resend == Resend::Safe && self.inner.options.resend_on_reconnect {
+            let mut body = Vec::new();
+            crate::fpnn::packet::encode_payload(&payload, &mut body);
+            let timeout = dur(timeout);
+            return self.inner.send_or_wait(Unanswered {
+                method: method.into(),
+                payload: body.into(),
+                deadline: deadline_from(Instant::now(), timeout),
+                timeout,
+                callback: Box::new(move |r| complete(r.and_then(map))),
+            });
+        }
         let conn = self.inner.core.lock().online_connection();
         match conn {
             Some(conn) => conn.send_quest(method, &payload, dur(timeout), move |r| {
@@ -329,7 +383,7 @@ impl RtmClient {
     }
 }
 
-fn not_connected() -> RtmError {
+pub(super) fn not_connected() -> RtmError {
     RtmError::new(error_code::FPNN_EC_CORE_INVALID_CONNECTION, "not logged in")
 }
 

@@ -239,6 +239,24 @@ impl<C> Machine<C> {
         }
     }
 
+    /// The session's number: a login, `close` or `destroy` starts a new one;
+    /// a relogin keeps it.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether a logged-in session is online or logging in again after a
+    /// lost connection (so a quest may wait for its next connection).
+    pub(crate) fn session_alive(&self) -> bool {
+        match &self.state {
+            State::Online { .. } | State::Waiting { .. } => true,
+            State::Connecting { purpose, .. } | State::Authenticating { purpose, .. } => {
+                matches!(purpose, Purpose::Relogin(_))
+            }
+            State::Idle => false,
+        }
+    }
+
     /// The uid of the last login.
     pub(crate) fn uid(&self) -> Option<i64> {
         self.logged_in_once.then_some(self.credentials.uid)

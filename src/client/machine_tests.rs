@@ -646,3 +646,36 @@ fn the_token_is_not_in_the_debug_form_of_an_action() {
     };
     assert!(!format!("{a:?}").contains("secret"));
 }
+
+#[test]
+fn a_session_stays_alive_and_keeps_its_generation_through_relogins_only() {
+    let mut r = Rig::new();
+    assert!(!r.m.session_alive());
+    r.authenticating();
+    assert!(!r.m.session_alive(), "a first login is no session yet");
+    let mut r = Rig::new();
+    let s = r.online();
+    let g = r.m.generation();
+    assert!(r.m.session_alive());
+    // Lost: relogin attempt 1 connecting, then authenticating, then waiting.
+    let s2 = connect_of(&r.step(Event::ConnectionLost { serial: s }));
+    assert!(r.m.session_alive());
+    r.step(Event::Connected { serial: s2 });
+    assert!(r.m.session_alive());
+    r.step(Event::AuthAnswered {
+        serial: s2,
+        answer: AuthAnswer::Failed(CLOSED),
+    });
+    assert!(r.m.session_alive());
+    assert_eq!(r.m.generation(), g, "a relogin is the same session");
+    r.step(Event::Close);
+    assert!(!r.m.session_alive());
+    assert_ne!(r.m.generation(), g, "close ends it");
+    // A new login is another session; a kickout or a refused relogin ends it.
+    let s = r.online();
+    assert!(r.m.session_alive());
+    r.step(Event::Kickout { serial: s });
+    assert!(!r.m.session_alive());
+    let (_, _) = r.first_relogin_answered(AuthAnswer::Rejected);
+    assert!(!r.m.session_alive());
+}

@@ -13,7 +13,9 @@
 //!   the duplicate filter, message ids, the relogin schedule, where user code
 //!   runs, and the push handlers' registry.
 //!
-//! - `timers.rs`: the process-wide thread of every client's session timers.
+//! - `timers.rs`: the process-wide thread of every client's session timers;
+//! - `resend.rs`: the quests waiting for the next connection
+//!   (`RtmOptions::resend_on_reconnect`).
 //!
 //! Threads of a client: the reader and writer of its current connection.
 //! Every client in the process shares the timer thread and, in
@@ -31,13 +33,14 @@ mod machine;
 mod mid;
 mod processor;
 mod push;
+mod resend;
 mod schedule;
 mod timers;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::types::RtmOptions;
 use dedup::DuplicateFilter;
@@ -71,6 +74,17 @@ pub(crate) struct Inner {
     core: Mutex<Core>,
     dedup: Mutex<DuplicateFilter>,
     mids: Mutex<MidGenerator>,
+    /// The session as pushes see it, updated after every step of the
+    /// machine (`driver.rs`); a push is queued under its read lock.
+    fence: RwLock<Fence>,
+}
+
+/// What the push handler checks before queuing a push: that its connection
+/// is still the session's, and the uid the `excludedUids` rule compares.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fence {
+    serial: Option<u64>,
+    uid: Option<i64>,
 }
 
 /// A call's timeout: `ms`, or the default when 0.

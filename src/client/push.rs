@@ -29,18 +29,23 @@ impl QuestHandler for PushHandler {
             return;
         };
         // Anything from a connection the session has let go of (closed or
-        // replaced) is answered (by dropping `r`) and otherwise ignored.
-        if inner.core.lock().session_serial() != Some(self.serial) {
+        // replaced) is answered (by dropping `r`) and otherwise ignored. The
+        // fence's read lock is held while queuing: the driver takes its write
+        // lock when the session changes, before `SessionClosed` is queued,
+        // so nothing of an ended session is queued after that event. It is
+        // released before stepping the machine (which takes the write lock).
+        let fence = inner.fence.read();
+        if fence.serial != Some(self.serial) {
             return;
         }
-        match q.method.as_str() {
+        let step = match q.method.as_str() {
             "ping" => {
                 drop(r);
-                inner.step(Event::Ping {
-                    serial: self.serial,
-                });
                 for h in inner.processor.ping_handlers() {
                     inner.dispatcher.event(Box::new(move || h()));
+                }
+                Event::Ping {
+                    serial: self.serial,
                 }
             }
             "kickout" => {
@@ -48,9 +53,9 @@ impl QuestHandler for PushHandler {
                 for h in inner.processor.kickout_handlers() {
                     inner.dispatcher.event(Box::new(move || h()));
                 }
-                inner.step(Event::Kickout {
+                Event::Kickout {
                     serial: self.serial,
-                });
+                }
             }
             "kickoutroom" => {
                 r.decline();
@@ -65,23 +70,27 @@ impl QuestHandler for PushHandler {
                         format!("kickoutroom without a rid: {}", q.payload),
                     )),
                 }
+                return;
             }
             m => {
                 drop(r);
                 match PushKind::from_method(m) {
-                    Some(kind) => inner.on_push(kind, &q.payload),
+                    Some(kind) => inner.on_push(kind, &q.payload, fence.uid),
                     None => inner.emit_error(RtmError::new(
                         error_code::FPNN_EC_CORE_UNKNOWN_METHOD,
                         format!("unknown push method {m:?}, answered and ignored"),
                     )),
                 }
+                return;
             }
-        }
+        };
+        drop(fence);
+        inner.step(step);
     }
 }
 
 impl Inner {
-    pub(super) fn on_push(&self, kind: PushKind, payload: &Value) {
+    pub(super) fn on_push(&self, kind: PushKind, payload: &Value, uid: Option<i64>) {
         let m = match parse_push(kind, payload) {
             Some(m) => m,
             None => {
@@ -92,7 +101,6 @@ impl Inner {
                 return;
             }
         };
-        let uid = self.core.lock().uid();
         if let (Some(uid), Some(ex)) = (uid, json::excluded_uids(&m.attrs)) {
             if ex.contains(&uid) {
                 return;

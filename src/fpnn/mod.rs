@@ -30,7 +30,7 @@ pub mod packet;
 pub(crate) mod table;
 mod transport;
 
-pub(crate) use connection::guarded;
+pub(crate) use connection::{guarded, Unanswered};
 pub use connection::{
     AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,
 };

@@ -109,6 +109,18 @@ pub struct RtmOptions {
     /// an IP address (docs/Files.md). Default `None`. A Rust addition (JavaScript always
     /// derives it).
     pub file_endpoint: Option<String>,
+    /// Whether a quest whose answer a reconnect would lose is sent again on the next
+    /// session instead of failing. When on, a call that is safe to send twice (sends,
+    /// which keep their mid; reads; set-like writes: docs/reliability.md lists them) and
+    /// that was sent but not answered when the connection dropped, or that is made while
+    /// the client logs in again after a lost connection, waits for the next session and
+    /// is sent there, until its own timeout: then it fails with 20003, never with 20002
+    /// or 20012. At most 65,536 quests wait; beyond that a call fails with 20011. When
+    /// the session ends for good (`close`, `bye`, kickout, `destroy`, a rejected relogin,
+    /// `auto_reconnect` off), the waiting ones fail at once with the code they would get
+    /// with the option off (20002 when sent, 20012 when made while reconnecting).
+    /// Default `false`, as JavaScript behaves. A Rust addition.
+    pub resend_on_reconnect: bool,
 }
 
 impl Default for RtmOptions {
@@ -125,6 +137,7 @@ impl Default for RtmOptions {
             dispatch: Dispatch::default(),
             tls_root_certificates: Vec::new(),
             file_endpoint: None,
+            resend_on_reconnect: false,
         }
     }
 }
@@ -424,6 +437,7 @@ mod tests {
             }
         );
         assert_eq!(o.dispatch, Dispatch::Threads);
+        assert!(!o.resend_on_reconnect);
         assert!(o.tls_root_certificates.is_empty());
         assert_eq!(o.file_endpoint, None);
 

@@ -27,6 +27,8 @@ use crate::ws::{WsError, WsReader};
 use reader::reader_loop;
 pub use responder::{Quest, QuestHandler, Responder};
 pub(crate) use shared::guarded;
+use shared::HandBack;
+pub(crate) use shared::Unanswered;
 use shared::{client_frame, err, Pending, Shared, WriterCmd};
 use transport::ConnectCancel;
 use writer::writer_loop;
@@ -196,6 +198,7 @@ impl Connection {
             open: AtomicBool::new(true),
             control: opened.control,
             on_close: Mutex::new(Some(on_close)),
+            hand_back: Mutex::new(None),
             max_packet: options.max_packet_size,
             threads: Mutex::new(Vec::new()),
             thread_ids: Mutex::new(Vec::new()),
@@ -261,28 +264,73 @@ impl Connection {
             return callback(Err(e));
         }
         let deadline = transport::deadline_after(timeout);
-        // Not matched in place: a match scrutinee keeps the lock guard alive
-        // through the arms, and the callback below may send again.
         let pending = Pending {
             callback,
             method: method.into(),
             sent: Instant::now(),
             timeout,
+            resend: None,
         };
+        if let Err(p) = self.enqueue(pending, method, deadline, payload) {
+            (p.callback)(Err(err(
+                error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
+                "connection closed",
+            )))
+        }
+    }
+
+    /// Sends a quest that may be sent again on another connection: if this
+    /// one ends before the answer, the quest goes to the hand-back
+    /// ([`Connection::on_unanswered`]) instead of failing with 20002. A
+    /// connection already closed gives it back at once, uncalled; a quest
+    /// this connection cannot send (bad method, over the packet limit) fails
+    /// through its callback.
+    pub(crate) fn send_unanswered(&self, q: Unanswered) -> Result<(), Unanswered> {
+        if let Err(e) = self.check(&q.method, &q.payload) {
+            (q.callback)(Err(e));
+            return Ok(());
+        }
+        let method = q.method.clone();
+        let payload = q.payload.clone();
+        let pending = Pending {
+            callback: q.callback,
+            method: q.method,
+            sent: Instant::now(),
+            timeout: q.timeout,
+            resend: Some((q.payload, q.deadline)),
+        };
+        match self.enqueue(pending, &method, q.deadline, &payload) {
+            // A resendable quest keeps its payload, so `unanswered` gives it.
+            Err(p) => p.unanswered().map_or(Ok(()), Err),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Asks for the resendable quests ([`Connection::send_unanswered`]) still
+    /// pending when this connection ends: `f` receives them, in the order
+    /// they were sent, on the thread that ends the connection, before the
+    /// close handler runs. Without it they fail with 20002 like the others.
+    pub(crate) fn on_unanswered(&self, f: HandBack) {
+        *self.shared.hand_back.lock() = Some(f);
+    }
+
+    /// Registers `pending` and queues its frame; a closed table gives it back.
+    fn enqueue(
+        &self,
+        pending: Pending,
+        method: &str,
+        deadline: Instant,
+        payload: &[u8],
+    ) -> Result<(), Pending> {
+        // Not matched in place: a match scrutinee keeps the lock guard alive
+        // through the arms, and the caller's callback may send again.
         let inserted = self.shared.table.lock().insert(pending, deadline);
-        let seq = match inserted {
-            Ok(seq) => seq,
-            Err(p) => {
-                return (p.callback)(Err(err(
-                    error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
-                    "connection closed",
-                )))
-            }
-        };
+        let seq = inserted?;
         log::trace!("quest {method} seq {seq} sent to {}", self.shared.endpoint);
         let f = client_frame(Kind::Twoway, seq, (method, 0), payload);
         // If the writer is gone the close path has completed the quest already.
         let _ = self.shared.tx.send(WriterCmd::Frame(f));
+        Ok(())
     }
 
     /// Sends a oneway quest (no answer). Fails with 20002 when closed.

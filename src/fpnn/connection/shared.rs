@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,30 @@ pub(super) struct Pending {
     pub(super) method: Box<str>,
     pub(super) sent: Instant,
     pub(super) timeout: Duration,
+    /// The encoded payload and deadline of a quest its owner may send again
+    /// on another connection ([`Unanswered`]); `None` for the others.
+    pub(super) resend: Option<(Arc<[u8]>, Instant)>,
 }
+
+/// A quest the connection ended before it was answered, handed back whole to
+/// the owner that asked for it ([`Connection::on_unanswered`]) instead of
+/// failing with 20002, so that it can be sent again on the next connection
+/// with the same payload (a send keeps its mid) and the same deadline.
+///
+/// [`Connection::on_unanswered`]: super::Connection::on_unanswered
+pub(crate) struct Unanswered {
+    pub(crate) method: Box<str>,
+    /// The msgpack payload, as first encoded.
+    pub(crate) payload: Arc<[u8]>,
+    /// When it fails with 20003, wherever it waits.
+    pub(crate) deadline: Instant,
+    /// The timeout it was made with (for the 20003's text).
+    pub(crate) timeout: Duration,
+    pub(crate) callback: AnswerCallback,
+}
+
+/// Receives the resendable quests of a connection that ended.
+pub(crate) type HandBack = Box<dyn FnOnce(Vec<Unanswered>) + Send>;
 
 impl Pending {
     /// The 20003 of a quest whose timeout ran out.
@@ -41,6 +65,18 @@ impl Pending {
         );
         log::debug!("{}", e.ex);
         (self.callback, e)
+    }
+
+    /// The quest as handed back, when it may be sent again.
+    pub(super) fn unanswered(self) -> Option<Unanswered> {
+        let (payload, deadline) = self.resend?;
+        Some(Unanswered {
+            method: self.method,
+            payload,
+            deadline,
+            timeout: self.timeout,
+            callback: self.callback,
+        })
     }
 }
 
@@ -62,6 +98,8 @@ pub(super) struct Shared {
     pub(super) open: AtomicBool,
     pub(super) control: TcpStream,
     pub(super) on_close: Mutex<Option<CloseHandler>>,
+    /// Takes the resendable quests pending when the connection ends.
+    pub(super) hand_back: Mutex<Option<HandBack>>,
     pub(super) max_packet: usize,
     pub(super) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(super) thread_ids: Mutex<Vec<ThreadId>>,
@@ -117,8 +155,9 @@ impl Shared {
         }
     }
 
-    /// Ends the connection once: fails every pending quest with 20002 and
-    /// tells the close handler why. Runs the callbacks on the calling thread
+    /// Ends the connection once: fails every pending quest with 20002 (or
+    /// hands the resendable ones back, see [`Unanswered`]) and tells the
+    /// close handler why. Runs the callbacks on the calling thread
     /// with no lock held.
     pub(super) fn shut(&self, reason: CloseReason) {
         let status = match reason {
@@ -139,7 +178,16 @@ impl Shared {
             CloseReason::Error(e) => log::debug!("connection to {} failed: {e}", self.endpoint),
             r => log::debug!("connection to {} closed: {r:?}", self.endpoint),
         }
-        let pending = self.table.lock().close();
+        let mut pending = self.table.lock().close();
+        let hand_back = self.hand_back.lock().take();
+        let mut unanswered = Vec::new();
+        if hand_back.is_some() {
+            // In seq order, which is the order they were sent in.
+            let (back, rest): (Vec<Pending>, Vec<Pending>) =
+                pending.into_iter().partition(|p| p.resend.is_some());
+            pending = rest;
+            unanswered = back.into_iter().filter_map(Pending::unanswered).collect();
+        }
         if status.is_none() {
             transport::shutdown(&self.control);
         }
@@ -151,6 +199,9 @@ impl Shared {
         for p in pending {
             let e = err(error_code::FPNN_EC_CORE_CONNECTION_CLOSED, ex.clone());
             guarded("close callback", || (p.callback)(Err(e)));
+        }
+        if let Some(h) = hand_back {
+            guarded("hand-back", || h(unanswered));
         }
         let handler = self.on_close.lock().take();
         if let Some(h) = handler {

@@ -1,0 +1,127 @@
+//! The dispatch queue's limit and policy (docs/architecture.md,
+//! "Reliability"): a `Dispatch::Queued` application stops polling while
+//! pushes and calls keep arriving. The queue stays within its limit and
+//! reserve; pushes beyond the limit are dropped and reported through
+//! `ErrorRecorder` (never silently); calls made while it is full fail at once
+//! with 20011, each callback exactly once (queued within the reserve, beyond
+//! it on a thread of its own); once the application polls again, everything
+//! queued runs and new calls succeed.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use rtm_client::{blocking, Dispatch, PushEvent, RtmClient, RtmOptions};
+
+use common::{PID, WAIT};
+
+const UID: i64 = 1;
+const LIMIT: usize = 1_000;
+const RESERVE: usize = 100;
+const PUSHES: i64 = 3_000;
+const CALLS: usize = 250;
+
+/// Polls until `done`, failing after [`WAIT`].
+fn poll_until(client: &RtmClient, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        if client.dispatch_pending() == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+#[test]
+fn a_queued_application_that_stops_polling_keeps_memory_bounded_and_loses_nothing_silently() {
+    let gate = common::gate();
+    let client = RtmClient::new(RtmOptions {
+        dispatch: Dispatch::Queued,
+        ..common::options(&gate)
+    })
+    .unwrap();
+    client.set_dispatch_limits_for_tests(LIMIT, RESERVE);
+    let delivered = Arc::new(AtomicU64::new(0));
+    for e in PushEvent::ALL {
+        let d = delivered.clone();
+        client.processor().on(e, move |_| {
+            d.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    let reported = Arc::new(AtomicU64::new(0));
+    let r = reported.clone();
+    client.on_error_recorder(move |e| {
+        if e.code == 20011 {
+            let n: u64 = e.ex.split(' ').next().and_then(|n| n.parse().ok()).unwrap();
+            r.fetch_add(n, Ordering::SeqCst);
+        }
+    });
+    let login = Arc::new(Mutex::new(None));
+    let l = login.clone();
+    client.login(
+        UID,
+        "token",
+        move |ok, code| *l.lock() = Some((ok, code)),
+        0,
+    );
+    poll_until(&client, "logged in", || login.lock().is_some());
+    assert_eq!(*login.lock(), Some((true, 0)));
+
+    // The application stops polling; pushes keep coming.
+    for mid in 1..=PUSHES {
+        gate.inject_message(PID, 1, 7, UID, mid, 51, b"x", "")
+            .unwrap();
+    }
+    // A blocking call's answer bypasses the queue, and comes after every
+    // push sent before it on the connection: all of them have been handled.
+    let fence = blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb));
+    assert!(fence.is_ok(), "{fence:?}");
+    assert_eq!(
+        client.dispatch_queue_len_for_tests(),
+        LIMIT,
+        "full, not over"
+    );
+
+    // Calls while full fail at once with 20011, each exactly once.
+    let calls: Arc<Vec<AtomicUsize>> = Arc::new((0..CALLS).map(|_| AtomicUsize::new(0)).collect());
+    let codes = Arc::new(Mutex::new(Vec::new()));
+    for n in 0..CALLS {
+        let (calls, codes) = (calls.clone(), codes.clone());
+        client.get_p2p_unread_message_num(&[7], None, None, 0, move |e, _| {
+            calls[n].fetch_add(1, Ordering::SeqCst);
+            codes.lock().push(e.map(|e| e.code));
+        });
+    }
+    let len = client.dispatch_queue_len_for_tests();
+    assert!(len <= LIMIT + RESERVE, "the queue holds {len} jobs");
+    // Those beyond the reserve have run already, on threads of their own.
+    common::wait_until("the callbacks beyond the reserve ran", || {
+        codes.lock().len() == CALLS - RESERVE
+    });
+
+    // Polling again runs the rest, then reports the dropped pushes.
+    poll_until(&client, "everything ran", || {
+        codes.lock().len() == CALLS
+            && delivered.load(Ordering::SeqCst) + reported.load(Ordering::SeqCst) == PUSHES as u64
+    });
+    assert!(calls.iter().all(|c| c.load(Ordering::SeqCst) == 1));
+    assert!(codes.lock().iter().all(|c| *c == Some(20011)));
+    assert_eq!(delivered.load(Ordering::SeqCst), LIMIT as u64);
+    assert_eq!(
+        reported.load(Ordering::SeqCst),
+        PUSHES as u64 - LIMIT as u64
+    );
+
+    // With room again, calls go through.
+    let ok = Arc::new(Mutex::new(None));
+    let o = ok.clone();
+    client.get_p2p_unread_message_num(&[7], None, None, 0, move |e, _| {
+        *o.lock() = Some(e.map(|e| e.code))
+    });
+    poll_until(&client, "a call answered", || ok.lock().is_some());
+    assert_eq!(*ok.lock(), Some(None));
+    client.destroy();
+}
