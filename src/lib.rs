@@ -75,7 +75,7 @@
 //! TLS is not a feature: rustls (with the ring provider and the web PKI roots) is always
 //! built in, since RTM gates are reached over `wss` in production.
 //!
-//! The test suite, the doctests and the `quickstart` and `throughput` examples need the
+//! The test suite, the doctests and the `quickstart` and `bench` examples need the
 //! `gate` feature (the examples say so with `required-features`); `cargo test` assumes the
 //! default features, as a test suite is run by the crate's own developers, and marking
 //! each of its files would only make adding a test a two-file change. `.ci/run` checks
@@ -95,7 +95,7 @@
 //!
 //! Not promised: items hidden from this documentation. The WebSocket layer (`ws`: frame
 //! codec, reader, masks, handshake) and the FPNN packet codec (`fpnn::packet`) are public
-//! only so the integration tests, the `throughput` and `autobahn_client` examples and the
+//! only so the integration tests, the `bench` and `autobahn_client` examples and the
 //! fuzz targets (`fuzz/`) can drive them byte by byte; they may change in any release.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -112,7 +112,7 @@ pub(crate) mod value;
 #[cfg(all(test, feature = "gate"))]
 mod wire_coverage;
 // Not part of the promise (see "What is promised" above): public only for the
-// integration tests, the throughput and autobahn_client examples and the fuzz
+// integration tests, the bench and autobahn_client examples and the fuzz
 // targets, which drive the frame codec and handshake directly.
 #[doc(hidden)]
 pub mod ws;

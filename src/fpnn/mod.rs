@@ -24,7 +24,7 @@
 
 mod connection;
 // Not part of the promise: public only for the integration tests, the
-// throughput example and the fuzz targets (see the crate docs).
+// bench example and the fuzz targets (see the crate docs).
 #[doc(hidden)]
 pub mod packet;
 pub(crate) mod table;
