@@ -95,7 +95,7 @@
 //!
 //! Not promised: items hidden from this documentation. The WebSocket layer (`ws`: frame
 //! codec, reader, masks, handshake) and the FPNN packet codec (`fpnn::packet`) are public
-//! only so the integration tests, the `bench` and `autobahn_client` examples and the
+//! only so the integration tests, the `autobahn_client` example and the
 //! fuzz targets (`fuzz/`) can drive them byte by byte; they may change in any release.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -112,7 +112,7 @@ pub(crate) mod value;
 #[cfg(all(test, feature = "gate"))]
 mod wire_coverage;
 // Not part of the promise (see "What is promised" above): public only for the
-// integration tests, the bench and autobahn_client examples and the fuzz
+// integration tests, the autobahn_client example and the fuzz
 // targets, which drive the frame codec and handshake directly.
 #[doc(hidden)]
 pub mod ws;

@@ -24,7 +24,7 @@
 
 mod connection;
 // Not part of the promise: public only for the integration tests, the
-// bench example and the fuzz targets (see the crate docs).
+// fuzz targets (see the crate docs).
 #[doc(hidden)]
 pub mod packet;
 pub(crate) mod table;
