@@ -23,7 +23,7 @@
 //! ```
 
 mod connection;
-// Not part of the promise: public only for the integration tests, the
+// Not part of the promise: public only for the integration tests and the
 // fuzz targets (see the crate docs).
 #[doc(hidden)]
 pub mod packet;
