@@ -33,6 +33,7 @@ mod transport;
 pub(crate) use connection::guarded;
 pub use connection::{
     AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,
+    DEFAULT_WRITE_QUEUE_LIMIT,
 };
 pub(crate) use transport::deadline_from;
 pub use transport::{ConnectCancel, Endpoint};

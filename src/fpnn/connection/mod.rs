@@ -27,13 +27,16 @@ use crate::ws::{WsError, WsReader};
 use reader::reader_loop;
 pub use responder::{Quest, QuestHandler, Responder};
 pub(crate) use shared::guarded;
-use shared::{client_frame, err, Pending, Shared, WriterCmd};
+use shared::{err, Pending, Shared};
 use transport::ConnectCancel;
-use writer::writer_loop;
+use writer::{writer_loop, Outbox};
 
 /// The callback of a twoway quest: the answer's payload, or an error (the
 /// server's error answer, 20003 timeout, 20002 connection closed).
 pub type AnswerCallback = Box<dyn FnOnce(Result<Value, RtmError>) + Send + 'static>;
+
+/// The default [`ConnectOptions::write_queue_limit`]: 4 MiB.
+pub const DEFAULT_WRITE_QUEUE_LIMIT: usize = 4 << 20;
 
 /// Options of [`Connection::connect`].
 #[derive(Debug, Clone)]
@@ -49,6 +52,11 @@ pub struct ConnectOptions {
     /// Lets another thread abort the connect (see [`ConnectCancel`]). Default
     /// `None`.
     pub cancel: Option<ConnectCancel>,
+    /// Most bytes of quests waiting to be written (the peer or the network
+    /// slower than the caller). A quest that would pass it fails at once
+    /// with 20011 (`FPNN_EC_CORE_WORK_QUEUE_FULL`) through its callback; a
+    /// oneway quest with that error. Default 4 MiB. (Rust-only.)
+    pub write_queue_limit: usize,
 }
 
 impl Default for ConnectOptions {
@@ -59,6 +67,7 @@ impl Default for ConnectOptions {
             extra_roots: Vec::new(),
             path: "/service/websocket".to_owned(),
             cancel: None,
+            write_queue_limit: DEFAULT_WRITE_QUEUE_LIMIT,
         }
     }
 }
@@ -188,10 +197,13 @@ impl Connection {
         options: &ConnectOptions,
         on_close: shared::CloseHandler,
     ) -> Result<(Connection, WsReader<transport::ReadHalf>), RtmError> {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let direct = match &opened.write {
+            transport::WriteHalf::Plain(s) => s.try_clone().ok(),
+            transport::WriteHalf::Tls(_) => None,
+        };
         let shared = Arc::new(Shared {
             table: Mutex::new(RequestTable::new()),
-            tx,
+            outbox: Outbox::new(options.write_queue_limit, direct),
             open: AtomicBool::new(true),
             control: opened.control,
             on_close: Mutex::new(Some(on_close)),
@@ -201,9 +213,11 @@ impl Connection {
             endpoint: ep,
         });
         let mut read = opened.read;
-        let flush_tx = shared.tx.clone();
+        let weak = Arc::downgrade(&shared);
         read.set_flush_hook(Box::new(move || {
-            let _ = flush_tx.send(WriterCmd::Flush);
+            if let Some(s) = weak.upgrade() {
+                s.outbox.flush();
+            }
         }));
         // The frame limit is the packet limit: one packet per message.
         let parser = FrameParser::new(Role::Client, options.max_packet_size, true);
@@ -211,7 +225,7 @@ impl Connection {
         let s = shared.clone();
         let w = std::thread::Builder::new()
             .name("rtm-writer".into())
-            .spawn(move || writer_loop(s, opened.write, rx));
+            .spawn(move || writer_loop(s, opened.write));
         let conn = Connection {
             _guard: Arc::new(CloseOnDrop(shared.clone())),
             shared,
@@ -279,9 +293,18 @@ impl Connection {
             }
         };
         log::trace!("quest {method} seq {seq} sent to {}", self.shared.endpoint);
-        let f = client_frame(Kind::Twoway, seq, (method, 0), payload);
         // If the writer is gone the close path has completed the quest already.
-        let _ = self.shared.tx.send(WriterCmd::Frame(f));
+        let queued =
+            self.shared
+                .send_frame(Kind::Twoway, seq, (method, 0), payload, Some(deadline));
+        if queued.is_err() {
+            // Not in the queue: nobody else completes it (unless it has just
+            // been closed or has timed out, which took it from the table).
+            let pending = self.shared.table.lock().complete(seq);
+            if let Some(p) = pending {
+                (p.callback)(Err(queue_full()));
+            }
+        }
     }
 
     /// Sends a oneway quest (no answer). Fails with 20002 when closed.
@@ -295,9 +318,9 @@ impl Connection {
                 "connection closed",
             ));
         }
-        let f = client_frame(Kind::Oneway, 0, (method, 0), &body);
-        let _ = self.shared.tx.send(WriterCmd::Frame(f));
-        Ok(())
+        self.shared
+            .send_frame(Kind::Oneway, 0, (method, 0), &body, None)
+            .map_err(|_| queue_full())
     }
 
     fn check(&self, method: &str, payload: &[u8]) -> Result<(), RtmError> {
@@ -401,6 +424,14 @@ fn open(
         err(code, format!("cannot connect to {ep}: {e}"))
     })?;
     Ok((ep, opened))
+}
+
+/// The 20011 of a quest refused by a full write queue.
+fn queue_full() -> RtmError {
+    err(
+        error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
+        "the write queue is full: the peer or the network is slower than the caller",
+    )
 }
 
 fn is_timeout(e: &io::Error) -> bool {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rmpv::Value;
 
 use super::responder::{Quest, QuestHandler, Responder};
-use super::shared::{control_frame, err, guarded, Shared, WriterCmd};
+use super::shared::{control_frame_into, err, guarded, Shared};
 use super::CloseReason;
 use crate::error::{error_code, RtmError};
 use crate::fpnn::packet::{self, Kind, Packet};
@@ -46,9 +46,9 @@ pub(super) fn reader_loop(
                 return;
             }
             Incoming::Ping(p) => {
-                let _ = shared
-                    .tx
-                    .send(WriterCmd::Frame(control_frame(Opcode::Pong, &p)));
+                let _ = shared.outbox.push(6 + p.len(), None, false, |out| {
+                    control_frame_into(out, Opcode::Pong, &p)
+                });
             }
             Incoming::Pong(_) => {}
             Incoming::Close(_) => {

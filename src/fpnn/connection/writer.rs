@@ -1,15 +1,180 @@
-//! The writer thread: batches queued frames into few writes, fires quests'
-//! timeouts (20003), and sends the one close frame when the connection ends.
+//! The outbox and the writer thread.
+//!
+//! Frames are encoded straight into the outbox's buffer (no frame is
+//! allocated on its own). Who writes them to the socket:
+//!
+//! - On plain TCP on Linux, the caller itself, when no write is in progress:
+//!   one non-blocking `send` of everything queued, under the outbox lock, so
+//!   a request-answer exchange costs no thread hand-off. What the socket does
+//!   not take at once stays queued for the writer thread.
+//! - Otherwise (TLS, another platform, a write in progress, a socket that is
+//!   full) the writer thread, woken only when it sleeps, which takes the
+//!   whole buffer and writes it in one blocking write: frames queued while a
+//!   write is in progress go out together in the next one.
+//!
+//! The writer thread also fires quests' timeouts (20003) and sends the one
+//! close frame when the connection ends.
+//!
+//! The outbox is bounded ([`ConnectOptions::write_queue_limit`]): the bytes
+//! queued plus those of the batch being written. A frame that would take it
+//! past the limit is refused (a frame larger than the limit is taken when
+//! nothing else is held), and the quest fails at once
+//! with 20011 (`FPNN_EC_CORE_WORK_QUEUE_FULL`) instead of blocking its caller.
+//!
+//! [`ConnectOptions::write_queue_limit`]: super::ConnectOptions::write_queue_limit
 
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use parking_lot::{Condvar, Mutex};
 
-use super::shared::{control_frame, guarded, Pending, Shared, WriterCmd};
+use super::shared::{guarded, Pending, Shared};
 use super::CloseReason;
 use crate::fpnn::transport::{self, WriteHalf};
-use crate::ws::frame::Opcode;
+
+/// Capacity the outbox's buffers go back to after a burst.
+const KEEP: usize = 16 * 1024;
+
+/// The writer's queue of encoded frames (see the module comment).
+pub(super) struct Outbox {
+    st: Mutex<OutState>,
+    wake: Condvar,
+    limit: usize,
+    /// The plain socket, for callers' non-blocking writes (`None` with TLS
+    /// or where a non-blocking send is not available).
+    direct: Option<TcpStream>,
+}
+
+struct OutState {
+    buf: Vec<u8>,
+    /// The writer thread is writing a batch outside the lock: nobody else
+    /// may write until it is done (frames would interleave).
+    busy: bool,
+    /// The size of that batch: it counts against the limit until written.
+    writing: usize,
+    /// While the writer thread sleeps: until when (`Some(None)`: no deadline).
+    sleeping: Option<Option<Instant>>,
+    /// The TLS session has bytes of its own to send.
+    flush: bool,
+    /// The last command: send a close frame with this status (none when the
+    /// peer is already gone), then shut the socket.
+    close: Option<Option<u16>>,
+    /// The writer has ended: frames are dropped.
+    done: bool,
+}
+
+/// The outbox is full: the frame was not queued.
+#[derive(Debug)]
+pub(super) struct Full;
+
+impl Outbox {
+    pub(super) fn new(limit: usize, direct: Option<TcpStream>) -> Outbox {
+        Outbox {
+            st: Mutex::new(OutState {
+                buf: Vec::new(),
+                busy: false,
+                writing: 0,
+                sleeping: None,
+                flush: false,
+                close: None,
+                done: false,
+            }),
+            wake: Condvar::new(),
+            limit,
+            direct: direct.filter(|_| cfg!(target_os = "linux")),
+        }
+    }
+
+    /// Queues a frame of `len` bytes that `encode` appends to the buffer, and
+    /// writes it at once when it can (see the module comment). `deadline` is
+    /// the new quest's, so a writer sleeping past it wakes up in time.
+    /// When `limited`, refused if the queue holds something and would pass
+    /// its limit; a
+    /// frame after the close is dropped silently (the close path completes
+    /// quests).
+    pub(super) fn push(
+        &self,
+        len: usize,
+        deadline: Option<Instant>,
+        limited: bool,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), Full> {
+        let mut st = self.st.lock();
+        if st.done || st.close.is_some() {
+            return Ok(());
+        }
+        let held = st.buf.len() + st.writing;
+        if limited && held > 0 && held + len > self.limit {
+            return Err(Full);
+        }
+        encode(&mut st.buf);
+        if !st.busy {
+            if let Some(sock) = &self.direct {
+                match send_now(sock, &st.buf) {
+                    Ok(n) if n == st.buf.len() => st.buf.clear(),
+                    Ok(n) => drop(st.buf.drain(..n)),
+                    // Would block, or failed: the writer writes it (and
+                    // reports a failure).
+                    Err(_) => {}
+                }
+            }
+        }
+        let wake = match st.sleeping {
+            Some(_) if !st.buf.is_empty() => true,
+            Some(None) => deadline.is_some(),
+            Some(Some(until)) => deadline.is_some_and(|d| d < until),
+            None => false,
+        };
+        if wake {
+            st.sleeping = None;
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Asks the writer to send what the TLS session holds.
+    pub(super) fn flush(&self) {
+        let mut st = self.st.lock();
+        st.flush = true;
+        self.notify(&mut st);
+    }
+
+    /// Asks the writer to send what is queued, then the close frame (with
+    /// `status`), then to shut the socket and end. Only the first call counts.
+    pub(super) fn close(&self, status: Option<u16>) {
+        let mut st = self.st.lock();
+        if st.close.is_none() {
+            st.close = Some(status);
+        }
+        self.notify(&mut st);
+    }
+
+    fn notify(&self, st: &mut OutState) {
+        if st.sleeping.take().is_some() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Bytes queued and not yet handed to the socket.
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> usize {
+        self.st.lock().buf.len()
+    }
+}
+
+/// One non-blocking send (Linux: `MSG_DONTWAIT | MSG_NOSIGNAL`).
+#[cfg(target_os = "linux")]
+fn send_now(sock: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
+    const MSG_DONTWAIT: i32 = 0x40;
+    const MSG_NOSIGNAL: i32 = 0x4000;
+    socket2::SockRef::from(sock).send_with_flags(data, MSG_DONTWAIT | MSG_NOSIGNAL)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_now(_: &TcpStream, _: &[u8]) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::WouldBlock.into())
+}
 
 /// Completes every quest whose deadline has passed with 20003.
 fn fire_expired(shared: &Shared, expired: &mut Vec<Pending>) {
@@ -20,60 +185,95 @@ fn fire_expired(shared: &Shared, expired: &mut Vec<Pending>) {
     }
 }
 
-pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receiver<WriterCmd>) {
-    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+/// What the writer took from the outbox for one round.
+struct Round {
+    flush: bool,
+    close: Option<Option<u16>>,
+}
+
+/// Waits until there is something to write, a close, or a deadline due, and
+/// takes the queued bytes into `batch`.
+fn next_round(shared: &Shared, ob: &Outbox, batch: &mut Vec<u8>) -> Round {
+    let mut st = ob.st.lock();
+    loop {
+        if !st.buf.is_empty() || st.flush || st.close.is_some() {
+            break;
+        }
+        // Under the outbox lock: a quest registered after this look finds
+        // `sleeping` set and wakes us if its deadline is earlier.
+        let next = shared.table.lock().next_deadline();
+        if next.is_some_and(|d| d <= Instant::now()) {
+            break;
+        }
+        st.sleeping = Some(next);
+        let timed_out = match next {
+            Some(d) => ob.wake.wait_until(&mut st, d).timed_out(),
+            None => {
+                ob.wake.wait(&mut st);
+                false
+            }
+        };
+        st.sleeping = None;
+        if timed_out {
+            break;
+        }
+    }
+    std::mem::swap(batch, &mut st.buf);
+    let round = Round {
+        flush: std::mem::take(&mut st.flush),
+        close: st.close,
+    };
+    st.busy = !batch.is_empty() || round.flush;
+    st.writing = batch.len();
+    round
+}
+
+pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf) {
+    let ob = &shared.outbox;
+    let mut batch: Vec<u8> = Vec::new();
     let mut expired = Vec::new();
     let mut waiting = Vec::new();
     loop {
-        let next = shared.table.lock().next_deadline();
-        let cmd = match next {
-            Some(d) => rx.recv_deadline(d),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        let mut close: Option<Option<u16>> = None;
-        match cmd {
-            Ok(WriterCmd::Frame(f)) => {
-                batch.extend_from_slice(&f);
-                // Coalesce what is already queued into one write.
-                while batch.len() < 256 * 1024 {
-                    match rx.try_recv() {
-                        Ok(WriterCmd::Frame(f)) => batch.extend_from_slice(&f),
-                        Ok(WriterCmd::Flush) => {}
-                        Ok(WriterCmd::Close(status)) => {
-                            close = Some(status);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-            Ok(WriterCmd::Flush) => {
-                if let Err(e) = write.flush_session(&mut || fire_expired(&shared, &mut waiting)) {
-                    shared.shut(CloseReason::Error(format!("write failed: {e}")));
-                }
-            }
-            Ok(WriterCmd::Close(status)) => close = Some(status),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => close = Some(None),
-        }
-        if !batch.is_empty() {
+        let round = next_round(&shared, ob, &mut batch);
+        let mut failed = false;
+        if round.flush || !batch.is_empty() {
             let r = write.send(&batch, &mut || fire_expired(&shared, &mut waiting));
             batch.clear();
-            if batch.capacity() > 1 << 20 {
-                batch.shrink_to(64 * 1024);
+            if batch.capacity() > 4 * KEEP {
+                batch.shrink_to(KEEP);
             }
             if let Err(e) = r {
                 shared.shut(CloseReason::Error(format!("write failed: {e}")));
-                close = Some(None);
+                failed = true;
             }
         }
+        let close = {
+            let mut st = ob.st.lock();
+            st.busy = false;
+            st.writing = 0;
+            if st.buf.capacity() > 4 * KEEP && st.buf.len() < KEEP {
+                st.buf.shrink_to(KEEP);
+            }
+            match (round.close, failed) {
+                (_, true) => Some(None),
+                (Some(c), _) if st.buf.is_empty() => Some(c),
+                _ => None,
+            }
+            .inspect(|_| {
+                st.done = true;
+                st.buf = Vec::new();
+            })
+        };
         if let Some(status) = close {
             // Best effort: the one close frame, then close_notify.
             if let Some(code) = status {
-                let _ = write.send(
-                    &control_frame(Opcode::Close, &code.to_be_bytes()),
-                    &mut || {},
+                let mut f = Vec::new();
+                super::shared::control_frame_into(
+                    &mut f,
+                    crate::ws::frame::Opcode::Close,
+                    &code.to_be_bytes(),
                 );
+                let _ = write.send(&f, &mut || {});
             }
             write.close_notify();
             transport::shutdown(&shared.control);
@@ -81,5 +281,35 @@ pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receive
             return;
         }
         fire_expired(&shared, &mut expired);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_outbox_refuses_frames_and_keeps_what_it_holds() {
+        let ob = Outbox::new(100, None);
+        ob.push(60, None, true, |b| b.extend_from_slice(&[1; 60])).unwrap();
+        assert!(ob.push(60, None, true, |b| b.extend_from_slice(&[2; 60])).is_err());
+        ob.push(40, None, true, |b| b.extend_from_slice(&[3; 40])).unwrap();
+        assert_eq!(ob.queued(), 100);
+        assert!(ob.push(1, None, true, |b| b.push(4)).is_err());
+    }
+
+    #[test]
+    fn an_empty_outbox_takes_one_frame_over_the_limit() {
+        let ob = Outbox::new(10, None);
+        ob.push(50, None, true, |b| b.extend_from_slice(&[1; 50])).unwrap();
+        assert_eq!(ob.queued(), 50);
+    }
+
+    #[test]
+    fn frames_after_the_close_are_dropped() {
+        let ob = Outbox::new(100, None);
+        ob.close(Some(1000));
+        ob.push(5, None, true, |b| b.extend_from_slice(&[1; 5])).unwrap();
+        assert_eq!(ob.queued(), 0);
     }
 }

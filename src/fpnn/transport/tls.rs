@@ -89,11 +89,27 @@ impl ReadHalf {
 impl Read for ReadHalf {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            ReadHalf::Plain(s) => s.read(buf),
+            ReadHalf::Plain(s) => {
+                let n = s.read(buf)?;
+                quickack(s);
+                Ok(n)
+            }
             ReadHalf::Tls(t) => t.read(buf),
         }
     }
 }
+
+/// Re-arms TCP_QUICKACK after a read (Linux): the kernel leaves quick-ack
+/// mode on its own, and a delayed ACK of our answer-bearing reads stalls a
+/// peer that leaves Nagle's algorithm on (FPNN servers do not set
+/// TCP_NODELAY) by up to 40 ms. One `setsockopt` per read.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn quickack(s: &TcpStream) {
+    let _ = socket2::SockRef::from(s).set_quickack(true);
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn quickack(_: &TcpStream) {}
 
 pub(crate) struct TlsRead {
     pub(super) tcp: TcpStream,
@@ -131,6 +147,7 @@ impl Read for TlsRead {
             }
             // Block on the socket without holding the session lock.
             let n = self.tcp.read(&mut self.raw)?;
+            quickack(&self.tcp);
             if n == 0 {
                 return Ok(0);
             }
