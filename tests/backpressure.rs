@@ -78,8 +78,8 @@ fn stalled_client(server: &TestServer) -> (Client, ServerConn) {
 fn quests_past_the_limit_fail_at_once_with_20011_and_nothing_more_is_queued() {
     for server in [TestServer::start(), TestServer::start_tls()] {
         let (client, _s) = stalled_client(&server); // the server never reads
-        // Twice what the queue and the kernel can hold: without a limit,
-        // every one would be accepted.
+                                                    // Twice what the queue and the kernel can hold: without a limit,
+                                                    // every one would be accepted.
         let count = 2 * (LIMIT + kernel_buffers()) / QUEST;
         let accepted = send_many(&client, count);
         assert!(accepted > 0);
@@ -87,7 +87,11 @@ fn quests_past_the_limit_fail_at_once_with_20011_and_nothing_more_is_queued() {
             accepted * QUEST <= LIMIT + kernel_buffers() + QUEST,
             "{accepted} quests of {QUEST} bytes accepted: more than the queue and the kernel hold"
         );
-        assert_eq!(client.conn.pending(), accepted, "every accepted quest waits for its answer");
+        assert_eq!(
+            client.conn.pending(),
+            accepted,
+            "every accepted quest waits for its answer"
+        );
         let big = payload_of_len(QUEST);
         // Oneway quests are refused the same way.
         let e = (0..count)
@@ -126,7 +130,12 @@ fn a_callback_refused_with_20011_may_send_again_without_deadlock() {
             );
             // From inside the failed quest's callback: refused again, at
             // once, on this thread.
-            let again = send(&conn, "big", &payload_of_len(QUEST), Duration::from_secs(60));
+            let again = send(
+                &conn,
+                "big",
+                &payload_of_len(QUEST),
+                Duration::from_secs(60),
+            );
             let _ = tx.send(again.try_recv());
         });
     let again = rx.recv_timeout(WAIT).expect("the inner call returned");

@@ -51,6 +51,8 @@ where
     }
     let _restore = Restore(DIRECT.with(|d| d.replace(true)));
     f(cb);
+    // This thread may be batching its writes (a callback): send the quest.
+    crate::fpnn::flush_write_batch();
     match rx.recv() {
         Ok((_, Some(d))) => Ok(d),
         Ok((Some(e), None)) => Err(e),

@@ -29,6 +29,7 @@ pub use responder::{Quest, QuestHandler, Responder};
 pub(crate) use shared::guarded;
 use shared::{err, Pending, Shared};
 use transport::ConnectCancel;
+pub(crate) use writer::{flush_write_batch, write_batch};
 use writer::{writer_loop, Outbox};
 
 /// The callback of a twoway quest: the answer's payload, or an error (the
@@ -203,7 +204,7 @@ impl Connection {
         };
         let shared = Arc::new(Shared {
             table: Mutex::new(RequestTable::new()),
-            outbox: Outbox::new(options.write_queue_limit, direct),
+            outbox: Arc::new(Outbox::new(options.write_queue_limit, direct)),
             open: AtomicBool::new(true),
             control: opened.control,
             on_close: Mutex::new(Some(on_close)),
@@ -213,6 +214,9 @@ impl Connection {
             endpoint: ep,
         });
         let mut read = opened.read;
+        // The reader thread batches what it sends (see writer.rs) and sends
+        // it before it waits for the socket.
+        read.set_before_read(writer::flush_write_batch);
         let weak = Arc::downgrade(&shared);
         read.set_flush_hook(Box::new(move || {
             if let Some(s) = weak.upgrade() {
@@ -282,7 +286,12 @@ impl Connection {
             sent: Instant::now(),
             timeout,
         };
-        let inserted = self.shared.table.lock().insert(pending, deadline);
+        // Alone in flight: written at once by this thread (see writer.rs).
+        let (inserted, alone) = {
+            let mut table = self.shared.table.lock();
+            let r = table.insert(pending, deadline);
+            (r, table.len() == 1)
+        };
         let seq = match inserted {
             Ok(seq) => seq,
             Err(p) => {
@@ -294,9 +303,14 @@ impl Connection {
         };
         log::trace!("quest {method} seq {seq} sent to {}", self.shared.endpoint);
         // If the writer is gone the close path has completed the quest already.
-        let queued =
-            self.shared
-                .send_frame(Kind::Twoway, seq, (method, 0), payload, Some(deadline));
+        let queued = self.shared.send_frame(
+            Kind::Twoway,
+            seq,
+            (method, 0),
+            payload,
+            Some(deadline),
+            alone,
+        );
         if queued.is_err() {
             // Not in the queue: nobody else completes it (unless it has just
             // been closed or has timed out, which took it from the table).
@@ -319,7 +333,7 @@ impl Connection {
             ));
         }
         self.shared
-            .send_frame(Kind::Oneway, 0, (method, 0), &body, None)
+            .send_frame(Kind::Oneway, 0, (method, 0), &body, None, true)
             .map_err(|_| queue_full())
     }
 

@@ -21,6 +21,9 @@ pub(super) fn reader_loop(
     mut reader: WsReader<ReadHalf>,
     handler: Arc<dyn QuestHandler>,
 ) {
+    // Frames sent while handling what one read brought go out together,
+    // before the next read that waits (see `ReadHalf::set_before_read`).
+    let _batch = super::writer::write_batch();
     loop {
         let msg = match reader.read() {
             Ok(m) => m,
@@ -46,7 +49,7 @@ pub(super) fn reader_loop(
                 return;
             }
             Incoming::Ping(p) => {
-                let _ = shared.outbox.push(6 + p.len(), None, false, |out| {
+                let _ = shared.outbox.push(6 + p.len(), None, false, true, |out| {
                     control_frame_into(out, Opcode::Pong, &p)
                 });
             }

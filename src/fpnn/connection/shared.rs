@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,7 @@ pub(super) type CloseHandler = Box<dyn FnOnce(CloseReason) + Send>;
 
 pub(super) struct Shared {
     pub(super) table: Mutex<RequestTable<Pending>>,
-    pub(super) outbox: Outbox,
+    pub(super) outbox: Arc<Outbox>,
     pub(super) open: AtomicBool,
     pub(super) control: TcpStream,
     pub(super) on_close: Mutex<Option<CloseHandler>>,
@@ -102,7 +103,8 @@ pub(super) fn err(code: i32, ex: impl Into<String>) -> RtmError {
 
 impl Shared {
     /// Queues a frame holding one packet for the writer (see `writer.rs`);
-    /// `deadline` is a twoway quest's. A quest is refused when the outbox is
+    /// `deadline` is a twoway quest's; `eager` asks to write it at once when
+    /// possible (nothing else is in flight). A quest is refused when the outbox is
     /// full; an answer is always queued (the server waits for it, and sends
     /// no more quests than it chooses to).
     pub(super) fn send_frame(
@@ -112,17 +114,18 @@ impl Shared {
         ss_or_method: (&str, u8),
         payload: &[u8],
         deadline: Option<Instant>,
+        eager: bool,
     ) -> Result<(), Full> {
         let len = client_frame_len(kind, ss_or_method.0, payload);
         let limited = kind != Kind::Answer;
-        self.outbox.push(len, deadline, limited, |out| {
+        self.outbox.push(len, deadline, limited, eager, |out| {
             client_frame_into(out, kind, seq, ss_or_method, payload)
         })
     }
 
     pub(super) fn send_answer(&self, seq: u32, status: u8, payload: &[u8]) {
         if self.open.load(Ordering::Acquire) {
-            let _ = self.send_frame(Kind::Answer, seq, ("", status), payload, None);
+            let _ = self.send_frame(Kind::Answer, seq, ("", status), payload, None, true);
         }
     }
 

@@ -3,14 +3,20 @@
 //! Frames are encoded straight into the outbox's buffer (no frame is
 //! allocated on its own). Who writes them to the socket:
 //!
-//! - On plain TCP on Linux, the caller itself, when no write is in progress:
-//!   one non-blocking `send` of everything queued, under the outbox lock, so
-//!   a request-answer exchange costs no thread hand-off. What the socket does
+//! - Inside a [`write_batch`] (the reader thread while it handles what one
+//!   read brought, the dispatcher while it runs a turn of callbacks), nobody
+//!   yet: frames pile up and go out together when the batch ends (or, on the
+//!   reader, before it blocks on the socket again).
+//! - On plain TCP on Linux, the caller itself, when no write is in progress
+//!   and the quest is the only one in flight (or a batch ends): one
+//!   non-blocking `send` of everything queued, under the outbox lock, so a
+//!   request-answer exchange costs no thread hand-off. What the socket does
 //!   not take at once stays queued for the writer thread.
 //! - Otherwise (TLS, another platform, a write in progress, a socket that is
-//!   full) the writer thread, woken only when it sleeps, which takes the
-//!   whole buffer and writes it in one blocking write: frames queued while a
-//!   write is in progress go out together in the next one.
+//!   full, quests already in flight) the writer thread, woken only when it
+//!   sleeps, which takes the whole buffer and writes it in one blocking
+//!   write: frames queued while a write is in progress go out together in
+//!   the next one.
 //!
 //! The writer thread also fires quests' timeouts (20003) and sends the one
 //! close frame when the connection ends.
@@ -23,6 +29,7 @@
 //!
 //! [`ConnectOptions::write_queue_limit`]: super::ConnectOptions::write_queue_limit
 
+use std::cell::RefCell;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,6 +69,8 @@ struct OutState {
     close: Option<Option<u16>>,
     /// The writer has ended: frames are dropped.
     done: bool,
+    /// Registered with a thread's [`write_batch`], which flushes it.
+    batched: bool,
 }
 
 /// The outbox is full: the frame was not queued.
@@ -79,6 +88,7 @@ impl Outbox {
                 flush: false,
                 close: None,
                 done: false,
+                batched: false,
             }),
             wake: Condvar::new(),
             limit,
@@ -87,17 +97,17 @@ impl Outbox {
     }
 
     /// Queues a frame of `len` bytes that `encode` appends to the buffer, and
-    /// writes it at once when it can (see the module comment). `deadline` is
-    /// the new quest's, so a writer sleeping past it wakes up in time.
-    /// When `limited`, refused if the queue holds something and would pass
-    /// its limit; a
-    /// frame after the close is dropped silently (the close path completes
-    /// quests).
+    /// writes it at once when `eager` and it can (see the module comment).
+    /// `deadline` is the new quest's, so a writer sleeping past it wakes up
+    /// in time. When `limited`, refused if the queue holds something and
+    /// would pass its limit; a frame after the close is dropped silently
+    /// (the close path completes quests).
     pub(super) fn push(
-        &self,
+        self: &Arc<Self>,
         len: usize,
         deadline: Option<Instant>,
         limited: bool,
+        eager: bool,
         encode: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), Full> {
         let mut st = self.st.lock();
@@ -109,7 +119,31 @@ impl Outbox {
             return Err(Full);
         }
         encode(&mut st.buf);
-        if !st.busy {
+        let batched = BATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.depth == 0 {
+                return false;
+            }
+            if !st.batched {
+                st.batched = true;
+                b.outboxes.push(self.clone());
+            }
+            true
+        });
+        if batched {
+            // Only a deadline earlier than the writer's wake-up wakes it now.
+            self.wake_for(&mut st, deadline, false);
+        } else {
+            self.send_or_wake(&mut st, deadline, eager);
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued now if `eager` and possible, and wakes the
+    /// writer if something is left, or if `deadline` is earlier than its
+    /// wake-up.
+    fn send_or_wake(&self, st: &mut OutState, deadline: Option<Instant>, eager: bool) {
+        if eager && !st.busy && !st.buf.is_empty() {
             if let Some(sock) = &self.direct {
                 match send_now(sock, &st.buf) {
                     Ok(n) if n == st.buf.len() => st.buf.clear(),
@@ -120,8 +154,12 @@ impl Outbox {
                 }
             }
         }
+        self.wake_for(st, deadline, !st.buf.is_empty());
+    }
+
+    fn wake_for(&self, st: &mut OutState, deadline: Option<Instant>, queued: bool) {
         let wake = match st.sleeping {
-            Some(_) if !st.buf.is_empty() => true,
+            Some(_) if queued => true,
             Some(None) => deadline.is_some(),
             Some(Some(until)) => deadline.is_some_and(|d| d < until),
             None => false,
@@ -130,7 +168,15 @@ impl Outbox {
             st.sleeping = None;
             self.wake.notify_one();
         }
-        Ok(())
+    }
+
+    /// The end of a [`write_batch`]: sends what piled up.
+    fn end_batch(&self) {
+        let mut st = self.st.lock();
+        st.batched = false;
+        if !st.done {
+            self.send_or_wake(&mut st, None, true);
+        }
     }
 
     /// Asks the writer to send what the TLS session holds.
@@ -160,6 +206,66 @@ impl Outbox {
     #[cfg(test)]
     pub(super) fn queued(&self) -> usize {
         self.st.lock().buf.len()
+    }
+}
+
+struct Batch {
+    depth: u32,
+    outboxes: Vec<Arc<Outbox>>,
+}
+
+thread_local! {
+    static BATCH: RefCell<Batch> = const {
+        RefCell::new(Batch {
+            depth: 0,
+            outboxes: Vec::new(),
+        })
+    };
+}
+
+/// While alive (on this thread), frames queued by this thread wait and go
+/// out together when the outermost one is dropped: one write (or one wake-up
+/// of a writer) for many quests. Wrap code that sends several quests in a
+/// row, such as a turn of callbacks. Never held across a wait for I/O.
+pub(crate) struct WriteBatch(());
+
+/// Starts a [`WriteBatch`].
+pub(crate) fn write_batch() -> WriteBatch {
+    BATCH.with(|b| b.borrow_mut().depth += 1);
+    WriteBatch(())
+}
+
+/// Sends what this thread's [`WriteBatch`] holds so far; the batch goes on.
+/// Called before this thread waits (for the socket, for an answer).
+pub(crate) fn flush_write_batch() {
+    let outboxes = BATCH.with(|b| std::mem::take(&mut b.borrow_mut().outboxes));
+    if outboxes.is_empty() {
+        return;
+    }
+    for ob in &outboxes {
+        ob.end_batch();
+    }
+    // Keep the list's allocation for the next round.
+    BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.outboxes.is_empty() {
+            let mut v = outboxes;
+            v.clear();
+            b.outboxes = v;
+        }
+    });
+}
+
+impl Drop for WriteBatch {
+    fn drop(&mut self) {
+        let last = BATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            b.depth -= 1;
+            b.depth == 0
+        });
+        if last {
+            flush_write_batch();
+        }
     }
 }
 
@@ -290,26 +396,49 @@ mod tests {
 
     #[test]
     fn a_full_outbox_refuses_frames_and_keeps_what_it_holds() {
-        let ob = Outbox::new(100, None);
-        ob.push(60, None, true, |b| b.extend_from_slice(&[1; 60])).unwrap();
-        assert!(ob.push(60, None, true, |b| b.extend_from_slice(&[2; 60])).is_err());
-        ob.push(40, None, true, |b| b.extend_from_slice(&[3; 40])).unwrap();
+        let ob = Arc::new(Outbox::new(100, None));
+        ob.push(60, None, true, true, |b| b.extend_from_slice(&[1; 60]))
+            .unwrap();
+        assert!(ob
+            .push(60, None, true, true, |b| b.extend_from_slice(&[2; 60]))
+            .is_err());
+        ob.push(40, None, true, true, |b| b.extend_from_slice(&[3; 40]))
+            .unwrap();
         assert_eq!(ob.queued(), 100);
-        assert!(ob.push(1, None, true, |b| b.push(4)).is_err());
+        assert!(ob.push(1, None, true, true, |b| b.push(4)).is_err());
+    }
+
+    #[test]
+    fn a_batch_holds_frames_until_it_ends() {
+        let ob = Arc::new(Outbox::new(100, None));
+        {
+            let _outer = write_batch();
+            let _inner = write_batch();
+            ob.push(5, None, true, true, |b| b.extend_from_slice(&[1; 5]))
+                .unwrap();
+            assert!(ob.st.lock().batched);
+        }
+        // Without a socket nothing is written: the frame stays queued for a
+        // writer, and the batch has let go of the outbox.
+        assert!(!ob.st.lock().batched);
+        assert_eq!(ob.queued(), 5);
+        assert!(BATCH.with(|b| b.borrow().outboxes.is_empty()));
     }
 
     #[test]
     fn an_empty_outbox_takes_one_frame_over_the_limit() {
-        let ob = Outbox::new(10, None);
-        ob.push(50, None, true, |b| b.extend_from_slice(&[1; 50])).unwrap();
+        let ob = Arc::new(Outbox::new(10, None));
+        ob.push(50, None, true, true, |b| b.extend_from_slice(&[1; 50]))
+            .unwrap();
         assert_eq!(ob.queued(), 50);
     }
 
     #[test]
     fn frames_after_the_close_are_dropped() {
-        let ob = Outbox::new(100, None);
+        let ob = Arc::new(Outbox::new(100, None));
         ob.close(Some(1000));
-        ob.push(5, None, true, |b| b.extend_from_slice(&[1; 5])).unwrap();
+        ob.push(5, None, true, true, |b| b.extend_from_slice(&[1; 5]))
+            .unwrap();
         assert_eq!(ob.queued(), 0);
     }
 }
