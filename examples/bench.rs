@@ -45,6 +45,8 @@ struct Args {
     scenario: String,
     gate_process: bool,
     no_nodelay: bool,
+    /// Skip the floor (for callgrind: count the SDK's instructions alone).
+    sdk_only: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -57,6 +59,7 @@ fn parse() -> Result<Args, String> {
         scenario: String::new(),
         gate_process: false,
         no_nodelay: false,
+        sdk_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -71,6 +74,7 @@ fn parse() -> Result<Args, String> {
             "--scenario" => a.scenario = val()?,
             "--gate-process" => a.gate_process = true,
             "--gate-no-nodelay" => a.no_nodelay = true,
+            "--sdk-only" => a.sdk_only = true,
             "--gate-pid" => measure::GATE_PID.store(
                 val()?.parse().map_err(|e| format!("--gate-pid: {e}"))?,
                 Ordering::Relaxed,
@@ -524,7 +528,7 @@ fn main() {
     let a = match parse() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: bench [--endpoint HOST:PORT] [--n N] [--window W] [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay] [--gate-pid PID]");
+            eprintln!("{e}\nusage: bench [--endpoint HOST:PORT] [--n N] [--window W] [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay] [--gate-pid PID] [--sdk-only]");
             std::process::exit(2);
         }
     };
@@ -554,7 +558,14 @@ fn main() {
         } else {
             1
         };
-        let (floor, sdk) = if name == "pushes" {
+        let (floor, sdk) = if a.sdk_only {
+            let sdk = if name == "pushes" {
+                sdk_pushes(&ep, n, window, size).figures()
+            } else {
+                sdk_send(&ep, n, window, clients, size).figures()
+            };
+            (Value::Null, sdk)
+        } else if name == "pushes" {
             (
                 floor_pushes(&ep, n, window, size).figures(),
                 sdk_pushes(&ep, n, window, size).figures(),
@@ -583,7 +594,11 @@ fn main() {
     }
     if "idle".starts_with(&a.scenario) {
         let clients = a.clients.unwrap_or(1000);
-        let floor = idle(&ep, clients, false);
+        let floor = if a.sdk_only {
+            Value::Null
+        } else {
+            idle(&ep, clients, false)
+        };
         let sdk = idle(&ep, clients, true);
         let mut line = json!({
             "scenario": "idle", "n": clients, "window": 0, "clients": clients,
