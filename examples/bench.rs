@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release --example bench -- [--endpoint HOST:PORT] [--n N] [--window W]
 //!     [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay]
-//!     [--gate-pid PID]
+//!     [--gate-pid PID] [--sdk-only]
 //! ```
 //!
 //! Without `--endpoint` the local gate runs in this process (its threads,
@@ -16,13 +16,18 @@
 //! process of a gate given by `--endpoint`, to measure its CPU too). `--gate-no-nodelay` starts
 //! that gate with TCP_NODELAY off, as real FPNN servers run. Scenarios
 //! (`--scenario` runs the one named NAME, or those whose name starts with it): `sequential`,
-//! `pipelined_100`, `pipelined_1000`, `many_clients`, `pushes`, `idle`.
+//! `pipelined_100`, `pipelined_1000`, `many_clients`, `pushes`, `idle`; and,
+//! only when named, the memory scenarios `pending` (`--n` quests left
+//! unanswered, default 100,000) and `soak` (`--n` quests, default 1,000,000)
+//! of `examples/bench/memory.rs`. `--sdk-only` skips the floor.
 //! One JSON line per scenario on stdout.
 
 #[path = "bench/floor.rs"]
 mod floor;
 #[path = "bench/measure.rs"]
 mod measure;
+#[path = "bench/memory.rs"]
+mod memory;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -99,6 +104,19 @@ impl GateHere {
             GateHere::Child(_, e) | GateHere::Remote(e) => e.clone(),
         }
     }
+    /// Stops (`true`) or restarts the gate's answers.
+    fn pause(&mut self, on: bool) {
+        match self {
+            GateHere::InProcess(g) if on => g.pause(Duration::from_secs(24 * 3600)),
+            GateHere::InProcess(g) => g.resume(),
+            GateHere::Child(c, _) => {
+                let stdin = c.stdin.as_mut().expect("the gate's stdin");
+                let _ = stdin.write_all(if on { b"pause\n" } else { b"resume\n" });
+                let _ = stdin.flush();
+            }
+            GateHere::Remote(_) => panic!("pending needs the local gate"),
+        }
+    }
     fn kind(&self) -> &'static str {
         match self {
             GateHere::InProcess(_) => "in-process",
@@ -144,8 +162,16 @@ fn start_gate(a: &Args) -> GateHere {
 fn serve_gate(no_nodelay: bool) {
     let gate = gate_builder(no_nodelay).start().expect("start the gate");
     println!("listening on {}", gate.endpoint());
-    let mut sink = String::new();
-    while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+    // Commands from the parent, one a line, until stdin closes.
+    let mut line = String::new();
+    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+        match line.trim() {
+            "pause" => gate.pause(Duration::from_secs(24 * 3600)),
+            "resume" => gate.resume(),
+            _ => {}
+        }
+        line.clear();
+    }
     gate.shutdown();
 }
 
@@ -532,7 +558,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let gate = start_gate(&a);
+    let mut gate = start_gate(&a);
     let ep = gate.endpoint();
     let size = a.size;
     let msg_scenarios: [(&str, usize, usize, usize); 5] = [
@@ -611,6 +637,25 @@ fn main() {
         line["ratio"] = json!({ "rss_kib_per_client": ratio(&sdk, &floor, "rss_kib_per_client") });
         line["floor"] = floor;
         println!("{line}");
+    }
+    // The memory scenarios run only when named.
+    if a.scenario == "pending" {
+        let c = sdk_client(&ep, uid());
+        let n = a.n.unwrap_or(100_000);
+        let gate = std::cell::RefCell::new(&mut gate);
+        let pause = |on: bool| gate.borrow_mut().pause(on);
+        let mut line = memory::pending(&c, n, size, &pause, mids(2 * n));
+        line["gate"] = json!(gate.borrow().kind());
+        println!("{line}");
+        c.destroy();
+    }
+    if a.scenario == "soak" {
+        let c = sdk_client(&ep, uid());
+        let n = a.n.unwrap_or(1_000_000);
+        let mut line = memory::soak(&c, n, size, mids(n));
+        line["gate"] = json!(gate.kind());
+        println!("{line}");
+        c.destroy();
     }
     if let GateHere::Child(mut c, _) = gate {
         drop(c.stdin.take());

@@ -104,7 +104,10 @@ impl WsError {
     }
 }
 
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes asked of the socket per read, and the size the buffer starts at and
+/// returns to after a large message: 16 KiB holds a few hundred answers, and
+/// an idle connection keeps no more.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Reads WebSocket messages from a byte stream: reassembles fragments,
 /// validates text, and hands control frames to the caller (who answers pings
