@@ -360,15 +360,16 @@ pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf) {
             if st.buf.capacity() > 4 * KEEP && st.buf.len() < KEEP {
                 st.buf.shrink_to(KEEP);
             }
-            match (round.close, failed) {
+            let close = match (round.close, failed) {
                 (_, true) => Some(None),
                 (Some(c), _) if st.buf.is_empty() => Some(c),
                 _ => None,
-            }
-            .inspect(|_| {
+            };
+            if close.is_some() {
                 st.done = true;
                 st.buf = Vec::new();
-            })
+            }
+            close
         };
         if let Some(status) = close {
             // Best effort: the one close frame, then close_notify.
