@@ -435,6 +435,68 @@ mod tests {
     }
 
     #[test]
+    fn the_buffers_shrink_back_after_a_large_burst() {
+        use crate::fpnn::packet::DEFAULT_MAX_PACKET;
+        use crate::fpnn::table::RequestTable;
+        use crate::fpnn::transport::Endpoint;
+        use std::io::Read;
+        use std::net::TcpListener;
+        use std::sync::atomic::AtomicBool;
+        use std::time::Duration;
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        tcp.set_write_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let drain = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while peer.read(&mut buf).is_ok_and(|n| n > 0) {}
+        });
+        let shared = Arc::new(Shared {
+            table: parking_lot::Mutex::new(RequestTable::new()),
+            outbox: Arc::new(Outbox::new(64 << 20, None)),
+            open: AtomicBool::new(true),
+            control: tcp.try_clone().unwrap(),
+            on_close: parking_lot::Mutex::new(None),
+            max_packet: DEFAULT_MAX_PACKET,
+            threads: parking_lot::Mutex::new(Vec::new()),
+            thread_ids: parking_lot::Mutex::new(Vec::new()),
+            endpoint: Endpoint::parse("127.0.0.1:1", false).unwrap(),
+        });
+        let s = shared.clone();
+        let writer = std::thread::spawn(move || writer_loop(s, WriteHalf::Plain(tcp)));
+        let written = |ob: &Outbox| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                {
+                    let st = ob.st.lock();
+                    if st.buf.is_empty() && !st.busy {
+                        return;
+                    }
+                }
+                assert!(Instant::now() < deadline, "the writer did not write");
+                std::thread::yield_now();
+            }
+        };
+        let ob = &shared.outbox;
+        // A 4 MiB burst, then small frames: the writer swaps its buffer with
+        // the outbox's each round, so both have held the burst.
+        ob.push(4 << 20, None, true, false, |b| b.resize(4 << 20, 7))
+            .unwrap();
+        written(ob);
+        for _ in 0..2 {
+            ob.push(10, None, true, false, |b| b.extend_from_slice(&[1; 10]))
+                .unwrap();
+            written(ob);
+            assert!(ob.st.lock().buf.capacity() <= 4 * KEEP);
+        }
+        shared.shut(CloseReason::Local);
+        writer.join().unwrap();
+        drain.join().unwrap();
+    }
+
+    #[test]
     fn frames_after_the_close_are_dropped() {
         let ob = Arc::new(Outbox::new(100, None));
         ob.close(Some(1000));
