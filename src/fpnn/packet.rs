@@ -260,12 +260,143 @@ pub fn decode_payload(bytes: &[u8]) -> Result<Value, String> {
 pub fn decode_payload_within(mut bytes: &[u8], max_bytes: usize) -> Result<Value, String> {
     let max_values = (max_bytes / std::mem::size_of::<Value>()).max(1);
     count_values(bytes, max_values)?;
+    let mut pos = 0;
     let v =
-        rmpv::decode::read_value(&mut bytes).map_err(|e| format!("bad msgpack payload: {e}"))?;
+        read_value(bytes, &mut pos, MAX_DEPTH).map_err(|e| format!("bad msgpack payload: {e}"))?;
+    bytes = &bytes[pos..];
     if !bytes.is_empty() {
         return Err(format!("{} bytes after the msgpack payload", bytes.len()));
     }
     Ok(v)
+}
+
+/// rmpv's recursion limit, counted as rmpv counts it (the tests compare).
+const MAX_DEPTH: u16 = 1024;
+
+/// `n` bytes at `*pos`, advancing it.
+fn take<'a>(b: &'a [u8], pos: &mut usize, n: usize) -> Result<&'a [u8], &'static str> {
+    let end = pos
+        .checked_add(n)
+        .filter(|&e| e <= b.len())
+        .ok_or("truncated")?;
+    let out = &b[*pos..end];
+    *pos = end;
+    Ok(out)
+}
+
+fn be_uint(b: &[u8], pos: &mut usize, n: usize) -> Result<u64, &'static str> {
+    Ok(take(b, pos, n)?
+        .iter()
+        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+}
+
+fn less_deep(depth: u16) -> Result<u16, &'static str> {
+    depth.checked_sub(1).ok_or("depth limit exceeded")
+}
+
+/// One msgpack value from a slice, as `rmpv::decode::read_value` decodes
+/// it (same values, same depth limit), without the generic `io::Read` path.
+/// Only called after [`count_values`] has bounded the number of values, so
+/// vectors may be sized from the lengths (never past the bytes left). The
+/// recursive part handles containers only, to keep its stack frame small:
+/// rmpv's depth limit is 1,024 levels, on the reader thread's stack.
+fn read_value(b: &[u8], pos: &mut usize, depth: u16) -> Result<Value, &'static str> {
+    let depth = less_deep(depth)?;
+    let m = *b.get(*pos).ok_or("truncated")?;
+    let (len, map) = match m {
+        0x90..=0x9f => (usize::from(m & 0x0f), false),
+        0x80..=0x8f => (usize::from(m & 0x0f), true),
+        0xdc | 0xde => {
+            *pos += 1;
+            (be_uint(b, pos, 2)? as usize, m == 0xde)
+        }
+        0xdd | 0xdf => {
+            *pos += 1;
+            (be_uint(b, pos, 4)? as usize, m == 0xdf)
+        }
+        _ => return read_scalar(b, pos, depth),
+    };
+    if m < 0xdc {
+        *pos += 1;
+    }
+    let depth = less_deep(depth)?;
+    let left = b.len() - *pos;
+    if map {
+        let mut items = Vec::with_capacity(len.min(left / 2));
+        for _ in 0..len {
+            let k = read_value(b, pos, depth)?;
+            items.push((k, read_value(b, pos, depth)?));
+        }
+        Ok(Value::Map(items))
+    } else {
+        let mut items = Vec::with_capacity(len.min(left));
+        for _ in 0..len {
+            items.push(read_value(b, pos, depth)?);
+        }
+        Ok(Value::Array(items))
+    }
+}
+
+/// A value that is not an array or a map; `depth` is what is left after
+/// its own level (see [`read_value`]).
+#[inline(never)]
+fn read_scalar(b: &[u8], pos: &mut usize, depth: u16) -> Result<Value, &'static str> {
+    let start = *pos;
+    let m = take(b, pos, 1)?[0];
+    let int = |v: u64| Value::from(v);
+    Ok(match m {
+        0x00..=0x7f => int(u64::from(m)),
+        0xe0..=0xff => Value::from(i64::from(m as i8)),
+        0xc0 | 0xc1 => Value::Nil,
+        0xc2 => Value::Boolean(false),
+        0xc3 => Value::Boolean(true),
+        0xcc => int(be_uint(b, pos, 1)?),
+        0xcd => int(be_uint(b, pos, 2)?),
+        0xce => int(be_uint(b, pos, 4)?),
+        0xcf => int(be_uint(b, pos, 8)?),
+        0xd0 => Value::from(i64::from(be_uint(b, pos, 1)? as u8 as i8)),
+        0xd1 => Value::from(i64::from(be_uint(b, pos, 2)? as u16 as i16)),
+        0xd2 => Value::from(i64::from(be_uint(b, pos, 4)? as u32 as i32)),
+        0xd3 => Value::from(be_uint(b, pos, 8)? as i64),
+        0xca => Value::F32(f32::from_bits(be_uint(b, pos, 4)? as u32)),
+        0xcb => Value::F64(f64::from_bits(be_uint(b, pos, 8)?)),
+        0xa0..=0xbf | 0xd9..=0xdb => {
+            let len = match m {
+                0xd9 => be_uint(b, pos, 1)?,
+                0xda => be_uint(b, pos, 2)?,
+                0xdb => be_uint(b, pos, 4)?,
+                _ => u64::from(m & 0x1f),
+            } as usize;
+            // rmpv: one level for the string, one for its bytes.
+            less_deep(less_deep(depth)?)?;
+            let data = take(b, pos, len)?;
+            match std::str::from_utf8(data) {
+                Ok(text) => Value::from(text),
+                // Not UTF-8: rmpv keeps the bytes in a form only it builds.
+                Err(_) => {
+                    rmpv::decode::read_value(&mut &b[start..*pos]).map_err(|_| "bad string")?
+                }
+            }
+        }
+        0xc4..=0xc6 => {
+            let len = be_uint(b, pos, 1 << (m - 0xc4))? as usize;
+            less_deep(depth)?;
+            Value::Binary(take(b, pos, len)?.to_vec())
+        }
+        0xd4..=0xd8 | 0xc7..=0xc9 => {
+            let len = match m {
+                0xc7 => be_uint(b, pos, 1)? as usize,
+                0xc8 => be_uint(b, pos, 2)? as usize,
+                0xc9 => be_uint(b, pos, 4)? as usize,
+                _ => 1 << (m - 0xd4),
+            };
+            less_deep(less_deep(depth)?)?;
+            let ty = take(b, pos, 1)?[0] as i8;
+            Value::Ext(ty, take(b, pos, len)?.to_vec())
+        }
+        // Arrays and maps are read_value's.
+        _ => return Err("unexpected container"),
+    })
 }
 
 /// Walks one msgpack value without building it and checks that it holds at
@@ -528,7 +659,77 @@ mod tests {
         })
     }
 
+    /// rmpv's decoding, re-encoded (values with NaN compare unequal).
+    fn rmpv_decoded(bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut rd = bytes;
+        let v = rmpv::decode::read_value(&mut rd).ok()?;
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, &v).unwrap();
+        Some(out)
+    }
+
+    fn ours_decoded(bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut pos = 0;
+        let v = read_value(bytes, &mut pos, MAX_DEPTH).ok()?;
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, &v).unwrap();
+        Some(out)
+    }
+
+    #[test]
+    fn read_value_keeps_rmpv_s_depth_limit_within_a_thread_s_default_stack() {
+        for depth in [1000usize, 1021, 1022, 1023, 1024, 1100] {
+            for leaf in [&[0x01][..], &[0xa1, b'x'], &[0xc4, 1, 7], &[0xd4, 1, 2]] {
+                let mut bytes = vec![0x91; depth];
+                bytes.extend_from_slice(leaf);
+                // rmpv on a large stack (its debug frames are big); ours on
+                // the 2 MiB that the reader thread has.
+                let b = bytes.clone();
+                let theirs = std::thread::Builder::new()
+                    .stack_size(64 << 20)
+                    .spawn(move || rmpv_decoded(&b))
+                    .unwrap()
+                    .join()
+                    .unwrap();
+                let ours = std::thread::Builder::new()
+                    .stack_size(2 << 20)
+                    .spawn(move || ours_decoded(&bytes))
+                    .unwrap()
+                    .join()
+                    .unwrap();
+                assert_eq!(ours, theirs, "{depth} {leaf:?}");
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn read_value_decodes_what_rmpv_decodes(v in any_value()) {
+            let mut bytes = Vec::new();
+            encode_payload(&v, &mut bytes);
+            prop_assert_eq!(ours_decoded(&bytes), rmpv_decoded(&bytes));
+            prop_assert!(ours_decoded(&bytes).is_some());
+        }
+
+        #[test]
+        fn read_value_agrees_with_rmpv_on_any_bytes(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            prop_assert_eq!(ours_decoded(&bytes), rmpv_decoded(&bytes));
+        }
+
+        #[test]
+        fn read_value_agrees_with_rmpv_on_damaged_payloads(
+            v in any_value(), at in any::<usize>(), byte in any::<u8>(), cut in any::<usize>(),
+        ) {
+            let mut bytes = Vec::new();
+            encode_payload(&v, &mut bytes);
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            bytes.truncate(cut % (bytes.len() + 1));
+            prop_assert_eq!(ours_decoded(&bytes), rmpv_decoded(&bytes));
+        }
+
         #[test]
         fn encode_payload_writes_what_rmpv_writes(v in any_value()) {
             let mut ours = Vec::new();
