@@ -460,7 +460,9 @@ fn count_values(bytes: &[u8], limit: usize) -> Result<usize, String> {
 
 /// Encodes a value as a payload.
 pub fn encode_payload(v: &Value, out: &mut Vec<u8>) {
-    out.reserve(64);
+    // Room for a typical request at once: growing by doubling costs a
+    // reallocation and a copy per quest.
+    out.reserve(256);
     write_value(out, v);
 }
 
