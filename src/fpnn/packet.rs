@@ -686,19 +686,17 @@ mod tests {
                 bytes.extend_from_slice(leaf);
                 // rmpv on a large stack (its debug frames are big); ours on
                 // the 2 MiB that the reader thread has.
-                let b = bytes.clone();
-                let theirs = std::thread::Builder::new()
-                    .stack_size(64 << 20)
-                    .spawn(move || rmpv_decoded(&b))
-                    .unwrap()
-                    .join()
-                    .unwrap();
-                let ours = std::thread::Builder::new()
-                    .stack_size(2 << 20)
-                    .spawn(move || ours_decoded(&bytes))
-                    .unwrap()
-                    .join()
-                    .unwrap();
+                let on_stack = |size: usize, decode: fn(&[u8]) -> Option<Vec<u8>>| {
+                    let b = bytes.clone();
+                    std::thread::Builder::new()
+                        .stack_size(size)
+                        .spawn(move || decode(&b))
+                        .unwrap()
+                        .join()
+                        .unwrap()
+                };
+                let theirs = on_stack(64 << 20, rmpv_decoded);
+                let ours = on_stack(2 << 20, ours_decoded);
                 assert_eq!(ours, theirs, "{depth} {leaf:?}");
             }
         }
