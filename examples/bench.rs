@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release --example bench -- [--endpoint HOST:PORT] [--n N] [--window W]
 //!     [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay]
-//!     [--gate-pid PID]
+//!     [--gate-pid PID] [--sdk-only]
 //! ```
 //!
 //! Without `--endpoint` the local gate runs in this process (its threads,
@@ -16,13 +16,18 @@
 //! process of a gate given by `--endpoint`, to measure its CPU too). `--gate-no-nodelay` starts
 //! that gate with TCP_NODELAY off, as real FPNN servers run. Scenarios
 //! (`--scenario` runs the one named NAME, or those whose name starts with it): `sequential`,
-//! `pipelined_100`, `pipelined_1000`, `many_clients`, `pushes`, `idle`.
+//! `pipelined_100`, `pipelined_1000`, `many_clients`, `pushes`, `idle`; and,
+//! only when named, the memory scenarios `pending` (`--n` quests left
+//! unanswered, default 100,000) and `soak` (`--n` quests, default 1,000,000)
+//! of `examples/bench/memory.rs`. `--sdk-only` skips the floor.
 //! One JSON line per scenario on stdout.
 
 #[path = "bench/floor.rs"]
 mod floor;
 #[path = "bench/measure.rs"]
 mod measure;
+#[path = "bench/memory.rs"]
+mod memory;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -45,6 +50,8 @@ struct Args {
     scenario: String,
     gate_process: bool,
     no_nodelay: bool,
+    /// Skip the floor (for callgrind: count the SDK's instructions alone).
+    sdk_only: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -57,6 +64,7 @@ fn parse() -> Result<Args, String> {
         scenario: String::new(),
         gate_process: false,
         no_nodelay: false,
+        sdk_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -71,6 +79,7 @@ fn parse() -> Result<Args, String> {
             "--scenario" => a.scenario = val()?,
             "--gate-process" => a.gate_process = true,
             "--gate-no-nodelay" => a.no_nodelay = true,
+            "--sdk-only" => a.sdk_only = true,
             "--gate-pid" => measure::GATE_PID.store(
                 val()?.parse().map_err(|e| format!("--gate-pid: {e}"))?,
                 Ordering::Relaxed,
@@ -93,6 +102,19 @@ impl GateHere {
         match self {
             GateHere::InProcess(g) => g.endpoint(),
             GateHere::Child(_, e) | GateHere::Remote(e) => e.clone(),
+        }
+    }
+    /// Stops (`true`) or restarts the gate's answers.
+    fn pause(&mut self, on: bool) {
+        match self {
+            GateHere::InProcess(g) if on => g.pause(Duration::from_secs(24 * 3600)),
+            GateHere::InProcess(g) => g.resume(),
+            GateHere::Child(c, _) => {
+                let stdin = c.stdin.as_mut().expect("the gate's stdin");
+                let _ = stdin.write_all(if on { b"pause\n" } else { b"resume\n" });
+                let _ = stdin.flush();
+            }
+            GateHere::Remote(_) => panic!("pending needs the local gate"),
         }
     }
     fn kind(&self) -> &'static str {
@@ -140,8 +162,16 @@ fn start_gate(a: &Args) -> GateHere {
 fn serve_gate(no_nodelay: bool) {
     let gate = gate_builder(no_nodelay).start().expect("start the gate");
     println!("listening on {}", gate.endpoint());
-    let mut sink = String::new();
-    while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+    // Commands from the parent, one a line, until stdin closes.
+    let mut line = String::new();
+    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+        match line.trim() {
+            "pause" => gate.pause(Duration::from_secs(24 * 3600)),
+            "resume" => gate.resume(),
+            _ => {}
+        }
+        line.clear();
+    }
     gate.shutdown();
 }
 
@@ -524,11 +554,11 @@ fn main() {
     let a = match parse() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: bench [--endpoint HOST:PORT] [--n N] [--window W] [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay] [--gate-pid PID]");
+            eprintln!("{e}\nusage: bench [--endpoint HOST:PORT] [--n N] [--window W] [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay] [--gate-pid PID] [--sdk-only]");
             std::process::exit(2);
         }
     };
-    let gate = start_gate(&a);
+    let mut gate = start_gate(&a);
     let ep = gate.endpoint();
     let size = a.size;
     let msg_scenarios: [(&str, usize, usize, usize); 5] = [
@@ -554,7 +584,14 @@ fn main() {
         } else {
             1
         };
-        let (floor, sdk) = if name == "pushes" {
+        let (floor, sdk) = if a.sdk_only {
+            let sdk = if name == "pushes" {
+                sdk_pushes(&ep, n, window, size).figures()
+            } else {
+                sdk_send(&ep, n, window, clients, size).figures()
+            };
+            (Value::Null, sdk)
+        } else if name == "pushes" {
             (
                 floor_pushes(&ep, n, window, size).figures(),
                 sdk_pushes(&ep, n, window, size).figures(),
@@ -583,7 +620,11 @@ fn main() {
     }
     if "idle".starts_with(&a.scenario) {
         let clients = a.clients.unwrap_or(1000);
-        let floor = idle(&ep, clients, false);
+        let floor = if a.sdk_only {
+            Value::Null
+        } else {
+            idle(&ep, clients, false)
+        };
         let sdk = idle(&ep, clients, true);
         let mut line = json!({
             "scenario": "idle", "n": clients, "window": 0, "clients": clients,
@@ -596,6 +637,25 @@ fn main() {
         line["ratio"] = json!({ "rss_kib_per_client": ratio(&sdk, &floor, "rss_kib_per_client") });
         line["floor"] = floor;
         println!("{line}");
+    }
+    // The memory scenarios run only when named.
+    if a.scenario == "pending" {
+        let c = sdk_client(&ep, uid());
+        let n = a.n.unwrap_or(100_000);
+        let gate = std::cell::RefCell::new(&mut gate);
+        let pause = |on: bool| gate.borrow_mut().pause(on);
+        let mut line = memory::pending(&c, n, size, &pause, mids(2 * n));
+        line["gate"] = json!(gate.borrow().kind());
+        println!("{line}");
+        c.destroy();
+    }
+    if a.scenario == "soak" {
+        let c = sdk_client(&ep, uid());
+        let n = a.n.unwrap_or(1_000_000);
+        let mut line = memory::soak(&c, n, size, mids(n));
+        line["gate"] = json!(gate.kind());
+        println!("{line}");
+        c.destroy();
     }
     if let GateHere::Child(mut c, _) = gate {
         drop(c.stdin.take());

@@ -115,7 +115,8 @@ pub(crate) struct MapBuilder(Vec<(Value, Value)>);
 impl MapBuilder {
     /// An empty map.
     pub(crate) fn new() -> MapBuilder {
-        MapBuilder(Vec::new())
+        // Most request maps have a handful of keys: one allocation.
+        MapBuilder(Vec::with_capacity(8))
     }
 
     /// Adds `key: value`.

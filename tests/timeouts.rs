@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtm_client::error_code;
+use rtm_client::fpnn::ConnectOptions;
 use support::*;
 
 /// Upper bound on lateness. What these tests prove is that each quest has its own
@@ -186,8 +187,14 @@ fn a_duration_max_timeout_means_no_timeout() {
 #[test]
 fn a_timeout_fires_on_time_while_the_writer_is_blocked_on_a_peer_that_does_not_read() {
     let server = TestServer::start();
-    let (client, _s) = server.connect(); // the server side never reads again
-                                         // Enough bytes to fill both sockets' buffers, so the writer blocks.
+    // The server side never reads again. A write queue large enough that
+    // the quests below are queued (not refused with 20011), so the writer
+    // blocks on them.
+    let (client, _s) = server.connect_with(ConnectOptions {
+        write_queue_limit: 64 << 20,
+        ..server.options()
+    });
+    // Enough bytes to fill both sockets' buffers, so the writer blocks.
     let big = payload_of_len(4 * 1024 * 1024);
     for _ in 0..4 {
         client

@@ -52,6 +52,8 @@ where
     }
     let _restore = Restore(DIRECT.with(|d| d.replace(true)));
     f(cb);
+    // This thread may be batching its writes (a callback): send the quest.
+    crate::fpnn::flush_write_batch();
     match rx.recv() {
         Ok((e, d)) => crate::adapters::into_result(e, d),
         Err(_) => Err(E::from(RtmError::new(

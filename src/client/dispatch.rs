@@ -247,6 +247,7 @@ impl Dispatcher {
         }
         let n = self.queue.lock().items.len();
         let mut ran = 0;
+        let _batch = crate::fpnn::write_batch();
         for _ in 0..n {
             let item = self.queue.lock().items.pop_front();
             match item {
@@ -419,6 +420,8 @@ fn serve() {
             }
         };
         let mut more = false;
+        // The quests this turn's callbacks send go out together.
+        let _batch = crate::fpnn::write_batch();
         for _ in 0..TURN {
             let item = {
                 let mut q = d.queue.lock();

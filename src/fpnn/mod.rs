@@ -30,9 +30,10 @@ pub mod packet;
 pub(crate) mod table;
 mod transport;
 
-pub(crate) use connection::{guarded, Unanswered};
+pub(crate) use connection::{flush_write_batch, guarded, write_batch, Unanswered};
 pub use connection::{
     AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,
+    DEFAULT_WRITE_QUEUE_LIMIT,
 };
 pub(crate) use transport::deadline_from;
 pub use transport::{ConnectCancel, Endpoint};

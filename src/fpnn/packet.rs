@@ -260,12 +260,143 @@ pub fn decode_payload(bytes: &[u8]) -> Result<Value, String> {
 pub fn decode_payload_within(mut bytes: &[u8], max_bytes: usize) -> Result<Value, String> {
     let max_values = (max_bytes / std::mem::size_of::<Value>()).max(1);
     count_values(bytes, max_values)?;
+    let mut pos = 0;
     let v =
-        rmpv::decode::read_value(&mut bytes).map_err(|e| format!("bad msgpack payload: {e}"))?;
+        read_value(bytes, &mut pos, MAX_DEPTH).map_err(|e| format!("bad msgpack payload: {e}"))?;
+    bytes = &bytes[pos..];
     if !bytes.is_empty() {
         return Err(format!("{} bytes after the msgpack payload", bytes.len()));
     }
     Ok(v)
+}
+
+/// rmpv's recursion limit, counted as rmpv counts it (the tests compare).
+const MAX_DEPTH: u16 = 1024;
+
+/// `n` bytes at `*pos`, advancing it.
+fn take<'a>(b: &'a [u8], pos: &mut usize, n: usize) -> Result<&'a [u8], &'static str> {
+    let end = pos
+        .checked_add(n)
+        .filter(|&e| e <= b.len())
+        .ok_or("truncated")?;
+    let out = &b[*pos..end];
+    *pos = end;
+    Ok(out)
+}
+
+fn be_uint(b: &[u8], pos: &mut usize, n: usize) -> Result<u64, &'static str> {
+    Ok(take(b, pos, n)?
+        .iter()
+        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+}
+
+fn less_deep(depth: u16) -> Result<u16, &'static str> {
+    depth.checked_sub(1).ok_or("depth limit exceeded")
+}
+
+/// One msgpack value from a slice, as `rmpv::decode::read_value` decodes
+/// it (same values, same depth limit), without the generic `io::Read` path.
+/// Only called after [`count_values`] has bounded the number of values, so
+/// vectors may be sized from the lengths (never past the bytes left). The
+/// recursive part handles containers only, to keep its stack frame small:
+/// rmpv's depth limit is 1,024 levels, on the reader thread's stack.
+fn read_value(b: &[u8], pos: &mut usize, depth: u16) -> Result<Value, &'static str> {
+    let depth = less_deep(depth)?;
+    let m = *b.get(*pos).ok_or("truncated")?;
+    let (len, map) = match m {
+        0x90..=0x9f => (usize::from(m & 0x0f), false),
+        0x80..=0x8f => (usize::from(m & 0x0f), true),
+        0xdc | 0xde => {
+            *pos += 1;
+            (be_uint(b, pos, 2)? as usize, m == 0xde)
+        }
+        0xdd | 0xdf => {
+            *pos += 1;
+            (be_uint(b, pos, 4)? as usize, m == 0xdf)
+        }
+        _ => return read_scalar(b, pos, depth),
+    };
+    if m < 0xdc {
+        *pos += 1;
+    }
+    let depth = less_deep(depth)?;
+    let left = b.len() - *pos;
+    if map {
+        let mut items = Vec::with_capacity(len.min(left / 2));
+        for _ in 0..len {
+            let k = read_value(b, pos, depth)?;
+            items.push((k, read_value(b, pos, depth)?));
+        }
+        Ok(Value::Map(items))
+    } else {
+        let mut items = Vec::with_capacity(len.min(left));
+        for _ in 0..len {
+            items.push(read_value(b, pos, depth)?);
+        }
+        Ok(Value::Array(items))
+    }
+}
+
+/// A value that is not an array or a map; `depth` is what is left after
+/// its own level (see [`read_value`]).
+#[inline(never)]
+fn read_scalar(b: &[u8], pos: &mut usize, depth: u16) -> Result<Value, &'static str> {
+    let start = *pos;
+    let m = take(b, pos, 1)?[0];
+    let int = |v: u64| Value::from(v);
+    Ok(match m {
+        0x00..=0x7f => int(u64::from(m)),
+        0xe0..=0xff => Value::from(i64::from(m as i8)),
+        0xc0 | 0xc1 => Value::Nil,
+        0xc2 => Value::Boolean(false),
+        0xc3 => Value::Boolean(true),
+        0xcc => int(be_uint(b, pos, 1)?),
+        0xcd => int(be_uint(b, pos, 2)?),
+        0xce => int(be_uint(b, pos, 4)?),
+        0xcf => int(be_uint(b, pos, 8)?),
+        0xd0 => Value::from(i64::from(be_uint(b, pos, 1)? as u8 as i8)),
+        0xd1 => Value::from(i64::from(be_uint(b, pos, 2)? as u16 as i16)),
+        0xd2 => Value::from(i64::from(be_uint(b, pos, 4)? as u32 as i32)),
+        0xd3 => Value::from(be_uint(b, pos, 8)? as i64),
+        0xca => Value::F32(f32::from_bits(be_uint(b, pos, 4)? as u32)),
+        0xcb => Value::F64(f64::from_bits(be_uint(b, pos, 8)?)),
+        0xa0..=0xbf | 0xd9..=0xdb => {
+            let len = match m {
+                0xd9 => be_uint(b, pos, 1)?,
+                0xda => be_uint(b, pos, 2)?,
+                0xdb => be_uint(b, pos, 4)?,
+                _ => u64::from(m & 0x1f),
+            } as usize;
+            // rmpv: one level for the string, one for its bytes.
+            less_deep(less_deep(depth)?)?;
+            let data = take(b, pos, len)?;
+            match std::str::from_utf8(data) {
+                Ok(text) => Value::from(text),
+                // Not UTF-8: rmpv keeps the bytes in a form only it builds.
+                Err(_) => {
+                    rmpv::decode::read_value(&mut &b[start..*pos]).map_err(|_| "bad string")?
+                }
+            }
+        }
+        0xc4..=0xc6 => {
+            let len = be_uint(b, pos, 1 << (m - 0xc4))? as usize;
+            less_deep(depth)?;
+            Value::Binary(take(b, pos, len)?.to_vec())
+        }
+        0xd4..=0xd8 | 0xc7..=0xc9 => {
+            let len = match m {
+                0xc7 => be_uint(b, pos, 1)? as usize,
+                0xc8 => be_uint(b, pos, 2)? as usize,
+                0xc9 => be_uint(b, pos, 4)? as usize,
+                _ => 1 << (m - 0xd4),
+            };
+            less_deep(less_deep(depth)?)?;
+            let ty = take(b, pos, 1)?[0] as i8;
+            Value::Ext(ty, take(b, pos, len)?.to_vec())
+        }
+        // Arrays and maps are read_value's.
+        _ => return Err("unexpected container"),
+    })
 }
 
 /// Walks one msgpack value without building it and checks that it holds at
@@ -329,14 +460,285 @@ fn count_values(bytes: &[u8], limit: usize) -> Result<usize, String> {
 
 /// Encodes a value as a payload.
 pub fn encode_payload(v: &Value, out: &mut Vec<u8>) {
-    // Writing into a Vec cannot fail.
-    let _ = rmpv::encode::write_value(out, v);
+    // Room for a typical request at once: growing by doubling costs a
+    // reallocation and a copy per quest.
+    out.reserve(256);
+    write_value(out, v);
+}
+
+/// msgpack of `v`, byte for byte what `rmpv::encode::write_value` writes (the
+/// tests compare them), pushing straight into the vector: the generic
+/// `io::Write` path costs several times as much on the send path.
+fn write_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Nil => out.push(0xc0),
+        Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+        Value::Integer(i) => match (i.as_u64(), i.as_i64()) {
+            (Some(u), _) => write_uint(out, u),
+            (None, Some(n)) => write_sint(out, n),
+            (None, None) => out.push(0xc0),
+        },
+        Value::F32(f) => {
+            out.push(0xca);
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        Value::F64(f) => {
+            out.push(0xcb);
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        Value::String(s) => match s.as_str() {
+            Some(text) => {
+                write_len(out, text.len(), Some(0xa0), [0xd9, 0xda, 0xdb]);
+                out.extend_from_slice(text.as_bytes());
+            }
+            None => {
+                write_len(out, s.as_bytes().len(), None, [0xc4, 0xc5, 0xc6]);
+                out.extend_from_slice(s.as_bytes());
+            }
+        },
+        Value::Binary(b) => {
+            write_len(out, b.len(), None, [0xc4, 0xc5, 0xc6]);
+            out.extend_from_slice(b);
+        }
+        Value::Array(a) => {
+            write_count(out, a.len(), 0x90, [0xdc, 0xdd]);
+            for x in a {
+                write_value(out, x);
+            }
+        }
+        Value::Map(m) => {
+            write_count(out, m.len(), 0x80, [0xde, 0xdf]);
+            for (k, x) in m {
+                write_value(out, k);
+                write_value(out, x);
+            }
+        }
+        Value::Ext(ty, data) => {
+            let len = data.len() as u32;
+            match len {
+                1 => out.push(0xd4),
+                2 => out.push(0xd5),
+                4 => out.push(0xd6),
+                8 => out.push(0xd7),
+                16 => out.push(0xd8),
+                0..=255 => out.extend_from_slice(&[0xc7, len as u8]),
+                256..=65535 => {
+                    out.push(0xc8);
+                    out.extend_from_slice(&(len as u16).to_be_bytes());
+                }
+                _ => {
+                    out.push(0xc9);
+                    out.extend_from_slice(&len.to_be_bytes());
+                }
+            }
+            out.push(*ty as u8);
+            out.extend_from_slice(data);
+        }
+    }
+}
+
+fn write_uint(out: &mut Vec<u8>, u: u64) {
+    if u < 128 {
+        out.push(u as u8);
+    } else if u < 256 {
+        out.extend_from_slice(&[0xcc, u as u8]);
+    } else if u < 65536 {
+        out.push(0xcd);
+        out.extend_from_slice(&(u as u16).to_be_bytes());
+    } else if u < 1 << 32 {
+        out.push(0xce);
+        out.extend_from_slice(&(u as u32).to_be_bytes());
+    } else {
+        out.push(0xcf);
+        out.extend_from_slice(&u.to_be_bytes());
+    }
+}
+
+fn write_sint(out: &mut Vec<u8>, n: i64) {
+    if n >= 0 {
+        // rmp's write_sint: non-negative values take the unsigned forms.
+        write_uint(out, n as u64);
+    } else if n >= -32 {
+        out.push(n as u8);
+    } else if n >= -128 {
+        out.extend_from_slice(&[0xd0, n as u8]);
+    } else if n >= -32768 {
+        out.push(0xd1);
+        out.extend_from_slice(&(n as i16).to_be_bytes());
+    } else if n >= -2147483648 {
+        out.push(0xd2);
+        out.extend_from_slice(&(n as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// A str or bin length: the fix form (`fix`, str only) under 32, then 8, 16
+/// or 32 bits. Lengths past u32 are truncated as rmpv does (the packet limit
+/// refuses such payloads before they are sent).
+fn write_len(out: &mut Vec<u8>, len: usize, fix: Option<u8>, markers: [u8; 3]) {
+    let len = len as u32;
+    match fix {
+        Some(f) if len < 32 => out.push(f | len as u8),
+        _ if len < 256 => out.extend_from_slice(&[markers[0], len as u8]),
+        _ if len < 65536 => {
+            out.push(markers[1]);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(markers[2]);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+}
+
+/// An array or map length: the fix form under 16, then 16 or 32 bits.
+fn write_count(out: &mut Vec<u8>, len: usize, fix: u8, markers: [u8; 2]) {
+    let len = len as u32;
+    if len < 16 {
+        out.push(fix | len as u8);
+    } else if len < 65536 {
+        out.push(markers[0]);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(markers[1]);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Nil),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            prop_oneof![
+                Just(0i64),
+                Just(-32),
+                Just(-33),
+                Just(-128),
+                Just(-129),
+                Just(-32768),
+                Just(-32769),
+                Just(-2147483648),
+                Just(-2147483649),
+                Just(127),
+                Just(128),
+                Just(255),
+                Just(256),
+                Just(65535),
+                Just(65536),
+                Just(4294967295),
+                Just(4294967296)
+            ]
+            .prop_map(Value::from),
+            any::<f32>().prop_map(Value::F32),
+            any::<f64>().prop_map(Value::F64),
+            ".{0,40}".prop_map(Value::from),
+            (0usize..70_000).prop_map(|n| Value::from("x".repeat(n))),
+            proptest::collection::vec(any::<u8>(), 0..300).prop_map(Value::Binary),
+            (0usize..70_000).prop_map(|n| Value::Binary(vec![7; n])),
+            // A str of any bytes, valid UTF-8 or not.
+            proptest::collection::vec(any::<u8>(), 0..20).prop_map(|b| {
+                let mut raw = vec![0xa0 | b.len() as u8];
+                raw.extend_from_slice(&b);
+                rmpv::decode::read_value(&mut &raw[..]).unwrap()
+            }),
+            (any::<i8>(), proptest::collection::vec(any::<u8>(), 0..300))
+                .prop_map(|(t, d)| Value::Ext(t, d)),
+        ];
+        leaf.prop_recursive(3, 64, 20, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..20).prop_map(Value::Array),
+                proptest::collection::vec((inner.clone(), inner), 0..20).prop_map(Value::Map),
+            ]
+        })
+    }
+
+    /// rmpv's decoding, re-encoded (values with NaN compare unequal).
+    fn rmpv_decoded(bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut rd = bytes;
+        let v = rmpv::decode::read_value(&mut rd).ok()?;
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, &v).unwrap();
+        Some(out)
+    }
+
+    fn ours_decoded(bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut pos = 0;
+        let v = read_value(bytes, &mut pos, MAX_DEPTH).ok()?;
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, &v).unwrap();
+        Some(out)
+    }
+
+    #[test]
+    fn read_value_keeps_rmpv_s_depth_limit_within_a_thread_s_default_stack() {
+        for depth in [1000usize, 1021, 1022, 1023, 1024, 1100] {
+            for leaf in [&[0x01][..], &[0xa1, b'x'], &[0xc4, 1, 7], &[0xd4, 1, 2]] {
+                let mut bytes = vec![0x91; depth];
+                bytes.extend_from_slice(leaf);
+                // rmpv on a large stack (its debug frames are big); ours on
+                // the 2 MiB that the reader thread has.
+                let on_stack = |size: usize, decode: fn(&[u8]) -> Option<Vec<u8>>| {
+                    let b = bytes.clone();
+                    std::thread::Builder::new()
+                        .stack_size(size)
+                        .spawn(move || decode(&b))
+                        .unwrap()
+                        .join()
+                        .unwrap()
+                };
+                let theirs = on_stack(64 << 20, rmpv_decoded);
+                let ours = on_stack(2 << 20, ours_decoded);
+                assert_eq!(ours, theirs, "{depth} {leaf:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn read_value_decodes_what_rmpv_decodes(v in any_value()) {
+            let mut bytes = Vec::new();
+            encode_payload(&v, &mut bytes);
+            prop_assert_eq!(ours_decoded(&bytes), rmpv_decoded(&bytes));
+            prop_assert!(ours_decoded(&bytes).is_some());
+        }
+
+        #[test]
+        fn read_value_agrees_with_rmpv_on_any_bytes(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            prop_assert_eq!(ours_decoded(&bytes), rmpv_decoded(&bytes));
+        }
+
+        #[test]
+        fn read_value_agrees_with_rmpv_on_damaged_payloads(
+            v in any_value(), at in any::<usize>(), byte in any::<u8>(), cut in any::<usize>(),
+        ) {
+            let mut bytes = Vec::new();
+            encode_payload(&v, &mut bytes);
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            bytes.truncate(cut % (bytes.len() + 1));
+            prop_assert_eq!(ours_decoded(&bytes), rmpv_decoded(&bytes));
+        }
+
+        #[test]
+        fn encode_payload_writes_what_rmpv_writes(v in any_value()) {
+            let mut ours = Vec::new();
+            encode_payload(&v, &mut ours);
+            let mut theirs = Vec::new();
+            rmpv::encode::write_value(&mut theirs, &v).unwrap();
+            prop_assert_eq!(ours, theirs);
+        }
+    }
 
     #[test]
     fn worked_example_answer_to_server_quest() {

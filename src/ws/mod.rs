@@ -104,7 +104,13 @@ impl WsError {
     }
 }
 
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes the buffer grows by when full, and the size it returns to after a
+/// large message: 16 KiB holds a few hundred answers.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The buffer's first size: a connection that stays idle after its login
+/// keeps no more.
+const FIRST_CHUNK: usize = 4 * 1024;
 
 /// Reads WebSocket messages from a byte stream: reassembles fragments,
 /// validates text, and hands control frames to the caller (who answers pings
@@ -147,7 +153,7 @@ impl<R: Read> WsReader<R> {
     /// A reader over `inner`. `leftover` are bytes already read past the end
     /// of the handshake; they are the start of the first frame.
     pub fn new(inner: R, leftover: &[u8], parser: FrameParser) -> Self {
-        let mut buf = vec![0u8; READ_CHUNK.max(leftover.len())];
+        let mut buf = vec![0u8; FIRST_CHUNK.max(leftover.len())];
         buf[..leftover.len()].copy_from_slice(leftover);
         WsReader {
             inner,

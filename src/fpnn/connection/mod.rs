@@ -29,13 +29,17 @@ pub use responder::{Quest, QuestHandler, Responder};
 pub(crate) use shared::guarded;
 use shared::HandBack;
 pub(crate) use shared::Unanswered;
-use shared::{client_frame, err, Pending, Shared, WriterCmd};
+use shared::{err, Pending, Shared};
 use transport::ConnectCancel;
-use writer::writer_loop;
+pub(crate) use writer::{flush_write_batch, write_batch};
+use writer::{writer_loop, Outbox};
 
 /// The callback of a twoway quest: the answer's payload, or an error (the
 /// server's error answer, 20003 timeout, 20002 connection closed).
 pub type AnswerCallback = Box<dyn FnOnce(Result<Value, RtmError>) + Send + 'static>;
+
+/// The default [`ConnectOptions::write_queue_limit`]: 4 MiB.
+pub const DEFAULT_WRITE_QUEUE_LIMIT: usize = 4 << 20;
 
 /// Options of [`Connection::connect`].
 #[derive(Debug, Clone)]
@@ -51,6 +55,11 @@ pub struct ConnectOptions {
     /// Lets another thread abort the connect (see [`ConnectCancel`]). Default
     /// `None`.
     pub cancel: Option<ConnectCancel>,
+    /// Most bytes of quests waiting to be written (the peer or the network
+    /// slower than the caller). A quest that would pass it fails at once
+    /// with 20011 (`FPNN_EC_CORE_WORK_QUEUE_FULL`) through its callback; a
+    /// oneway quest with that error. Default 4 MiB. (Rust-only.)
+    pub write_queue_limit: usize,
 }
 
 impl Default for ConnectOptions {
@@ -61,6 +70,7 @@ impl Default for ConnectOptions {
             extra_roots: Vec::new(),
             path: "/service/websocket".to_owned(),
             cancel: None,
+            write_queue_limit: DEFAULT_WRITE_QUEUE_LIMIT,
         }
     }
 }
@@ -191,10 +201,13 @@ impl Connection {
         options: &ConnectOptions,
         on_close: shared::CloseHandler,
     ) -> Result<(Connection, WsReader<transport::ReadHalf>), RtmError> {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let direct = match &opened.write {
+            transport::WriteHalf::Plain(s) => s.try_clone().ok(),
+            transport::WriteHalf::Tls(_) => None,
+        };
         let shared = Arc::new(Shared {
             table: Mutex::new(RequestTable::new()),
-            tx,
+            outbox: Arc::new(Outbox::new(options.write_queue_limit, direct)),
             open: AtomicBool::new(true),
             control: opened.control,
             on_close: Mutex::new(Some(on_close)),
@@ -205,9 +218,14 @@ impl Connection {
             endpoint: ep,
         });
         let mut read = opened.read;
-        let flush_tx = shared.tx.clone();
+        // The reader thread batches what it sends (see writer.rs) and sends
+        // it before it waits for the socket.
+        read.set_before_read(writer::flush_write_batch);
+        let weak = Arc::downgrade(&shared);
         read.set_flush_hook(Box::new(move || {
-            let _ = flush_tx.send(WriterCmd::Flush);
+            if let Some(s) = weak.upgrade() {
+                s.outbox.flush();
+            }
         }));
         // The frame limit is the packet limit: one packet per message.
         let parser = FrameParser::new(Role::Client, options.max_packet_size, true);
@@ -215,7 +233,7 @@ impl Connection {
         let s = shared.clone();
         let w = std::thread::Builder::new()
             .name("rtm-writer".into())
-            .spawn(move || writer_loop(s, opened.write, rx));
+            .spawn(move || writer_loop(s, opened.write));
         let conn = Connection {
             _guard: Arc::new(CloseOnDrop(shared.clone())),
             shared,
@@ -323,13 +341,32 @@ impl Connection {
         payload: &[u8],
     ) -> Result<(), Pending> {
         // Not matched in place: a match scrutinee keeps the lock guard alive
-        // through the arms, and the caller's callback may send again.
-        let inserted = self.shared.table.lock().insert(pending, deadline);
+        // through the arms, and the caller's callback may send again. Alone in
+        // flight, the quest is written at once by this thread (see writer.rs).
+        let (inserted, alone) = {
+            let mut table = self.shared.table.lock();
+            let r = table.insert(pending, deadline);
+            (r, table.len() == 1)
+        };
         let seq = inserted?;
         log::trace!("quest {method} seq {seq} sent to {}", self.shared.endpoint);
-        let f = client_frame(Kind::Twoway, seq, (method, 0), payload);
         // If the writer is gone the close path has completed the quest already.
-        let _ = self.shared.tx.send(WriterCmd::Frame(f));
+        let queued = self.shared.send_frame(
+            Kind::Twoway,
+            seq,
+            (method, 0),
+            payload,
+            Some(deadline),
+            alone,
+        );
+        if queued.is_err() {
+            // Not in the queue: nobody else completes it (unless it has just
+            // been closed or has timed out, which took it from the table).
+            let pending = self.shared.table.lock().complete(seq);
+            if let Some(p) = pending {
+                (p.callback)(Err(queue_full()));
+            }
+        }
         Ok(())
     }
 
@@ -344,9 +381,9 @@ impl Connection {
                 "connection closed",
             ));
         }
-        let f = client_frame(Kind::Oneway, 0, (method, 0), &body);
-        let _ = self.shared.tx.send(WriterCmd::Frame(f));
-        Ok(())
+        self.shared
+            .send_frame(Kind::Oneway, 0, (method, 0), &body, None, true)
+            .map_err(|_| queue_full())
     }
 
     fn check(&self, method: &str, payload: &[u8]) -> Result<(), RtmError> {
@@ -450,6 +487,14 @@ fn open(
         err(code, format!("cannot connect to {ep}: {e}"))
     })?;
     Ok((ep, opened))
+}
+
+/// The 20011 of a quest refused by a full write queue.
+fn queue_full() -> RtmError {
+    err(
+        error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
+        "the write queue is full: the peer or the network is slower than the caller",
+    )
 }
 
 fn is_timeout(e: &io::Error) -> bool {

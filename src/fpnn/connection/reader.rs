@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rmpv::Value;
 
 use super::responder::{Quest, QuestHandler, Responder};
-use super::shared::{control_frame, err, guarded, Shared, WriterCmd};
+use super::shared::{control_frame_into, err, guarded, Shared};
 use super::CloseReason;
 use crate::error::{error_code, RtmError};
 use crate::fpnn::packet::{self, Kind, Packet};
@@ -21,6 +21,9 @@ pub(super) fn reader_loop(
     mut reader: WsReader<ReadHalf>,
     handler: Arc<dyn QuestHandler>,
 ) {
+    // Frames sent while handling what one read brought go out together,
+    // before the next read that waits (see `ReadHalf::set_before_read`).
+    let _batch = super::writer::write_batch();
     loop {
         let msg = match reader.read() {
             Ok(m) => m,
@@ -46,9 +49,9 @@ pub(super) fn reader_loop(
                 return;
             }
             Incoming::Ping(p) => {
-                let _ = shared
-                    .tx
-                    .send(WriterCmd::Frame(control_frame(Opcode::Pong, &p)));
+                let _ = shared.outbox.push(6 + p.len(), None, false, true, |out| {
+                    control_frame_into(out, Opcode::Pong, &p)
+                });
             }
             Incoming::Pong(_) => {}
             Incoming::Close(_) => {

@@ -1,5 +1,5 @@
 //! What a connection's handles, reader and writer share: the request table,
-//! the writer's queue, the open flag and the close path ([`Shared::shut`]),
+//! the writer's outbox, the open flag and the close path ([`Shared::shut`]),
 //! and building client frames.
 
 use std::cell::RefCell;
@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
+use super::writer::{Full, Outbox};
 use super::{AnswerCallback, CloseReason};
 use crate::error::{error_code, RtmError};
 use crate::fpnn::packet::{self, Kind};
@@ -82,19 +82,9 @@ impl Pending {
 
 pub(super) type CloseHandler = Box<dyn FnOnce(CloseReason) + Send>;
 
-pub(super) enum WriterCmd {
-    Frame(Vec<u8>),
-    /// The TLS session has bytes of its own to send.
-    Flush,
-    /// The last command: send a close frame with this status (none when the
-    /// peer is already gone), then shut the socket. Exactly one is sent per
-    /// connection, so at most one close frame goes out, as RFC 6455 requires.
-    Close(Option<u16>),
-}
-
 pub(super) struct Shared {
     pub(super) table: Mutex<RequestTable<Pending>>,
-    pub(super) tx: Sender<WriterCmd>,
+    pub(super) outbox: Arc<Outbox>,
     pub(super) open: AtomicBool,
     pub(super) control: TcpStream,
     pub(super) on_close: Mutex<Option<CloseHandler>>,
@@ -110,33 +100,38 @@ thread_local! {
     static RNG: RefCell<MaskRng> = RefCell::new(MaskRng::new());
 }
 
-/// Builds a masked client frame holding one packet, without copying the
-/// payload twice.
-pub(super) fn client_frame(
+/// Appends a masked client frame holding one packet to `out`, masking the
+/// packet in place.
+pub(super) fn client_frame_into(
+    out: &mut Vec<u8>,
     kind: Kind,
     seq: u32,
     ss_or_method: (&str, u8),
     payload: &[u8],
-) -> Vec<u8> {
+) {
     let (method, status) = ss_or_method;
     let plen = packet::packet_len(kind, method.len(), payload.len());
     let mask = RNG.with(|r| r.borrow_mut().mask());
-    let mut out = Vec::with_capacity(frame::header_len(plen, true, false) + plen);
-    frame::write_head(&mut out, Opcode::Binary, true, plen, Some(mask), false);
+    out.reserve(frame::header_len(plen, true, false) + plen);
+    frame::write_head(out, Opcode::Binary, true, plen, Some(mask), false);
     let start = out.len();
     match kind {
-        Kind::Answer => packet::encode_answer(&mut out, seq, status, payload),
-        k => packet::encode_quest(&mut out, k == Kind::Twoway, seq, method, payload),
+        Kind::Answer => packet::encode_answer(out, seq, status, payload),
+        k => packet::encode_quest(out, k == Kind::Twoway, seq, method, payload),
     }
     frame::apply_mask(&mut out[start..], mask);
-    out
 }
 
-pub(super) fn control_frame(op: Opcode, payload: &[u8]) -> Vec<u8> {
+/// The size of the frame [`client_frame_into`] appends.
+pub(super) fn client_frame_len(kind: Kind, method: &str, payload: &[u8]) -> usize {
+    let plen = packet::packet_len(kind, method.len(), payload.len());
+    frame::header_len(plen, true, false) + plen
+}
+
+/// Appends a masked control frame to `out`.
+pub(super) fn control_frame_into(out: &mut Vec<u8>, op: Opcode, payload: &[u8]) {
     let mask = RNG.with(|r| r.borrow_mut().mask());
-    let mut out = Vec::with_capacity(6 + payload.len());
-    frame::encode_frame(&mut out, op, true, payload, Some(mask), false);
-    out
+    frame::encode_frame(out, op, true, payload, Some(mask), false);
 }
 
 pub(super) fn err(code: i32, ex: impl Into<String>) -> RtmError {
@@ -144,14 +139,30 @@ pub(super) fn err(code: i32, ex: impl Into<String>) -> RtmError {
 }
 
 impl Shared {
+    /// Queues a frame holding one packet for the writer (see `writer.rs`);
+    /// `deadline` is a twoway quest's; `eager` asks to write it at once when
+    /// possible (nothing else is in flight). A quest is refused when the outbox is
+    /// full; an answer is always queued (the server waits for it, and sends
+    /// no more quests than it chooses to).
+    pub(super) fn send_frame(
+        &self,
+        kind: Kind,
+        seq: u32,
+        ss_or_method: (&str, u8),
+        payload: &[u8],
+        deadline: Option<Instant>,
+        eager: bool,
+    ) -> Result<(), Full> {
+        let len = client_frame_len(kind, ss_or_method.0, payload);
+        let limited = kind != Kind::Answer;
+        self.outbox.push(len, deadline, limited, eager, |out| {
+            client_frame_into(out, kind, seq, ss_or_method, payload)
+        })
+    }
+
     pub(super) fn send_answer(&self, seq: u32, status: u8, payload: &[u8]) {
         if self.open.load(Ordering::Acquire) {
-            let _ = self.tx.send(WriterCmd::Frame(client_frame(
-                Kind::Answer,
-                seq,
-                ("", status),
-                payload,
-            )));
+            let _ = self.send_frame(Kind::Answer, seq, ("", status), payload, None, true);
         }
     }
 
@@ -191,7 +202,7 @@ impl Shared {
         if status.is_none() {
             transport::shutdown(&self.control);
         }
-        let _ = self.tx.send(WriterCmd::Close(status));
+        self.outbox.close(status);
         let ex = match &reason {
             CloseReason::Error(e) => format!("connection closed: {e}"),
             _ => "connection closed".to_owned(),

@@ -1,15 +1,286 @@
-//! The writer thread: batches queued frames into few writes, fires quests'
-//! timeouts (20003), and sends the one close frame when the connection ends.
+//! The outbox and the writer thread.
+//!
+//! Frames are encoded straight into the outbox's buffer (no frame is
+//! allocated on its own). Who writes them to the socket:
+//!
+//! - Inside a [`write_batch`] (the reader thread while it handles what one
+//!   read brought, the dispatcher while it runs a turn of callbacks), nobody
+//!   yet: frames pile up and go out together when the batch ends (or, on the
+//!   reader, before it blocks on the socket again).
+//! - On plain TCP on Linux, the caller itself, when no write is in progress
+//!   and the quest is the only one in flight (or a batch ends): one
+//!   non-blocking `send` of everything queued, under the outbox lock, so a
+//!   request-answer exchange costs no thread hand-off. What the socket does
+//!   not take at once stays queued for the writer thread.
+//! - Otherwise (TLS, another platform, a write in progress, a socket that is
+//!   full, quests already in flight) the writer thread, woken only when it
+//!   sleeps, which takes the whole buffer and writes it in one blocking
+//!   write: frames queued while a write is in progress go out together in
+//!   the next one.
+//!
+//! The writer thread also fires quests' timeouts (20003) and sends the one
+//! close frame when the connection ends.
+//!
+//! The outbox is bounded ([`ConnectOptions::write_queue_limit`]): the bytes
+//! queued plus those of the batch being written. A frame that would take it
+//! past the limit is refused (a frame larger than the limit is taken when
+//! nothing else is held), and the quest fails at once
+//! with 20011 (`FPNN_EC_CORE_WORK_QUEUE_FULL`) instead of blocking its caller.
+//!
+//! [`ConnectOptions::write_queue_limit`]: super::ConnectOptions::write_queue_limit
 
+use std::cell::RefCell;
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use parking_lot::{Condvar, Mutex};
 
-use super::shared::{control_frame, guarded, Pending, Shared, WriterCmd};
+use super::shared::{guarded, Pending, Shared};
 use super::CloseReason;
 use crate::fpnn::transport::{self, WriteHalf};
-use crate::ws::frame::Opcode;
+
+/// Capacity the outbox's buffers go back to after a burst.
+const KEEP: usize = 16 * 1024;
+
+/// The writer's queue of encoded frames (see the module comment).
+pub(super) struct Outbox {
+    st: Mutex<OutState>,
+    wake: Condvar,
+    limit: usize,
+    /// The plain socket, for callers' non-blocking writes (`None` with TLS
+    /// or where a non-blocking send is not available).
+    direct: Option<TcpStream>,
+}
+
+struct OutState {
+    buf: Vec<u8>,
+    /// The writer thread is writing a batch outside the lock: nobody else
+    /// may write until it is done (frames would interleave).
+    busy: bool,
+    /// The size of that batch: it counts against the limit until written.
+    writing: usize,
+    /// While the writer thread sleeps: until when (`Some(None)`: no deadline).
+    sleeping: Option<Option<Instant>>,
+    /// The TLS session has bytes of its own to send.
+    flush: bool,
+    /// The last command: send a close frame with this status (none when the
+    /// peer is already gone), then shut the socket.
+    close: Option<Option<u16>>,
+    /// The writer has ended: frames are dropped.
+    done: bool,
+    /// Registered with a thread's [`write_batch`], which flushes it.
+    batched: bool,
+}
+
+/// The outbox is full: the frame was not queued.
+#[derive(Debug)]
+pub(super) struct Full;
+
+impl Outbox {
+    pub(super) fn new(limit: usize, direct: Option<TcpStream>) -> Outbox {
+        Outbox {
+            st: Mutex::new(OutState {
+                buf: Vec::new(),
+                busy: false,
+                writing: 0,
+                sleeping: None,
+                flush: false,
+                close: None,
+                done: false,
+                batched: false,
+            }),
+            wake: Condvar::new(),
+            limit,
+            direct: direct.filter(|_| cfg!(target_os = "linux")),
+        }
+    }
+
+    /// Queues a frame of `len` bytes that `encode` appends to the buffer, and
+    /// writes it at once when `eager` and it can (see the module comment).
+    /// `deadline` is the new quest's, so a writer sleeping past it wakes up
+    /// in time. When `limited`, refused if the queue holds something and
+    /// would pass its limit; a frame after the close is dropped silently
+    /// (the close path completes quests).
+    pub(super) fn push(
+        self: &Arc<Self>,
+        len: usize,
+        deadline: Option<Instant>,
+        limited: bool,
+        eager: bool,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), Full> {
+        let mut st = self.st.lock();
+        if st.done || st.close.is_some() {
+            return Ok(());
+        }
+        let held = st.buf.len() + st.writing;
+        if limited && held > 0 && held + len > self.limit {
+            return Err(Full);
+        }
+        encode(&mut st.buf);
+        let batched = BATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.depth == 0 {
+                return false;
+            }
+            if !st.batched {
+                st.batched = true;
+                b.outboxes.push(self.clone());
+            }
+            true
+        });
+        if batched {
+            // Only a deadline earlier than the writer's wake-up wakes it now.
+            self.wake_for(&mut st, deadline, false);
+        } else {
+            self.send_or_wake(&mut st, deadline, eager);
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued now if `eager` and possible, and wakes the
+    /// writer if something is left, or if `deadline` is earlier than its
+    /// wake-up.
+    fn send_or_wake(&self, st: &mut OutState, deadline: Option<Instant>, eager: bool) {
+        if eager && !st.busy && !st.buf.is_empty() {
+            if let Some(sock) = &self.direct {
+                match send_now(sock, &st.buf) {
+                    Ok(n) if n == st.buf.len() => st.buf.clear(),
+                    Ok(n) => drop(st.buf.drain(..n)),
+                    // Would block, or failed: the writer writes it (and
+                    // reports a failure).
+                    Err(_) => {}
+                }
+            }
+        }
+        self.wake_for(st, deadline, !st.buf.is_empty());
+    }
+
+    fn wake_for(&self, st: &mut OutState, deadline: Option<Instant>, queued: bool) {
+        let wake = match st.sleeping {
+            Some(_) if queued => true,
+            Some(None) => deadline.is_some(),
+            Some(Some(until)) => deadline.is_some_and(|d| d < until),
+            None => false,
+        };
+        if wake {
+            st.sleeping = None;
+            self.wake.notify_one();
+        }
+    }
+
+    /// The end of a [`write_batch`]: sends what piled up.
+    fn end_batch(&self) {
+        let mut st = self.st.lock();
+        st.batched = false;
+        if !st.done {
+            self.send_or_wake(&mut st, None, true);
+        }
+    }
+
+    /// Asks the writer to send what the TLS session holds.
+    pub(super) fn flush(&self) {
+        let mut st = self.st.lock();
+        st.flush = true;
+        self.notify(&mut st);
+    }
+
+    /// Asks the writer to send what is queued, then the close frame (with
+    /// `status`), then to shut the socket and end. Only the first call counts.
+    pub(super) fn close(&self, status: Option<u16>) {
+        let mut st = self.st.lock();
+        if st.close.is_none() {
+            st.close = Some(status);
+        }
+        self.notify(&mut st);
+    }
+
+    fn notify(&self, st: &mut OutState) {
+        if st.sleeping.take().is_some() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Bytes queued and not yet handed to the socket.
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> usize {
+        self.st.lock().buf.len()
+    }
+}
+
+struct Batch {
+    depth: u32,
+    outboxes: Vec<Arc<Outbox>>,
+}
+
+thread_local! {
+    static BATCH: RefCell<Batch> = const {
+        RefCell::new(Batch {
+            depth: 0,
+            outboxes: Vec::new(),
+        })
+    };
+}
+
+/// While alive (on this thread), frames queued by this thread wait and go
+/// out together when the outermost one is dropped: one write (or one wake-up
+/// of a writer) for many quests. Wrap code that sends several quests in a
+/// row, such as a turn of callbacks. Never held across a wait for I/O.
+pub(crate) struct WriteBatch(());
+
+/// Starts a [`WriteBatch`].
+pub(crate) fn write_batch() -> WriteBatch {
+    BATCH.with(|b| b.borrow_mut().depth += 1);
+    WriteBatch(())
+}
+
+/// Sends what this thread's [`WriteBatch`] holds so far; the batch goes on.
+/// Called before this thread waits (for the socket, for an answer).
+pub(crate) fn flush_write_batch() {
+    let outboxes = BATCH.with(|b| std::mem::take(&mut b.borrow_mut().outboxes));
+    if outboxes.is_empty() {
+        return;
+    }
+    for ob in &outboxes {
+        ob.end_batch();
+    }
+    // Keep the list's allocation for the next round.
+    BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.outboxes.is_empty() {
+            let mut v = outboxes;
+            v.clear();
+            b.outboxes = v;
+        }
+    });
+}
+
+impl Drop for WriteBatch {
+    fn drop(&mut self) {
+        let last = BATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            b.depth -= 1;
+            b.depth == 0
+        });
+        if last {
+            flush_write_batch();
+        }
+    }
+}
+
+/// One non-blocking send (Linux: `MSG_DONTWAIT | MSG_NOSIGNAL`).
+#[cfg(target_os = "linux")]
+fn send_now(sock: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
+    const MSG_DONTWAIT: i32 = 0x40;
+    const MSG_NOSIGNAL: i32 = 0x4000;
+    socket2::SockRef::from(sock).send_with_flags(data, MSG_DONTWAIT | MSG_NOSIGNAL)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_now(_: &TcpStream, _: &[u8]) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::WouldBlock.into())
+}
 
 /// Completes every quest whose deadline has passed with 20003.
 fn fire_expired(shared: &Shared, expired: &mut Vec<Pending>) {
@@ -20,60 +291,96 @@ fn fire_expired(shared: &Shared, expired: &mut Vec<Pending>) {
     }
 }
 
-pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receiver<WriterCmd>) {
-    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+/// What the writer took from the outbox for one round.
+struct Round {
+    flush: bool,
+    close: Option<Option<u16>>,
+}
+
+/// Waits until there is something to write, a close, or a deadline due, and
+/// takes the queued bytes into `batch`.
+fn next_round(shared: &Shared, ob: &Outbox, batch: &mut Vec<u8>) -> Round {
+    let mut st = ob.st.lock();
+    loop {
+        if !st.buf.is_empty() || st.flush || st.close.is_some() {
+            break;
+        }
+        // Under the outbox lock: a quest registered after this look finds
+        // `sleeping` set and wakes us if its deadline is earlier.
+        let next = shared.table.lock().next_deadline();
+        if next.is_some_and(|d| d <= Instant::now()) {
+            break;
+        }
+        st.sleeping = Some(next);
+        let timed_out = match next {
+            Some(d) => ob.wake.wait_until(&mut st, d).timed_out(),
+            None => {
+                ob.wake.wait(&mut st);
+                false
+            }
+        };
+        st.sleeping = None;
+        if timed_out {
+            break;
+        }
+    }
+    std::mem::swap(batch, &mut st.buf);
+    let round = Round {
+        flush: std::mem::take(&mut st.flush),
+        close: st.close,
+    };
+    st.busy = !batch.is_empty() || round.flush;
+    st.writing = batch.len();
+    round
+}
+
+pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf) {
+    let ob = &shared.outbox;
+    let mut batch: Vec<u8> = Vec::new();
     let mut expired = Vec::new();
     let mut waiting = Vec::new();
     loop {
-        let next = shared.table.lock().next_deadline();
-        let cmd = match next {
-            Some(d) => rx.recv_deadline(d),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        let mut close: Option<Option<u16>> = None;
-        match cmd {
-            Ok(WriterCmd::Frame(f)) => {
-                batch.extend_from_slice(&f);
-                // Coalesce what is already queued into one write.
-                while batch.len() < 256 * 1024 {
-                    match rx.try_recv() {
-                        Ok(WriterCmd::Frame(f)) => batch.extend_from_slice(&f),
-                        Ok(WriterCmd::Flush) => {}
-                        Ok(WriterCmd::Close(status)) => {
-                            close = Some(status);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-            Ok(WriterCmd::Flush) => {
-                if let Err(e) = write.flush_session(&mut || fire_expired(&shared, &mut waiting)) {
-                    shared.shut(CloseReason::Error(format!("write failed: {e}")));
-                }
-            }
-            Ok(WriterCmd::Close(status)) => close = Some(status),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => close = Some(None),
-        }
-        if !batch.is_empty() {
+        let round = next_round(&shared, ob, &mut batch);
+        let mut failed = false;
+        if round.flush || !batch.is_empty() {
             let r = write.send(&batch, &mut || fire_expired(&shared, &mut waiting));
             batch.clear();
-            if batch.capacity() > 1 << 20 {
-                batch.shrink_to(64 * 1024);
+            if batch.capacity() > 4 * KEEP {
+                batch.shrink_to(KEEP);
             }
             if let Err(e) = r {
                 shared.shut(CloseReason::Error(format!("write failed: {e}")));
-                close = Some(None);
+                failed = true;
             }
         }
+        let close = {
+            let mut st = ob.st.lock();
+            st.busy = false;
+            st.writing = 0;
+            if st.buf.capacity() > 4 * KEEP && st.buf.len() < KEEP {
+                st.buf.shrink_to(KEEP);
+            }
+            let close = match (round.close, failed) {
+                (_, true) => Some(None),
+                (Some(c), _) if st.buf.is_empty() => Some(c),
+                _ => None,
+            };
+            if close.is_some() {
+                st.done = true;
+                st.buf = Vec::new();
+            }
+            close
+        };
         if let Some(status) = close {
             // Best effort: the one close frame, then close_notify.
             if let Some(code) = status {
-                let _ = write.send(
-                    &control_frame(Opcode::Close, &code.to_be_bytes()),
-                    &mut || {},
+                let mut f = Vec::new();
+                super::shared::control_frame_into(
+                    &mut f,
+                    crate::ws::frame::Opcode::Close,
+                    &code.to_be_bytes(),
                 );
+                let _ = write.send(&f, &mut || {});
             }
             write.close_notify();
             transport::shutdown(&shared.control);
@@ -81,5 +388,121 @@ pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf, rx: Receive
             return;
         }
         fire_expired(&shared, &mut expired);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_outbox_refuses_frames_and_keeps_what_it_holds() {
+        let ob = Arc::new(Outbox::new(100, None));
+        ob.push(60, None, true, true, |b| b.extend_from_slice(&[1; 60]))
+            .unwrap();
+        assert!(ob
+            .push(60, None, true, true, |b| b.extend_from_slice(&[2; 60]))
+            .is_err());
+        ob.push(40, None, true, true, |b| b.extend_from_slice(&[3; 40]))
+            .unwrap();
+        assert_eq!(ob.queued(), 100);
+        assert!(ob.push(1, None, true, true, |b| b.push(4)).is_err());
+    }
+
+    #[test]
+    fn a_batch_holds_frames_until_it_ends() {
+        let ob = Arc::new(Outbox::new(100, None));
+        {
+            let _outer = write_batch();
+            let _inner = write_batch();
+            ob.push(5, None, true, true, |b| b.extend_from_slice(&[1; 5]))
+                .unwrap();
+            assert!(ob.st.lock().batched);
+        }
+        // Without a socket nothing is written: the frame stays queued for a
+        // writer, and the batch has let go of the outbox.
+        assert!(!ob.st.lock().batched);
+        assert_eq!(ob.queued(), 5);
+        assert!(BATCH.with(|b| b.borrow().outboxes.is_empty()));
+    }
+
+    #[test]
+    fn an_empty_outbox_takes_one_frame_over_the_limit() {
+        let ob = Arc::new(Outbox::new(10, None));
+        ob.push(50, None, true, true, |b| b.extend_from_slice(&[1; 50]))
+            .unwrap();
+        assert_eq!(ob.queued(), 50);
+    }
+
+    #[test]
+    fn the_buffers_shrink_back_after_a_large_burst() {
+        use crate::fpnn::packet::DEFAULT_MAX_PACKET;
+        use crate::fpnn::table::RequestTable;
+        use crate::fpnn::transport::Endpoint;
+        use std::io::Read;
+        use std::net::TcpListener;
+        use std::sync::atomic::AtomicBool;
+        use std::time::Duration;
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        tcp.set_write_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let drain = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while peer.read(&mut buf).is_ok_and(|n| n > 0) {}
+        });
+        let shared = Arc::new(Shared {
+            table: parking_lot::Mutex::new(RequestTable::new()),
+            outbox: Arc::new(Outbox::new(64 << 20, None)),
+            open: AtomicBool::new(true),
+            control: tcp.try_clone().unwrap(),
+            on_close: parking_lot::Mutex::new(None),
+            hand_back: parking_lot::Mutex::new(None),
+            max_packet: DEFAULT_MAX_PACKET,
+            threads: parking_lot::Mutex::new(Vec::new()),
+            thread_ids: parking_lot::Mutex::new(Vec::new()),
+            endpoint: Endpoint::parse("127.0.0.1:1", false).unwrap(),
+        });
+        let s = shared.clone();
+        let writer = std::thread::spawn(move || writer_loop(s, WriteHalf::Plain(tcp)));
+        let written = |ob: &Outbox| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                {
+                    let st = ob.st.lock();
+                    if st.buf.is_empty() && !st.busy {
+                        return;
+                    }
+                }
+                assert!(Instant::now() < deadline, "the writer did not write");
+                std::thread::yield_now();
+            }
+        };
+        let ob = &shared.outbox;
+        // A 4 MiB burst, then small frames: the writer swaps its buffer with
+        // the outbox's each round, so both have held the burst.
+        ob.push(4 << 20, None, true, false, |b| b.resize(4 << 20, 7))
+            .unwrap();
+        written(ob);
+        for _ in 0..2 {
+            ob.push(10, None, true, false, |b| b.extend_from_slice(&[1; 10]))
+                .unwrap();
+            written(ob);
+            assert!(ob.st.lock().buf.capacity() <= 4 * KEEP);
+        }
+        shared.shut(CloseReason::Local);
+        writer.join().unwrap();
+        drain.join().unwrap();
+    }
+
+    #[test]
+    fn frames_after_the_close_are_dropped() {
+        let ob = Arc::new(Outbox::new(100, None));
+        ob.close(Some(1000));
+        ob.push(5, None, true, true, |b| b.extend_from_slice(&[1; 5]))
+            .unwrap();
+        assert_eq!(ob.queued(), 0);
     }
 }

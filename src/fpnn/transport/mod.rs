@@ -112,7 +112,7 @@ fn open_watched(
         tcp.set_write_timeout(Some(WRITE_POLL))?;
         let read = tcp.try_clone()?;
         return Ok(Opened {
-            read: ReadHalf::Plain(read),
+            read: ReadHalf::Plain(read, None),
             write: WriteHalf::Plain(tcp),
             leftover,
             control,
@@ -141,6 +141,7 @@ fn open_watched(
         raw_start: 0,
         raw_end: 0,
         wants_flush: None,
+        before_read: None,
     };
     Ok(Opened {
         read: ReadHalf::Tls(read),

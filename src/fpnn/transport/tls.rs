@@ -73,11 +73,19 @@ pub(super) fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientCo
 
 /// The reader thread's half.
 pub(crate) enum ReadHalf {
-    Plain(TcpStream),
+    Plain(TcpStream, Option<fn()>),
     Tls(TlsRead),
 }
 
 impl ReadHalf {
+    /// `hook` runs before each read from the socket (which may wait).
+    pub(crate) fn set_before_read(&mut self, hook: fn()) {
+        match self {
+            ReadHalf::Plain(_, h) => *h = Some(hook),
+            ReadHalf::Tls(t) => t.before_read = Some(hook),
+        }
+    }
+
     /// Called by the TLS half when the session has bytes to send.
     pub(crate) fn set_flush_hook(&mut self, hook: Box<dyn Fn() + Send>) {
         if let ReadHalf::Tls(t) = self {
@@ -89,11 +97,30 @@ impl ReadHalf {
 impl Read for ReadHalf {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            ReadHalf::Plain(s) => s.read(buf),
+            ReadHalf::Plain(s, hook) => {
+                if let Some(h) = hook {
+                    h();
+                }
+                let n = s.read(buf)?;
+                quickack(s);
+                Ok(n)
+            }
             ReadHalf::Tls(t) => t.read(buf),
         }
     }
 }
+
+/// Re-arms TCP_QUICKACK after a read (Linux): the kernel leaves quick-ack
+/// mode on its own, and a delayed ACK of our answer-bearing reads stalls a
+/// peer that leaves Nagle's algorithm on (FPNN servers do not set
+/// TCP_NODELAY) by up to 40 ms. One `setsockopt` per read.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn quickack(s: &TcpStream) {
+    let _ = socket2::SockRef::from(s).set_quickack(true);
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn quickack(_: &TcpStream) {}
 
 pub(crate) struct TlsRead {
     pub(super) tcp: TcpStream,
@@ -102,6 +129,7 @@ pub(crate) struct TlsRead {
     pub(super) raw_start: usize,
     pub(super) raw_end: usize,
     pub(super) wants_flush: Option<Box<dyn Fn() + Send>>,
+    pub(super) before_read: Option<fn()>,
 }
 
 impl Read for TlsRead {
@@ -130,7 +158,11 @@ impl Read for TlsRead {
                 }
             }
             // Block on the socket without holding the session lock.
+            if let Some(h) = self.before_read {
+                h();
+            }
             let n = self.tcp.read(&mut self.raw)?;
+            quickack(&self.tcp);
             if n == 0 {
                 return Ok(0);
             }
