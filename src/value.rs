@@ -117,27 +117,18 @@ pub(crate) trait PutValue {
     fn write_to(self, out: &mut Vec<u8>);
 }
 
-macro_rules! put_signed {
-    ($($t:ty),+) => {$(
+/// Integers, in the smallest msgpack form that holds them, as `rmpv` writes them.
+macro_rules! put_int {
+    ($write:ident, $wide:ty: $($t:ty),+) => {$(
         impl PutValue for $t {
             fn write_to(self, out: &mut Vec<u8>) {
-                packet::write_sint(out, i64::from(self));
+                packet::$write(out, <$wide>::from(self));
             }
         }
     )+};
 }
-put_signed!(i8, i16, i32, i64);
-
-macro_rules! put_unsigned {
-    ($($t:ty),+) => {$(
-        impl PutValue for $t {
-            fn write_to(self, out: &mut Vec<u8>) {
-                packet::write_uint(out, u64::from(self));
-            }
-        }
-    )+};
-}
-put_unsigned!(u8, u16, u32, u64);
+put_int!(write_sint, i64: i8, i16, i32, i64);
+put_int!(write_uint, u64: u8, u16, u32, u64);
 
 impl PutValue for bool {
     fn write_to(self, out: &mut Vec<u8>) {
