@@ -7,6 +7,8 @@
 use rmpv::Value;
 use std::collections::HashMap;
 
+use crate::fpnn::packet;
+
 /// The nil value, for callers that want a `&Value` for a missing key.
 pub(crate) static NIL: Value = Value::Nil;
 
@@ -108,34 +110,146 @@ pub(crate) fn string_map(map: &HashMap<String, String>) -> Value {
     )
 }
 
-/// Builds a request map keyed by str, in insertion order.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct MapBuilder(Vec<(Value, Value)>);
+/// A value that a request map holds, written straight as msgpack (byte for byte what
+/// `rmpv` writes for the `Value` it converts to), so no `Value` is built per request.
+pub(crate) trait PutValue {
+    /// Appends the msgpack of `self` to `out`.
+    fn write_to(self, out: &mut Vec<u8>);
+}
+
+/// Integers, in the smallest msgpack form that holds them, as `rmpv` writes them.
+macro_rules! put_int {
+    ($write:ident, $wide:ty: $($t:ty),+) => {$(
+        impl PutValue for $t {
+            fn write_to(self, out: &mut Vec<u8>) {
+                packet::$write(out, <$wide>::from(self));
+            }
+        }
+    )+};
+}
+put_int!(write_sint, i64: i8, i16, i32, i64);
+put_int!(write_uint, u64: u8, u16, u32, u64);
+
+impl PutValue for bool {
+    fn write_to(self, out: &mut Vec<u8>) {
+        out.push(if self { 0xc3 } else { 0xc2 });
+    }
+}
+
+impl PutValue for &str {
+    fn write_to(self, out: &mut Vec<u8>) {
+        packet::write_str(out, self);
+    }
+}
+
+impl PutValue for &String {
+    fn write_to(self, out: &mut Vec<u8>) {
+        packet::write_str(out, self);
+    }
+}
+
+impl PutValue for String {
+    fn write_to(self, out: &mut Vec<u8>) {
+        packet::write_str(out, &self);
+    }
+}
+
+impl PutValue for &[u8] {
+    fn write_to(self, out: &mut Vec<u8>) {
+        packet::write_bin(out, self);
+    }
+}
+
+impl PutValue for Vec<u8> {
+    fn write_to(self, out: &mut Vec<u8>) {
+        packet::write_bin(out, &self);
+    }
+}
+
+impl PutValue for Value {
+    fn write_to(self, out: &mut Vec<u8>) {
+        packet::write_value(out, &self);
+    }
+}
+
+impl PutValue for &Value {
+    fn write_to(self, out: &mut Vec<u8>) {
+        packet::write_value(out, self);
+    }
+}
+
+/// A request payload encoded as msgpack, what [`MapBuilder::build`] gives.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Encoded(Vec<u8>);
+
+impl Encoded {
+    /// The msgpack bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The msgpack bytes, owned.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// The payload decoded back (for tests and logs); `Nil` if it does not decode.
+    #[cfg(test)]
+    pub(crate) fn to_value(&self) -> Value {
+        rmpv::decode::read_value(&mut &self.0[..]).unwrap_or(Value::Nil)
+    }
+}
+
+/// Builds a request map keyed by str, in insertion order, writing its msgpack as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MapBuilder {
+    /// One byte for the map header (patched in `build`), then the keys and values.
+    out: Vec<u8>,
+    count: usize,
+}
+
+impl Default for MapBuilder {
+    fn default() -> MapBuilder {
+        MapBuilder::new()
+    }
+}
 
 impl MapBuilder {
     /// An empty map.
     pub(crate) fn new() -> MapBuilder {
-        // Most request maps have a handful of keys: one allocation.
-        MapBuilder(Vec::with_capacity(8))
+        // Room for a typical request at once (one allocation), and the fixmap header
+        // most requests need (under 16 keys).
+        let mut out = Vec::with_capacity(256);
+        out.push(0x80);
+        MapBuilder { out, count: 0 }
     }
 
     /// Adds `key: value`.
-    pub(crate) fn put(mut self, key: &str, value: impl Into<Value>) -> MapBuilder {
-        self.0.push((Value::from(key), value.into()));
+    pub(crate) fn put(mut self, key: &str, value: impl PutValue) -> MapBuilder {
+        packet::write_str(&mut self.out, key);
+        value.write_to(&mut self.out);
+        self.count += 1;
         self
     }
 
     /// Adds `key: value` when `value` is `Some`; `None` leaves the key out (never nil).
-    pub(crate) fn put_opt<V: Into<Value>>(self, key: &str, value: Option<V>) -> MapBuilder {
+    pub(crate) fn put_opt<V: PutValue>(self, key: &str, value: Option<V>) -> MapBuilder {
         match value {
             Some(v) => self.put(key, v),
             None => self,
         }
     }
 
-    /// The finished map.
-    pub(crate) fn build(self) -> Value {
-        Value::Map(self.0)
+    /// The finished map, encoded.
+    pub(crate) fn build(mut self) -> Encoded {
+        if self.count < 16 {
+            self.out[0] = 0x80 | self.count as u8;
+        } else {
+            let mut header = Vec::with_capacity(5);
+            packet::write_count(&mut header, self.count, 0x80, [0xde, 0xdf]);
+            self.out.splice(0..1, header);
+        }
+        Encoded(self.out)
     }
 }
 
@@ -413,7 +527,8 @@ mod tests {
             .put_opt("end", none)
             .put_opt("mtypes", Some(u8_array(&[30])))
             .put_opt::<Value>("lastid", None)
-            .build();
+            .build()
+            .to_value();
         assert_eq!(
             v,
             Value::Map(vec![
@@ -427,8 +542,69 @@ mod tests {
         assert_eq!(map_get(&v, "end"), None);
         assert_eq!(map_get(&v, "lastid"), None);
         // The empty request map encodes as the single byte 0x80.
-        assert_eq!(encode(&MapBuilder::new().build()), vec![0x80]);
+        assert_eq!(MapBuilder::new().build().bytes(), [0x80]);
         assert_eq!(MapBuilder::default(), MapBuilder::new());
+    }
+
+    #[test]
+    fn map_builder_writes_what_rmpv_writes_for_the_same_map() {
+        let long = "x".repeat(40);
+        let longer = "y".repeat(300);
+        let ints: [i64; 12] = [
+            0,
+            127,
+            128,
+            255,
+            256,
+            65536,
+            -1,
+            -32,
+            -33,
+            -129,
+            -40000,
+            i64::MIN,
+        ];
+        let mut b = MapBuilder::new();
+        let mut expected = Vec::new();
+        for (i, &n) in ints.iter().enumerate() {
+            let key = format!("k{i}");
+            b = b.put(&key, n);
+            expected.push((Value::from(key), Value::from(n)));
+        }
+        b = b
+            .put("u64", u64::MAX)
+            .put("u8", 200u8)
+            .put("i32", -5i32)
+            .put("no", false)
+            .put(&long, longer.as_str())
+            .put("owned", long.clone())
+            .put("ref", &longer)
+            .put("bin", &[1u8, 2][..])
+            .put("vec", vec![0u8; 300])
+            .put("value", u8_array(&[1, 2]))
+            .put("ref_value", &Value::Nil);
+        expected.extend([
+            (Value::from("u64"), Value::from(u64::MAX)),
+            (Value::from("u8"), Value::from(200u8)),
+            (Value::from("i32"), Value::from(-5i32)),
+            (Value::from("no"), Value::from(false)),
+            (Value::from(long.as_str()), Value::from(longer.as_str())),
+            (Value::from("owned"), Value::from(long.as_str())),
+            (Value::from("ref"), Value::from(longer.as_str())),
+            (Value::from("bin"), Value::Binary(vec![1, 2])),
+            (Value::from("vec"), Value::Binary(vec![0; 300])),
+            (Value::from("value"), u8_array(&[1, 2])),
+            (Value::from("ref_value"), Value::Nil),
+        ]);
+        // 23 keys: the map16 header, inserted when the map is finished.
+        assert_eq!(b.build().bytes(), encode(&Value::Map(expected.clone())));
+        // 15 keys keep the one-byte fixmap header.
+        let mut b = MapBuilder::new();
+        for (k, v) in &expected[..15] {
+            b = b.put(k.as_str().unwrap(), v);
+        }
+        let fix = Value::Map(expected[..15].to_vec());
+        assert_eq!(b.build().bytes(), encode(&fix));
     }
 
     #[test]

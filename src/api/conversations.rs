@@ -1,7 +1,6 @@
 //! The session and conversation methods: the conversation half of the JavaScript docs'
 //! Chat page (docs/Conversations.md).
 
-use rmpv::Value;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -11,7 +10,7 @@ use super::spec::{specs, Spec};
 use crate::client::RtmClient;
 use crate::error::{error_code, RtmError};
 use crate::types::{ConversationList, GroupMsg, P2PMsg, Session, UnreadConversationList};
-use crate::value::{self, MapBuilder};
+use crate::value::{self, Encoded, MapBuilder};
 
 specs! {
     GET_SESSION = "getsession", Safe;
@@ -92,7 +91,7 @@ impl Answer for UnreadLists {
 }
 
 /// The request of the conversation lists: `{clear?, mtime?, mtypes?}`.
-fn list_request(clear: Option<bool>, mtime: Option<i64>, mtypes: Option<&[u8]>) -> Value {
+fn list_request(clear: Option<bool>, mtime: Option<i64>, mtypes: Option<&[u8]>) -> Encoded {
     MapBuilder::new()
         .put_opt("clear", clear)
         .put_opt("mtime", mtime)
@@ -257,6 +256,7 @@ impl RtmClient {
 mod tests {
     use super::*;
     use crate::api::decode::decode;
+    use rmpv::Value;
 
     fn map(entries: Vec<(&str, Value)>) -> Value {
         Value::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
@@ -327,9 +327,9 @@ mod tests {
                 .filter_map(|(k, _)| k.as_str().map(str::to_owned))
                 .collect()
         };
-        assert!(keys(list_request(None, None, None)).is_empty());
+        assert!(keys(list_request(None, None, None).to_value()).is_empty());
         assert_eq!(
-            keys(list_request(Some(true), Some(5), Some(&[30]))),
+            keys(list_request(Some(true), Some(5), Some(&[30])).to_value()),
             ["clear", "mtime", "mtypes"]
         );
     }

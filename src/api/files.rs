@@ -28,7 +28,7 @@ use crate::fpnn::{
     deadline_from, ConnectCancel, ConnectOptions, Connection, Endpoint, Quest, Responder,
 };
 use crate::types::{mtype, FileToken, RtmFile, SendAnswer, SendPayload};
-use crate::value::{self, MapBuilder};
+use crate::value::{self, Encoded, MapBuilder};
 
 specs! {
     FILE_TOKEN = "filetoken", Safe;
@@ -193,11 +193,12 @@ impl Flow {
     }
 
     /// Sends a quest on `conn` with what is left of the deadline and waits for its answer.
-    fn ask(&self, conn: &Connection, method: &str, payload: &Value) -> Result<Value, RtmError> {
+    fn ask(&self, conn: &Connection, method: &str, payload: &Encoded) -> Result<Value, RtmError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        conn.send_quest(method, payload, self.remaining(), move |r| {
+        let callback = Box::new(move |r| {
             let _ = tx.send(r);
         });
+        conn.send_quest_bytes(method, payload.bytes(), self.remaining(), callback);
         self.wait(&rx)?
     }
 

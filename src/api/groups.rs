@@ -6,7 +6,7 @@ use super::spec::{specs, Spec};
 use crate::client::RtmClient;
 use crate::error::RtmError;
 use crate::types::{GroupCount, GroupInfo, GroupMembers, GroupOpenInfo, GroupsOpenInfo};
-use crate::value::{self, MapBuilder};
+use crate::value::{self, Encoded, MapBuilder};
 
 specs! {
     ADD_GROUP_MEMBERS = "addgroupmembers", Safe;
@@ -102,7 +102,7 @@ impl RtmClient {
         self.quest::<GroupCount>(&GET_GROUP_COUNT, payload, timeout, callback);
     }
 
-    fn gid_online(gid: i64, online: Option<bool>) -> rmpv::Value {
+    fn gid_online(gid: i64, online: Option<bool>) -> Encoded {
         MapBuilder::new()
             .put("gid", gid)
             .put_opt("online", online)

@@ -1,7 +1,6 @@
 //! The message API: the 13 methods of the JavaScript docs' Messages page
 //! (docs/Messages.md has each wire name and its keys).
 
-use rmpv::Value;
 use serde::{Deserialize, Deserializer};
 
 use super::de::{self, Body, Row};
@@ -13,7 +12,7 @@ use crate::types::{
     BroadcastMsg, GroupMsg, GroupUnreadNum, HistoryMessages, HistoryMsg, P2PMsg, P2PUnreadNum,
     RetrievedMessage, RoomMsg, SendAnswer, SendPayload, UnreadMessage,
 };
-use crate::value::{self, MapBuilder};
+use crate::value::{self, Encoded, MapBuilder};
 
 specs! {
     SEND_MSG = "sendmsg", Safe;
@@ -113,7 +112,7 @@ fn history_request(
     end: Option<i64>,
     lastid: Option<i64>,
     mtypes: Option<&[u8]>,
-) -> Value {
+) -> Encoded {
     let b = match target {
         Some((k, id)) => MapBuilder::new().put(k, id),
         None => MapBuilder::new(),
@@ -128,7 +127,7 @@ fn history_request(
 }
 
 /// The shared request of the two unread-count methods.
-fn unread_request(key: &str, ids: &[i64], mtime: Option<i64>, mtypes: Option<&[u8]>) -> Value {
+fn unread_request(key: &str, ids: &[i64], mtime: Option<i64>, mtypes: Option<&[u8]>) -> Encoded {
     MapBuilder::new()
         .put(key, value::i64_array(ids))
         .put_opt("mtime", mtime)
@@ -136,7 +135,7 @@ fn unread_request(key: &str, ids: &[i64], mtime: Option<i64>, mtypes: Option<&[u
         .build()
 }
 
-fn message_key(from: i64, mid: i64, xid: i64, message_type: u8) -> Value {
+fn message_key(from: i64, mid: i64, xid: i64, message_type: u8) -> Encoded {
     MapBuilder::new()
         .put("from", from)
         .put("mid", mid)
@@ -456,6 +455,7 @@ mod tests {
     use super::*;
     use crate::api::decode::decode;
     use crate::error::error_code;
+    use rmpv::Value;
 
     fn map(entries: Vec<(&str, Value)>) -> Value {
         Value::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
@@ -551,7 +551,7 @@ mod tests {
 
     #[test]
     fn history_request_leaves_out_what_is_none() {
-        let v = history_request(Some(("gid", 5)), true, 10, None, Some(7), None, None);
+        let v = history_request(Some(("gid", 5)), true, 10, None, Some(7), None, None).to_value();
         let keys: Vec<&str> = v
             .as_map()
             .unwrap()

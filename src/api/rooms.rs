@@ -11,7 +11,7 @@ use super::spec::{specs, Spec};
 use crate::client::RtmClient;
 use crate::error::RtmError;
 use crate::types::{RoomCount, RoomInfo, RoomOpenInfo, RoomsOpenInfo};
-use crate::value::{self, MapBuilder};
+use crate::value::{self, Encoded, MapBuilder};
 
 specs! {
     ENTER_ROOM = "enterroom", Safe;
@@ -83,7 +83,7 @@ impl From<Counts> for RoomCount {
 }
 answer!(Counts => RoomCount);
 
-fn rid(rid: i64) -> rmpv::Value {
+fn rid(rid: i64) -> Encoded {
     MapBuilder::new().put("rid", rid).build()
 }
 

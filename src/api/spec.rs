@@ -12,6 +12,7 @@ use rmpv::Value;
 use super::decode::{decode, Answer};
 use crate::client::RtmClient;
 use crate::error::RtmError;
+use crate::value::Encoded;
 
 /// The default timeout of a method, in milliseconds (a `timeout` of 0).
 pub(crate) const DEFAULT_TIMEOUT_MS: u64 = 20_000;
@@ -100,7 +101,7 @@ impl RtmClient {
     pub(crate) fn quest<W: Answer>(
         &self,
         spec: &'static Spec,
-        payload: Value,
+        payload: Encoded,
         timeout: u64,
         callback: impl FnOnce(Option<RtmError>, Option<W::Out>) + Send + 'static,
     ) {
@@ -112,7 +113,7 @@ impl RtmClient {
     pub(crate) fn quest_with<W: Answer, T, E>(
         &self,
         spec: &'static Spec,
-        payload: Value,
+        payload: Encoded,
         timeout: u64,
         then: impl FnOnce(W::Out) -> T + Send + 'static,
         map_err: impl FnOnce(RtmError) -> E + Send + 'static,

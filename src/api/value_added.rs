@@ -2,14 +2,12 @@
 //! (docs/ValueAdded.md), plus `profanity` of the JavaScript SDK. JavaScript's
 //! `speech2Text` is `speech2_text` (the crate's snake_case rule, docs/porting.md).
 
-use rmpv::Value;
-
 use super::decode::{answer, Answer};
 use super::spec::{specs, Spec};
 use crate::client::RtmClient;
 use crate::error::RtmError;
 use crate::types::{CheckResult, ProfanityResult, Transcript, Translation};
-use crate::value::MapBuilder;
+use crate::value::{Encoded, MapBuilder};
 
 specs! {
     TRANSLATE = "translate", Safe;
@@ -58,7 +56,7 @@ impl RtmClient {
     fn quest_or_reject<W: Answer>(
         &self,
         spec: &'static Spec,
-        request: Result<Value, &'static str>,
+        request: Result<Encoded, &'static str>,
         timeout: u64,
         callback: impl FnOnce(Option<RtmError>, Option<W::Out>) + Send + 'static,
     ) {
@@ -285,6 +283,7 @@ impl RtmClient {
 mod tests {
     use super::*;
     use crate::api::decode::decode;
+    use rmpv::Value;
 
     fn map(entries: Vec<(&str, Value)>) -> Value {
         Value::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
@@ -319,7 +318,7 @@ mod tests {
     #[test]
     fn audio_requests_leave_out_what_is_none() {
         let keys = |b: MapBuilder| -> Vec<String> {
-            let v = b.build();
+            let v = b.build().to_value();
             let m = v.as_map().unwrap();
             m.iter()
                 .map(|(k, _)| k.as_str().unwrap().to_owned())

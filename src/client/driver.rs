@@ -22,7 +22,7 @@ use super::{dur, timers, Inner, SDK_VERSION};
 use crate::error::{error_code, RtmError};
 use crate::fpnn::{AnswerCallback, ConnectCancel, ConnectOptions, Connection, Unanswered};
 use crate::types::RtmOptions;
-use crate::value::{self, MapBuilder};
+use crate::value::{self, Encoded, MapBuilder};
 
 /// The login callback, carried by the machine until it completes.
 pub(super) type LoginCallback = Box<dyn FnOnce(bool, i32) + Send>;
@@ -135,7 +135,7 @@ enum Later {
     Send {
         conn: Connection,
         method: &'static str,
-        payload: Value,
+        payload: Encoded,
         timeout: u64,
         on_answer: Box<dyn FnOnce(Result<Value, crate::RtmError>) + Send>,
     },
@@ -336,7 +336,7 @@ impl Inner {
                 later.push(Later::Send {
                     conn,
                     method: "bye",
-                    payload: Value::Map(vec![]),
+                    payload: MapBuilder::new().build(),
                     timeout: 0,
                     on_answer: Box::new(move |_| {
                         if let Some(inner) = weak.upgrade() {
@@ -366,7 +366,7 @@ impl Inner {
                     payload,
                     timeout,
                     on_answer,
-                } => conn.send_quest(method, &payload, dur(timeout), on_answer),
+                } => conn.send_quest_bytes(method, payload.bytes(), dur(timeout), on_answer),
                 Later::Connect(serial, cancel) => self.connect(serial, cancel),
                 Later::Wake(at) => timers::wake(self, at),
                 Later::Resend {

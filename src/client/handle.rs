@@ -21,6 +21,7 @@ use crate::api::spec::{Resend, Spec};
 use crate::error::{error_code, RtmError, SendError};
 use crate::fpnn::{deadline_from, Unanswered};
 use crate::types::RtmOptions;
+use crate::value::Encoded;
 
 /// Destroys the client when the last user handle is dropped.
 struct DropGuard(Arc<Inner>);
@@ -312,7 +313,7 @@ impl RtmClient {
     pub(crate) fn call<T, E>(
         &self,
         spec: &'static Spec,
-        payload: Value,
+        payload: Encoded,
         timeout: u64,
         map: impl FnOnce(Value) -> Result<T, RtmError> + Send + 'static,
         map_err: impl FnOnce(RtmError) -> E + Send + 'static,
@@ -337,12 +338,10 @@ impl RtmClient {
         };
         let method = spec.method;
         if spec.resend == Resend::Safe && self.inner.options.resend_on_reconnect {
-            let mut body = Vec::new();
-            crate::fpnn::packet::encode_payload(&payload, &mut body);
             let timeout = dur(timeout);
             return self.inner.send_or_wait(Unanswered {
                 method: method.into(),
-                payload: body.into(),
+                payload: payload.into_bytes().into(),
                 deadline: deadline_from(Instant::now(), timeout),
                 timeout,
                 callback: Box::new(move |r| complete(r.and_then(map))),
@@ -350,9 +349,12 @@ impl RtmClient {
         }
         let conn = self.inner.core.lock().online_connection();
         match conn {
-            Some(conn) => conn.send_quest(method, &payload, dur(timeout), move |r| {
-                complete(r.and_then(map))
-            }),
+            Some(conn) => conn.send_quest_bytes(
+                method,
+                payload.bytes(),
+                dur(timeout),
+                Box::new(move |r| complete(r.and_then(map))),
+            ),
             None => complete(Err(not_connected())),
         }
     }

@@ -168,7 +168,8 @@ mod tests {
             .put("msg", Value::Binary(vec![0xff, 0x00]))
             .put("attrs", "a")
             .put("mtime", 11)
-            .build();
+            .build()
+            .to_value();
         let m = parse_push(PushKind::Group, &p).unwrap();
         assert_eq!(
             (m.from, m.gid, m.rid, m.mtype, m.mid, m.mtime),

@@ -469,7 +469,7 @@ pub fn encode_payload(v: &Value, out: &mut Vec<u8>) {
 /// msgpack of `v`, byte for byte what `rmpv::encode::write_value` writes (the
 /// tests compare them), pushing straight into the vector: the generic
 /// `io::Write` path costs several times as much on the send path.
-fn write_value(out: &mut Vec<u8>, v: &Value) {
+pub(crate) fn write_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Nil => out.push(0xc0),
         Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
@@ -487,19 +487,10 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
             out.extend_from_slice(&f.to_be_bytes());
         }
         Value::String(s) => match s.as_str() {
-            Some(text) => {
-                write_len(out, text.len(), Some(0xa0), [0xd9, 0xda, 0xdb]);
-                out.extend_from_slice(text.as_bytes());
-            }
-            None => {
-                write_len(out, s.as_bytes().len(), None, [0xc4, 0xc5, 0xc6]);
-                out.extend_from_slice(s.as_bytes());
-            }
+            Some(text) => write_str(out, text),
+            None => write_bin(out, s.as_bytes()),
         },
-        Value::Binary(b) => {
-            write_len(out, b.len(), None, [0xc4, 0xc5, 0xc6]);
-            out.extend_from_slice(b);
-        }
+        Value::Binary(b) => write_bin(out, b),
         Value::Array(a) => {
             write_count(out, a.len(), 0x90, [0xdc, 0xdd]);
             for x in a {
@@ -537,7 +528,7 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
-fn write_uint(out: &mut Vec<u8>, u: u64) {
+pub(crate) fn write_uint(out: &mut Vec<u8>, u: u64) {
     if u < 128 {
         out.push(u as u8);
     } else if u < 256 {
@@ -554,7 +545,7 @@ fn write_uint(out: &mut Vec<u8>, u: u64) {
     }
 }
 
-fn write_sint(out: &mut Vec<u8>, n: i64) {
+pub(crate) fn write_sint(out: &mut Vec<u8>, n: i64) {
     if n >= 0 {
         // rmp's write_sint: non-negative values take the unsigned forms.
         write_uint(out, n as u64);
@@ -572,6 +563,18 @@ fn write_sint(out: &mut Vec<u8>, n: i64) {
         out.push(0xd3);
         out.extend_from_slice(&n.to_be_bytes());
     }
+}
+
+/// A str, as `rmpv` writes `Value::String`.
+pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
+    write_len(out, text.len(), Some(0xa0), [0xd9, 0xda, 0xdb]);
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// A bin, as `rmpv` writes `Value::Binary`.
+pub(crate) fn write_bin(out: &mut Vec<u8>, bytes: &[u8]) {
+    write_len(out, bytes.len(), None, [0xc4, 0xc5, 0xc6]);
+    out.extend_from_slice(bytes);
 }
 
 /// A str or bin length: the fix form (`fix`, str only) under 32, then 8, 16
@@ -594,7 +597,7 @@ fn write_len(out: &mut Vec<u8>, len: usize, fix: Option<u8>, markers: [u8; 3]) {
 }
 
 /// An array or map length: the fix form under 16, then 16 or 32 bits.
-fn write_count(out: &mut Vec<u8>, len: usize, fix: u8, markers: [u8; 2]) {
+pub(crate) fn write_count(out: &mut Vec<u8>, len: usize, fix: u8, markers: [u8; 2]) {
     let len = len as u32;
     if len < 16 {
         out.push(fix | len as u8);
