@@ -170,10 +170,14 @@ fn dropping_the_last_handle_ends_the_session_and_every_thread() {
     let client = RtmClient::new(options(&gate)).unwrap();
     let clone = client.clone();
     assert_eq!(login(&client, ME, "t", 0), (true, 0));
-    let names = client_threads();
-    for expected in ["rtm-dispatch", "rtm-reader", "rtm-session", "rtm-writer"] {
-        assert!(names.iter().any(|n| n == expected), "{names:?}");
-    }
+    // A thread takes its name once it runs: until then it shows its parent's
+    // (the writer, spawned by the reader, briefly reads "rtm-reader").
+    wait_until("the client's threads are up and named", || {
+        let names = client_threads();
+        ["rtm-dispatch", "rtm-reader", "rtm-session", "rtm-writer"]
+            .iter()
+            .all(|expected| names.iter().any(|n| n == expected))
+    });
     drop(client);
     assert_eq!(
         gate.connections_of(PID, ME),
