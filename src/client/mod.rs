@@ -30,6 +30,7 @@ mod machine;
 mod mid;
 mod processor;
 mod push;
+pub(crate) use push::fuzz_parse_push;
 mod schedule;
 mod timers;
 

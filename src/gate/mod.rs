@@ -375,6 +375,30 @@ impl Gate {
             .store(refuse, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// TCP connections the gate has accepted since it started (or since the
+    /// last [`Gate::restart`]), those dropped by [`Gate::refuse_connections`]
+    /// included: lets a test count a client's connection attempts. Rust-only
+    /// test hook.
+    pub fn connection_attempts(&self) -> u64 {
+        self.srv()
+            .attempts
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Answers every later two-way quest `method` with status 0 and `payload`
+    /// as its raw payload bytes (any bytes: bad msgpack, wrong types, ...),
+    /// instead of the real answer; the quest still takes effect. `None`
+    /// restores the real answers. Not kept across [`Gate::restart`].
+    /// Rust-only test hook, for hostile-input tests.
+    pub fn answer_raw(&self, method: &str, payload: Option<Vec<u8>>) {
+        let srv = self.srv();
+        let mut raw = srv.raw_answers.lock();
+        match payload {
+            Some(p) => raw.insert(method.to_owned(), p),
+            None => raw.remove(method),
+        };
+    }
+
     /// Drops every connection and stops listening, then listens again on the
     /// same port, as a restarted gate would. Stored messages are kept.
     pub fn restart(&self) -> io::Result<()> {

@@ -155,6 +155,15 @@ impl Conn {
         });
     }
 
+    /// Queues an answer of status 0 whose payload is `body` as is (test
+    /// hook: [`super::Gate::answer_raw`]).
+    fn send_answer_raw(&self, seq: u32, body: &[u8]) {
+        let len = packet::packet_len(Kind::Answer, 0, body.len());
+        let _ = self.write_packet(true, len, |buf| {
+            packet::encode_answer(buf, seq, 0, body)
+        });
+    }
+
     /// Drops TCP abruptly (no close frame), as FPNN servers do; the writer
     /// stops with what is queued unsent.
     pub(crate) fn kill(&self) {
@@ -271,6 +280,12 @@ pub(crate) struct Server {
     pub(crate) paused_until: Mutex<Option<Instant>>,
     pub(crate) answer_delay: Mutex<Duration>,
     pub(crate) refusing: AtomicBool,
+    /// TCP connections accepted, refused ones included (test hook:
+    /// [`Gate::connection_attempts`](super::Gate::connection_attempts)).
+    pub(crate) attempts: AtomicU64,
+    /// Methods answered with a given raw payload instead of the real answer
+    /// (test hook: [`Gate::answer_raw`](super::Gate::answer_raw)).
+    pub(crate) raw_answers: Mutex<HashMap<String, Vec<u8>>>,
     stopping: AtomicBool,
     pub(crate) auth_log: Mutex<Vec<Value>>,
     /// Every quest read, `(method, payload)` in arrival order, when
@@ -304,6 +319,8 @@ impl Server {
             paused_until: Mutex::new(None),
             answer_delay: Mutex::new(Duration::ZERO),
             refusing: AtomicBool::new(false),
+            attempts: AtomicU64::new(0),
+            raw_answers: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             auth_log: Mutex::new(Vec::new()),
             quest_log,
@@ -407,6 +424,7 @@ impl Server {
                 return;
             }
             let Ok(stream) = stream else { continue };
+            self.attempts.fetch_add(1, Ordering::SeqCst);
             if self.refusing.load(Ordering::SeqCst) {
                 let _ = stream.shutdown(Shutdown::Both);
                 continue;
@@ -536,7 +554,10 @@ impl Server {
                 .lock()
                 .handle(conn.id, &p.method, &payload, now_ms());
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
-            if p.kind == Kind::Twoway {
+            let raw = self.raw_answers.lock().get(&p.method).cloned();
+            if let (Some(body), Kind::Twoway) = (raw, p.kind) {
+                conn.send_answer_raw(p.seq, &body);
+            } else if p.kind == Kind::Twoway {
                 let delay = *self.answer_delay.lock();
                 if delay.is_zero() {
                     conn.send_answer(p.seq, &answer, json, false);
