@@ -159,9 +159,7 @@ impl Conn {
     /// hook: [`super::Gate::answer_raw`]).
     fn send_answer_raw(&self, seq: u32, body: &[u8]) {
         let len = packet::packet_len(Kind::Answer, 0, body.len());
-        let _ = self.write_packet(true, len, |buf| {
-            packet::encode_answer(buf, seq, 0, body)
-        });
+        let _ = self.write_packet(true, len, |buf| packet::encode_answer(buf, seq, 0, body));
     }
 
     /// Drops TCP abruptly (no close frame), as FPNN servers do; the writer
