@@ -41,6 +41,11 @@ pub(crate) struct GateConfig {
     pub(crate) write_queue_limit: usize,
 }
 
+/// A rewrite of the gate's answers (see [`Gate::rewrite_answers`]): the
+/// method and the real answer in, the raw payload to send instead (or `None`)
+/// out.
+pub type Rewrite = dyn Fn(&str, &Value) -> Option<Vec<u8>> + Send + Sync;
+
 /// Default of [`GateBuilder::write_queue_limit`]: 16 MiB.
 pub const DEFAULT_WRITE_QUEUE: usize = 16 * 1024 * 1024;
 
@@ -385,18 +390,14 @@ impl Gate {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Answers every later two-way quest `method` with status 0 and `payload`
-    /// as its raw payload bytes (any bytes: bad msgpack, wrong types, ...),
-    /// instead of the real answer; the quest still takes effect. `None`
-    /// restores the real answers. Not kept across [`Gate::restart`].
-    /// Rust-only test hook, for hostile-input tests.
-    pub fn answer_raw(&self, method: &str, payload: Option<Vec<u8>>) {
-        let srv = self.srv();
-        let mut raw = srv.raw_answers.lock();
-        match payload {
-            Some(p) => raw.insert(method.to_owned(), p),
-            None => raw.remove(method),
-        };
+    /// Passes every later successful answer to `rewrite` with its method:
+    /// when it returns bytes, the gate sends them as the answer's raw payload
+    /// (status 0) instead; `None` keeps the real answer. The quest still takes
+    /// effect. Lets a test answer any method with bad msgpack, wrong types or
+    /// truncated payloads. `rewrite_answers(None)` turns it off; not kept across
+    /// [`Gate::restart`]. Rust-only test hook, for hostile-input tests.
+    pub fn rewrite_answers(&self, rewrite: Option<Box<Rewrite>>) {
+        *self.srv().rewrite.lock() = rewrite.map(Arc::from);
     }
 
     /// Drops every connection and stops listening, then listens again on the

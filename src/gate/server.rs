@@ -281,9 +281,9 @@ pub(crate) struct Server {
     /// TCP connections accepted, refused ones included (test hook:
     /// [`Gate::connection_attempts`](super::Gate::connection_attempts)).
     pub(crate) attempts: AtomicU64,
-    /// Methods answered with a given raw payload instead of the real answer
-    /// (test hook: [`Gate::answer_raw`](super::Gate::answer_raw)).
-    pub(crate) raw_answers: Mutex<HashMap<String, Vec<u8>>>,
+    /// Rewrites successful answers into raw payloads (test hook:
+    /// [`Gate::rewrite_answers`](super::Gate::rewrite_answers)).
+    pub(crate) rewrite: Mutex<Option<Arc<super::Rewrite>>>,
     stopping: AtomicBool,
     pub(crate) auth_log: Mutex<Vec<Value>>,
     /// Every quest read, `(method, payload)` in arrival order, when
@@ -318,7 +318,7 @@ impl Server {
             answer_delay: Mutex::new(Duration::ZERO),
             refusing: AtomicBool::new(false),
             attempts: AtomicU64::new(0),
-            raw_answers: Mutex::new(HashMap::new()),
+            rewrite: Mutex::new(None),
             stopping: AtomicBool::new(false),
             auth_log: Mutex::new(Vec::new()),
             quest_log,
@@ -552,8 +552,12 @@ impl Server {
                 .lock()
                 .handle(conn.id, &p.method, &payload, now_ms());
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
-            let raw = self.raw_answers.lock().get(&p.method).cloned();
-            if let (Some(body), Kind::Twoway) = (raw, p.kind) {
+            let rewrite = self.rewrite.lock().clone();
+            let raw = match (&rewrite, &answer) {
+                (Some(f), Ok(v)) if p.kind == Kind::Twoway => f(&p.method, v),
+                _ => None,
+            };
+            if let Some(body) = raw {
                 conn.send_answer_raw(p.seq, &body);
             } else if p.kind == Kind::Twoway {
                 let delay = *self.answer_delay.lock();
