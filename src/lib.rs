@@ -123,7 +123,7 @@ pub mod fuzzing {
     pub use crate::api::fuzz_decode_answer;
 
     /// Parses `payload` as the push `method` (`pushmsg`, `pushgroupmsg`,
-    /// `pushroommsg`, `pushbroadcastmsg`); whether it parsed.
+    /// `pushroommsg`, `pushbroadcastmsg`); whether it parsed. Rust-only.
     pub fn parse_push(method: &str, payload: &[u8]) -> bool {
         crate::client::fuzz_parse_push(method, payload)
     }

@@ -43,7 +43,7 @@ pub(crate) struct GateConfig {
 
 /// A rewrite of the gate's answers (see [`Gate::rewrite_answers`]): the
 /// method and the real answer in, the raw payload to send instead (or `None`)
-/// out.
+/// out. Rust-only.
 pub type Rewrite = dyn Fn(&str, &Value) -> Option<Vec<u8>> + Send + Sync;
 
 /// Default of [`GateBuilder::write_queue_limit`]: 16 MiB.
