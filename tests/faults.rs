@@ -87,21 +87,22 @@ fn push_frame(to: i64, mid: i64) -> Vec<u8> {
     frame
 }
 
-/// Waits for the relogin that succeeds. An attempt whose `auth` reached a
+/// Waits for the relogin that succeeds; returns its attempt number. An attempt whose `auth` reached a
 /// paused gate times out (20003, after the login's 1 s timeout), or loses its
 /// link when the resumed gate closes connections silent for three ping
 /// intervals (20002), and is retried: those are the only failures allowed,
 /// with `also` (a test's own, such as 20012 for a gate that is restarting).
-fn successful_relogin(ev: &mut Events, also: i32) {
+fn successful_relogin(ev: &mut Events, also: i32) -> u32 {
     ev.wait("the successful relogin", |e| match *e {
         Ev::Relogin {
             ok: true,
             again,
             code,
+            n,
             ..
         } => {
             assert_eq!((again, code), (false, 0));
-            Some(())
+            Some(n)
         }
         Ev::Relogin {
             ok: false,
@@ -119,7 +120,16 @@ fn successful_relogin(ev: &mut Events, also: i32) {
             None
         }
         _ => None,
-    });
+    })
+}
+
+/// A client of `gate` logged in as uid 1001 with this login timeout (ms),
+/// and its events.
+fn logged_in(gate: &Gate, timeout: u64) -> (RtmClient, Events) {
+    let client = RtmClient::new(options(gate)).unwrap();
+    let ev = Events::attach(&client);
+    assert_eq!(login(&client, 1001, "t", timeout), (true, 0));
+    (client, ev)
 }
 
 fn send_ok(client: &RtmClient) {
@@ -131,9 +141,7 @@ fn send_ok(client: &RtmClient) {
 fn a_link_dropped_mid_frame_with_10000_quests_in_flight_completes_each_once_then_relogs_in() {
     const N: usize = 10_000;
     let gate = gate();
-    let client = RtmClient::new(options(&gate)).unwrap();
-    let mut ev = Events::attach(&client);
-    assert_eq!(login(&client, 1001, "t", 1_000), (true, 0));
+    let (client, mut ev) = logged_in(&gate, 1_000);
     // Nothing is answered: all N stay in flight until the link drops.
     gate.pause(Duration::from_secs(60));
     let calls = Calls::send(&client, N, 60_000);
@@ -231,20 +239,7 @@ fn refused_connections_are_retried_on_the_regressive_schedule_without_a_tight_lo
         "7 attempts within {spread:?}"
     );
     gate.refuse_connections(false);
-    let (ok, n) = ev.wait("the successful relogin", |e| match *e {
-        Ev::Relogin { ok: true, n, .. } => Some((true, n)),
-        Ev::Relogin {
-            ok: false,
-            again,
-            code,
-            ..
-        } => {
-            assert!(again, "the series stopped with {code}");
-            None
-        }
-        _ => None,
-    });
-    assert!(ok);
+    let n = successful_relogin(&mut ev, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
     // One TCP connection per attempt, no more.
     assert_eq!(gate.connection_attempts() - base, u64::from(n));
     assert!(n >= 8, "relogged in at attempt {n}");
@@ -255,9 +250,7 @@ fn refused_connections_are_retried_on_the_regressive_schedule_without_a_tight_lo
 #[test]
 fn a_gate_restarted_on_the_same_port_is_relogged_into() {
     let gate = gate();
-    let client = RtmClient::new(options(&gate)).unwrap();
-    let mut ev = Events::attach(&client);
-    assert_eq!(login(&client, 1001, "t", 0), (true, 0));
+    let (client, mut ev) = logged_in(&gate, 0);
     gate.pause(Duration::from_secs(60));
     let calls = Calls::send(&client, 1000, 60_000);
     let port = gate.port();
@@ -275,9 +268,7 @@ fn a_gate_restarted_on_the_same_port_is_relogged_into() {
 #[test]
 fn an_answer_delayed_past_its_timeout_is_dropped_and_the_link_stays_up() {
     let gate = gate();
-    let client = RtmClient::new(options(&gate)).unwrap();
-    let mut ev = Events::attach(&client);
-    assert_eq!(login(&client, 1001, "t", 0), (true, 0));
+    let (client, mut ev) = logged_in(&gate, 0);
     gate.set_answer_delay(Duration::from_millis(600));
     let late = Calls::send(&client, 1, 200);
     assert_eq!(late.wait_all(), [error_code::FPNN_EC_CORE_TIMEOUT]);
@@ -302,9 +293,7 @@ fn an_answer_delayed_past_its_timeout_is_dropped_and_the_link_stays_up() {
 #[test]
 fn a_kickout_with_quests_pending_completes_each_once_and_ends_the_session() {
     let gate = gate();
-    let client = RtmClient::new(options(&gate)).unwrap();
-    let mut ev = Events::attach(&client);
-    assert_eq!(login(&client, 1001, "t", 0), (true, 0));
+    let (client, mut ev) = logged_in(&gate, 0);
     gate.pause(Duration::from_secs(60));
     let calls = Calls::send(&client, 1000, 60_000);
     assert_eq!(gate.kickout(PID, 1001), 1);

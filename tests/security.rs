@@ -144,12 +144,19 @@ fn wss_client(endpoint: String, roots: Vec<Vec<u8>>) -> RtmClient {
     .unwrap()
 }
 
-/// Logs in and returns the login result with the first ErrorRecorder text.
-fn failed_login(client: &RtmClient) -> (bool, i32, String) {
+/// Logs in, checks that it fails with 20012, and returns what ErrorRecorder
+/// said.
+fn failed_login(client: &RtmClient) -> String {
     let mut ev = Events::attach(client);
     let (ok, code) = login(client, 1001, "t", 5_000);
     let (err, _) = ev.error();
-    (ok, code, err.to_string())
+    let why = err.to_string();
+    assert_eq!(
+        (ok, code),
+        (false, error_code::FPNN_EC_CORE_INVALID_CONNECTION),
+        "{why}"
+    );
+    why
 }
 
 #[test]
@@ -168,12 +175,7 @@ fn wss_refuses_an_untrusted_certificate_with_20012_and_says_why() {
     let gate = Gate::start().unwrap();
     let (endpoint, _ca, handshakes) = tls_front(&gate, &["localhost", "127.0.0.1"]);
     let client = wss_client(endpoint, Vec::new());
-    let (ok, code, why) = failed_login(&client);
-    assert_eq!(
-        (ok, code),
-        (false, error_code::FPNN_EC_CORE_INVALID_CONNECTION),
-        "{why}"
-    );
+    let why = failed_login(&client);
     assert!(
         why.contains("certificate") && why.contains("UnknownIssuer"),
         "{why}"
@@ -188,12 +190,7 @@ fn wss_refuses_a_certificate_for_another_host_with_20012_and_says_why() {
     // Trusted, but for another name than the endpoint's IP address.
     let (endpoint, ca, handshakes) = tls_front(&gate, &["gate.example.com"]);
     let client = wss_client(endpoint.clone(), vec![ca.clone()]);
-    let (ok, code, why) = failed_login(&client);
-    assert_eq!(
-        (ok, code),
-        (false, error_code::FPNN_EC_CORE_INVALID_CONNECTION),
-        "{why}"
-    );
+    let why = failed_login(&client);
     assert!(
         why.contains("certificate not valid for name \"127.0.0.1\""),
         "{why}"
@@ -201,12 +198,7 @@ fn wss_refuses_a_certificate_for_another_host_with_20012_and_says_why() {
     // And by another DNS name than the certificate's.
     let port = endpoint.rsplit(':').next().unwrap();
     let client = wss_client(format!("localhost:{port}"), vec![ca]);
-    let (ok, code, why) = failed_login(&client);
-    assert_eq!(
-        (ok, code),
-        (false, error_code::FPNN_EC_CORE_INVALID_CONNECTION),
-        "{why}"
-    );
+    let why = failed_login(&client);
     assert!(why.contains("not valid for name \"localhost\""), "{why}");
     assert_eq!(handshakes.load(Ordering::SeqCst), 0);
     assert!(gate.auth_requests().is_empty(), "the token went out");
