@@ -31,7 +31,8 @@ thread_local! {
 }
 
 /// A code for the callback's outcome: 0 for a result, the error's code, -1
-/// for both or neither, -2 for a callback run inside the API call.
+/// for both or neither, -2 for a callback run inside the API call (codes
+/// the client itself never uses: only a hostile gate sends negative codes).
 fn outcome(err: Option<i32>, ok: bool) -> i32 {
     if IN_CALL.with(Cell::get) {
         return -2;

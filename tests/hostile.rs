@@ -196,12 +196,16 @@ fn byte_mutations(real: &[u8], rng: &mut Rng) -> Vec<Vec<u8>> {
 
 type Done = Sender<i32>;
 
+/// The "code" of a callback that got both an error and a result, or
+/// neither (a gate may well answer with code -1).
+const WRONG: i32 = i32::MIN;
+
 fn code<T>(done: Done) -> impl FnOnce(Option<RtmError>, Option<T>) + Send + 'static {
     move |e, r| {
         let c = match (e, r) {
             (Some(e), None) => e.code,
             (None, Some(_)) => 0,
-            _ => -1, // both or neither: wrong
+            _ => WRONG, // both or neither
         };
         let _ = done.send(c);
     }
@@ -212,7 +216,7 @@ fn send_code(done: Done) -> impl FnOnce(Option<SendError>, Option<rtm_client::Se
         let c = match (e, r) {
             (Some(e), None) => e.error.code,
             (None, Some(_)) => 0,
-            _ => -1,
+            _ => WRONG,
         };
         let _ = done.send(c);
     }
@@ -526,7 +530,7 @@ fn every_answer_with_wrong_types_or_bad_msgpack_completes_its_call_once_without_
         // The real answer first, recorded on its way out.
         let real: Arc<Mutex<Option<(String, Value)>>> = Arc::default();
         let r = real.clone();
-        gate.rewrite_answers(Some(Box::new(move |m: &str, v: &Value| {
+        gate.rewrite_answers(Some(Box::new(move |m: &str, v: &Value, _| {
             if m != "auth" {
                 *r.lock() = Some((m.to_owned(), v.clone()));
             }
@@ -543,23 +547,29 @@ fn every_answer_with_wrong_types_or_bad_msgpack_completes_its_call_once_without_
             .take()
             .unwrap_or_else(|| panic!("{name}: no answer seen"));
 
-        let real_bytes = encode(&answer);
-        let mut payloads: Vec<Vec<u8>> = field_mutations(&answer).iter().map(encode).collect();
-        payloads.extend(byte_mutations(&real_bytes, &mut rng));
-        for payload in payloads {
+        // (status, payload): the answer mutated, then error answers
+        // (status 1, `{code, ex}`) mutated the same way.
+        let mut payloads: Vec<(u8, Vec<u8>)> = Vec::new();
+        let error = map(vec![("code", 200033.into()), ("ex", "refused".into())]);
+        for (status, real) in [(0, &answer), (1, &error)] {
+            let mut these: Vec<Vec<u8>> = field_mutations(real).iter().map(encode).collect();
+            these.extend(byte_mutations(&encode(real), &mut rng));
+            payloads.extend(these.into_iter().map(|p| (status, p)));
+        }
+        for (status, payload) in payloads {
             let m = method.clone();
             let p = payload.clone();
-            gate.rewrite_answers(Some(Box::new(move |method: &str, _: &Value| {
-                (method == m).then(|| p.clone())
+            gate.rewrite_answers(Some(Box::new(move |method: &str, _: &Value, _| {
+                (method == m).then(|| (status, p.clone()))
             })));
             let (tx, rx) = crossbeam_channel::unbounded();
             call(&client, tx);
-            let c = rx
-                .recv_timeout(WAIT)
-                .unwrap_or_else(|_| panic!("{name}: no callback for payload {payload:02x?}"));
+            let c = rx.recv_timeout(WAIT).unwrap_or_else(|_| {
+                panic!("{name}: no callback for status {status}, payload {payload:02x?}")
+            });
             assert_ne!(
-                c, -1,
-                "{name}: both or neither of error and result, payload {payload:02x?}"
+                c, WRONG,
+                "{name}: both or neither of error and result, status {status}, payload {payload:02x?}"
             );
             gate.rewrite_answers(None);
             alive(&mut ev, &gate);

@@ -42,9 +42,10 @@ pub(crate) struct GateConfig {
 }
 
 /// A rewrite of the gate's answers (see [`Gate::rewrite_answers`]): the
-/// method and the real answer in, the raw payload to send instead (or `None`)
-/// out. Rust-only.
-pub type Rewrite = dyn Fn(&str, &Value) -> Option<Vec<u8>> + Send + Sync;
+/// method, the real answer's payload (`{code, ex}` for an error) and whether
+/// it is an error in; the status byte (0 ok, 1 error) and the raw payload to
+/// send instead out, or `None` for the real answer. Rust-only.
+pub type Rewrite = dyn Fn(&str, &Value, bool) -> Option<(u8, Vec<u8>)> + Send + Sync;
 
 /// Default of [`GateBuilder::write_queue_limit`]: 16 MiB.
 pub const DEFAULT_WRITE_QUEUE: usize = 16 * 1024 * 1024;
@@ -390,9 +391,10 @@ impl Gate {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Passes every later successful answer to `rewrite` with its method:
-    /// when it returns bytes, the gate sends them as the answer's raw payload
-    /// (status 0) instead; `None` keeps the real answer. The quest still takes
+    /// Passes every later answer to a two-way quest to `rewrite` with its
+    /// method (see [`Rewrite`]): when it returns a status and bytes, the gate
+    /// sends them as the answer's status and raw payload instead; `None`
+    /// keeps the real answer. The quest still takes
     /// effect. Lets a test answer any method with bad msgpack, wrong types or
     /// truncated payloads. `rewrite_answers(None)` turns it off; not kept across
     /// [`Gate::restart`]. Rust-only test hook, for hostile-input tests.

@@ -155,11 +155,13 @@ impl Conn {
         });
     }
 
-    /// Queues an answer of status 0 whose payload is `body` as is (test
-    /// hook: [`super::Gate::answer_raw`]).
-    fn send_answer_raw(&self, seq: u32, body: &[u8]) {
+    /// Queues an answer with this status byte and `body` as its payload, as
+    /// is (test hook: [`super::Gate::rewrite_answers`]).
+    fn send_answer_raw(&self, seq: u32, status: u8, body: &[u8]) {
         let len = packet::packet_len(Kind::Answer, 0, body.len());
-        let _ = self.write_packet(true, len, |buf| packet::encode_answer(buf, seq, 0, body));
+        let _ = self.write_packet(true, len, |buf| {
+            packet::encode_answer(buf, seq, status, body)
+        });
     }
 
     /// Drops TCP abruptly (no close frame), as FPNN servers do; the writer
@@ -554,11 +556,18 @@ impl Server {
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
             let rewrite = self.rewrite.lock().clone();
             let raw = match (&rewrite, &answer) {
-                (Some(f), Ok(v)) if p.kind == Kind::Twoway => f(&p.method, v),
+                (Some(f), Ok(v)) if p.kind == Kind::Twoway => f(&p.method, v, false),
+                (Some(f), Err((code, ex))) if p.kind == Kind::Twoway => {
+                    let v = Value::Map(vec![
+                        (Value::from("code"), Value::from(*code)),
+                        (Value::from("ex"), Value::from(ex.as_str())),
+                    ]);
+                    f(&p.method, &v, true)
+                }
                 _ => None,
             };
-            if let Some(body) = raw {
-                conn.send_answer_raw(p.seq, &body);
+            if let Some((status, body)) = raw {
+                conn.send_answer_raw(p.seq, status, &body);
             } else if p.kind == Kind::Twoway {
                 let delay = *self.answer_delay.lock();
                 if delay.is_zero() {
