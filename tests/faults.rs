@@ -221,6 +221,7 @@ fn refused_connections_are_retried_on_the_regressive_schedule_without_a_tight_lo
     assert_eq!(login(&client, 1001, "t", 0), (true, 0));
     gate.refuse_connections(true);
     let base = gate.connection_attempts();
+    let dropped = Instant::now();
     assert_eq!(gate.drop_user(PID, 1001), 1);
     // When each attempt was first seen (polled every millisecond).
     let mut seen: Vec<Instant> = Vec::new();
@@ -231,12 +232,13 @@ fn refused_connections_are_retried_on_the_regressive_schedule_without_a_tight_lo
         }
         n >= 7
     });
-    // Attempts 4 to 7 wait 100 + 200 + 300 + 400 ms after the one before:
-    // a tight loop would have made them in a few milliseconds.
-    let spread = seen[6] - seen[0];
+    // Attempts 4 to 7 wait 100 + 200 + 300 + 400 ms after the one before,
+    // so the 7th is at least 1 s after the drop (seeing it can only be
+    // later); a tight loop would have made them in a few milliseconds.
+    let spread = seen[6] - dropped;
     assert!(
-        spread >= Duration::from_millis(900),
-        "7 attempts within {spread:?}"
+        spread >= Duration::from_millis(1000),
+        "7 attempts within {spread:?} of the drop"
     );
     gate.refuse_connections(false);
     let n = successful_relogin(&mut ev, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
