@@ -117,6 +117,19 @@ mod wire_coverage;
 #[doc(hidden)]
 pub mod ws;
 
+/// Not part of the promise: the fuzz targets' entry points into answer and
+/// push decoding (`fuzz/`). Rust-only.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::api::fuzz_decode_answer;
+
+    /// Parses `payload` as the push `method` (`pushmsg`, `pushgroupmsg`,
+    /// `pushroommsg`, `pushbroadcastmsg`); whether it parsed. Rust-only.
+    pub fn parse_push(method: &str, payload: &[u8]) -> bool {
+        crate::client::fuzz_parse_push(method, payload)
+    }
+}
+
 pub use adapters::{future, result_callback, Callback, CallbackFuture};
 pub use client::{blocking, RtmClient, RtmProcessor, WeakRtmClient, SDK_VERSION};
 pub use error::{error_code, RtmError, SendError};

@@ -46,6 +46,49 @@ pub(crate) fn all_specs() -> impl Iterator<Item = &'static Spec> {
     .flatten()
 }
 
+/// Fuzzing entry point (Rust-only, not part of the API): decodes `payload`
+/// as a msgpack answer and then as the wire type `which` picks among the
+/// answer types reachable from here (the public result types and the shared
+/// id list; the area modules' private wire types are reached through them,
+/// since they share the helpers of `de`). Returns whether it decoded; it
+/// must never panic, whatever the bytes.
+#[doc(hidden)]
+pub fn fuzz_decode_answer(which: u8, payload: &[u8]) -> bool {
+    use crate::types::*;
+    use decode::{decode, Found, IdList};
+    let Ok(v) = crate::fpnn::packet::decode_payload_within(payload, 1 << 16) else {
+        return false;
+    };
+    let m = "fuzz";
+    match which % 22 {
+        0 => decode::<IdList>(m, v).is_ok(),
+        1 => decode::<decode::Empty>(m, v).is_ok(),
+        2 => decode::<Session>(m, v).is_ok(),
+        3 => decode::<RoomInfo>(m, v).is_ok(),
+        4 => decode::<RoomOpenInfo>(m, v).is_ok(),
+        5 => decode::<DevicePushOption>(m, v).is_ok(),
+        6 => decode::<UserInfo>(m, v).is_ok(),
+        7 => decode::<UserOpenInfo>(m, v).is_ok(),
+        8 => decode::<Translation>(m, v).is_ok(),
+        9 => decode::<ProfanityResult>(m, v).is_ok(),
+        10 => decode::<CheckResult>(m, v).is_ok(),
+        11 => decode::<Transcript>(m, v).is_ok(),
+        12 => decode::<GroupMembers>(m, v).is_ok(),
+        13 => decode::<GroupCount>(m, v).is_ok(),
+        14 => decode::<GroupInfo>(m, v).is_ok(),
+        15 => decode::<GroupOpenInfo>(m, v).is_ok(),
+        16 => decode::<GroupsOpenInfo>(m, v).is_ok(),
+        17 => decode::<SendPayload>(m, v).is_ok(),
+        18 => decode::<UnreadMessage>(m, v).is_ok(),
+        19 => decode::<P2PUnreadNum>(m, v).is_ok(),
+        20 => decode::<HistoryMessages<HistoryMsg>>(m, v).is_ok(),
+        _ => {
+            decode::<Found<HistoryMessages<P2PMsg>>>(m, v.clone()).is_ok()
+                | decode::<GroupUnreadNum>(m, v).is_ok()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;

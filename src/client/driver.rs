@@ -472,6 +472,9 @@ impl Inner {
             }
             Err(e) => {
                 log::debug!("cannot connect to {}: {e}", self.endpoint);
+                // The only place the reason reaches the application: the
+                // login and relogin callbacks carry just the code (20012).
+                self.emit_error(e);
                 self.step_locked(Event::ConnectFailed { serial }, |core| {
                     if matches!(core.connecting, Some((s, _)) if s == serial) {
                         core.connecting = None;

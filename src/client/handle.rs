@@ -264,7 +264,8 @@ impl RtmClient {
     }
 
     /// Listens to `ErrorRecorder`: diagnostics (unknown pushes, malformed
-    /// pushes, ping timeouts). Mirrors JavaScript `client.on('ErrorRecorder', fn)`.
+    /// pushes, ping timeouts, why a connect failed: TLS, DNS, TCP,
+    /// handshake). Mirrors JavaScript `client.on('ErrorRecorder', fn)`.
     pub fn on_error_recorder(&self, handler: impl Fn(&RtmError) + Send + Sync + 'static) {
         self.inner
             .events

@@ -34,6 +34,7 @@ mod mid;
 mod processor;
 mod push;
 mod resend;
+pub(crate) use push::fuzz_parse_push;
 mod schedule;
 mod timers;
 

@@ -128,6 +128,20 @@ impl Inner {
     }
 }
 
+/// Fuzzing entry point (Rust-only): parses `payload` (msgpack) as the push
+/// `method`; must never panic, whatever the bytes.
+pub(crate) fn fuzz_parse_push(method: &str, payload: &[u8]) -> bool {
+    let (Some(kind), Ok(v)) = (
+        PushKind::from_method(method),
+        crate::fpnn::packet::decode_payload_within(payload, 1 << 16),
+    ) else {
+        return false;
+    };
+    parse_push(kind, &v)
+        .map(|m| json::excluded_uids(&m.attrs))
+        .is_some()
+}
+
 fn parse_push(kind: PushKind, p: &Value) -> Option<PushMessage> {
     p.as_map()?;
     let id = |k: &str| value::map_get(p, k).and_then(value::as_i64);

@@ -43,6 +43,12 @@ pub(crate) struct GateConfig {
     pub(crate) max_file: usize,
 }
 
+/// A rewrite of the gate's answers (see [`Gate::rewrite_answers`]): the
+/// method, the real answer's payload (`{code, ex}` for an error) and whether
+/// it is an error in; the status byte (0 ok, 1 error) and the raw payload to
+/// send instead out, or `None` for the real answer. Rust-only.
+pub type Rewrite = dyn Fn(&str, &Value, bool) -> Option<(u8, Vec<u8>)> + Send + Sync;
+
 /// Default of [`GateBuilder::write_queue_limit`]: 16 MiB.
 pub const DEFAULT_WRITE_QUEUE: usize = 16 * 1024 * 1024;
 
@@ -410,6 +416,27 @@ impl Gate {
         self.srv()
             .refusing
             .store(refuse, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// TCP connections the gate has accepted since it started (or since the
+    /// last [`Gate::restart`]), those dropped by [`Gate::refuse_connections`]
+    /// included: lets a test count a client's connection attempts. Rust-only
+    /// test hook.
+    pub fn connection_attempts(&self) -> u64 {
+        self.srv()
+            .attempts
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Passes every later answer to a two-way quest to `rewrite` with its
+    /// method (see [`Rewrite`]): when it returns a status and bytes, the gate
+    /// sends them as the answer's status and raw payload instead; `None`
+    /// keeps the real answer. The quest still takes
+    /// effect. Lets a test answer any method with bad msgpack, wrong types or
+    /// truncated payloads. `rewrite_answers(None)` turns it off; not kept across
+    /// [`Gate::restart`]. Rust-only test hook, for hostile-input tests.
+    pub fn rewrite_answers(&self, rewrite: Option<Box<Rewrite>>) {
+        *self.srv().rewrite.lock() = rewrite.map(Arc::from);
     }
 
     /// Drops every connection and stops listening, then listens again on the

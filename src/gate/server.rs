@@ -157,6 +157,15 @@ impl Conn {
         });
     }
 
+    /// Queues an answer with this status byte and `body` as its payload, as
+    /// is (test hook: [`super::Gate::rewrite_answers`]).
+    fn send_answer_raw(&self, seq: u32, status: u8, body: &[u8]) {
+        let len = packet::packet_len(Kind::Answer, 0, body.len());
+        let _ = self.write_packet(true, len, |buf| {
+            packet::encode_answer(buf, seq, status, body)
+        });
+    }
+
     /// Drops TCP abruptly (no close frame), as FPNN servers do; the writer
     /// stops with what is queued unsent.
     pub(crate) fn kill(&self) {
@@ -273,6 +282,12 @@ pub(crate) struct Server {
     pub(crate) paused_until: Mutex<Option<Instant>>,
     pub(crate) answer_delay: Mutex<Duration>,
     pub(crate) refusing: AtomicBool,
+    /// TCP connections accepted, refused ones included (test hook:
+    /// [`Gate::connection_attempts`](super::Gate::connection_attempts)).
+    pub(crate) attempts: AtomicU64,
+    /// Rewrites successful answers into raw payloads (test hook:
+    /// [`Gate::rewrite_answers`](super::Gate::rewrite_answers)).
+    pub(crate) rewrite: Mutex<Option<Arc<super::Rewrite>>>,
     stopping: AtomicBool,
     pub(crate) auth_log: Mutex<Vec<Value>>,
     /// Every quest read, `(method, payload)` in arrival order, when
@@ -308,6 +323,8 @@ impl Server {
             paused_until: Mutex::new(None),
             answer_delay: Mutex::new(Duration::ZERO),
             refusing: AtomicBool::new(false),
+            attempts: AtomicU64::new(0),
+            rewrite: Mutex::new(None),
             stopping: AtomicBool::new(false),
             auth_log: Mutex::new(Vec::new()),
             quest_log,
@@ -430,6 +447,7 @@ impl Server {
                 return;
             }
             let Ok(stream) = stream else { continue };
+            self.attempts.fetch_add(1, Ordering::SeqCst);
             if self.refusing.load(Ordering::SeqCst) {
                 let _ = stream.shutdown(Shutdown::Both);
                 continue;
@@ -565,7 +583,21 @@ impl Server {
                     .handle(conn.id, &p.method, &payload, now_ms())
             };
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
-            if p.kind == Kind::Twoway {
+            let rewrite = self.rewrite.lock().clone();
+            let raw = match (&rewrite, &answer) {
+                (Some(f), Ok(v)) if p.kind == Kind::Twoway => f(&p.method, v, false),
+                (Some(f), Err((code, ex))) if p.kind == Kind::Twoway => {
+                    let v = Value::Map(vec![
+                        (Value::from("code"), Value::from(*code)),
+                        (Value::from("ex"), Value::from(ex.as_str())),
+                    ]);
+                    f(&p.method, &v, true)
+                }
+                _ => None,
+            };
+            if let Some((status, body)) = raw {
+                conn.send_answer_raw(p.seq, status, &body);
+            } else if p.kind == Kind::Twoway {
                 let delay = *self.answer_delay.lock();
                 if delay.is_zero() {
                     conn.send_answer(p.seq, &answer, json, false);

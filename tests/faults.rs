@@ -1,0 +1,349 @@
+//! Faults caused with the local gate's controls (docs/gate.md, "Test
+//! controls on the handle"), each test named after what it proves: every
+//! callback runs exactly once whatever the link does, and the session
+//! recovers by itself (docs/architecture.md, "The session").
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use crossbeam_channel::Receiver;
+use rtm_client::gate::Gate;
+use rtm_client::{blocking, error_code, RtmClient, RtmOptions};
+
+/// Callbacks counted per quest, and every result code on a channel.
+struct Calls {
+    counts: Arc<Vec<AtomicU32>>,
+    codes: Receiver<i32>,
+}
+
+impl Calls {
+    /// Sends `n` messages from `client` to uid 1002, each with `timeout` ms.
+    fn send(client: &RtmClient, n: usize, timeout: u64) -> Calls {
+        let counts: Arc<Vec<AtomicU32>> = Arc::new((0..n).map(|_| AtomicU32::new(0)).collect());
+        let (tx, codes) = crossbeam_channel::unbounded();
+        for i in 0..n {
+            let (counts, tx) = (counts.clone(), tx.clone());
+            client.send_message(1002, 30, "m", "", 0, timeout, move |e, _| {
+                counts[i].fetch_add(1, Ordering::SeqCst);
+                let _ = tx.send(e.map_or(0, |e| e.error.code));
+            });
+        }
+        Calls { counts, codes }
+    }
+
+    /// Waits for every callback; returns the codes, in completion order.
+    fn wait_all(&self) -> Vec<i32> {
+        let deadline = Instant::now() + WAIT * 3;
+        (0..self.counts.len())
+            .map(|i| {
+                self.codes
+                    .recv_deadline(deadline)
+                    .unwrap_or_else(|_| panic!("only {i} of {} callbacks ran", self.counts.len()))
+            })
+            .collect()
+    }
+
+    /// Every callback ran exactly once, so far.
+    fn assert_each_once(&self) {
+        let wrong: Vec<(usize, u32)> = self
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.load(Ordering::SeqCst)))
+            .filter(|&(_, c)| c != 1)
+            .take(10)
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "(quest, callbacks) not run once: {wrong:?}"
+        );
+        assert!(self.codes.try_recv().is_err(), "a callback ran twice");
+    }
+}
+
+/// A WebSocket frame (FPNN framing, as the gate writes) holding a one-way
+/// `pushmsg` from [`FENCE_FROM`] with this mid.
+fn push_frame(to: i64, mid: i64) -> Vec<u8> {
+    let mut body = Vec::new();
+    rtm_client::fpnn::packet::encode_payload(
+        &p2p_push(FENCE_FROM, to, 80, mid, "f", ""),
+        &mut body,
+    );
+    let mut packet = Vec::new();
+    rtm_client::fpnn::packet::encode_quest(&mut packet, false, 0, "pushmsg", &body);
+    let mut frame = Vec::new();
+    rtm_client::ws::frame::encode_frame(
+        &mut frame,
+        rtm_client::ws::frame::Opcode::Binary,
+        true,
+        &packet,
+        None,
+        true,
+    );
+    frame
+}
+
+/// Waits for the relogin that succeeds; returns its attempt number. An attempt whose `auth` reached a
+/// paused gate times out (20003, after the login's 1 s timeout), or loses its
+/// link when the resumed gate closes connections silent for three ping
+/// intervals (20002), and is retried: those are the only failures allowed,
+/// with `also` (a test's own, such as 20012 for a gate that is restarting).
+fn successful_relogin(ev: &mut Events, also: i32) -> u32 {
+    ev.wait("the successful relogin", |e| match *e {
+        Ev::Relogin {
+            ok: true,
+            again,
+            code,
+            n,
+            ..
+        } => {
+            assert_eq!((again, code), (false, 0));
+            Some(n)
+        }
+        Ev::Relogin {
+            ok: false,
+            again,
+            code,
+            ..
+        } => {
+            assert!(again, "the series stopped with {code}");
+            assert!(
+                code == error_code::FPNN_EC_CORE_TIMEOUT
+                    || code == error_code::FPNN_EC_CORE_CONNECTION_CLOSED
+                    || code == also,
+                "a relogin failed with {code}"
+            );
+            None
+        }
+        _ => None,
+    })
+}
+
+/// A client of `gate` logged in as uid 1001 with this login timeout (ms),
+/// and its events.
+fn logged_in(gate: &Gate, timeout: u64) -> (RtmClient, Events) {
+    let client = RtmClient::new(options(gate)).unwrap();
+    let ev = Events::attach(&client);
+    assert_eq!(login(&client, 1001, "t", timeout), (true, 0));
+    (client, ev)
+}
+
+fn send_ok(client: &RtmClient) {
+    blocking(|cb| client.send_message(1002, 30, "after", "", 0, 0, cb))
+        .expect("a send on the recovered session");
+}
+
+#[test]
+fn a_link_dropped_mid_frame_with_10000_quests_in_flight_completes_each_once_then_relogs_in() {
+    const N: usize = 10_000;
+    let gate = gate();
+    let (client, mut ev) = logged_in(&gate, 1_000);
+    // Nothing is answered: all N stay in flight until the link drops.
+    gate.pause(Duration::from_secs(60));
+    let calls = Calls::send(&client, N, 60_000);
+    // A whole push then half of the next frame, in one write: once the push
+    // is delivered the client holds the half frame, and the drop cuts it.
+    // Mids of their own: the fences of tests/common count up from 1, and the
+    // client's duplicate filter would drop a fence with a mid seen here.
+    let mut bytes = push_frame(1001, 1 << 40);
+    let next = push_frame(1001, (1 << 40) + 1);
+    bytes.extend_from_slice(&next[..next.len() / 2]);
+    assert_eq!(gate.send_raw(PID, 1001, &bytes), 1);
+    ev.push(FENCE_FROM, 1 << 40);
+    assert_eq!(gate.drop_user(PID, 1001), 1);
+    // The quests of the dead link are gone with it; the relogin needs answers.
+    gate.resume();
+    let codes = calls.wait_all();
+    assert!(
+        codes
+            .iter()
+            .all(|&c| c == error_code::FPNN_EC_CORE_CONNECTION_CLOSED
+                || c == error_code::FPNN_EC_CORE_INVALID_CONNECTION),
+        "codes other than 20002/20012: {:?}",
+        codes
+            .iter()
+            .filter(|&&c| c != 20002 && c != 20012)
+            .take(10)
+            .collect::<Vec<_>>()
+    );
+    successful_relogin(&mut ev, 0);
+    ev.fence(&gate, 1001);
+    send_ok(&client);
+    calls.assert_each_once();
+    assert!(
+        ev.pushes().iter().all(|(_, m)| m.mid != (1 << 40) + 1),
+        "the cut frame was delivered"
+    );
+}
+
+#[test]
+fn a_half_open_link_is_detected_by_the_ping_watchdog_and_recovered() {
+    let gate = Gate::builder()
+        .ping_interval(Duration::from_millis(200))
+        .start()
+        .unwrap();
+    let client = RtmClient::new(RtmOptions {
+        max_ping_interval_seconds: 1,
+        ..options(&gate)
+    })
+    .unwrap();
+    let mut ev = Events::attach(&client);
+    assert_eq!(login(&client, 1001, "t", 1_000), (true, 0));
+    ev.wait("a ping", |e| matches!(e, Ev::Ping { .. }).then_some(()));
+    // Silent in both directions until resumed: no answers, no pings.
+    gate.pause(Duration::from_secs(60));
+    let calls = Calls::send(&client, 100, 60_000);
+    let (err, _) = ev.error();
+    assert_eq!(err.code, error_code::FPNN_EC_CORE_TIMEOUT, "{err}");
+    // The quests of the dead link fail once each; none waits for its own 60 s.
+    let codes = calls.wait_all();
+    assert!(codes.iter().all(|&c| c != 0), "{codes:?}");
+    gate.resume();
+    successful_relogin(&mut ev, 0);
+    ev.fence(&gate, 1001);
+    send_ok(&client);
+    calls.assert_each_once();
+    assert_eq!(ev.count(|e| matches!(e, Ev::Closed { .. })), 0);
+}
+
+#[test]
+fn refused_connections_are_retried_on_the_regressive_schedule_without_a_tight_loop() {
+    const DIVISOR: u32 = 20;
+    let gate = gate();
+    let client = RtmClient::new(options(&gate)).unwrap();
+    // 0, 0, 0, 100, 200, 300, 400, 400... ms (the default schedule / 20).
+    client.scale_relogin_waits_for_tests(DIVISOR);
+    let mut ev = Events::attach(&client);
+    assert_eq!(login(&client, 1001, "t", 0), (true, 0));
+    gate.refuse_connections(true);
+    let base = gate.connection_attempts();
+    let dropped = Instant::now();
+    assert_eq!(gate.drop_user(PID, 1001), 1);
+    // When each attempt was first seen (polled every millisecond).
+    let mut seen: Vec<Instant> = Vec::new();
+    wait_until("seven refused attempts", || {
+        let n = (gate.connection_attempts() - base) as usize;
+        while seen.len() < n {
+            seen.push(Instant::now());
+        }
+        n >= 7
+    });
+    // Attempts 4 to 7 wait 100 + 200 + 300 + 400 ms after the one before,
+    // so the 7th is at least 1 s after the drop (seeing it can only be
+    // later); a tight loop would have made them in a few milliseconds.
+    let spread = seen[6] - dropped;
+    assert!(
+        spread >= Duration::from_millis(1000),
+        "7 attempts within {spread:?} of the drop"
+    );
+    gate.refuse_connections(false);
+    let n = successful_relogin(&mut ev, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
+    // One TCP connection per attempt, no more.
+    assert_eq!(gate.connection_attempts() - base, u64::from(n));
+    assert!(n >= 8, "relogged in at attempt {n}");
+    ev.fence(&gate, 1001);
+    send_ok(&client);
+}
+
+#[test]
+fn a_gate_restarted_on_the_same_port_is_relogged_into() {
+    let gate = gate();
+    let (client, mut ev) = logged_in(&gate, 0);
+    gate.pause(Duration::from_secs(60));
+    let calls = Calls::send(&client, 1000, 60_000);
+    let port = gate.port();
+    gate.restart().expect("restart on the same port");
+    assert_eq!(gate.port(), port);
+    let codes = calls.wait_all();
+    assert!(codes.iter().all(|&c| c != 0), "answered by a paused gate");
+    // An attempt made between the old listener and the new may be refused.
+    successful_relogin(&mut ev, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
+    ev.fence(&gate, 1001);
+    send_ok(&client);
+    calls.assert_each_once();
+}
+
+#[test]
+fn an_answer_delayed_past_its_timeout_is_dropped_and_the_link_stays_up() {
+    let gate = gate();
+    let (client, mut ev) = logged_in(&gate, 0);
+    gate.set_answer_delay(Duration::from_millis(600));
+    let late = Calls::send(&client, 1, 200);
+    assert_eq!(late.wait_all(), [error_code::FPNN_EC_CORE_TIMEOUT]);
+    // Sent after the first timed out, answered after it (same delay): once
+    // this answer is in, the late one has been read and dropped.
+    let next = Calls::send(&client, 1, 10_000);
+    assert_eq!(next.wait_all(), [0]);
+    gate.set_answer_delay(Duration::ZERO);
+    send_ok(&client);
+    late.assert_each_once();
+    next.assert_each_once();
+    ev.drain();
+    assert_eq!(
+        ev.count(|e| matches!(e, Ev::Relogin { .. } | Ev::Closed { .. })),
+        0,
+        "the link did not stay up: {:#?}",
+        ev.seen
+    );
+    assert_eq!(gate.auth_requests().len(), 1);
+}
+
+#[test]
+fn a_kickout_with_quests_pending_completes_each_once_and_ends_the_session() {
+    let gate = gate();
+    let (client, mut ev) = logged_in(&gate, 0);
+    gate.pause(Duration::from_secs(60));
+    let calls = Calls::send(&client, 1000, 60_000);
+    assert_eq!(gate.kickout(PID, 1001), 1);
+    let codes = calls.wait_all();
+    assert!(codes.iter().all(|&c| c != 0), "answered by a paused gate");
+    assert_eq!(ev.closed(), 0);
+    gate.resume();
+    // Kicked out: no relogin, and the client sends nothing more by itself.
+    wait_until("the gate sees the user gone", || {
+        gate.connections_of(PID, 1001) == 0
+    });
+    calls.assert_each_once();
+    ev.drain();
+    assert_eq!(ev.count(|e| matches!(e, Ev::Relogin { .. })), 0);
+    assert_eq!(gate.auth_requests().len(), 1);
+}
+
+#[test]
+fn a_hundred_clients_dropped_at_once_all_relog_in() {
+    const N: i64 = 100;
+    let gate = gate();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let clients: Vec<RtmClient> = (0..N)
+        .map(|i| {
+            let c = RtmClient::new(options(&gate)).unwrap();
+            let tx = tx.clone();
+            c.on_relogin_completed(move |ok, _, code, _| {
+                if ok {
+                    let _ = tx.send(i);
+                } else {
+                    assert_eq!(code, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
+                }
+            });
+            assert_eq!(login(&c, 2000 + i, "t", 0), (true, 0));
+            c
+        })
+        .collect();
+    assert_eq!(gate.drop_all(), N as usize);
+    let deadline = Instant::now() + WAIT * 3;
+    let mut back = vec![false; N as usize];
+    for _ in 0..N {
+        let i = rx.recv_deadline(deadline).expect("every client relogs in");
+        assert!(!back[i as usize], "client {i} relogged in twice");
+        back[i as usize] = true;
+    }
+    for (i, c) in clients.iter().enumerate() {
+        blocking(|cb| c.send_message(1, 30, "back", "", 0, 0, cb))
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+        assert_eq!(gate.connections_of(PID, 2000 + i as i64), 1);
+    }
+}
