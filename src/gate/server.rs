@@ -573,17 +573,27 @@ impl Server {
                 }
                 log.push(payload.clone());
             }
+            let mut state = self.state.lock();
             let outcome = if conn.proxy {
-                self.state
-                    .lock()
-                    .handle_proxy(conn.id, &p.method, &payload, now_ms())
+                state.handle_proxy(conn.id, &p.method, &payload, now_ms())
             } else {
-                self.state
-                    .lock()
-                    .handle(conn.id, &p.method, &payload, now_ms())
+                state.handle(conn.id, &p.method, &payload, now_ms())
             };
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
             let rewrite = self.rewrite.lock().clone();
+            let delay = *self.answer_delay.lock();
+            // An accepted `auth` makes the connection a target for pushes as
+            // soon as the state is released; its answer is queued first, so
+            // no push overtakes it (a client is online only once answered,
+            // and a push that came first would tell it nothing it can use).
+            let early = p.method == "auth"
+                && p.kind == Kind::Twoway
+                && rewrite.is_none()
+                && delay.is_zero();
+            if early {
+                conn.send_answer(p.seq, &answer, json, false);
+            }
+            drop(state);
             let raw = match (&rewrite, &answer) {
                 (Some(f), Ok(v)) if p.kind == Kind::Twoway => f(&p.method, v, false),
                 (Some(f), Err((code, ex))) if p.kind == Kind::Twoway => {
@@ -597,8 +607,7 @@ impl Server {
             };
             if let Some((status, body)) = raw {
                 conn.send_answer_raw(p.seq, status, &body);
-            } else if p.kind == Kind::Twoway {
-                let delay = *self.answer_delay.lock();
+            } else if p.kind == Kind::Twoway && !early {
                 if delay.is_zero() {
                     conn.send_answer(p.seq, &answer, json, false);
                 } else {
