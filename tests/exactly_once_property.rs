@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use rtm_client::gate::Gate;
 use rtm_client::{Dispatch, RtmClient, RtmOptions};
 
-use common::PID;
+use common::{wait_within, PID};
 
 const MIN_QUESTS: usize = 100_000;
 const WORKERS: usize = 4;
@@ -210,12 +210,8 @@ impl Run {
     }
 }
 
-fn wait_long(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LONG;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+fn wait_long(what: &str, cond: impl FnMut() -> bool) {
+    wait_within(LONG, what, cond);
 }
 
 fn task_count() -> usize {

@@ -20,7 +20,7 @@ use rtm_client::fpnn::{ConnectOptions, Connection, Quest, Responder};
 use rtm_client::gate::Gate;
 use rtm_client::RtmClient;
 
-use common::{map, PID};
+use common::{map, wait_within, PID};
 
 const SENDER: i64 = 1;
 const RECEIVER: i64 = 2;
@@ -29,12 +29,8 @@ const DURING_RELOGIN: usize = 1_000;
 /// A bound for the whole run, only reached when something is broken.
 const LONG: Duration = Duration::from_secs(120);
 
-fn wait_long(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LONG;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+fn wait_long(what: &str, cond: impl FnMut() -> bool) {
+    wait_within(LONG, what, cond);
 }
 
 /// A receiver on a bare FPNN connection: counts the `pushmsg`s it gets by

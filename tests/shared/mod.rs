@@ -13,12 +13,18 @@ use rmpv::Value;
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Polls `cond` until it holds; fails the test after [`WAIT`].
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    wait_within(WAIT, what, cond);
+}
+
+/// Polls `cond` until it holds; fails the test after `limit` (for the long
+/// runs whose whole course is one wait).
+pub fn wait_within(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while !cond() {
         assert!(
             Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting until {what}"
+            "timed out after {limit:?} waiting until {what}"
         );
         std::thread::sleep(Duration::from_millis(1));
     }
