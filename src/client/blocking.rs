@@ -84,15 +84,6 @@ impl Deliverer {
             self.dispatcher.callback(job)
         }
     }
-
-    /// Delivers the failure of a call refused because the queue is full.
-    pub(super) fn deliver_overflow(self, job: dispatch::Job) {
-        if self.direct {
-            job()
-        } else {
-            self.dispatcher.overflow_callback(job)
-        }
-    }
 }
 
 impl Inner {

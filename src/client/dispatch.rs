@@ -21,13 +21,13 @@
 //! or a callback that blocks the dispatcher thread). While it is full, events
 //! and pushes are dropped, counted, and reported with one `ErrorRecorder`
 //! (20011) once there is room again; new API calls fail at once with 20011
-//! (`RtmClient::call`), and their callbacks are still queued, within
-//! [`RESERVE`] jobs above the limit. Callbacks are never dropped: the answers
-//! of quests sent before the queue filled are queued whatever the length
-//! (there are at most as many as quests were in flight), and a failure
-//! beyond the reserve runs on a short-lived thread of its own, as a callback
-//! after `destroy` does. So the queue never holds more than the limit, the
-//! reserve and the answers in flight.
+//! (`RtmClient::call`), and nothing is sent for them. Callbacks are never
+//! dropped, and always queued, so they keep their order and their thread (the
+//! dispatcher, or the caller of `dispatch_pending()`): the answers of quests
+//! sent before the queue filled (at most as many as were in flight) and the
+//! 20011 failures of calls made while it is full. So the queue holds at most
+//! the limit plus the callbacks the application is owed, each of which holds
+//! no more than the closure the application passed.
 //!
 //! [`RtmClient`]: crate::RtmClient
 
@@ -45,8 +45,6 @@ pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// How many jobs a client's queue holds before it counts as full.
 pub(crate) const QUEUE_LIMIT: usize = 65_536;
-/// How many failed calls' callbacks may be queued above [`QUEUE_LIMIT`].
-pub(crate) const RESERVE: usize = 4_096;
 
 /// Queues the `ErrorRecorder` report of `n` dropped events.
 pub(crate) type DropReport = Box<dyn Fn(u64) + Send + Sync>;
@@ -98,9 +96,8 @@ pub(crate) struct Dispatcher {
     destroyed: AtomicBool,
     /// Counted among the clients the dispatcher thread serves.
     registered: AtomicBool,
-    /// The limit and the reserve (a test hook may lower them).
+    /// The limit (a test hook may lower it).
     limit: AtomicUsize,
-    reserve: AtomicUsize,
     /// Reports dropped events (set by the client).
     report: Mutex<Option<Arc<DropReport>>>,
 }
@@ -118,7 +115,6 @@ impl Dispatcher {
             destroyed: AtomicBool::new(false),
             registered: AtomicBool::new(threads),
             limit: AtomicUsize::new(QUEUE_LIMIT),
-            reserve: AtomicUsize::new(RESERVE),
             report: Mutex::new(None),
         })
     }
@@ -128,10 +124,9 @@ impl Dispatcher {
         *self.report.lock() = Some(Arc::new(report));
     }
 
-    /// Test hook: another limit and reserve.
-    pub(crate) fn set_limits(&self, limit: usize, reserve: usize) {
+    /// Test hook: another limit.
+    pub(crate) fn set_limit(&self, limit: usize) {
         self.limit.store(limit.max(1), Ordering::Relaxed);
-        self.reserve.store(reserve, Ordering::Relaxed);
     }
 
     /// How many jobs wait.
@@ -142,18 +137,6 @@ impl Dispatcher {
     /// Whether the queue is at its limit: new calls fail with 20011.
     pub(crate) fn is_full(&self) -> bool {
         self.queue.lock().items.len() >= self.limit.load(Ordering::Relaxed)
-    }
-
-    /// Queues the callback of a call that failed because the queue is full:
-    /// within the reserve above the limit, else on a thread of its own.
-    pub(crate) fn overflow_callback(self: &Arc<Self>, job: Job) {
-        let limit = self.limit.load(Ordering::Relaxed);
-        let reserve = self.reserve.load(Ordering::Relaxed);
-        if self.len() < limit.saturating_add(reserve) {
-            return self.callback(job);
-        }
-        log::warn!("dispatch queue over its limit and reserve: a callback runs on its own thread");
-        late(job);
     }
 
     pub(crate) fn callback(self: &Arc<Self>, job: Job) {
@@ -562,7 +545,7 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_reports_events_but_never_callbacks() {
         let d = Dispatcher::new(Dispatch::Queued);
-        d.set_limits(3, 1);
+        d.set_limit(3);
         let reported = Arc::new(Mutex::new(Vec::new()));
         let r = reported.clone();
         d.on_dropped(Box::new(move |n| r.lock().push(n)));
@@ -575,17 +558,17 @@ mod tests {
         assert_eq!(d.len(), 3);
         for n in 0..2 {
             let tx = tx.clone();
-            d.overflow_callback(Box::new(move || tx.send(("failure", n)).unwrap()));
+            d.callback(Box::new(move || tx.send(("failure", n)).unwrap()));
         }
-        // The first fits in the reserve; the second runs on its own thread.
-        assert_eq!(d.len(), 4);
-        assert_eq!(rx.recv_timeout(WAIT).unwrap(), ("failure", 1));
-        // An answer is queued whatever the length.
+        // Callbacks are queued past the limit: in order, on this thread.
+        assert_eq!(d.len(), 5);
+        assert!(rx.try_recv().is_err(), "nothing ran elsewhere");
+        // An answer too.
         let t = tx.clone();
         d.callback(Box::new(move || t.send(("answer", 0)).unwrap()));
-        assert_eq!(d.len(), 5);
+        assert_eq!(d.len(), 6);
         assert!(reported.lock().is_empty());
-        assert_eq!(d.run_pending(), 5);
+        assert_eq!(d.run_pending(), 6);
         let ran: Vec<_> = rx.try_iter().collect();
         assert_eq!(
             ran,
@@ -594,6 +577,7 @@ mod tests {
                 ("event", 1),
                 ("event", 2),
                 ("failure", 0),
+                ("failure", 1),
                 ("answer", 0)
             ]
         );

@@ -225,12 +225,12 @@ impl RtmClient {
         self.inner.core.lock().set_delay_divisor(divisor);
     }
 
-    /// Test hook, not part of the API: lowers the dispatch queue's limit and
-    /// reserve (docs/architecture.md, "Reliability"), so that a test can
-    /// fill it quickly.
+    /// Test hook, not part of the API: lowers the dispatch queue's limit
+    /// (docs/architecture.md, "Reliability"), so that a test can fill it
+    /// quickly.
     #[doc(hidden)]
-    pub fn set_dispatch_limits_for_tests(&self, limit: usize, reserve: usize) {
-        self.inner.dispatcher.set_limits(limit, reserve);
+    pub fn set_dispatch_limit_for_tests(&self, limit: usize) {
+        self.inner.dispatcher.set_limit(limit);
     }
 
     /// Test hook, not part of the API: how many jobs wait in the dispatch
@@ -329,7 +329,7 @@ impl RtmClient {
                 error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
                 format!("{}: the dispatch queue is full", spec.method),
             );
-            return deliver.deliver_overflow(Box::new(move || callback(Some(map_err(e)), None)));
+            return deliver.deliver(Box::new(move || callback(Some(map_err(e)), None)));
         }
         let complete = move |r: Result<T, RtmError>| {
             deliver.deliver(Box::new(move || match r {
