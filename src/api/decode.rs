@@ -2,17 +2,22 @@
 //! (docs/api-internals.md); the serde helpers the shapes share are in
 //! `src/api/de.rs`.
 //!
-//! An answer is decoded with serde through `rmpv::ext::from_value` into the
-//! method's wire type, then [`Answer::finish`] turns it into the public
-//! result. Whatever the gate sends, decoding never panics: a missing key or a
-//! wrong type completes the call with 10010 (`FPNN_EC_PROTO_TYPE_CONVERT`)
-//! naming the method and what was wrong.
+//! An answer is decoded with serde straight from its msgpack bytes, as the
+//! connection's reader lends them (`rmp_serde`: no intermediate
+//! `rmpv::Value`, no copy of the payload), into the method's wire type; then
+//! [`Answer::finish`] turns it into the public result. Whatever the gate
+//! sends, decoding never panics: bytes that are not one msgpack value
+//! complete the call with 20004 (`FPNN_EC_CORE_DECODING`), as any bad packet
+//! does; a missing key, a wrong type or nesting deeper than
+//! [`ANSWER_DEPTH`] with 10010 (`FPNN_EC_PROTO_TYPE_CONVERT`), naming the
+//! method and what was wrong.
 
 use rmpv::Value;
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny};
 use serde::Deserialize;
 
 use crate::error::{error_code, RtmError};
+use crate::fpnn::packet::{check_payload_within, DEFAULT_MAX_PACKET};
 
 /// A wire type a method's answer decodes into, and how it becomes the
 /// result the callback receives.
@@ -74,15 +79,36 @@ impl From<IdList> for Vec<i64> {
 }
 answer!(IdList => Vec<i64>);
 
-/// Decodes the answer `v` of `method` into `W` and finishes it.
-pub(crate) fn decode<W: Answer>(method: &str, v: Value) -> Result<W::Out, RtmError> {
-    let wire: W = rmpv::ext::from_value(v).map_err(|e| {
+/// How deeply an answer's arrays and maps may nest. RTM answers nest a few
+/// levels; the limit keeps serde's recursion (one stack frame chain per
+/// level) well inside the reader thread's stack in any build.
+pub(crate) const ANSWER_DEPTH: usize = 128;
+
+/// Decodes the answer payload `bytes` of `method` into `W` and finishes it.
+pub(crate) fn decode_bytes<W: Answer>(method: &str, bytes: &[u8]) -> Result<W::Out, RtmError> {
+    // Exactly one value, and no more of them than the packet limit's worth
+    // of `Value`s (the bound `decode_payload_within` keeps): a few bytes
+    // cannot make serde build much.
+    let limit = bytes.len().max(DEFAULT_MAX_PACKET);
+    check_payload_within(bytes, limit)
+        .map_err(|bad| RtmError::new(error_code::FPNN_EC_CORE_DECODING, bad))?;
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(ANSWER_DEPTH);
+    let wire = W::deserialize(&mut de).map_err(|e| {
         RtmError::new(
             error_code::FPNN_EC_PROTO_TYPE_CONVERT,
             format!("{method} answer: {e}"),
         )
     })?;
     wire.finish()
+}
+
+/// Decodes the answer `v` of `method` into `W` and finishes it: `v` encoded,
+/// then [`decode_bytes`] (the tests' way in).
+pub(crate) fn decode<W: Answer>(method: &str, v: Value) -> Result<W::Out, RtmError> {
+    let mut bytes = Vec::new();
+    crate::fpnn::packet::encode_payload(&v, &mut bytes);
+    decode_bytes::<W>(method, &bytes)
 }
 
 /// The wire type of an answer that is `{}` when the message asked for does

@@ -7,9 +7,7 @@
 //! path resolves the timeout, sends through `RtmClient::call` and decodes the
 //! answer through [`Answer`].
 
-use rmpv::Value;
-
-use super::decode::{decode, Answer};
+use super::decode::{decode_bytes, Answer};
 use crate::client::RtmClient;
 use crate::error::RtmError;
 use crate::value::Encoded;
@@ -123,7 +121,7 @@ impl RtmClient {
         E: Send + 'static,
     {
         let method = spec.method;
-        let map = move |v: Value| decode::<W>(method, v).map(then);
+        let map = move |v: &[u8]| decode_bytes::<W>(method, v).map(then);
         self.call(spec, payload, spec.resolve(timeout), map, map_err, callback);
     }
 }

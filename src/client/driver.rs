@@ -20,7 +20,7 @@ use super::push::PushHandler;
 use super::resend::{Settled, WaitingList};
 use super::{dur, timers, Inner, SDK_VERSION};
 use crate::error::{error_code, RtmError};
-use crate::fpnn::{AnswerCallback, ConnectCancel, ConnectOptions, Connection, Unanswered};
+use crate::fpnn::{ConnectCancel, ConnectOptions, Connection, Reply, Unanswered};
 use crate::types::RtmOptions;
 use crate::value::{self, Encoded, MapBuilder};
 
@@ -149,7 +149,7 @@ enum Later {
         quests: Vec<Unanswered>,
     },
     /// Complete quests with an error.
-    Fail(Vec<(AnswerCallback, RtmError)>),
+    Fail(Vec<(Reply, RtmError)>),
     /// Emit `SessionClosed(code)`: last, after the session's connection is
     /// closed and its quests completed, so no callback or push of the
     /// session is queued after it.
@@ -229,7 +229,7 @@ impl Inner {
                 }
                 None => {
                     drop(core);
-                    return (q.callback)(Err(super::handle::not_connected()));
+                    return q.callback.fail(super::handle::not_connected());
                 }
             }
         };
@@ -386,7 +386,7 @@ impl Inner {
                 }
                 Later::Fail(quests) => {
                     for (callback, e) in quests {
-                        callback(Err(e));
+                        callback.fail(e);
                     }
                 }
                 Later::Closed(code) => self.emit_closed(code),
@@ -507,7 +507,7 @@ fn hand_back(weak: &std::sync::Weak<Inner>, quests: Vec<Unanswered>, generation:
         Some(inner) => inner.requeue(quests, generation, serial, code),
         None => {
             for q in quests {
-                (q.callback)(Err(RtmError::new(code, "connection closed")));
+                q.callback.fail(RtmError::new(code, "connection closed"));
             }
         }
     }

@@ -8,7 +8,6 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use rmpv::Value;
 
 use super::dedup::DuplicateFilter;
 use super::dispatch::Dispatcher;
@@ -19,7 +18,7 @@ use super::mid::MidGenerator;
 use super::{dur, Inner, RtmProcessor};
 use crate::api::spec::{Resend, Spec};
 use crate::error::{error_code, RtmError, SendError};
-use crate::fpnn::{deadline_from, Unanswered};
+use crate::fpnn::{deadline_from, Method, Reply, Unanswered};
 use crate::types::RtmOptions;
 use crate::value::Encoded;
 
@@ -316,7 +315,7 @@ impl RtmClient {
         spec: &'static Spec,
         payload: Encoded,
         timeout: u64,
-        map: impl FnOnce(Value) -> Result<T, RtmError> + Send + 'static,
+        map: impl FnOnce(&[u8]) -> Result<T, RtmError> + Send + 'static,
         map_err: impl FnOnce(RtmError) -> E + Send + 'static,
         callback: impl FnOnce(Option<E>, Option<T>) + Send + 'static,
     ) where
@@ -341,20 +340,21 @@ impl RtmClient {
         if spec.resend == Resend::Safe && self.inner.options.resend_on_reconnect {
             let timeout = dur(timeout);
             return self.inner.send_or_wait(Unanswered {
-                method: method.into(),
+                method: Method::Borrowed(method),
                 payload: payload.into_bytes().into(),
                 deadline: deadline_from(Instant::now(), timeout),
                 timeout,
-                callback: Box::new(move |r| complete(r.and_then(map))),
+                callback: Reply::Raw(Box::new(move |r| complete(r.and_then(map)))),
             });
         }
         let conn = self.inner.core.lock().online_connection();
         match conn {
-            Some(conn) => conn.send_quest_bytes(
+            Some(conn) => conn.send_reply(
                 method,
+                Method::Borrowed(method),
                 payload.bytes(),
                 dur(timeout),
-                Box::new(move |r| complete(r.and_then(map))),
+                Reply::Raw(Box::new(move |r| complete(r.and_then(map)))),
             ),
             None => complete(Err(not_connected())),
         }

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::error::{error_code, RtmError};
-use crate::fpnn::{AnswerCallback, Unanswered};
+use crate::fpnn::{Reply, Unanswered};
 
 /// How many quests may wait for the next connection; beyond it a quest fails
 /// with 20011 (`FPNN_EC_CORE_WORK_QUEUE_FULL`).
@@ -42,7 +42,7 @@ pub(super) struct Settled {
     /// To send on the online connection, in order.
     pub(super) send: Vec<Unanswered>,
     /// To fail.
-    pub(super) fail: Vec<(AnswerCallback, RtmError)>,
+    pub(super) fail: Vec<(Reply, RtmError)>,
     /// The earliest deadline still waiting.
     pub(super) wake: Option<Instant>,
 }
@@ -62,7 +62,7 @@ impl WaitingList {
         generation: u64,
         from: u64,
         closed_code: i32,
-        fail: &mut Vec<(AnswerCallback, RtmError)>,
+        fail: &mut Vec<(Reply, RtmError)>,
     ) {
         for quest in quests {
             if self.items.len() >= WAITING_LIMIT {
@@ -154,20 +154,23 @@ mod tests {
             payload: Arc::from(vec![0x80u8]),
             deadline,
             timeout: Duration::from_millis(100),
-            callback: Box::new(move |r| {
+            callback: Reply::Raw(Box::new(move |r| {
                 log.lock()
                     .unwrap()
                     .push((n, r.map(|_| ()).map_err(|e| e.code)))
-            }),
+            })),
         }
     }
 
     fn run(s: Settled) {
         for (cb, e) in s.fail {
-            cb(Err(e));
+            cb.fail(e);
         }
         for q in s.send {
-            (q.callback)(Ok(rmpv::Value::Nil));
+            match q.callback {
+                Reply::Raw(cb) => cb(Ok(&[0xc0])),
+                Reply::Value(cb) => cb(Ok(rmpv::Value::Nil)),
+            }
         }
     }
 

@@ -57,6 +57,93 @@ pub struct Packet {
     pub payload: Vec<u8>,
 }
 
+/// A packet borrowed from the bytes it was parsed from ([`PacketRef::parse`]):
+/// what the connection's reader uses, so an answer's payload is never copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketRef<'a> {
+    /// Oneway, twoway or answer.
+    pub kind: Kind,
+    /// Sequence number (0 for oneway quests).
+    pub seq: u32,
+    /// Method name of a quest; empty for answers.
+    pub method: &'a str,
+    /// Status of an answer (0 ok); 0 for quests.
+    pub status: u8,
+    /// The msgpack payload.
+    pub payload: &'a [u8],
+}
+
+impl<'a> PacketRef<'a> {
+    /// Parses one whole packet, borrowing its method and payload. Never
+    /// panics and never allocates; `max` bounds the declared length.
+    pub fn parse(buf: &'a [u8], max: usize) -> Result<PacketRef<'a>, PacketError> {
+        if buf.len() < 12 {
+            return Err(PacketError::Short(buf.len()));
+        }
+        if &buf[0..4] != MAGIC {
+            return Err(PacketError::BadMagic);
+        }
+        if buf[4] > 1 {
+            return Err(PacketError::BadVersion(buf[4]));
+        }
+        if buf[5] != FLAG_MSGPACK {
+            return Err(PacketError::BadFlag(buf[5]));
+        }
+        let kind = match buf[6] {
+            0 => Kind::Oneway,
+            1 => Kind::Twoway,
+            2 => Kind::Answer,
+            m => return Err(PacketError::BadMtype(m)),
+        };
+        let ss = buf[7];
+        let psize = u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as u64;
+        let hlen = header_len(kind);
+        let mlen = if kind == Kind::Answer {
+            0
+        } else {
+            u64::from(ss)
+        };
+        let declared = hlen as u64 + mlen + psize;
+        if declared > max as u64 {
+            return Err(PacketError::TooLarge { declared, max });
+        }
+        if buf.len() < hlen {
+            return Err(PacketError::Short(buf.len()));
+        }
+        if declared != buf.len() as u64 {
+            return Err(PacketError::LengthMismatch {
+                declared,
+                actual: buf.len(),
+            });
+        }
+        if psize == 0 {
+            return Err(PacketError::EmptyPayload);
+        }
+        let seq = if kind == Kind::Oneway {
+            0
+        } else {
+            u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]])
+        };
+        let (method, status) = if kind == Kind::Answer {
+            ("", ss)
+        } else {
+            if ss == 0 {
+                return Err(PacketError::BadMethod);
+            }
+            let m = std::str::from_utf8(&buf[hlen..hlen + ss as usize])
+                .map_err(|_| PacketError::BadMethod)?;
+            (m, 0)
+        };
+        Ok(PacketRef {
+            kind,
+            seq,
+            method,
+            status,
+            payload: &buf[hlen + mlen as usize..],
+        })
+    }
+}
+
 /// Why bytes are not a valid FPNN packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PacketError {
@@ -160,69 +247,12 @@ impl Packet {
     /// Decodes one whole packet. Never panics and never allocates more than
     /// the message itself; `max` bounds the declared length.
     pub fn decode(buf: &[u8], max: usize) -> Result<Packet, PacketError> {
-        if buf.len() < 12 {
-            return Err(PacketError::Short(buf.len()));
-        }
-        if &buf[0..4] != MAGIC {
-            return Err(PacketError::BadMagic);
-        }
-        if buf[4] > 1 {
-            return Err(PacketError::BadVersion(buf[4]));
-        }
-        if buf[5] != FLAG_MSGPACK {
-            return Err(PacketError::BadFlag(buf[5]));
-        }
-        let kind = match buf[6] {
-            0 => Kind::Oneway,
-            1 => Kind::Twoway,
-            2 => Kind::Answer,
-            m => return Err(PacketError::BadMtype(m)),
-        };
-        let ss = buf[7];
-        let psize = u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as u64;
-        let hlen = header_len(kind);
-        let mlen = if kind == Kind::Answer {
-            0
-        } else {
-            u64::from(ss)
-        };
-        let declared = hlen as u64 + mlen + psize;
-        if declared > max as u64 {
-            return Err(PacketError::TooLarge { declared, max });
-        }
-        if buf.len() < hlen {
-            return Err(PacketError::Short(buf.len()));
-        }
-        if declared != buf.len() as u64 {
-            return Err(PacketError::LengthMismatch {
-                declared,
-                actual: buf.len(),
-            });
-        }
-        if psize == 0 {
-            return Err(PacketError::EmptyPayload);
-        }
-        let seq = if kind == Kind::Oneway {
-            0
-        } else {
-            u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]])
-        };
-        let (method, status) = if kind == Kind::Answer {
-            (String::new(), ss)
-        } else {
-            if ss == 0 {
-                return Err(PacketError::BadMethod);
-            }
-            let m = std::str::from_utf8(&buf[hlen..hlen + ss as usize])
-                .map_err(|_| PacketError::BadMethod)?;
-            (m.to_owned(), 0)
-        };
-        Ok(Packet {
-            kind,
-            seq,
-            method,
-            status,
-            payload: buf[hlen + mlen as usize..].to_vec(),
+        PacketRef::parse(buf, max).map(|p| Packet {
+            kind: p.kind,
+            seq: p.seq,
+            method: p.method.to_owned(),
+            status: p.status,
+            payload: p.payload.to_vec(),
         })
     }
 
@@ -399,9 +429,27 @@ fn read_scalar(b: &[u8], pos: &mut usize, depth: u16) -> Result<Value, &'static 
     })
 }
 
+/// Checks, without building anything, that `bytes` are exactly one msgpack
+/// value holding no more values than a [`Value`] tree of `max_bytes` would:
+/// what [`decode_payload_within`] checks before it builds, for a payload that
+/// is decoded some other way (the client's answers, through serde). Depth
+/// and UTF-8 are left to that decoder.
+pub(crate) fn check_payload_within(bytes: &[u8], max_bytes: usize) -> Result<(), String> {
+    let max_values = (max_bytes / std::mem::size_of::<Value>()).max(1);
+    let (_, end) = count_values(bytes, max_values)?;
+    if end < bytes.len() {
+        return Err(format!(
+            "{} bytes after the msgpack payload",
+            bytes.len() - end
+        ));
+    }
+    Ok(())
+}
+
 /// Walks one msgpack value without building it and checks that it holds at
-/// most `limit` values (every scalar, string, array and map counts one).
-fn count_values(bytes: &[u8], limit: usize) -> Result<usize, String> {
+/// most `limit` values (every scalar, string, array and map counts one);
+/// gives how many it holds and where it ends.
+fn count_values(bytes: &[u8], limit: usize) -> Result<(usize, usize), String> {
     let truncated = || "bad msgpack payload: truncated".to_string();
     let be = |at: usize, n: usize| -> Result<u64, String> {
         let b = bytes.get(at..at + n).ok_or_else(truncated)?;
@@ -455,7 +503,7 @@ fn count_values(bytes: &[u8], limit: usize) -> Result<usize, String> {
             return Err(truncated());
         }
     }
-    Ok(count)
+    Ok((count, pos))
 }
 
 /// Encodes a value as a payload.
@@ -839,6 +887,22 @@ mod tests {
     }
 
     #[test]
+    fn a_payload_checked_without_decoding_is_one_value_within_the_limit() {
+        let mut bytes = Vec::new();
+        encode_payload(&Value::Map(vec![("mtime".into(), 7.into())]), &mut bytes);
+        assert_eq!(check_payload_within(&bytes, 1 << 20), Ok(()));
+        let mut trailing = bytes.clone();
+        trailing.push(0xc0);
+        let e = check_payload_within(&trailing, 1 << 20).unwrap_err();
+        assert!(e.contains("1 bytes after"), "{e}");
+        let e = check_payload_within(&bytes[..bytes.len() - 1], 1 << 20).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
+        // 3 values (map, key, value): more than 64 bytes' worth of `Value`s.
+        let e = check_payload_within(&bytes, 64).unwrap_err();
+        assert!(e.contains("more than"), "{e}");
+    }
+
+    #[test]
     fn payloads_whose_decoded_tree_would_outgrow_the_limit_are_refused() {
         // An array of 100 000 empty arrays: 100 KiB of msgpack, ~4 MiB decoded.
         let mut buf = vec![0xdd, 0, 1, 0x86, 0xa0];
@@ -846,7 +910,7 @@ mod tests {
         let err = decode_payload_within(&buf, 1 << 20).unwrap_err();
         assert!(err.contains("more than"), "{err}");
         assert!(decode_payload_within(&buf, 8 << 20).is_ok());
-        assert_eq!(count_values(&buf, usize::MAX), Ok(100_001));
+        assert_eq!(count_values(&buf, usize::MAX), Ok((100_001, buf.len())));
     }
 
     #[test]
@@ -893,7 +957,7 @@ mod tests {
         let mut bytes = Vec::new();
         encode_payload(&v, &mut bytes);
         // 1 map + 6 keys + 1 str + 1 bin + (1+5) + (1+4) + (1+6) + (1+40)
-        assert_eq!(count_values(&bytes, usize::MAX), Ok(68));
+        assert_eq!(count_values(&bytes, usize::MAX), Ok((68, bytes.len())));
         assert_eq!(decode_payload(&bytes).unwrap(), v);
         for cut in [1, 10, bytes.len() - 1] {
             assert!(

@@ -34,6 +34,35 @@ pub enum Incoming {
     Close(Option<(u16, String)>),
 }
 
+/// Something the peer sent, borrowed from the reader's buffer until the
+/// next read ([`WsReader::read_ref`]): a message is not copied out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncomingRef<'a> {
+    /// A complete binary message.
+    Binary(&'a [u8]),
+    /// A complete text message (valid UTF-8).
+    Text(&'a str),
+    /// A ping; the caller answers it with a pong carrying the same bytes.
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// A close frame: its status code and reason, when it had them.
+    Close(Option<(u16, String)>),
+}
+
+impl IncomingRef<'_> {
+    /// The message as an owned [`Incoming`].
+    pub fn into_owned(self) -> Incoming {
+        match self {
+            IncomingRef::Binary(b) => Incoming::Binary(b.to_vec()),
+            IncomingRef::Text(t) => Incoming::Text(t.to_owned()),
+            IncomingRef::Ping(b) => Incoming::Ping(b.to_vec()),
+            IncomingRef::Pong(b) => Incoming::Pong(b.to_vec()),
+            IncomingRef::Close(c) => Incoming::Close(c),
+        }
+    }
+}
+
 /// Why reading from (or handshaking with) the peer failed.
 #[derive(Debug)]
 pub enum WsError {
@@ -125,6 +154,8 @@ pub struct WsReader<R> {
     tail: usize,
     parser: FrameParser,
     partial: Option<Partial>,
+    /// The last fragmented message put together, lent out by `read_ref`.
+    message: Vec<u8>,
     /// The frame at `buf[head..]` while its payload is still arriving.
     current: Option<Current>,
     /// How often the buffer was reallocated (tests watch for quadratic
@@ -162,6 +193,7 @@ impl<R: Read> WsReader<R> {
             tail: leftover.len(),
             parser,
             partial: None,
+            message: Vec::new(),
             current: None,
             #[cfg(test)]
             reallocs: 0,
@@ -175,6 +207,16 @@ impl<R: Read> WsReader<R> {
 
     /// Reads until one message or control frame is complete.
     pub fn read(&mut self) -> Result<Incoming, WsError> {
+        self.read_ref().map(IncomingRef::into_owned)
+    }
+
+    /// [`WsReader::read`], lending the message from the reader's buffer
+    /// instead of copying it: what the connection's reader thread uses.
+    pub fn read_ref(&mut self) -> Result<IncomingRef<'_>, WsError> {
+        // The last fragmented message was lent until this call.
+        if self.message.capacity() > 0 {
+            self.message = Vec::new();
+        }
         loop {
             if self.current.is_none() {
                 self.release();
@@ -194,19 +236,18 @@ impl<R: Read> WsReader<R> {
             let start = self.head + head.header_len;
             let end = self.head + head.frame_len();
             self.head = end;
-            let payload = &self.buf[start..end];
             match head.opcode {
-                Opcode::Ping => return Ok(Incoming::Ping(payload.to_vec())),
-                Opcode::Pong => return Ok(Incoming::Pong(payload.to_vec())),
-                Opcode::Close => return parse_close(payload).map(Incoming::Close),
+                Opcode::Ping => return Ok(IncomingRef::Ping(&self.buf[start..end])),
+                Opcode::Pong => return Ok(IncomingRef::Pong(&self.buf[start..end])),
+                Opcode::Close => return parse_close(&self.buf[start..end]).map(IncomingRef::Close),
                 Opcode::Text | Opcode::Binary => {
                     let text = head.opcode == Opcode::Text;
                     if head.fin {
-                        return finish(text, payload.to_vec(), cur.utf8);
+                        return finish(text, &self.buf[start..end], cur.utf8);
                     }
                     self.partial = Some(Partial {
                         text,
-                        data: payload.to_vec(),
+                        data: self.buf[start..end].to_vec(),
                         utf8: cur.utf8,
                     });
                 }
@@ -214,13 +255,14 @@ impl<R: Read> WsReader<R> {
                     let Some(p) = self.partial.as_mut() else {
                         return Err(WsError::Fragmentation);
                     };
-                    p.data.extend_from_slice(payload);
+                    p.data.extend_from_slice(&self.buf[start..end]);
                     p.utf8 = cur.utf8;
                     if head.fin {
                         let Some(p) = self.partial.take() else {
                             return Err(WsError::Fragmentation);
                         };
-                        return finish(p.text, p.data, p.utf8);
+                        self.message = p.data;
+                        return finish(p.text, &self.message, p.utf8);
                     }
                 }
             }
@@ -346,16 +388,16 @@ impl<R: Read> WsReader<R> {
     }
 }
 
-fn finish(text: bool, data: Vec<u8>, utf8: Utf8Stream) -> Result<Incoming, WsError> {
+fn finish(text: bool, data: &[u8], utf8: Utf8Stream) -> Result<IncomingRef<'_>, WsError> {
     if text {
         if !utf8.is_complete() {
             return Err(WsError::InvalidUtf8);
         }
-        String::from_utf8(data)
-            .map(Incoming::Text)
+        std::str::from_utf8(data)
+            .map(IncomingRef::Text)
             .map_err(|_| WsError::InvalidUtf8)
     } else {
-        Ok(Incoming::Binary(data))
+        Ok(IncomingRef::Binary(data))
     }
 }
 

@@ -38,6 +38,34 @@ use writer::{writer_loop, Outbox};
 /// server's error answer, 20003 timeout, 20002 connection closed).
 pub type AnswerCallback = Box<dyn FnOnce(Result<Value, RtmError>) + Send + 'static>;
 
+/// The callback of a twoway quest that decodes its answer itself: the
+/// answer's msgpack payload, borrowed from the frame it came in (checked to
+/// be a well-formed FPNN answer with status 0, not yet as msgpack), or an
+/// error as for [`AnswerCallback`]. The RTM client's methods use it to
+/// decode an answer once, straight into their result type.
+pub(crate) type RawCallback = Box<dyn for<'a> FnOnce(Result<&'a [u8], RtmError>) + Send + 'static>;
+
+/// A pending quest's method name: borrowed when known at compile time.
+pub(crate) type Method = std::borrow::Cow<'static, str>;
+
+/// How a quest's answer reaches its owner.
+pub(crate) enum Reply {
+    /// As a decoded [`Value`] (the public [`Connection::send_quest`]).
+    Value(AnswerCallback),
+    /// As the payload's bytes ([`RawCallback`]).
+    Raw(RawCallback),
+}
+
+impl Reply {
+    /// Completes the quest with `e`.
+    pub(crate) fn fail(self, e: RtmError) {
+        match self {
+            Reply::Value(cb) => cb(Err(e)),
+            Reply::Raw(cb) => cb(Err(e)),
+        }
+    }
+}
+
 /// The default [`ConnectOptions::write_queue_limit`]: 4 MiB.
 pub const DEFAULT_WRITE_QUEUE_LIMIT: usize = 4 << 20;
 
@@ -278,22 +306,38 @@ impl Connection {
         timeout: Duration,
         callback: AnswerCallback,
     ) {
+        let stored = Method::Owned(method.into());
+        self.send_reply(method, stored, payload, timeout, Reply::Value(callback));
+    }
+
+    /// [`Connection::send_quest_bytes`] for the crate: `stored` is the
+    /// method name the pending quest keeps for its logs and errors (a name
+    /// known at compile time is not copied), and the answer may be handed
+    /// over as bytes ([`Reply::Raw`]).
+    pub(crate) fn send_reply(
+        &self,
+        method: &str,
+        stored: Method,
+        payload: &[u8],
+        timeout: Duration,
+        callback: Reply,
+    ) {
         if let Err(e) = self.check(method, payload) {
-            return callback(Err(e));
+            return callback.fail(e);
         }
         let deadline = transport::deadline_after(timeout);
         let pending = Pending {
             callback,
-            method: method.into(),
+            method: stored,
             sent: Instant::now(),
             timeout,
             resend: None,
         };
         if let Err(p) = self.enqueue(pending, method, deadline, payload) {
-            (p.callback)(Err(err(
+            p.callback.fail(err(
                 error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
                 "connection closed",
-            )))
+            ))
         }
     }
 
@@ -305,7 +349,7 @@ impl Connection {
     /// through its callback.
     pub(crate) fn send_unanswered(&self, q: Unanswered) -> Result<(), Unanswered> {
         if let Err(e) = self.check(&q.method, &q.payload) {
-            (q.callback)(Err(e));
+            q.callback.fail(e);
             return Ok(());
         }
         let method = q.method.clone();
@@ -364,7 +408,7 @@ impl Connection {
             // been closed or has timed out, which took it from the table).
             let pending = self.shared.table.lock().complete(seq);
             if let Some(p) = pending {
-                (p.callback)(Err(queue_full()));
+                p.callback.fail(queue_full());
             }
         }
         Ok(())

@@ -9,12 +9,12 @@ use rmpv::Value;
 
 use super::responder::{Quest, QuestHandler, Responder};
 use super::shared::{control_frame_into, err, guarded, Shared};
-use super::CloseReason;
+use super::{CloseReason, Reply};
 use crate::error::{error_code, RtmError};
-use crate::fpnn::packet::{self, Kind, Packet};
+use crate::fpnn::packet::{self, Kind, PacketRef};
 use crate::fpnn::transport::ReadHalf;
 use crate::ws::frame::Opcode;
-use crate::ws::{Incoming, WsError, WsReader};
+use crate::ws::{IncomingRef, WsError, WsReader};
 
 pub(super) fn reader_loop(
     shared: Arc<Shared>,
@@ -25,7 +25,7 @@ pub(super) fn reader_loop(
     // before the next read that waits (see `ReadHalf::set_before_read`).
     let _batch = super::writer::write_batch();
     loop {
-        let msg = match reader.read() {
+        let msg = match reader.read_ref() {
             Ok(m) => m,
             Err(e) => {
                 let status = e.close_code();
@@ -38,23 +38,23 @@ pub(super) fn reader_loop(
             }
         };
         match msg {
-            Incoming::Binary(data) => {
-                if let Err(e) = on_packet(&shared, &data, handler.as_ref()) {
+            IncomingRef::Binary(data) => {
+                if let Err(e) = on_packet(&shared, data, handler.as_ref()) {
                     shared.shut(CloseReason::Error(e));
                     return;
                 }
             }
-            Incoming::Text(_) => {
+            IncomingRef::Text(_) => {
                 shared.shut(CloseReason::Error("server sent a text message".into()));
                 return;
             }
-            Incoming::Ping(p) => {
+            IncomingRef::Ping(p) => {
                 let _ = shared.outbox.push(6 + p.len(), None, false, true, |out| {
-                    control_frame_into(out, Opcode::Pong, &p)
+                    control_frame_into(out, Opcode::Pong, p)
                 });
             }
-            Incoming::Pong(_) => {}
-            Incoming::Close(_) => {
+            IncomingRef::Pong(_) => {}
+            IncomingRef::Close(_) => {
                 shared.shut(CloseReason::Peer);
                 return;
             }
@@ -66,27 +66,40 @@ pub(super) fn reader_loop(
 }
 
 fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> Result<(), String> {
-    let p = Packet::decode(data, shared.max_packet).map_err(|e| e.to_string())?;
+    let p = PacketRef::parse(data, shared.max_packet).map_err(|e| e.to_string())?;
     match p.kind {
         Kind::Answer => {
-            let result = match packet::decode_payload_within(&p.payload, shared.max_packet) {
+            let pending = shared.table.lock().complete(p.seq);
+            let Some(q) = pending else {
+                log::debug!("late or unknown answer seq {} dropped", p.seq);
+                return Ok(());
+            };
+            log::trace!(
+                "quest {} seq {} answered in {} us ({})",
+                q.method,
+                p.seq,
+                q.sent.elapsed().as_micros(),
+                if p.status == 0 { "ok" } else { "error" }
+            );
+            // A raw callback decodes its answer itself, straight from the
+            // frame; the others, and every error answer, get a `Value`.
+            let value = |payload| match packet::decode_payload_within(payload, shared.max_packet) {
                 Err(e) => Err(err(error_code::FPNN_EC_CORE_DECODING, e)),
                 Ok(v) if p.status == 0 => Ok(v),
                 Ok(v) => Err(error_answer(&v)),
             };
-            let pending = shared.table.lock().complete(p.seq);
-            match pending {
-                Some(q) => {
-                    log::trace!(
-                        "quest {} seq {} answered in {} us ({})",
-                        q.method,
-                        p.seq,
-                        q.sent.elapsed().as_micros(),
-                        if result.is_ok() { "ok" } else { "error" }
-                    );
-                    guarded("answer callback", || (q.callback)(result))
+            match q.callback {
+                Reply::Raw(cb) if p.status == 0 => guarded("answer callback", || cb(Ok(p.payload))),
+                Reply::Raw(cb) => {
+                    let e = value(p.payload).err().unwrap_or_else(|| {
+                        err(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, "error answer")
+                    });
+                    guarded("answer callback", || cb(Err(e)))
                 }
-                None => log::debug!("late or unknown answer seq {} dropped", p.seq),
+                Reply::Value(cb) => {
+                    let result = value(p.payload);
+                    guarded("answer callback", || cb(result))
+                }
             }
         }
         Kind::Twoway | Kind::Oneway => {
@@ -104,7 +117,7 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
             match packet::decode_payload_within(&p.payload, shared.max_packet) {
                 Ok(payload) => {
                     let quest = Quest {
-                        method: p.method,
+                        method: p.method.to_owned(),
                         payload,
                         twoway,
                     };

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::writer::{Full, Outbox};
-use super::{AnswerCallback, CloseReason};
+use super::{CloseReason, Method, Reply};
 use crate::error::{error_code, RtmError};
 use crate::fpnn::packet::{self, Kind};
 use crate::fpnn::table::RequestTable;
@@ -23,8 +23,8 @@ use crate::ws::MaskRng;
 /// A twoway quest waiting for its answer: its callback, and what the logs
 /// and a timeout's error say about it.
 pub(super) struct Pending {
-    pub(super) callback: AnswerCallback,
-    pub(super) method: Box<str>,
+    pub(super) callback: Reply,
+    pub(super) method: Method,
     pub(super) sent: Instant,
     pub(super) timeout: Duration,
     /// The encoded payload and deadline of a quest its owner may send again
@@ -39,14 +39,14 @@ pub(super) struct Pending {
 ///
 /// [`Connection::on_unanswered`]: super::Connection::on_unanswered
 pub(crate) struct Unanswered {
-    pub(crate) method: Box<str>,
+    pub(crate) method: Method,
     /// The msgpack payload, as first encoded.
     pub(crate) payload: Arc<[u8]>,
     /// When it fails with 20003, wherever it waits.
     pub(crate) deadline: Instant,
     /// The timeout it was made with (for the 20003's text).
     pub(crate) timeout: Duration,
-    pub(crate) callback: AnswerCallback,
+    pub(crate) callback: Reply,
 }
 
 /// Receives the resendable quests of a connection that ended.
@@ -54,7 +54,7 @@ pub(crate) type HandBack = Box<dyn FnOnce(Vec<Unanswered>) + Send>;
 
 impl Pending {
     /// The 20003 of a quest whose timeout ran out.
-    pub(super) fn timed_out(self) -> (AnswerCallback, RtmError) {
+    pub(super) fn timed_out(self) -> (Reply, RtmError) {
         let e = err(
             error_code::FPNN_EC_CORE_TIMEOUT,
             format!(
@@ -209,7 +209,7 @@ impl Shared {
         };
         for p in pending {
             let e = err(error_code::FPNN_EC_CORE_CONNECTION_CLOSED, ex.clone());
-            guarded("close callback", || (p.callback)(Err(e)));
+            guarded("close callback", || p.callback.fail(e));
         }
         if let Some(h) = hand_back {
             guarded("hand-back", || h(unanswered));

@@ -287,7 +287,7 @@ fn fire_expired(shared: &Shared, expired: &mut Vec<Pending>) {
     shared.table.lock().expire(Instant::now(), expired);
     for p in expired.drain(..) {
         let (cb, e) = p.timed_out();
-        guarded("timeout callback", || cb(Err(e)));
+        guarded("timeout callback", || cb.fail(e));
     }
 }
 
