@@ -114,7 +114,7 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
                 twoway,
                 shared: Some(shared.clone()),
             };
-            match packet::decode_payload_within(&p.payload, shared.max_packet) {
+            match packet::decode_payload_within(p.payload, shared.max_packet) {
                 Ok(payload) => {
                     let quest = Quest {
                         method: p.method.to_owned(),
