@@ -5,6 +5,7 @@
 //! through serde with the helpers of `src/api/de.rs`.) Anything of the wrong shape reads as `None` (or an empty
 //! value where documented) so the caller decides whether that is an error.
 use rmpv::Value;
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::fpnn::packet;
@@ -182,6 +183,38 @@ impl PutValue for &Value {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Encoded(Vec<u8>);
 
+thread_local! {
+    /// The buffer of this thread's last request, once sent, for its next one:
+    /// a request is encoded, copied into the connection's outbox and dropped,
+    /// so a thread sending one after another reuses one buffer rather than
+    /// allocating and freeing one per request.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The spare buffer is kept only up to this size, so one large request does
+/// not pin its memory to the thread.
+const SPARE_MAX: usize = 4096;
+
+/// An empty buffer with room for a typical request.
+fn request_buffer() -> Vec<u8> {
+    let mut out = SPARE.with(Cell::take);
+    if out.capacity() == 0 {
+        out.reserve(256);
+    }
+    out
+}
+
+impl Drop for Encoded {
+    fn drop(&mut self) {
+        if (1..=SPARE_MAX).contains(&self.0.capacity()) {
+            let mut spare = std::mem::take(&mut self.0);
+            spare.clear();
+            // `try_with`: a request dropped while the thread ends has no spare.
+            let _ = SPARE.try_with(|s| s.set(spare));
+        }
+    }
+}
+
 impl Encoded {
     /// The msgpack bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
@@ -189,8 +222,8 @@ impl Encoded {
     }
 
     /// The msgpack bytes, owned.
-    pub(crate) fn into_bytes(self) -> Vec<u8> {
-        self.0
+    pub(crate) fn into_bytes(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
     }
 
     /// The payload decoded back (for tests and logs); `Nil` if it does not decode.
@@ -217,9 +250,10 @@ impl Default for MapBuilder {
 impl MapBuilder {
     /// An empty map.
     pub(crate) fn new() -> MapBuilder {
-        // Room for a typical request at once (one allocation), and the fixmap header
-        // most requests need (under 16 keys).
-        let mut out = Vec::with_capacity(256);
+        // Room for a typical request at once (no allocation when this thread's
+        // last request left its buffer), and the fixmap header most requests
+        // need (under 16 keys).
+        let mut out = request_buffer();
         out.push(0x80);
         MapBuilder { out, count: 0 }
     }

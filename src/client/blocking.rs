@@ -79,7 +79,7 @@ impl Deliverer {
 
     pub(super) fn deliver(self, job: dispatch::Job) {
         if self.direct {
-            job()
+            job.run()
         } else {
             self.dispatcher.callback(job)
         }

@@ -41,7 +41,21 @@ use parking_lot::{Condvar, Mutex};
 use crate::fpnn::guarded;
 use crate::types::Dispatch;
 
-pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+/// User code to run once: a closure, or a call's completion that carries
+/// its own result (`Completion` in src/client/handle.rs: the answer is
+/// decoded into the box the call allocated, and that same box is queued).
+pub(crate) trait Run: Send + 'static {
+    /// Runs it.
+    fn run(self: Box<Self>);
+}
+
+impl<F: FnOnce() + Send + 'static> Run for F {
+    fn run(self: Box<Self>) {
+        (*self)()
+    }
+}
+
+pub(crate) type Job = Box<dyn Run>;
 
 /// How many jobs a client's queue holds before it counts as full.
 pub(crate) const QUEUE_LIMIT: usize = 65_536;
@@ -256,8 +270,8 @@ impl Dispatcher {
     /// Runs one job; whether it ran (an event of a destroyed client does not).
     fn run(&self, item: Item) -> bool {
         match item {
-            Item::Callback(job) => guarded("callback", job),
-            Item::Event(job) if !self.is_destroyed() => guarded("event handler", job),
+            Item::Callback(job) => guarded("callback", || job.run()),
+            Item::Event(job) if !self.is_destroyed() => guarded("event handler", || job.run()),
             Item::Event(_) => return false,
         }
         true
@@ -290,7 +304,7 @@ impl Dispatcher {
         };
         for item in items {
             if let Item::Callback(job) = item {
-                guarded("callback", job);
+                guarded("callback", || job.run());
             }
         }
         self.unregister();
@@ -333,7 +347,7 @@ impl Drop for Dispatcher {
 fn late(job: Job) {
     if let Err(e) = std::thread::Builder::new()
         .name("rtm-late-callback".into())
-        .spawn(move || guarded("callback", job))
+        .spawn(move || guarded("callback", || job.run()))
     {
         log::error!("cannot run a late callback: {e}");
     }

@@ -9,8 +9,10 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::blocking::Deliverer;
 use super::dedup::DuplicateFilter;
 use super::dispatch::Dispatcher;
+use super::dispatch::Run;
 use super::driver::Core;
 use super::events::Events;
 use super::machine::Event;
@@ -18,7 +20,7 @@ use super::mid::MidGenerator;
 use super::{dur, Inner, RtmProcessor};
 use crate::api::spec::{Resend, Spec};
 use crate::error::{error_code, RtmError, SendError};
-use crate::fpnn::{deadline_from, Method, Reply, Unanswered};
+use crate::fpnn::{deadline_from, Method, RawReply, Reply, Unanswered};
 use crate::types::RtmOptions;
 use crate::value::Encoded;
 
@@ -330,12 +332,12 @@ impl RtmClient {
             );
             return deliver.deliver(Box::new(move || callback(Some(map_err(e)), None)));
         }
-        let complete = move |r: Result<T, RtmError>| {
-            deliver.deliver(Box::new(move || match r {
-                Ok(d) => callback(None, Some(d)),
-                Err(e) => callback(Some(map_err(e)), None),
-            }))
-        };
+        let done = Box::new(Completion {
+            deliver: Some(deliver),
+            state: State::Waiting(map),
+            map_err,
+            callback,
+        });
         let method = spec.method;
         if spec.resend == Resend::Safe && self.inner.options.resend_on_reconnect {
             let timeout = dur(timeout);
@@ -344,7 +346,7 @@ impl RtmClient {
                 payload: payload.into_bytes().into(),
                 deadline: deadline_from(Instant::now(), timeout),
                 timeout,
-                callback: Reply::Raw(Box::new(move |r| complete(r.and_then(map)))),
+                callback: Reply::Raw(done),
             });
         }
         let conn = self.inner.core.lock().online_connection();
@@ -354,9 +356,9 @@ impl RtmClient {
                 Method::Borrowed(method),
                 payload.bytes(),
                 dur(timeout),
-                Reply::Raw(Box::new(move |r| complete(r.and_then(map)))),
+                Reply::Raw(done),
             ),
-            None => complete(Err(not_connected())),
+            None => done.answer(Err(not_connected())),
         }
     }
 
@@ -384,6 +386,80 @@ impl RtmClient {
     pub(crate) fn send_error(mid: i64) -> impl FnOnce(RtmError) -> SendError {
         move |e| SendError::new(mid, e)
     }
+}
+
+/// One call's completion in one allocation, from the answer's bytes to the
+/// application's callback: the connection's reader hands it the answer
+/// ([`RawReply`]), it decodes it with `map` and keeps the result, and the
+/// same box is then queued as the job that calls back ([`Run`]).
+struct Completion<T, M, ME, CB> {
+    /// Taken when the answer is in.
+    deliver: Option<Deliverer>,
+    state: State<M, T>,
+    map_err: ME,
+    callback: CB,
+}
+
+enum State<M, T> {
+    Waiting(M),
+    Done(Result<T, RtmError>),
+    Taken,
+}
+
+impl<T, E, M, ME, CB> RawReply for Completion<T, M, ME, CB>
+where
+    T: Send + 'static,
+    M: FnOnce(&[u8]) -> Result<T, RtmError> + Send + 'static,
+    ME: FnOnce(RtmError) -> E + Send + 'static,
+    CB: FnOnce(Option<E>, Option<T>) + Send + 'static,
+{
+    fn answer(mut self: Box<Self>, r: Result<&[u8], RtmError>) {
+        let result = match std::mem::replace(&mut self.state, State::Taken) {
+            State::Waiting(map) => r.and_then(map),
+            // Answered once only: the request table hands a quest out once.
+            done => done_twice(done),
+        };
+        self.state = State::Done(result);
+        if let Some(d) = self.deliver.take() {
+            d.deliver(self);
+        }
+    }
+}
+
+impl<T, E, M, ME, CB> Run for Completion<T, M, ME, CB>
+where
+    T: Send + 'static,
+    M: Send + 'static,
+    ME: FnOnce(RtmError) -> E + Send + 'static,
+    CB: FnOnce(Option<E>, Option<T>) + Send + 'static,
+{
+    fn run(self: Box<Self>) {
+        let Completion {
+            state,
+            map_err,
+            callback,
+            ..
+        } = *self;
+        let result = match state {
+            State::Done(r) => r,
+            // Queued only once done (above).
+            other => done_twice(other),
+        };
+        match result {
+            Ok(d) => callback(None, Some(d)),
+            Err(e) => callback(Some(map_err(e)), None),
+        }
+    }
+}
+
+/// A completion in a state it cannot be in: logged, and the callback still
+/// called once, with an error, rather than a panic on an SDK thread.
+fn done_twice<M, T>(_: State<M, T>) -> Result<T, RtmError> {
+    log::error!("a call's completion was used out of order");
+    Err(RtmError::new(
+        error_code::FPNN_EC_CORE_UNKNOWN_ERROR,
+        "completion used out of order",
+    ))
 }
 
 pub(super) fn not_connected() -> RtmError {

@@ -154,7 +154,7 @@ mod tests {
             payload: Arc::from(vec![0x80u8]),
             deadline,
             timeout: Duration::from_millis(100),
-            callback: Reply::Raw(Box::new(move |r| {
+            callback: Reply::Raw(Box::new(move |r: Result<&[u8], RtmError>| {
                 log.lock()
                     .unwrap()
                     .push((n, r.map(|_| ()).map_err(|e| e.code)))
@@ -168,7 +168,7 @@ mod tests {
         }
         for q in s.send {
             match q.callback {
-                Reply::Raw(cb) => cb(Ok(&[0xc0])),
+                Reply::Raw(cb) => cb.answer(Ok(&[0xc0])),
                 Reply::Value(cb) => cb(Ok(rmpv::Value::Nil)),
             }
         }

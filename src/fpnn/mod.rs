@@ -30,7 +30,9 @@ pub mod packet;
 pub(crate) mod table;
 mod transport;
 
-pub(crate) use connection::{flush_write_batch, guarded, write_batch, Method, Reply, Unanswered};
+pub(crate) use connection::{
+    flush_write_batch, guarded, write_batch, Method, RawReply, Reply, Unanswered,
+};
 pub use connection::{
     AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,
     DEFAULT_WRITE_QUEUE_LIMIT,

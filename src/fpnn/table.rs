@@ -6,7 +6,8 @@
 //! runs it after dropping the table's lock.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::hash_map::Entry as Slot;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
@@ -49,8 +50,59 @@ pub(crate) struct RequestTable<C> {
     /// Deadlines in order. Completed quests leave stale entries behind, which
     /// are skipped when they reach the top and compacted away when they
     /// outnumber live ones, so memory stays proportional to what is pending.
-    deadlines: BinaryHeap<Reverse<(Instant, u32)>>,
+    deadlines: Deadlines,
     closed: bool,
+}
+
+/// Deadlines, earliest first: a queue for those that arrive in order (the
+/// usual case: quests made with the same timeout), which costs no
+/// comparisons beyond one, and a heap for the others.
+#[derive(Default)]
+struct Deadlines {
+    in_order: VecDeque<(Instant, u32)>,
+    others: BinaryHeap<Reverse<(Instant, u32)>>,
+}
+
+impl Deadlines {
+    fn push(&mut self, d: Instant, seq: u32) {
+        match self.in_order.back() {
+            Some(&(last, _)) if last > d => self.others.push(Reverse((d, seq))),
+            _ => self.in_order.push_back((d, seq)),
+        }
+    }
+
+    /// The earliest, and whether it is in the queue.
+    fn peek(&self) -> Option<((Instant, u32), bool)> {
+        match (self.in_order.front(), self.others.peek()) {
+            (Some(&a), Some(&Reverse(b))) if b < a => Some((b, false)),
+            (Some(&a), _) => Some((a, true)),
+            (None, Some(&Reverse(b))) => Some((b, false)),
+            (None, None) => None,
+        }
+    }
+
+    fn pop(&mut self) -> Option<(Instant, u32)> {
+        let (_, queued) = self.peek()?;
+        if queued {
+            self.in_order.pop_front()
+        } else {
+            self.others.pop().map(|Reverse(e)| e)
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.in_order.len() + self.others.len()
+    }
+
+    fn clear(&mut self) {
+        self.in_order.clear();
+        self.others.clear();
+    }
+
+    fn retain(&mut self, mut live: impl FnMut(&(Instant, u32)) -> bool) {
+        self.in_order.retain(&mut live);
+        self.others.retain(|Reverse(e)| live(e));
+    }
 }
 
 impl<C> RequestTable<C> {
@@ -58,7 +110,7 @@ impl<C> RequestTable<C> {
         RequestTable {
             last_seq: 0,
             pending: SeqMap::default(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::default(),
             closed: false,
         }
     }
@@ -72,12 +124,15 @@ impl<C> RequestTable<C> {
         }
         let seq = loop {
             self.last_seq = self.last_seq.wrapping_add(1);
-            if self.last_seq != 0 && !self.pending.contains_key(&self.last_seq) {
+            if self.last_seq == 0 {
+                continue;
+            }
+            if let Slot::Vacant(slot) = self.pending.entry(self.last_seq) {
+                slot.insert(Entry { callback, deadline });
                 break self.last_seq;
             }
         };
-        self.pending.insert(seq, Entry { callback, deadline });
-        self.deadlines.push(Reverse((deadline, seq)));
+        self.deadlines.push(deadline, seq);
         if self.deadlines.len() > 1024 && self.deadlines.len() > 2 * self.pending.len() {
             self.compact();
         }
@@ -92,7 +147,7 @@ impl<C> RequestTable<C> {
 
     /// The earliest live deadline.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((d, seq))) = self.deadlines.peek() {
+        while let Some(((d, seq), _)) = self.deadlines.peek() {
             match self.pending.get(&seq) {
                 Some(e) if e.deadline == d => return Some(d),
                 _ => {
@@ -109,7 +164,7 @@ impl<C> RequestTable<C> {
             if d > now {
                 break;
             }
-            if let Some(Reverse((_, seq))) = self.deadlines.pop() {
+            if let Some((_, seq)) = self.deadlines.pop() {
                 if let Some(e) = self.pending.remove(&seq) {
                     out.push(e.callback);
                 }
@@ -133,7 +188,7 @@ impl<C> RequestTable<C> {
     fn compact(&mut self) {
         let pending = &self.pending;
         self.deadlines
-            .retain(|Reverse((d, seq))| pending.get(seq).is_some_and(|e| e.deadline == *d));
+            .retain(|(d, seq)| pending.get(seq).is_some_and(|e| e.deadline == *d));
     }
 
     #[cfg(test)]
@@ -209,6 +264,25 @@ mod tests {
         t.expire(ms(t0, 20), &mut out);
         assert_eq!(out, vec!["a", "b"]);
         assert_eq!(t.next_deadline(), Some(ms(t0, 30)));
+    }
+
+    #[test]
+    fn deadlines_in_and_out_of_order_fire_earliest_first() {
+        let t0 = Instant::now();
+        let mut t = RequestTable::new();
+        // In order (the queue), then earlier ones (the heap), interleaved.
+        let order = [50, 60, 20, 70, 10, 70, 30, 80, 5];
+        let seqs: Vec<u32> = (0..order.len())
+            .map(|i| t.insert(i, ms(t0, order[i])).unwrap())
+            .collect();
+        assert_eq!(t.complete(seqs[3]), Some(3)); // the first 70: stale in the queue
+        assert_eq!(t.complete(seqs[6]), Some(6)); // 30: stale in the heap
+        let mut out = vec![];
+        t.expire(ms(t0, 100), &mut out);
+        let fired: Vec<u64> = out.iter().map(|&i| order[i]).collect();
+        assert_eq!(fired, [5, 10, 20, 50, 60, 70, 80]);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.next_deadline(), None);
     }
 
     #[test]

@@ -43,7 +43,24 @@ pub type AnswerCallback = Box<dyn FnOnce(Result<Value, RtmError>) + Send + 'stat
 /// be a well-formed FPNN answer with status 0, not yet as msgpack), or an
 /// error as for [`AnswerCallback`]. The RTM client's methods use it to
 /// decode an answer once, straight into their result type.
-pub(crate) type RawCallback = Box<dyn for<'a> FnOnce(Result<&'a [u8], RtmError>) + Send + 'static>;
+pub(crate) type RawCallback = Box<dyn RawReply>;
+
+/// What a [`RawCallback`] is: any such closure, or a type that keeps the
+/// decoded answer in its own allocation (the client's calls,
+/// `Completion` in src/client/handle.rs).
+pub(crate) trait RawReply: Send + 'static {
+    /// Completes the quest.
+    fn answer(self: Box<Self>, r: Result<&[u8], RtmError>);
+}
+
+impl<F> RawReply for F
+where
+    F: for<'a> FnOnce(Result<&'a [u8], RtmError>) + Send + 'static,
+{
+    fn answer(self: Box<Self>, r: Result<&[u8], RtmError>) {
+        (*self)(r)
+    }
+}
 
 /// A pending quest's method name: borrowed when known at compile time.
 pub(crate) type Method = std::borrow::Cow<'static, str>;
@@ -61,7 +78,7 @@ impl Reply {
     pub(crate) fn fail(self, e: RtmError) {
         match self {
             Reply::Value(cb) => cb(Err(e)),
-            Reply::Raw(cb) => cb(Err(e)),
+            Reply::Raw(cb) => cb.answer(Err(e)),
         }
     }
 }
@@ -325,11 +342,12 @@ impl Connection {
         if let Err(e) = self.check(method, payload) {
             return callback.fail(e);
         }
-        let deadline = transport::deadline_after(timeout);
+        let sent = Instant::now();
+        let deadline = transport::deadline_from(sent, timeout);
         let pending = Pending {
             callback,
             method: stored,
-            sent: Instant::now(),
+            sent,
             timeout,
             resend: None,
         };

@@ -89,12 +89,14 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
                 Ok(v) => Err(error_answer(&v)),
             };
             match q.callback {
-                Reply::Raw(cb) if p.status == 0 => guarded("answer callback", || cb(Ok(p.payload))),
+                Reply::Raw(cb) if p.status == 0 => {
+                    guarded("answer callback", || cb.answer(Ok(p.payload)))
+                }
                 Reply::Raw(cb) => {
                     let e = value(p.payload).err().unwrap_or_else(|| {
                         err(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, "error answer")
                     });
-                    guarded("answer callback", || cb(Err(e)))
+                    guarded("answer callback", || cb.answer(Err(e)))
                 }
                 Reply::Value(cb) => {
                     let result = value(p.payload);
