@@ -15,9 +15,9 @@ use rmpv::Value;
 
 use super::state::{ConnId, GateState};
 use super::GateConfig;
-use crate::fpnn::packet::{self, Kind, Packet};
+use crate::fpnn::packet::{self, Kind, PacketRef};
 use crate::ws::frame::{encode_frame, write_head, FrameParser, Opcode, Role};
-use crate::ws::{handshake, Incoming, WsReader};
+use crate::ws::{handshake, IncomingRef, WsReader};
 
 /// How many `auth` payloads the gate remembers for [`super::Gate::auth_requests`].
 pub(crate) const AUTH_LOG_MAX: usize = 10_000;
@@ -525,42 +525,52 @@ impl Server {
         reader: &mut WsReader<ConnReader>,
     ) -> io::Result<()> {
         loop {
-            let msg = reader.read().map_err(|e| io::Error::other(e.to_string()))?;
+            // The message is read in place (not copied out of the reader's
+            // buffer), as the client's reader does.
+            let msg = reader
+                .read_ref()
+                .map_err(|e| io::Error::other(e.to_string()))?;
             *conn.last_heard.lock() = Instant::now();
-            let mut data = match msg {
-                Incoming::Binary(d) => d,
-                Incoming::Ping(p) => {
+            let data = match msg {
+                IncomingRef::Binary(d) => d,
+                IncomingRef::Ping(p) => {
                     let mut out = Vec::new();
-                    encode_frame(&mut out, Opcode::Pong, true, &p, None, false);
+                    encode_frame(&mut out, Opcode::Pong, true, p, None, false);
                     conn.write_raw(&out)?;
                     continue;
                 }
-                Incoming::Pong(_) => continue,
+                IncomingRef::Pong(_) => continue,
                 // FPNN servers drop TCP on a close frame, without answering it.
-                Incoming::Close(_) => return Ok(()),
-                Incoming::Text(_) => return Err(io::Error::other("text message")),
+                IncomingRef::Close(_) => return Ok(()),
+                IncomingRef::Text(_) => return Err(io::Error::other("text message")),
             };
             // A JSON payload (FPNN's flag 0x40) is converted to its msgpack
             // form and answered in JSON, as FPNN servers do.
             let json = data.len() > 5 && data[5] == packet::FLAG_JSON;
-            if json {
-                data[5] = packet::FLAG_MSGPACK;
-            }
-            let p = Packet::decode(&data, self.config.max_packet)
+            let patched;
+            let data = if json {
+                let mut d = data.to_vec();
+                d[5] = packet::FLAG_MSGPACK;
+                patched = d;
+                &patched[..]
+            } else {
+                data
+            };
+            let p = PacketRef::parse(data, self.config.max_packet)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             if p.kind == Kind::Answer {
                 continue;
             }
             let payload = if json {
-                super::json::parse(&p.payload).map_err(io::Error::other)?
+                super::json::parse(p.payload).map_err(io::Error::other)?
             } else {
-                packet::decode_payload_within(&p.payload, self.config.max_packet)
+                packet::decode_payload_within(p.payload, self.config.max_packet)
                     .map_err(io::Error::other)?
             };
             if self.config.record_quests {
                 self.quest_log
                     .lock()
-                    .push((p.method.clone(), payload.clone()));
+                    .push((p.method.to_owned(), payload.clone()));
             }
             if self.paused() {
                 continue;
@@ -575,9 +585,9 @@ impl Server {
             }
             let mut state = self.state.lock();
             let outcome = if conn.proxy {
-                state.handle_proxy(conn.id, &p.method, &payload, now_ms())
+                state.handle_proxy(conn.id, p.method, &payload, now_ms())
             } else {
-                state.handle(conn.id, &p.method, &payload, now_ms())
+                state.handle(conn.id, p.method, &payload, now_ms())
             };
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
             let rewrite = self.rewrite.lock().clone();
@@ -595,13 +605,13 @@ impl Server {
             }
             drop(state);
             let raw = match (&rewrite, &answer) {
-                (Some(f), Ok(v)) if p.kind == Kind::Twoway => f(&p.method, v, false),
+                (Some(f), Ok(v)) if p.kind == Kind::Twoway => f(p.method, v, false),
                 (Some(f), Err((code, ex))) if p.kind == Kind::Twoway => {
                     let v = Value::Map(vec![
                         (Value::from("code"), Value::from(*code)),
                         (Value::from("ex"), Value::from(ex.as_str())),
                     ]);
-                    f(&p.method, &v, true)
+                    f(p.method, &v, true)
                 }
                 _ => None,
             };

@@ -2,13 +2,11 @@
 //! pushes, resend deduplication, `getmsg` and `delmsg`, and the `broadcast` and `inject`
 //! test hooks. History and unread counts read the messages stored here.
 
-use std::collections::HashMap;
-
 use rmpv::Value;
 
 use super::{
-    int, obj, raw, small, Args, Ctx, GateError, GateState, Project, Push, Route, NOT_GROUP_MEMBER,
-    NOT_IN_ROOM, PERMISSION_DENIED,
+    int, obj, raw, small, Args, Ctx, FastMap, GateError, GateState, Project, Push, Route,
+    NOT_GROUP_MEMBER, NOT_IN_ROOM, PERMISSION_DENIED,
 };
 
 pub(super) const ROUTES: &[Route] = &[
@@ -126,9 +124,9 @@ pub(super) struct State {
     last_id: i64,
     last_broadcast_mid: i64,
     /// Messages of each conversation in id order (which is also mtime order).
-    pub(super) convs: HashMap<Conv, Vec<Msg>>,
+    pub(super) convs: FastMap<Conv, Vec<Msg>>,
     /// The first message with each key.
-    index: HashMap<MsgKey, (Conv, usize)>,
+    index: FastMap<MsgKey, (Conv, usize)>,
 }
 
 impl State {
@@ -252,9 +250,8 @@ impl Project {
     fn store(&mut self, kind: Kind, mut msg: Msg, now: i64) -> (i64, Vec<Push>) {
         msg.mtime = self.clock(now);
         self.last_mtime = msg.mtime;
-        let m = &mut self.messages;
-        m.last_id += 1;
-        msg.id = m.last_id;
+        self.messages.last_id += 1;
+        msg.id = self.messages.last_id;
         let Msg {
             from,
             to,
@@ -262,29 +259,39 @@ impl Project {
             mtime,
             ..
         } = msg;
-        let mut payload = vec![
-            ("from", from.into()),
-            ("mtype", msg.mtype.into()),
-            ("mid", mid.into()),
-            ("msg", msg.body.clone()),
-            ("attrs", msg.attrs.clone()),
-            ("mtime", mtime.into()),
-        ];
-        payload.extend(kind.target_key().map(|k| (k, to.into())));
-        let conv = kind.conv(from, to);
-        let list = m.convs.entry(conv).or_default();
-        m.index
-            .entry((kind, from, to, mid))
-            .or_insert((conv, list.len()));
-        list.push(msg);
         let receivers: Vec<i64> = match kind {
             Kind::P2p => vec![to],
             Kind::Group => self.groups.members(to).collect(),
             Kind::Room => self.rooms.members(to).collect(),
             Kind::Broadcast => self.users.keys().copied().collect(),
         };
-        let receivers = receivers.into_iter().filter(|&u| u != from);
-        let pushes = self.push_to(receivers, kind.push_method(), &obj(payload));
+        let mut receivers = receivers.into_iter().filter(|&u| u != from).peekable();
+        // The push is built only when someone is online to receive it.
+        let online =
+            receivers.peek().is_some() && receivers.clone().any(|u| self.conns(u).next().is_some());
+        let payload = online.then(|| {
+            let mut p = vec![
+                ("from", from.into()),
+                ("mtype", msg.mtype.into()),
+                ("mid", mid.into()),
+                ("msg", msg.body.clone()),
+                ("attrs", msg.attrs.clone()),
+                ("mtime", mtime.into()),
+            ];
+            p.extend(kind.target_key().map(|k| (k, to.into())));
+            obj(p)
+        });
+        let m = &mut self.messages;
+        let conv = kind.conv(from, to);
+        let list = m.convs.entry(conv).or_default();
+        m.index
+            .entry((kind, from, to, mid))
+            .or_insert((conv, list.len()));
+        list.push(msg);
+        let pushes = match payload {
+            Some(payload) => self.push_to(receivers, kind.push_method(), &payload),
+            None => Vec::new(),
+        };
         (mtime, pushes)
     }
 }
