@@ -149,6 +149,58 @@ mod tests {
         decode::<IdList>("m", Value::Map(vec![(key.into(), v)]))
     }
 
+    fn bytes(v: &Value) -> Vec<u8> {
+        let mut b = Vec::new();
+        crate::fpnn::packet::encode_payload(v, &mut b);
+        b
+    }
+
+    #[test]
+    fn answers_are_decoded_from_their_bytes_and_checked_whole() {
+        let good = bytes(&Value::Map(vec![(
+            "uids".into(),
+            vec![Value::from(7)].into(),
+        )]));
+        assert_eq!(decode_bytes::<IdList>("m", &good).unwrap(), [7]);
+        // Bytes after the value, a value cut short, or no msgpack at all: a
+        // bad payload, as for any packet (20004).
+        let mut trailing = good.clone();
+        trailing.push(0xc0);
+        for bad in [
+            &trailing[..],
+            &good[..good.len() - 1],
+            &[0x92, 0x01][..],
+            &[][..],
+        ] {
+            let e = decode_bytes::<IdList>("m", bad).unwrap_err();
+            assert_eq!(e.code, error_code::FPNN_EC_CORE_DECODING, "{bad:?}: {e:?}");
+        }
+        // Well-formed but the wrong shape: 10010, naming the method. (The
+        // reserved marker 0xc1 reads as nil, as rmpv reads it.)
+        for wrong in [bytes(&Value::from("x")), vec![0xc1]] {
+            let e = decode_bytes::<IdList>("getfriends", &wrong).unwrap_err();
+            assert_eq!(e.code, error_code::FPNN_EC_PROTO_TYPE_CONVERT, "{wrong:?}");
+            assert!(e.ex.starts_with("getfriends answer:"), "{}", e.ex);
+        }
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused_not_overflowed() {
+        // An unknown key whose value nests far past ANSWER_DEPTH (each level
+        // a one-element array), which serde would skip recursively.
+        let depth = 100_000;
+        let mut b = vec![0x81, 0xa1, b'x'];
+        b.extend(std::iter::repeat(0x91).take(depth));
+        b.push(0xc0);
+        let e = decode_bytes::<IdList>("m", &b).unwrap_err();
+        assert_eq!(e.code, error_code::FPNN_EC_PROTO_TYPE_CONVERT, "{e:?}");
+        // Within the limit it decodes (the unknown key is ignored).
+        let mut b = vec![0x81, 0xa1, b'x'];
+        b.extend(std::iter::repeat(0x91).take(ANSWER_DEPTH - 2));
+        b.push(0xc0);
+        assert_eq!(decode_bytes::<IdList>("m", &b).unwrap(), Vec::<i64>::new());
+    }
+
     #[test]
     fn an_id_list_under_any_of_its_keys() {
         let ids = Value::Array(vec![1.into(), "2".into(), (1u64 << 60).into()]);
