@@ -139,10 +139,10 @@ impl<C> RequestTable<C> {
         Ok(seq)
     }
 
-    /// Takes the callback of an answered quest; `None` for an unknown or
-    /// already completed seq (a late answer).
-    pub(crate) fn complete(&mut self, seq: u32) -> Option<C> {
-        self.pending.remove(&seq).map(|e| e.callback)
+    /// Takes the callback of an answered quest, with its deadline; `None`
+    /// for an unknown or already completed seq (a late answer).
+    pub(crate) fn complete(&mut self, seq: u32) -> Option<(C, Instant)> {
+        self.pending.remove(&seq).map(|e| (e.callback, e.deadline))
     }
 
     /// The earliest live deadline.
@@ -241,7 +241,7 @@ mod tests {
         let mut t = RequestTable::new();
         let a = t.insert("a", ms(t0, 10)).unwrap();
         let b = t.insert("b", ms(t0, 20)).unwrap();
-        assert_eq!(t.complete(a), Some("a"));
+        assert_eq!(t.complete(a), Some(("a", ms(t0, 10))));
         assert_eq!(t.complete(a), None, "late answer is dropped");
         let mut out = vec![];
         t.expire(ms(t0, 30), &mut out);
@@ -275,8 +275,8 @@ mod tests {
         let seqs: Vec<u32> = (0..order.len())
             .map(|i| t.insert(i, ms(t0, order[i])).unwrap())
             .collect();
-        assert_eq!(t.complete(seqs[3]), Some(3)); // the first 70: stale in the queue
-        assert_eq!(t.complete(seqs[6]), Some(6)); // 30: stale in the heap
+        assert_eq!(t.complete(seqs[3]), Some((3, ms(t0, 70)))); // the first 70: stale in the queue
+        assert_eq!(t.complete(seqs[6]), Some((6, ms(t0, 30)))); // 30: stale in the heap
         let mut out = vec![];
         t.expire(ms(t0, 100), &mut out);
         let fired: Vec<u64> = out.iter().map(|&i| order[i]).collect();
@@ -306,7 +306,7 @@ mod tests {
         let mut t = RequestTable::new();
         for i in 0..100_000u64 {
             let seq = t.insert(i, ms(t0, 20_000 + i)).unwrap();
-            assert_eq!(t.complete(seq), Some(i));
+            assert_eq!(t.complete(seq), Some((i, ms(t0, 20_000 + i))));
         }
         assert!(t.heap_len() <= 2048, "heap grew to {}", t.heap_len());
     }

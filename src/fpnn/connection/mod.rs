@@ -342,13 +342,11 @@ impl Connection {
         if let Err(e) = self.check(method, payload) {
             return callback.fail(e);
         }
-        let sent = Instant::now();
-        let deadline = transport::deadline_from(sent, timeout);
+        let deadline = transport::deadline_after(timeout);
         let pending = Pending {
             callback,
             method: stored,
-            sent,
-            timeout,
+            timeout_ms: shared::millis(timeout),
             resend: None,
         };
         if let Err(p) = self.enqueue(pending, method, deadline, payload) {
@@ -375,9 +373,8 @@ impl Connection {
         let pending = Pending {
             callback: q.callback,
             method: q.method,
-            sent: Instant::now(),
-            timeout: q.timeout,
-            resend: Some((q.payload, q.deadline)),
+            timeout_ms: shared::millis(q.timeout),
+            resend: Some(Box::new((q.payload, q.deadline))),
         };
         match self.enqueue(pending, &method, q.deadline, &payload) {
             // A resendable quest keeps its payload, so `unanswered` gives it.
@@ -425,7 +422,7 @@ impl Connection {
             // Not in the queue: nobody else completes it (unless it has just
             // been closed or has timed out, which took it from the table).
             let pending = self.shared.table.lock().complete(seq);
-            if let Some(p) = pending {
+            if let Some((p, _)) = pending {
                 p.callback.fail(queue_full());
             }
         }

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmpv::Value;
 
@@ -70,7 +71,7 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
     match p.kind {
         Kind::Answer => {
             let pending = shared.table.lock().complete(p.seq);
-            let Some(q) = pending else {
+            let Some((q, deadline)) = pending else {
                 log::debug!("late or unknown answer seq {} dropped", p.seq);
                 return Ok(());
             };
@@ -78,7 +79,9 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
                 "quest {} seq {} answered in {} us ({})",
                 q.method,
                 p.seq,
-                q.sent.elapsed().as_micros(),
+                deadline
+                    .checked_sub(Duration::from_millis(q.timeout_ms))
+                    .map_or(0, |sent| sent.elapsed().as_micros()),
                 if p.status == 0 { "ok" } else { "error" }
             );
             // A raw callback decodes its answer itself, straight from the

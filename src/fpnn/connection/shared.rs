@@ -21,15 +21,17 @@ use crate::ws::frame::{self, Opcode};
 use crate::ws::MaskRng;
 
 /// A twoway quest waiting for its answer: its callback, and what the logs
-/// and a timeout's error say about it.
+/// and a timeout's error say about it. Kept small (64 bytes): every quest in
+/// flight has one in the request table (docs/performance.md, "Memory").
 pub(super) struct Pending {
     pub(super) callback: Reply,
     pub(super) method: Method,
-    pub(super) sent: Instant,
-    pub(super) timeout: Duration,
+    /// The timeout it was sent with, in ms (the deadline is the table's;
+    /// sent = deadline - timeout).
+    pub(super) timeout_ms: u64,
     /// The encoded payload and deadline of a quest its owner may send again
     /// on another connection ([`Unanswered`]); `None` for the others.
-    pub(super) resend: Option<(Arc<[u8]>, Instant)>,
+    pub(super) resend: Option<Box<(Arc<[u8]>, Instant)>>,
 }
 
 /// A quest the connection ended before it was answered, handed back whole to
@@ -52,16 +54,18 @@ pub(crate) struct Unanswered {
 /// Receives the resendable quests of a connection that ended.
 pub(crate) type HandBack = Box<dyn FnOnce(Vec<Unanswered>) + Send>;
 
+/// A timeout in whole ms, rounded up (a quest never times out sooner than
+/// asked), saturating.
+pub(super) fn millis(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
 impl Pending {
     /// The 20003 of a quest whose timeout ran out.
     pub(super) fn timed_out(self) -> (Reply, RtmError) {
         let e = err(
             error_code::FPNN_EC_CORE_TIMEOUT,
-            format!(
-                "{} timed out after {} ms",
-                self.method,
-                self.timeout.as_millis()
-            ),
+            format!("{} timed out after {} ms", self.method, self.timeout_ms),
         );
         log::debug!("{}", e.ex);
         (self.callback, e)
@@ -69,12 +73,12 @@ impl Pending {
 
     /// The quest as handed back, when it may be sent again.
     pub(super) fn unanswered(self) -> Option<Unanswered> {
-        let (payload, deadline) = self.resend?;
+        let (payload, deadline) = *self.resend?;
         Some(Unanswered {
             method: self.method,
             payload,
             deadline,
-            timeout: self.timeout,
+            timeout: Duration::from_millis(self.timeout_ms),
             callback: self.callback,
         })
     }
@@ -227,5 +231,29 @@ impl Shared {
 pub(crate) fn guarded(what: &str, f: impl FnOnce()) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
         log::error!("a {what} panicked; the SDK thread carries on");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_in_ms_rounds_up_and_saturates() {
+        assert_eq!(millis(Duration::ZERO), 0);
+        assert_eq!(millis(Duration::from_micros(1)), 1);
+        assert_eq!(millis(Duration::from_micros(1500)), 2);
+        assert_eq!(millis(Duration::from_millis(20_000)), 20_000);
+        assert_eq!(millis(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn a_pending_quest_stays_small() {
+        // What the request table holds per quest in flight (docs/performance.md).
+        assert!(
+            std::mem::size_of::<Pending>() <= 64,
+            "{}",
+            std::mem::size_of::<Pending>()
+        );
     }
 }
