@@ -197,7 +197,8 @@ const SPARE_MAX: usize = 4096;
 
 /// An empty buffer with room for a typical request.
 fn request_buffer() -> Vec<u8> {
-    let mut out = SPARE.with(Cell::take);
+    // `try_with`: a request built while the thread ends gets a new buffer.
+    let mut out = SPARE.try_with(Cell::take).unwrap_or_default();
     if out.capacity() == 0 {
         out.reserve(256);
     }
@@ -578,6 +579,25 @@ mod tests {
         // The empty request map encodes as the single byte 0x80.
         assert_eq!(MapBuilder::new().build().bytes(), [0x80]);
         assert_eq!(MapBuilder::default(), MapBuilder::new());
+    }
+
+    #[test]
+    fn a_reused_request_buffer_starts_empty() {
+        // A thread's requests reuse one buffer (SPARE): what one left behind
+        // must never show in the next, whatever their sizes.
+        let big = MapBuilder::new().put("msg", "z".repeat(1000)).build();
+        assert_eq!(
+            big.to_value(),
+            Value::Map(vec![("msg".into(), "z".repeat(1000).into())])
+        );
+        drop(big);
+        for _ in 0..3 {
+            let small = MapBuilder::new().put("to", 7i64).build();
+            assert_eq!(small.bytes(), [0x81, 0xa2, b't', b'o', 0x07]);
+        }
+        let owned = MapBuilder::new().put("a", 1i64).build().into_bytes();
+        assert_eq!(owned, [0x81, 0xa1, b'a', 0x01]);
+        assert_eq!(MapBuilder::new().build().bytes(), [0x80]);
     }
 
     #[test]
