@@ -71,6 +71,15 @@ pub(super) struct Deliverer {
 }
 
 impl Deliverer {
+    /// Test hook: delivery through `dispatcher`'s queue.
+    #[cfg(test)]
+    pub(super) fn queued(dispatcher: Arc<Dispatcher>) -> Deliverer {
+        Deliverer {
+            direct: false,
+            dispatcher,
+        }
+    }
+
     /// Whether the completion would go to a full queue
     /// (`dispatch::QUEUE_LIMIT`): the call fails with 20011 instead.
     pub(super) fn queue_full(&self) -> bool {

@@ -415,7 +415,18 @@ where
 {
     fn answer(mut self: Box<Self>, r: Result<&[u8], RtmError>) {
         let result = match std::mem::replace(&mut self.state, State::Taken) {
-            State::Waiting(map) => r.and_then(map),
+            // Decoding runs the crate's own code on the network's bytes; were
+            // it ever to panic, the call still completes, with an error.
+            State::Waiting(map) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.and_then(map)))
+                    .unwrap_or_else(|_| {
+                        log::error!("decoding an answer panicked");
+                        Err(RtmError::new(
+                            error_code::FPNN_EC_PROTO_TYPE_CONVERT,
+                            "the answer could not be decoded",
+                        ))
+                    })
+            }
             // Answered once only: the request table hands a quest out once.
             done => done_twice(done),
         };
@@ -475,6 +486,25 @@ impl From<RtmError> for SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Dispatch;
+
+    #[test]
+    fn a_completion_whose_decoder_panics_still_calls_back_once() {
+        let d = Dispatcher::new(Dispatch::Queued);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let done: Box<dyn RawReply> = Box::new(Completion {
+            deliver: Some(Deliverer::queued(d.clone())),
+            state: State::Waiting(|_: &[u8]| -> Result<u8, RtmError> { panic!("a decoder bug") }),
+            map_err: |e: RtmError| e.code,
+            callback: move |e: Option<i32>, v: Option<u8>| tx.send((e, v)).unwrap(),
+        });
+        done.answer(Ok(&[0xc0]));
+        assert!(rx.try_recv().is_err(), "called back before the queue ran");
+        assert_eq!(d.run_pending(), 1);
+        assert_eq!(rx.try_recv().unwrap(), (Some(10010), None));
+        assert!(rx.try_recv().is_err());
+        d.shutdown();
+    }
 
     #[test]
     fn endpoint_rules() {
