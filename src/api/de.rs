@@ -256,7 +256,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    #[derive(Deserialize, Debug)]
+    #[derive(Deserialize, Debug, PartialEq)]
     struct W {
         #[serde(default, deserialize_with = "id")]
         id: i64,
@@ -276,9 +276,30 @@ mod tests {
         t: i64,
     }
 
-    fn w(entries: Vec<(&str, Value)>) -> Result<W, rmpv::ext::Error> {
+    fn w(entries: Vec<(&str, Value)>) -> Result<W, String> {
         let m = entries.into_iter().map(|(k, v)| (k.into(), v)).collect();
-        rmpv::ext::from_value(Value::Map(m))
+        both(Value::Map(m))
+    }
+
+    /// `v` decoded as answers are (its msgpack bytes through `rmp_serde`),
+    /// after checking that decoding the `Value` itself (as `Found` and rows
+    /// do) gives the same result.
+    fn both<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+        v: Value,
+    ) -> Result<T, String> {
+        let via_value = rmpv::ext::from_value::<T>(v.clone()).map_err(|e| e.to_string());
+        let via_bytes = bytes_only::<T>(&v);
+        match (&via_value, &via_bytes) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{v:?}"),
+            (a, b) => assert_eq!(a.is_ok(), b.is_ok(), "{v:?}: {a:?} / {b:?}"),
+        }
+        via_bytes
+    }
+
+    fn bytes_only<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
+        let mut b = Vec::new();
+        crate::fpnn::packet::encode_payload(v, &mut b);
+        rmp_serde::from_slice::<T>(&b).map_err(|e| e.to_string())
     }
 
     fn read(bytes: &[u8]) -> Value {
@@ -367,9 +388,10 @@ mod tests {
             (Some("hé"), "hé".as_bytes())
         );
         assert_eq!(x.attrs, "a\u{fffd}");
-        // A str whose bytes are not UTF-8 (rmpv hands it over as bytes).
+        // A str whose bytes are not UTF-8 (both deserializers hand it over
+        // as bytes).
         let bad = read(&[0x81, 0xa3, b'm', b's', b'g', 0xa1, 0xff]);
-        let x: W = rmpv::ext::from_value(bad).unwrap();
+        let x: W = both(bad).unwrap();
         assert_eq!((x.msg.text, x.msg.bytes), (None, vec![0xff]));
         let x = w(vec![("msg", Value::Nil)]).unwrap();
         assert_eq!((x.msg.text.as_deref(), x.attrs.as_str()), (Some(""), ""));
@@ -390,7 +412,7 @@ mod tests {
                 7.into(),
             ];
             v.resize(n, Value::Nil);
-            rmpv::ext::from_value::<Row>(Value::Array(v))
+            both::<Row>(Value::Array(v))
         };
         let r = row(8).unwrap();
         assert_eq!(
@@ -403,15 +425,19 @@ mod tests {
         );
         assert_eq!(row(10).unwrap(), r);
         assert!(row(7).is_err());
-        assert!(rmpv::ext::from_value::<Row>(Value::from(1)).is_err());
+        assert!(both::<Row>(Value::from(1)).is_err());
     }
 
     #[test]
     fn garbage_never_panics() {
         for v in crate::value::garbage() {
+            // Both deserializers; they need not agree on garbage.
             let _ = rmpv::ext::from_value::<W>(v.clone());
             let _ = rmpv::ext::from_value::<Row>(v.clone());
-            let _ = w(vec![("id", v.clone()), ("counts", v.clone()), ("msg", v)]);
+            let _ = bytes_only::<W>(&v);
+            let _ = bytes_only::<Row>(&v);
+            let m = Value::Map(vec![("id".into(), v.clone()), ("msg".into(), v)]);
+            let _ = bytes_only::<W>(&m);
         }
     }
 }
