@@ -2,6 +2,7 @@
 //! with the clock passed in. It belongs to the client, not the connection,
 //! so it survives reconnects.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -39,12 +40,16 @@ impl DuplicateFilter {
         if key.1 == 0 {
             return true;
         }
-        if self.seen.contains_key(&key) {
-            return false;
+        // One lookup (the keys come from other users' messages, so the map
+        // keeps std's keyed hash).
+        match self.seen.entry(key) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(slot) => {
+                slot.insert(now);
+                self.order.push_back((now, key));
+                true
+            }
         }
-        self.seen.insert(key, now);
-        self.order.push_back((now, key));
-        true
     }
 
     #[cfg(test)]

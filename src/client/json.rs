@@ -9,6 +9,11 @@ use serde_json::Value;
 /// integer (or a float without fraction below 2^53) nor a decimal string
 /// are skipped.
 pub(crate) fn excluded_uids(text: &str) -> Option<Vec<i64>> {
+    // Most attrs do not name the key at all: not parsed. (A key spelled with
+    // escapes, `"excluded\u0055ids"`, has a backslash, and is parsed.)
+    if !text.contains("excludedUids") && !text.contains('\\') {
+        return None;
+    }
     let v: Value = serde_json::from_str(text).ok()?;
     let ids = v.as_object()?.get("excludedUids")?.as_array()?;
     Some(ids.iter().filter_map(id_of).collect())
@@ -37,6 +42,13 @@ mod tests {
             ),
             Some(vec![1, 2, 3, 9007199254740993])
         );
+    }
+
+    #[test]
+    fn a_key_spelled_with_escapes_is_still_read() {
+        // The shortcut for attrs that do not name the key must not miss it.
+        assert_eq!(excluded_uids(r#"{"excluded\u0055ids":[4]}"#), Some(vec![4]));
+        assert_eq!(excluded_uids(r#"{"other":"excludedUids"}"#), None);
     }
 
     #[test]
