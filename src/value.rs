@@ -25,11 +25,6 @@ pub(crate) fn map_get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     }
 }
 
-/// Like [`map_get`], but a missing key (or a non-map) gives [`NIL`].
-pub(crate) fn get_or_nil<'a>(v: &'a Value, key: &str) -> &'a Value {
-    map_get(v, key).unwrap_or(&NIL)
-}
-
 /// An integer of any msgpack width as `i64`; `None` for non-integers (floats included) and
 /// for unsigned values above `i64::MAX`.
 pub(crate) fn as_i64(v: &Value) -> Option<i64> {
@@ -71,7 +66,7 @@ pub(crate) fn as_bytes(v: &Value) -> Option<&[u8]> {
 
 /// A message body: its text (`Some` only when the bytes are valid UTF-8) and its raw bytes.
 ///
-/// A str or bin gives its bytes; nil (a missing key, via [`get_or_nil`]) and any other type
+/// A str or bin gives its bytes; nil (a missing key, read as [`NIL`]) and any other type
 /// give `(Some(""), [])`: an empty body.
 pub(crate) fn text_and_bytes(v: &Value) -> (Option<String>, Vec<u8>) {
     match as_bytes(v) {
@@ -468,7 +463,6 @@ mod tests {
         assert_eq!(map_get(&v, "b"), Some(&Value::Nil));
         assert_eq!(map_get(&v, "7"), None);
         assert_eq!(map_get(&v, "c"), None);
-        assert_eq!(get_or_nil(&v, "c"), &Value::Nil);
         assert_eq!(map_get(&Value::Nil, "a"), None);
         assert_eq!(map_get(&Value::Array(vec![Value::from("a")]), "a"), None);
     }
@@ -515,7 +509,7 @@ mod tests {
         assert_eq!(text_and_bytes(&Value::Nil), (Some(String::new()), vec![]));
         let m = Value::Map(vec![]);
         assert_eq!(
-            text_and_bytes(get_or_nil(&m, "msg")),
+            text_and_bytes(map_get(&m, "msg").unwrap_or(&NIL)),
             (Some(String::new()), vec![])
         );
         assert_eq!(

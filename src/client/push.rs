@@ -11,6 +11,7 @@ use rmpv::Value;
 use super::machine::Event;
 use super::{json, Inner};
 use crate::error::{error_code, RtmError};
+use crate::fpnn::packet;
 use crate::fpnn::{Quest, QuestHandler, Responder};
 use crate::types::{push_event_for, PushKind, PushMessage};
 use crate::value;
@@ -87,20 +88,69 @@ impl QuestHandler for PushHandler {
         drop(fence);
         inner.step(step);
     }
+
+    /// A short message push, read from its bytes: only the fields a
+    /// `PushMessage` needs are decoded ([`packet::map_fields`]), with the
+    /// same rules as on the whole `Value` ([`parse_push_with`]). Everything
+    /// else (other methods, a payload that is not a map) goes to
+    /// [`PushHandler::quest`].
+    fn quest_bytes(&self, method: &str, payload: &[u8], r: Responder) -> Option<Responder> {
+        let Some(kind) = PushKind::from_method(method) else {
+            return Some(r);
+        };
+        let Some(fields) = packet::map_fields(payload, PUSH_KEYS) else {
+            return Some(r);
+        };
+        // As in `quest`: answered (by dropping `r`) in every case, and
+        // queued under the fence's read lock.
+        let inner = self.inner.upgrade()?;
+        let fence = inner.fence.read();
+        if fence.serial != Some(self.serial) {
+            return None;
+        }
+        drop(r);
+        match parse_push_with(kind, field_of(&fields)) {
+            Some(m) => inner.deliver_push(kind, m, fence.uid),
+            // Only to name it in the report: decoded whole.
+            None => match crate::fpnn::packet::decode_payload(payload) {
+                Ok(v) => inner.on_push(kind, &v, fence.uid),
+                Err(e) => inner.emit_error(RtmError::new(
+                    error_code::FPNN_EC_PROTO_TYPE_CONVERT,
+                    format!("malformed {kind:?} push: {e}"),
+                )),
+            },
+        }
+        None
+    }
+}
+
+/// The keys of a message push that `parse_push_with` reads.
+const PUSH_KEYS: [&str; 8] = [
+    "from", "gid", "rid", "mtype", "mid", "msg", "attrs", "mtime",
+];
+
+/// Looks a key up among the fields `packet::map_fields` found for [`PUSH_KEYS`].
+fn field_of<'a>(fields: &'a [Option<Value>; 8]) -> impl Fn(&str) -> Option<&'a Value> + 'a {
+    move |k| {
+        let i = PUSH_KEYS.iter().position(|key| *key == k)?;
+        fields[i].as_ref()
+    }
 }
 
 impl Inner {
     pub(super) fn on_push(&self, kind: PushKind, payload: &Value, uid: Option<i64>) {
-        let m = match parse_push(kind, payload) {
-            Some(m) => m,
-            None => {
-                self.emit_error(RtmError::new(
-                    error_code::FPNN_EC_PROTO_TYPE_CONVERT,
-                    format!("malformed {kind:?} push: {payload}"),
-                ));
-                return;
-            }
-        };
+        match parse_push(kind, payload) {
+            Some(m) => self.deliver_push(kind, m, uid),
+            None => self.emit_error(RtmError::new(
+                error_code::FPNN_EC_PROTO_TYPE_CONVERT,
+                format!("malformed {kind:?} push: {payload}"),
+            )),
+        }
+    }
+
+    /// A parsed push: the `excludedUids` rule, the duplicate filter, then
+    /// the handlers of its event.
+    fn deliver_push(&self, kind: PushKind, m: PushMessage, uid: Option<i64>) {
         if let (Some(uid), Some(ex)) = (uid, json::excluded_uids(&m.attrs)) {
             if ex.contains(&uid) {
                 return;
@@ -137,15 +187,28 @@ pub(crate) fn fuzz_parse_push(method: &str, payload: &[u8]) -> bool {
     ) else {
         return false;
     };
-    parse_push(kind, &v)
-        .map(|m| json::excluded_uids(&m.attrs))
-        .is_some()
+    let whole = parse_push(kind, &v);
+    // The short-payload path must parse exactly the same push.
+    if let Some(fields) = packet::map_fields(payload, PUSH_KEYS) {
+        assert_eq!(parse_push_with(kind, field_of(&fields)), whole, "{v}");
+    }
+    whole.map(|m| json::excluded_uids(&m.attrs)).is_some()
 }
 
 fn parse_push(kind: PushKind, p: &Value) -> Option<PushMessage> {
     p.as_map()?;
-    let id = |k: &str| value::map_get(p, k).and_then(value::as_i64);
-    let (msg, binary) = value::text_and_bytes(value::get_or_nil(p, "msg"));
+    parse_push_with(kind, |k| value::map_get(p, k))
+}
+
+/// A push from its fields (`get` finds a key's value, as `value::map_get`
+/// does on a map): `from`, `mtype` and the group's or room's id are
+/// required; `mid` and `mtime` of another type read as 0.
+fn parse_push_with<'a>(
+    kind: PushKind,
+    get: impl Fn(&str) -> Option<&'a Value>,
+) -> Option<PushMessage> {
+    let id = |k: &str| get(k).and_then(value::as_i64);
+    let (msg, binary) = value::text_and_bytes(get("msg").unwrap_or(&value::NIL));
     Some(PushMessage {
         from: id("from")?,
         gid: if kind == PushKind::Group {
@@ -158,11 +221,11 @@ fn parse_push(kind: PushKind, p: &Value) -> Option<PushMessage> {
         } else {
             None
         },
-        mtype: value::map_get(p, "mtype").and_then(value::as_u8)?,
+        mtype: get("mtype").and_then(value::as_u8)?,
         mid: id("mid").unwrap_or(0),
         msg,
         binary,
-        attrs: value::as_string_lossy(value::get_or_nil(p, "attrs")),
+        attrs: value::as_string_lossy(get("attrs").unwrap_or(&value::NIL)),
         mtime: id("mtime").unwrap_or(0),
     })
 }

@@ -446,6 +446,69 @@ pub(crate) fn check_payload_within(bytes: &[u8], max_bytes: usize) -> Result<(),
     Ok(())
 }
 
+/// Payloads this short are read field by field ([`map_fields`]): they cannot
+/// nest deeper than [`read_value`]'s limit (each level takes a byte), so once
+/// [`check_payload_within`] has passed they are exactly the payloads
+/// [`decode_payload_within`] accepts.
+pub(crate) const FIELDS_MAX: usize = MAX_DEPTH as usize;
+
+/// The values of `keys` in a msgpack map, each as [`crate::value::map_get`]
+/// finds it in the decoded map (the first entry whose key is that str),
+/// without decoding the other entries. `None` when `bytes` are not a map, or
+/// are longer than [`FIELDS_MAX`] (decode those whole). Call it only on bytes
+/// [`check_payload_within`] has passed; on others it gives `None` rather than
+/// panicking.
+pub(crate) fn map_fields<const N: usize>(
+    bytes: &[u8],
+    keys: [&str; N],
+) -> Option<[Option<Value>; N]> {
+    if bytes.len() > FIELDS_MAX {
+        return None;
+    }
+    let mut pos = 0;
+    let m = *bytes.first()?;
+    pos += 1;
+    let entries = match m {
+        0x80..=0x8f => usize::from(m & 0x0f),
+        0xde => be_uint(bytes, &mut pos, 2).ok()? as usize,
+        0xdf => be_uint(bytes, &mut pos, 4).ok()? as usize,
+        _ => return None,
+    };
+    let mut out: [Option<Value>; N] = std::array::from_fn(|_| None);
+    for _ in 0..entries {
+        let key = str_at(bytes, &mut pos);
+        let slot = key.and_then(|k| keys.iter().position(|want| want.as_bytes() == k));
+        if key.is_none() {
+            pos = pos.checked_add(count_values(bytes.get(pos..)?, usize::MAX).ok()?.1)?;
+        }
+        match slot {
+            Some(i) if out[i].is_none() => {
+                out[i] = Some(read_value(bytes, &mut pos, MAX_DEPTH - 1).ok()?);
+            }
+            _ => pos = pos.checked_add(count_values(bytes.get(pos..)?, usize::MAX).ok()?.1)?,
+        }
+    }
+    Some(out)
+}
+
+/// The bytes of the str at `*pos`, advancing past it; `None` (and `*pos`
+/// unchanged) when the value there is not a str.
+fn str_at<'a>(b: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    let mut p = *pos;
+    let m = *b.get(p)?;
+    p += 1;
+    let len = match m {
+        0xa0..=0xbf => usize::from(m & 0x1f),
+        0xd9 => be_uint(b, &mut p, 1).ok()? as usize,
+        0xda => be_uint(b, &mut p, 2).ok()? as usize,
+        0xdb => be_uint(b, &mut p, 4).ok()? as usize,
+        _ => return None,
+    };
+    let s = b.get(p..p.checked_add(len)?)?;
+    *pos = p + len;
+    Some(s)
+}
+
 /// Walks one msgpack value without building it and checks that it holds at
 /// most `limit` values (every scalar, string, array and map counts one);
 /// gives how many it holds and where it ends.
@@ -993,6 +1056,93 @@ mod tests {
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = Packet::decode(&bytes, 1024);
             let _ = decode_payload(&bytes);
+        }
+    }
+
+    const KEYS: [&str; 4] = ["from", "mid", "msg", "x"];
+
+    /// What `map_fields` must give: `map_get` on the decoded value.
+    fn fields_by_value(bytes: &[u8]) -> Option<[Option<Value>; 4]> {
+        let v = decode_payload(bytes).ok()?;
+        v.as_map()?;
+        Some(KEYS.map(|k| crate::value::map_get(&v, k).cloned()))
+    }
+
+    #[test]
+    fn map_fields_finds_what_map_get_finds() {
+        let raw = |b: &[u8]| rmpv::decode::read_value(&mut &b[..]).unwrap();
+        let cases = [
+            Value::Map(vec![]),
+            Value::Map(vec![("from".into(), 7.into()), ("mid".into(), "9".into())]),
+            // The first of two equal keys; a bin key and a non-UTF-8 str key
+            // never match; nested and unknown values are skipped.
+            Value::Map(vec![
+                (Value::Binary(b"from".to_vec()), 1.into()),
+                (raw(&[0xa4, b'f', b'r', b'o', 0xff]), 2.into()),
+                (
+                    "x".into(),
+                    Value::Array(vec![Value::Map(vec![(1.into(), 2.into())])]),
+                ),
+                ("from".into(), 3.into()),
+                ("from".into(), 4.into()),
+                (5.into(), "msg".into()),
+                ("msg".into(), Value::Binary(vec![0, 0xff])),
+            ]),
+            Value::Array(vec!["from".into(), 1.into()]),
+            Value::from("from"),
+        ];
+        for v in cases {
+            let mut bytes = Vec::new();
+            encode_payload(&v, &mut bytes);
+            assert_eq!(map_fields(&bytes, KEYS), fields_by_value(&bytes), "{v:?}");
+        }
+        // Too long to read field by field: decoded whole instead.
+        let long = Value::Map(vec![("msg".into(), "y".repeat(FIELDS_MAX).into())]);
+        let mut bytes = Vec::new();
+        encode_payload(&long, &mut bytes);
+        assert_eq!(map_fields(&bytes, KEYS), None);
+        // Never a panic on bytes nobody checked.
+        for garbage in [
+            &[0x81][..],
+            &[0x82, 0xa4],
+            &[0xdf, 0xff, 0xff, 0xff, 0xff],
+            &[],
+        ] {
+            let _ = map_fields(garbage, KEYS);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn map_fields_agrees_with_map_get_on_any_map(
+            entries in proptest::collection::vec(
+                (prop_oneof![
+                    Just(Value::from("from")),
+                    Just(Value::from("mid")),
+                    Just(Value::from("msg")),
+                    Just(Value::from("x")),
+                    any_value(),
+                ], any_value()),
+                0..6,
+            )
+        ) {
+            let mut bytes = Vec::new();
+            encode_payload(&Value::Map(entries), &mut bytes);
+            if bytes.len() <= FIELDS_MAX && check_payload_within(&bytes, DEFAULT_MAX_PACKET).is_ok() {
+                // Compared as bytes: a NaN float is not equal to itself.
+                let enc = |f: Option<[Option<Value>; 4]>| {
+                    f.map(|f| {
+                        f.map(|v| {
+                            v.map(|v| {
+                                let mut b = Vec::new();
+                                encode_payload(&v, &mut b);
+                                b
+                            })
+                        })
+                    })
+                };
+                prop_assert_eq!(enc(map_fields(&bytes, KEYS)), enc(fields_by_value(&bytes)));
+            }
         }
     }
 }

@@ -114,11 +114,25 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
                 return Ok(());
             }
             let twoway = p.kind == Kind::Twoway;
-            let responder = Responder {
+            let mut responder = Responder {
                 seq: p.seq,
                 twoway,
                 shared: Some(shared.clone()),
             };
+            // A short payload that decodes may be read from its bytes by the
+            // handler (the client's message pushes).
+            if p.payload.len() <= packet::FIELDS_MAX
+                && packet::check_payload_within(p.payload, shared.max_packet).is_ok()
+            {
+                let mut back = None;
+                guarded("quest handler", || {
+                    back = handler.quest_bytes(p.method, p.payload, responder)
+                });
+                let Some(r) = back else {
+                    return Ok(());
+                };
+                responder = r;
+            }
             match packet::decode_payload_within(p.payload, shared.max_packet) {
                 Ok(payload) => {
                     let quest = Quest {

@@ -106,6 +106,22 @@ impl Drop for Responder {
 pub trait QuestHandler: Send + Sync + 'static {
     /// One server quest. Answer it through `responder` (or let it drop).
     fn quest(&self, quest: Quest, responder: Responder);
+
+    /// Rust-only and not part of the API promise: the RTM client's way to
+    /// read a short quest's payload straight from its bytes (already checked
+    /// to decode, so they are exactly the payloads [`QuestHandler::quest`]
+    /// would get). Gives the responder back for a quest it does not take;
+    /// the connection then decodes the payload and calls `quest`. By
+    /// default it takes none.
+    #[doc(hidden)]
+    fn quest_bytes(
+        &self,
+        _method: &str,
+        _payload: &[u8],
+        responder: Responder,
+    ) -> Option<Responder> {
+        Some(responder)
+    }
 }
 
 impl<F: Fn(Quest, Responder) + Send + Sync + 'static> QuestHandler for F {
