@@ -125,6 +125,8 @@ pub mod fuzzing {
 
     /// Parses `payload` as the push `method` (`pushmsg`, `pushgroupmsg`,
     /// `pushroommsg`, `pushbroadcastmsg`); whether it parsed. Rust-only.
+    /// Panics when the two ways the client reads a push (a short one field
+    /// by field, any one decoded whole) give different results.
     pub fn parse_push(method: &str, payload: &[u8]) -> bool {
         crate::client::fuzz_parse_push(method, payload)
     }

@@ -112,7 +112,7 @@ impl QuestHandler for PushHandler {
         match parse_push_with(kind, field_of(&fields)) {
             Some(m) => inner.deliver_push(kind, m, fence.uid),
             // Only to name it in the report: decoded whole.
-            None => match crate::fpnn::packet::decode_payload(payload) {
+            None => match packet::decode_payload(payload) {
                 Ok(v) => inner.on_push(kind, &v, fence.uid),
                 Err(e) => inner.emit_error(RtmError::new(
                     error_code::FPNN_EC_PROTO_TYPE_CONVERT,
@@ -179,7 +179,9 @@ impl Inner {
 }
 
 /// Fuzzing entry point (Rust-only): parses `payload` (msgpack) as the push
-/// `method`; must never panic, whatever the bytes.
+/// `method`, both ways the reader may (field by field, and decoded whole).
+/// Whatever the bytes, it panics only when the two disagree: the bug the
+/// fuzz target looks for.
 pub(crate) fn fuzz_parse_push(method: &str, payload: &[u8]) -> bool {
     let (Some(kind), Ok(v)) = (
         PushKind::from_method(method),
