@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -175,17 +175,36 @@ fn run(resend: bool, all: bool) {
         }
     });
     assert_eq!(common::login(&client, SENDER, "token", 0), (true, 0));
+    // The gate holds its answer to the first send (stored, not yet answered)
+    // until the connection is dropped: the drop always meets all the sends
+    // in flight, the rest unread behind it, however fast the client and the
+    // gate are. (Without this, a fast enough gate answered all 10,000 first
+    // and there was nothing left to resend.)
+    let (release, held) = crossbeam_channel::bounded::<()>(1);
+    let hold = Arc::new(AtomicBool::new(true));
+    let first = hold.clone();
+    gate.rewrite_answers(Some(Box::new(move |method, _, _| {
+        if method == "sendmsg" && first.swap(false, Ordering::SeqCst) {
+            let _ = held.recv_timeout(LONG);
+        }
+        None
+    })));
     let total = IN_FLIGHT + DURING_RELOGIN;
     let out = Outcomes::new(total);
     for mid in 1..=IN_FLIGHT as i64 {
         out.send(&client, mid);
     }
+    wait_long("the gate holds the first send", || {
+        !hold.load(Ordering::SeqCst)
+    });
     assert!(gate.send_raw(PID, SENDER, &partial_frame()) >= 1);
     if all {
         assert!(gate.drop_all() >= 2);
     } else {
         assert!(gate.drop_user(PID, SENDER) >= 1);
     }
+    gate.rewrite_answers(None);
+    let _ = release.send(());
     for mid in IN_FLIGHT as i64 + 1..=total as i64 {
         out.send(&client, mid);
     }
