@@ -107,6 +107,7 @@ pub mod error;
 pub mod fpnn;
 #[cfg(feature = "gate")]
 pub mod gate;
+mod hash;
 pub mod types;
 pub(crate) mod value;
 #[cfg(all(test, feature = "gate"))]

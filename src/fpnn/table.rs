@@ -7,36 +7,13 @@
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry as Slot;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BinaryHeap, VecDeque};
+
+use crate::hash::FastMap;
 use std::time::Instant;
 
-/// Hashes a `u32` seq with one multiplication (Fibonacci hashing) instead of SipHash.
-///
-/// Seqs are chosen by this side (1, 2, 3, ...), not by the peer, so there is nothing to
-/// defend against; the multiplication spreads consecutive seqs over the top bits, which
-/// hashbrown uses for its control bytes, and the low bits it uses for the bucket index.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct SeqHasher(u64);
-
-impl Hasher for SeqHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used for u32 keys; kept correct for any other input.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type SeqMap<V> = HashMap<u32, V, BuildHasherDefault<SeqHasher>>;
+/// Seqs hash with one multiplication (`src/hash.rs`): this side chooses them.
+type SeqMap<V> = FastMap<u32, V>;
 
 struct Entry<C> {
     callback: C,
@@ -209,18 +186,6 @@ mod tests {
 
     fn ms(t0: Instant, n: u64) -> Instant {
         t0 + Duration::from_millis(n)
-    }
-
-    #[test]
-    fn seq_hashes_differ_in_the_bits_the_map_uses() {
-        use std::hash::BuildHasher;
-        let b = BuildHasherDefault::<SeqHasher>::default();
-        let h: Vec<u64> = (1..=64u32).map(|n| b.hash_one(n)).collect();
-        // Low bits pick the bucket, the top 7 the control byte: both must vary.
-        let low: std::collections::HashSet<u64> = h.iter().map(|x| x & 63).collect();
-        let top: std::collections::HashSet<u64> = h.iter().map(|x| x >> 57).collect();
-        assert!(low.len() > 32, "{low:?}");
-        assert!(top.len() > 32, "{top:?}");
     }
 
     #[test]

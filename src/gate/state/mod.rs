@@ -58,7 +58,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rmpv::Value;
-use std::hash::{BuildHasherDefault, Hasher};
 
 mod conversations;
 mod data;
@@ -236,55 +235,9 @@ struct User {
     last_logout: i64,
 }
 
-/// A map keyed by integers (uids, ids, connection ids, message keys) with a
-/// one-multiplication hash (Fx) instead of SipHash: the gate is a local
-/// emulator, so it has no hash flooding to defend against, and hashing was
-/// an eighth of its work per message.
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
-/// The hasher of [`FastMap`] (the Fx hash rustc uses).
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct FastHasher(u64);
-
-impl FastHasher {
-    fn add(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        for &b in chunks.remainder() {
-            self.add(u64::from(b));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-}
+/// Maps keyed by ids and message keys hash with Fx (`src/hash.rs`): the gate
+/// is a local emulator, and SipHash was an eighth of its work per message.
+pub(crate) use crate::hash::FastMap;
 
 /// One pid's state: the core (users, clock) and one field per area.
 #[derive(Debug, Default)]
