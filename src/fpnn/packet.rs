@@ -287,15 +287,19 @@ pub fn decode_payload(bytes: &[u8]) -> Result<Value, String> {
 /// otherwise cost dozens of times its own size: an allocation-free scan counts
 /// the values first and refuses such a payload before anything is built.
 /// Depth is bounded by rmpv, and lengths never pre-allocate.
-pub fn decode_payload_within(mut bytes: &[u8], max_bytes: usize) -> Result<Value, String> {
-    let max_values = (max_bytes / std::mem::size_of::<Value>()).max(1);
-    count_values(bytes, max_values)?;
+pub fn decode_payload_within(bytes: &[u8], max_bytes: usize) -> Result<Value, String> {
+    // Exactly one value, and few enough of them (so nothing after it either).
+    check_payload_within(bytes, max_bytes)?;
     let mut pos = 0;
     let v =
         read_value(bytes, &mut pos, MAX_DEPTH).map_err(|e| format!("bad msgpack payload: {e}"))?;
-    bytes = &bytes[pos..];
-    if !bytes.is_empty() {
-        return Err(format!("{} bytes after the msgpack payload", bytes.len()));
+    // The scan and the decoder read the same grammar; were they ever to
+    // disagree, the bytes are refused rather than half read.
+    if pos != bytes.len() {
+        return Err(format!(
+            "{} bytes after the msgpack payload",
+            bytes.len() - pos
+        ));
     }
     Ok(v)
 }
@@ -431,9 +435,9 @@ fn read_scalar(b: &[u8], pos: &mut usize, depth: u16) -> Result<Value, &'static 
 
 /// Checks, without building anything, that `bytes` are exactly one msgpack
 /// value holding no more values than a [`Value`] tree of `max_bytes` would:
-/// what [`decode_payload_within`] checks before it builds, for a payload that
-/// is decoded some other way (the client's answers, through serde). Depth
-/// and UTF-8 are left to that decoder.
+/// what [`decode_payload_within`] checks before it builds, and what a payload
+/// decoded some other way is checked with (the client's answers, through
+/// serde; short pushes, [`map_fields`]). Depth is left to the decoder.
 pub(crate) fn check_payload_within(bytes: &[u8], max_bytes: usize) -> Result<(), String> {
     let max_values = (max_bytes / std::mem::size_of::<Value>()).max(1);
     let (_, end) = count_values(bytes, max_values)?;
