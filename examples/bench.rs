@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release --example bench -- [--endpoint HOST:PORT] [--n N] [--window W]
 //!     [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay]
-//!     [--gate-pid PID] [--sdk-only]
+//!     [--gate-pid PID] [--sdk-only] [--dispatch threads|inline]
 //! ```
 //!
 //! Without `--endpoint` the local gate runs in this process (its threads,
@@ -19,7 +19,8 @@
 //! `pipelined_100`, `pipelined_1000`, `many_clients`, `pushes`, `idle`; and,
 //! only when named, the memory scenarios `pending` (`--n` quests left
 //! unanswered, default 100,000) and `soak` (`--n` quests, default 1,000,000)
-//! of `examples/bench/memory.rs`. `--sdk-only` skips the floor.
+//! of `examples/bench/memory.rs`. `--sdk-only` skips the floor. `--dispatch`
+//! picks the SDK clients' `Dispatch` mode (default `threads`).
 //! One JSON line per scenario on stdout.
 
 #[path = "bench/floor.rs"]
@@ -31,14 +32,14 @@ mod memory;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use measure::{percentiles, Group, Meter, Usage};
 use parking_lot::Mutex;
 use rtm_client::gate::Gate;
-use rtm_client::{PushEvent, RtmClient, RtmOptions};
+use rtm_client::{Dispatch, PushEvent, RtmClient, RtmOptions};
 use serde_json::{json, Value};
 
 struct Args {
@@ -80,6 +81,14 @@ fn parse() -> Result<Args, String> {
             "--gate-process" => a.gate_process = true,
             "--gate-no-nodelay" => a.no_nodelay = true,
             "--sdk-only" => a.sdk_only = true,
+            "--dispatch" => {
+                let inline = match val()?.as_str() {
+                    "threads" => false,
+                    "inline" => true,
+                    v => return Err(format!("--dispatch: {v}: threads or inline")),
+                };
+                INLINE.store(inline, Ordering::Relaxed);
+            }
             "--gate-pid" => measure::GATE_PID.store(
                 val()?.parse().map_err(|e| format!("--gate-pid: {e}"))?,
                 Ordering::Relaxed,
@@ -185,10 +194,22 @@ fn mids(n: usize) -> i64 {
     NEXT_MID.fetch_add(n as i64, Ordering::Relaxed)
 }
 
+/// `--dispatch inline`: the SDK clients run in `Dispatch::Inline` mode.
+static INLINE: AtomicBool = AtomicBool::new(false);
+
+fn dispatch() -> Dispatch {
+    if INLINE.load(Ordering::Relaxed) {
+        Dispatch::Inline
+    } else {
+        Dispatch::Threads
+    }
+}
+
 fn sdk_client(endpoint: &str, uid: i64) -> RtmClient {
     let c = RtmClient::new(RtmOptions {
         endpoint: Some(endpoint.to_owned()),
         pid: 1,
+        dispatch: dispatch(),
         ..Default::default()
     })
     .expect("client");
@@ -554,7 +575,7 @@ fn main() {
     let a = match parse() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: bench [--endpoint HOST:PORT] [--n N] [--window W] [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay] [--gate-pid PID] [--sdk-only]");
+            eprintln!("{e}\nusage: bench [--endpoint HOST:PORT] [--n N] [--window W] [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay] [--gate-pid PID] [--sdk-only] [--dispatch threads|inline]");
             std::process::exit(2);
         }
     };
@@ -605,6 +626,7 @@ fn main() {
         let mut line = json!({
             "scenario": name, "n": n, "window": window, "clients": clients, "size": size,
             "gate": gate.kind(), "gate_nodelay": !a.no_nodelay,
+            "dispatch": format!("{:?}", dispatch()),
         });
         for (k, v) in sdk.as_object().into_iter().flatten() {
             line[k] = v.clone();

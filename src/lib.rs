@@ -6,7 +6,8 @@
 //! milliseconds before the callback, callbacks called with `(err, data)`. There is no
 //! async runtime: each connection has a reader and a writer thread, and callbacks run
 //! on one dispatcher thread shared by every client of the process or, with
-//! [`Dispatch::Queued`], on the thread that calls [`RtmClient::dispatch_pending`]
+//! [`Dispatch::Queued`], on the thread that calls [`RtmClient::dispatch_pending`], or,
+//! with [`Dispatch::Inline`], answers' callbacks on the connection's reader thread
 //! (docs/architecture.md says what a slow callback delays).
 //!
 //! ```

@@ -164,6 +164,11 @@ fn destroy_in_queued_mode_completes_pending_calls_on_the_destroying_thread() {
 }
 
 #[test]
+fn destroy_in_inline_mode_completes_each_pending_call_once_before_returning() {
+    destroy_with_1000_pending(Dispatch::Inline);
+}
+
+#[test]
 fn dropping_the_last_handle_ends_the_session_and_every_thread() {
     let _serial = SERIAL.lock();
     let gate = gate();

@@ -74,8 +74,12 @@ struct Run {
 }
 
 fn new_client(gate: &Gate, c: &Arc<Counters>, slot: usize, rng: &mut Rng) -> RtmClient {
+    // Slot 0 is polled by a thread of the application; the others take
+    // turns between the two modes with a dispatcher thread.
     let dispatch = if slot == 0 {
         Dispatch::Queued
+    } else if slot % 2 == 1 {
+        Dispatch::Inline
     } else {
         Dispatch::Threads
     };

@@ -1,6 +1,7 @@
 //! A logged-in client has two threads of its own (its connection's reader
-//! and writer); the session timers and, in `Dispatch::Threads` mode, the
-//! dispatcher are one thread each for the whole process. Closed and dropped
+//! and writer), in every dispatch mode; the session timers and, in
+//! `Dispatch::Threads` and `Dispatch::Inline` mode, the dispatcher are one
+//! thread each for the whole process. Closed and dropped
 //! clients release all of them.
 //!
 //! This binary counts the process's `rtm-*` threads, so it holds one test.
@@ -27,7 +28,7 @@ fn logged_in_clients_own_two_threads_each_and_share_the_rest() {
     assert!(client_threads().is_empty(), "{:?}", client_threads());
     let gate = gate();
     let mut clients = Vec::new();
-    for (i, dispatch) in [Dispatch::Threads, Dispatch::Queued]
+    for (i, dispatch) in [Dispatch::Threads, Dispatch::Queued, Dispatch::Inline]
         .into_iter()
         .cycle()
         .take(20)

@@ -35,11 +35,22 @@ thread_local! {
 /// and on the thread that calls `dispatch_pending()` in `Dispatch::Queued`
 /// mode. If the closure registers no callback at all (it did not call an API
 /// method), it returns at once with error 20001 rather than waiting forever.
+/// The one exception: inside a callback that runs on a reader thread
+/// (`Dispatch::Inline`) it fails at once with 20013
+/// (`FPNN_EC_CORE_FORBIDDEN`), without running the closure.
 pub fn blocking<T, E>(f: impl FnOnce(Box<dyn FnOnce(Option<E>, Option<T>) + Send>)) -> Result<T, E>
 where
     T: Send + 'static,
     E: Send + 'static + From<RtmError>,
 {
+    if dispatch::in_inline_callback() {
+        // This thread is a connection's reader: an answer it waited for
+        // could never be read.
+        return Err(E::from(RtmError::new(
+            error_code::FPNN_EC_CORE_FORBIDDEN,
+            "blocking() inside a Dispatch::Inline callback: it runs on the reader thread its answer would need",
+        )));
+    }
     let (tx, rx) = crossbeam_channel::bounded(1);
     let cb: Box<dyn FnOnce(Option<E>, Option<T>) + Send> = Box::new(move |e, d| {
         let _ = tx.send((e, d));
@@ -91,6 +102,17 @@ impl Deliverer {
             job.run()
         } else {
             self.dispatcher.callback(job)
+        }
+    }
+
+    /// [`Deliverer::deliver`] from a connection's reader thread, with no
+    /// lock held (`RawReply::answer_on_reader`): in `Dispatch::Inline` mode
+    /// the callback may run right here.
+    pub(super) fn deliver_on_reader(self, job: dispatch::Job) {
+        if self.direct {
+            job.run()
+        } else {
+            self.dispatcher.callback_on_reader(job)
         }
     }
 }

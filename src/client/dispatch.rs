@@ -7,7 +7,16 @@
 //! connection's reader or writer thread, so a slow handler never delays
 //! reading, writing, timeouts or the acknowledgement of pushes. In `Threads`
 //! mode a slow handler delays the callbacks and events queued after it, of
-//! every client in the process (docs/architecture.md). (One exception by
+//! every client in the process (docs/architecture.md).
+//!
+//! `Dispatch::Inline` is `Threads` with one shortcut: the reader thread,
+//! holding no lock, runs an answer's callback itself
+//! ([`Dispatcher::callback_on_reader`]) when nothing of the client is queued
+//! or running; it marks the queue scheduled meanwhile, so what other threads
+//! queue waits behind it, and hands the queue to the dispatcher thread after.
+//! Order and one-at-a-time hold as in `Threads`; no thread hand-off per
+//! answer, at the price of the reader stalling while the callback runs (and
+//! `blocking()` refusing to run there, [`in_inline_callback`]). (One exception by
 //! design: inside `blocking()`, the callback handed to the method completes
 //! on the SDK thread that finishes the call; it is normally the `cb` that
 //! `blocking()` itself made, which only wakes the waiting thread.)
@@ -118,7 +127,7 @@ pub(crate) struct Dispatcher {
 
 impl Dispatcher {
     pub(crate) fn new(mode: Dispatch) -> Arc<Dispatcher> {
-        let threads = mode == Dispatch::Threads;
+        let threads = mode != Dispatch::Queued;
         if threads {
             POOL.lock().clients += 1;
         }
@@ -162,6 +171,47 @@ impl Dispatcher {
         late(job);
     }
 
+    /// A callback handed over by a connection's reader thread with no lock
+    /// held (`RawReply::answer_on_reader`). In `Dispatch::Inline` mode it
+    /// runs here and now when nothing of this client is queued or running
+    /// (so the client's callbacks keep their order and never run two at a
+    /// time); otherwise, and in the other modes, it is queued.
+    pub(crate) fn callback_on_reader(self: &Arc<Self>, job: Job) {
+        if self.mode != Dispatch::Inline {
+            return self.callback(job);
+        }
+        {
+            let mut q = self.queue.lock();
+            if q.scheduled || q.stopped || !q.items.is_empty() {
+                drop(q);
+                return self.callback(job);
+            }
+            // As if scheduled: what other threads queue meanwhile waits
+            // behind this job (see `push`).
+            q.scheduled = true;
+            q.busy = true;
+        }
+        let outer = INLINE.replace(self.key());
+        guarded("callback", || job.run());
+        INLINE.set(outer);
+        let mut q = self.queue.lock();
+        q.busy = false;
+        self.idle.notify_all();
+        if q.items.is_empty() || q.stopped {
+            q.scheduled = false;
+            return;
+        }
+        drop(q);
+        if !schedule(self.clone()) {
+            self.stop_and_drain_on_late_threads();
+        }
+    }
+
+    /// This dispatcher's [`INLINE`] mark.
+    fn key(&self) -> usize {
+        self as *const Dispatcher as usize
+    }
+
     /// Queues an event or push; dropped (and counted for the report) while
     /// the queue is full.
     pub(crate) fn event(self: &Arc<Self>, job: Job) {
@@ -199,7 +249,7 @@ impl Dispatcher {
     /// Queues `item`; gives a callback back when no one will run the queue.
     fn push(self: &Arc<Self>, item: Item) -> Result<(), Job> {
         let mut q = self.queue.lock();
-        if self.mode == Dispatch::Threads {
+        if self.mode != Dispatch::Queued {
             // Checked and queued under the lock: `shutdown` sets `stopped`
             // under it before its final drain, so a job queued here is
             // always run by one of them.
@@ -292,12 +342,15 @@ impl Dispatcher {
         self.mark_destroyed();
         let items = {
             let mut q = self.queue.lock();
-            let on_dispatcher = self.mode == Dispatch::Threads
-                && POOL.lock().thread == Some(std::thread::current().id());
-            while (q.busy && !on_dispatcher) || q.owed > 0 {
+            // Called from the job that is running (a callback that
+            // destroys its client): nothing to wait for.
+            let running_here = self.mode != Dispatch::Queued
+                && (INLINE.get() == self.key()
+                    || POOL.lock().thread == Some(std::thread::current().id()));
+            while (q.busy && !running_here) || q.owed > 0 {
                 self.idle.wait(&mut q);
             }
-            if self.mode == Dispatch::Threads {
+            if self.mode != Dispatch::Queued {
                 q.stopped = true;
             }
             std::mem::take(&mut q.items)
@@ -341,6 +394,18 @@ impl Drop for Dispatcher {
     fn drop(&mut self) {
         self.unregister();
     }
+}
+
+thread_local! {
+    /// The dispatcher whose callback this thread runs in `Dispatch::Inline`
+    /// mode (its [`Dispatcher::key`]); 0 when none.
+    static INLINE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this thread is running a `Dispatch::Inline` callback, so is a
+/// connection's reader thread (`blocking()` refuses to wait there).
+pub(crate) fn in_inline_callback() -> bool {
+    INLINE.get() != 0
 }
 
 /// Runs a callback no queue will run on a short-lived thread of its own.

@@ -413,7 +413,25 @@ where
     ME: FnOnce(RtmError) -> E + Send + 'static,
     CB: FnOnce(Option<E>, Option<T>) + Send + 'static,
 {
-    fn answer(mut self: Box<Self>, r: Result<&[u8], RtmError>) {
+    fn answer(self: Box<Self>, r: Result<&[u8], RtmError>) {
+        self.complete(r, false)
+    }
+
+    fn answer_on_reader(self: Box<Self>, r: Result<&[u8], RtmError>) {
+        self.complete(r, true)
+    }
+}
+
+impl<T, E, M, ME, CB> Completion<T, M, ME, CB>
+where
+    T: Send + 'static,
+    M: FnOnce(&[u8]) -> Result<T, RtmError> + Send + 'static,
+    ME: FnOnce(RtmError) -> E + Send + 'static,
+    CB: FnOnce(Option<E>, Option<T>) + Send + 'static,
+{
+    /// Decodes `r` into the box and delivers it; `on_reader`: see
+    /// [`RawReply::answer_on_reader`].
+    fn complete(mut self: Box<Self>, r: Result<&[u8], RtmError>, on_reader: bool) {
         let result = match std::mem::replace(&mut self.state, State::Taken) {
             // Decoding runs the crate's own code on the network's bytes; were
             // it ever to panic, the call still completes, with an error.
@@ -432,7 +450,11 @@ where
         };
         self.state = State::Done(result);
         if let Some(d) = self.deliver.take() {
-            d.deliver(self);
+            if on_reader {
+                d.deliver_on_reader(self);
+            } else {
+                d.deliver(self);
+            }
         }
     }
 }

@@ -182,6 +182,18 @@ pub enum Dispatch {
     /// Callbacks and events wait until the application calls `dispatch_pending()`, and run
     /// on the caller's thread.
     Queued,
+    /// As `Threads`, except that the callback of an answer runs on the connection's reader
+    /// thread as soon as the answer is read, when nothing of this client waits in its queue
+    /// or runs on the dispatcher thread: the way JavaScript runs callbacks on the event loop
+    /// that reads the socket, with no thread hand-off per answer. Timeouts, calls refused at
+    /// once, events and pushes still go through the dispatcher thread, and the client's
+    /// callbacks keep one order and never run two at a time.
+    ///
+    /// The price: while such a callback runs, the connection reads nothing (no answers,
+    /// pushes or pings), so a callback must not wait long; and [`blocking`](crate::blocking)
+    /// inside one fails at once with 20013 (`FPNN_EC_CORE_FORBIDDEN`), since its answer
+    /// would wait for the very thread that waits on it (docs/architecture.md).
+    Inline,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -51,6 +51,15 @@ pub(crate) type RawCallback = Box<dyn RawReply>;
 pub(crate) trait RawReply: Send + 'static {
     /// Completes the quest.
     fn answer(self: Box<Self>, r: Result<&[u8], RtmError>);
+
+    /// Completes the quest with the answer the reader thread just read,
+    /// called there with no lock held: the one place where a client in
+    /// `Dispatch::Inline` mode may run the application's callback at once
+    /// (src/client/dispatch.rs). Anywhere else (a timeout, a close) the
+    /// quest completes through [`RawReply::answer`].
+    fn answer_on_reader(self: Box<Self>, r: Result<&[u8], RtmError>) {
+        self.answer(r)
+    }
 }
 
 impl<F> RawReply for F

@@ -93,13 +93,13 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
             };
             match q.callback {
                 Reply::Raw(cb) if p.status == 0 => {
-                    guarded("answer callback", || cb.answer(Ok(p.payload)))
+                    guarded("answer callback", || cb.answer_on_reader(Ok(p.payload)))
                 }
                 Reply::Raw(cb) => {
                     let e = value(p.payload).err().unwrap_or_else(|| {
                         err(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, "error answer")
                     });
-                    guarded("answer callback", || cb.answer(Err(e)))
+                    guarded("answer callback", || cb.answer_on_reader(Err(e)))
                 }
                 Reply::Value(cb) => {
                     let result = value(p.payload);

@@ -1,0 +1,220 @@
+//! `Dispatch::Inline` (docs/architecture.md, "Threads"): an answer's
+//! callback runs on the connection's reader thread when nothing of its
+//! client is queued or running; otherwise it waits its turn on the
+//! dispatcher thread, so the client's callbacks keep their order and never
+//! overlap. Calls refused at once are still not called back inside the
+//! call, `blocking()` inside such a callback fails at once instead of
+//! stalling the reader, and a callback may destroy its own client.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use crossbeam_channel::Sender;
+use rtm_client::gate::Gate;
+use rtm_client::{blocking, error_code, Dispatch, RtmClient, RtmOptions, SendError};
+
+const ME: i64 = 1001;
+const PEER: i64 = 2002;
+
+fn inline_client(gate: &Gate) -> RtmClient {
+    let client = online(
+        RtmOptions {
+            dispatch: Dispatch::Inline,
+            ..options(gate)
+        },
+        ME,
+    );
+    // The login's own callback and events have run: the queue is empty.
+    wait_until("the login's callbacks and events have run", || {
+        client.dispatch_queue_len_for_tests() == 0
+    });
+    client
+}
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("").to_owned()
+}
+
+/// Sends message `i` of `n`; its callback records where it ran and sends
+/// the next, as a callback-driven JavaScript application does.
+fn chain(
+    client: RtmClient,
+    i: usize,
+    n: usize,
+    ran: Log<(usize, String, bool)>,
+    busy: Arc<AtomicBool>,
+    done: Sender<()>,
+) {
+    if i == n {
+        done.send(()).unwrap();
+        return;
+    }
+    let c = client.clone();
+    client.send_message(PEER, 30, "hi", "", 0, 0, move |e, d| {
+        let overlapped = busy.swap(true, Ordering::SeqCst);
+        ran.push((i, thread_name(), e.is_none() && d.is_some() && !overlapped));
+        busy.store(false, Ordering::SeqCst);
+        chain(c, i + 1, n, ran, busy, done);
+    });
+}
+
+#[test]
+fn answers_run_on_the_reader_thread_once_each_in_send_order() {
+    let gate = gate();
+    let client = inline_client(&gate);
+    const N: usize = 200;
+    let ran: Log<(usize, String, bool)> = Log::default();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    chain(
+        client.clone(),
+        0,
+        N,
+        ran.clone(),
+        Arc::new(AtomicBool::new(false)),
+        tx,
+    );
+    rx.recv_timeout(WAIT).expect("the chain did not finish");
+    let ran = ran.get();
+    assert_eq!(ran.len(), N);
+    for (k, (i, thread, ok)) in ran.iter().enumerate() {
+        assert_eq!(*i, k, "out of order");
+        assert!(*ok, "message {i}: an error, or two callbacks at once");
+        assert_eq!(thread, "rtm-reader", "message {i}");
+    }
+    client.destroy();
+}
+
+#[test]
+fn an_answer_waits_behind_a_queued_callback_and_runs_after_it_on_the_dispatcher() {
+    let gate = gate();
+    let client = inline_client(&gate);
+    let ran: Log<(&'static str, String)> = Log::default();
+    // A times out (the gate holds every answer) and its callback holds the
+    // dispatcher thread until released.
+    gate.pause(Duration::from_secs(60));
+    let (release, held) = crossbeam_channel::bounded::<()>(1);
+    let (started_tx, started) = crossbeam_channel::bounded(1);
+    let r = ran.clone();
+    client.send_message(PEER, 30, "a", "", 0, 50, move |e, _| {
+        r.push(("a", thread_name()));
+        assert_eq!(e.unwrap().error.code, error_code::FPNN_EC_CORE_TIMEOUT);
+        started_tx.send(()).unwrap();
+        held.recv_timeout(WAIT).unwrap();
+    });
+    started.recv_timeout(WAIT).expect("A did not time out");
+    // B is answered while A still runs: it is queued behind A.
+    gate.resume();
+    let (b_done, b_ran) = crossbeam_channel::bounded(1);
+    let r = ran.clone();
+    client.send_message(PEER, 30, "b", "", 0, 0, move |e, _| {
+        r.push(("b", thread_name()));
+        b_done.send(e.is_none()).unwrap();
+    });
+    wait_until("B's answer is queued behind A", || {
+        client.dispatch_queue_len_for_tests() == 1
+    });
+    assert_eq!(ran.len(), 1, "B ran while A was running");
+    release.send(()).unwrap();
+    assert_eq!(b_ran.recv_timeout(WAIT), Ok(true));
+    // The queue is empty again: C runs on the reader.
+    let (c_done, c_ran) = crossbeam_channel::bounded(1);
+    let r = ran.clone();
+    client.send_message(PEER, 30, "c", "", 0, 0, move |e, _| {
+        r.push(("c", thread_name()));
+        c_done.send(e.is_none()).unwrap();
+    });
+    assert_eq!(c_ran.recv_timeout(WAIT), Ok(true));
+    assert_eq!(
+        ran.get(),
+        vec![
+            ("a", "rtm-dispatch".to_owned()),
+            ("b", "rtm-dispatch".to_owned()),
+            ("c", "rtm-reader".to_owned()),
+        ]
+    );
+    client.destroy();
+}
+
+#[test]
+fn inside_an_inline_callback_blocking_fails_at_once_and_a_refused_call_is_called_back_later() {
+    let gate = gate();
+    let client = inline_client(&gate);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let c = client.clone();
+    client.send_message(PEER, 30, "hi", "", 0, 0, move |e, _| {
+        assert!(e.is_none());
+        let on = thread_name();
+        // With the default timeout, waiting here would stall the reader
+        // for 20 s and end in 20003.
+        let waited = blocking(|cb| c.send_message(PEER, 30, "again", "", 0, 0, cb));
+        // An empty message is refused without being sent; its callback is
+        // not called inside the call.
+        let returned = Arc::new(AtomicBool::new(false));
+        let (refused_tx, refused) = crossbeam_channel::bounded(1);
+        let r = returned.clone();
+        c.send_message(PEER, 30, "", "", 0, 0, move |e: Option<SendError>, _| {
+            refused_tx
+                .send((
+                    r.load(Ordering::SeqCst),
+                    e.map(|e| e.error.code),
+                    thread_name(),
+                ))
+                .unwrap();
+        });
+        returned.store(true, Ordering::SeqCst);
+        tx.send((on, waited.map_err(|e| e.error.code), refused))
+            .unwrap();
+    });
+    let (on, waited, refused) = rx.recv_timeout(WAIT).unwrap();
+    assert_eq!(on, "rtm-reader");
+    assert_eq!(waited.unwrap_err(), error_code::FPNN_EC_CORE_FORBIDDEN);
+    assert_eq!(
+        refused.recv_timeout(WAIT).unwrap(),
+        (
+            true,
+            Some(error_code::RTM_EC_EMPTY_PARAMETER),
+            "rtm-dispatch".to_owned()
+        )
+    );
+    // Outside a callback, blocking works as ever.
+    assert!(blocking(|cb| client.send_message(PEER, 30, "hi", "", 0, 0, cb)).is_ok());
+    client.destroy();
+}
+
+#[test]
+fn an_inline_callback_may_destroy_its_client_and_every_other_call_completes_once() {
+    let gate = gate();
+    let client = inline_client(&gate);
+    // Calls the gate will not answer, pending when the client is destroyed.
+    let others: Log<i32> = Log::default();
+    let (destroyed_tx, destroyed) = crossbeam_channel::bounded(1);
+    let c = client.clone();
+    client.send_message(PEER, 30, "first", "", 0, 0, move |e, _| {
+        assert!(e.is_none());
+        let on = thread_name();
+        c.destroy();
+        destroyed_tx.send(on).unwrap();
+    });
+    assert_eq!(destroyed.recv_timeout(WAIT).unwrap(), "rtm-reader");
+    // After destroy, calls still complete, once, with an error.
+    for _ in 0..10 {
+        let o = others.clone();
+        client.send_message(PEER, 30, "late", "", 0, 0, move |e, _| {
+            o.push(e.map_or(0, |e| e.error.code))
+        });
+    }
+    wait_until("every late call is called back", || others.len() == 10);
+    assert!(
+        others.get().iter().all(|&code| code != 0),
+        "{:?}",
+        others.get()
+    );
+    wait_until("the gate sees the connection closed", || {
+        gate.connections_of(PID, ME) == 0
+    });
+    assert_eq!(others.len(), 10, "a late call was called back twice");
+}
