@@ -251,14 +251,15 @@ impl RtmClient {
     /// and its place on the shared dispatcher thread. After it
     /// returns no event runs and no earlier callback runs; a call made later
     /// still completes, with 20012 (login: `(false, 20012)`), on a short-lived
-    /// thread (`Dispatch::Threads`) or in `dispatch_pending()` (`Queued`).
+    /// thread (`Dispatch::Threads` and `Inline`) or in `dispatch_pending()`
+    /// (`Queued`).
     pub fn destroy(&self) {
         self.inner.destroy();
     }
 
     /// Runs the callbacks and events waiting in `Dispatch::Queued` mode on the
     /// calling thread, in arrival order, and returns how many ran. In
-    /// `Dispatch::Threads` mode it does nothing and returns 0. A Rust
+    /// `Dispatch::Threads` and `Inline` mode it does nothing and returns 0. A Rust
     /// addition for game loops (JavaScript has its own event loop).
     pub fn dispatch_pending(&self) -> usize {
         self.inner.dispatcher.run_pending()

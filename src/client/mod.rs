@@ -19,7 +19,7 @@
 //!
 //! Threads of a client: the reader and writer of its current connection.
 //! Every client in the process shares the timer thread and, in
-//! `Dispatch::Threads` mode, the dispatcher thread (docs/architecture.md).
+//! `Dispatch::Threads` and `Inline` mode, the dispatcher thread (docs/architecture.md).
 
 mod blocking;
 mod dedup;
