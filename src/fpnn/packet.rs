@@ -483,16 +483,106 @@ pub(crate) fn map_fields<const N: usize>(
         let key = str_at(bytes, &mut pos);
         let slot = key.and_then(|k| keys.iter().position(|want| want.as_bytes() == k));
         if key.is_none() {
-            pos = pos.checked_add(count_values(bytes.get(pos..)?, usize::MAX).ok()?.1)?;
+            pos = value_end(bytes, pos)?;
         }
         match slot {
             Some(i) if out[i].is_none() => {
                 out[i] = Some(read_value(bytes, &mut pos, MAX_DEPTH - 1).ok()?);
             }
-            _ => pos = pos.checked_add(count_values(bytes.get(pos..)?, usize::MAX).ok()?.1)?,
+            _ => pos = value_end(bytes, pos)?,
         }
     }
     Some(out)
+}
+
+/// One entry of [`map_index`]: the key's bytes when it is a str, and where
+/// the value starts.
+pub(crate) type MapEntry<'a> = (Option<&'a [u8]>, usize);
+
+/// The entries of a msgpack map, in order: each key's bytes when the key is a
+/// str (`None` for another key), and where its value starts. `None` when
+/// `bytes` are not a map, or are longer than [`FIELDS_MAX`]. Read a value
+/// with [`value_at`]. For bytes [`check_payload_within`] has passed, like
+/// [`map_fields`]; on others it gives `None` rather than panicking.
+pub(crate) fn map_index(bytes: &[u8]) -> Option<Vec<MapEntry<'_>>> {
+    if bytes.len() > FIELDS_MAX {
+        return None;
+    }
+    let mut pos = 0;
+    let m = *bytes.first()?;
+    pos += 1;
+    let entries = match m {
+        0x80..=0x8f => usize::from(m & 0x0f),
+        0xde => be_uint(bytes, &mut pos, 2).ok()? as usize,
+        0xdf => be_uint(bytes, &mut pos, 4).ok()? as usize,
+        _ => return None,
+    };
+    // Each entry takes at least two bytes.
+    let mut index = Vec::with_capacity(entries.min(bytes.len() / 2));
+    for _ in 0..entries {
+        let key = str_at(bytes, &mut pos);
+        if key.is_none() {
+            pos = value_end(bytes, pos)?;
+        }
+        index.push((key, pos));
+        pos = value_end(bytes, pos)?;
+    }
+    Some(index)
+}
+
+/// The value at `pos` of a payload [`map_index`] indexed, decoded as
+/// [`map_fields`] decodes a field.
+pub(crate) fn value_at(bytes: &[u8], mut pos: usize) -> Option<Value> {
+    read_value(bytes, &mut pos, MAX_DEPTH - 1).ok()
+}
+
+/// Where the msgpack value at `pos` ends: [`count_values`]'s walk without its
+/// count and its messages, for skipping the entries [`map_fields`] and
+/// [`map_index`] pass over. `None` on truncated bytes (never a panic).
+fn value_end(b: &[u8], mut pos: usize) -> Option<usize> {
+    let be = |at: usize, n: usize| -> Option<usize> {
+        let bytes = b.get(at..at.checked_add(n)?)?;
+        usize::try_from(bytes.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))).ok()
+    };
+    let mut pending: usize = 1;
+    while pending > 0 {
+        pending -= 1;
+        let m = *b.get(pos)?;
+        pos += 1;
+        // (bytes of length field, bytes to skip after it, children)
+        let (len_bytes, skip, children) = match m {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0..=0xc3 => (0, 0, 0),
+            0x80..=0x8f => (0, 0, 2 * usize::from(m & 0x0f)),
+            0x90..=0x9f => (0, 0, usize::from(m & 0x0f)),
+            0xa0..=0xbf => (0, usize::from(m & 0x1f), 0),
+            0xc4 | 0xd9 => (1, be(pos, 1)?, 0),
+            0xc5 | 0xda => (2, be(pos, 2)?, 0),
+            0xc6 | 0xdb => (4, be(pos, 4)?, 0),
+            0xc7 => (1, be(pos, 1)? + 1, 0),
+            0xc8 => (2, be(pos, 2)? + 1, 0),
+            0xc9 => (4, be(pos, 4)?.checked_add(1)?, 0),
+            0xca | 0xce | 0xd2 => (0, 4, 0),
+            0xcb | 0xcf | 0xd3 => (0, 8, 0),
+            0xcc | 0xd0 => (0, 1, 0),
+            0xcd | 0xd1 => (0, 2, 0),
+            0xd4 => (0, 2, 0),
+            0xd5 => (0, 3, 0),
+            0xd6 => (0, 5, 0),
+            0xd7 => (0, 9, 0),
+            0xd8 => (0, 17, 0),
+            0xdc => (2, 0, be(pos, 2)?),
+            0xdd => (4, 0, be(pos, 4)?),
+            0xde => (2, 0, 2 * be(pos, 2)?),
+            0xdf => (4, 0, be(pos, 4)?.checked_mul(2)?),
+        };
+        pos = pos.checked_add(len_bytes)?.checked_add(skip)?;
+        // Every child needs at least one more byte.
+        pending = pending.checked_add(children)?;
+        if pos > b.len() || pending > b.len() - pos {
+            return None;
+        }
+    }
+    Some(pos)
 }
 
 /// The bytes of the str at `*pos`, advancing past it; `None` (and `*pos`
@@ -827,6 +917,22 @@ mod tests {
             encode_payload(&v, &mut bytes);
             prop_assert_eq!(ours_decoded(&bytes), rmpv_decoded(&bytes));
             prop_assert!(ours_decoded(&bytes).is_some());
+        }
+
+        #[test]
+        fn value_end_finds_where_count_values_ends(
+            v in any_value(), tail in proptest::collection::vec(any::<u8>(), 0..4),
+            junk in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut bytes = Vec::new();
+            encode_payload(&v, &mut bytes);
+            let end = bytes.len();
+            bytes.extend(tail);
+            prop_assert_eq!(value_end(&bytes, 0), Some(end));
+            // On any bytes, truncated ones included, the two walks agree.
+            for b in [&bytes[..end / 2], &junk[..]] {
+                prop_assert_eq!(value_end(b, 0), count_values(b, usize::MAX).ok().map(|c| c.1));
+            }
         }
 
         #[test]

@@ -561,13 +561,26 @@ impl Server {
             if p.kind == Kind::Answer {
                 continue;
             }
-            let payload = if json {
-                super::json::parse(p.payload).map_err(io::Error::other)?
+            // A short payload is read key by key from its bytes (`GateState::handle_bytes`,
+            // the same answers); the others, and those the logs keep, are decoded whole.
+            let by_bytes = !json
+                && !conn.proxy
+                && !self.config.record_quests
+                && p.method != "auth"
+                && p.payload.len() <= packet::FIELDS_MAX;
+            let payload = if by_bytes {
+                packet::check_payload_within(p.payload, self.config.max_packet)
+                    .map_err(io::Error::other)?;
+                None
+            } else if json {
+                Some(super::json::parse(p.payload).map_err(io::Error::other)?)
             } else {
-                packet::decode_payload_within(p.payload, self.config.max_packet)
-                    .map_err(io::Error::other)?
+                Some(
+                    packet::decode_payload_within(p.payload, self.config.max_packet)
+                        .map_err(io::Error::other)?,
+                )
             };
-            if self.config.record_quests {
+            if let (true, Some(payload)) = (self.config.record_quests, &payload) {
                 self.quest_log
                     .lock()
                     .push((p.method.to_owned(), payload.clone()));
@@ -575,7 +588,7 @@ impl Server {
             if self.paused() {
                 continue;
             }
-            if p.method == "auth" {
+            if let (true, Some(payload)) = (p.method == "auth", &payload) {
                 let mut log = self.auth_log.lock();
                 // Bounded, for a long-running rtm-gate: the newest entries.
                 if log.len() >= AUTH_LOG_MAX {
@@ -584,10 +597,12 @@ impl Server {
                 log.push(payload.clone());
             }
             let mut state = self.state.lock();
-            let outcome = if conn.proxy {
-                state.handle_proxy(conn.id, p.method, &payload, now_ms())
-            } else {
-                state.handle(conn.id, p.method, &payload, now_ms())
+            let outcome = match &payload {
+                None => state.handle_bytes(conn.id, p.method, p.payload, now_ms()),
+                Some(payload) if conn.proxy => {
+                    state.handle_proxy(conn.id, p.method, payload, now_ms())
+                }
+                Some(payload) => state.handle(conn.id, p.method, payload, now_ms()),
             };
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
             let rewrite = self.rewrite.lock().clone();

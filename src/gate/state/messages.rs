@@ -5,7 +5,7 @@
 use rmpv::Value;
 
 use super::{
-    int, obj, raw, small, Args, Ctx, FastMap, GateError, GateState, Project, Push, Route,
+    int, obj, small, Args, Ctx, FastMap, GateError, GateState, Project, Push, Route,
     NOT_GROUP_MEMBER, NOT_IN_ROOM, PERMISSION_DENIED,
 };
 
@@ -146,10 +146,10 @@ fn send(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, Ga
     let msg = Msg::draft(
         ctx.uid,
         a.id(kind.target_key().unwrap_or_default())?,
-        a.req("mid", int)?,
-        a.req("mtype", small)?,
-        a.req("msg", raw)?,
-        a.req("attrs", raw)?,
+        a.req_owned("mid", int)?,
+        a.req_owned("mtype", small)?,
+        a.req_raw("msg")?,
+        a.req_raw("attrs")?,
     );
     let (mtime, pushes) = p.send(kind, msg, ctx.now)?;
     ctx.pushes = pushes;

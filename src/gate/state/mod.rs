@@ -55,9 +55,13 @@
 //! - `info` maps (`getgroupsopeninfo`, `getuseropeninfo`) have decimal-string keys and
 //!   leave out ids whose information was never set.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rmpv::Value;
+
+use crate::fpnn::packet;
 
 mod conversations;
 mod data;
@@ -280,7 +284,22 @@ impl GateState {
     /// A quest on connection `conn` (which exists from TCP accept and is unauthenticated
     /// until `auth` succeeds).
     pub fn handle(&mut self, conn: ConnId, method: &str, payload: &Value, now_ms: i64) -> Outcome {
-        self.handle_on(false, conn, method, payload, now_ms)
+        self.handle_on(false, conn, method, Src::Value(payload), now_ms)
+    }
+
+    /// [`GateState::handle`] with the payload's msgpack bytes, read key by key (`Src::Bytes`):
+    /// the server's path for payloads of at most `packet::FIELDS_MAX` bytes that
+    /// `packet::check_payload_within` has passed, where it answers exactly as `handle`
+    /// does with the decoded payload. Other bytes read as a payload that is not a map.
+    pub(crate) fn handle_bytes(
+        &mut self,
+        conn: ConnId,
+        method: &str,
+        payload: &[u8],
+        now_ms: i64,
+    ) -> Outcome {
+        let lazy = Lazy::default();
+        self.handle_on(false, conn, method, Src::Bytes(payload, &lazy), now_ms)
     }
 
     /// A quest on connection `conn` of the file proxy (docs/gate.md, "Files"): only the
@@ -292,7 +311,7 @@ impl GateState {
         payload: &Value,
         now_ms: i64,
     ) -> Outcome {
-        self.handle_on(true, conn, method, payload, now_ms)
+        self.handle_on(true, conn, method, Src::Value(payload), now_ms)
     }
 
     fn handle_on(
@@ -300,7 +319,7 @@ impl GateState {
         proxy: bool,
         conn: ConnId,
         method: &str,
-        payload: &Value,
+        payload: Src,
         now_ms: i64,
     ) -> Outcome {
         let mut ctx = Ctx {
@@ -506,21 +525,84 @@ fn open_info(a: Args, key: &str, info: &HashMap<i64, Info>) -> Result<Value, Gat
 /// A quest's payload, read key by key. A payload that is not a map fails the first read
 /// with 200033 (`payload`), so a handler that reads nothing accepts any payload.
 #[derive(Debug, Clone, Copy)]
-struct Args<'a>(&'a Value);
+struct Args<'a>(Src<'a>);
+
+/// Where [`Args`] reads from.
+#[derive(Debug, Clone, Copy)]
+enum Src<'a> {
+    /// A decoded payload.
+    Value(&'a Value),
+    /// The msgpack bytes of a short payload (at most `packet::FIELDS_MAX`, checked by
+    /// `packet::check_payload_within`): the map's entries are indexed once
+    /// (`packet::map_index`) and a key's value is decoded when it is read; the whole map
+    /// is decoded only for a handler that borrows from it or walks all of it. The same
+    /// reads as from the decoded payload, without building a `Value` for every key and
+    /// value of every quest.
+    Bytes(&'a [u8], &'a Lazy<'a>),
+}
+
+/// What [`Src::Bytes`] builds on demand.
+#[derive(Debug, Default)]
+struct Lazy<'a> {
+    index: OnceCell<Option<Vec<packet::MapEntry<'a>>>>,
+    whole: OnceCell<Value>,
+}
 
 impl<'a> Args<'a> {
     fn fields(self) -> Result<&'a [(Value, Value)], GateError> {
-        self.0
-            .as_map()
+        let v = match self.0 {
+            Src::Value(v) => v,
+            // Checked bytes decode; were they ever not to, they read as no map.
+            Src::Bytes(b, lazy) => lazy
+                .whole
+                .get_or_init(|| packet::decode_payload_within(b, usize::MAX).unwrap_or(Value::Nil)),
+        };
+        v.as_map()
             .map(Vec::as_slice)
             .ok_or_else(|| GateError::bad("payload"))
     }
 
-    /// A required key, converted by `f`; missing or unconvertible: 200033.
+    /// The value of `key`, as [`get`] finds it: from the bytes, only that key's value is
+    /// decoded.
+    fn field(self, key: &str) -> Result<Option<Cow<'a, Value>>, GateError> {
+        match self.0 {
+            Src::Bytes(b, lazy) if lazy.whole.get().is_none() => {
+                let index = lazy.index.get_or_init(|| packet::map_index(b));
+                let index = index.as_ref().ok_or_else(|| GateError::bad("payload"))?;
+                let at = index.iter().find(|(k, _)| *k == Some(key.as_bytes()));
+                Ok(at
+                    .and_then(|&(_, pos)| packet::value_at(b, pos))
+                    .filter(|v| !v.is_nil())
+                    .map(Cow::Owned))
+            }
+            _ => Ok(get(self.fields()?, key).map(Cow::Borrowed)),
+        }
+    }
+
+    /// A required key, converted by `f`; missing or unconvertible: 200033. `f` may
+    /// borrow from the payload (from bytes, the whole map is decoded once for it);
+    /// [`Args::req_owned`] reads one key only.
     fn req<T>(self, key: &str, f: impl FnOnce(&'a Value) -> Option<T>) -> Result<T, GateError> {
         get(self.fields()?, key)
             .and_then(f)
             .ok_or_else(|| GateError::bad(key))
+    }
+
+    /// [`Args::req`] for a conversion that keeps nothing of the payload: from bytes, only
+    /// this key's value is decoded. The path of the frequent quests (sends, ids).
+    fn req_owned<T>(self, key: &str, f: impl FnOnce(&Value) -> Option<T>) -> Result<T, GateError> {
+        self.field(key)?
+            .as_deref()
+            .and_then(f)
+            .ok_or_else(|| GateError::bad(key))
+    }
+
+    /// A required str or bin (a message's body or attrs); anything else: 200033.
+    fn req_raw(self, key: &str) -> Result<Value, GateError> {
+        match self.field(key)? {
+            Some(v) if matches!(*v, Value::String(_) | Value::Binary(_)) => Ok(v.into_owned()),
+            _ => Err(GateError::bad(key)),
+        }
     }
 
     /// An optional key: absent is `None`, present but unconvertible is 200033.
@@ -537,7 +619,7 @@ impl<'a> Args<'a> {
     /// A required id that real RTM requires positive (a uid, gid or rid); zero or
     /// negative is 200033.
     fn id(self, key: &str) -> Result<i64, GateError> {
-        self.req(key, id)
+        self.req_owned(key, id)
     }
 
     /// A required list of positive ids (may be empty).
@@ -602,11 +684,6 @@ fn mtypes(v: &Value) -> Option<Vec<u8>> {
 /// A non-empty str.
 fn text(v: &Value) -> Option<&str> {
     v.as_str().filter(|s| !s.is_empty())
-}
-
-/// A body or attrs: str or bin, kept exactly as it came.
-fn raw(v: &Value) -> Option<Value> {
-    matches!(v, Value::String(_) | Value::Binary(_)).then(|| v.clone())
 }
 
 #[cfg(test)]
@@ -721,5 +798,205 @@ mod tests {
             ),
             0
         );
+    }
+
+    mod bytes {
+        //! `GateState::handle_bytes` (the server's path for short payloads) answers and
+        //! changes the state exactly as `GateState::handle` with the decoded payload.
+
+        use super::super::testkit::*;
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Keys the routes read, and some they do not.
+        const KEYS: &[&str] = &[
+            "to", "gid", "rid", "mid", "mtype", "msg", "attrs", "from", "xid", "type", "uids",
+            "gids", "rids", "fuids", "num", "desc", "begin", "end", "lastid", "text", "key",
+            "value", "lang", "open", "priv", "mtypes", "tag", "x",
+        ];
+
+        fn any_field() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Nil),
+                any::<bool>().prop_map(Value::from),
+                prop_oneof![
+                    Just(0i64),
+                    Just(-1),
+                    Just(1),
+                    Just(A),
+                    Just(B),
+                    Just(C),
+                    Just(7)
+                ]
+                .prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                prop_oneof![Just(""), Just("x"), Just("{}"), Just("hello"), Just("en")]
+                    .prop_map(Value::from),
+                proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Binary),
+            ];
+            leaf.prop_recursive(2, 12, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::vec((inner.clone(), inner), 0..3).prop_map(Value::Map),
+                ]
+            })
+        }
+
+        /// A key as a route reads it, or in another encoding of the same str (str8),
+        /// or as a bin (which no route reads).
+        fn encode_key(out: &mut Vec<u8>, key: &str, form: u8) {
+            match form % 4 {
+                0 => {
+                    out.push(0xd9);
+                    out.push(key.len() as u8);
+                    out.extend_from_slice(key.as_bytes());
+                }
+                1 => packet::write_bin(out, key.as_bytes()),
+                _ => packet::write_str(out, key),
+            }
+        }
+
+        /// A gate with A online (its connection returned), B and C known, group 1 and room
+        /// 1 with A and B, and one message from B to A.
+        fn world() -> (Gate, ConnId) {
+            let mut g = Gate::new();
+            let a = g.login(A);
+            let b = g.login(B);
+            g.login(C);
+            g.ok(
+                a,
+                "addgroupmembers",
+                map! {"gid": 1, "uids": int_array([A, B])},
+            );
+            g.ok(a, "enterroom", map! {"rid": 1});
+            g.post(b, "sendmsg", A, 5);
+            (g, a)
+        }
+
+        /// The keys a method reads, with a good value for each (the hot quests; for the
+        /// others, a few of [`KEYS`]).
+        fn good(method: &str) -> Vec<(&'static str, Value)> {
+            let target = match method {
+                "sendmsg" => Some(("to", Value::from(B))),
+                "sendgroupmsg" => Some(("gid", Value::from(1))),
+                "sendroommsg" => Some(("rid", Value::from(1))),
+                _ => None,
+            };
+            match (method, target) {
+                (_, Some(t)) => vec![
+                    t,
+                    ("mid", Value::from(9)),
+                    ("mtype", Value::from(30)),
+                    ("msg", Value::from("hello")),
+                    ("attrs", Value::from("")),
+                ],
+                ("getmsg" | "delmsg", _) => vec![
+                    ("from", Value::from(B)),
+                    ("mid", Value::from(5)),
+                    ("xid", Value::from(A)),
+                    ("type", Value::from(1)),
+                ],
+                _ => vec![
+                    ("gid", Value::from(1)),
+                    ("rid", Value::from(1)),
+                    ("uids", int_array([B])),
+                    ("text", Value::from("hello")),
+                ],
+            }
+        }
+
+        /// A payload for `method`: its keys, each mostly present with its good value and
+        /// sometimes another (any type), in any key encoding, some keys twice, a few others
+        /// added, in any order; or not a map at all.
+        fn payload(method: &'static str) -> impl Strategy<Value = Vec<u8>> {
+            let keys = good(method);
+            let n = keys.len();
+            (
+                proptest::collection::vec((0u8..10, any::<u8>(), any_field()), n),
+                proptest::collection::vec(
+                    (prop::sample::select(KEYS), any::<u8>(), any_field()),
+                    0..3,
+                ),
+                proptest::collection::vec(any::<prop::sample::Index>(), 0..2),
+                any::<prop::sample::Index>(),
+                0u8..20,
+            )
+                .prop_map(move |(mine, extra, twice, order, shape)| {
+                    let mut entries: Vec<(&str, u8, Value)> = Vec::new();
+                    for ((key, ok), (presence, form, other)) in keys.iter().zip(mine) {
+                        match presence {
+                            0 => {}
+                            1 | 2 => entries.push((key, form, other)),
+                            _ => entries.push((key, form.max(2), ok.clone())),
+                        }
+                    }
+                    entries.extend(extra);
+                    for i in twice {
+                        if !entries.is_empty() {
+                            let e = entries[i.index(entries.len())].clone();
+                            entries.push((e.0, e.1.max(2), Value::from(C)));
+                        }
+                    }
+                    if !entries.is_empty() {
+                        let k = order.index(entries.len());
+                        entries.rotate_left(k);
+                    }
+                    let mut bytes = Vec::new();
+                    if shape == 0 {
+                        packet::write_value(&mut bytes, &Value::from(1));
+                        return bytes;
+                    }
+                    packet::write_count(&mut bytes, entries.len(), 0x80, [0xde, 0xdf]);
+                    for (key, form, value) in &entries {
+                        encode_key(&mut bytes, key, *form);
+                        packet::write_value(&mut bytes, value);
+                    }
+                    bytes
+                })
+        }
+
+        fn method_and_payload() -> impl Strategy<Value = (&'static str, Vec<u8>)> {
+            let methods: Vec<&'static str> = routes()
+                .map(|r| r.method)
+                .filter(|m| *m != "auth")
+                .collect();
+            let hot = prop::sample::select(vec![
+                "sendmsg",
+                "sendgroupmsg",
+                "sendroommsg",
+                "getmsg",
+                "delmsg",
+            ]);
+            prop_oneof![3 => hot, 1 => prop::sample::select(methods)]
+                .prop_flat_map(|m| (Just(m), payload(m)))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+            #[test]
+            fn a_short_payload_read_from_its_bytes_is_answered_as_the_decoded_one(
+                (method, bytes) in method_and_payload(),
+            ) {
+                prop_assume!(bytes.len() <= packet::FIELDS_MAX);
+                prop_assert!(packet::check_payload_within(&bytes, usize::MAX).is_ok());
+                let decoded = packet::decode_payload_within(&bytes, usize::MAX).unwrap();
+                let (mut g1, a1) = world();
+                let (mut g2, a2) = world();
+                prop_assert_eq!(a1, a2);
+                let by_value = g1.s.handle(a1, method, &decoded, g1.now);
+                let by_bytes = g2.s.handle_bytes(a2, method, &bytes, g2.now);
+                prop_assert_eq!(by_value, by_bytes);
+                // The same state afterwards: the same answers to the same reads.
+                for (m, p) in [
+                    ("getp2pmsg", map! {"ouid": B, "desc": true, "num": 10}),
+                    ("getgroupmsg", map! {"gid": 1, "desc": true, "num": 10}),
+                    ("getroommsg", map! {"rid": 1, "desc": true, "num": 10}),
+                    ("getgroupmembers", map! {"gid": 1}),
+                    ("getfriends", map! {}),
+                ] {
+                    prop_assert_eq!(g1.q(a1, m, p.clone()), g2.q(a2, m, p), "{}", m);
+                }
+            }
+        }
     }
 }
