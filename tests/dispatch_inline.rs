@@ -28,11 +28,26 @@ fn inline_client(gate: &Gate) -> RtmClient {
         },
         ME,
     );
-    // The login's own callback and events have run: the queue is empty.
-    wait_until("the login's callbacks and events have run", || {
-        client.dispatch_queue_len_for_tests() == 0
-    });
+    settle(&client);
     client
+}
+
+/// Waits until the dispatcher thread is done with `client` (its login callback, or the
+/// callbacks a test queued): the moment it lets go is not observable, so probes go out
+/// until one's answer runs on the reader. Nothing else is queued for the client after
+/// that, since the tests register no handlers.
+fn settle(client: &RtmClient) {
+    wait_until("a probe's callback runs on the reader thread", || {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.send_message(PEER, 30, "probe", "", 0, 0, move |e, _| {
+            tx.send((e.is_none(), thread_name())).unwrap()
+        });
+        let (ok, on) = rx
+            .recv_timeout(WAIT)
+            .expect("the probe was not called back");
+        assert!(ok, "the probe failed");
+        on == "rtm-reader"
+    });
 }
 
 fn thread_name() -> String {
@@ -120,7 +135,8 @@ fn an_answer_waits_behind_a_queued_callback_and_runs_after_it_on_the_dispatcher(
     assert_eq!(ran.len(), 1, "B ran while A was running");
     release.send(()).unwrap();
     assert_eq!(b_ran.recv_timeout(WAIT), Ok(true));
-    // The queue is empty again: C runs on the reader.
+    // Once the dispatcher has let go, answers run on the reader again.
+    settle(&client);
     let (c_done, c_ran) = crossbeam_channel::bounded(1);
     let r = ran.clone();
     client.send_message(PEER, 30, "c", "", 0, 0, move |e, _| {
