@@ -440,6 +440,12 @@ fn read_scalar(b: &[u8], pos: &mut usize, depth: u16) -> Result<Value, &'static 
 /// serde; short pushes, [`map_fields`]). Depth is left to the decoder.
 pub(crate) fn check_payload_within(bytes: &[u8], max_bytes: usize) -> Result<(), String> {
     let max_values = (max_bytes / std::mem::size_of::<Value>()).max(1);
+    // Every value takes at least one byte, so bytes no longer than the limit
+    // cannot pass it: the lean walk decides (the usual case, a short
+    // payload), and the full one runs only to say what is wrong.
+    if bytes.len() <= max_values && value_end(bytes, 0) == Some(bytes.len()) {
+        return Ok(());
+    }
     let (_, end) = count_values(bytes, max_values)?;
     if end < bytes.len() {
         return Err(format!(
@@ -772,8 +778,15 @@ pub(crate) fn write_sint(out: &mut Vec<u8>, n: i64) {
 
 /// A str, as `rmpv` writes `Value::String`.
 pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
-    write_len(out, text.len(), Some(0xa0), [0xd9, 0xda, 0xdb]);
-    out.extend_from_slice(text.as_bytes());
+    let bytes = text.as_bytes();
+    if bytes.len() < 32 {
+        // A fixstr (every key, most short values): one reservation.
+        out.reserve(1 + bytes.len());
+        out.push(0xa0 | bytes.len() as u8);
+    } else {
+        write_len(out, bytes.len(), Some(0xa0), [0xd9, 0xda, 0xdb]);
+    }
+    out.extend_from_slice(bytes);
 }
 
 /// A bin, as `rmpv` writes `Value::Binary`.
