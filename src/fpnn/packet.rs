@@ -503,6 +503,7 @@ pub(crate) fn map_fields<const N: usize>(
 
 /// One entry of [`map_index`]: the key's bytes when it is a str, and where
 /// the value starts.
+#[cfg(feature = "gate")]
 pub(crate) type MapEntry<'a> = (Option<&'a [u8]>, usize);
 
 /// The entries of a msgpack map, in order: each key's bytes when the key is a
@@ -510,6 +511,7 @@ pub(crate) type MapEntry<'a> = (Option<&'a [u8]>, usize);
 /// `bytes` are not a map, or are longer than [`FIELDS_MAX`]. Read a value
 /// with [`value_at`]. For bytes [`check_payload_within`] has passed, like
 /// [`map_fields`]; on others it gives `None` rather than panicking.
+#[cfg(feature = "gate")]
 pub(crate) fn map_index(bytes: &[u8]) -> Option<Vec<MapEntry<'_>>> {
     if bytes.len() > FIELDS_MAX {
         return None;
@@ -538,6 +540,7 @@ pub(crate) fn map_index(bytes: &[u8]) -> Option<Vec<MapEntry<'_>>> {
 
 /// The value at `pos` of a payload [`map_index`] indexed, decoded as
 /// [`map_fields`] decodes a field.
+#[cfg(feature = "gate")]
 pub(crate) fn value_at(bytes: &[u8], mut pos: usize) -> Option<Value> {
     read_value(bytes, &mut pos, MAX_DEPTH - 1).ok()
 }
