@@ -440,12 +440,6 @@ fn read_scalar(b: &[u8], pos: &mut usize, depth: u16) -> Result<Value, &'static 
 /// serde; short pushes, [`map_fields`]). Depth is left to the decoder.
 pub(crate) fn check_payload_within(bytes: &[u8], max_bytes: usize) -> Result<(), String> {
     let max_values = (max_bytes / std::mem::size_of::<Value>()).max(1);
-    // Every value takes at least one byte, so bytes no longer than the limit
-    // cannot pass it: the lean walk decides (the usual case, a short
-    // payload), and the full one runs only to say what is wrong.
-    if bytes.len() <= max_values && value_end(bytes, 0) == Some(bytes.len()) {
-        return Ok(());
-    }
     let (_, end) = count_values(bytes, max_values)?;
     if end < bytes.len() {
         return Err(format!(
@@ -472,18 +466,7 @@ pub(crate) fn map_fields<const N: usize>(
     bytes: &[u8],
     keys: [&str; N],
 ) -> Option<[Option<Value>; N]> {
-    if bytes.len() > FIELDS_MAX {
-        return None;
-    }
-    let mut pos = 0;
-    let m = *bytes.first()?;
-    pos += 1;
-    let entries = match m {
-        0x80..=0x8f => usize::from(m & 0x0f),
-        0xde => be_uint(bytes, &mut pos, 2).ok()? as usize,
-        0xdf => be_uint(bytes, &mut pos, 4).ok()? as usize,
-        _ => return None,
-    };
+    let (entries, mut pos) = short_map(bytes)?;
     let mut out: [Option<Value>; N] = std::array::from_fn(|_| None);
     for _ in 0..entries {
         let key = str_at(bytes, &mut pos);
@@ -501,6 +484,23 @@ pub(crate) fn map_fields<const N: usize>(
     Some(out)
 }
 
+/// How many entries the map `bytes` holds and where the first starts;
+/// `None` when `bytes` are not a map or are longer than [`FIELDS_MAX`] (the
+/// payloads [`map_fields`] and [`map_index`] read).
+fn short_map(bytes: &[u8]) -> Option<(usize, usize)> {
+    if bytes.len() > FIELDS_MAX {
+        return None;
+    }
+    let mut pos = 1;
+    let entries = match *bytes.first()? {
+        m @ 0x80..=0x8f => usize::from(m & 0x0f),
+        0xde => be_uint(bytes, &mut pos, 2).ok()? as usize,
+        0xdf => be_uint(bytes, &mut pos, 4).ok()? as usize,
+        _ => return None,
+    };
+    Some((entries, pos))
+}
+
 /// One entry of [`map_index`]: the key's bytes when it is a str, and where
 /// the value starts.
 #[cfg(feature = "gate")]
@@ -513,18 +513,7 @@ pub(crate) type MapEntry<'a> = (Option<&'a [u8]>, usize);
 /// [`map_fields`]; on others it gives `None` rather than panicking.
 #[cfg(feature = "gate")]
 pub(crate) fn map_index(bytes: &[u8]) -> Option<Vec<MapEntry<'_>>> {
-    if bytes.len() > FIELDS_MAX {
-        return None;
-    }
-    let mut pos = 0;
-    let m = *bytes.first()?;
-    pos += 1;
-    let entries = match m {
-        0x80..=0x8f => usize::from(m & 0x0f),
-        0xde => be_uint(bytes, &mut pos, 2).ok()? as usize,
-        0xdf => be_uint(bytes, &mut pos, 4).ok()? as usize,
-        _ => return None,
-    };
+    let (entries, mut pos) = short_map(bytes)?;
     // Each entry takes at least two bytes.
     let mut index = Vec::with_capacity(entries.min(bytes.len() / 2));
     for _ in 0..entries {
@@ -545,53 +534,47 @@ pub(crate) fn value_at(bytes: &[u8], mut pos: usize) -> Option<Value> {
     read_value(bytes, &mut pos, MAX_DEPTH - 1).ok()
 }
 
-/// Where the msgpack value at `pos` ends: [`count_values`]'s walk without its
-/// count and its messages, for skipping the entries [`map_fields`] and
+/// Where the msgpack value at `pos` ends: [`count_values`]'s walk with no
+/// limit and no message, for skipping the entries [`map_fields`] and
 /// [`map_index`] pass over. `None` on truncated bytes (never a panic).
-fn value_end(b: &[u8], mut pos: usize) -> Option<usize> {
-    let be = |at: usize, n: usize| -> Option<usize> {
-        let bytes = b.get(at..at.checked_add(n)?)?;
-        usize::try_from(bytes.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))).ok()
+fn value_end(b: &[u8], pos: usize) -> Option<usize> {
+    walk(b, pos, usize::MAX).ok().map(|(_, end)| end)
+}
+
+/// What follows marker `m` (read just before `pos`): the bytes of its
+/// length field, the bytes to skip after that, and how many values it
+/// holds. `None` when the length field is cut off.
+#[inline(always)]
+fn extent(b: &[u8], pos: usize, m: u8) -> Option<(usize, u64, u64)> {
+    let be = |n: usize| -> Option<u64> {
+        let bytes = b.get(pos..pos.checked_add(n)?)?;
+        Some(bytes.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
     };
-    let mut pending: usize = 1;
-    while pending > 0 {
-        pending -= 1;
-        let m = *b.get(pos)?;
-        pos += 1;
-        // (bytes of length field, bytes to skip after it, children)
-        let (len_bytes, skip, children) = match m {
-            0x00..=0x7f | 0xe0..=0xff | 0xc0..=0xc3 => (0, 0, 0),
-            0x80..=0x8f => (0, 0, 2 * usize::from(m & 0x0f)),
-            0x90..=0x9f => (0, 0, usize::from(m & 0x0f)),
-            0xa0..=0xbf => (0, usize::from(m & 0x1f), 0),
-            0xc4 | 0xd9 => (1, be(pos, 1)?, 0),
-            0xc5 | 0xda => (2, be(pos, 2)?, 0),
-            0xc6 | 0xdb => (4, be(pos, 4)?, 0),
-            0xc7 => (1, be(pos, 1)? + 1, 0),
-            0xc8 => (2, be(pos, 2)? + 1, 0),
-            0xc9 => (4, be(pos, 4)?.checked_add(1)?, 0),
-            0xca | 0xce | 0xd2 => (0, 4, 0),
-            0xcb | 0xcf | 0xd3 => (0, 8, 0),
-            0xcc | 0xd0 => (0, 1, 0),
-            0xcd | 0xd1 => (0, 2, 0),
-            0xd4 => (0, 2, 0),
-            0xd5 => (0, 3, 0),
-            0xd6 => (0, 5, 0),
-            0xd7 => (0, 9, 0),
-            0xd8 => (0, 17, 0),
-            0xdc => (2, 0, be(pos, 2)?),
-            0xdd => (4, 0, be(pos, 4)?),
-            0xde => (2, 0, 2 * be(pos, 2)?),
-            0xdf => (4, 0, be(pos, 4)?.checked_mul(2)?),
-        };
-        pos = pos.checked_add(len_bytes)?.checked_add(skip)?;
-        // Every child needs at least one more byte.
-        pending = pending.checked_add(children)?;
-        if pos > b.len() || pending > b.len() - pos {
-            return None;
-        }
-    }
-    Some(pos)
+    Some(match m {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0..=0xc3 => (0, 0, 0),
+        0x80..=0x8f => (0, 0, 2 * u64::from(m & 0x0f)),
+        0x90..=0x9f => (0, 0, u64::from(m & 0x0f)),
+        0xa0..=0xbf => (0, u64::from(m & 0x1f), 0),
+        0xc4 | 0xd9 => (1, be(1)?, 0),
+        0xc5 | 0xda => (2, be(2)?, 0),
+        0xc6 | 0xdb => (4, be(4)?, 0),
+        0xc7 => (1, be(1)? + 1, 0),
+        0xc8 => (2, be(2)? + 1, 0),
+        0xc9 => (4, be(4)? + 1, 0),
+        0xca | 0xce | 0xd2 => (0, 4, 0),
+        0xcb | 0xcf | 0xd3 => (0, 8, 0),
+        0xcc | 0xd0 => (0, 1, 0),
+        0xcd | 0xd1 => (0, 2, 0),
+        0xd4 => (0, 2, 0),
+        0xd5 => (0, 3, 0),
+        0xd6 => (0, 5, 0),
+        0xd7 => (0, 9, 0),
+        0xd8 => (0, 17, 0),
+        0xdc => (2, 0, be(2)?),
+        0xdd => (4, 0, be(4)?),
+        0xde => (2, 0, 2 * be(2)?),
+        0xdf => (4, 0, 2 * be(4)?),
+    })
 }
 
 /// The bytes of the str at `*pos`, advancing past it; `None` (and `*pos`
@@ -616,57 +599,43 @@ fn str_at<'a>(b: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
 /// most `limit` values (every scalar, string, array and map counts one);
 /// gives how many it holds and where it ends.
 fn count_values(bytes: &[u8], limit: usize) -> Result<(usize, usize), String> {
-    let truncated = || "bad msgpack payload: truncated".to_string();
-    let be = |at: usize, n: usize| -> Result<u64, String> {
-        let b = bytes.get(at..at + n).ok_or_else(truncated)?;
-        Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
-    };
-    let (mut pos, mut pending, mut count) = (0usize, 1u64, 0usize);
+    walk(bytes, 0, limit).map_err(|e| match e {
+        Walk::Truncated => "bad msgpack payload: truncated".to_string(),
+        Walk::TooMany => format!("msgpack payload holds more than {limit} values"),
+    })
+}
+
+/// Why [`walk`] stopped.
+enum Walk {
+    Truncated,
+    TooMany,
+}
+
+/// The walk of [`count_values`] and [`value_end`]: from `pos`, one value of
+/// at most `limit` values; how many it holds and where it ends.
+#[inline(always)]
+fn walk(bytes: &[u8], mut pos: usize, limit: usize) -> Result<(usize, usize), Walk> {
+    let (mut pending, mut count) = (1u64, 0usize);
     while pending > 0 {
-        let m = *bytes.get(pos).ok_or_else(truncated)?;
+        let m = *bytes.get(pos).ok_or(Walk::Truncated)?;
         pos += 1;
         pending -= 1;
         count += 1;
         if count > limit {
-            return Err(format!("msgpack payload holds more than {limit} values"));
+            return Err(Walk::TooMany);
         }
-        // (bytes of length field, bytes to skip after it, children)
-        let (len_bytes, skip, children): (usize, u64, u64) = match m {
-            0x00..=0x7f | 0xe0..=0xff | 0xc0..=0xc3 => (0, 0, 0),
-            0x80..=0x8f => (0, 0, 2 * u64::from(m & 0x0f)),
-            0x90..=0x9f => (0, 0, u64::from(m & 0x0f)),
-            0xa0..=0xbf => (0, u64::from(m & 0x1f), 0),
-            0xc4 | 0xd9 => (1, be(pos, 1)?, 0),
-            0xc5 | 0xda => (2, be(pos, 2)?, 0),
-            0xc6 | 0xdb => (4, be(pos, 4)?, 0),
-            0xc7 => (1, be(pos, 1)? + 1, 0),
-            0xc8 => (2, be(pos, 2)? + 1, 0),
-            0xc9 => (4, be(pos, 4)? + 1, 0),
-            0xca | 0xce | 0xd2 => (0, 4, 0),
-            0xcb | 0xcf | 0xd3 => (0, 8, 0),
-            0xcc | 0xd0 => (0, 1, 0),
-            0xcd | 0xd1 => (0, 2, 0),
-            0xd4 => (0, 2, 0),
-            0xd5 => (0, 3, 0),
-            0xd6 => (0, 5, 0),
-            0xd7 => (0, 9, 0),
-            0xd8 => (0, 17, 0),
-            0xdc => (2, 0, be(pos, 2)?),
-            0xdd => (4, 0, be(pos, 4)?),
-            0xde => (2, 0, 2 * be(pos, 2)?),
-            0xdf => (4, 0, 2 * be(pos, 4)?),
-        };
+        let (len_bytes, skip, children) = extent(bytes, pos, m).ok_or(Walk::Truncated)?;
         let end = (pos as u64)
             .saturating_add(len_bytes as u64)
             .saturating_add(skip);
         if end > bytes.len() as u64 {
-            return Err(truncated());
+            return Err(Walk::Truncated);
         }
         pos = end as usize;
         // Every child needs at least one more byte.
         pending += children;
         if pending > (bytes.len() - pos) as u64 {
-            return Err(truncated());
+            return Err(Walk::Truncated);
         }
     }
     Ok((count, pos))
