@@ -255,6 +255,7 @@ impl MapBuilder {
     }
 
     /// Adds `key: value`.
+    #[inline(always)]
     pub(crate) fn put(mut self, key: &str, value: impl PutValue) -> MapBuilder {
         packet::write_str(&mut self.out, key);
         value.write_to(&mut self.out);

@@ -749,6 +749,10 @@ pub(crate) fn write_sint(out: &mut Vec<u8>, n: i64) {
 }
 
 /// A str, as `rmpv` writes `Value::String`.
+///
+/// Inlined: with a literal (every request map's keys) the length is known at
+/// compile time, and the write is a few stores instead of a call and a copy.
+#[inline(always)]
 pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     if bytes.len() < 32 {
