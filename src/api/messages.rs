@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer};
 
 use super::de::{self, Body, Row};
-use super::decode::{answer, Empty, Found};
+use super::decode::{answer, Answer, Empty, Found};
 use super::spec::{specs, Spec};
 use crate::client::RtmClient;
 use crate::error::{RtmError, SendError};
@@ -30,8 +30,19 @@ specs! {
     DEL_MSG = "delmsg", Safe;
 }
 
+impl Answer for SendPayload {
+    type Out = SendPayload;
+    fn finish(self) -> Result<SendPayload, RtmError> {
+        Ok(self)
+    }
+    /// `{mtime}`, read without serde: this decode runs once for every
+    /// message sent.
+    fn quick(bytes: &[u8]) -> Option<SendPayload> {
+        crate::fpnn::packet::int_field(bytes, "mtime").map(|mtime| SendPayload { mtime })
+    }
+}
+
 answer!(
-    SendPayload,
     UnreadMessage,
     P2PUnreadNum,
     GroupUnreadNum,

@@ -484,6 +484,71 @@ pub(crate) fn map_fields<const N: usize>(
     Some(out)
 }
 
+/// The integer under the str key `key` of a short map whose other values are
+/// all scalars or strings (an answer such as `sendmsg`'s `{mtime}`), read
+/// straight from `bytes`: the value serde gives that field when the whole
+/// payload is decoded into a struct holding it as an `i64`.
+///
+/// `None` whenever the payload is anything less plain (not a map, longer
+/// than [`FIELDS_MAX`], a key that is not a str, `key` missing or twice, an
+/// array, map, ext or reserved marker among the values, the value not an
+/// integer in `i64` range, bytes after the map, truncated bytes): the caller
+/// then decodes in full, and that decode gives the answer or the error. The
+/// property test `int_field_agrees_with_serde` in `src/api/decode.rs` holds
+/// it to that.
+pub(crate) fn int_field(bytes: &[u8], key: &str) -> Option<i64> {
+    let (entries, mut pos) = short_map(bytes)?;
+    let mut found = None;
+    for _ in 0..entries {
+        if str_at(bytes, &mut pos)? == key.as_bytes() {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(int_at(bytes, &mut pos)?);
+        } else {
+            // Scalars and strings only: nothing nested, so nothing deep.
+            match *bytes.get(pos)? {
+                0x00..=0x7f
+                | 0xa0..=0xc0
+                | 0xc2..=0xc6
+                | 0xca..=0xd3
+                | 0xd9..=0xdb
+                | 0xe0..=0xff => pos = value_end(bytes, pos)?,
+                _ => return None,
+            }
+        }
+    }
+    if pos != bytes.len() {
+        return None;
+    }
+    found
+}
+
+/// The msgpack integer at `*pos` as an `i64`, advancing past it; `None` when
+/// the value there is not an integer or does not fit.
+fn int_at(b: &[u8], pos: &mut usize) -> Option<i64> {
+    fn be<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+        b.get(at..at.checked_add(N)?)?.try_into().ok()
+    }
+    let m = *b.get(*pos)?;
+    let at = *pos + 1;
+    let (n, len) = match m {
+        0x00..=0x7f => (i64::from(m), 0),
+        0xe0..=0xff => (i64::from(m as i8), 0),
+        0xcc => (i64::from(u8::from_be_bytes(be(b, at)?)), 1),
+        0xcd => (i64::from(u16::from_be_bytes(be(b, at)?)), 2),
+        0xce => (i64::from(u32::from_be_bytes(be(b, at)?)), 4),
+        0xcf => (i64::try_from(u64::from_be_bytes(be(b, at)?)).ok()?, 8),
+        0xd0 => (i64::from(i8::from_be_bytes(be(b, at)?)), 1),
+        0xd1 => (i64::from(i16::from_be_bytes(be(b, at)?)), 2),
+        0xd2 => (i64::from(i32::from_be_bytes(be(b, at)?)), 4),
+        0xd3 => (i64::from_be_bytes(be(b, at)?), 8),
+        _ => return None,
+    };
+    *pos = at + len;
+    Some(n)
+}
+
 /// How many entries the map `bytes` holds and where the first starts;
 /// `None` when `bytes` are not a map or are longer than [`FIELDS_MAX`] (the
 /// payloads [`map_fields`] and [`map_index`] read).
