@@ -67,6 +67,14 @@ impl Deadlines {
         }
     }
 
+    /// Drops `(d, seq)` when it is first in the queue: the quest just
+    /// completed, when answers come in the order quests were sent.
+    fn forget_first(&mut self, d: Instant, seq: u32) {
+        if self.in_order.front() == Some(&(d, seq)) {
+            self.in_order.pop_front();
+        }
+    }
+
     fn len(&self) -> usize {
         self.in_order.len() + self.others.len()
     }
@@ -118,8 +126,13 @@ impl<C> RequestTable<C> {
 
     /// Takes the callback of an answered quest, with its deadline; `None`
     /// for an unknown or already completed seq (a late answer).
+    #[inline(always)]
     pub(crate) fn complete(&mut self, seq: u32) -> Option<(C, Instant)> {
-        self.pending.remove(&seq).map(|e| (e.callback, e.deadline))
+        let e = self.pending.remove(&seq)?;
+        // Its deadline goes now if it is the first one (answers in order, the
+        // usual case), rather than in a compaction (a hash lookup each).
+        self.deadlines.forget_first(e.deadline, seq);
+        Some((e.callback, e.deadline))
     }
 
     /// The earliest live deadline.
@@ -274,5 +287,30 @@ mod tests {
             assert_eq!(t.complete(seq), Some((i, ms(t0, 20_000 + i))));
         }
         assert!(t.heap_len() <= 2048, "heap grew to {}", t.heap_len());
+    }
+
+    #[test]
+    fn answers_in_order_take_their_deadlines_with_them() {
+        let t0 = Instant::now();
+        let mut t = RequestTable::new();
+        // 100 in flight, answered in the order sent: no stale deadline is
+        // left behind for a compaction.
+        let mut seqs = std::collections::VecDeque::new();
+        for i in 0..10_000u64 {
+            seqs.push_back(t.insert(i, ms(t0, 20_000 + i)).unwrap());
+            if seqs.len() == 100 {
+                t.complete(seqs.pop_front().unwrap()).unwrap();
+            }
+            assert_eq!(t.heap_len(), t.len(), "after {i}");
+        }
+        // Out of order, the stale deadline stays until it is first or
+        // compacted, and is never fired.
+        let last = *seqs.back().unwrap();
+        t.complete(last).unwrap();
+        assert_eq!(t.heap_len(), t.len() + 1);
+        let mut out = vec![];
+        t.expire(ms(t0, 40_000), &mut out);
+        assert_eq!(out.len(), 98);
+        assert_eq!(t.heap_len(), 0);
     }
 }
