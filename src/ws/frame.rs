@@ -151,6 +151,25 @@ impl FrameParser {
         self.max_payload
     }
 
+    /// The payload length of the frame at the front of `buf` when it is the
+    /// common one and all there: a short unfragmented binary message to a
+    /// client (FIN and binary, no reserved bits, unmasked, a payload under
+    /// 126 bytes and within the limit), whose payload starts at byte 2.
+    /// `None` for any other frame, or when some of it is still to come:
+    /// [`FrameParser::parse_head`] reads those. Where it gives a length,
+    /// `parse_head` gives that frame (the property test
+    /// `short_binary_is_what_parse_head_reads`).
+    #[inline]
+    pub fn short_binary(&self, buf: &[u8]) -> Option<usize> {
+        match *buf {
+            [0x82, len @ 0..=125, ..] if self.role == Role::Client => {
+                let len = usize::from(len);
+                (len <= self.max_payload && buf.len() >= 2 + len).then_some(len)
+            }
+            _ => None,
+        }
+    }
+
     /// Looks at the front of `buf`. `Ok(None)`: more bytes are needed to
     /// know the header. `Ok(Some(head))`: the header is valid; the whole frame
     /// is there when `buf.len() >= head.frame_len()`.
@@ -455,5 +474,54 @@ mod tests {
             apply_mask(&mut d, [9, 8, 7, 6]);
             assert_eq!(d, orig);
         }
+    }
+
+    proptest::proptest! {
+        /// Wherever the short way reads a frame, `parse_head` reads the same
+        /// one, whole in the buffer: for either role, any limit, any bytes
+        /// (mostly headers near the short binary one).
+        #[test]
+        fn short_binary_is_what_parse_head_reads(
+            b0 in proptest::prop_oneof![proptest::strategy::Just(0x82u8), proptest::prelude::any::<u8>()],
+            b1 in proptest::prop_oneof![0u8..=127, proptest::prelude::any::<u8>()],
+            rest in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..140),
+            server in proptest::prelude::any::<bool>(),
+            max in proptest::prop_oneof![0usize..130, proptest::strategy::Just(1 << 20)],
+            quirk in proptest::prelude::any::<bool>(),
+        ) {
+            let role = if server { Role::Server } else { Role::Client };
+            let p = FrameParser::new(role, max, quirk);
+            let buf = [&[b0, b1][..], &rest].concat();
+            if let Some(len) = p.short_binary(&buf) {
+                let h = p.parse_head(&buf).unwrap().unwrap();
+                proptest::prop_assert_eq!(
+                    (h.fin, h.opcode, h.mask, h.header_len, h.payload_len),
+                    (true, Opcode::Binary, None, 2, len)
+                );
+                proptest::prop_assert!(h.frame_len() <= buf.len());
+            }
+        }
+    }
+
+    #[test]
+    fn short_binary_frames_take_the_short_way() {
+        let p = client();
+        assert_eq!(p.short_binary(&[0x82, 3, 1, 2, 3, 0x82]), Some(3));
+        assert_eq!(p.short_binary(&[0x82, 0]), Some(0));
+        // Cut short, fragmented, text, masked, long, or to a server: no.
+        for b in [
+            &[0x82, 3, 1, 2][..],
+            &[0x02, 1, 1],
+            &[0x81, 1, b'a'],
+            &[0x82, 0x81, 0, 0, 0, 0, 1],
+            &[0x82, 126, 0, 0],
+            &[0x82],
+        ] {
+            assert_eq!(p.short_binary(b), None, "{b:?}");
+        }
+        let server = FrameParser::new(Role::Server, 1 << 20, false);
+        assert_eq!(server.short_binary(&[0x82, 1, 1]), None);
+        let small = FrameParser::new(Role::Client, 2, false);
+        assert_eq!(small.short_binary(&[0x82, 3, 1, 2, 3]), None);
     }
 }

@@ -220,6 +220,18 @@ impl<R: Read> WsReader<R> {
         loop {
             if self.current.is_none() {
                 self.release();
+                // An answer or a push, whole in the buffer: no per-frame
+                // state to set up (`FrameParser::short_binary`). A data
+                // frame while a fragmented message is open is an error,
+                // which the general path reports.
+                if self.partial.is_none() {
+                    let front = &self.buf[self.head..self.tail];
+                    if let Some(len) = self.parser.short_binary(front) {
+                        let start = self.head + 2;
+                        self.head = start + len;
+                        return Ok(IncomingRef::Binary(&self.buf[start..self.head]));
+                    }
+                }
                 let head = loop {
                     match self.parser.parse_head(&self.buf[self.head..self.tail])? {
                         Some(h) => break h,
