@@ -160,7 +160,7 @@ impl FrameParser {
     /// `parse_head` gives that frame (the property test
     /// `short_binary_is_what_parse_head_reads`).
     #[inline]
-    pub fn short_binary(&self, buf: &[u8]) -> Option<usize> {
+    pub(crate) fn short_binary(&self, buf: &[u8]) -> Option<usize> {
         match *buf {
             [0x82, len @ 0..=125, ..] if self.role == Role::Client => {
                 let len = usize::from(len);
