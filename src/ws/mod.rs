@@ -570,6 +570,65 @@ mod tests {
         }
     }
 
+    /// One piece of the streams `whole_reads_and_byte_reads_agree` builds:
+    /// frames of each kind, in order or out of it, and junk.
+    fn piece() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let frame = |op, fin, payload: Vec<u8>, mask: Option<[u8; 4]>| {
+            let mut b = Vec::new();
+            encode_frame(&mut b, op, fin, &payload, mask, false);
+            b
+        };
+        let bytes = |r: std::ops::Range<usize>| proptest::collection::vec(any::<u8>(), r);
+        prop_oneof![
+            4 => bytes(0..126).prop_map(move |p| frame(Opcode::Binary, true, p, None)),
+            1 => bytes(126..300).prop_map(move |p| frame(Opcode::Binary, true, p, None)),
+            1 => "[a-z]{0,20}".prop_map(move |t| frame(Opcode::Text, true, t.into_bytes(), None)),
+            1 => (bytes(0..20), bytes(0..20)).prop_map(move |(a, b)| {
+                [frame(Opcode::Binary, false, a, None), frame(Opcode::Continuation, true, b, None)]
+                    .concat()
+            }),
+            1 => bytes(0..10).prop_map(move |p| frame(Opcode::Binary, false, p, None)),
+            1 => bytes(0..10).prop_map(move |p| frame(Opcode::Continuation, true, p, None)),
+            1 => bytes(0..10).prop_map(move |p| frame(Opcode::Ping, true, p, None)),
+            1 => bytes(0..10).prop_map(move |p| frame(Opcode::Binary, true, p, Some([1, 2, 3, 4]))),
+            1 => bytes(0..4),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Read whole (most frames already in the buffer: the short way for
+        /// short binary ones) and a byte at a time (always the general
+        /// way), the same stream gives the same messages and the same
+        /// error, under a payload limit some frames pass.
+        #[test]
+        fn whole_reads_and_byte_reads_agree(
+            pieces in proptest::collection::vec(piece(), 0..12),
+            max in proptest::prop_oneof![1usize..300, proptest::strategy::Just(1 << 20)],
+        ) {
+            let stream = pieces.concat();
+            let read_all = |r: &mut dyn FnMut() -> Result<Incoming, WsError>| {
+                let mut out = Vec::new();
+                for _ in 0..=stream.len() {
+                    let m = r();
+                    let end = m.is_err();
+                    out.push(format!("{m:?}"));
+                    if end {
+                        break;
+                    }
+                }
+                out
+            };
+            let parser = || FrameParser::new(Role::Client, max, true);
+            let mut whole = WsReader::new(io::Cursor::new(stream.clone()), &[], parser());
+            let mut bytes = WsReader::new(Trickle(stream.clone(), 0), &[], parser());
+            proptest::prop_assert_eq!(
+                read_all(&mut || whole.read()),
+                read_all(&mut || bytes.read())
+            );
+        }
+    }
+
     #[test]
     fn fragmented_message_with_interleaved_ping_is_reassembled() {
         let mut b = Vec::new();
