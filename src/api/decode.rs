@@ -100,6 +100,19 @@ pub(crate) fn decode_bytes<W: Answer>(method: &str, bytes: &[u8]) -> Result<W::O
     }
 }
 
+/// [`decode_bytes`], for the fuzz target (`fuzz_decode_answer`): panics
+/// when [`Answer::quick`] reads `bytes` and serde does not give the same.
+pub(crate) fn quick_checked<W>(method: &str, bytes: &[u8]) -> Result<W::Out, RtmError>
+where
+    W: Answer + PartialEq + std::fmt::Debug,
+{
+    if let Some(quick) = W::quick(bytes) {
+        let serde = decode_serde::<W>(method, bytes);
+        assert_eq!(serde.as_ref().ok(), Some(&quick), "{bytes:x?}: {serde:?}");
+    }
+    decode_bytes::<W>(method, bytes)
+}
+
 /// The wire value of `bytes` decoded with serde: [`decode_bytes`] when
 /// [`Answer::quick`] does not read them.
 fn decode_serde<W: Answer>(method: &str, bytes: &[u8]) -> Result<W, RtmError> {

@@ -52,7 +52,9 @@ pub(crate) fn all_specs() -> impl Iterator<Item = &'static Spec> {
 /// answer types reachable from here (the public result types and the shared
 /// id list; the area modules' private wire types are reached through them,
 /// since they share the helpers of `de`). Returns whether it decoded; it
-/// must never panic, whatever the bytes.
+/// must never panic, whatever the bytes, except that for `SendPayload`,
+/// whose answer is read without serde when it is plain enough
+/// (`Answer::quick`), it panics when that read and serde differ.
 #[doc(hidden)]
 pub fn fuzz_decode_answer(which: u8, payload: &[u8]) -> bool {
     use crate::types::*;
@@ -76,7 +78,7 @@ pub fn fuzz_decode_answer(which: u8, payload: &[u8]) -> bool {
         14 => decode::<GroupInfo>(m, v).is_ok(),
         15 => decode::<GroupOpenInfo>(m, v).is_ok(),
         16 => decode::<GroupsOpenInfo>(m, v).is_ok(),
-        17 => decode::<SendPayload>(m, v).is_ok(),
+        17 => decode::quick_checked::<SendPayload>(m, v).is_ok(),
         18 => decode::<UnreadMessage>(m, v).is_ok(),
         19 => decode::<P2PUnreadNum>(m, v).is_ok(),
         20 => decode::<HistoryMessages<HistoryMsg>>(m, v).is_ok(),
