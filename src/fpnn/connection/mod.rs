@@ -141,7 +141,10 @@ pub enum CloseReason {
     Error(String),
 }
 
-/// Closes the connection when the last user handle goes away.
+/// What every clone of a [`Connection`] shares: the connection's state,
+/// which it closes when the last user handle goes away. One `Arc` per
+/// handle, so a clone costs one atomic increment (the send path clones the
+/// online connection on every call, src/client/handle.rs).
 struct CloseOnDrop(Arc<Shared>);
 
 impl Drop for CloseOnDrop {
@@ -163,20 +166,24 @@ impl Drop for CloseOnDrop {
 /// calls the callback (20002) before it returns.
 #[derive(Clone)]
 pub struct Connection {
-    shared: Arc<Shared>,
-    _guard: Arc<CloseOnDrop>,
+    inner: Arc<CloseOnDrop>,
 }
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
-            .field("endpoint", &self.shared.endpoint)
+            .field("endpoint", &self.shared().endpoint)
             .field("open", &self.is_open())
             .finish()
     }
 }
 
 impl Connection {
+    /// The state the reader and writer threads share with the handles.
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.0
+    }
+
     /// Connects to `endpoint` (`host:port`, or a `ws://`/`wss://` URL; `tls`
     /// chooses for the `host:port` form), blocking for at most
     /// `options.connect_timeout`. `handler` receives the server's quests;
@@ -195,14 +202,14 @@ impl Connection {
         let (ep, opened) = open(endpoint, tls, options)?;
         let (conn, reader) = Connection::start(ep, opened, options, Box::new(on_close))?;
         let handler: Arc<dyn QuestHandler> = Arc::new(handler);
-        let shared = conn.shared.clone();
+        let shared = conn.shared().clone();
         match std::thread::Builder::new()
             .name("rtm-reader".into())
             .spawn(move || reader_loop(shared, reader, handler))
         {
             Ok(h) => conn.adopt(h),
             Err(e) => {
-                conn.shared
+                conn.shared()
                     .shut(CloseReason::Error(format!("cannot spawn thread: {e}")));
                 return Err(err(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string()));
             }
@@ -237,7 +244,7 @@ impl Connection {
                         if let Ok(h) = hrx.recv() {
                             conn.adopt(h);
                         }
-                        let shared = conn.shared.clone();
+                        let shared = conn.shared().clone();
                         on_result(Ok(conn));
                         reader_loop(shared, reader, Arc::new(handler));
                     }
@@ -289,13 +296,12 @@ impl Connection {
             .name("rtm-writer".into())
             .spawn(move || writer_loop(s, opened.write));
         let conn = Connection {
-            _guard: Arc::new(CloseOnDrop(shared.clone())),
-            shared,
+            inner: Arc::new(CloseOnDrop(shared)),
         };
         match w {
             Ok(h) => conn.adopt(h),
             Err(e) => {
-                conn.shared
+                conn.shared()
                     .shut(CloseReason::Error(format!("cannot spawn thread: {e}")));
                 return Err(err(error_code::FPNN_EC_CORE_UNKNOWN_ERROR, e.to_string()));
             }
@@ -305,8 +311,8 @@ impl Connection {
 
     /// Counts `h` as one of the connection's threads.
     fn adopt(&self, h: JoinHandle<()>) {
-        self.shared.thread_ids.lock().push(h.thread().id());
-        self.shared.threads.lock().push(h);
+        self.shared().thread_ids.lock().push(h.thread().id());
+        self.shared().threads.lock().push(h);
     }
 
     /// Sends a twoway quest. `callback` runs exactly once: with the answer's
@@ -397,7 +403,7 @@ impl Connection {
     /// they were sent, on the thread that ends the connection, before the
     /// close handler runs. Without it they fail with 20002 like the others.
     pub(crate) fn on_unanswered(&self, f: HandBack) {
-        *self.shared.hand_back.lock() = Some(f);
+        *self.shared().hand_back.lock() = Some(f);
     }
 
     /// Registers `pending` and queues its frame; a closed table gives it back.
@@ -412,14 +418,17 @@ impl Connection {
         // through the arms, and the caller's callback may send again. Alone in
         // flight, the quest is written at once by this thread (see writer.rs).
         let (inserted, alone) = {
-            let mut table = self.shared.table.lock();
+            let mut table = self.shared().table.lock();
             let r = table.insert(pending, deadline);
             (r, table.len() == 1)
         };
         let seq = inserted?;
-        log::trace!("quest {method} seq {seq} sent to {}", self.shared.endpoint);
+        log::trace!(
+            "quest {method} seq {seq} sent to {}",
+            self.shared().endpoint
+        );
         // If the writer is gone the close path has completed the quest already.
-        let queued = self.shared.send_frame(
+        let queued = self.shared().send_frame(
             Kind::Twoway,
             seq,
             (method, 0),
@@ -430,7 +439,7 @@ impl Connection {
         if queued.is_err() {
             // Not in the queue: nobody else completes it (unless it has just
             // been closed or has timed out, which took it from the table).
-            let pending = self.shared.table.lock().complete(seq);
+            let pending = self.shared().table.lock().complete(seq);
             if let Some((p, _)) = pending {
                 p.callback.fail(queue_full());
             }
@@ -449,7 +458,7 @@ impl Connection {
                 "connection closed",
             ));
         }
-        self.shared
+        self.shared()
             .send_frame(Kind::Oneway, 0, (method, 0), &body, None, true)
             .map_err(|_| queue_full())
     }
@@ -469,12 +478,12 @@ impl Connection {
         }
         let len = packet::packet_len(Kind::Twoway, method.len(), payload.len());
         // psize is a u32 on the wire, whatever the configured limit.
-        if len > self.shared.max_packet || payload.len() > u32::MAX as usize {
+        if len > self.shared().max_packet || payload.len() > u32::MAX as usize {
             return Err(err(
                 error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
                 format!(
                     "quest is over the {} byte packet limit",
-                    self.shared.max_packet
+                    self.shared().max_packet
                 ),
             ));
         }
@@ -485,22 +494,22 @@ impl Connection {
     /// thread, a close frame is sent, the socket is shut, the close handler
     /// runs with [`CloseReason::Local`]. Idempotent.
     pub fn close(&self) {
-        self.shared.shut(CloseReason::Local);
+        self.shared().shut(CloseReason::Local);
     }
 
     /// Whether the connection is still open.
     pub fn is_open(&self) -> bool {
-        self.shared.open.load(Ordering::Acquire)
+        self.shared().open.load(Ordering::Acquire)
     }
 
     /// Number of quests waiting for an answer.
     pub fn pending(&self) -> usize {
-        self.shared.table.lock().len()
+        self.shared().table.lock().len()
     }
 
     /// The endpoint connected to.
     pub fn endpoint(&self) -> &Endpoint {
-        &self.shared.endpoint
+        &self.shared().endpoint
     }
 
     /// Closes the connection and waits for its threads to end. Called from
@@ -509,9 +518,9 @@ impl Connection {
         self.close();
         // The writer shuts the socket after its close frame; do it here too
         // in case it is stalled on a peer that does not read.
-        transport::shutdown(&self.shared.control);
+        transport::shutdown(&self.shared().control);
         let me = std::thread::current().id();
-        let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *self.shared.threads.lock());
+        let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *self.shared().threads.lock());
         for h in handles {
             if h.thread().id() != me {
                 let _ = h.join();
@@ -522,7 +531,7 @@ impl Connection {
     /// Whether the calling thread is this connection's reader or writer.
     pub fn is_own_thread(&self) -> bool {
         let me = std::thread::current().id();
-        self.shared.thread_ids.lock().contains(&me)
+        self.shared().thread_ids.lock().contains(&me)
     }
 }
 
