@@ -80,9 +80,41 @@ enum Item {
     Event(Job),
 }
 
+/// A client's queued jobs. Every change stores the new count in the
+/// dispatcher's `queued`, where [`Dispatcher::is_full`], on every API call,
+/// reads it without taking the queue's lock.
+#[derive(Default)]
+struct Items(VecDeque<Item>);
+
+impl Items {
+    fn push_back(&mut self, item: Item, queued: &AtomicUsize) {
+        self.0.push_back(item);
+        queued.store(self.0.len(), Ordering::Relaxed);
+    }
+
+    fn pop_front(&mut self, queued: &AtomicUsize) -> Option<Item> {
+        let item = self.0.pop_front();
+        queued.store(self.0.len(), Ordering::Relaxed);
+        item
+    }
+
+    fn take(&mut self, queued: &AtomicUsize) -> VecDeque<Item> {
+        queued.store(0, Ordering::Relaxed);
+        std::mem::take(&mut self.0)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[derive(Default)]
 struct Queue {
-    items: VecDeque<Item>,
+    items: Items,
     /// In the dispatcher thread's ready list, or being drained by it.
     scheduled: bool,
     /// The dispatcher thread is running one of this client's jobs.
@@ -121,6 +153,8 @@ pub(crate) struct Dispatcher {
     registered: AtomicBool,
     /// The limit (a test hook may lower it).
     limit: AtomicUsize,
+    /// How many jobs `queue` holds, as of its last change ([`Items`]).
+    queued: AtomicUsize,
     /// Reports dropped events (set by the client).
     report: Mutex<Option<Arc<DropReport>>>,
 }
@@ -138,6 +172,7 @@ impl Dispatcher {
             destroyed: AtomicBool::new(false),
             registered: AtomicBool::new(threads),
             limit: AtomicUsize::new(QUEUE_LIMIT),
+            queued: AtomicUsize::new(0),
             report: Mutex::new(None),
         })
     }
@@ -157,9 +192,13 @@ impl Dispatcher {
         self.queue.lock().items.len()
     }
 
-    /// Whether the queue is at its limit: new calls fail with 20011.
+    /// Whether the queue is at its limit: new calls fail with 20011. Read
+    /// without the lock (a plain load, where a lock would be two atomic
+    /// read-modify-writes per call): a call racing with a job being queued
+    /// or run may see the count just before it, as it could with the lock
+    /// taken a moment earlier.
     pub(crate) fn is_full(&self) -> bool {
-        self.queue.lock().items.len() >= self.limit.load(Ordering::Relaxed)
+        self.queued.load(Ordering::Relaxed) >= self.limit.load(Ordering::Relaxed)
     }
 
     pub(crate) fn callback(self: &Arc<Self>, job: Job) {
@@ -259,7 +298,7 @@ impl Dispatcher {
                     Item::Event(_) => Ok(()),
                 };
             }
-            q.items.push_back(item);
+            q.items.push_back(item, &self.queued);
             if !q.scheduled {
                 q.scheduled = true;
                 drop(q);
@@ -270,7 +309,7 @@ impl Dispatcher {
                 }
             }
         } else {
-            q.items.push_back(item);
+            q.items.push_back(item, &self.queued);
         }
         Ok(())
     }
@@ -296,7 +335,7 @@ impl Dispatcher {
         let mut ran = 0;
         let _batch = crate::fpnn::write_batch();
         for _ in 0..n {
-            let item = self.queue.lock().items.pop_front();
+            let item = self.queue.lock().items.pop_front(&self.queued);
             match item {
                 Some(item) => ran += usize::from(self.run(item)),
                 None => break,
@@ -353,7 +392,7 @@ impl Dispatcher {
             if self.mode != Dispatch::Queued {
                 q.stopped = true;
             }
-            std::mem::take(&mut q.items)
+            q.items.take(&self.queued)
         };
         for item in items {
             if let Item::Callback(job) = item {
@@ -370,7 +409,7 @@ impl Dispatcher {
             let mut q = self.queue.lock();
             q.stopped = true;
             q.scheduled = false;
-            std::mem::take(&mut q.items)
+            q.items.take(&self.queued)
         };
         for item in items {
             late(match item {
@@ -487,7 +526,7 @@ fn serve() {
         for _ in 0..TURN {
             let item = {
                 let mut q = d.queue.lock();
-                match q.items.pop_front() {
+                match q.items.pop_front(&d.queued) {
                     Some(item) if !q.stopped => {
                         q.busy = true;
                         item
@@ -619,6 +658,52 @@ mod tests {
             t.send(("late", std::thread::current().id())).unwrap()
         }));
         assert_eq!(done.recv_timeout(WAIT).unwrap().0, "late");
+    }
+
+    /// `is_full` reads a mirrored count, not the queue: every way a job
+    /// enters or leaves the queue must update it.
+    #[test]
+    fn is_full_follows_every_change_of_the_queue() {
+        // Queued: pushed, run by `run_pending`, taken by `shutdown`.
+        let d = Dispatcher::new(Dispatch::Queued);
+        d.set_limit(2);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let push = |d: &Arc<Dispatcher>, n: u32| {
+            let tx = tx.clone();
+            d.callback(Box::new(move || tx.send(n).unwrap()));
+        };
+        push(&d, 1);
+        assert!(!d.is_full());
+        push(&d, 2);
+        assert!(d.is_full());
+        assert_eq!(d.run_pending(), 2);
+        assert!(!d.is_full());
+        push(&d, 3);
+        push(&d, 4);
+        assert!(d.is_full());
+        d.shutdown();
+        assert!(!d.is_full());
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2, 3, 4]);
+
+        // Threads: popped by the dispatcher thread.
+        let d = Dispatcher::new(Dispatch::Threads);
+        d.set_limit(1);
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (release, release_rx) = crossbeam_channel::bounded::<()>(1);
+        d.callback(Box::new(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv_timeout(WAIT).unwrap();
+        }));
+        started.recv_timeout(WAIT).unwrap();
+        // The running job has left the queue.
+        assert!(!d.is_full());
+        push(&d, 5);
+        assert!(d.is_full());
+        release.send(()).unwrap();
+        // Popped before it ran (the channel orders the store before this).
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), 5);
+        assert!(!d.is_full());
+        d.shutdown();
     }
 
     #[test]
