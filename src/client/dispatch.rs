@@ -89,17 +89,17 @@ struct Items(VecDeque<Item>);
 impl Items {
     fn push_back(&mut self, item: Item, queued: &AtomicUsize) {
         self.0.push_back(item);
-        queued.store(self.0.len(), Ordering::Relaxed);
+        queued.store(self.0.len(), Ordering::Release);
     }
 
     fn pop_front(&mut self, queued: &AtomicUsize) -> Option<Item> {
         let item = self.0.pop_front();
-        queued.store(self.0.len(), Ordering::Relaxed);
+        queued.store(self.0.len(), Ordering::Release);
         item
     }
 
     fn take(&mut self, queued: &AtomicUsize) -> VecDeque<Item> {
-        queued.store(0, Ordering::Relaxed);
+        queued.store(0, Ordering::Release);
         std::mem::take(&mut self.0)
     }
 
@@ -215,9 +215,29 @@ impl Dispatcher {
     /// runs here and now when nothing of this client is queued or running
     /// (so the client's callbacks keep their order and never run two at a
     /// time); otherwise, and in the other modes, it is queued.
+    ///
+    /// Running one marks the queue scheduled and busy, so what other threads
+    /// queue meanwhile waits behind it. Inside a write batch (the reader
+    /// thread is in one while it handles what one read brought) the marks
+    /// stay until the batch flushes, before the thread waits for the socket
+    /// ([`HELD`], `crate::fpnn::at_flush`): the next answers of that read
+    /// run with no lock taken, as long as nothing was queued meanwhile and
+    /// the client is not destroyed. Then, or without a batch after each
+    /// callback, the queue is let go ([`Dispatcher::release`]): handed to
+    /// the dispatcher thread if something is queued.
     pub(crate) fn callback_on_reader(self: &Arc<Self>, job: Job) {
         if self.mode != Dispatch::Inline {
             return self.callback(job);
+        }
+        let held = HELD.with(|h| h.borrow().as_ref().map(|d| Arc::ptr_eq(d, self)));
+        match held {
+            Some(true) if self.queued.load(Ordering::Acquire) == 0 && !self.is_destroyed() => {
+                return self.run_inline(job);
+            }
+            // Something was queued meanwhile (it runs first), the client is
+            // being destroyed, or another client's queue is held.
+            Some(_) => release_held(),
+            None => {}
         }
         {
             let mut q = self.queue.lock();
@@ -225,14 +245,29 @@ impl Dispatcher {
                 drop(q);
                 return self.callback(job);
             }
-            // As if scheduled: what other threads queue meanwhile waits
-            // behind this job (see `push`).
             q.scheduled = true;
             q.busy = true;
         }
+        if crate::fpnn::in_write_batch() {
+            HELD.with(|h| *h.borrow_mut() = Some(self.clone()));
+            crate::fpnn::at_flush(release_held);
+            self.run_inline(job);
+        } else {
+            self.run_inline(job);
+            self.release();
+        }
+    }
+
+    /// Runs `job` on this thread, marked as an inline callback ([`INLINE`]).
+    fn run_inline(&self, job: Job) {
         let outer = INLINE.replace(self.key());
         guarded("callback", || job.run());
         INLINE.set(outer);
+    }
+
+    /// Ends what [`Dispatcher::callback_on_reader`] marked: the queue is no
+    /// longer busy, and goes to the dispatcher thread if something waits.
+    fn release(self: &Arc<Self>) {
         let mut q = self.queue.lock();
         q.busy = false;
         self.idle.notify_all();
@@ -439,6 +474,24 @@ thread_local! {
     /// The dispatcher whose callback this thread runs in `Dispatch::Inline`
     /// mode (its [`Dispatcher::key`]); 0 when none.
     static INLINE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The client whose queue this thread holds between inline callbacks
+    /// ([`Dispatcher::callback_on_reader`]) until its write batch flushes.
+    static HELD: std::cell::RefCell<Option<Arc<Dispatcher>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Lets go of the queue this thread holds ([`HELD`]), if any: the write
+/// batch's flush hook. Not while an inline callback runs (a flush inside
+/// one would let a second callback of that client start): the hook is then
+/// set again for the next flush.
+fn release_held() {
+    if INLINE.get() != 0 && crate::fpnn::in_write_batch() {
+        crate::fpnn::at_flush(release_held);
+        return;
+    }
+    if let Some(d) = HELD.with(|h| h.borrow_mut().take()) {
+        d.release();
+    }
 }
 
 /// Whether this thread is running a `Dispatch::Inline` callback, so is a
@@ -658,6 +711,110 @@ mod tests {
             t.send(("late", std::thread::current().id())).unwrap()
         }));
         assert_eq!(done.recv_timeout(WAIT).unwrap().0, "late");
+    }
+
+    type Ran = crossbeam_channel::Sender<(&'static str, ThreadId)>;
+
+    fn job(tx: &Ran, name: &'static str) -> Job {
+        let tx = tx.clone();
+        Box::new(move || tx.send((name, std::thread::current().id())).unwrap())
+    }
+
+    /// A reader thread in its write batch keeps the client's queue between
+    /// inline callbacks: what another thread queues meanwhile waits for the
+    /// flush, and so does every later answer (it runs after it).
+    #[test]
+    fn an_inline_hold_lasts_until_the_flush_and_queued_jobs_run_first() {
+        let d = Dispatcher::new(Dispatch::Inline);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let me = std::thread::current().id();
+        let batch = crate::fpnn::write_batch();
+        d.callback_on_reader(job(&tx, "a"));
+        assert_eq!(rx.try_recv().unwrap(), ("a", me), "inline, at once");
+        // Held: a callback queued by another thread is not scheduled.
+        let (d2, tx2) = (d.clone(), tx.clone());
+        std::thread::spawn(move || d2.callback(job(&tx2, "queued")))
+            .join()
+            .unwrap();
+        assert_eq!(d.len(), 1);
+        // The next answer waits behind it instead of running inline.
+        d.callback_on_reader(job(&tx, "b"));
+        assert_eq!(d.len(), 2);
+        assert!(rx.try_recv().is_err(), "nothing ran");
+        // The flush lets the queue go: the dispatcher thread runs both, in order.
+        crate::fpnn::flush_write_batch();
+        let q = rx.recv_timeout(WAIT).unwrap();
+        let b = rx.recv_timeout(WAIT).unwrap();
+        assert_eq!((q.0, b.0), ("queued", "b"));
+        assert!(q.1 != me && b.1 == q.1, "on the dispatcher thread");
+        drop(batch);
+        d.shutdown();
+    }
+
+    /// Without a write batch nothing would let a hold go: each inline
+    /// callback lets the queue go when it returns.
+    #[test]
+    fn outside_a_write_batch_an_inline_callback_holds_nothing() {
+        let d = Dispatcher::new(Dispatch::Inline);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        d.callback_on_reader(job(&tx, "a"));
+        assert_eq!(rx.try_recv().unwrap().0, "a");
+        d.callback(job(&tx, "queued"));
+        let q = rx.recv_timeout(WAIT).unwrap();
+        assert_eq!(q.0, "queued");
+        assert_ne!(q.1, std::thread::current().id());
+        d.shutdown();
+    }
+
+    /// A flush inside an inline callback (its own write batch ending) does
+    /// not let the queue go while the callback runs: a job queued meanwhile
+    /// still waits for the reader's flush.
+    #[test]
+    fn a_flush_inside_an_inline_callback_keeps_the_hold() {
+        let d = Dispatcher::new(Dispatch::Inline);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let batch = crate::fpnn::write_batch();
+        d.callback_on_reader(job(&tx, "a"));
+        let (d2, tx2) = (d.clone(), tx.clone());
+        d.callback_on_reader(Box::new(move || {
+            d2.callback(job(&tx2, "queued"));
+            crate::fpnn::flush_write_batch();
+            assert!(HELD.with(|h| h.borrow().is_some()), "still held");
+        }));
+        assert_eq!(rx.try_recv().unwrap().0, "a");
+        assert_eq!(d.len(), 1, "still held after the callback");
+        drop(batch);
+        assert_eq!(rx.recv_timeout(WAIT).unwrap().0, "queued");
+        d.shutdown();
+    }
+
+    /// `shutdown` on another thread waits for a held queue to be let go;
+    /// an answer read meanwhile runs exactly once, and shutdown returns.
+    #[test]
+    fn shutdown_waits_for_a_held_queue_and_every_callback_runs_once() {
+        let d = Dispatcher::new(Dispatch::Inline);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let batch = crate::fpnn::write_batch();
+        d.callback_on_reader(job(&tx, "a"));
+        let d2 = d.clone();
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            d2.shutdown();
+            done_tx.send(()).unwrap();
+        });
+        // Destroyed (or about to be): this answer is not run under the hold.
+        let deadline = std::time::Instant::now() + WAIT;
+        while !d.is_destroyed() && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert!(d.is_destroyed());
+        assert!(done.try_recv().is_err(), "shutdown waits for the hold");
+        d.callback_on_reader(job(&tx, "b"));
+        drop(batch);
+        done.recv_timeout(WAIT).unwrap();
+        assert_eq!(rx.recv_timeout(WAIT).unwrap().0, "a");
+        assert_eq!(rx.recv_timeout(WAIT).unwrap().0, "b");
+        assert!(rx.try_recv().is_err(), "once each");
     }
 
     /// `is_full` reads a mirrored count, not the queue: every way a job

@@ -212,6 +212,8 @@ impl Outbox {
 struct Batch {
     depth: u32,
     outboxes: Vec<Arc<Outbox>>,
+    /// Called by the next flush, after the frames go out ([`at_flush`]).
+    on_flush: Option<fn()>,
 }
 
 thread_local! {
@@ -219,6 +221,7 @@ thread_local! {
         RefCell::new(Batch {
             depth: 0,
             outboxes: Vec::new(),
+            on_flush: None,
         })
     };
 }
@@ -235,25 +238,49 @@ pub(crate) fn write_batch() -> WriteBatch {
     WriteBatch(())
 }
 
-/// Sends what this thread's [`WriteBatch`] holds so far; the batch goes on.
-/// Called before this thread waits (for the socket, for an answer).
-pub(crate) fn flush_write_batch() {
-    let outboxes = BATCH.with(|b| std::mem::take(&mut b.borrow_mut().outboxes));
-    if outboxes.is_empty() {
-        return;
-    }
-    for ob in &outboxes {
-        ob.end_batch();
-    }
-    // Keep the list's allocation for the next round.
+/// Whether this thread is inside a [`WriteBatch`], so a flush is sure to
+/// come before it waits and when the batch ends.
+pub(crate) fn in_write_batch() -> bool {
+    BATCH.with(|b| b.borrow().depth > 0)
+}
+
+/// Has the next flush of this thread's [`WriteBatch`] call `f`, after the
+/// frames queued so far go out: before the thread waits, or when the batch
+/// ends. Only inside a batch ([`in_write_batch`]); one hook at a time (a
+/// second call replaces the first). The client's dispatcher keeps its
+/// queue while a reader thread runs the callbacks of the answers one read
+/// brought, and lets it go here (src/client/dispatch.rs).
+pub(crate) fn at_flush(f: fn()) {
     BATCH.with(|b| {
-        let mut b = b.borrow_mut();
-        if b.outboxes.is_empty() {
-            let mut v = outboxes;
-            v.clear();
-            b.outboxes = v;
-        }
+        b.borrow_mut().on_flush = Some(f);
     });
+}
+
+/// Sends what this thread's [`WriteBatch`] holds so far, then calls the
+/// [`at_flush`] hook; the batch goes on. Called before this thread waits
+/// (for the socket, for an answer).
+pub(crate) fn flush_write_batch() {
+    let (outboxes, hook) = BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        (std::mem::take(&mut b.outboxes), b.on_flush.take())
+    });
+    if !outboxes.is_empty() {
+        for ob in &outboxes {
+            ob.end_batch();
+        }
+        // Keep the list's allocation for the next round.
+        BATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.outboxes.is_empty() {
+                let mut v = outboxes;
+                v.clear();
+                b.outboxes = v;
+            }
+        });
+    }
+    if let Some(f) = hook {
+        f();
+    }
 }
 
 impl Drop for WriteBatch {
