@@ -122,6 +122,9 @@ struct Queue {
     /// `shutdown` is done: the dispatcher thread no longer serves this
     /// client (`Threads` mode only).
     stopped: bool,
+    /// `shutdown` has begun: it takes the queue once the job running ends,
+    /// so the dispatcher thread ends its turn there.
+    closing: bool,
     /// Calls on threads of their own that have not queued their callback yet
     /// ([`Owed`]); `shutdown` waits for them.
     owed: usize,
@@ -241,7 +244,7 @@ impl Dispatcher {
         }
         {
             let mut q = self.queue.lock();
-            if q.scheduled || q.stopped || !q.items.is_empty() {
+            if q.scheduled || q.stopped || q.closing || !q.items.is_empty() {
                 drop(q);
                 return self.callback(job);
             }
@@ -421,6 +424,7 @@ impl Dispatcher {
             let running_here = self.mode != Dispatch::Queued
                 && (INLINE.get() == self.key()
                     || POOL.lock().thread == Some(std::thread::current().id()));
+            q.closing = true;
             while (q.busy && !running_here) || q.owed > 0 {
                 self.idle.wait(&mut q);
             }
@@ -576,28 +580,28 @@ fn serve() {
         let mut more = false;
         // The quests this turn's callbacks send go out together.
         let _batch = crate::fpnn::write_batch();
+        // One lock round trip per job: the one that ends a job takes the
+        // next (the lock is let go only while a job runs).
+        let mut q = d.queue.lock();
         for _ in 0..TURN {
-            let item = {
-                let mut q = d.queue.lock();
-                match q.items.pop_front(&d.queued) {
-                    Some(item) if !q.stopped => {
-                        q.busy = true;
-                        item
-                    }
-                    _ => break,
-                }
+            if q.stopped || q.closing {
+                break;
+            }
+            let Some(item) = q.items.pop_front(&d.queued) else {
+                break;
             };
+            q.busy = true;
+            drop(q);
             d.run(item);
-            let mut q = d.queue.lock();
+            q = d.queue.lock();
             q.busy = false;
             d.idle.notify_all();
-            more = !q.items.is_empty() && !q.stopped;
+            more = !q.items.is_empty() && !q.stopped && !q.closing;
             if !more {
                 break;
             }
         }
-        let mut q = d.queue.lock();
-        if more || (!q.items.is_empty() && !q.stopped) {
+        if more || (!q.items.is_empty() && !q.stopped && !q.closing) {
             drop(q);
             POOL.lock().ready.push_back(d);
         } else {
@@ -721,10 +725,11 @@ mod tests {
     }
 
     /// A reader thread in its write batch keeps the client's queue between
-    /// inline callbacks: what another thread queues meanwhile waits for the
-    /// flush, and so does every later answer (it runs after it).
+    /// inline callbacks: what another thread queues meanwhile is not
+    /// scheduled, and the next answer does not jump it: the hold is let go
+    /// and both run on the dispatcher thread, in order.
     #[test]
-    fn an_inline_hold_lasts_until_the_flush_and_queued_jobs_run_first() {
+    fn an_inline_hold_keeps_the_queue_and_later_answers_run_after_queued_jobs() {
         let d = Dispatcher::new(Dispatch::Inline);
         let (tx, rx) = crossbeam_channel::unbounded();
         let me = std::thread::current().id();
@@ -737,12 +742,9 @@ mod tests {
             .join()
             .unwrap();
         assert_eq!(d.len(), 1);
-        // The next answer waits behind it instead of running inline.
-        d.callback_on_reader(job(&tx, "b"));
-        assert_eq!(d.len(), 2);
         assert!(rx.try_recv().is_err(), "nothing ran");
-        // The flush lets the queue go: the dispatcher thread runs both, in order.
-        crate::fpnn::flush_write_batch();
+        // The next answer finds it and queues behind it.
+        d.callback_on_reader(job(&tx, "b"));
         let q = rx.recv_timeout(WAIT).unwrap();
         let b = rx.recv_timeout(WAIT).unwrap();
         assert_eq!((q.0, b.0), ("queued", "b"));
