@@ -31,8 +31,7 @@ pub(crate) mod table;
 mod transport;
 
 pub(crate) use connection::{
-    at_flush, flush_write_batch, guarded, in_write_batch, write_batch, Method, RawReply, Reply,
-    Unanswered,
+    at_flush, flush_write_batch, guarded, write_batch, Method, RawReply, Reply, Unanswered,
 };
 pub use connection::{
     AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,

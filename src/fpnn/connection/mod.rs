@@ -31,7 +31,7 @@ use shared::HandBack;
 pub(crate) use shared::Unanswered;
 use shared::{err, Pending, Shared};
 use transport::ConnectCancel;
-pub(crate) use writer::{at_flush, flush_write_batch, in_write_batch, write_batch};
+pub(crate) use writer::{at_flush, flush_write_batch, write_batch};
 use writer::{writer_loop, Outbox};
 
 /// The callback of a twoway quest: the answer's payload, or an error (the

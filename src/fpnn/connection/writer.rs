@@ -238,22 +238,22 @@ pub(crate) fn write_batch() -> WriteBatch {
     WriteBatch(())
 }
 
-/// Whether this thread is inside a [`WriteBatch`], so a flush is sure to
-/// come before it waits and when the batch ends.
-pub(crate) fn in_write_batch() -> bool {
-    BATCH.with(|b| b.borrow().depth > 0)
-}
-
-/// Has the next flush of this thread's [`WriteBatch`] call `f`, after the
-/// frames queued so far go out: before the thread waits, or when the batch
-/// ends. Only inside a batch ([`in_write_batch`]); one hook at a time (a
-/// second call replaces the first). The client's dispatcher keeps its
-/// queue while a reader thread runs the callbacks of the answers one read
-/// brought, and lets it go here (src/client/dispatch.rs).
-pub(crate) fn at_flush(f: fn()) {
+/// Inside a [`WriteBatch`] (a flush is then sure to come before this thread
+/// waits, and when the batch ends), has the next flush call `f`, after the
+/// frames queued so far go out, and returns true; outside one, returns
+/// false and registers nothing. One hook at a time (a second call replaces
+/// the first). The client's dispatcher keeps its queue while a reader
+/// thread runs the callbacks of the answers one read brought, and lets it
+/// go here (src/client/dispatch.rs).
+pub(crate) fn at_flush(f: fn()) -> bool {
     BATCH.with(|b| {
-        b.borrow_mut().on_flush = Some(f);
-    });
+        let mut b = b.borrow_mut();
+        if b.depth == 0 {
+            return false;
+        }
+        b.on_flush = Some(f);
+        true
+    })
 }
 
 /// Sends what this thread's [`WriteBatch`] holds so far, then calls the
