@@ -264,8 +264,12 @@ struct Chain {
     to: i64,
     msg: String,
     n: usize,
+    window: usize,
     first_mid: i64,
-    sent: AtomicUsize,
+    /// Counted with a plain load and store: a client's callbacks never run
+    /// two at a time (and each sees what the one before did), which this
+    /// relies on; were it broken, answers would go uncounted and the run
+    /// would not finish.
     answered: AtomicUsize,
     errors: AtomicUsize,
     /// Round trips by send index: a plain store each, where a locked `Vec`
@@ -275,8 +279,11 @@ struct Chain {
     done: crossbeam_channel::Sender<()>,
 }
 
-fn send_next(c: &Arc<Chain>) {
-    let i = c.sent.fetch_add(1, Ordering::Relaxed);
+/// Sends message `i`; its callback sends `i + window`, so each of the
+/// `window` first messages starts a lane and `window` stay in flight, with no
+/// counter shared between the lanes (the first sends, on the calling thread,
+/// race with the first callbacks).
+fn send_next(c: &Arc<Chain>, i: usize) {
     if i >= c.n {
         return;
     }
@@ -295,8 +302,10 @@ fn send_next(c: &Arc<Chain>) {
                 me.errors.fetch_add(1, Ordering::Relaxed);
             }
             me.lat[i].store(us, Ordering::Relaxed);
-            send_next(&me);
-            if me.answered.fetch_add(1, Ordering::Relaxed) + 1 == me.n {
+            send_next(&me, i + me.window);
+            let answered = me.answered.load(Ordering::Relaxed) + 1;
+            me.answered.store(answered, Ordering::Relaxed);
+            if answered == me.n {
                 let _ = me.done.send(());
             }
         },
@@ -314,8 +323,8 @@ fn sdk_send(endpoint: &str, n: usize, window: usize, clients: usize, size: usize
                 to: uid(),
                 msg: "x".repeat(size),
                 n: per,
+                window,
                 first_mid: mids(per),
-                sent: AtomicUsize::new(0),
                 answered: AtomicUsize::new(0),
                 errors: AtomicUsize::new(0),
                 lat: (0..per).map(|_| AtomicU32::new(0)).collect(),
@@ -325,8 +334,8 @@ fn sdk_send(endpoint: &str, n: usize, window: usize, clients: usize, size: usize
         .collect();
     let meter = Meter::start();
     for c in &chains {
-        for _ in 0..window.min(per) {
-            send_next(c);
+        for i in 0..window.min(per) {
+            send_next(c, i);
         }
     }
     for _ in 0..clients {
