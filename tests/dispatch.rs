@@ -265,3 +265,51 @@ fn blocking_without_an_api_call_returns_20001_at_once() {
     let r: Result<(), RtmError> = blocking(|_cb| {});
     assert_eq!(r.unwrap_err().code, error_code::FPNN_EC_CORE_UNKNOWN_ERROR);
 }
+
+/// Inside a callback (a write batch: the dispatcher's turn, or in `Inline`
+/// mode the reader's read) the client looks its online connection up once
+/// and keeps it for the batch's later calls, for as long as the session does
+/// not change. A change in between is seen by the next call: after `close()`
+/// in the same callback, a call is refused as not logged in (20012) instead of
+/// going to the closed connection (20002).
+#[test]
+fn a_call_after_close_in_the_same_callback_sees_the_session_closed() {
+    for dispatch in [Dispatch::Threads, Dispatch::Inline] {
+        let gate = gate();
+        let client = online(
+            RtmOptions {
+                dispatch,
+                ..options(&gate)
+            },
+            ME,
+        );
+        let (tx, rx) = crossbeam_channel::unbounded::<(&str, Option<i32>)>();
+        let c = client.clone();
+        client.send_message(PEER, 30, "first", "", 0, 0, move |e, _| {
+            let t = tx.clone();
+            c.send_message(PEER, 30, "second", "", 0, 0, move |e, _| {
+                t.send(("second", e.map(|e| e.error.code))).unwrap()
+            });
+            c.close();
+            let t = tx.clone();
+            c.send_message(PEER, 30, "third", "", 0, 0, move |e, _| {
+                t.send(("third", e.map(|e| e.error.code))).unwrap()
+            });
+            tx.send(("first", e.map(|e| e.error.code))).unwrap();
+        });
+        let mut got = std::collections::HashMap::new();
+        while got.len() < 3 {
+            let (what, code) = rx
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("{dispatch:?}: callbacks missing: {got:?}"));
+            assert!(got.insert(what, code).is_none(), "{what} called twice");
+        }
+        assert_eq!(got["first"], None, "{dispatch:?}");
+        assert_eq!(
+            got["third"],
+            Some(error_code::FPNN_EC_CORE_INVALID_CONNECTION),
+            "{dispatch:?}: {got:?}"
+        );
+        client.destroy();
+    }
+}

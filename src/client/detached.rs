@@ -30,7 +30,7 @@ impl RtmClient {
     pub(crate) fn detach(&self) -> Detached {
         let deliver = Box::new(self.inner.deliverer());
         let session = {
-            let core = self.inner.core.lock();
+            let core = self.inner.core.read();
             core.online_connection().zip(core.uid())
         };
         let watched = session.as_ref().map(|(c, _)| c.clone());

@@ -254,7 +254,7 @@ impl Dispatcher {
             q.busy = true;
         }
         self.run_inline(job);
-        if crate::fpnn::at_flush(release_held) {
+        if crate::fpnn::at_flush(super::batch_flushed) {
             HELD.with(|h| *h.borrow_mut() = Some(self));
         } else {
             self.release();
@@ -488,8 +488,8 @@ thread_local! {
 /// batch's flush hook. Not while an inline callback runs (a flush inside
 /// one would let a second callback of that client start): the hook is then
 /// set again for the next flush.
-fn release_held() {
-    if INLINE.get() != 0 && crate::fpnn::at_flush(release_held) {
+pub(super) fn release_held() {
+    if INLINE.get() != 0 && crate::fpnn::at_flush(super::batch_flushed) {
         return;
     }
     if let Some(d) = HELD.with(|h| h.borrow_mut().take()) {

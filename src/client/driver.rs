@@ -10,8 +10,12 @@
 //! reader (`Connection::connect_then`); timers go to the process-wide timer
 //! thread (`timers.rs`). So a client has no session thread of its own.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use rmpv::Value;
 
@@ -20,12 +24,105 @@ use super::push::PushHandler;
 use super::resend::{Settled, WaitingList};
 use super::{dur, timers, Inner, SDK_VERSION};
 use crate::error::{error_code, RtmError};
-use crate::fpnn::{ConnectCancel, ConnectOptions, Connection, Reply, Unanswered};
+use crate::fpnn::{ConnectCancel, ConnectOptions, Connection, QuestSender, Reply, Unanswered};
 use crate::types::RtmOptions;
 use crate::value::{self, Encoded, MapBuilder};
 
 /// The login callback, carried by the machine until it completes.
 pub(super) type LoginCallback = Box<dyn FnOnce(bool, i32) + Send>;
+
+/// The client's session lock: its [`Core`], and the generation of what the
+/// core holds. Every change of the session is made through
+/// [`SessionLock::lock`], whose guard takes a new generation before it lets
+/// the lock go; so a thread that looked the online connection up at one
+/// generation may use it without the lock for as long as the generation
+/// stays the same ([`Inner::with_online`]).
+pub(crate) struct SessionLock {
+    core: Mutex<Core>,
+    generation: AtomicU64,
+}
+
+/// Generations, unique in the process, so that one names one client's
+/// session as it was at one moment.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
+impl SessionLock {
+    pub(super) fn new(core: Core) -> SessionLock {
+        SessionLock {
+            core: Mutex::new(core),
+            generation: AtomicU64::new(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+
+    /// The session, to change it: a new generation when the guard drops.
+    pub(super) fn lock(&self) -> SessionGuard<'_> {
+        SessionGuard {
+            core: self.core.lock(),
+            generation: &self.generation,
+        }
+    }
+
+    /// The session, to read it only (the generation stays).
+    pub(super) fn read(&self) -> MutexGuard<'_, Core> {
+        self.core.lock()
+    }
+
+    /// The generation of what the session holds now.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// [`SessionLock::lock`]'s guard.
+pub(super) struct SessionGuard<'a> {
+    core: MutexGuard<'a, Core>,
+    generation: &'a AtomicU64,
+}
+
+impl std::ops::Deref for SessionGuard<'_> {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl std::ops::DerefMut for SessionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        // Before the lock is let go (the fields drop after this body).
+        let next = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+        self.generation.store(next, Ordering::Release);
+    }
+}
+
+thread_local! {
+    /// The online connection's quest path as this thread looked it up in
+    /// its current write batch, with the generation it was read at
+    /// ([`Inner::with_online`]); forgotten when the batch flushes.
+    static ONLINE: RefCell<Option<(u64, Option<QuestSender>)>> = const { RefCell::new(None) };
+}
+
+/// Forgets this thread's [`ONLINE`] entry (the write batch's flush hook,
+/// `super::batch_flushed`).
+pub(super) fn forget_online() {
+    let old = ONLINE
+        .try_with(|cell| cell.try_borrow_mut().map(|mut e| e.take()))
+        .ok();
+    match old {
+        // Dropped here, with no borrow held.
+        Some(Ok(old)) => drop(old),
+        // In use by a send on this thread (which does not flush): next time.
+        Some(Err(_)) => {
+            crate::fpnn::at_flush(super::batch_flushed);
+        }
+        None => {}
+    }
+}
 
 /// The session, behind the client's session lock.
 pub(crate) struct Core {
@@ -157,6 +254,53 @@ enum Later {
 }
 
 impl Inner {
+    /// Runs `f` with the online connection's quest path (`None` when the
+    /// session is not online). Inside a write batch (a turn of callbacks, a
+    /// reader's read) the path is looked up once, under the session lock,
+    /// and the batch's later calls use it with no lock and no reference
+    /// count for as long as the session's generation stays the same
+    /// ([`SessionLock`]); it is forgotten when the batch flushes, so it
+    /// never outlives the batch. `f` must not flush the batch (sending a
+    /// quest or completing one with an error does not).
+    pub(super) fn with_online(&self, f: impl FnOnce(Option<&QuestSender>)) {
+        let generation = self.core.generation();
+        let mut f = Some(f);
+        let _ = ONLINE.try_with(|cell| {
+            if let Ok(entry) = cell.try_borrow() {
+                if let Some((g, sender)) = &*entry {
+                    if *g == generation {
+                        if let Some(f) = f.take() {
+                            f(sender.as_ref());
+                        }
+                    }
+                }
+            }
+        });
+        let Some(f) = f else {
+            return;
+        };
+        let (generation, sender) = {
+            let core = self.core.read();
+            let sender = core.online_connection().map(|c| c.quest_sender());
+            (self.core.generation(), sender)
+        };
+        f(sender.as_ref());
+        if crate::fpnn::at_flush(super::batch_flushed) {
+            let mut entry = Some((generation, sender));
+            let old = ONLINE
+                .try_with(|cell| {
+                    cell.try_borrow_mut()
+                        .ok()
+                        .and_then(|mut e| std::mem::replace(&mut *e, entry.take()))
+                })
+                .ok()
+                .flatten();
+            // Dropped with no borrow held.
+            drop(old);
+            drop(entry);
+        }
+    }
+
     /// Feeds the machine one event and performs its actions.
     pub(super) fn step(self: &Arc<Self>, event: Event<LoginCallback>) {
         let later = self.step_locked(event, |_| {});

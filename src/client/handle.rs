@@ -13,7 +13,7 @@ use super::blocking::Deliverer;
 use super::dedup::DuplicateFilter;
 use super::dispatch::Dispatcher;
 use super::dispatch::Run;
-use super::driver::Core;
+use super::driver::{Core, SessionLock};
 use super::events::Events;
 use super::machine::Event;
 use super::mid::MidGenerator;
@@ -130,7 +130,7 @@ impl RtmClient {
         let inner = Arc::new(Inner {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             dispatcher: Dispatcher::new(options.dispatch),
-            core: Mutex::new(Core::new(&options)),
+            core: SessionLock::new(Core::new(&options)),
             options,
             endpoint,
             tls,
@@ -350,8 +350,7 @@ impl RtmClient {
                 callback: Reply::Raw(done),
             });
         }
-        let conn = self.inner.core.lock().online_connection();
-        match conn {
+        self.inner.with_online(|conn| match conn {
             Some(conn) => conn.send_reply(
                 method,
                 Method::Borrowed(method),
@@ -360,7 +359,7 @@ impl RtmClient {
                 Reply::Raw(done),
             ),
             None => done.answer(Err(not_connected())),
-        }
+        });
     }
 
     /// Completes `callback` with an invalid-argument error (200033) without

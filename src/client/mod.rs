@@ -47,7 +47,7 @@ use crate::types::RtmOptions;
 use dedup::DuplicateFilter;
 pub(crate) use detached::Detached;
 use dispatch::Dispatcher;
-use driver::Core;
+use driver::SessionLock;
 use events::Events;
 use mid::MidGenerator;
 
@@ -61,6 +61,16 @@ pub const SDK_VERSION: &str = concat!("Rust_", env!("CARGO_PKG_VERSION"));
 /// Default timeout of a call, when `timeout` is 0.
 pub(crate) const DEFAULT_TIMEOUT_MS: u64 = 20_000;
 
+/// The client's hook on a thread's write batch (`fpnn::at_flush`): what the
+/// thread keeps for the length of a batch is let go when it flushes, before
+/// the thread waits: the online connection's quest path (`driver.rs`,
+/// `Inner::with_online`) and a queue a reader holds between inline
+/// callbacks (`dispatch.rs`, `Dispatcher::callback_on_reader`).
+pub(crate) fn batch_flushed() {
+    driver::forget_online();
+    dispatch::release_held();
+}
+
 /// What every handle, the driver and the push handler share.
 pub(crate) struct Inner {
     /// Unique in the process (the timer thread's key).
@@ -72,7 +82,7 @@ pub(crate) struct Inner {
     events: Events,
     processor: RtmProcessor,
     /// The session: its machine, connection and driver (`driver.rs`).
-    core: Mutex<Core>,
+    core: SessionLock,
     dedup: Mutex<DuplicateFilter>,
     mids: Mutex<MidGenerator>,
     /// The session as pushes see it, updated after every step of the

@@ -31,7 +31,8 @@ pub(crate) mod table;
 mod transport;
 
 pub(crate) use connection::{
-    at_flush, flush_write_batch, guarded, write_batch, Method, RawReply, Reply, Unanswered,
+    at_flush, flush_write_batch, guarded, write_batch, Method, QuestSender, RawReply, Reply,
+    Unanswered,
 };
 pub use connection::{
     AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,

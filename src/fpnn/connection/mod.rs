@@ -143,13 +143,114 @@ pub enum CloseReason {
 
 /// What every clone of a [`Connection`] shares: the connection's state,
 /// which it closes when the last user handle goes away. One `Arc` per
-/// handle, so a clone costs one atomic increment (the send path clones the
-/// online connection on every call, src/client/handle.rs).
-struct CloseOnDrop(Arc<Shared>);
+/// handle, so a clone costs one atomic increment.
+struct CloseOnDrop(QuestSender);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        self.0.shut(CloseReason::Local);
+        self.0 .0.shut(CloseReason::Local);
+    }
+}
+
+/// A connection's quest path without the close-on-drop of a [`Connection`]
+/// handle: keeping one does not keep the connection open (a quest sent on
+/// a closed connection fails with 20002). The client keeps one per thread
+/// for the length of a write batch, so the sends of one batch look the
+/// online connection up once (src/client/handle.rs).
+#[derive(Clone)]
+pub(crate) struct QuestSender(Arc<Shared>);
+
+impl QuestSender {
+    /// [`Connection::send_quest_bytes`] for the crate: `stored` is the
+    /// method name the pending quest keeps for its logs and errors (a name
+    /// known at compile time is not copied), and the answer may be handed
+    /// over as bytes ([`Reply::Raw`]).
+    pub(crate) fn send_reply(
+        &self,
+        method: &str,
+        stored: Method,
+        payload: &[u8],
+        timeout: Duration,
+        callback: Reply,
+    ) {
+        if let Err(e) = self.check(method, payload) {
+            return callback.fail(e);
+        }
+        let deadline = transport::deadline_after(timeout);
+        let pending = Pending {
+            callback,
+            method: stored,
+            timeout_ms: shared::millis(timeout),
+            resend: None,
+        };
+        if let Err(p) = self.enqueue(pending, method, deadline, payload) {
+            p.callback.fail(err(
+                error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
+                "connection closed",
+            ))
+        }
+    }
+
+    /// Registers `pending` and queues its frame; a closed table gives it back.
+    fn enqueue(
+        &self,
+        pending: Pending,
+        method: &str,
+        deadline: Instant,
+        payload: &[u8],
+    ) -> Result<(), Pending> {
+        // Not matched in place: a match scrutinee keeps the lock guard alive
+        // through the arms, and the caller's callback may send again. Alone in
+        // flight, the quest is written at once by this thread (see writer.rs).
+        let (inserted, alone) = {
+            let mut table = self.0.table.lock();
+            let r = table.insert(pending, deadline);
+            (r, table.len() == 1)
+        };
+        let seq = inserted?;
+        log::trace!("quest {method} seq {seq} sent to {}", self.0.endpoint);
+        // If the writer is gone the close path has completed the quest already.
+        let queued = self.0.send_frame(
+            Kind::Twoway,
+            seq,
+            (method, 0),
+            payload,
+            Some(deadline),
+            alone,
+        );
+        if queued.is_err() {
+            // Not in the queue: nobody else completes it (unless it has just
+            // been closed or has timed out, which took it from the table).
+            let pending = self.0.table.lock().complete(seq);
+            if let Some((p, _)) = pending {
+                p.callback.fail(queue_full());
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self, method: &str, payload: &[u8]) -> Result<(), RtmError> {
+        if method.is_empty() || method.len() > 255 {
+            return Err(err(
+                error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
+                "method name must be 1 to 255 bytes",
+            ));
+        }
+        if payload.is_empty() {
+            return Err(err(
+                error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
+                "empty payload",
+            ));
+        }
+        let len = packet::packet_len(Kind::Twoway, method.len(), payload.len());
+        // psize is a u32 on the wire, whatever the configured limit.
+        if len > self.0.max_packet || payload.len() > u32::MAX as usize {
+            return Err(err(
+                error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
+                format!("quest is over the {} byte packet limit", self.0.max_packet),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -181,7 +282,7 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// The state the reader and writer threads share with the handles.
     fn shared(&self) -> &Arc<Shared> {
-        &self.inner.0
+        &self.inner.0 .0
     }
 
     /// Connects to `endpoint` (`host:port`, or a `ws://`/`wss://` URL; `tls`
@@ -296,7 +397,7 @@ impl Connection {
             .name("rtm-writer".into())
             .spawn(move || writer_loop(s, opened.write));
         let conn = Connection {
-            inner: Arc::new(CloseOnDrop(shared)),
+            inner: Arc::new(CloseOnDrop(QuestSender(shared))),
         };
         match w {
             Ok(h) => conn.adopt(h),
@@ -342,10 +443,7 @@ impl Connection {
         self.send_reply(method, stored, payload, timeout, Reply::Value(callback));
     }
 
-    /// [`Connection::send_quest_bytes`] for the crate: `stored` is the
-    /// method name the pending quest keeps for its logs and errors (a name
-    /// known at compile time is not copied), and the answer may be handed
-    /// over as bytes ([`Reply::Raw`]).
+    /// [`Connection::send_quest_bytes`] for the crate ([`QuestSender::send_reply`]).
     pub(crate) fn send_reply(
         &self,
         method: &str,
@@ -354,22 +452,18 @@ impl Connection {
         timeout: Duration,
         callback: Reply,
     ) {
-        if let Err(e) = self.check(method, payload) {
-            return callback.fail(e);
-        }
-        let deadline = transport::deadline_after(timeout);
-        let pending = Pending {
-            callback,
-            method: stored,
-            timeout_ms: shared::millis(timeout),
-            resend: None,
-        };
-        if let Err(p) = self.enqueue(pending, method, deadline, payload) {
-            p.callback.fail(err(
-                error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
-                "connection closed",
-            ))
-        }
+        self.quests()
+            .send_reply(method, stored, payload, timeout, callback)
+    }
+
+    /// This connection's quest path, to keep without keeping the
+    /// connection open ([`QuestSender`]).
+    pub(crate) fn quest_sender(&self) -> QuestSender {
+        self.inner.0.clone()
+    }
+
+    fn quests(&self) -> &QuestSender {
+        &self.inner.0
     }
 
     /// Sends a quest that may be sent again on another connection: if this
@@ -379,7 +473,7 @@ impl Connection {
     /// this connection cannot send (bad method, over the packet limit) fails
     /// through its callback.
     pub(crate) fn send_unanswered(&self, q: Unanswered) -> Result<(), Unanswered> {
-        if let Err(e) = self.check(&q.method, &q.payload) {
+        if let Err(e) = self.quests().check(&q.method, &q.payload) {
             q.callback.fail(e);
             return Ok(());
         }
@@ -391,7 +485,10 @@ impl Connection {
             timeout_ms: shared::millis(q.timeout),
             resend: Some(Box::new((q.payload, q.deadline))),
         };
-        match self.enqueue(pending, &method, q.deadline, &payload) {
+        match self
+            .quests()
+            .enqueue(pending, &method, q.deadline, &payload)
+        {
             // A resendable quest keeps its payload, so `unanswered` gives it.
             Err(p) => p.unanswered().map_or(Ok(()), Err),
             Ok(()) => Ok(()),
@@ -406,52 +503,11 @@ impl Connection {
         *self.shared().hand_back.lock() = Some(f);
     }
 
-    /// Registers `pending` and queues its frame; a closed table gives it back.
-    fn enqueue(
-        &self,
-        pending: Pending,
-        method: &str,
-        deadline: Instant,
-        payload: &[u8],
-    ) -> Result<(), Pending> {
-        // Not matched in place: a match scrutinee keeps the lock guard alive
-        // through the arms, and the caller's callback may send again. Alone in
-        // flight, the quest is written at once by this thread (see writer.rs).
-        let (inserted, alone) = {
-            let mut table = self.shared().table.lock();
-            let r = table.insert(pending, deadline);
-            (r, table.len() == 1)
-        };
-        let seq = inserted?;
-        log::trace!(
-            "quest {method} seq {seq} sent to {}",
-            self.shared().endpoint
-        );
-        // If the writer is gone the close path has completed the quest already.
-        let queued = self.shared().send_frame(
-            Kind::Twoway,
-            seq,
-            (method, 0),
-            payload,
-            Some(deadline),
-            alone,
-        );
-        if queued.is_err() {
-            // Not in the queue: nobody else completes it (unless it has just
-            // been closed or has timed out, which took it from the table).
-            let pending = self.shared().table.lock().complete(seq);
-            if let Some((p, _)) = pending {
-                p.callback.fail(queue_full());
-            }
-        }
-        Ok(())
-    }
-
     /// Sends a oneway quest (no answer). Fails with 20002 when closed.
     pub fn send_oneway(&self, method: &str, payload: &Value) -> Result<(), RtmError> {
         let mut body = Vec::new();
         packet::encode_payload(payload, &mut body);
-        self.check(method, &body)?;
+        self.quests().check(method, &body)?;
         if !self.is_open() {
             return Err(err(
                 error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
@@ -461,33 +517,6 @@ impl Connection {
         self.shared()
             .send_frame(Kind::Oneway, 0, (method, 0), &body, None, true)
             .map_err(|_| queue_full())
-    }
-
-    fn check(&self, method: &str, payload: &[u8]) -> Result<(), RtmError> {
-        if method.is_empty() || method.len() > 255 {
-            return Err(err(
-                error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
-                "method name must be 1 to 255 bytes",
-            ));
-        }
-        if payload.is_empty() {
-            return Err(err(
-                error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
-                "empty payload",
-            ));
-        }
-        let len = packet::packet_len(Kind::Twoway, method.len(), payload.len());
-        // psize is a u32 on the wire, whatever the configured limit.
-        if len > self.shared().max_packet || payload.len() > u32::MAX as usize {
-            return Err(err(
-                error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
-                format!(
-                    "quest is over the {} byte packet limit",
-                    self.shared().max_packet
-                ),
-            ));
-        }
-        Ok(())
     }
 
     /// Closes the connection: pending quests complete with 20002 on this
