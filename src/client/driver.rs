@@ -156,6 +156,16 @@ impl Core {
         self.connection(serial)
     }
 
+    /// [`Core::online_connection`]'s quest path (one reference count, where
+    /// the connection and then its path would take two and give one back).
+    fn online_sender(&self) -> Option<QuestSender> {
+        let serial = self.machine.online_serial()?;
+        match &self.conn {
+            Some((s, c)) if *s == serial => Some(c.quest_sender()),
+            _ => None,
+        }
+    }
+
     /// The online connection and its serial.
     fn online(&self) -> Option<(u64, Connection)> {
         let serial = self.machine.online_serial()?;
@@ -281,7 +291,7 @@ impl Inner {
         };
         let (generation, sender) = {
             let core = self.core.read();
-            let sender = core.online_connection().map(|c| c.quest_sender());
+            let sender = core.online_sender();
             (self.core.generation(), sender)
         };
         f(sender.as_ref());
