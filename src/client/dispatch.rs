@@ -122,8 +122,8 @@ struct Queue {
     /// `shutdown` is done: the dispatcher thread no longer serves this
     /// client (`Threads` mode only).
     stopped: bool,
-    /// `shutdown` has begun: it takes the queue once the job running ends,
-    /// so the dispatcher thread ends its turn there.
+    /// `shutdown` waits only for the job running, to take the queue after
+    /// it: the dispatcher thread ends its turn there.
     closing: bool,
     /// Calls on threads of their own that have not queued their callback yet
     /// ([`Owed`]); `shutdown` waits for them.
@@ -255,7 +255,11 @@ impl Dispatcher {
         }
         self.run_inline(job);
         if crate::fpnn::at_flush(super::batch_flushed) {
-            HELD.with(|h| *h.borrow_mut() = Some(self));
+            // Nothing else is held here (let go above); were something, it
+            // is let go now rather than stay held for ever.
+            if let Some(other) = HELD.with(|h| h.borrow_mut().replace(self)) {
+                other.release();
+            }
         } else {
             self.release();
         }
@@ -424,8 +428,15 @@ impl Dispatcher {
             let running_here = self.mode != Dispatch::Queued
                 && (INLINE.get() == self.key()
                     || POOL.lock().thread == Some(std::thread::current().id()));
-            q.closing = true;
-            while (q.busy && !running_here) || q.owed > 0 {
+            loop {
+                // Once no owed call is left, only the running job is waited
+                // for: the dispatcher thread ends its turn after it. While
+                // owed calls are left it goes on serving the queue (an owed
+                // call may wait for a callback queued here).
+                q.closing = q.owed == 0;
+                if (running_here || !q.busy) && q.owed == 0 {
+                    break;
+                }
                 self.idle.wait(&mut q);
             }
             if self.mode != Dispatch::Queued {
@@ -818,6 +829,34 @@ mod tests {
         assert_eq!(rx.recv_timeout(WAIT).unwrap().0, "a");
         assert_eq!(rx.recv_timeout(WAIT).unwrap().0, "b");
         assert!(rx.try_recv().is_err(), "once each");
+    }
+
+    /// While `shutdown` waits for an owed call, the dispatcher thread goes
+    /// on running what is queued (the owed call may be waiting for it).
+    #[test]
+    fn while_shutdown_waits_for_owed_calls_the_queue_still_runs() {
+        let d = Dispatcher::new(Dispatch::Threads);
+        let owed = d.owe();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let d2 = d.clone();
+        std::thread::spawn(move || {
+            d2.shutdown();
+            done_tx.send(()).unwrap();
+        });
+        let deadline = std::time::Instant::now() + WAIT;
+        while !d.is_destroyed() && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        d.callback(job(&tx, "queued"));
+        let ran = rx.recv_timeout(WAIT).expect("ran while shutdown waits");
+        assert_eq!(ran.0, "queued");
+        assert!(
+            done.try_recv().is_err(),
+            "shutdown still waits for the owed call"
+        );
+        drop(owed);
+        done.recv_timeout(WAIT).unwrap();
     }
 
     /// `is_full` reads a mirrored count, not the queue: every way a job
