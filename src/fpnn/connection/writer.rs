@@ -242,9 +242,10 @@ pub(crate) fn write_batch() -> WriteBatch {
 /// waits, and when the batch ends), has the next flush call `f`, after the
 /// frames queued so far go out, and returns true; outside one, returns
 /// false and registers nothing. One hook at a time (a second call replaces
-/// the first). The client's dispatcher keeps its queue while a reader
-/// thread runs the callbacks of the answers one read brought, and lets it
-/// go here (src/client/dispatch.rs).
+/// the first). The client's hook (`batch_flushed`, src/client/mod.rs) lets
+/// go of what a thread keeps for the length of a batch: the online
+/// connection it looked up, the queue a reader holds between the inline
+/// callbacks of one read.
 pub(crate) fn at_flush(f: fn()) -> bool {
     BATCH.with(|b| {
         let mut b = b.borrow_mut();
