@@ -734,18 +734,34 @@ mod tests {
         Box::new(move || tx.send((name, std::thread::current().id())).unwrap())
     }
 
+    /// An `Inline` dispatcher whose queue this thread holds, as a reader
+    /// does: inside a write batch (returned), after running job "a" inline.
+    fn holding() -> (
+        Arc<Dispatcher>,
+        Ran,
+        crossbeam_channel::Receiver<(&'static str, ThreadId)>,
+        crate::fpnn::WriteBatch,
+    ) {
+        let d = Dispatcher::new(Dispatch::Inline);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let batch = crate::fpnn::write_batch();
+        d.clone().callback_on_reader(job(&tx, "a"));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            ("a", std::thread::current().id()),
+            "inline, at once"
+        );
+        (d, tx, rx, batch)
+    }
+
     /// A reader thread in its write batch keeps the client's queue between
     /// inline callbacks: what another thread queues meanwhile is not
     /// scheduled, and the next answer does not jump it: the hold is let go,
     /// the queued job runs on the dispatcher thread, and the answer after it.
     #[test]
     fn an_inline_hold_keeps_the_queue_and_later_answers_run_after_queued_jobs() {
-        let d = Dispatcher::new(Dispatch::Inline);
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (d, tx, rx, batch) = holding();
         let me = std::thread::current().id();
-        let batch = crate::fpnn::write_batch();
-        d.clone().callback_on_reader(job(&tx, "a"));
-        assert_eq!(rx.try_recv().unwrap(), ("a", me), "inline, at once");
         // Held: a callback queued by another thread is not scheduled.
         let (d2, tx2) = (d.clone(), tx.clone());
         std::thread::spawn(move || d2.callback(job(&tx2, "queued")))
@@ -785,48 +801,47 @@ mod tests {
     /// still waits for the reader's flush.
     #[test]
     fn a_flush_inside_an_inline_callback_keeps_the_hold() {
-        let d = Dispatcher::new(Dispatch::Inline);
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let batch = crate::fpnn::write_batch();
-        d.clone().callback_on_reader(job(&tx, "a"));
+        let (d, tx, rx, batch) = holding();
         let (d2, tx2) = (d.clone(), tx.clone());
         d.clone().callback_on_reader(Box::new(move || {
             d2.callback(job(&tx2, "queued"));
             crate::fpnn::flush_write_batch();
             assert!(HELD.with(|h| h.borrow().is_some()), "still held");
         }));
-        assert_eq!(rx.try_recv().unwrap().0, "a");
         assert_eq!(d.len(), 1, "still held after the callback");
         drop(batch);
         assert_eq!(rx.recv_timeout(WAIT).unwrap().0, "queued");
         d.shutdown();
     }
 
-    /// `shutdown` on another thread waits for a held queue to be let go;
-    /// an answer read meanwhile runs exactly once, and shutdown returns.
-    #[test]
-    fn shutdown_waits_for_a_held_queue_and_every_callback_runs_once() {
-        let d = Dispatcher::new(Dispatch::Inline);
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let batch = crate::fpnn::write_batch();
-        d.clone().callback_on_reader(job(&tx, "a"));
+    /// Starts `d.shutdown()` on a thread of its own and returns once it has
+    /// marked the client destroyed; the receiver hears when it returns.
+    fn shutdown_elsewhere(d: &Arc<Dispatcher>) -> crossbeam_channel::Receiver<()> {
         let d2 = d.clone();
         let (done_tx, done) = crossbeam_channel::bounded(1);
         std::thread::spawn(move || {
             d2.shutdown();
             done_tx.send(()).unwrap();
         });
-        // Destroyed (or about to be): this answer is not run under the hold.
         let deadline = std::time::Instant::now() + WAIT;
         while !d.is_destroyed() && std::time::Instant::now() < deadline {
             std::thread::yield_now();
         }
         assert!(d.is_destroyed());
+        done
+    }
+
+    /// `shutdown` on another thread waits for a held queue to be let go;
+    /// an answer read meanwhile runs exactly once, and shutdown returns.
+    #[test]
+    fn shutdown_waits_for_a_held_queue_and_every_callback_runs_once() {
+        let (d, tx, rx, batch) = holding();
+        let done = shutdown_elsewhere(&d);
+        // Destroyed: this answer is not run under the hold.
         assert!(done.try_recv().is_err(), "shutdown waits for the hold");
         d.clone().callback_on_reader(job(&tx, "b"));
         drop(batch);
         done.recv_timeout(WAIT).unwrap();
-        assert_eq!(rx.recv_timeout(WAIT).unwrap().0, "a");
         assert_eq!(rx.recv_timeout(WAIT).unwrap().0, "b");
         assert!(rx.try_recv().is_err(), "once each");
     }
@@ -838,16 +853,7 @@ mod tests {
         let d = Dispatcher::new(Dispatch::Threads);
         let owed = d.owe();
         let (tx, rx) = crossbeam_channel::unbounded();
-        let (done_tx, done) = crossbeam_channel::bounded(1);
-        let d2 = d.clone();
-        std::thread::spawn(move || {
-            d2.shutdown();
-            done_tx.send(()).unwrap();
-        });
-        let deadline = std::time::Instant::now() + WAIT;
-        while !d.is_destroyed() && std::time::Instant::now() < deadline {
-            std::thread::yield_now();
-        }
+        let done = shutdown_elsewhere(&d);
         d.callback(job(&tx, "queued"));
         let ran = rx.recv_timeout(WAIT).expect("ran while shutdown waits");
         assert_eq!(ran.0, "queued");

@@ -30,6 +30,8 @@ pub mod packet;
 pub(crate) mod table;
 mod transport;
 
+#[cfg(test)]
+pub(crate) use connection::WriteBatch;
 pub(crate) use connection::{
     at_flush, flush_write_batch, guarded, write_batch, Method, QuestSender, RawReply, Reply,
     Unanswered,

@@ -31,6 +31,8 @@ use shared::HandBack;
 pub(crate) use shared::Unanswered;
 use shared::{err, Pending, Shared};
 use transport::ConnectCancel;
+#[cfg(test)]
+pub(crate) use writer::WriteBatch;
 pub(crate) use writer::{at_flush, flush_write_batch, write_batch};
 use writer::{writer_loop, Outbox};
 
@@ -440,20 +442,8 @@ impl Connection {
         callback: AnswerCallback,
     ) {
         let stored = Method::Owned(method.into());
-        self.send_reply(method, stored, payload, timeout, Reply::Value(callback));
-    }
-
-    /// [`Connection::send_quest_bytes`] for the crate ([`QuestSender::send_reply`]).
-    pub(crate) fn send_reply(
-        &self,
-        method: &str,
-        stored: Method,
-        payload: &[u8],
-        timeout: Duration,
-        callback: Reply,
-    ) {
         self.quests()
-            .send_reply(method, stored, payload, timeout, callback)
+            .send_reply(method, stored, payload, timeout, Reply::Value(callback));
     }
 
     /// This connection's quest path, to keep without keeping the
