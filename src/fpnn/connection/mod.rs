@@ -158,7 +158,7 @@ impl Drop for CloseOnDrop {
 /// handle: keeping one does not keep the connection open (a quest sent on
 /// a closed connection fails with 20002). The client keeps one per thread
 /// for the length of a write batch, so the sends of one batch look the
-/// online connection up once (src/client/handle.rs).
+/// online connection up once (`Inner::with_online`, src/client/driver.rs).
 #[derive(Clone)]
 pub(crate) struct QuestSender(Arc<Shared>);
 
