@@ -160,10 +160,7 @@ impl Core {
     /// the connection and then its path would take two and give one back).
     fn online_sender(&self) -> Option<QuestSender> {
         let serial = self.machine.online_serial()?;
-        match &self.conn {
-            Some((s, c)) if *s == serial => Some(c.quest_sender()),
-            _ => None,
-        }
+        self.connection_ref(serial).map(Connection::quest_sender)
     }
 
     /// The online connection and its serial.
@@ -228,8 +225,13 @@ impl Core {
     }
 
     fn connection(&self, serial: u64) -> Option<Connection> {
+        self.connection_ref(serial).cloned()
+    }
+
+    /// The connection of attempt `serial`, if that is the current attempt.
+    fn connection_ref(&self, serial: u64) -> Option<&Connection> {
         match &self.conn {
-            Some((s, c)) if *s == serial => Some(c.clone()),
+            Some((s, c)) if *s == serial => Some(c),
             _ => None,
         }
     }
