@@ -33,10 +33,12 @@ pub(super) type LoginCallback = Box<dyn FnOnce(bool, i32) + Send>;
 
 /// The client's session lock: its [`Core`], and the generation of what the
 /// core holds. Every change of the session is made through
-/// [`SessionLock::lock`], whose guard takes a new generation before it lets
-/// the lock go; so a thread that looked the online connection up at one
-/// generation may use it without the lock for as long as the generation
-/// stays the same ([`Inner::with_online`]).
+/// [`SessionLock::lock`], whose guard, once it has lent the core mutably,
+/// takes a new generation before it lets the lock go; so a thread that
+/// looked the online connection up at one generation may use it without
+/// the lock for as long as the generation stays the same
+/// ([`Inner::with_online`]). A guard only read through takes none (the
+/// resendable calls' lookup, `Inner::send_or_wait`, is one per call).
 pub(crate) struct SessionLock {
     core: Mutex<Core>,
     generation: AtomicU64,
@@ -54,11 +56,13 @@ impl SessionLock {
         }
     }
 
-    /// The session, to change it: a new generation when the guard drops.
+    /// The session, to change it: a new generation when the guard drops,
+    /// if it was used mutably.
     pub(super) fn lock(&self) -> SessionGuard<'_> {
         SessionGuard {
             core: self.core.lock(),
             generation: &self.generation,
+            changed: false,
         }
     }
 
@@ -77,6 +81,8 @@ impl SessionLock {
 pub(super) struct SessionGuard<'a> {
     core: MutexGuard<'a, Core>,
     generation: &'a AtomicU64,
+    /// The core was lent mutably.
+    changed: bool,
 }
 
 impl std::ops::Deref for SessionGuard<'_> {
@@ -88,6 +94,7 @@ impl std::ops::Deref for SessionGuard<'_> {
 
 impl std::ops::DerefMut for SessionGuard<'_> {
     fn deref_mut(&mut self) -> &mut Core {
+        self.changed = true;
         &mut self.core
     }
 }
@@ -95,8 +102,10 @@ impl std::ops::DerefMut for SessionGuard<'_> {
 impl Drop for SessionGuard<'_> {
     fn drop(&mut self) {
         // Before the lock is let go (the fields drop after this body).
-        let next = GENERATIONS.fetch_add(1, Ordering::Relaxed);
-        self.generation.store(next, Ordering::Release);
+        if self.changed {
+            let next = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+            self.generation.store(next, Ordering::Release);
+        }
     }
 }
 
