@@ -55,9 +55,14 @@ pub(crate) struct Unanswered {
 pub(crate) type HandBack = Box<dyn FnOnce(Vec<Unanswered>) + Send>;
 
 /// A timeout in whole ms, rounded up (a quest never times out sooner than
-/// asked), saturating.
+/// asked), saturating. Whole seconds are whole ms, so only the sub-second
+/// part rounds; in 64 bits (every quest computes it, and 128-bit division
+/// is a library call).
 pub(super) fn millis(timeout: Duration) -> u64 {
-    u64::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    timeout
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(timeout.subsec_nanos().div_ceil(1_000_000)))
 }
 
 impl Pending {
@@ -245,6 +250,31 @@ mod tests {
         assert_eq!(millis(Duration::from_micros(1500)), 2);
         assert_eq!(millis(Duration::from_millis(20_000)), 20_000);
         assert_eq!(millis(Duration::MAX), u64::MAX);
+        // The same as rounding the whole count of ns up, at the edges.
+        let wide =
+            |d: Duration| u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        for secs in [
+            0,
+            1,
+            59,
+            u64::MAX / 1000 - 1,
+            u64::MAX / 1000,
+            u64::MAX / 1000 + 1,
+            u64::MAX,
+        ] {
+            for nanos in [
+                0,
+                1,
+                999_999,
+                1_000_000,
+                1_000_001,
+                500_000_000,
+                999_999_999,
+            ] {
+                let d = Duration::new(secs, nanos);
+                assert_eq!(millis(d), wide(d), "{d:?}");
+            }
+        }
     }
 
     #[test]
