@@ -31,56 +31,56 @@ use crate::value::{self, Encoded, MapBuilder};
 /// The login callback, carried by the machine until it completes.
 pub(super) type LoginCallback = Box<dyn FnOnce(bool, i32) + Send>;
 
-/// The client's session lock: its [`Core`], and the generation of what the
+/// The client's session lock: its [`Core`], and the version of what the
 /// core holds. Every change of the session is made through
 /// [`SessionLock::lock`], whose guard, once it has lent the core mutably,
-/// takes a new generation before it lets the lock go; so a thread that
-/// looked the online connection up at one generation may use it without
-/// the lock for as long as the generation stays the same
+/// takes a new version before it lets the lock go; so a thread that
+/// looked the online connection up at one version may use it without
+/// the lock for as long as the version stays the same
 /// ([`Inner::with_online`]). A guard only read through takes none (the
 /// resendable calls' lookup, `Inner::send_or_wait`, is one per call).
 pub(crate) struct SessionLock {
     core: Mutex<Core>,
-    generation: AtomicU64,
+    version: AtomicU64,
 }
 
-/// Generations, unique in the process, so that one names one client's
+/// Versions, unique in the process, so that one names one client's
 /// session as it was at one moment.
-static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+static VERSIONS: AtomicU64 = AtomicU64::new(1);
 
 impl SessionLock {
     pub(super) fn new(core: Core) -> SessionLock {
         SessionLock {
             core: Mutex::new(core),
-            generation: AtomicU64::new(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
+            version: AtomicU64::new(VERSIONS.fetch_add(1, Ordering::Relaxed)),
         }
     }
 
-    /// The session, to change it: a new generation when the guard drops,
+    /// The session, to change it: a new version when the guard drops,
     /// if it was used mutably.
     pub(super) fn lock(&self) -> SessionGuard<'_> {
         SessionGuard {
             core: self.core.lock(),
-            generation: &self.generation,
+            version: &self.version,
             changed: false,
         }
     }
 
-    /// The session, to read it only (the generation stays).
+    /// The session, to read it only (the version stays).
     pub(super) fn read(&self) -> MutexGuard<'_, Core> {
         self.core.lock()
     }
 
-    /// The generation of what the session holds now.
-    fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// The version of what the session holds now.
+    fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 }
 
 /// [`SessionLock::lock`]'s guard.
 pub(super) struct SessionGuard<'a> {
     core: MutexGuard<'a, Core>,
-    generation: &'a AtomicU64,
+    version: &'a AtomicU64,
     /// The core was lent mutably.
     changed: bool,
 }
@@ -103,15 +103,15 @@ impl Drop for SessionGuard<'_> {
     fn drop(&mut self) {
         // Before the lock is let go (the fields drop after this body).
         if self.changed {
-            let next = GENERATIONS.fetch_add(1, Ordering::Relaxed);
-            self.generation.store(next, Ordering::Release);
+            let next = VERSIONS.fetch_add(1, Ordering::Relaxed);
+            self.version.store(next, Ordering::Release);
         }
     }
 }
 
 thread_local! {
     /// The online connection's quest path as this thread looked it up in
-    /// its current write batch, with the generation it was read at
+    /// its current write batch, with the version it was read at
     /// ([`Inner::with_online`]); forgotten when the batch flushes.
     static ONLINE: RefCell<Option<(u64, Option<QuestSender>)>> = const { RefCell::new(None) };
 }
@@ -279,17 +279,17 @@ impl Inner {
     /// session is not online). Inside a write batch (a turn of callbacks, a
     /// reader's read) the path is looked up once, under the session lock,
     /// and the batch's later calls use it with no lock and no reference
-    /// count for as long as the session's generation stays the same
+    /// count for as long as the session's version stays the same
     /// ([`SessionLock`]); it is forgotten when the batch flushes, so it
     /// never outlives the batch. `f` must not flush the batch (sending a
     /// quest or completing one with an error does not).
     pub(super) fn with_online(&self, f: impl FnOnce(Option<&QuestSender>)) {
-        let generation = self.core.generation();
+        let version = self.core.version();
         let mut f = Some(f);
         let _ = ONLINE.try_with(|cell| {
             if let Ok(entry) = cell.try_borrow() {
                 if let Some((g, sender)) = &*entry {
-                    if *g == generation {
+                    if *g == version {
                         if let Some(f) = f.take() {
                             f(sender.as_ref());
                         }
@@ -300,14 +300,14 @@ impl Inner {
         let Some(f) = f else {
             return;
         };
-        let (generation, sender) = {
+        let (version, sender) = {
             let core = self.core.read();
             let sender = core.online_sender();
-            (self.core.generation(), sender)
+            (self.core.version(), sender)
         };
         f(sender.as_ref());
         if crate::fpnn::at_flush(super::batch_flushed) {
-            let mut entry = Some((generation, sender));
+            let mut entry = Some((version, sender));
             let old = ONLINE
                 .try_with(|cell| {
                     cell.try_borrow_mut()
