@@ -803,11 +803,16 @@ mod tests {
     fn a_flush_inside_an_inline_callback_keeps_the_hold() {
         let (d, tx, rx, batch) = holding();
         let (d2, tx2) = (d.clone(), tx.clone());
+        // Seen inside the callback, asserted here: a panic in a callback is
+        // caught (and only logged) by the SDK.
+        let (seen_tx, seen) = crossbeam_channel::bounded(1);
         d.clone().callback_on_reader(Box::new(move || {
             d2.callback(job(&tx2, "queued"));
             crate::fpnn::flush_write_batch();
-            assert!(HELD.with(|h| h.borrow().is_some()), "still held");
+            let held = HELD.with(|h| h.borrow().is_some());
+            seen_tx.send((held, d2.len())).unwrap();
         }));
+        assert_eq!(seen.try_recv(), Ok((true, 1)), "held through the flush");
         assert_eq!(d.len(), 1, "still held after the callback");
         drop(batch);
         assert_eq!(rx.recv_timeout(WAIT).unwrap().0, "queued");
