@@ -66,14 +66,25 @@ impl SessionLock {
         }
     }
 
-    /// The session, to read it only (the version stays).
-    pub(super) fn read(&self) -> MutexGuard<'_, Core> {
-        self.core.lock()
+    /// The session, to read it only (the version stays): the guard lends
+    /// the core immutably, so a change cannot slip past the version.
+    pub(super) fn read(&self) -> SessionRead<'_> {
+        SessionRead(self.core.lock())
     }
 
     /// The version of what the session holds now.
     fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
+    }
+}
+
+/// [`SessionLock::read`]'s guard.
+pub(super) struct SessionRead<'a>(MutexGuard<'a, Core>);
+
+impl std::ops::Deref for SessionRead<'_> {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.0
     }
 }
 
