@@ -2,8 +2,9 @@
 //! with the clock passed in. It belongs to the client, not the connection,
 //! so it survives reconnects.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::hash_map::RandomState;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 /// How long a push is remembered.
@@ -12,15 +13,67 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(5);
 /// (kind, mid, from, gid|rid or 0)
 pub(crate) type PushKey = (u8, i64, i64, i64);
 
+/// A remembered key with its hash, computed once when the push arrives. The
+/// keys come from other users' messages (they pick the mids), so the hash is
+/// std's keyed SipHash, with this filter's random keys; the set and the
+/// queue reuse it, so a push costs one SipHash however often the set looks
+/// it up or grows (docs/performance.md, "Round 7").
+#[derive(Clone, Copy, Debug)]
+struct Hashed {
+    hash: u64,
+    key: PushKey,
+}
+
+impl PartialEq for Hashed {
+    fn eq(&self, other: &Hashed) -> bool {
+        self.hash == other.hash && self.key == other.key
+    }
+}
+
+impl Eq for Hashed {}
+
+impl Hash for Hashed {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Hands [`Hashed::hash`] to the set as it is.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    // Only `write_u64` is ever called (`Hashed::hash`); anything else folds in.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+}
+
 pub(crate) struct DuplicateFilter {
-    seen: HashMap<PushKey, Instant>,
-    order: VecDeque<(Instant, PushKey)>,
+    keys: RandomState,
+    /// The keys seen within the window; each has exactly one entry in
+    /// `order` (a key is added to both only when absent from `seen`, and
+    /// leaves both when its entry expires).
+    seen: HashSet<Hashed, BuildHasherDefault<PassThrough>>,
+    /// When each key of `seen` arrived, oldest first.
+    order: VecDeque<(Instant, Hashed)>,
 }
 
 impl DuplicateFilter {
     pub(crate) fn new() -> Self {
         DuplicateFilter {
-            seen: HashMap::new(),
+            keys: RandomState::new(),
+            seen: HashSet::default(),
             order: VecDeque::new(),
         }
     }
@@ -33,27 +86,37 @@ impl DuplicateFilter {
                 break;
             }
             self.order.pop_front();
-            if self.seen.get(&k) == Some(&t) {
-                self.seen.remove(&k);
-            }
+            self.seen.remove(&k);
         }
         if key.1 == 0 {
             return true;
         }
-        // One lookup (the keys come from other users' messages, so the map
-        // keeps std's keyed hash).
-        match self.seen.entry(key) {
-            Entry::Occupied(_) => false,
-            Entry::Vacant(slot) => {
-                slot.insert(now);
-                self.order.push_back((now, key));
-                true
-            }
+        let k = Hashed {
+            hash: self.hash(key),
+            key,
+        };
+        if !self.seen.insert(k) {
+            return false;
         }
+        self.order.push_back((now, k));
+        true
+    }
+
+    /// The key's keyed hash, from its 25 bytes in one write.
+    fn hash(&self, (kind, mid, from, target): PushKey) -> u64 {
+        let mut bytes = [0u8; 25];
+        bytes[0] = kind;
+        bytes[1..9].copy_from_slice(&mid.to_le_bytes());
+        bytes[9..17].copy_from_slice(&from.to_le_bytes());
+        bytes[17..].copy_from_slice(&target.to_le_bytes());
+        let mut h = self.keys.build_hasher();
+        h.write(&bytes);
+        h.finish()
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
+        debug_assert_eq!(self.seen.len(), self.order.len());
         self.seen.len()
     }
 }
@@ -92,5 +155,39 @@ mod tests {
             f.admit((1, i + 1, 7, 0), t0 + Duration::from_millis(i as u64 * 10));
         }
         assert!(f.len() <= 501, "{}", f.len());
+    }
+
+    #[test]
+    fn a_key_admitted_again_is_remembered_from_its_new_arrival() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut f = DuplicateFilter::new();
+        let k = (3, 42, 7, 9);
+        assert!(f.admit(k, t0));
+        assert!(f.admit(k, ms(5000)), "expired after 5 s");
+        assert!(
+            !f.admit(k, ms(9999)),
+            "remembered 5 s from its second arrival"
+        );
+        assert!(f.admit(k, ms(10_000)));
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn keys_with_the_same_hash_are_still_told_apart() {
+        let mut seen: HashSet<Hashed, BuildHasherDefault<PassThrough>> = HashSet::default();
+        assert!(seen.insert(Hashed {
+            hash: 5,
+            key: (1, 1, 7, 0)
+        }));
+        assert!(seen.insert(Hashed {
+            hash: 5,
+            key: (1, 2, 7, 0)
+        }));
+        assert!(!seen.insert(Hashed {
+            hash: 5,
+            key: (1, 2, 7, 0)
+        }));
+        assert_eq!(seen.len(), 2);
     }
 }
