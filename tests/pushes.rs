@@ -465,3 +465,23 @@ fn the_gates_pings_fire_on_ping() {
     }
     assert_eq!(gate.connections_of(PID, ME), 1);
 }
+
+#[test]
+fn several_handlers_of_one_event_run_in_registration_order_despite_a_panicking_one() {
+    let gate = gate();
+    let (client, mut ev) = me_online(&gate);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for name in ["first", "panics", "third"] {
+        let tx = tx.clone();
+        client.processor().on(PushEvent::RecvChat, move |m| {
+            assert_ne!(name, "panics", "this handler panics on purpose");
+            tx.send((name, m.mid)).unwrap();
+        });
+    }
+    quest(&gate, "pushmsg", p2p_push(PEER, ME, 30, 77, "hi", ""));
+    ev.fence(&gate, ME);
+    let got: Vec<_> = rx.try_iter().collect();
+    assert_eq!(got, [("first", 77), ("third", 77)]);
+    // Events::attach's own handler, registered before these, saw it too.
+    assert_eq!(ev.pushes().len(), 1);
+}

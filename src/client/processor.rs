@@ -1,10 +1,10 @@
 //! Push handlers: the Rust counterpart of JavaScript's `RTMProcessor`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::hash::FastMap;
 use crate::types::{PushEvent, PushMessage};
 
 type PushHandler = Arc<dyn Fn(&PushMessage) + Send + Sync>;
@@ -17,7 +17,10 @@ type RoomHandler = Arc<dyn Fn(i64) + Send + Sync>;
 /// Several handlers may listen to one event; they run in registration order.
 #[derive(Default)]
 pub struct RtmProcessor {
-    pushes: RwLock<HashMap<PushEvent, Vec<PushHandler>>>,
+    /// Each event's handlers, replaced whole by `on` so that a push takes them
+    /// with one reference count (the keys are the crate's own enum, hence the
+    /// fast hash; src/hash.rs).
+    pushes: RwLock<FastMap<PushEvent, Arc<[PushHandler]>>>,
     kickout: RwLock<Vec<Plain>>,
     kickout_room: RwLock<Vec<RoomHandler>>,
     ping: RwLock<Vec<Plain>>,
@@ -33,11 +36,10 @@ impl RtmProcessor {
     /// Listens to a push event. Mirrors JavaScript `processor.on('pushmsg', fn)`
     /// and the other `push*` names ([`PushEvent::name`]).
     pub fn on(&self, event: PushEvent, handler: impl Fn(&PushMessage) + Send + Sync + 'static) {
-        self.pushes
-            .write()
-            .entry(event)
-            .or_default()
-            .push(Arc::new(handler));
+        let mut pushes = self.pushes.write();
+        let mut handlers = pushes.get(&event).map_or_else(Vec::new, |h| h.to_vec());
+        handlers.push(Arc::new(handler));
+        pushes.insert(event, handlers.into());
     }
 
     /// Listens to `kickout`: the gate ended the session (no reconnect follows).
@@ -57,8 +59,9 @@ impl RtmProcessor {
         self.ping.write().push(Arc::new(handler));
     }
 
-    pub(crate) fn push_handlers(&self, event: PushEvent) -> Vec<PushHandler> {
-        self.pushes.read().get(&event).cloned().unwrap_or_default()
+    /// The handlers of `event`, in registration order; `None` when it has none.
+    pub(crate) fn push_handlers(&self, event: PushEvent) -> Option<Arc<[PushHandler]>> {
+        self.pushes.read().get(&event).cloned()
     }
 
     pub(crate) fn kickout_handlers(&self) -> Vec<Plain> {

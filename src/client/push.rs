@@ -166,20 +166,31 @@ impl Inner {
             return;
         }
         let event = push_event_for(kind, m.mtype);
-        let handlers = self.processor.push_handlers(event);
-        if handlers.is_empty() {
+        let Some(handlers) = self.processor.push_handlers(event) else {
             return;
-        }
-        let m = Arc::new(m);
-        for h in handlers {
-            let m = m.clone();
-            self.dispatcher.event(Box::new(move || h(&m)));
+        };
+        // One job per handler, so that a handler that panics does not keep
+        // the next from running; the message is shared only when there are
+        // several.
+        match &*handlers {
+            [] => {}
+            [h] => {
+                let h = h.clone();
+                self.dispatcher.event(Box::new(move || h(&m)));
+            }
+            several => {
+                let m = Arc::new(m);
+                for h in several {
+                    let (h, m) = (h.clone(), m.clone());
+                    self.dispatcher.event(Box::new(move || h(&m)));
+                }
+            }
         }
     }
 }
 
 /// Fuzzing entry point (Rust-only): parses `payload` (msgpack) as the push
-/// `method`, both ways the reader may (field by field, and decoded whole).
+/// `method`, both ways the reader may (from its bytes, and decoded whole).
 /// Whatever the bytes, it panics only when the two disagree: the bug the
 /// fuzz target looks for.
 pub(crate) fn fuzz_parse_push(method: &str, payload: &[u8]) -> bool {
