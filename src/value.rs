@@ -10,9 +10,6 @@ use std::collections::HashMap;
 
 use crate::fpnn::packet;
 
-/// The nil value, for callers that want a `&Value` for a missing key.
-pub(crate) static NIL: Value = Value::Nil;
-
 /// The value under the str key `key` of a map; `None` when `v` is not a map or has no such
 /// key. The first matching entry wins.
 pub(crate) fn map_get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
@@ -32,11 +29,6 @@ pub(crate) fn as_i64(v: &Value) -> Option<i64> {
         Value::Integer(n) => n.as_i64(),
         _ => None,
     }
-}
-
-/// An integer that fits in `u8` (mtypes, directions); `None` otherwise.
-pub(crate) fn as_u8(v: &Value) -> Option<u8> {
-    as_i64(v).and_then(|n| u8::try_from(n).ok())
 }
 
 /// A boolean; integers are accepted too (0 is false, any other integer true).
@@ -64,12 +56,12 @@ pub(crate) fn as_bytes(v: &Value) -> Option<&[u8]> {
     }
 }
 
-/// A message body: its text (`Some` only when the bytes are valid UTF-8) and its raw bytes.
-///
-/// A str or bin gives its bytes; nil (a missing key, read as [`NIL`]) and any other type
-/// give `(Some(""), [])`: an empty body.
-pub(crate) fn text_and_bytes(v: &Value) -> (Option<String>, Vec<u8>) {
-    match as_bytes(v) {
+/// A message body from the bytes of its str or bin ([`as_bytes`], or
+/// `packet::bytes_value` on undecoded bytes): its text (`Some` only when the bytes are
+/// valid UTF-8) and its raw bytes. `None` (a missing key, nil or any other type) gives
+/// `(Some(""), [])`: an empty body.
+pub(crate) fn text_and_bytes(body: Option<&[u8]>) -> (Option<String>, Vec<u8>) {
+    match body {
         Some(bytes) => {
             let text = std::str::from_utf8(bytes).ok().map(str::to_owned);
             (text, bytes.to_vec())
@@ -78,10 +70,10 @@ pub(crate) fn text_and_bytes(v: &Value) -> (Option<String>, Vec<u8>) {
     }
 }
 
-/// A str or bin as text, invalid UTF-8 replaced by U+FFFD (for `attrs`); anything else
-/// (nil, missing, other types) gives the empty string.
-pub(crate) fn as_string_lossy(v: &Value) -> String {
-    match as_bytes(v) {
+/// The bytes of a str or bin as text, invalid UTF-8 replaced by U+FFFD (for `attrs`);
+/// `None` (nil, missing, other types) gives the empty string.
+pub(crate) fn string_lossy(body: Option<&[u8]>) -> String {
+    match body {
         Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         None => String::new(),
     }
@@ -429,14 +421,6 @@ mod tests {
     }
 
     #[test]
-    fn narrow_integers() {
-        assert_eq!(as_u8(&Value::from(255)), Some(255));
-        assert_eq!(as_u8(&Value::from(256)), None);
-        assert_eq!(as_u8(&Value::from(-1)), None);
-        assert_eq!(as_u8(&Value::Nil), None);
-    }
-
-    #[test]
     fn booleans() {
         assert_eq!(as_bool(&decode(&[0xc3])), Some(true));
         assert_eq!(as_bool(&decode(&[0xc2])), Some(false));
@@ -474,52 +458,61 @@ mod tests {
         let s = decode(&[0xa3, b'h', 0xc3, 0xa9]);
         assert_eq!(as_bytes(&s), Some("hé".as_bytes()));
         assert_eq!(
-            text_and_bytes(&s),
+            text_and_bytes(as_bytes(&s)),
             (Some("hé".to_string()), "hé".as_bytes().to_vec())
         );
-        assert_eq!(as_string_lossy(&s), "hé");
+        assert_eq!(string_lossy(as_bytes(&s)), "hé");
 
         // bin8 "hi"
         let b = decode(&[0xc4, 0x02, b'h', b'i']);
         assert_eq!(as_bytes(&b), Some(&b"hi"[..]));
-        assert_eq!(text_and_bytes(&b), (Some("hi".to_string()), b"hi".to_vec()));
-        assert_eq!(as_string_lossy(&b), "hi");
+        assert_eq!(
+            text_and_bytes(as_bytes(&b)),
+            (Some("hi".to_string()), b"hi".to_vec())
+        );
+        assert_eq!(string_lossy(as_bytes(&b)), "hi");
 
         // bin with invalid UTF-8
         let bad_bin = decode(&[0xc4, 0x03, 0xff, 0x00, 0xfe]);
-        assert_eq!(text_and_bytes(&bad_bin), (None, vec![0xff, 0x00, 0xfe]));
-        assert_eq!(as_string_lossy(&bad_bin), "\u{fffd}\u{0}\u{fffd}");
+        assert_eq!(
+            text_and_bytes(as_bytes(&bad_bin)),
+            (None, vec![0xff, 0x00, 0xfe])
+        );
+        assert_eq!(string_lossy(as_bytes(&bad_bin)), "\u{fffd}\u{0}\u{fffd}");
 
         // str with invalid UTF-8 (rmpv keeps the bytes)
         let bad_str = decode(&[0xa2, 0xc3, 0x28]);
         assert_eq!(as_bytes(&bad_str), Some(&[0xc3, 0x28][..]));
-        assert_eq!(text_and_bytes(&bad_str), (None, vec![0xc3, 0x28]));
-        assert_eq!(as_string_lossy(&bad_str), "\u{fffd}(");
+        assert_eq!(text_and_bytes(as_bytes(&bad_str)), (None, vec![0xc3, 0x28]));
+        assert_eq!(string_lossy(as_bytes(&bad_str)), "\u{fffd}(");
 
         // empty str / bin
         assert_eq!(
-            text_and_bytes(&decode(&[0xa0])),
+            text_and_bytes(as_bytes(&decode(&[0xa0]))),
             (Some(String::new()), vec![])
         );
         assert_eq!(
-            text_and_bytes(&decode(&[0xc4, 0x00])),
+            text_and_bytes(as_bytes(&decode(&[0xc4, 0x00]))),
             (Some(String::new()), vec![])
         );
 
         // nil, missing and other types: empty body
-        assert_eq!(text_and_bytes(&Value::Nil), (Some(String::new()), vec![]));
+        assert_eq!(
+            text_and_bytes(as_bytes(&Value::Nil)),
+            (Some(String::new()), vec![])
+        );
         let m = Value::Map(vec![]);
         assert_eq!(
-            text_and_bytes(map_get(&m, "msg").unwrap_or(&NIL)),
+            text_and_bytes(map_get(&m, "msg").and_then(as_bytes)),
             (Some(String::new()), vec![])
         );
         assert_eq!(
-            text_and_bytes(&Value::from(5)),
+            text_and_bytes(as_bytes(&Value::from(5))),
             (Some(String::new()), vec![])
         );
         assert_eq!(as_bytes(&Value::from(5)), None);
-        assert_eq!(as_string_lossy(&Value::Nil), "");
-        assert_eq!(as_string_lossy(&Value::from(true)), "");
+        assert_eq!(string_lossy(as_bytes(&Value::Nil)), "");
+        assert_eq!(string_lossy(as_bytes(&Value::from(true))), "");
     }
 
     #[test]
@@ -663,11 +656,10 @@ mod tests {
         for v in &values {
             let _ = map_get(v, "a");
             let _ = as_i64(v);
-            let _ = as_u8(v);
             let _ = as_bool(v);
             let _ = as_bytes(v);
-            let _ = text_and_bytes(v);
-            let _ = as_string_lossy(v);
+            let _ = text_and_bytes(as_bytes(v));
+            let _ = string_lossy(as_bytes(v));
         }
     }
 }

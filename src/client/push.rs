@@ -89,16 +89,16 @@ impl QuestHandler for PushHandler {
         inner.step(step);
     }
 
-    /// A short message push, read from its bytes: only the fields a
-    /// `PushMessage` needs are decoded ([`packet::map_fields`]), with the
-    /// same rules as on the whole `Value` ([`parse_push_with`]). Everything
-    /// else (other methods, a payload that is not a map) goes to
-    /// [`PushHandler::quest`].
+    /// A short message push, read from its bytes: the fields a `PushMessage`
+    /// needs are found in the frame ([`packet::map_fields`]) and read from
+    /// there, with nothing decoded into a `Value`, by the same rules as on
+    /// the whole `Value` ([`parse_push_with`]). Everything else (other
+    /// methods, a payload that is not a map) goes to [`PushHandler::quest`].
     fn quest_bytes(&self, method: &str, payload: &[u8], r: Responder) -> Option<Responder> {
         let Some(kind) = PushKind::from_method(method) else {
             return Some(r);
         };
-        let Some(fields) = packet::map_fields(payload, PUSH_KEYS) else {
+        let Some(at) = packet::map_fields(payload, PUSH_KEYS) else {
             return Some(r);
         };
         // As in `quest`: answered (by dropping `r`) in every case, and
@@ -109,7 +109,7 @@ impl QuestHandler for PushHandler {
             return None;
         }
         drop(r);
-        match parse_push_with(kind, field_of(&fields)) {
+        match parse_push_with(kind, &InBytes { payload, at }) {
             Some(m) => inner.deliver_push(kind, m, fence.uid),
             // Only to name it in the report: decoded whole.
             None => match packet::decode_payload(payload) {
@@ -124,16 +124,64 @@ impl QuestHandler for PushHandler {
     }
 }
 
-/// The keys of a message push that `parse_push_with` reads.
+/// The keys of a message push that `parse_push_with` reads, in the order of
+/// [`Field`].
 const PUSH_KEYS: [&str; 8] = [
     "from", "gid", "rid", "mtype", "mid", "msg", "attrs", "mtime",
 ];
 
-/// Looks a key up among the fields `packet::map_fields` found for [`PUSH_KEYS`].
-fn field_of<'a>(fields: &'a [Option<Value>; 8]) -> impl Fn(&str) -> Option<&'a Value> + 'a {
-    move |k| {
-        let i = PUSH_KEYS.iter().position(|key| *key == k)?;
-        fields[i].as_ref()
+/// A key of [`PUSH_KEYS`], by its index.
+#[derive(Clone, Copy)]
+enum Field {
+    From,
+    Gid,
+    Rid,
+    Mtype,
+    Mid,
+    Msg,
+    Attrs,
+    Mtime,
+}
+
+/// How [`parse_push_with`] reads a push's fields: from the decoded map, or
+/// straight from the payload's bytes. Both read a field as the first entry
+/// whose key is that str (`value::map_get`).
+trait PushFields {
+    /// The field's integer, as `value::as_i64` reads it; `None` when it is
+    /// missing or of another type.
+    fn int(&self, f: Field) -> Option<i64>;
+    /// The bytes of the field's str or bin, as `value::as_bytes` reads them;
+    /// `None` when it is missing or of another type.
+    fn body(&self, f: Field) -> Option<&[u8]>;
+}
+
+/// A decoded push.
+struct Decoded<'a>(&'a Value);
+
+impl PushFields for Decoded<'_> {
+    fn int(&self, f: Field) -> Option<i64> {
+        value::map_get(self.0, PUSH_KEYS[f as usize]).and_then(value::as_i64)
+    }
+
+    fn body(&self, f: Field) -> Option<&[u8]> {
+        value::map_get(self.0, PUSH_KEYS[f as usize]).and_then(value::as_bytes)
+    }
+}
+
+/// A short push's bytes, with where [`packet::map_fields`] found each of
+/// [`PUSH_KEYS`].
+struct InBytes<'a> {
+    payload: &'a [u8],
+    at: [Option<usize>; 8],
+}
+
+impl PushFields for InBytes<'_> {
+    fn int(&self, f: Field) -> Option<i64> {
+        packet::int_value(self.payload, self.at[f as usize]?)
+    }
+
+    fn body(&self, f: Field) -> Option<&[u8]> {
+        packet::bytes_value(self.payload, self.at[f as usize]?)
     }
 }
 
@@ -202,44 +250,44 @@ pub(crate) fn fuzz_parse_push(method: &str, payload: &[u8]) -> bool {
     };
     let whole = parse_push(kind, &v);
     // The short-payload path must parse exactly the same push.
-    if let Some(fields) = packet::map_fields(payload, PUSH_KEYS) {
-        assert_eq!(parse_push_with(kind, field_of(&fields)), whole, "{v}");
-    }
+    assert_eq!(parse_push_bytes(kind, payload), whole, "{v}");
     whole.map(|m| json::excluded_uids(&m.attrs)).is_some()
+}
+
+/// A push read from its bytes, as the reader reads a short one; `None` too
+/// when the bytes are not a short map.
+fn parse_push_bytes(kind: PushKind, payload: &[u8]) -> Option<PushMessage> {
+    let at = packet::map_fields(payload, PUSH_KEYS)?;
+    parse_push_with(kind, &InBytes { payload, at })
 }
 
 fn parse_push(kind: PushKind, p: &Value) -> Option<PushMessage> {
     p.as_map()?;
-    parse_push_with(kind, |k| value::map_get(p, k))
+    parse_push_with(kind, &Decoded(p))
 }
 
-/// A push from its fields (`get` finds a key's value, as `value::map_get`
-/// does on a map): `from`, `mtype` and the group's or room's id are
+/// A push from its fields: `from`, `mtype` and the group's or room's id are
 /// required; `mid` and `mtime` of another type read as 0.
-fn parse_push_with<'a>(
-    kind: PushKind,
-    get: impl Fn(&str) -> Option<&'a Value>,
-) -> Option<PushMessage> {
-    let id = |k: &str| get(k).and_then(value::as_i64);
-    let (msg, binary) = value::text_and_bytes(get("msg").unwrap_or(&value::NIL));
+fn parse_push_with(kind: PushKind, f: &impl PushFields) -> Option<PushMessage> {
+    let (msg, binary) = value::text_and_bytes(f.body(Field::Msg));
     Some(PushMessage {
-        from: id("from")?,
+        from: f.int(Field::From)?,
         gid: if kind == PushKind::Group {
-            Some(id("gid")?)
+            Some(f.int(Field::Gid)?)
         } else {
             None
         },
         rid: if kind == PushKind::Room {
-            Some(id("rid")?)
+            Some(f.int(Field::Rid)?)
         } else {
             None
         },
-        mtype: get("mtype").and_then(value::as_u8)?,
-        mid: id("mid").unwrap_or(0),
+        mtype: u8::try_from(f.int(Field::Mtype)?).ok()?,
+        mid: f.int(Field::Mid).unwrap_or(0),
         msg,
         binary,
-        attrs: value::as_string_lossy(get("attrs").unwrap_or(&value::NIL)),
-        mtime: id("mtime").unwrap_or(0),
+        attrs: value::string_lossy(f.body(Field::Attrs)),
+        mtime: f.int(Field::Mtime).unwrap_or(0),
     })
 }
 
@@ -247,6 +295,7 @@ fn parse_push_with<'a>(
 mod tests {
     use super::*;
     use crate::value::MapBuilder;
+    use proptest::prelude::*;
 
     #[test]
     fn pushes_parse_text_and_binary_bodies() {
@@ -271,5 +320,70 @@ mod tests {
             "room push without rid"
         );
         assert!(parse_push(PushKind::P2p, &Value::from(3)).is_none());
+        let mut bytes = Vec::new();
+        packet::encode_payload(&p, &mut bytes);
+        for kind in [PushKind::Group, PushKind::Room, PushKind::P2p] {
+            assert_eq!(parse_push_bytes(kind, &bytes), parse_push(kind, &p));
+        }
+    }
+
+    /// Values of every msgpack family, at the widths that read differently
+    /// (an integer above `i64::MAX`, a str that is not UTF-8, a bin).
+    fn field_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Nil),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (0u64..300).prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::F64),
+            ".{0,12}".prop_map(Value::from),
+            proptest::collection::vec(any::<u8>(), 0..12).prop_map(|b| {
+                let mut raw = vec![0xa0 | b.len() as u8];
+                raw.extend_from_slice(&b);
+                rmpv::decode::read_value(&mut &raw[..]).unwrap()
+            }),
+            proptest::collection::vec(any::<u8>(), 0..12).prop_map(Value::Binary),
+            proptest::collection::vec(any::<i8>(), 0..3)
+                .prop_map(|v| Value::Array(v.into_iter().map(Value::from).collect())),
+        ]
+    }
+
+    proptest! {
+        /// The reader's two ways of reading a message push (from its
+        /// bytes when short, decoded whole otherwise) give the same push:
+        /// a valid push's fields, shuffled among entries of any key and
+        /// value (repeated keys, where the first counts; fields of the
+        /// wrong type; keys that are not strs).
+        #[test]
+        fn a_push_read_from_its_bytes_is_the_push_decoded_whole(
+            valid in (any::<i64>(), any::<u8>(), any::<i64>(), any::<i64>()),
+            extra in proptest::collection::vec(
+                (prop_oneof![
+                    proptest::sample::select(PUSH_KEYS.to_vec()).prop_map(Value::from),
+                    Just(Value::from("other")),
+                    Just(Value::from(1)),
+                ], field_value()),
+                0..8,
+            ),
+            order in Just((0..12usize).collect::<Vec<_>>()).prop_shuffle(),
+        ) {
+            let (from, mtype, gid, rid) = valid;
+            let mut entries: Vec<(Value, Value)> = vec![
+                ("from".into(), from.into()),
+                ("mtype".into(), mtype.into()),
+                ("gid".into(), gid.into()),
+                ("rid".into(), rid.into()),
+            ];
+            entries.extend(extra);
+            let entries: Vec<_> = order.iter().filter_map(|&i| entries.get(i).cloned()).collect();
+            let v = Value::Map(entries);
+            let mut bytes = Vec::new();
+            packet::encode_payload(&v, &mut bytes);
+            prop_assume!(bytes.len() <= packet::FIELDS_MAX);
+            for kind in [PushKind::P2p, PushKind::Group, PushKind::Room, PushKind::Broadcast] {
+                prop_assert_eq!(parse_push_bytes(kind, &bytes), parse_push(kind, &v), "{}", v);
+            }
+        }
     }
 }

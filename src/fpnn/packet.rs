@@ -439,8 +439,7 @@ fn read_scalar(b: &[u8], pos: &mut usize, depth: u16) -> Result<Value, &'static 
 /// decoded some other way is checked with (the client's answers, through
 /// serde; short pushes, [`map_fields`]). Depth is left to the decoder.
 pub(crate) fn check_payload_within(bytes: &[u8], max_bytes: usize) -> Result<(), String> {
-    let max_values = (max_bytes / std::mem::size_of::<Value>()).max(1);
-    let (_, end) = count_values(bytes, max_values)?;
+    let (_, end) = count_values(bytes, max_values(max_bytes))?;
     if end < bytes.len() {
         return Err(format!(
             "{} bytes after the msgpack payload",
@@ -451,37 +450,83 @@ pub(crate) fn check_payload_within(bytes: &[u8], max_bytes: usize) -> Result<(),
 }
 
 /// Payloads this short are read field by field ([`map_fields`]): they cannot
-/// nest deeper than [`read_value`]'s limit (each level takes a byte), so once
-/// [`check_payload_within`] has passed they are exactly the payloads
-/// [`decode_payload_within`] accepts.
+/// nest deeper than [`read_value`]'s limit (each level takes a byte), so the
+/// payloads whose structure it or [`check_payload_within`] accepts are
+/// exactly those [`decode_payload_within`] accepts.
 pub(crate) const FIELDS_MAX: usize = MAX_DEPTH as usize;
 
-/// The values of `keys` in a msgpack map, each as [`crate::value::map_get`]
-/// finds it in the decoded map (the first entry whose key is that str),
-/// without decoding the other entries. `None` when `bytes` are not a map, or
-/// are longer than [`FIELDS_MAX`] (decode those whole). Call it only on bytes
-/// [`check_payload_within`] has passed; on others it gives `None` rather than
-/// panicking.
+/// Where the values of `keys` in a msgpack map start, each as
+/// [`crate::value::map_get`] finds it in the decoded map (the first entry
+/// whose key is that str), without decoding anything; read them with
+/// [`int_value`], [`bytes_value`] or [`read_value_at`]. `None` when `bytes`
+/// are not exactly one map, or are longer than [`FIELDS_MAX`] (decode those
+/// whole). It walks every value, so it checks the bytes as
+/// [`check_payload_within`] does, except for its limit on the number of
+/// values: `Some` only for bytes that pass it with any limit of at least
+/// `bytes.len()` values ([`fields_readable`]).
 pub(crate) fn map_fields<const N: usize>(
     bytes: &[u8],
     keys: [&str; N],
-) -> Option<[Option<Value>; N]> {
+) -> Option<[Option<usize>; N]> {
     let (entries, mut pos) = short_map(bytes)?;
-    let mut out: [Option<Value>; N] = std::array::from_fn(|_| None);
+    let mut out = [None; N];
     for _ in 0..entries {
         let key = str_at(bytes, &mut pos);
         let slot = key.and_then(|k| keys.iter().position(|want| want.as_bytes() == k));
         if key.is_none() {
             pos = value_end(bytes, pos)?;
         }
-        match slot {
-            Some(i) if out[i].is_none() => {
-                out[i] = Some(read_value(bytes, &mut pos, MAX_DEPTH - 1).ok()?);
+        if let Some(i) = slot {
+            if out[i].is_none() {
+                out[i] = Some(pos);
             }
-            _ => pos = value_end(bytes, pos)?,
         }
+        pos = value_end(bytes, pos)?;
     }
-    Some(out)
+    // Exactly one value: nothing after the map.
+    (pos == bytes.len()).then_some(out)
+}
+
+/// Whether a payload of `len` bytes may be read with [`map_fields`] instead
+/// of being checked with [`check_payload_within`] and `max_bytes` first: short
+/// enough for it, and holding too few values for that check's limit to
+/// refuse it (each value takes at least a byte).
+pub(crate) fn fields_readable(len: usize, max_bytes: usize) -> bool {
+    len <= FIELDS_MAX && len <= max_values(max_bytes)
+}
+
+/// How many values [`check_payload_within`] lets a payload hold.
+fn max_values(max_bytes: usize) -> usize {
+    (max_bytes / std::mem::size_of::<Value>()).max(1)
+}
+
+/// The integer at `pos` as [`crate::value::as_i64`] reads its decoded
+/// value: `None` for another type or one above `i64::MAX`.
+pub(crate) fn int_value(bytes: &[u8], mut pos: usize) -> Option<i64> {
+    int_at(bytes, &mut pos)
+}
+
+/// The bytes of the str or bin at `pos`, as [`crate::value::as_bytes`]
+/// reads its decoded value (a str's bytes even when they are not UTF-8);
+/// `None` for another type.
+pub(crate) fn bytes_value(b: &[u8], pos: usize) -> Option<&[u8]> {
+    let mut p = pos;
+    match *b.get(p)? {
+        0xc4..=0xc6 => {
+            let m = b[p];
+            p += 1;
+            let len = be_uint(b, &mut p, 1 << (m - 0xc4)).ok()? as usize;
+            b.get(p..p.checked_add(len)?)
+        }
+        _ => str_at(b, &mut p),
+    }
+}
+
+/// The value at `pos` of a payload [`check_payload_within`] has passed,
+/// decoded as [`decode_payload`] decodes it inside a map.
+#[cfg(any(feature = "gate", test))]
+pub(crate) fn read_value_at(bytes: &[u8], mut pos: usize) -> Option<Value> {
+    read_value(bytes, &mut pos, MAX_DEPTH - 1).ok()
 }
 
 /// The integer under the str key `key` of a short map whose other values are
@@ -574,7 +619,7 @@ pub(crate) type MapEntry<'a> = (Option<&'a [u8]>, usize);
 /// The entries of a msgpack map, in order: each key's bytes when the key is a
 /// str (`None` for another key), and where its value starts. `None` when
 /// `bytes` are not a map, or are longer than [`FIELDS_MAX`]. Read a value
-/// with [`value_at`]. For bytes [`check_payload_within`] has passed, like
+/// with [`read_value_at`]. For bytes [`check_payload_within`] has passed, like
 /// [`map_fields`]; on others it gives `None` rather than panicking.
 #[cfg(feature = "gate")]
 pub(crate) fn map_index(bytes: &[u8]) -> Option<Vec<MapEntry<'_>>> {
@@ -592,17 +637,20 @@ pub(crate) fn map_index(bytes: &[u8]) -> Option<Vec<MapEntry<'_>>> {
     Some(index)
 }
 
-/// The value at `pos` of a payload [`map_index`] indexed, decoded as
-/// [`map_fields`] decodes a field.
-#[cfg(feature = "gate")]
-pub(crate) fn value_at(bytes: &[u8], mut pos: usize) -> Option<Value> {
-    read_value(bytes, &mut pos, MAX_DEPTH - 1).ok()
-}
-
 /// Where the msgpack value at `pos` ends: [`count_values`]'s walk with no
 /// limit and no message, for skipping the entries [`map_fields`] and
 /// [`map_index`] pass over. `None` on truncated bytes (never a panic).
 fn value_end(b: &[u8], pos: usize) -> Option<usize> {
+    // A value that holds no others (a scalar, a str, an empty container:
+    // most of what is skipped) without the walk's loop.
+    let m = *b.get(pos)?;
+    let (len_bytes, skip, children) = extent(b, pos + 1, m)?;
+    if children == 0 {
+        let end = (pos as u64 + 1)
+            .saturating_add(len_bytes as u64)
+            .saturating_add(skip);
+        return (end <= b.len() as u64).then_some(end as usize);
+    }
     walk(b, pos, usize::MAX).ok().map(|(_, end)| end)
 }
 
@@ -1009,6 +1057,22 @@ mod tests {
         }
 
         #[test]
+        fn map_fields_reads_only_payloads_the_check_passes(
+            v in any_value(), at in any::<usize>(), byte in any::<u8>(), cut in any::<usize>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..3),
+        ) {
+            let mut bytes = Vec::new();
+            encode_payload(&Value::Map(vec![("msg".into(), v)]), &mut bytes);
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            bytes.truncate(cut % (bytes.len() + 1));
+            bytes.extend_from_slice(&tail);
+            if map_fields(&bytes, KEYS).is_some() {
+                prop_assert!(check_payload_within(&bytes, bytes.len() * std::mem::size_of::<Value>()).is_ok());
+            }
+        }
+
+        #[test]
         fn encode_payload_writes_what_rmpv_writes(v in any_value()) {
             let mut ours = Vec::new();
             encode_payload(&v, &mut ours);
@@ -1225,7 +1289,13 @@ mod tests {
 
     const KEYS: [&str; 4] = ["from", "mid", "msg", "x"];
 
-    /// What `map_fields` must give: `map_get` on the decoded value.
+    /// `map_fields`' positions, decoded.
+    fn fields(bytes: &[u8]) -> Option<[Option<Value>; 4]> {
+        let at = map_fields(bytes, KEYS)?;
+        Some(at.map(|p| p.map(|p| read_value_at(bytes, p).expect("a value starts there"))))
+    }
+
+    /// What `map_fields` must find: `map_get` on the decoded value.
     fn fields_by_value(bytes: &[u8]) -> Option<[Option<Value>; 4]> {
         let v = decode_payload(bytes).ok()?;
         v.as_map()?;
@@ -1258,7 +1328,7 @@ mod tests {
         for v in cases {
             let mut bytes = Vec::new();
             encode_payload(&v, &mut bytes);
-            assert_eq!(map_fields(&bytes, KEYS), fields_by_value(&bytes), "{v:?}");
+            assert_eq!(fields(&bytes), fields_by_value(&bytes), "{v:?}");
         }
         // Too long to read field by field: decoded whole instead.
         let long = Value::Map(vec![("msg".into(), "y".repeat(FIELDS_MAX).into())]);
@@ -1277,6 +1347,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        // any_value() holds strs that are not UTF-8, whose bytes both give.
+        fn int_and_bytes_values_read_what_the_decoded_value_holds(v in any_value()) {
+            let mut bytes = Vec::new();
+            encode_payload(&v, &mut bytes);
+            let decoded = decode_payload(&bytes).unwrap();
+            prop_assert_eq!(int_value(&bytes, 0), crate::value::as_i64(&decoded));
+            prop_assert_eq!(bytes_value(&bytes, 0), crate::value::as_bytes(&decoded));
+        }
+
         #[test]
         fn map_fields_agrees_with_map_get_on_any_map(
             entries in proptest::collection::vec(
@@ -1305,7 +1385,7 @@ mod tests {
                         })
                     })
                 };
-                prop_assert_eq!(enc(map_fields(&bytes, KEYS)), enc(fields_by_value(&bytes)));
+                prop_assert_eq!(enc(fields(&bytes)), enc(fields_by_value(&bytes)));
             }
         }
     }

@@ -119,11 +119,10 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
                 twoway,
                 shared: Some(shared.clone()),
             };
-            // A short payload that decodes may be read from its bytes by the
-            // handler (the client's message pushes).
-            if p.payload.len() <= packet::FIELDS_MAX
-                && packet::check_payload_within(p.payload, shared.max_packet).is_ok()
-            {
+            // A short payload may be read from its bytes by the handler (the
+            // client's message pushes), which checks them as it reads
+            // (`packet::map_fields`); what it gives back is decoded below.
+            if packet::fields_readable(p.payload.len(), shared.max_packet) {
                 let mut back = None;
                 guarded("quest handler", || {
                     back = handler.quest_bytes(p.method, p.payload, responder)

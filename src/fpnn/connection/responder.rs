@@ -108,10 +108,12 @@ pub trait QuestHandler: Send + Sync + 'static {
     fn quest(&self, quest: Quest, responder: Responder);
 
     /// Rust-only and not part of the API promise: the RTM client's way to
-    /// read a short quest's payload straight from its bytes (already checked
-    /// to decode, so they are exactly the payloads [`QuestHandler::quest`]
-    /// would get). Gives the responder back for a quest it does not take;
-    /// the connection then decodes the payload and calls `quest`. By
+    /// read a short quest's payload straight from its bytes. The bytes are
+    /// not checked: a handler takes a quest only if it read and checked the
+    /// whole payload (as `packet::map_fields` does), so that it takes
+    /// exactly payloads [`QuestHandler::quest`] would get. Gives the
+    /// responder back for a quest it does not take; the connection then
+    /// decodes the payload and calls `quest` (or answers the error). By
     /// default it takes none.
     #[doc(hidden)]
     fn quest_bytes(

@@ -571,7 +571,7 @@ impl<'a> Args<'a> {
                 let index = index.as_ref().ok_or_else(|| GateError::bad("payload"))?;
                 let at = index.iter().find(|(k, _)| *k == Some(key.as_bytes()));
                 Ok(at
-                    .and_then(|&(_, pos)| packet::value_at(b, pos))
+                    .and_then(|&(_, pos)| packet::read_value_at(b, pos))
                     .filter(|v| !v.is_nil())
                     .map(Cow::Owned))
             }
