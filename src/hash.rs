@@ -1,10 +1,10 @@
-//! One fast hasher for the crate's maps whose keys are integers chosen on
-//! this side: the request table's seqs (1, 2, 3, ...; `src/fpnn/table.rs`)
-//! and the local gate's ids and message keys (`src/gate/state/`).
+//! One fast hasher for the crate's maps whose keys are chosen on this side:
+//! the push handlers' events (`src/client/processor.rs`, the crate's own
+//! enum) and the local gate's ids and message keys (`src/gate/state/`).
 //!
 //! It is the Fx hash rustc uses: one rotate, xor and multiplication per
 //! integer, instead of SipHash's rounds. It does not resist chosen keys, so
-//! it is used only where nobody else picks them: the seqs are the client's
+//! it is used only where nobody else picks them: the events are the crate's
 //! own, and the gate is a local emulator. Maps keyed by what the network sends
 //! (the push duplicate filter, `src/client/dedup.rs`) keep std's keyed hash.
 
@@ -77,9 +77,9 @@ mod tests {
     #[test]
     fn consecutive_keys_differ_in_the_bits_the_map_uses() {
         let b = BuildHasherDefault::<FastHasher>::default();
-        let seqs: Vec<u64> = (1..=64u32).map(|n| b.hash_one(n)).collect();
-        let (low, top) = spread(&seqs);
-        assert!(low > 32 && top > 32, "u32 seqs: {low} {top}");
+        let ids: Vec<u64> = (1..=64u32).map(|n| b.hash_one(n)).collect();
+        let (low, top) = spread(&ids);
+        assert!(low > 32 && top > 32, "u32 ids: {low} {top}");
         let keys: Vec<u64> = (1..=64i64).map(|n| b.hash_one((1u8, 7i64, n))).collect();
         let (low, top) = spread(&keys);
         assert!(low > 32 && top > 32, "tuple keys: {low} {top}");

@@ -6,24 +6,100 @@
 //! runs it after dropping the table's lock.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry as Slot;
 use std::collections::{BinaryHeap, VecDeque};
-
-use crate::hash::FastMap;
 use std::time::Instant;
-
-/// Seqs hash with one multiplication (`src/hash.rs`): this side chooses them.
-type SeqMap<V> = FastMap<u32, V>;
 
 struct Entry<C> {
     callback: C,
     deadline: Instant,
 }
 
+/// Pending entries by seq, in a power-of-two array indexed by the seq's low
+/// bits. This side chooses the seqs, so it chooses only seqs whose slot is
+/// free ([`RequestTable::insert`]): a slot holds at most one seq, found with
+/// one index and one comparison, no hashing and no probing. Seqs go up by
+/// one, so with answers in the usual order the next seq's slot is the one
+/// the oldest answer freed. The array doubles when 7/8 full (every entry
+/// keeps a slot of its own in the larger array: two seqs with the same low
+/// bits there had the same low bits here) and never shrinks, as a hash
+/// table's does not.
+struct Slots<C> {
+    slots: Vec<Option<(u32, Entry<C>)>>,
+    len: usize,
+}
+
+impl<C> Slots<C> {
+    fn new() -> Self {
+        Slots {
+            slots: Vec::new(),
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn index(&self, seq: u32) -> usize {
+        seq as usize & (self.slots.len().wrapping_sub(1))
+    }
+
+    /// Whether `seq`'s slot is free (false when there are no slots).
+    fn is_free(&self, seq: u32) -> bool {
+        matches!(self.slots.get(self.index(seq)), Some(None))
+    }
+
+    /// Whether one more entry fits under the 7/8 load limit.
+    fn has_room(&self) -> bool {
+        (self.len + 1) * 8 <= self.slots.len() * 7
+    }
+
+    fn grow(&mut self) {
+        let cap = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, (0..cap).map(|_| None).collect());
+        for (seq, e) in old.into_iter().flatten() {
+            let i = self.index(seq);
+            debug_assert!(self.slots[i].is_none());
+            self.slots[i] = Some((seq, e));
+        }
+    }
+
+    /// Puts `seq`, whose slot [`Slots::is_free`].
+    fn put(&mut self, seq: u32, e: Entry<C>) {
+        let i = self.index(seq);
+        self.slots[i] = Some((seq, e));
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    fn get(&self, seq: u32) -> Option<&Entry<C>> {
+        match self.slots.get(self.index(seq)) {
+            Some(Some((s, e))) if *s == seq => Some(e),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    fn remove(&mut self, seq: u32) -> Option<Entry<C>> {
+        let i = self.index(seq);
+        let slot = self.slots.get_mut(i)?;
+        match slot {
+            Some((s, _)) if *s == seq => {
+                self.len -= 1;
+                slot.take().map(|(_, e)| e)
+            }
+            _ => None,
+        }
+    }
+
+    /// Every entry, with its seq, in no order; the slots stay.
+    fn drain(&mut self) -> impl Iterator<Item = (u32, Entry<C>)> + '_ {
+        self.len = 0;
+        self.slots.iter_mut().filter_map(Option::take)
+    }
+}
+
 /// Pending quests of one connection.
 pub(crate) struct RequestTable<C> {
     last_seq: u32,
-    pending: SeqMap<Entry<C>>,
+    pending: Slots<C>,
     /// Deadlines in order. Completed quests leave stale entries behind, which
     /// are skipped when they reach the top and compacted away when they
     /// outnumber live ones, so memory stays proportional to what is pending.
@@ -94,31 +170,34 @@ impl<C> RequestTable<C> {
     pub(crate) fn new() -> Self {
         RequestTable {
             last_seq: 0,
-            pending: SeqMap::default(),
+            pending: Slots::new(),
             deadlines: Deadlines::default(),
             closed: false,
         }
     }
 
     /// Registers a quest and returns its seq: 1, 2, 3, ... wrapping at u32
-    /// and skipping 0 and any seq still pending. A closed table gives the
+    /// and skipping 0 and any seq whose slot holds a quest still pending
+    /// (every seq still pending among them). A closed table gives the
     /// callback back.
     pub(crate) fn insert(&mut self, callback: C, deadline: Instant) -> Result<u32, C> {
         if self.closed {
             return Err(callback);
         }
+        if !self.pending.has_room() {
+            self.pending.grow();
+        }
+        // Under the load limit, the slots of the next `len + 1` seqs (0 aside)
+        // are all different and not all taken: the loop ends within them.
         let seq = loop {
             self.last_seq = self.last_seq.wrapping_add(1);
-            if self.last_seq == 0 {
-                continue;
-            }
-            if let Slot::Vacant(slot) = self.pending.entry(self.last_seq) {
-                slot.insert(Entry { callback, deadline });
+            if self.last_seq != 0 && self.pending.is_free(self.last_seq) {
                 break self.last_seq;
             }
         };
+        self.pending.put(seq, Entry { callback, deadline });
         self.deadlines.push(deadline, seq);
-        if self.deadlines.len() > 1024 && self.deadlines.len() > 2 * self.pending.len() {
+        if self.deadlines.len() > 1024 && self.deadlines.len() > 2 * self.pending.len {
             self.compact();
         }
         Ok(seq)
@@ -128,7 +207,7 @@ impl<C> RequestTable<C> {
     /// for an unknown or already completed seq (a late answer).
     #[inline(always)]
     pub(crate) fn complete(&mut self, seq: u32) -> Option<(C, Instant)> {
-        let e = self.pending.remove(&seq)?;
+        let e = self.pending.remove(seq)?;
         // Its deadline goes now if it is the first one (answers in order, the
         // usual case), rather than in a compaction (a hash lookup each).
         self.deadlines.forget_first(e.deadline, seq);
@@ -138,7 +217,7 @@ impl<C> RequestTable<C> {
     /// The earliest live deadline.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         while let Some(((d, seq), _)) = self.deadlines.peek() {
-            match self.pending.get(&seq) {
+            match self.pending.get(seq) {
                 Some(e) if e.deadline == d => return Some(d),
                 _ => {
                     self.deadlines.pop();
@@ -155,7 +234,7 @@ impl<C> RequestTable<C> {
                 break;
             }
             if let Some((_, seq)) = self.deadlines.pop() {
-                if let Some(e) = self.pending.remove(&seq) {
+                if let Some(e) = self.pending.remove(seq) {
                     out.push(e.callback);
                 }
             }
@@ -172,13 +251,13 @@ impl<C> RequestTable<C> {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.pending.len()
+        self.pending.len
     }
 
     fn compact(&mut self) {
         let pending = &self.pending;
         self.deadlines
-            .retain(|(d, seq)| pending.get(seq).is_some_and(|e| e.deadline == *d));
+            .retain(|(d, seq)| pending.get(*seq).is_some_and(|e| e.deadline == *d));
     }
 
     #[cfg(test)]
@@ -195,7 +274,93 @@ impl<C> RequestTable<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
     use std::time::Duration;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A quest with this deadline (ms after t0).
+        Insert(u64),
+        /// Completes the pending quest at this position (or an unknown seq).
+        Complete(usize),
+        /// Expires what is due this many ms after t0.
+        Expire(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..50u64).prop_map(Op::Insert),
+            3 => any::<usize>().prop_map(Op::Complete),
+            1 => (0..50u64).prop_map(Op::Expire),
+        ]
+    }
+
+    proptest! {
+        /// The table against a plain map: seqs are unique among pending
+        /// quests and never 0, each quest completes once, with its own
+        /// callback, and expiry takes exactly the due ones, earliest first
+        /// (seqs start near the wrap, so it is crossed in some cases).
+        #[test]
+        fn the_table_keeps_what_a_map_keeps(
+            start in prop_oneof![Just(0u32), Just(u32::MAX - 40)],
+            ops in proptest::collection::vec(op(), 0..400),
+        ) {
+            let t0 = Instant::now();
+            let mut t = RequestTable::new();
+            t.set_last_seq(start);
+            let mut model: BTreeMap<u32, (usize, u64)> = BTreeMap::new();
+            let mut done: Vec<u32> = Vec::new();
+            for (n, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Insert(d) => {
+                        let seq = t.insert(n, ms(t0, d)).unwrap();
+                        prop_assert!(seq != 0);
+                        prop_assert!(model.insert(seq, (n, d)).is_none(), "seq {} reused", seq);
+                    }
+                    Op::Complete(i) => {
+                        // A pending seq, a late answer's (one completed
+                        // already), or any seq at all.
+                        let seq = match i % 4 {
+                            0 | 1 if !model.is_empty() => *model.keys().nth(i % model.len()).unwrap(),
+                            2 if !done.is_empty() => done[i % done.len()],
+                            _ => (i >> 2) as u32,
+                        };
+                        let want = model.remove(&seq).map(|(v, d)| (v, ms(t0, d)));
+                        prop_assert_eq!(t.complete(seq), want);
+                        done.push(seq);
+                    }
+                    Op::Expire(now) => {
+                        let due: Vec<(u64, u32, usize)> = model
+                            .iter()
+                            .filter(|(_, (_, d))| *d <= now)
+                            .map(|(s, (v, d))| (*d, *s, *v))
+                            .collect();
+                        for (_, s, _) in &due {
+                            model.remove(s);
+                        }
+                        let mut out = vec![];
+                        t.expire(ms(t0, now), &mut out);
+                        // Earliest first (the order among equal deadlines is
+                        // not promised), and exactly the due ones.
+                        let deadline_of = |v: usize| due.iter().find(|e| e.2 == v).map(|e| e.0);
+                        let fired: Vec<Option<u64>> = out.iter().map(|&v| deadline_of(v)).collect();
+                        prop_assert!(fired.iter().all(Option::is_some), "fired {:?}, due {:?}", out, due);
+                        prop_assert!(fired.windows(2).all(|w| w[0] <= w[1]), "out of order: {:?}", fired);
+                        let mut got = out.clone();
+                        got.sort();
+                        let mut want: Vec<usize> = due.iter().map(|e| e.2).collect();
+                        want.sort();
+                        prop_assert_eq!(got, want);
+                    }
+                }
+                prop_assert_eq!(t.len(), model.len());
+            }
+            let mut rest: Vec<(u32, usize)> = model.iter().map(|(s, (v, _))| (*s, *v)).collect();
+            rest.sort();
+            prop_assert_eq!(t.close(), rest.into_iter().map(|e| e.1).collect::<Vec<_>>());
+        }
+    }
 
     fn ms(t0: Instant, n: u64) -> Instant {
         t0 + Duration::from_millis(n)
@@ -211,6 +376,33 @@ mod tests {
         assert_eq!(t.insert('c', t0), Ok(u32::MAX));
         // 0 is skipped, 1 and 2 are still pending.
         assert_eq!(t.insert('d', t0), Ok(3));
+    }
+
+    #[test]
+    fn a_seq_whose_slot_is_taken_is_skipped_and_growth_keeps_every_quest() {
+        let t0 = Instant::now();
+        let mut t = RequestTable::new();
+        // Seq 1 stays pending while the next ones come and go: the 16 slots
+        // go round, and seq 17, whose slot seq 1 holds, is skipped.
+        assert_eq!(t.insert(1000, t0), Ok(1));
+        for i in 2..=16u32 {
+            let seq = t.insert(i as u64, t0).unwrap();
+            assert_eq!(seq, i);
+            assert_eq!(t.complete(seq), Some((i as u64, t0)));
+        }
+        assert_eq!(t.insert(18, t0), Ok(18));
+        assert_eq!(t.complete(17), None);
+        // Fill past 7/8 of the slots: they double, and every quest is still
+        // found under its seq.
+        let mut seqs = vec![(1, 1000), (18, 18)];
+        for i in 0..100u64 {
+            seqs.push((t.insert(i, t0).unwrap(), i));
+        }
+        assert_eq!(t.len(), 102);
+        for (seq, v) in seqs {
+            assert_eq!(t.complete(seq), Some((v, t0)), "seq {seq}");
+        }
+        assert_eq!(t.len(), 0);
     }
 
     #[test]
