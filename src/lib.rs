@@ -7,7 +7,8 @@
 //! async runtime: each connection has a reader and a writer thread, and callbacks run
 //! on one dispatcher thread shared by every client of the process or, with
 //! [`Dispatch::Queued`], on the thread that calls [`RtmClient::dispatch_pending`], or,
-//! with [`Dispatch::Inline`], answers' callbacks on the connection's reader thread
+//! with [`Dispatch::Inline`], answers' callbacks and push handlers on the connection's
+//! reader thread
 //! (docs/architecture.md says what a slow callback delays).
 //!
 //! ```

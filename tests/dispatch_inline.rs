@@ -1,10 +1,11 @@
 //! `Dispatch::Inline` (docs/architecture.md, "Threads"): an answer's
-//! callback runs on the connection's reader thread when nothing of its
-//! client is queued or running; otherwise it waits its turn on the
-//! dispatcher thread, so the client's callbacks keep their order and never
-//! overlap. Calls refused at once are still not called back inside the
-//! call, `blocking()` inside such a callback fails at once instead of
-//! stalling the reader, and a callback may destroy its own client.
+//! callback, or a push's handlers, run on the connection's reader thread
+//! when nothing of the client is queued or running; otherwise they wait
+//! their turn on the dispatcher thread, so the client's callbacks keep
+//! their order and never overlap. Calls refused at once are still not
+//! called back inside the call, `blocking()` inside such a callback fails at
+//! once instead of stalling the reader, a callback may destroy its own
+//! client, and a push handler may close it.
 
 mod common;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 use common::*;
 use crossbeam_channel::Sender;
 use rtm_client::gate::Gate;
-use rtm_client::{blocking, error_code, Dispatch, RtmClient, RtmOptions, SendError};
+use rtm_client::{blocking, error_code, Dispatch, PushEvent, RtmClient, RtmOptions, SendError};
 
 const ME: i64 = 1001;
 const PEER: i64 = 2002;
@@ -233,4 +234,61 @@ fn an_inline_callback_may_destroy_its_client_and_every_other_call_completes_once
         gate.connections_of(PID, ME) == 0
     });
     assert_eq!(others.len(), 10, "a late call was called back twice");
+}
+
+/// A push's handlers run on the reader too, in the order the pushes came,
+/// when nothing of the client is queued or running; `blocking()` inside
+/// one fails at once as in an answer's callback; and one may close its
+/// client: the session's `SessionClosed` comes after it, and nothing of the
+/// session after that.
+#[test]
+fn push_handlers_run_on_the_reader_and_one_may_close_its_client() {
+    let gate = gate();
+    let client = inline_client(&gate);
+    let ran: Log<(i64, String)> = Log::default();
+    let (blocked_tx, blocked) = crossbeam_channel::bounded(1);
+    let (r, c) = (ran.clone(), client.clone());
+    client.processor().on(PushEvent::RecvMessage, move |m| {
+        r.push((m.mid, thread_name()));
+        match m.mid {
+            2 => {
+                let res = blocking(|cb| c.send_message(PEER, 30, "x", "", 0, 0, cb));
+                blocked_tx.send(res.err().map(|e| e.error.code)).unwrap();
+            }
+            3 => c.close(),
+            _ => {}
+        }
+    });
+    let r = ran.clone();
+    client.on_session_closed(move |code| r.push((-1 - i64::from(code), thread_name())));
+    for mid in 1..=4 {
+        assert_eq!(
+            gate.send_quest(
+                PID,
+                ME,
+                "pushmsg",
+                p2p_push(PEER, ME, 80, mid, "m", ""),
+                true
+            ),
+            1
+        );
+    }
+    assert_eq!(
+        blocked.recv_timeout(WAIT),
+        Ok(Some(error_code::FPNN_EC_CORE_FORBIDDEN))
+    );
+    wait_until("SessionClosed", || {
+        ran.get().iter().any(|(mid, _)| *mid < 0)
+    });
+    assert_eq!(
+        ran.get(),
+        vec![
+            (1, "rtm-reader".to_owned()),
+            (2, "rtm-reader".to_owned()),
+            (3, "rtm-reader".to_owned()),
+            (-1, "rtm-dispatch".to_owned()),
+        ]
+    );
+    client.destroy();
+    assert_eq!(ran.len(), 4, "push 4, of the closed session, was delivered");
 }

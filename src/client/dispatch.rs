@@ -10,12 +10,13 @@
 //! every client in the process (docs/architecture.md).
 //!
 //! `Dispatch::Inline` is `Threads` with one shortcut: the reader thread,
-//! holding no lock, runs an answer's callback itself
-//! ([`Dispatcher::callback_on_reader`]) when nothing of the client is queued
+//! holding no lock, runs an answer's callback, or a message push's
+//! handlers, itself ([`Dispatcher::callback_on_reader`],
+//! [`Dispatcher::events_on_reader`]) when nothing of the client is queued
 //! or running; it marks the queue scheduled meanwhile, so what other threads
 //! queue waits behind it, and hands the queue to the dispatcher thread after.
 //! Order and one-at-a-time hold as in `Threads`; no thread hand-off per
-//! answer, at the price of the reader stalling while the callback runs (and
+//! answer or push, at the price of the reader stalling while user code runs (and
 //! `blocking()` refusing to run there, [`in_inline_callback`]). (One exception by
 //! design: inside `blocking()`, the callback handed to the method completes
 //! on the SDK thread that finishes the call; it is normally the `cb` that
@@ -71,6 +72,16 @@ pub(crate) const QUEUE_LIMIT: usize = 65_536;
 
 /// Queues the `ErrorRecorder` report of `n` dropped events.
 pub(crate) type DropReport = Box<dyn Fn(u64) + Send + Sync>;
+
+/// What [`Dispatcher::claim_on_reader`] got.
+enum Claim {
+    /// Nothing: the job goes through the queue.
+    No,
+    /// The queue, already held by this thread ([`HELD`]).
+    Held,
+    /// The queue, taken now: held or let go after the job.
+    Taken,
+}
 
 enum Item {
     /// The completion of a call: it runs even while the client is destroyed,
@@ -231,44 +242,108 @@ impl Dispatcher {
     /// own reference (its `Deliverer`'s), which a hold keeps: holding takes
     /// no reference count of its own.
     pub(crate) fn callback_on_reader(self: Arc<Self>, job: Job) {
-        if self.mode != Dispatch::Inline {
-            return self.callback(job);
+        match self.claim_on_reader(false) {
+            Claim::No => self.callback(job),
+            Claim::Held => self.run_inline("callback", job),
+            Claim::Taken => {
+                self.run_inline("callback", job);
+                Self::hold_or_release(self);
+            }
         }
-        let held = HELD.with(|h| h.borrow().as_ref().map(|d| Arc::ptr_eq(d, &self)));
+    }
+
+    /// A push's handlers handed over by a connection's reader thread
+    /// (src/client/push.rs): in `Dispatch::Inline` mode they run here, one
+    /// after the other, when nothing of this client is queued or running,
+    /// as [`Dispatcher::callback_on_reader`] runs an answer's callback;
+    /// otherwise, and in the other modes, each is queued as an event
+    /// ([`Dispatcher::event`]). Events of a destroyed client are dropped.
+    ///
+    /// `unlock` is called once, after the queue is taken or the jobs are
+    /// queued, and before any job runs: it drops the caller's hold on the
+    /// session's fence, under which a push must be taken or queued (so that
+    /// nothing of an ended session comes after its `SessionClosed`) but
+    /// under which no handler may run (a handler may close the client,
+    /// which takes the fence's write lock). A job queued after the take
+    /// waits behind these, so the order is the same either way.
+    pub(crate) fn events_on_reader(
+        self: &Arc<Self>,
+        jobs: impl IntoIterator<Item = Job>,
+        unlock: impl FnOnce(),
+    ) {
+        if self.is_destroyed() {
+            return unlock();
+        }
+        match self.claim_on_reader(true) {
+            Claim::No => {
+                for job in jobs {
+                    self.event(job);
+                }
+                unlock();
+            }
+            claim => {
+                unlock();
+                for job in jobs {
+                    self.run_inline("event handler", job);
+                }
+                if let Claim::Taken = claim {
+                    Self::hold_or_release(self.clone());
+                }
+            }
+        }
+    }
+
+    /// Takes this client's queue for user code run on this (a reader)
+    /// thread, when in `Dispatch::Inline` mode nothing of the client is
+    /// queued or running and it is not being destroyed. An `event` is not
+    /// run here while dropped events wait to be reported: it goes through
+    /// [`Dispatcher::event`], which reports them first.
+    fn claim_on_reader(&self, event: bool) -> Claim {
+        if self.mode != Dispatch::Inline {
+            return Claim::No;
+        }
+        let held = HELD.with(|h| {
+            h.borrow()
+                .as_ref()
+                .map(|d| std::ptr::eq(Arc::as_ptr(d), self))
+        });
         match held {
             Some(true) if self.queued.load(Ordering::Acquire) == 0 && !self.is_destroyed() => {
-                return self.run_inline(job);
+                return Claim::Held;
             }
             // Something was queued meanwhile (it runs first), the client is
             // being destroyed, or another client's queue is held.
             Some(_) => release_held(),
             None => {}
         }
+        let mut q = self.queue.lock();
+        if q.scheduled || q.stopped || q.closing || !q.items.is_empty() || (event && q.dropped > 0)
         {
-            let mut q = self.queue.lock();
-            if q.scheduled || q.stopped || q.closing || !q.items.is_empty() {
-                drop(q);
-                return self.callback(job);
-            }
-            q.scheduled = true;
-            q.busy = true;
+            return Claim::No;
         }
-        self.run_inline(job);
+        q.scheduled = true;
+        q.busy = true;
+        Claim::Taken
+    }
+
+    /// After user code ran on a queue [`Claim::Taken`]: holds it until the
+    /// write batch flushes ([`HELD`]), or lets it go now without a batch.
+    fn hold_or_release(this: Arc<Self>) {
         if crate::fpnn::at_flush(super::batch_flushed) {
-            // Nothing else is held here (let go above); were something, it
-            // is let go now rather than stay held for ever.
-            if let Some(other) = HELD.with(|h| h.borrow_mut().replace(self)) {
+            // Nothing else is held here (let go in the claim); were
+            // something, it is let go now rather than stay held for ever.
+            if let Some(other) = HELD.with(|h| h.borrow_mut().replace(this)) {
                 other.release();
             }
         } else {
-            self.release();
+            this.release();
         }
     }
 
     /// Runs `job` on this thread, marked as an inline callback ([`INLINE`]).
-    fn run_inline(&self, job: Job) {
+    fn run_inline(&self, what: &str, job: Job) {
         let outer = INLINE.replace(self.key());
-        guarded("callback", || job.run());
+        guarded(what, || job.run());
         INLINE.set(outer);
     }
 

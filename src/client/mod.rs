@@ -98,6 +98,10 @@ struct Fence {
     uid: Option<i64>,
 }
 
+/// The fence's read lock, as a push holds it until its handlers are taken
+/// or queued (src/client/push.rs).
+type FenceGuard<'a> = parking_lot::RwLockReadGuard<'a, Fence>;
+
 /// A call's timeout: `ms`, or the default when 0.
 fn dur(ms: u64) -> Duration {
     Duration::from_millis(if ms == 0 { DEFAULT_TIMEOUT_MS } else { ms })

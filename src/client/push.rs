@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use rmpv::Value;
 
+use super::dispatch::Job;
 use super::machine::Event;
-use super::{json, Inner};
+use super::{json, FenceGuard, Inner};
 use crate::error::{error_code, RtmError};
 use crate::fpnn::packet;
 use crate::fpnn::{Quest, QuestHandler, Responder};
@@ -31,10 +32,13 @@ impl QuestHandler for PushHandler {
         };
         // Anything from a connection the session has let go of (closed or
         // replaced) is answered (by dropping `r`) and otherwise ignored. The
-        // fence's read lock is held while queuing: the driver takes its write
+        // fence's read lock is held while queuing (or, for a message push in
+        // `Dispatch::Inline` mode, while taking the client's queue to run its
+        // handlers here, `Inner::deliver_push`): the driver takes its write
         // lock when the session changes, before `SessionClosed` is queued,
         // so nothing of an ended session is queued after that event. It is
-        // released before stepping the machine (which takes the write lock).
+        // released before stepping the machine (which takes the write lock)
+        // and before any handler runs here.
         let fence = inner.fence.read();
         if fence.serial != Some(self.serial) {
             return;
@@ -76,7 +80,7 @@ impl QuestHandler for PushHandler {
             m => {
                 drop(r);
                 match PushKind::from_method(m) {
-                    Some(kind) => inner.on_push(kind, &q.payload, fence.uid),
+                    Some(kind) => inner.on_push(kind, &q.payload, fence),
                     None => inner.emit_error(RtmError::new(
                         error_code::FPNN_EC_CORE_UNKNOWN_METHOD,
                         format!("unknown push method {m:?}, answered and ignored"),
@@ -110,10 +114,10 @@ impl QuestHandler for PushHandler {
         }
         drop(r);
         match parse_push_with(kind, &InBytes { payload, at }) {
-            Some(m) => inner.deliver_push(kind, m, fence.uid),
+            Some(m) => inner.deliver_push(kind, m, fence),
             // Only to name it in the report: decoded whole.
             None => match packet::decode_payload(payload) {
-                Ok(v) => inner.on_push(kind, &v, fence.uid),
+                Ok(v) => inner.on_push(kind, &v, fence),
                 Err(e) => inner.emit_error(RtmError::new(
                     error_code::FPNN_EC_PROTO_TYPE_CONVERT,
                     format!("malformed {kind:?} push: {e}"),
@@ -186,9 +190,10 @@ impl PushFields for InBytes<'_> {
 }
 
 impl Inner {
-    pub(super) fn on_push(&self, kind: PushKind, payload: &Value, uid: Option<i64>) {
+    /// A decoded push, with the fence held as in [`PushHandler::quest`].
+    pub(super) fn on_push(&self, kind: PushKind, payload: &Value, fence: FenceGuard<'_>) {
         match parse_push(kind, payload) {
-            Some(m) => self.deliver_push(kind, m, uid),
+            Some(m) => self.deliver_push(kind, m, fence),
             None => self.emit_error(RtmError::new(
                 error_code::FPNN_EC_PROTO_TYPE_CONVERT,
                 format!("malformed {kind:?} push: {payload}"),
@@ -197,9 +202,10 @@ impl Inner {
     }
 
     /// A parsed push: the `excludedUids` rule, the duplicate filter, then
-    /// the handlers of its event.
-    fn deliver_push(&self, kind: PushKind, m: PushMessage, uid: Option<i64>) {
-        if let (Some(uid), Some(ex)) = (uid, json::excluded_uids(&m.attrs)) {
+    /// the handlers of its event, taken or queued under the fence, which is
+    /// let go before any of them runs (`Dispatcher::events_on_reader`).
+    fn deliver_push(&self, kind: PushKind, m: PushMessage, fence: FenceGuard<'_>) {
+        if let (Some(uid), Some(ex)) = (fence.uid, json::excluded_uids(&m.attrs)) {
             if ex.contains(&uid) {
                 return;
             }
@@ -220,18 +226,21 @@ impl Inner {
         // One job per handler, so that a handler that panics does not keep
         // the next from running; the message is shared only when there are
         // several.
+        let unlock = move || drop(fence);
         match &*handlers {
-            [] => {}
+            [] => unlock(),
             [h] => {
                 let h = h.clone();
-                self.dispatcher.event(Box::new(move || h(&m)));
+                let job: Job = Box::new(move || h(&m));
+                self.dispatcher.events_on_reader([job], unlock);
             }
             several => {
                 let m = Arc::new(m);
-                for h in several {
+                let jobs = several.iter().map(|h| {
                     let (h, m) = (h.clone(), m.clone());
-                    self.dispatcher.event(Box::new(move || h(&m)));
-                }
+                    Box::new(move || h(&m)) as Job
+                });
+                self.dispatcher.events_on_reader(jobs, unlock);
             }
         }
     }

@@ -182,17 +182,20 @@ pub enum Dispatch {
     /// Callbacks and events wait until the application calls `dispatch_pending()`, and run
     /// on the caller's thread.
     Queued,
-    /// As `Threads`, except that the callback of an answer runs on the connection's reader
-    /// thread as soon as the answer is read, when nothing of this client waits in its queue
-    /// or runs on the dispatcher thread: the way JavaScript runs callbacks on the event loop
-    /// that reads the socket, with no thread hand-off per answer. Timeouts, calls refused at
-    /// once, events and pushes still go through the dispatcher thread, and the client's
-    /// callbacks keep one order and never run two at a time.
+    /// As `Threads`, except that the callback of an answer, and the handlers of a message
+    /// push, run on the connection's reader thread as soon as it is read, when nothing of
+    /// this client waits in its queue or runs on the dispatcher thread: the way JavaScript
+    /// runs callbacks on the event loop that reads the socket, with no thread hand-off per
+    /// answer or push. Timeouts, calls refused at once and the client's other events
+    /// (`ReloginCompleted`, `SessionClosed`, `ErrorRecorder`, ping and kickouts) still go
+    /// through the dispatcher thread, and the client's callbacks and handlers keep one
+    /// order and never run two at a time.
     ///
-    /// The price: while such a callback runs, the connection reads nothing (no answers,
-    /// pushes or pings), so a callback must not wait long; and [`blocking`](crate::blocking)
-    /// inside one fails at once with 20013 (`FPNN_EC_CORE_FORBIDDEN`), since its answer
-    /// would wait for the very thread that waits on it (docs/architecture.md).
+    /// The price: while such a callback or handler runs, the connection reads nothing (no
+    /// answers, pushes or pings), so it must not wait long; and
+    /// [`blocking`](crate::blocking) inside one fails at once with 20013
+    /// (`FPNN_EC_CORE_FORBIDDEN`), since its answer would wait for the very thread that
+    /// waits on it (docs/architecture.md).
     Inline,
 }
 
