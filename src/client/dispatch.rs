@@ -284,6 +284,11 @@ impl Dispatcher {
             claim => {
                 unlock();
                 for job in jobs {
+                    // A handler may destroy the client: the next are dropped,
+                    // as queued events are (`Dispatcher::run`).
+                    if self.is_destroyed() {
+                        break;
+                    }
                     self.run_inline("event handler", job);
                 }
                 if let Claim::Taken = claim {
