@@ -371,7 +371,11 @@ impl Connection {
         };
         let shared = Arc::new(Shared {
             table: Mutex::new(RequestTable::new()),
-            outbox: Arc::new(Outbox::new(options.write_queue_limit, direct)),
+            outbox: Arc::new(Outbox::new(
+                options.write_queue_limit,
+                direct,
+                opened.written.clone(),
+            )),
             open: AtomicBool::new(true),
             control: opened.control,
             on_close: Mutex::new(Some(on_close)),

@@ -38,7 +38,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::shared::{guarded, Pending, Shared};
 use super::CloseReason;
-use crate::fpnn::transport::{self, WriteHalf};
+use crate::fpnn::transport::{self, WriteHalf, Written};
 
 /// Capacity the outbox's buffers go back to after a burst.
 const KEEP: usize = 16 * 1024;
@@ -51,6 +51,9 @@ pub(super) struct Outbox {
     /// The plain socket, for callers' non-blocking writes (`None` with TLS
     /// or where a non-blocking send is not available).
     direct: Option<TcpStream>,
+    /// Marked before every write to the socket, by a caller or the writer
+    /// thread (the reader's TCP_QUICKACK decision, src/fpnn/transport/tls.rs).
+    pub(super) written: Written,
 }
 
 struct OutState {
@@ -78,7 +81,7 @@ struct OutState {
 pub(super) struct Full;
 
 impl Outbox {
-    pub(super) fn new(limit: usize, direct: Option<TcpStream>) -> Outbox {
+    pub(super) fn new(limit: usize, direct: Option<TcpStream>, written: Written) -> Outbox {
         Outbox {
             st: Mutex::new(OutState {
                 buf: Vec::new(),
@@ -93,6 +96,7 @@ impl Outbox {
             wake: Condvar::new(),
             limit,
             direct: direct.filter(|_| cfg!(target_os = "linux")),
+            written,
         }
     }
 
@@ -145,6 +149,7 @@ impl Outbox {
     fn send_or_wake(&self, st: &mut OutState, deadline: Option<Instant>, eager: bool) {
         if eager && !st.busy && !st.buf.is_empty() {
             if let Some(sock) = &self.direct {
+                self.written.mark();
                 match send_now(sock, &st.buf) {
                     Ok(n) if n == st.buf.len() => st.buf.clear(),
                     Ok(n) => drop(st.buf.drain(..n)),
@@ -371,6 +376,7 @@ pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf) {
         let round = next_round(&shared, ob, &mut batch);
         let mut failed = false;
         if round.flush || !batch.is_empty() {
+            ob.written.mark();
             let r = write.send(&batch, &mut || fire_expired(&shared, &mut waiting));
             batch.clear();
             if batch.capacity() > 4 * KEEP {
@@ -425,7 +431,7 @@ mod tests {
 
     #[test]
     fn a_full_outbox_refuses_frames_and_keeps_what_it_holds() {
-        let ob = Arc::new(Outbox::new(100, None));
+        let ob = Arc::new(Outbox::new(100, None, Written::default()));
         ob.push(60, None, true, true, |b| b.extend_from_slice(&[1; 60]))
             .unwrap();
         assert!(ob
@@ -439,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_batch_holds_frames_until_it_ends() {
-        let ob = Arc::new(Outbox::new(100, None));
+        let ob = Arc::new(Outbox::new(100, None, Written::default()));
         {
             let _outer = write_batch();
             let _inner = write_batch();
@@ -456,7 +462,7 @@ mod tests {
 
     #[test]
     fn an_empty_outbox_takes_one_frame_over_the_limit() {
-        let ob = Arc::new(Outbox::new(10, None));
+        let ob = Arc::new(Outbox::new(10, None, Written::default()));
         ob.push(50, None, true, true, |b| b.extend_from_slice(&[1; 50]))
             .unwrap();
         assert_eq!(ob.queued(), 50);
@@ -483,7 +489,7 @@ mod tests {
         });
         let shared = Arc::new(Shared {
             table: parking_lot::Mutex::new(RequestTable::new()),
-            outbox: Arc::new(Outbox::new(64 << 20, None)),
+            outbox: Arc::new(Outbox::new(64 << 20, None, Written::default())),
             open: AtomicBool::new(true),
             control: tcp.try_clone().unwrap(),
             on_close: parking_lot::Mutex::new(None),
@@ -527,7 +533,7 @@ mod tests {
 
     #[test]
     fn frames_after_the_close_are_dropped() {
-        let ob = Arc::new(Outbox::new(100, None));
+        let ob = Arc::new(Outbox::new(100, None, Written::default()));
         ob.close(Some(1000));
         ob.push(5, None, true, true, |b| b.extend_from_slice(&[1; 5]))
             .unwrap();

@@ -22,7 +22,7 @@ use dial::dial;
 pub use dial::ConnectCancel;
 pub use endpoint::Endpoint;
 use tls::{tls_config, TlsRead, TlsWrite, WRITE_POLL};
-pub(crate) use tls::{ReadHalf, WriteHalf};
+pub(crate) use tls::{ReadHalf, WriteHalf, Written};
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -70,6 +70,9 @@ pub(crate) struct Opened {
     pub(crate) leftover: Vec<u8>,
     /// A clone of the socket, to shut it down from any thread.
     pub(crate) control: TcpStream,
+    /// Marked by whoever writes to the socket; the reader's TCP_QUICKACK
+    /// decision (`tls::before_socket_read`).
+    pub(crate) written: Written,
 }
 
 /// Opens TCP (and TLS) and performs the WebSocket upgrade, all before
@@ -111,11 +114,13 @@ fn open_watched(
         tcp.set_read_timeout(None)?;
         tcp.set_write_timeout(Some(WRITE_POLL))?;
         let read = tcp.try_clone()?;
+        let written = Written::default();
         return Ok(Opened {
-            read: ReadHalf::Plain(read, None),
+            read: ReadHalf::Plain(read, None, written.clone()),
             write: WriteHalf::Plain(tcp),
             leftover,
             control,
+            written,
         });
     }
     let config = tls_config(extra_roots)?;
@@ -142,7 +147,9 @@ fn open_watched(
         raw_end: 0,
         wants_flush: None,
         before_read: None,
+        written: Written::default(),
     };
+    let written = read.written.clone();
     Ok(Opened {
         read: ReadHalf::Tls(read),
         write: WriteHalf::Tls(TlsWrite {
@@ -152,6 +159,7 @@ fn open_watched(
         }),
         leftover,
         control,
+        written,
     })
 }
 

@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,15 +74,58 @@ pub(super) fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientCo
 
 /// The reader thread's half.
 pub(crate) enum ReadHalf {
-    Plain(TcpStream, Option<fn()>),
+    Plain(TcpStream, Option<fn()>, Written),
     Tls(TlsRead),
+}
+
+/// Whether this connection's socket was written to since its reader's last
+/// read returned: writers mark it just before each write, the reader clears
+/// it as each read returns and looks at it before the next
+/// ([`before_socket_read`]).
+#[derive(Clone, Default)]
+pub(crate) struct Written(Arc<AtomicBool>);
+
+impl Written {
+    /// Called before a write to the socket (the writer thread, a caller's
+    /// direct send).
+    pub(crate) fn mark(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What the reader does before a read from the socket (which may wait):
+/// the write batch's flush (`hook`), then TCP_QUICKACK re-armed (Linux) if
+/// nothing was written since the last read returned. The kernel leaves
+/// quick-ack mode on its own, and a delayed ACK of what we read stalls a
+/// peer that leaves Nagle's algorithm on (FPNN servers do not set
+/// TCP_NODELAY) by up to 40 ms: set here, it sends the ACK still owed for
+/// the last read at once. When something was written since that read (an
+/// answer's callback sent the next quest, a push was acknowledged), it
+/// carried the ACK, and the kernel's own delayed-ACK mode lets the next
+/// one ride on the next write too, as the bare floor's do: no `setsockopt`,
+/// and no segment of its own for the ACK. A write marked before the read
+/// returned does not count (it may have gone before the data came), nor
+/// does one marked after: it is sent after the data came, so carries its
+/// ACK.
+fn before_socket_read(s: &TcpStream, hook: Option<fn()>, written: &Written) {
+    if let Some(h) = hook {
+        h();
+    }
+    if !written.0.load(Ordering::SeqCst) {
+        quickack(s);
+    }
+}
+
+/// After a read from the socket returned: later writes carry its ACK.
+fn after_socket_read(written: &Written) {
+    written.0.store(false, Ordering::SeqCst);
 }
 
 impl ReadHalf {
     /// `hook` runs before each read from the socket (which may wait).
     pub(crate) fn set_before_read(&mut self, hook: fn()) {
         match self {
-            ReadHalf::Plain(_, h) => *h = Some(hook),
+            ReadHalf::Plain(_, h, _) => *h = Some(hook),
             ReadHalf::Tls(t) => t.before_read = Some(hook),
         }
     }
@@ -97,23 +141,19 @@ impl ReadHalf {
 impl Read for ReadHalf {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            ReadHalf::Plain(s, hook) => {
-                if let Some(h) = hook {
-                    h();
-                }
-                let n = s.read(buf)?;
-                quickack(s);
-                Ok(n)
+            ReadHalf::Plain(s, hook, written) => {
+                before_socket_read(s, *hook, written);
+                let n = s.read(buf);
+                after_socket_read(written);
+                n
             }
             ReadHalf::Tls(t) => t.read(buf),
         }
     }
 }
 
-/// Re-arms TCP_QUICKACK after a read (Linux): the kernel leaves quick-ack
-/// mode on its own, and a delayed ACK of our answer-bearing reads stalls a
-/// peer that leaves Nagle's algorithm on (FPNN servers do not set
-/// TCP_NODELAY) by up to 40 ms. One `setsockopt` per read.
+/// Re-arms TCP_QUICKACK (Linux): sends an ACK that is owed at once, and
+/// leaves delayed-ACK mode ([`before_socket_read`]).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn quickack(s: &TcpStream) {
     let _ = socket2::SockRef::from(s).set_quickack(true);
@@ -130,6 +170,7 @@ pub(crate) struct TlsRead {
     pub(super) raw_end: usize,
     pub(super) wants_flush: Option<Box<dyn Fn() + Send>>,
     pub(super) before_read: Option<fn()>,
+    pub(super) written: Written,
 }
 
 impl Read for TlsRead {
@@ -158,11 +199,10 @@ impl Read for TlsRead {
                 }
             }
             // Block on the socket without holding the session lock.
-            if let Some(h) = self.before_read {
-                h();
-            }
-            let n = self.tcp.read(&mut self.raw)?;
-            quickack(&self.tcp);
+            before_socket_read(&self.tcp, self.before_read, &self.written);
+            let n = self.tcp.read(&mut self.raw);
+            after_socket_read(&self.written);
+            let n = n?;
             if n == 0 {
                 return Ok(0);
             }
