@@ -152,10 +152,13 @@ impl Outbox {
                 self.written.mark();
                 match send_now(sock, &st.buf) {
                     Ok(n) if n == st.buf.len() => st.buf.clear(),
+                    // Nothing went out, so no ACK rode on it. (Writes are
+                    // one at a time, under this lock or while `busy`.)
+                    Ok(0) => self.written.unmark(),
                     Ok(n) => drop(st.buf.drain(..n)),
                     // Would block, or failed: the writer writes it (and
                     // reports a failure).
-                    Err(_) => {}
+                    Err(_) => self.written.unmark(),
                 }
             }
         }
@@ -376,7 +379,10 @@ pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf) {
         let round = next_round(&shared, ob, &mut batch);
         let mut failed = false;
         if round.flush || !batch.is_empty() {
-            ob.written.mark();
+            // A TLS flush alone may have nothing to send: not counted.
+            if !batch.is_empty() {
+                ob.written.mark();
+            }
             let r = write.send(&batch, &mut || fire_expired(&shared, &mut waiting));
             batch.clear();
             if batch.capacity() > 4 * KEEP {
@@ -466,6 +472,38 @@ mod tests {
         ob.push(50, None, true, true, |b| b.extend_from_slice(&[1; 50]))
             .unwrap();
         assert_eq!(ob.queued(), 50);
+    }
+
+    /// The reader's TCP_QUICKACK decision (src/fpnn/transport/tls.rs) counts
+    /// a caller's direct send as carrying an ACK only if it sent something.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_direct_send_marks_the_socket_written_only_when_it_sends() {
+        use std::net::TcpListener;
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // The peer never reads: the socket fills up.
+        let (_peer, _) = listener.accept().unwrap();
+        let written = Written::default();
+        let ob = Arc::new(Outbox::new(1 << 30, Some(tcp), written.clone()));
+        let frame = |b: &mut Vec<u8>| b.extend_from_slice(&[1; 1000]);
+        ob.push(1000, None, false, true, frame).unwrap();
+        assert_eq!(ob.queued(), 0, "a small frame goes out at once");
+        assert!(written.is_marked());
+        // Once the socket takes nothing more, a send that would block takes
+        // the mark back (were it left, the reader would skip re-arming
+        // quick-ack for a read no write acknowledged).
+        let mut unmarked = false;
+        for _ in 0..100_000 {
+            ob.push(1000, None, false, true, frame).unwrap();
+            if !written.is_marked() {
+                unmarked = true;
+                break;
+            }
+        }
+        assert!(unmarked, "a send that sent nothing left the mark");
+        assert!(ob.queued() > 0);
     }
 
     #[test]

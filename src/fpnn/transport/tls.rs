@@ -91,6 +91,20 @@ impl Written {
     pub(crate) fn mark(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
+
+    /// Takes a mark back when the write it announced sent nothing (the
+    /// caller's direct send would have blocked): nothing carried an ACK.
+    /// Safe because writes to a socket are made one at a time; at worst it
+    /// costs one ACK segment that was not needed.
+    pub(crate) fn unmark(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether it is marked (for tests).
+    #[cfg(test)]
+    pub(crate) fn is_marked(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// What the reader does before a read from the socket (which may wait):
