@@ -19,8 +19,10 @@
 //! `pipelined_100`, `pipelined_1000`, `many_clients`, `pushes`, `idle`; and,
 //! only when named, the memory scenarios `pending` (`--n` quests left
 //! unanswered, default 100,000) and `soak` (`--n` quests, default 1,000,000)
-//! of `examples/bench/memory.rs`. `--sdk-only` skips the floor. `--dispatch`
-//! picks the SDK clients' `Dispatch` mode (default `threads`).
+//! of `examples/bench/memory.rs`. Each message scenario runs the floor and
+//! the SDK in halves, floor, SDK, SDK, floor (`paired`). `--sdk-only` skips
+//! the floor. `--dispatch` picks the SDK clients' `Dispatch` mode (default
+//! `threads`).
 //! One JSON line per scenario on stdout.
 
 #[path = "bench/floor.rs"]
@@ -236,6 +238,28 @@ struct Run {
 }
 
 impl Run {
+    /// Two runs of the same client as one: messages, latencies, CPU and
+    /// wall time added, the peaks of memory and threads kept.
+    fn merge(mut self, other: Run) -> Run {
+        self.n += other.n;
+        self.lat.extend(other.lat);
+        self.errors += other.errors;
+        let (u, o) = (&mut self.usage, other.usage);
+        u.wall += o.wall;
+        for (g, ns) in o.cpu_ns {
+            *u.cpu_ns.entry(g).or_default() += ns;
+        }
+        for (g, s) in o.switches {
+            *u.switches.entry(g).or_default() += s;
+        }
+        u.peak_rss_kib = u.peak_rss_kib.max(o.peak_rss_kib);
+        for (g, t) in o.threads {
+            let e = u.threads.entry(g).or_default();
+            *e = (*e).max(t);
+        }
+        self
+    }
+
     fn figures(&mut self) -> Value {
         let (p50, p99, max) = percentiles(&mut self.lat);
         let u = &self.usage;
@@ -252,6 +276,25 @@ impl Run {
             "errors": self.errors,
         })
     }
+}
+
+/// The floor and the SDK, each for `n` messages in two halves, in the order
+/// floor, SDK, SDK, floor: on this VM whichever client runs first in a
+/// process can get faster wake-ups than the one after it (docs/performance.md,
+/// "The machine"), and a drift over the seconds of a scenario would favour
+/// one of the two; this way each has one earlier and one later half. The
+/// floor's peak RSS is its first half's: the second runs in a process that
+/// has just held the SDK's clients.
+fn paired(n: usize, floor: impl Fn(usize) -> Run, sdk: impl Fn(usize) -> Run) -> (Value, Value) {
+    let (first, second) = (n / 2, n - n / 2);
+    let f1 = floor(first);
+    let s1 = sdk(first);
+    let s2 = sdk(second);
+    let f2 = floor(second);
+    let rss = f1.usage.peak_rss_kib;
+    let mut f = f1.merge(f2);
+    f.usage.peak_rss_kib = rss;
+    (f.figures(), s1.merge(s2).figures())
 }
 
 fn round2(x: f64) -> f64 {
@@ -625,14 +668,16 @@ fn main() {
             };
             (Value::Null, sdk)
         } else if name == "pushes" {
-            (
-                floor_pushes(&ep, n, window, size).figures(),
-                sdk_pushes(&ep, n, window, size).figures(),
+            paired(
+                n,
+                |n| floor_pushes(&ep, n, window, size),
+                |n| sdk_pushes(&ep, n, window, size),
             )
         } else {
-            (
-                floor_send(&ep, n, window, clients, size).figures(),
-                sdk_send(&ep, n, window, clients, size).figures(),
+            paired(
+                n,
+                |n| floor_send(&ep, n, window, clients, size),
+                |n| sdk_send(&ep, n, window, clients, size),
             )
         };
         let mut line = json!({
