@@ -242,7 +242,7 @@ impl Dispatcher {
     /// own reference (its `Deliverer`'s), which a hold keeps: holding takes
     /// no reference count of its own.
     pub(crate) fn callback_on_reader(self: Arc<Self>, job: Job) {
-        match self.claim_on_reader(false) {
+        match self.claim_on_reader() {
             Claim::No => self.callback(job),
             Claim::Held => self.run_inline("callback", job),
             Claim::Taken => {
@@ -274,7 +274,7 @@ impl Dispatcher {
         if self.is_destroyed() {
             return unlock();
         }
-        match self.claim_on_reader(true) {
+        match self.claim_on_reader() {
             Claim::No => {
                 for job in jobs {
                     self.event(job);
@@ -300,10 +300,11 @@ impl Dispatcher {
 
     /// Takes this client's queue for user code run on this (a reader)
     /// thread, when in `Dispatch::Inline` mode nothing of the client is
-    /// queued or running and it is not being destroyed. An `event` is not
-    /// run here while dropped events wait to be reported: it goes through
-    /// [`Dispatcher::event`], which reports them first.
-    fn claim_on_reader(&self, event: bool) -> Claim {
+    /// queued or running and it is not being destroyed. Nor while dropped
+    /// events wait to be reported: jobs then go through the queue, where
+    /// the next event reports them first ([`Dispatcher::event`]). (While
+    /// the queue is held it is empty, so no event is dropped meanwhile.)
+    fn claim_on_reader(&self) -> Claim {
         if self.mode != Dispatch::Inline {
             return Claim::No;
         }
@@ -322,8 +323,7 @@ impl Dispatcher {
             None => {}
         }
         let mut q = self.queue.lock();
-        if q.scheduled || q.stopped || q.closing || !q.items.is_empty() || (event && q.dropped > 0)
-        {
+        if q.scheduled || q.stopped || q.closing || !q.items.is_empty() || q.dropped > 0 {
             return Claim::No;
         }
         q.scheduled = true;
