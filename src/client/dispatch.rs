@@ -323,7 +323,13 @@ impl Dispatcher {
             None => {}
         }
         let mut q = self.queue.lock();
-        if q.scheduled || q.stopped || q.closing || !q.items.is_empty() || q.dropped > 0 {
+        if q.scheduled
+            || q.stopped
+            || q.closing
+            || !q.items.is_empty()
+            || q.dropped > 0
+            || self.is_destroyed()
+        {
             return Claim::No;
         }
         q.scheduled = true;
