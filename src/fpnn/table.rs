@@ -89,10 +89,11 @@ impl<C> Slots<C> {
         }
     }
 
-    /// Every entry, with its seq, in no order; the slots stay.
-    fn drain(&mut self) -> impl Iterator<Item = (u32, Entry<C>)> + '_ {
+    /// Takes every entry, with its seq, in no order; the slots stay.
+    fn take_all(&mut self) -> Vec<(u32, Entry<C>)> {
+        let all: Vec<_> = self.slots.iter_mut().filter_map(Option::take).collect();
         self.len = 0;
-        self.slots.iter_mut().filter_map(Option::take)
+        all
     }
 }
 
@@ -245,7 +246,7 @@ impl<C> RequestTable<C> {
     pub(crate) fn close(&mut self) -> Vec<C> {
         self.closed = true;
         self.deadlines.clear();
-        let mut all: Vec<(u32, Entry<C>)> = self.pending.drain().collect();
+        let mut all = self.pending.take_all();
         all.sort_by_key(|(seq, _)| *seq);
         all.into_iter().map(|(_, e)| e.callback).collect()
     }
