@@ -149,16 +149,16 @@ impl Outbox {
     fn send_or_wake(&self, st: &mut OutState, deadline: Option<Instant>, eager: bool) {
         if eager && !st.busy && !st.buf.is_empty() {
             if let Some(sock) = &self.direct {
-                self.written.mark();
+                let was = self.written.mark();
                 match send_now(sock, &st.buf) {
                     Ok(n) if n == st.buf.len() => st.buf.clear(),
                     // Nothing went out, so no ACK rode on it. (Writes are
                     // one at a time, under this lock or while `busy`.)
-                    Ok(0) => self.written.unmark(),
+                    Ok(0) => self.written.take_back(was),
                     Ok(n) => drop(st.buf.drain(..n)),
                     // Would block, or failed: the writer writes it (and
                     // reports a failure).
-                    Err(_) => self.written.unmark(),
+                    Err(_) => self.written.take_back(was),
                 }
             }
         }
@@ -381,7 +381,7 @@ pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf) {
         if round.flush || !batch.is_empty() {
             // A TLS flush alone may have nothing to send: not counted.
             if !batch.is_empty() {
-                ob.written.mark();
+                let _ = ob.written.mark();
             }
             let r = write.send(&batch, &mut || fire_expired(&shared, &mut waiting));
             batch.clear();
@@ -492,10 +492,12 @@ mod tests {
         assert_eq!(ob.queued(), 0, "a small frame goes out at once");
         assert!(written.is_marked());
         // Once the socket takes nothing more, a send that would block takes
-        // the mark back (were it left, the reader would skip re-arming
-        // quick-ack for a read no write acknowledged).
+        // its mark back (were it left, the reader would skip re-arming
+        // quick-ack for a read no write acknowledged). Each push follows a
+        // read returning (`clear`), so its mark is its own.
         let mut unmarked = false;
         for _ in 0..100_000 {
+            written.clear();
             ob.push(1000, None, false, true, frame).unwrap();
             if !written.is_marked() {
                 unmarked = true;
@@ -504,6 +506,14 @@ mod tests {
         }
         assert!(unmarked, "a send that sent nothing left the mark");
         assert!(ob.queued() > 0);
+        // A write that went out since the last read carried its ACK: a later
+        // send that sends nothing leaves that write's mark.
+        let _ = written.mark();
+        ob.push(1000, None, false, true, frame).unwrap();
+        assert!(
+            written.is_marked(),
+            "a send that sent nothing took an earlier write's mark"
+        );
     }
 
     #[test]

@@ -87,23 +87,34 @@ pub(crate) struct Written(Arc<AtomicBool>);
 
 impl Written {
     /// Called before a write to the socket (the writer thread, a caller's
-    /// direct send).
-    pub(crate) fn mark(&self) {
-        self.0.store(true, Ordering::SeqCst);
+    /// direct send). Returns whether it was marked already, for
+    /// [`Written::take_back`].
+    pub(crate) fn mark(&self) -> bool {
+        self.0.swap(true, Ordering::SeqCst)
     }
 
-    /// Takes a mark back when the write it announced sent nothing (the
-    /// caller's direct send would have blocked): nothing carried an ACK.
-    /// Safe because writes to a socket are made one at a time; at worst it
-    /// costs one ACK segment that was not needed.
-    pub(crate) fn unmark(&self) {
-        self.0.store(false, Ordering::SeqCst);
+    /// Takes back the mark of a write that sent nothing (the caller's
+    /// direct send would have blocked): that write carried no ACK. `was` is
+    /// what its [`Written::mark`] returned: a mark an earlier write set is
+    /// left, as that write did go out. Writes to a socket are made one at a
+    /// time, so no other write marked in between; if the reader cleared the
+    /// mark meanwhile, clearing it again changes nothing.
+    pub(crate) fn take_back(&self, was: bool) {
+        if !was {
+            self.0.store(false, Ordering::SeqCst);
+        }
     }
 
     /// Whether it is marked (for tests).
     #[cfg(test)]
     pub(crate) fn is_marked(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+
+    /// Clears it as a read returning does (for tests).
+    #[cfg(test)]
+    pub(crate) fn clear(&self) {
+        after_socket_read(self);
     }
 }
 
