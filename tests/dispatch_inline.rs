@@ -261,18 +261,10 @@ fn push_handlers_run_on_the_reader_and_one_may_close_its_client() {
     });
     let r = ran.clone();
     client.on_session_closed(move |code| r.push((-1 - i64::from(code), thread_name())));
-    for mid in 1..=4 {
-        assert_eq!(
-            gate.send_quest(
-                PID,
-                ME,
-                "pushmsg",
-                p2p_push(PEER, ME, 80, mid, "m", ""),
-                true
-            ),
-            1
-        );
-    }
+    // One write: the reader reads all four at once, so push 4 is in its
+    // buffer when handler 3 closes the client, and the fence must stop it.
+    let frames: Vec<u8> = (1..=4).flat_map(|mid| push_frame(PEER, ME, mid)).collect();
+    assert_eq!(gate.send_raw(PID, ME, &frames), 1);
     assert_eq!(
         blocked.recv_timeout(WAIT),
         Ok(Some(error_code::FPNN_EC_CORE_FORBIDDEN))

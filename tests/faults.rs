@@ -65,28 +65,6 @@ impl Calls {
     }
 }
 
-/// A WebSocket frame (FPNN framing, as the gate writes) holding a one-way
-/// `pushmsg` from [`FENCE_FROM`] with this mid.
-fn push_frame(to: i64, mid: i64) -> Vec<u8> {
-    let mut body = Vec::new();
-    rtm_client::fpnn::packet::encode_payload(
-        &p2p_push(FENCE_FROM, to, 80, mid, "f", ""),
-        &mut body,
-    );
-    let mut packet = Vec::new();
-    rtm_client::fpnn::packet::encode_quest(&mut packet, false, 0, "pushmsg", &body);
-    let mut frame = Vec::new();
-    rtm_client::ws::frame::encode_frame(
-        &mut frame,
-        rtm_client::ws::frame::Opcode::Binary,
-        true,
-        &packet,
-        None,
-        true,
-    );
-    frame
-}
-
 /// Waits for the relogin that succeeds; returns its attempt number. An attempt whose `auth` reached a
 /// paused gate times out (20003, after the login's 1 s timeout), or loses its
 /// link when the resumed gate closes connections silent for three ping
@@ -149,8 +127,8 @@ fn a_link_dropped_mid_frame_with_10000_quests_in_flight_completes_each_once_then
     // is delivered the client holds the half frame, and the drop cuts it.
     // Mids of their own: the fences of tests/common count up from 1, and the
     // client's duplicate filter would drop a fence with a mid seen here.
-    let mut bytes = push_frame(1001, 1 << 40);
-    let next = push_frame(1001, (1 << 40) + 1);
+    let mut bytes = push_frame(FENCE_FROM, 1001, 1 << 40);
+    let next = push_frame(FENCE_FROM, 1001, (1 << 40) + 1);
     bytes.extend_from_slice(&next[..next.len() / 2]);
     assert_eq!(gate.send_raw(PID, 1001, &bytes), 1);
     ev.push(FENCE_FROM, 1 << 40);

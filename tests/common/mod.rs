@@ -310,6 +310,26 @@ pub fn p2p_push(from: i64, to: i64, mtype: u8, mid: i64, msg: &str, attrs: &str)
     ])
 }
 
+/// A WebSocket frame (FPNN framing, as the gate writes) holding a one-way
+/// `pushmsg` from `from` to `to` with this mid, for [`Gate::send_raw`]:
+/// frames sent in one call reach the client in one write.
+pub fn push_frame(from: i64, to: i64, mid: i64) -> Vec<u8> {
+    let mut body = Vec::new();
+    rtm_client::fpnn::packet::encode_payload(&p2p_push(from, to, 80, mid, "f", ""), &mut body);
+    let mut packet = Vec::new();
+    rtm_client::fpnn::packet::encode_quest(&mut packet, false, 0, "pushmsg", &body);
+    let mut frame = Vec::new();
+    rtm_client::ws::frame::encode_frame(
+        &mut frame,
+        rtm_client::ws::frame::Opcode::Binary,
+        true,
+        &packet,
+        None,
+        true,
+    );
+    frame
+}
+
 /// The payload of `method` (`pushmsg`, `pushgroupmsg`, `pushroommsg`,
 /// `pushbroadcastmsg`), with `gid` or `rid` = `target` where it belongs.
 pub fn push_payload(
