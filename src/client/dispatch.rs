@@ -48,7 +48,7 @@ use std::thread::ThreadId;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::fpnn::guarded;
+use crate::fpnn::{guarded, Written};
 use crate::types::Dispatch;
 
 /// User code to run once: a closure, or a call's completion that carries
@@ -141,6 +141,9 @@ struct Queue {
     owed: usize,
     /// Events dropped while the queue was full, not yet reported.
     dropped: u64,
+    /// The connection whose reader left its ACK to this queue's next turn
+    /// (`crate::fpnn::owe_ack`): settled when the turn's quests are written.
+    ack: Option<Written>,
 }
 
 /// A callback that a call running on a thread of its own (the file sends,
@@ -426,6 +429,9 @@ impl Dispatcher {
                     Item::Event(_) => Ok(()),
                 };
             }
+            // On a reader thread, the ACK of what it read may ride on the
+            // quests this job sends: left to the turn that runs it.
+            crate::fpnn::owe_ack(&mut q.ack);
             q.items.push_back(item, &self.queued);
             if !q.scheduled {
                 q.scheduled = true;
@@ -507,7 +513,7 @@ impl Dispatcher {
     /// thread after this returns.
     pub(crate) fn shutdown(&self) {
         self.mark_destroyed();
-        let items = {
+        let (items, ack) = {
             let mut q = self.queue.lock();
             // Called from the job that is running (a callback that
             // destroys its client): nothing to wait for.
@@ -528,25 +534,27 @@ impl Dispatcher {
             if self.mode != Dispatch::Queued {
                 q.stopped = true;
             }
-            q.items.take(&self.queued)
+            (q.items.take(&self.queued), q.ack.take())
         };
         for item in items {
             if let Item::Callback(job) = item {
                 guarded("callback", || job.run());
             }
         }
+        settle(ack);
         self.unregister();
     }
 
     /// No dispatcher thread could be started: hands what is queued, and
     /// every later callback, to threads of their own.
     fn stop_and_drain_on_late_threads(&self) {
-        let items = {
+        let (items, ack) = {
             let mut q = self.queue.lock();
             q.stopped = true;
             q.scheduled = false;
-            q.items.take(&self.queued)
+            (q.items.take(&self.queued), q.ack.take())
         };
+        settle(ack);
         for item in items {
             late(match item {
                 Item::Callback(job) => job,
@@ -673,36 +681,55 @@ fn serve() {
                 POOL_CHANGED.wait(&mut p);
             }
         };
-        let mut more = false;
-        // The quests this turn's callbacks send go out together.
-        let _batch = crate::fpnn::write_batch();
-        // One lock round trip per job: the one that ends a job takes the
-        // next (the lock is let go only while a job runs).
-        let mut q = d.queue.lock();
-        for _ in 0..TURN {
-            if q.stopped || q.closing {
-                break;
-            }
-            let Some(item) = q.items.pop_front(&d.queued) else {
-                break;
-            };
-            q.busy = true;
-            drop(q);
-            d.run(item);
-            q = d.queue.lock();
-            q.busy = false;
-            d.idle.notify_all();
-            more = !q.items.is_empty() && !q.stopped && !q.closing;
-            if !more {
-                break;
-            }
+        // The quests this turn's callbacks send go out together, when the
+        // batch ends; then the ACK left to the turn is settled.
+        let batch = crate::fpnn::write_batch();
+        let ack = turn(d);
+        drop(batch);
+        settle(ack);
+    }
+}
+
+/// Runs up to [`TURN`] jobs of `d` and hands it back to the ready list if
+/// more wait; returns the ACK left to the turn (`Queue::ack`).
+fn turn(d: Arc<Dispatcher>) -> Option<Written> {
+    let mut more = false;
+    // One lock round trip per job: the one that ends a job takes the
+    // next (the lock is let go only while a job runs).
+    let mut q = d.queue.lock();
+    for _ in 0..TURN {
+        if q.stopped || q.closing {
+            break;
         }
-        if more || (!q.items.is_empty() && !q.stopped && !q.closing) {
-            drop(q);
-            POOL.lock().ready.push_back(d);
-        } else {
-            q.scheduled = false;
+        let Some(item) = q.items.pop_front(&d.queued) else {
+            break;
+        };
+        q.busy = true;
+        drop(q);
+        d.run(item);
+        q = d.queue.lock();
+        q.busy = false;
+        d.idle.notify_all();
+        more = !q.items.is_empty() && !q.stopped && !q.closing;
+        if !more {
+            break;
         }
+    }
+    let ack = q.ack.take();
+    if more || (!q.items.is_empty() && !q.stopped && !q.closing) {
+        drop(q);
+        POOL.lock().ready.push_back(d);
+    } else {
+        q.scheduled = false;
+    }
+    ack
+}
+
+/// Sends the ACK a reader left to the dispatcher (`Written::settle`), if
+/// no write carried it.
+fn settle(ack: Option<Written>) {
+    if let Some(a) = ack {
+        a.settle();
     }
 }
 
@@ -954,6 +981,43 @@ mod tests {
         );
         drop(owed);
         done.recv_timeout(WAIT).unwrap();
+    }
+
+    /// A job a connection's reader hands to the dispatcher thread leaves
+    /// the ACK of what the reader read to that thread (`Written::owe`),
+    /// which settles it after the turn that ran the job, its quests written.
+    #[test]
+    fn a_readers_hand_off_leaves_its_ack_to_the_turn_that_runs_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _peer = listener.accept().unwrap();
+        let written = Written::new(Some(tcp));
+        let d = Dispatcher::new(Dispatch::Threads);
+        let (go_tx, go) = crossbeam_channel::bounded::<()>(1);
+        let (owed_tx, owed) = crossbeam_channel::bounded(1);
+        let w = written.clone();
+        // This thread acts as the connection's reader.
+        crate::fpnn::set_reader(Some(written.clone()));
+        d.callback(Box::new(move || {
+            owed_tx.send(w.is_owed()).unwrap();
+            go.recv_timeout(WAIT).unwrap();
+        }));
+        crate::fpnn::set_reader(None);
+        assert_eq!(
+            owed.recv_timeout(WAIT),
+            Ok(true),
+            "not owed while the job runs"
+        );
+        go_tx.send(()).unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while written.is_owed() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the turn never settled the ACK"
+            );
+            std::thread::yield_now();
+        }
+        d.shutdown();
     }
 
     /// `is_full` reads a mirrored count, not the queue: every way a job

@@ -30,15 +30,16 @@ pub mod packet;
 pub(crate) mod table;
 mod transport;
 
-#[cfg(test)]
-pub(crate) use connection::WriteBatch;
 pub(crate) use connection::{
-    at_flush, flush_write_batch, guarded, write_batch, Method, QuestSender, RawReply, Reply,
-    Unanswered,
+    at_flush, flush_write_batch, guarded, owe_ack, write_batch, Method, QuestSender, RawReply,
+    Reply, Unanswered,
 };
+#[cfg(test)]
+pub(crate) use connection::{set_reader, WriteBatch};
 pub use connection::{
     AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,
     DEFAULT_WRITE_QUEUE_LIMIT,
 };
 pub(crate) use transport::deadline_from;
+pub(crate) use transport::Written;
 pub use transport::{ConnectCancel, Endpoint};

@@ -32,8 +32,10 @@ pub(crate) use shared::Unanswered;
 use shared::{err, Pending, Shared};
 use transport::ConnectCancel;
 #[cfg(test)]
+pub(crate) use writer::set_reader;
+#[cfg(test)]
 pub(crate) use writer::WriteBatch;
-pub(crate) use writer::{at_flush, flush_write_batch, write_batch};
+pub(crate) use writer::{at_flush, flush_write_batch, owe_ack, write_batch};
 use writer::{writer_loop, Outbox};
 
 /// The callback of a twoway quest: the answer's payload, or an error (the
@@ -365,15 +367,10 @@ impl Connection {
         options: &ConnectOptions,
         on_close: shared::CloseHandler,
     ) -> Result<(Connection, WsReader<transport::ReadHalf>), RtmError> {
-        let direct = match &opened.write {
-            transport::WriteHalf::Plain(s) => s.try_clone().ok(),
-            transport::WriteHalf::Tls(_) => None,
-        };
         let shared = Arc::new(Shared {
             table: Mutex::new(RequestTable::new()),
             outbox: Arc::new(Outbox::new(
                 options.write_queue_limit,
-                direct,
                 opened.written.clone(),
             )),
             open: AtomicBool::new(true),

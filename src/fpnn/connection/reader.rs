@@ -25,6 +25,9 @@ pub(super) fn reader_loop(
     // Frames sent while handling what one read brought go out together,
     // before the next read that waits (see `ReadHalf::set_before_read`).
     let _batch = super::writer::write_batch();
+    // What it hands to the dispatcher thread may leave its ACK there.
+    super::writer::set_reader(Some(shared.outbox.written.clone()));
+    let _not_reader = NotReader;
     loop {
         let msg = match reader.read_ref() {
             Ok(m) => m,
@@ -63,6 +66,15 @@ pub(super) fn reader_loop(
         if !shared.open.load(Ordering::Acquire) {
             return;
         }
+    }
+}
+
+/// Ends [`super::writer::set_reader`] when the reader loop returns.
+struct NotReader;
+
+impl Drop for NotReader {
+    fn drop(&mut self) {
+        super::writer::set_reader(None);
     }
 }
 

@@ -48,9 +48,9 @@ pub(super) struct Outbox {
     st: Mutex<OutState>,
     wake: Condvar,
     limit: usize,
-    /// The plain socket, for callers' non-blocking writes (`None` with TLS
-    /// or where a non-blocking send is not available).
-    direct: Option<TcpStream>,
+    /// Callers may write to the plain socket `written` holds themselves
+    /// (not with TLS, nor where a non-blocking send is not available).
+    direct: bool,
     /// Marked before every write to the socket, by a caller or the writer
     /// thread (the reader's TCP_QUICKACK decision, src/fpnn/transport/tls.rs).
     pub(super) written: Written,
@@ -81,7 +81,7 @@ struct OutState {
 pub(super) struct Full;
 
 impl Outbox {
-    pub(super) fn new(limit: usize, direct: Option<TcpStream>, written: Written) -> Outbox {
+    pub(super) fn new(limit: usize, written: Written) -> Outbox {
         Outbox {
             st: Mutex::new(OutState {
                 buf: Vec::new(),
@@ -95,7 +95,7 @@ impl Outbox {
             }),
             wake: Condvar::new(),
             limit,
-            direct: direct.filter(|_| cfg!(target_os = "linux")),
+            direct: written.socket().is_some() && cfg!(target_os = "linux"),
             written,
         }
     }
@@ -148,7 +148,7 @@ impl Outbox {
     /// wake-up.
     fn send_or_wake(&self, st: &mut OutState, deadline: Option<Instant>, eager: bool) {
         if eager && !st.busy && !st.buf.is_empty() {
-            if let Some(sock) = &self.direct {
+            if let Some(sock) = self.written.socket().filter(|_| self.direct) {
                 let was = self.written.mark();
                 match send_now(sock, &st.buf) {
                     Ok(n) if n == st.buf.len() => st.buf.clear(),
@@ -222,6 +222,8 @@ struct Batch {
     outboxes: Vec<Arc<Outbox>>,
     /// Called by the next flush, after the frames go out ([`at_flush`]).
     on_flush: Option<fn()>,
+    /// On a connection's reader thread, that connection's ([`owe_ack`]).
+    reader: Option<Written>,
 }
 
 thread_local! {
@@ -230,8 +232,32 @@ thread_local! {
             depth: 0,
             outboxes: Vec::new(),
             on_flush: None,
+            reader: None,
         })
     };
+}
+
+/// Makes this thread the reader of the connection `written` is of, for
+/// [`owe_ack`] (reader.rs, for as long as its loop runs).
+pub(crate) fn set_reader(written: Option<Written>) {
+    BATCH.with(|b| b.borrow_mut().reader = written);
+}
+
+/// Called as a callback or event is handed to the dispatcher thread
+/// (src/client/dispatch.rs), before that thread can run it: on a
+/// connection's reader thread, leaves the ACK of what the reader read to the
+/// dispatcher ([`Written::owe`]), and puts the connection's handle in `slot`
+/// unless it is there already, for the dispatcher to [`Written::settle`]
+/// after its turn. Elsewhere, nothing.
+pub(crate) fn owe_ack(slot: &mut Option<Written>) {
+    BATCH.with(|b| {
+        if let Some(w) = &b.borrow().reader {
+            w.owe();
+            if !slot.as_ref().is_some_and(|s| s.same(w)) {
+                *slot = Some(w.clone());
+            }
+        }
+    });
 }
 
 /// While alive (on this thread), frames queued by this thread wait and go
@@ -437,7 +463,7 @@ mod tests {
 
     #[test]
     fn a_full_outbox_refuses_frames_and_keeps_what_it_holds() {
-        let ob = Arc::new(Outbox::new(100, None, Written::default()));
+        let ob = Arc::new(Outbox::new(100, Written::default()));
         ob.push(60, None, true, true, |b| b.extend_from_slice(&[1; 60]))
             .unwrap();
         assert!(ob
@@ -451,7 +477,7 @@ mod tests {
 
     #[test]
     fn a_batch_holds_frames_until_it_ends() {
-        let ob = Arc::new(Outbox::new(100, None, Written::default()));
+        let ob = Arc::new(Outbox::new(100, Written::default()));
         {
             let _outer = write_batch();
             let _inner = write_batch();
@@ -468,7 +494,7 @@ mod tests {
 
     #[test]
     fn an_empty_outbox_takes_one_frame_over_the_limit() {
-        let ob = Arc::new(Outbox::new(10, None, Written::default()));
+        let ob = Arc::new(Outbox::new(10, Written::default()));
         ob.push(50, None, true, true, |b| b.extend_from_slice(&[1; 50]))
             .unwrap();
         assert_eq!(ob.queued(), 50);
@@ -485,8 +511,8 @@ mod tests {
         let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         // The peer never reads: the socket fills up.
         let (_peer, _) = listener.accept().unwrap();
-        let written = Written::default();
-        let ob = Arc::new(Outbox::new(1 << 30, Some(tcp), written.clone()));
+        let written = Written::new(Some(tcp));
+        let ob = Arc::new(Outbox::new(1 << 30, written.clone()));
         let frame = |b: &mut Vec<u8>| b.extend_from_slice(&[1; 1000]);
         ob.push(1000, None, false, true, frame).unwrap();
         assert_eq!(ob.queued(), 0, "a small frame goes out at once");
@@ -537,7 +563,7 @@ mod tests {
         });
         let shared = Arc::new(Shared {
             table: parking_lot::Mutex::new(RequestTable::new()),
-            outbox: Arc::new(Outbox::new(64 << 20, None, Written::default())),
+            outbox: Arc::new(Outbox::new(64 << 20, Written::default())),
             open: AtomicBool::new(true),
             control: tcp.try_clone().unwrap(),
             on_close: parking_lot::Mutex::new(None),
@@ -581,7 +607,7 @@ mod tests {
 
     #[test]
     fn frames_after_the_close_are_dropped() {
-        let ob = Arc::new(Outbox::new(100, None, Written::default()));
+        let ob = Arc::new(Outbox::new(100, Written::default()));
         ob.close(Some(1000));
         ob.push(5, None, true, true, |b| b.extend_from_slice(&[1; 5]))
             .unwrap();

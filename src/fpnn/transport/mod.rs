@@ -22,7 +22,7 @@ use dial::dial;
 pub use dial::ConnectCancel;
 pub use endpoint::Endpoint;
 use tls::{tls_config, TlsRead, TlsWrite, WRITE_POLL};
-pub(crate) use tls::{ReadHalf, WriteHalf, Written};
+pub(crate) use tls::{PlainRead, ReadHalf, WriteHalf, Written};
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -71,7 +71,9 @@ pub(crate) struct Opened {
     /// A clone of the socket, to shut it down from any thread.
     pub(crate) control: TcpStream,
     /// Marked by whoever writes to the socket; the reader's TCP_QUICKACK
-    /// decision (`tls::before_socket_read`).
+    /// decision (`tls::before_socket_read`), which a reader may leave to
+    /// the dispatcher thread (`Written::owe`). Holds the plain socket, for
+    /// callers' direct sends and for that thread's `setsockopt`.
     pub(crate) written: Written,
 }
 
@@ -114,9 +116,9 @@ fn open_watched(
         tcp.set_read_timeout(None)?;
         tcp.set_write_timeout(Some(WRITE_POLL))?;
         let read = tcp.try_clone()?;
-        let written = Written::default();
+        let written = Written::new(Some(tcp.try_clone()?));
         return Ok(Opened {
-            read: ReadHalf::Plain(read, None, written.clone()),
+            read: ReadHalf::Plain(PlainRead::new(read, written.clone())),
             write: WriteHalf::Plain(tcp),
             leftover,
             control,

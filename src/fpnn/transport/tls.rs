@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,23 +74,82 @@ pub(super) fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientCo
 
 /// The reader thread's half.
 pub(crate) enum ReadHalf {
-    Plain(TcpStream, Option<fn()>, Written),
+    Plain(PlainRead),
     Tls(TlsRead),
 }
 
-/// Whether this connection's socket was written to since its reader's last
-/// read returned: writers mark it just before each write, the reader clears
-/// it as each read returns and looks at it before the next
-/// ([`before_socket_read`]).
+/// The plain socket's reader: see [`PlainRead::read`].
+pub(crate) struct PlainRead {
+    tcp: TcpStream,
+    before_read: Option<fn()>,
+    written: Written,
+    /// The socket's receive timeout is [`ACK_WAIT`] (not none).
+    timed: bool,
+}
+
+/// How long a read waits for data while the ACK of what was read before is
+/// left to the dispatcher thread ([`Written::owe`]), before the reader sends
+/// it itself: the longest a callback that is slow, or waits, can hold the
+/// ACK back (a delayed ACK holds a peer that leaves Nagle's algorithm on).
+const ACK_WAIT: Duration = Duration::from_millis(1);
+
+impl PlainRead {
+    pub(crate) fn new(tcp: TcpStream, written: Written) -> PlainRead {
+        PlainRead {
+            tcp,
+            before_read: None,
+            written,
+            timed: false,
+        }
+    }
+}
+
+/// What the reader's TCP_QUICKACK decision ([`before_socket_read`]) knows
+/// of its connection: whether the socket was written to since the reader's
+/// last read returned (writers mark it just before each write, the reader
+/// clears it as each read returns), and whether the ACK owed for what was
+/// read is left to the dispatcher thread ([`Written::owe`]). Holds the plain
+/// socket (none with TLS), for callers' direct sends
+/// (src/fpnn/connection/writer.rs) and for [`Written::settle`].
 #[derive(Clone, Default)]
-pub(crate) struct Written(Arc<AtomicBool>);
+pub(crate) struct Written(Arc<AckState>);
+
+#[derive(Default)]
+struct AckState {
+    flags: AtomicU8,
+    socket: Option<TcpStream>,
+}
+
+/// Written to since the last read returned: that write carried the ACK.
+const WRITTEN: u8 = 1;
+/// The ACK is left to [`Written::settle`], which is sure to come.
+const OWED: u8 = 2;
 
 impl Written {
+    /// With the plain socket, or `None` (TLS): then nothing is ever
+    /// [`Written::owe`]d.
+    pub(crate) fn new(socket: Option<TcpStream>) -> Written {
+        Written(Arc::new(AckState {
+            flags: AtomicU8::new(0),
+            socket,
+        }))
+    }
+
+    /// The plain socket, if any.
+    pub(crate) fn socket(&self) -> Option<&TcpStream> {
+        self.0.socket.as_ref()
+    }
+
+    /// Whether `other` is this connection's.
+    pub(crate) fn same(&self, other: &Written) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Called before a write to the socket (the writer thread, a caller's
     /// direct send). Returns whether it was marked already, for
     /// [`Written::take_back`].
     pub(crate) fn mark(&self) -> bool {
-        self.0.swap(true, Ordering::SeqCst)
+        self.0.flags.fetch_or(WRITTEN, Ordering::SeqCst) & WRITTEN != 0
     }
 
     /// Takes back the mark of a write that sent nothing (the caller's
@@ -101,17 +160,51 @@ impl Written {
     /// mark meanwhile, clearing it again changes nothing.
     pub(crate) fn take_back(&self, was: bool) {
         if !was {
-            self.0.store(false, Ordering::SeqCst);
+            self.0.flags.fetch_and(!WRITTEN, Ordering::SeqCst);
         }
     }
 
-    /// Whether it is marked (for tests).
-    #[cfg(test)]
-    pub(crate) fn is_marked(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+    /// Called by the reader thread as it hands a callback or event to the
+    /// dispatcher thread, before that thread can run it: the reader leaves
+    /// the ACK of what it read to [`Written::settle`], which the dispatcher
+    /// calls after the callbacks it ran have written (or not). Most send the
+    /// next quest, which carries the ACK: no `setsockopt` and no segment of
+    /// its own. Without a plain socket, nothing.
+    pub(crate) fn owe(&self) {
+        let flags = &self.0.flags;
+        if self.0.socket.is_some() && flags.load(Ordering::SeqCst) & OWED == 0 {
+            flags.fetch_or(OWED, Ordering::SeqCst);
+        }
     }
 
-    /// Clears it as a read returning does (for tests).
+    /// The dispatcher thread, after a turn of callbacks (their quests
+    /// written): if the ACK was left to it and nothing was written since
+    /// the last read returned, re-arms TCP_QUICKACK, which sends the ACK
+    /// now. Once the mark is cleared the reader decides for itself again;
+    /// so a settle that comes before some of the callbacks left to it ran
+    /// at worst sends an ACK early.
+    pub(crate) fn settle(&self) {
+        let flags = self.0.flags.fetch_and(!OWED, Ordering::SeqCst);
+        if flags & (OWED | WRITTEN) == OWED {
+            if let Some(s) = &self.0.socket {
+                quickack(s);
+            }
+        }
+    }
+
+    /// Whether it is marked written (for tests).
+    #[cfg(test)]
+    pub(crate) fn is_marked(&self) -> bool {
+        self.0.flags.load(Ordering::SeqCst) & WRITTEN != 0
+    }
+
+    /// Whether the ACK is left to [`Written::settle`] (for tests).
+    #[cfg(test)]
+    pub(crate) fn is_owed(&self) -> bool {
+        self.0.flags.load(Ordering::SeqCst) & OWED != 0
+    }
+
+    /// Clears the written mark as a read returning does (for tests).
     #[cfg(test)]
     pub(crate) fn clear(&self) {
         after_socket_read(self);
@@ -120,7 +213,8 @@ impl Written {
 
 /// What the reader does before a read from the socket (which may wait):
 /// the write batch's flush (`hook`), then TCP_QUICKACK re-armed (Linux) if
-/// nothing was written since the last read returned. The kernel leaves
+/// nothing was written since the last read returned and the ACK is not left
+/// to the dispatcher thread ([`Written::owe`]). The kernel leaves
 /// quick-ack mode on its own, and a delayed ACK of what we read stalls a
 /// peer that leaves Nagle's algorithm on (FPNN servers do not set
 /// TCP_NODELAY) by up to 40 ms: set here, it sends the ACK still owed for
@@ -136,21 +230,21 @@ fn before_socket_read(s: &TcpStream, hook: Option<fn()>, written: &Written) {
     if let Some(h) = hook {
         h();
     }
-    if !written.0.load(Ordering::SeqCst) {
+    if written.0.flags.load(Ordering::SeqCst) & (WRITTEN | OWED) == 0 {
         quickack(s);
     }
 }
 
 /// After a read from the socket returned: later writes carry its ACK.
 fn after_socket_read(written: &Written) {
-    written.0.store(false, Ordering::SeqCst);
+    written.0.flags.fetch_and(!WRITTEN, Ordering::SeqCst);
 }
 
 impl ReadHalf {
     /// `hook` runs before each read from the socket (which may wait).
     pub(crate) fn set_before_read(&mut self, hook: fn()) {
         match self {
-            ReadHalf::Plain(_, h, _) => *h = Some(hook),
+            ReadHalf::Plain(p) => p.before_read = Some(hook),
             ReadHalf::Tls(t) => t.before_read = Some(hook),
         }
     }
@@ -166,13 +260,50 @@ impl ReadHalf {
 impl Read for ReadHalf {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            ReadHalf::Plain(s, hook, written) => {
-                before_socket_read(s, *hook, written);
-                let n = s.read(buf);
-                after_socket_read(written);
-                n
-            }
+            ReadHalf::Plain(p) => p.read(buf),
             ReadHalf::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Read for PlainRead {
+    /// [`before_socket_read`], then a read from the socket. While the ACK
+    /// is left to the dispatcher thread ([`Written::owe`]) the read waits at
+    /// most [`ACK_WAIT`] for data: if none came, and no write carried the
+    /// ACK, the reader re-arms quick-ack itself, whatever the dispatcher is
+    /// doing (a slow callback, one waiting in `blocking()`), and waits on
+    /// without a timeout. The timeout stays set while data keeps coming, so
+    /// a busy connection makes no `setsockopt` per read for it; only a
+    /// quiet spell costs one wake-up and one `setsockopt`.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        before_socket_read(&self.tcp, self.before_read, &self.written);
+        let flags = &self.written.0.flags;
+        if !self.timed && flags.load(Ordering::SeqCst) & (WRITTEN | OWED) == OWED {
+            self.timed = self.tcp.set_read_timeout(Some(ACK_WAIT)).is_ok();
+        }
+        loop {
+            let r = self.tcp.read(buf);
+            match r {
+                Err(e)
+                    if self.timed
+                        && matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                {
+                    // No data for ACK_WAIT: the ACK is the reader's again.
+                    let f = flags.fetch_and(!OWED, Ordering::SeqCst);
+                    if f & WRITTEN == 0 {
+                        quickack(&self.tcp);
+                    }
+                    self.timed = false;
+                    self.tcp.set_read_timeout(None)?;
+                }
+                r => {
+                    after_socket_read(&self.written);
+                    return r;
+                }
+            }
         }
     }
 }
@@ -293,5 +424,90 @@ impl WriteHalf {
             t.session.lock().send_close_notify();
             let _ = self.flush_session(&mut || {});
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn wait_until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (tcp, listener.accept().unwrap().0)
+    }
+
+    /// Without a plain socket (TLS) nothing is left to the dispatcher: the
+    /// reader could not be sure the ACK is ever sent.
+    #[test]
+    fn only_a_plain_socket_leaves_its_ack_to_the_dispatcher() {
+        let none = Written::default();
+        none.owe();
+        assert!(!none.is_owed());
+        let (tcp, _peer) = pair();
+        let plain = Written::new(Some(tcp));
+        plain.owe();
+        assert!(plain.is_owed());
+        plain.settle();
+        assert!(!plain.is_owed(), "a settle takes the ACK back");
+    }
+
+    /// A read that waits while the ACK is left to the dispatcher thread
+    /// takes the ACK back itself after `ACK_WAIT` (the dispatcher may be
+    /// stuck in a slow callback), then waits on without a timeout: a quiet
+    /// connection does not wake its reader every millisecond.
+    #[test]
+    fn a_read_waiting_on_an_owed_ack_takes_it_back_then_waits_untimed() {
+        let (tcp, mut peer) = pair();
+        let probe = tcp.try_clone().unwrap();
+        let written = Written::new(Some(tcp.try_clone().unwrap()));
+        let mut read = PlainRead::new(tcp, written.clone());
+        written.owe();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8];
+            let n = read.read(&mut buf).unwrap();
+            (buf[..n].to_vec(), read.timed)
+        });
+        wait_until("the reader to take the ACK back", || !written.is_owed());
+        wait_until("the timeout to be cleared", || {
+            probe.read_timeout().unwrap().is_none()
+        });
+        assert!(!reader.is_finished(), "the read returned without data");
+        peer.write_all(b"data").unwrap();
+        let (got, timed) = reader.join().unwrap();
+        assert_eq!(got, b"data");
+        assert!(!timed);
+    }
+
+    /// While data keeps coming the timeout stays set (no `setsockopt` per
+    /// read); with the ACK carried by a write, none is set at all.
+    #[test]
+    fn the_read_timeout_is_set_only_while_an_ack_is_owed() {
+        let (tcp, mut peer) = pair();
+        let written = Written::new(Some(tcp.try_clone().unwrap()));
+        let mut read = PlainRead::new(tcp, written.clone());
+        let mut buf = [0u8; 8];
+        peer.write_all(b"a").unwrap();
+        let _ = written.mark();
+        written.owe();
+        assert_eq!(read.read(&mut buf).unwrap(), 1);
+        assert!(!read.timed, "a write carried the ACK: no timeout");
+        peer.write_all(b"b").unwrap();
+        written.owe();
+        assert_eq!(read.read(&mut buf).unwrap(), 1);
+        assert!(read.timed, "the ACK is owed: the read is timed");
+        assert!(written.is_owed(), "data came in time: still owed");
+        peer.write_all(b"c").unwrap();
+        assert_eq!(read.read(&mut buf).unwrap(), 1);
+        assert!(read.timed, "the timeout stays while data comes");
     }
 }
