@@ -986,6 +986,7 @@ mod tests {
     /// A job a connection's reader hands to the dispatcher thread leaves
     /// the ACK of what the reader read to that thread (`Written::owe`),
     /// which settles it after the turn that ran the job, its quests written.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn a_readers_hand_off_leaves_its_ack_to_the_turn_that_runs_it() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -252,8 +252,7 @@ pub(crate) fn set_reader(written: Option<Written>) {
 pub(crate) fn owe_ack(slot: &mut Option<Written>) {
     BATCH.with(|b| {
         if let Some(w) = &b.borrow().reader {
-            w.owe();
-            if !slot.as_ref().is_some_and(|s| s.same(w)) {
+            if w.owe() && !slot.as_ref().is_some_and(|s| s.same(w)) {
                 *slot = Some(w.clone());
             }
         }

@@ -169,12 +169,17 @@ impl Written {
     /// the ACK of what it read to [`Written::settle`], which the dispatcher
     /// calls after the callbacks it ran have written (or not). Most send the
     /// next quest, which carries the ACK: no `setsockopt` and no segment of
-    /// its own. Without a plain socket, nothing.
-    pub(crate) fn owe(&self) {
+    /// its own. Without a plain socket, or where quick-ack cannot be set,
+    /// nothing: returns whether the ACK is left to [`Written::settle`].
+    pub(crate) fn owe(&self) -> bool {
+        if self.0.socket.is_none() || !QUICKACK {
+            return false;
+        }
         let flags = &self.0.flags;
-        if self.0.socket.is_some() && flags.load(Ordering::SeqCst) & OWED == 0 {
+        if flags.load(Ordering::SeqCst) & OWED == 0 {
             flags.fetch_or(OWED, Ordering::SeqCst);
         }
+        true
     }
 
     /// The dispatcher thread, after a turn of callbacks (their quests
@@ -280,6 +285,11 @@ impl Read for PlainRead {
         let flags = &self.written.0.flags;
         if !self.timed && flags.load(Ordering::SeqCst) & (WRITTEN | OWED) == OWED {
             self.timed = self.tcp.set_read_timeout(Some(ACK_WAIT)).is_ok();
+            if !self.timed {
+                // No bound on the wait: the reader sends the ACK now.
+                flags.fetch_and(!OWED, Ordering::SeqCst);
+                quickack(&self.tcp);
+            }
         }
         loop {
             let r = self.tcp.read(buf);
@@ -310,6 +320,9 @@ impl Read for PlainRead {
 
 /// Re-arms TCP_QUICKACK (Linux): sends an ACK that is owed at once, and
 /// leaves delayed-ACK mode ([`before_socket_read`]).
+/// Whether this platform has TCP_QUICKACK.
+const QUICKACK: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn quickack(s: &TcpStream) {
     let _ = socket2::SockRef::from(s).set_quickack(true);
@@ -451,12 +464,12 @@ mod tests {
     #[test]
     fn only_a_plain_socket_leaves_its_ack_to_the_dispatcher() {
         let none = Written::default();
-        none.owe();
+        assert!(!none.owe());
         assert!(!none.is_owed());
         let (tcp, _peer) = pair();
         let plain = Written::new(Some(tcp));
-        plain.owe();
-        assert!(plain.is_owed());
+        assert_eq!(plain.owe(), QUICKACK);
+        assert_eq!(plain.is_owed(), QUICKACK);
         plain.settle();
         assert!(!plain.is_owed(), "a settle takes the ACK back");
     }
@@ -465,13 +478,14 @@ mod tests {
     /// takes the ACK back itself after `ACK_WAIT` (the dispatcher may be
     /// stuck in a slow callback), then waits on without a timeout: a quiet
     /// connection does not wake its reader every millisecond.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn a_read_waiting_on_an_owed_ack_takes_it_back_then_waits_untimed() {
         let (tcp, mut peer) = pair();
         let probe = tcp.try_clone().unwrap();
         let written = Written::new(Some(tcp.try_clone().unwrap()));
         let mut read = PlainRead::new(tcp, written.clone());
-        written.owe();
+        assert!(written.owe());
         let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 8];
             let n = read.read(&mut buf).unwrap();
@@ -490,6 +504,7 @@ mod tests {
 
     /// While data keeps coming the timeout stays set (no `setsockopt` per
     /// read); with the ACK carried by a write, none is set at all.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn the_read_timeout_is_set_only_while_an_ack_is_owed() {
         let (tcp, mut peer) = pair();
