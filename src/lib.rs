@@ -110,6 +110,8 @@ pub mod fpnn;
 #[cfg(feature = "gate")]
 pub mod gate;
 mod hash;
+#[cfg(test)]
+mod testing;
 pub mod types;
 pub(crate) mod value;
 #[cfg(all(test, feature = "gate"))]

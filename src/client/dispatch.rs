@@ -736,9 +736,8 @@ fn settle(ack: Option<Written>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{wait_until, WAIT};
     use std::time::Duration;
-
-    const WAIT: Duration = Duration::from_secs(10);
 
     #[test]
     fn shutdown_waits_for_owed_callbacks_and_runs_them_before_returning() {
@@ -749,11 +748,7 @@ mod tests {
             let d2 = d.clone();
             // A call on a thread of its own: it ends once it sees the client destroyed.
             let call = std::thread::spawn(move || {
-                let deadline = std::time::Instant::now() + WAIT;
-                while !d2.is_destroyed() {
-                    assert!(std::time::Instant::now() < deadline, "never destroyed");
-                    std::thread::yield_now();
-                }
+                wait_until("the client destroyed", || d2.is_destroyed());
                 d2.callback(Box::new(move || tx.send("owed").unwrap()));
                 drop(owed);
             });
@@ -941,11 +936,7 @@ mod tests {
             d2.shutdown();
             done_tx.send(()).unwrap();
         });
-        let deadline = std::time::Instant::now() + WAIT;
-        while !d.is_destroyed() && std::time::Instant::now() < deadline {
-            std::thread::yield_now();
-        }
-        assert!(d.is_destroyed());
+        wait_until("the client destroyed", || d.is_destroyed());
         done
     }
 
@@ -1010,14 +1001,7 @@ mod tests {
             "not owed while the job runs"
         );
         go_tx.send(()).unwrap();
-        let deadline = std::time::Instant::now() + WAIT;
-        while written.is_owed() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the turn never settled the ACK"
-            );
-            std::thread::yield_now();
-        }
+        wait_until("the turn to settle the ACK", || !written.is_owed());
         d.shutdown();
     }
 

@@ -575,17 +575,10 @@ mod tests {
         let s = shared.clone();
         let writer = std::thread::spawn(move || writer_loop(s, WriteHalf::Plain(tcp)));
         let written = |ob: &Outbox| {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                {
-                    let st = ob.st.lock();
-                    if st.buf.is_empty() && !st.busy {
-                        return;
-                    }
-                }
-                assert!(Instant::now() < deadline, "the writer did not write");
-                std::thread::yield_now();
-            }
+            crate::testing::wait_until("the writer to write", || {
+                let st = ob.st.lock();
+                st.buf.is_empty() && !st.busy
+            })
         };
         let ob = &shared.outbox;
         // A 4 MiB burst, then small frames: the writer swaps its buffer with

@@ -443,15 +443,8 @@ impl WriteHalf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::wait_until;
     use std::net::TcpListener;
-
-    fn wait_until(what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !cond() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::yield_now();
-        }
-    }
 
     fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
