@@ -501,20 +501,29 @@ mod tests {
     #[test]
     fn the_read_timeout_is_set_only_while_an_ack_is_owed() {
         let (tcp, mut peer) = pair();
+        let probe = tcp.try_clone().unwrap();
         let written = Written::new(Some(tcp.try_clone().unwrap()));
         let mut read = PlainRead::new(tcp, written.clone());
         let mut buf = [0u8; 8];
-        peer.write_all(b"a").unwrap();
+        // Each read finds its byte already there, so no timeout can expire
+        // however slowly the machine runs.
+        let mut send = |b: &[u8]| {
+            peer.write_all(b).unwrap();
+            wait_until("the byte to arrive", || {
+                matches!(probe.peek(&mut [0u8; 1]), Ok(1))
+            });
+        };
+        send(b"a");
         let _ = written.mark();
         written.owe();
         assert_eq!(read.read(&mut buf).unwrap(), 1);
         assert!(!read.timed, "a write carried the ACK: no timeout");
-        peer.write_all(b"b").unwrap();
+        send(b"b");
         written.owe();
         assert_eq!(read.read(&mut buf).unwrap(), 1);
         assert!(read.timed, "the ACK is owed: the read is timed");
         assert!(written.is_owed(), "data came in time: still owed");
-        peer.write_all(b"c").unwrap();
+        send(b"c");
         assert_eq!(read.read(&mut buf).unwrap(), 1);
         assert!(read.timed, "the timeout stays while data comes");
     }
