@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release --example bench -- [--endpoint HOST:PORT] [--n N] [--window W]
 //!     [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay]
-//!     [--gate-pid PID] [--sdk-only] [--dispatch threads|inline]
+//!     [--gate-pid PID] [--sdk-only] [--floor-only] [--floor one|handoff] [--dispatch threads|inline]
 //! ```
 //!
 //! Without `--endpoint` the local gate runs in this process (its threads,
@@ -55,6 +55,8 @@ struct Args {
     no_nodelay: bool,
     /// Skip the floor (for callgrind: count the SDK's instructions alone).
     sdk_only: bool,
+    /// Skip the SDK (for profiling the floor alone).
+    floor_only: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -68,6 +70,7 @@ fn parse() -> Result<Args, String> {
         gate_process: false,
         no_nodelay: false,
         sdk_only: false,
+        floor_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -83,6 +86,12 @@ fn parse() -> Result<Args, String> {
             "--gate-process" => a.gate_process = true,
             "--gate-no-nodelay" => a.no_nodelay = true,
             "--sdk-only" => a.sdk_only = true,
+            "--floor-only" => a.floor_only = true,
+            "--floor" => match val()?.as_str() {
+                "handoff" => HANDOFF_FLOOR.store(true, Ordering::Relaxed),
+                "one" => HANDOFF_FLOOR.store(false, Ordering::Relaxed),
+                v => return Err(format!("--floor: {v}: one or handoff")),
+            },
             "--dispatch" => {
                 let inline = match val()?.as_str() {
                     "threads" => false,
@@ -195,6 +204,10 @@ static NEXT_MID: AtomicI64 = AtomicI64::new(1);
 fn mids(n: usize) -> i64 {
     NEXT_MID.fetch_add(n as i64, Ordering::Relaxed)
 }
+
+/// `--floor handoff`: the floor of the sending scenarios hands each read's
+/// answers to a second thread that sends (`floor::pipelined_handoff`).
+static HANDOFF_FLOOR: AtomicBool = AtomicBool::new(false);
 
 /// `--dispatch inline`: the SDK clients run in `Dispatch::Inline` mode.
 static INLINE: AtomicBool = AtomicBool::new(false);
@@ -417,11 +430,19 @@ fn floor_send(endpoint: &str, n: usize, window: usize, clients: usize, size: usi
                 .name("bench-bare".into())
                 .spawn(move || {
                     go.wait();
-                    let lat = floor::pipelined(&mut c, to, size, per, window, mid, |_| {})
-                        .expect("bare run");
-                    let _ = tx.send(lat);
                     // Stay alive (and measurable) until the meter has read us.
-                    go.wait();
+                    let finish = |lat| {
+                        let _ = tx.send(lat);
+                        go.wait();
+                    };
+                    if HANDOFF_FLOOR.load(Ordering::Relaxed) {
+                        floor::pipelined_handoff(&mut c, to, size, per, window, mid, finish)
+                            .expect("bare run");
+                    } else {
+                        let lat = floor::pipelined(&mut c, to, size, per, window, mid, |_| {})
+                            .expect("bare run");
+                        finish(lat);
+                    }
                 })
                 .expect("thread")
         })
@@ -630,7 +651,7 @@ fn main() {
     let a = match parse() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: bench [--endpoint HOST:PORT] [--n N] [--window W] [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay] [--gate-pid PID] [--sdk-only] [--dispatch threads|inline]");
+            eprintln!("{e}\nusage: bench [--endpoint HOST:PORT] [--n N] [--window W] [--size BYTES] [--clients C] [--scenario NAME] [--gate-process] [--gate-no-nodelay] [--gate-pid PID] [--sdk-only] [--floor-only] [--floor one|handoff] [--dispatch threads|inline]");
             std::process::exit(2);
         }
     };
@@ -667,6 +688,13 @@ fn main() {
                 sdk_send(&ep, n, window, clients, size).figures()
             };
             (Value::Null, sdk)
+        } else if a.floor_only {
+            let floor = if name == "pushes" {
+                floor_pushes(&ep, n, window, size).figures()
+            } else {
+                floor_send(&ep, n, window, clients, size).figures()
+            };
+            (floor, Value::Null)
         } else if name == "pushes" {
             paired(
                 n,
@@ -684,6 +712,7 @@ fn main() {
             "scenario": name, "n": n, "window": window, "clients": clients, "size": size,
             "gate": gate.kind(), "gate_nodelay": !a.no_nodelay,
             "dispatch": format!("{:?}", dispatch()),
+            "floor_kind": if HANDOFF_FLOOR.load(Ordering::Relaxed) && name != "pushes" { "handoff" } else { "one" },
         });
         for (k, v) in sdk.as_object().into_iter().flatten() {
             line[k] = v.clone();

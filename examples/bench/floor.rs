@@ -346,3 +346,115 @@ pub fn receive_pushes(c: &mut Bare, n: usize, mut got: impl FnMut(i64)) -> io::R
     }
     Ok(())
 }
+
+/// What the reader of [`pipelined_handoff`] hands its sender: the seqs of the
+/// answers it has read, and whether the sender is asleep waiting for them.
+struct Handoff {
+    seqs: Vec<u32>,
+    waiting: bool,
+}
+
+/// [`pipelined`] split over two threads, the least a client with a hand-off
+/// per read does (`Dispatch::Threads`' shape): this thread reads and parses,
+/// and after each read hands the answers' seqs to a second thread, woken
+/// only when it sleeps, which times them and writes the next quests in one
+/// write. Nothing else of the SDK's work: it is the price of the hand-off
+/// alone, what no code inside two such threads can take away. The sender
+/// thread ends by calling `finish` with the round trips in microseconds
+/// (so a caller can keep it alive until its CPU time has been read).
+pub fn pipelined_handoff(
+    c: &mut Bare,
+    to: i64,
+    size: usize,
+    n: usize,
+    window: usize,
+    first_mid: i64,
+    finish: impl FnOnce(Vec<u32>) + Send,
+) -> io::Result<()> {
+    use std::sync::{Condvar, Mutex};
+    let hand = (
+        Mutex::new(Handoff {
+            seqs: Vec::new(),
+            waiting: false,
+        }),
+        Condvar::new(),
+    );
+    let mut w = c.s.try_clone()?;
+    std::thread::scope(|scope| {
+        let sender = std::thread::Builder::new()
+            .name("bench-bare-send".into())
+            .spawn_scoped(scope, || -> io::Result<()> {
+                let mut t = Template::sendmsg(to, size);
+                let mut times = vec![Instant::now(); n];
+                let mut lat = Vec::with_capacity(n);
+                let mut out = Vec::new();
+                let mut sent = 0;
+                let mut send = |out: &mut Vec<u8>, sent: &mut usize, times: &mut [Instant]| {
+                    out.extend_from_slice(t.set(*sent as u32 + 1, first_mid + *sent as i64));
+                    times[*sent] = Instant::now();
+                    *sent += 1;
+                };
+                while sent < n.min(window) {
+                    send(&mut out, &mut sent, &mut times);
+                }
+                w.write_all(&out)?;
+                let mut batch = Vec::new();
+                while lat.len() < n {
+                    {
+                        let mut h = hand.0.lock().expect("hand-off lock");
+                        while h.seqs.is_empty() {
+                            h.waiting = true;
+                            h = hand.1.wait(h).expect("hand-off lock");
+                        }
+                        std::mem::swap(&mut h.seqs, &mut batch);
+                    }
+                    out.clear();
+                    for &seq in &batch {
+                        let i = (seq as usize).wrapping_sub(1);
+                        lat.push(times.get(i).map_or(0, |t| t.elapsed().as_micros() as u32));
+                        if sent < n {
+                            send(&mut out, &mut sent, &mut times);
+                        }
+                    }
+                    batch.clear();
+                    if !out.is_empty() {
+                        w.write_all(&out)?;
+                    }
+                }
+                finish(lat);
+                Ok(())
+            })?;
+        let mut read = 0;
+        let mut seqs = Vec::new();
+        let mut out = Vec::new();
+        while read < n {
+            loop {
+                let p = c.next()?;
+                if p.mtype == 2 {
+                    if p.status != 0 {
+                        return Err(io::Error::other("sendmsg failed"));
+                    }
+                    seqs.push(p.seq);
+                    read += 1;
+                } else if p.mtype == 1 {
+                    out.extend_from_slice(&empty_answer(p.seq));
+                }
+                if !c.buffered() {
+                    break;
+                }
+            }
+            if !out.is_empty() {
+                c.s.write_all(&out)?;
+                out.clear();
+            }
+            if !seqs.is_empty() {
+                let mut h = hand.0.lock().expect("hand-off lock");
+                h.seqs.append(&mut seqs);
+                if std::mem::take(&mut h.waiting) {
+                    hand.1.notify_one();
+                }
+            }
+        }
+        sender.join().expect("the sender thread")
+    })
+}
