@@ -344,3 +344,24 @@ fn deleted_messages_stay_in_history_marked_deleted() {
         );
     }
 }
+
+#[test]
+fn a_gate_with_a_history_limit_keeps_the_newest_of_each_conversation() {
+    // 20 per conversation: the 45 messages leave 20 to 39 of them (the oldest
+    // go in blocks when twice the limit is reached); here 45 = 40 + 5 leaves
+    // the last 25.
+    let gate = rtm_client::gate::Gate::builder()
+        .history_limit(20)
+        .start()
+        .expect("start the gate");
+    let a = logged_in(&gate, A);
+    let b = logged_in(&gate, B);
+    send_45(&a, To::P2p(B));
+    let texts: Vec<String> = page_all(&b, Hist::P2p(A), false, 20)
+        .into_iter()
+        .flatten()
+        .map(|r| r.5.unwrap_or_default())
+        .collect();
+    let want: Vec<String> = (20..45).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, want);
+}

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --bin rtm-gate -- [--host H] [--port P] [--token UID:TOKEN]...
 //!     [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay]
-//!     [--file-port P]
+//!     [--file-port P] [--history-limit N]
 //! ```
 //! Prints `rtm-gate listening on HOST:PORT` first, then `rtm-gate file proxy
 //! on HOST:PORT` (docs/Files.md), runs until SIGINT or SIGTERM, and exits 0.
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rtm_client::gate::GateBuilder;
 
-const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay] [--file-port P]";
+const USAGE: &str = "usage: rtm-gate [--host H] [--port P] [--token UID:TOKEN]... [--ping-interval S] [--strict-framing] [--max-packet BYTES] [--no-nodelay] [--file-port P] [--history-limit N]";
 
 /// `--help`: the usage line, then every option with its default.
 const HELP: &str = "\
@@ -41,6 +41,8 @@ Options:
                        do, to reproduce their delayed-ACK pauses (see docs/gate.md)
   --file-port P        port of the file proxy, the gate's second listener on the same
                        host (default 0: a free one, shown in the second line)
+  --history-limit N    messages kept per conversation: at least the newest N, at most
+                       2N (default 100000); 0 keeps all
   -h, --help           print this help and exit
 
 Exit status: 0 after SIGINT or SIGTERM (or --help), 1 when it cannot listen,
@@ -75,6 +77,12 @@ fn parse(args: &[String]) -> Result<GateBuilder, String> {
                 b = b.file_port(p.parse().map_err(|e| format!("--file-port: {e}"))?);
             }
             "--no-nodelay" => b = b.nodelay(false),
+            "--history-limit" => {
+                let n: usize = val("--history-limit")?
+                    .parse()
+                    .map_err(|e| format!("--history-limit: {e}"))?;
+                b = b.history_limit(n);
+            }
             "--max-packet" => {
                 let n: usize = val("--max-packet")?
                     .parse()
@@ -157,6 +165,8 @@ mod tests {
         ))
         .is_ok());
         assert!(parse(&args("--max-packet 15")).is_err());
+        assert!(parse(&args("--history-limit 0")).is_ok());
+        assert!(parse(&args("--history-limit -1")).is_err());
         assert!(parse(&args("--token 1:")).is_err());
         assert!(parse(&args("--port")).is_err());
         assert!(parse(&args("--bogus")).is_err());

@@ -41,6 +41,7 @@ pub(crate) struct GateConfig {
     pub(crate) write_queue_limit: usize,
     pub(crate) file_port: u16,
     pub(crate) max_file: usize,
+    pub(crate) history_limit: usize,
 }
 
 /// A rewrite of the gate's answers (see [`Gate::rewrite_answers`]): the
@@ -48,6 +49,10 @@ pub(crate) struct GateConfig {
 /// it is an error in; the status byte (0 ok, 1 error) and the raw payload to
 /// send instead out, or `None` for the real answer. Rust-only.
 pub type Rewrite = dyn Fn(&str, &Value, bool) -> Option<(u8, Vec<u8>)> + Send + Sync;
+
+/// Default of [`GateBuilder::history_limit`]: the gate keeps at least the newest
+/// 100,000 messages of each conversation.
+pub const DEFAULT_HISTORY_LIMIT: usize = 100_000;
 
 /// Default of [`GateBuilder::write_queue_limit`]: 16 MiB.
 pub const DEFAULT_WRITE_QUEUE: usize = 16 * 1024 * 1024;
@@ -75,6 +80,7 @@ impl Default for GateBuilder {
                 write_queue_limit: DEFAULT_WRITE_QUEUE,
                 file_port: 0,
                 max_file: state::DEFAULT_MAX_FILE,
+                history_limit: DEFAULT_HISTORY_LIMIT,
             },
         }
     }
@@ -166,10 +172,25 @@ impl GateBuilder {
         self
     }
 
+    /// How many messages of each conversation (a p2p pair, a group, a room, the
+    /// broadcasts) the gate keeps: at least the newest `messages`, at most twice that;
+    /// older ones are dropped from history, unread counts, `getmsg`, `delmsg` and resend
+    /// detection, so a long run's memory stays bounded (`--history-limit`). Default
+    /// [`DEFAULT_HISTORY_LIMIT`] (100,000); 0 keeps every message. Rust-only (a gate
+    /// setting, no JavaScript counterpart).
+    pub fn history_limit(mut self, messages: usize) -> Self {
+        self.config.history_limit = messages;
+        self
+    }
+
     /// Starts the gate in this process.
     pub fn start(self) -> io::Result<Gate> {
         let server = Server::new(self.config);
-        server.state.lock().set_max_file(server.config.max_file);
+        {
+            let mut st = server.state.lock();
+            st.set_max_file(server.config.max_file);
+            st.set_history_limit(server.config.history_limit);
+        }
         let host = bracket(&server.config.host);
         let addr = server.listen(&format!("{host}:{}", server.config.port))?;
         let file_addr = match server.listen_proxy(&format!("{host}:{}", server.config.file_port)) {

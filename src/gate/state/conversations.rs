@@ -91,7 +91,7 @@ fn conversations(p: &Project, kind: Kind, uid: i64) -> Vec<(i64, &[Msg])> {
                 Kind::Group if p.groups.is_member(a, uid) => a,
                 _ => return None,
             };
-            (k == kind).then_some((id, msgs.as_slice()))
+            (k == kind).then_some((id, msgs.msgs()))
         })
         .filter(|(id, msgs)| {
             let newest = msgs.last().map_or(0, |x| x.id);

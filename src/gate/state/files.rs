@@ -178,7 +178,7 @@ fn upload(kind: Kind, s: &mut GateState, ctx: &mut Ctx, a: Args) -> Result<Value
         s.files.files.len() + 1
     );
     let msg = Msg::draft(from, target, mid, mtype, url.as_str().into(), attrs.into());
-    let p = s.projects.entry(pid).or_default();
+    let p = s.project(pid);
     // A resend (same mid) is answered as the first send and stores nothing.
     let resend = mid != 0 && p.messages.find((kind, from, target, mid)).is_some();
     let (mtime, pushes) = p.send(kind, msg, ctx.now)?;

@@ -119,25 +119,102 @@ impl Msg {
 }
 
 /// The messages of one project.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct State {
     last_id: i64,
     last_broadcast_mid: i64,
     /// Messages of each conversation in id order (which is also mtime order).
-    pub(super) convs: FastMap<Conv, Vec<Msg>>,
-    /// The first message with each key.
+    pub(super) convs: FastMap<Conv, ConvLog>,
+    /// The first message with each key, by its position in its conversation
+    /// counted from the conversation's first message ever ([`ConvLog::first`]).
     index: FastMap<MsgKey, (Conv, usize)>,
+    /// Each conversation keeps at least its newest `limit` messages and at
+    /// most twice that; 0: all of them.
+    limit: usize,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            last_id: 0,
+            last_broadcast_mid: 0,
+            convs: FastMap::default(),
+            index: FastMap::default(),
+            limit: crate::gate::DEFAULT_HISTORY_LIMIT,
+        }
+    }
+}
+
+/// The kept messages of one conversation.
+#[derive(Debug, Default)]
+pub(super) struct ConvLog {
+    /// How many older messages were dropped ([`State::limit`]): the position of
+    /// `msgs[0]` among all the conversation's messages.
+    first: usize,
+    msgs: Vec<Msg>,
+}
+
+impl ConvLog {
+    /// The kept messages, oldest first.
+    pub(super) fn msgs(&self) -> &[Msg] {
+        &self.msgs
+    }
 }
 
 impl State {
+    /// A project's messages, keeping `limit` per conversation ([`State::limit`]).
+    pub(super) fn with_limit(limit: usize) -> State {
+        State {
+            limit,
+            ..State::default()
+        }
+    }
+
+    /// See [`State::with_limit`]; conversations now over twice the limit shrink
+    /// with their next message.
+    pub(super) fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     /// The messages of one conversation, oldest first.
     pub(super) fn conv(&self, conv: &Conv) -> &[Msg] {
-        self.convs.get(conv).map_or(&[][..], Vec::as_slice)
+        self.convs.get(conv).map_or(&[][..], ConvLog::msgs)
     }
 
     pub(super) fn find(&self, key: MsgKey) -> Option<&Msg> {
-        let (conv, i) = self.index.get(&key)?;
-        self.convs.get(conv)?.get(*i)
+        let (conv, at) = self.index.get(&key)?;
+        let log = self.convs.get(conv)?;
+        log.msgs.get(at.checked_sub(log.first)?)
+    }
+
+    fn find_mut(&mut self, key: MsgKey) -> Option<&mut Msg> {
+        let (conv, at) = self.index.get(&key)?;
+        let log = self.convs.get_mut(conv)?;
+        log.msgs.get_mut(at.checked_sub(log.first)?)
+    }
+
+    /// Appends `msg` to its conversation, indexed under its key unless an
+    /// older message has that key; at twice the limit, drops the oldest down
+    /// to the limit in one step (so each message is moved at most once per
+    /// `limit` sends), with their index entries.
+    fn append(&mut self, kind: Kind, msg: Msg) {
+        let conv = kind.conv(msg.from, msg.to);
+        let log = self.convs.entry(conv).or_default();
+        self.index
+            .entry((kind, msg.from, msg.to, msg.mid))
+            .or_insert((conv, log.first + log.msgs.len()));
+        log.msgs.push(msg);
+        if self.limit == 0 || log.msgs.len() < self.limit.saturating_mul(2) {
+            return;
+        }
+        let n = log.msgs.len() - self.limit;
+        for (i, x) in log.msgs.drain(..n).enumerate() {
+            let key = (kind, x.from, x.to, x.mid);
+            if self.index.get(&key) == Some(&(conv, log.first + i)) {
+                self.index.remove(&key);
+            }
+        }
+        log.first += n;
     }
 }
 
@@ -195,13 +272,10 @@ fn del_msg(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> 
             "only the sender may delete a message",
         ));
     }
-    let m = &mut p.messages;
-    if let Some((conv, i)) = m.index.get(&key) {
-        if let Some(x) = m.convs.get_mut(conv).and_then(|l| l.get_mut(*i)) {
-            x.deleted = true;
-            x.body = "".into();
-            x.attrs = "".into();
-        }
+    if let Some(x) = p.messages.find_mut(key) {
+        x.deleted = true;
+        x.body = "".into();
+        x.attrs = "".into();
     }
     Ok(obj([]))
 }
@@ -281,13 +355,7 @@ impl Project {
             p.extend(kind.target_key().map(|k| (k, to.into())));
             obj(p)
         });
-        let m = &mut self.messages;
-        let conv = kind.conv(from, to);
-        let list = m.convs.entry(conv).or_default();
-        m.index
-            .entry((kind, from, to, mid))
-            .or_insert((conv, list.len()));
-        list.push(msg);
+        self.messages.append(kind, msg);
         let pushes = match payload {
             Some(payload) => self.push_to(receivers, kind.push_method(), &payload),
             None => Vec::new(),
@@ -310,7 +378,7 @@ impl GateState {
         attrs: &str,
         now_ms: i64,
     ) -> Vec<Push> {
-        let p = self.projects.entry(pid).or_default();
+        let p = self.project(pid);
         // Strictly increasing per pid, like a client's generated mids, so
         // clients' duplicate filters never drop a broadcast.
         let mid = p
@@ -338,7 +406,7 @@ impl GateState {
         now_ms: i64,
     ) -> Result<(i64, Vec<Push>), GateError> {
         let kind = Kind::from_type(kind.into()).ok_or_else(|| GateError::bad("kind"))?;
-        let p = self.projects.entry(pid).or_default();
+        let p = self.project(pid);
         p.send(
             kind,
             Msg::draft(from, target, mid, mtype, msg, attrs.into()),
@@ -511,6 +579,54 @@ mod tests {
         );
         let h = g.history(a, "getp2pmsg", vec![("target", B.into())]);
         assert_eq!(items(&h)[0][1].as_i64(), Some(1));
+    }
+
+    #[test]
+    fn a_conversation_keeps_its_newest_messages_between_the_limit_and_twice_it() {
+        let mut g = Gate::new();
+        g.s.set_history_limit(3);
+        let (a, b) = (g.login(A), g.login(B));
+        let key = |mid: i64| map! {"from": A, "mid": mid, "xid": B, "type": 1};
+        let kept = |g: &mut Gate| {
+            let h = g.history(b, "getp2pmsg", vec![("target", A.into())]);
+            items(&h)
+                .iter()
+                .map(|x| x[3].as_i64().unwrap())
+                .collect::<Vec<_>>()
+        };
+        // Five fit (under twice the limit); the sixth drops the three oldest at once.
+        for mid in 1..=5 {
+            g.sendp(a, B, mid, 30);
+        }
+        assert_eq!(kept(&mut g), [1, 2, 3, 4, 5]);
+        g.sendp(a, B, 6, 30);
+        assert_eq!(kept(&mut g), [4, 5, 6]);
+        let indexed = |g: &Gate| g.s.projects[&PID].messages.index.len();
+        assert_eq!(indexed(&g), 3, "the index keeps only what is kept");
+        // What was dropped is gone from getmsg, delmsg and resend detection; what is
+        // kept is still found where it now sits.
+        assert_eq!(g.ok(b, "getmsg", key(2)), map! {});
+        assert_eq!(num(&g.ok(b, "getmsg", key(5)), "mtype"), 30);
+        g.ok(a, "delmsg", key(5));
+        assert_eq!(g.ok(b, "getmsg", key(5)), map! {});
+        assert_eq!(g.ok(b, "getmsg", key(4)).as_map().map(Vec::len), Some(5));
+        let resent = g.send(a, "sendmsg", B, 4, 30, "x".into());
+        assert!(resent.pushes.is_empty(), "a kept message is a resend");
+        g.sendp(a, B, 1, 30);
+        assert_eq!(kept(&mut g), [4, 5, 6, 1], "a dropped one is new again");
+        // Other conversations are not touched, and 0 keeps everything.
+        g.sendp(b, C, 1, 30);
+        g.s.set_history_limit(0);
+        for mid in 7..=20 {
+            g.sendp(a, B, mid, 30);
+        }
+        let h = g.history(
+            b,
+            "getp2pmsg",
+            vec![("target", A.into()), ("num", 100.into())],
+        );
+        assert_eq!(num(&h, "num"), 18);
+        assert_eq!(num(&g.ok(b, "getmsg", key(4)), "mtype"), 30);
     }
 
     #[test]

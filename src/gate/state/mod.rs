@@ -54,6 +54,9 @@
 //!   user the receiver blocked is 200021 (RTM documents no blacklist-specific code).
 //! - `info` maps (`getgroupsopeninfo`, `getuseropeninfo`) have decimal-string keys and
 //!   leave out ids whose information was never set.
+//! - Each conversation keeps its newest `history_limit` to twice that many messages
+//!   (`GateBuilder::history_limit`, 100,000 by default); what is dropped is dropped
+//!   everywhere, resend detection included.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -268,6 +271,8 @@ pub(crate) struct GateState {
     projects: FastMap<i64, Project>,
     /// The file proxy's settings and stored files (`files.rs`).
     files: files::Proxy,
+    /// Messages kept per conversation (`messages.rs`, `State::limit`).
+    history_limit: usize,
 }
 
 impl GateState {
@@ -278,7 +283,27 @@ impl GateState {
             conns: FastMap::default(),
             projects: FastMap::default(),
             files: files::Proxy::default(),
+            history_limit: crate::gate::DEFAULT_HISTORY_LIMIT,
         }
+    }
+
+    /// Keeps at least the newest `limit` messages of each conversation, at most twice
+    /// that; 0 keeps all ([`crate::gate::GateBuilder::history_limit`]). Applies to the
+    /// projects seen so far and to those to come.
+    pub fn set_history_limit(&mut self, limit: usize) {
+        self.history_limit = limit;
+        for p in self.projects.values_mut() {
+            p.messages.set_limit(limit);
+        }
+    }
+
+    /// The state of project `pid`, created on first use.
+    fn project(&mut self, pid: i64) -> &mut Project {
+        let limit = self.history_limit;
+        self.projects.entry(pid).or_insert_with(|| Project {
+            messages: messages::State::with_limit(limit),
+            ..Project::default()
+        })
     }
 
     /// A quest on connection `conn` (which exists from TCP accept and is unauthenticated
@@ -357,7 +382,7 @@ impl GateState {
                     .get(&ctx.conn)
                     .ok_or_else(|| GateError::new(UNAUTHORIZED, "unauthorized"))?;
                 ctx.uid = uid;
-                f(self.projects.entry(pid).or_default(), ctx, args)
+                f(self.project(pid), ctx, args)
             }
         }
     }
@@ -368,7 +393,7 @@ impl GateState {
         let Some((pid, uid)) = self.conns.remove(&conn) else {
             return;
         };
-        let p = self.projects.entry(pid).or_default();
+        let p = self.project(pid);
         let t = p.clock(now_ms);
         let user = p.users.entry(uid).or_default();
         user.conns.remove(&conn);

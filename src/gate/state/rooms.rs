@@ -171,7 +171,7 @@ impl GateState {
     /// `kickoutroom {rid}`. The quests go out even when the user was not in the room, so a
     /// test can provoke the client's event without entering first.
     pub fn kickout_room(&mut self, pid: i64, uid: i64, rid: i64) -> Vec<Push> {
-        let p = self.projects.entry(pid).or_default();
+        let p = self.project(pid);
         p.rooms.leave(rid, uid);
         p.push_to([uid], "kickoutroom", &obj([("rid", rid.into())]))
     }

@@ -29,7 +29,7 @@ fn auth(s: &mut GateState, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
             .map_or(true, |t| t.get(&uid).is_some_and(|x| x == token));
     if ok {
         s.conns.insert(ctx.conn, (pid, uid));
-        let p = s.projects.entry(pid).or_default();
+        let p = s.project(pid);
         p.users.entry(uid).or_default().conns.insert(ctx.conn);
         p.system.login(ctx.conn, ctx.now, a);
     }

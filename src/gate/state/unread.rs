@@ -48,7 +48,8 @@ fn get_unread(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateErro
     let mark = p.unread.marks.get(&uid).copied().unwrap_or(0);
     let fresh = |x: &Msg| x.from != uid && !x.deleted && x.mtime > mark;
     let (mut p2p, mut groups) = (BTreeSet::new(), BTreeSet::new());
-    for (&(kind, a, _), list) in &p.messages.convs {
+    for (&(kind, a, _), log) in &p.messages.convs {
+        let list = log.msgs();
         match kind {
             Kind::P2p => p2p.extend(
                 list.iter()
