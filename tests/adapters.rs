@@ -1,5 +1,6 @@
 //! The Rust-only adapters (`result_callback`, `future`) over real calls to a
 //! local gate: answers, error answers, timeouts, and `Dispatch::Queued`.
+#![cfg(feature = "gate")]
 
 #[path = "shared/mod.rs"]
 mod shared;

@@ -1,5 +1,6 @@
 //! Answers reach the right callback, seqs are numbered as FPNN expects, and
 //! callbacks may use the connection they belong to.
+#![cfg(feature = "gate")]
 
 mod support;
 

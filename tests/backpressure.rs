@@ -2,6 +2,7 @@
 //! caller that keeps sending gets 20011 (`FPNN_EC_CORE_WORK_QUEUE_FULL`)
 //! through the callback at once, nothing more is queued, and a callback
 //! that sends again from inside such a failure does not deadlock.
+#![cfg(feature = "gate")]
 
 mod support;
 

@@ -8,6 +8,7 @@
 //! logged in or not.
 //!
 //! The files area's rows use a one-byte file (`file`) or an empty one.
+#![cfg(feature = "gate")]
 
 mod common;
 

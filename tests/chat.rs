@@ -2,6 +2,7 @@
 //! sends put mtype 30/31/32 on the message wire methods and reach the chat, audio and cmd
 //! events; the four chat histories ask for and get only the chat mtypes; get_chat and
 //! delete_chat work like get_message and delete_message with their arguments in place.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

@@ -1,5 +1,6 @@
 //! However a connection ends, every pending quest completes exactly once
 //! with 20002 and the close handler runs exactly once.
+#![cfg(feature = "gate")]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Opening a connection: the upgrade request FPNN servers accept, the
 //! connect timeout, refused ports, and TLS.
+#![cfg(feature = "gate")]
 
 mod support;
 

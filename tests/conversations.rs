@@ -3,6 +3,7 @@
 //! translation language, the four conversation lists (unread counts, last messages,
 //! newest first, `mtime`/`mtypes` and their defaults) and the combined unread list with
 //! `clear`.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

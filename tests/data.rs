@@ -1,6 +1,7 @@
 //! The data methods through the client against the local gate (docs/Data.md): a
 //! key-value store per user, with the key and value limits checked by the client
 //! (200033, nothing sent) and by the gate (for other clients).
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

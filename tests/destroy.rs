@@ -3,6 +3,7 @@
 //!
 //! These tests count the process's `rtm-*` threads, so they live in their
 //! own test binary and run one at a time.
+#![cfg(feature = "gate")]
 
 mod common;
 

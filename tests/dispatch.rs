@@ -1,5 +1,6 @@
 //! Where user code runs: `Dispatch::Threads`, `Dispatch::Queued` with
 //! `dispatch_pending()`, and the `blocking` helper on every kind of thread.
+#![cfg(feature = "gate")]
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! called back inside the call, `blocking()` inside such a callback fails at
 //! once instead of stalling the reader, a callback may destroy its own
 //! client, and a push handler may close it.
+#![cfg(feature = "gate")]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! arriving and quests are in flight while the session ends by `close`, by
 //! a kickout, or by a lost connection without auto-reconnect; in every round,
 //! everything of the session that runs, runs before `SessionClosed`.
+#![cfg(feature = "gate")]
 
 mod common;
 

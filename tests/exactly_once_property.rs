@@ -8,6 +8,7 @@
 //! Seeded and reproducible in its choices (the seed is printed; set
 //! `EXACTLY_ONCE_SEED` to replay one; thread timing still varies).
 //! `EXACTLY_ONCE_QUESTS` raises the count (never below 100,000).
+#![cfg(feature = "gate")]
 
 mod common;
 

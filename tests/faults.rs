@@ -2,6 +2,7 @@
 //! controls on the handle"), each test named after what it proves: every
 //! callback runs exactly once whatever the link does, and the session
 //! recovers by itself (docs/architecture.md, "The session").
+#![cfg(feature = "gate")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The file API through the client against the local gate and its file proxy:
 //! `file_token`, and the three file sends (token, proxy connect, signed upload),
 //! their pushes and stored bytes, and every way they fail with exactly one callback.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

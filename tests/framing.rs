@@ -1,5 +1,6 @@
 //! WebSocket framing against an FPNN server: the 126-byte quirk, 16- and
 //! 64-bit lengths, fragments, pings, the size limit, and garbage.
+#![cfg(feature = "gate")]
 
 mod support;
 

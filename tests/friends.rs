@@ -1,6 +1,7 @@
 //! The friends and blacklist methods through the client against the local gate
 //! (docs/Friends.md): one-directional friend lists, the 100-uid limit, and blacklists
 //! that stop p2p sends from the blocked user only.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

@@ -2,6 +2,7 @@
 //! payloads"): a client that stops reading delays no one else and is closed
 //! once its queue is full; JSON quests are answered in JSON; a gate without
 //! TCP_NODELAY still serves.
+#![cfg(feature = "gate")]
 
 mod common;
 

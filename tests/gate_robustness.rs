@@ -1,6 +1,7 @@
 //! The local gate survives whatever a connection sends (docs/gate.md,
 //! "Robustness"): the offending connection is closed, the others carry on.
 //! Also the `rtm-gate` program: its first line, and a clean exit on SIGTERM.
+#![cfg(feature = "gate")]
 
 mod common;
 

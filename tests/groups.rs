@@ -1,6 +1,7 @@
 //! The group methods through the client against the local gate (docs/Groups.md):
 //! membership, online members and counts, the caller's groups, and group information
 //! (private to members, open part to anyone).
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

@@ -6,6 +6,7 @@
 //! is reported through the callback or ErrorRecorder, and the session either
 //! keeps working or closes and logs in again. Every random choice comes from
 //! a fixed seed, so a failure replays.
+#![cfg(feature = "gate")]
 
 mod common;
 

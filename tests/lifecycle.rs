@@ -1,5 +1,6 @@
 //! `close`, `bye`, `login` and `destroy`, including from inside callbacks
 //! (docs/porting.md: a callback may call any method of the client).
+#![cfg(feature = "gate")]
 
 mod common;
 

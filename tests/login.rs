@@ -1,5 +1,6 @@
 //! Login outcomes, the auth payload, and the option checks of `RtmClient::new`
 //! (docs/protocol.md section 5, docs/porting.md).
+#![cfg(feature = "gate")]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! seq and latency), and the token never appears in them at any level.
 //!
 //! The logger is process-wide, so this binary holds this one test.
+#![cfg(feature = "gate")]
 
 mod common;
 

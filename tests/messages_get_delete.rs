@@ -1,5 +1,6 @@
 //! get_message and delete_message through the client against the local
 //! gate, and binary (non-UTF-8) bodies in pushes, history and get_message.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

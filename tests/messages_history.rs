@@ -1,6 +1,7 @@
 //! The four history methods through the client against the local gate:
 //! paging with the returned cursor, page size, mtypes, direction, deleted
 //! messages.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

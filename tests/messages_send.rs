@@ -1,5 +1,6 @@
 //! The three send methods through the client against the local gate: mids,
 //! answers and errors, invalid arguments, pushes, resends.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

@@ -1,6 +1,7 @@
 //! The unread methods through the client against the local gate:
 //! get_p2p_unread_message_num, get_group_unread_message_num,
 //! get_unread_message and clean_unread_message.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

@@ -1,6 +1,7 @@
 //! What the 13 message methods put on the wire, as the gate received it
 //! ([`Gate::received`]): the keys of docs/Messages.md, optional arguments
 //! left out when `None`, and 64-bit ids intact.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

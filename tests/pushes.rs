@@ -1,6 +1,7 @@
 //! Server pushes: routing, acknowledgement, the duplicate filter,
 //! excludedUids, unknown and malformed pushes, binary bodies, kickoutroom
 //! and ping (docs/protocol.md section 7, docs/porting.md).
+#![cfg(feature = "gate")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The session's life after a loss: automatic relogin with the regressive
 //! schedule, the ping watchdog, kickout, and relogins that must stop
 //! (docs/architecture.md, "The session").
+#![cfg(feature = "gate")]
 
 mod common;
 

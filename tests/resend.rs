@@ -6,6 +6,7 @@
 //! once (counted by mid on a raw receiver, which has no duplicate filter, and
 //! in the stored history); with it off the failures are 20002/20012, as
 //! before, and nothing is stored or pushed twice either.
+#![cfg(feature = "gate")]
 
 mod common;
 

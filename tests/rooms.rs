@@ -2,6 +2,7 @@
 //! the user's rooms, members and counts follow enter/leave/disconnect, the
 //! private room info is for members only, and bad arguments complete with
 //! 200033 without reaching the wire.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

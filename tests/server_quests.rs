@@ -1,5 +1,6 @@
 //! Quests the server sends: twoway ones are answered exactly once unless
 //! declined, oneway ones never.
+#![cfg(feature = "gate")]
 
 mod support;
 

@@ -8,6 +8,7 @@
 //!
 //! It prints the time, the result codes and the RSS along the way (the last
 //! figures are in CHANGELOG.md's entry and docs/security.md).
+#![cfg(feature = "gate")]
 
 mod common;
 

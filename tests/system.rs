@@ -1,6 +1,7 @@
 //! The system methods through the client against the local gate
 //! (docs/System.md): per-connection attrs, debug logs, devices and device
 //! push options, and the arguments refused before sending.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

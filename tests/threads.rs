@@ -5,6 +5,7 @@
 //! clients release all of them.
 //!
 //! This binary counts the process's `rtm-*` threads, so it holds one test.
+#![cfg(feature = "gate")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The user methods through the client against the local gate (docs/Users.md): online
 //! users, and user information of which others see only the public part.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 

@@ -2,6 +2,7 @@
 //! (docs/ValueAdded.md), asserting the gate's documented rules: translate tags
 //! the text with the target language, the word list is masked and flagged,
 //! speech2text gives the fixed transcript; unsupported languages are 200050.
+#![cfg(feature = "gate")]
 
 mod msg_common;
 
