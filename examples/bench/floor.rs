@@ -348,10 +348,25 @@ pub fn receive_pushes(c: &mut Bare, n: usize, mut got: impl FnMut(i64)) -> io::R
 }
 
 /// What the reader of [`pipelined_handoff`] hands its sender: the seqs of the
-/// answers it has read, and whether the sender is asleep waiting for them.
+/// answers it has read, whether the sender is asleep waiting for them, and
+/// whether the reader has stopped (so the sender does not wait for ever).
 struct Handoff {
     seqs: Vec<u32>,
     waiting: bool,
+    ended: bool,
+}
+
+/// Tells the sender of [`pipelined_handoff`] that the reader has stopped,
+/// however it stops.
+struct Ended<'a>(&'a (std::sync::Mutex<Handoff>, std::sync::Condvar));
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut h) = self.0 .0.lock() {
+            h.ended = true;
+        }
+        self.0 .1.notify_one();
+    }
 }
 
 /// [`pipelined`] split over two threads, the least a client with a hand-off
@@ -376,6 +391,7 @@ pub fn pipelined_handoff(
         Mutex::new(Handoff {
             seqs: Vec::new(),
             waiting: false,
+            ended: false,
         }),
         Condvar::new(),
     );
@@ -384,46 +400,62 @@ pub fn pipelined_handoff(
         let sender = std::thread::Builder::new()
             .name("bench-bare-send".into())
             .spawn_scoped(scope, || -> io::Result<()> {
-                let mut t = Template::sendmsg(to, size);
-                let mut times = vec![Instant::now(); n];
-                let mut lat = Vec::with_capacity(n);
-                let mut out = Vec::new();
-                let mut sent = 0;
-                let mut send = |out: &mut Vec<u8>, sent: &mut usize, times: &mut [Instant]| {
-                    out.extend_from_slice(t.set(*sent as u32 + 1, first_mid + *sent as i64));
-                    times[*sent] = Instant::now();
-                    *sent += 1;
-                };
-                while sent < n.min(window) {
-                    send(&mut out, &mut sent, &mut times);
-                }
-                w.write_all(&out)?;
-                let mut batch = Vec::new();
-                while lat.len() < n {
-                    {
-                        let mut h = hand.0.lock().expect("hand-off lock");
-                        while h.seqs.is_empty() {
-                            h.waiting = true;
-                            h = hand.1.wait(h).expect("hand-off lock");
+                // A failed write ends the reader's wait too.
+                let r = (|| {
+                    let mut t = Template::sendmsg(to, size);
+                    let mut times = vec![Instant::now(); n];
+                    let mut lat = Vec::with_capacity(n);
+                    let mut out = Vec::new();
+                    let mut sent = 0;
+                    let mut send = |out: &mut Vec<u8>, sent: &mut usize, times: &mut [Instant]| {
+                        out.extend_from_slice(t.set(*sent as u32 + 1, first_mid + *sent as i64));
+                        times[*sent] = Instant::now();
+                        *sent += 1;
+                    };
+                    while sent < n.min(window) {
+                        send(&mut out, &mut sent, &mut times);
+                    }
+                    w.write_all(&out)?;
+                    let mut batch = Vec::new();
+                    while lat.len() < n {
+                        {
+                            let mut h = hand.0.lock().expect("hand-off lock");
+                            while h.seqs.is_empty() {
+                                if h.ended {
+                                    return Err(io::Error::other("the reader stopped"));
+                                }
+                                h.waiting = true;
+                                h = hand.1.wait(h).expect("hand-off lock");
+                            }
+                            std::mem::swap(&mut h.seqs, &mut batch);
                         }
-                        std::mem::swap(&mut h.seqs, &mut batch);
-                    }
-                    out.clear();
-                    for &seq in &batch {
-                        let i = (seq as usize).wrapping_sub(1);
-                        lat.push(times.get(i).map_or(0, |t| t.elapsed().as_micros() as u32));
-                        if sent < n {
-                            send(&mut out, &mut sent, &mut times);
+                        out.clear();
+                        for &seq in &batch {
+                            let i = (seq as usize).wrapping_sub(1);
+                            lat.push(times.get(i).map_or(0, |t| t.elapsed().as_micros() as u32));
+                            if sent < n {
+                                send(&mut out, &mut sent, &mut times);
+                            }
+                        }
+                        batch.clear();
+                        if !out.is_empty() {
+                            w.write_all(&out)?;
                         }
                     }
-                    batch.clear();
-                    if !out.is_empty() {
-                        w.write_all(&out)?;
+                    Ok(lat)
+                })();
+                match r {
+                    Ok(lat) => {
+                        finish(lat);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let _ = w.shutdown(std::net::Shutdown::Both);
+                        Err(e)
                     }
                 }
-                finish(lat);
-                Ok(())
             })?;
+        let _ended = Ended(&hand);
         let mut read = 0;
         let mut seqs = Vec::new();
         let mut out = Vec::new();
@@ -455,6 +487,7 @@ pub fn pipelined_handoff(
                 }
             }
         }
+        drop(_ended);
         sender.join().expect("the sender thread")
     })
 }
