@@ -443,8 +443,8 @@ fn floor_send(endpoint: &str, n: usize, window: usize, clients: usize, size: usi
                         floor::pipelined_handoff(&mut c, to, size, per, window, mid, finish)
                             .expect("bare run");
                     } else {
-                        let lat = floor::pipelined(&mut c, to, size, per, window, mid, |_| {})
-                            .expect("bare run");
+                        let lat =
+                            floor::pipelined(&mut c, to, size, per, window, mid).expect("bare run");
                         finish(lat);
                     }
                 })

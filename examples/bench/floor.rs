@@ -266,6 +266,70 @@ pub fn empty_answer(seq: u32) -> [u8; 23] {
     a
 }
 
+/// The quests of a pipelined run: sendmsg `i` has seq `i + 1` and mid
+/// `first_mid + i`; when each went out is kept for its round trip.
+struct Quests {
+    t: Template,
+    times: Vec<Instant>,
+    sent: usize,
+    first_mid: i64,
+}
+
+impl Quests {
+    fn new(to: i64, size: usize, n: usize, first_mid: i64) -> Quests {
+        Quests {
+            t: Template::sendmsg(to, size),
+            times: vec![Instant::now(); n],
+            sent: 0,
+            first_mid,
+        }
+    }
+
+    /// Appends the next quest to `out`, unless all `n` are sent.
+    fn send(&mut self, out: &mut Vec<u8>) {
+        if self.sent < self.times.len() {
+            let i = self.sent;
+            out.extend_from_slice(self.t.set(i as u32 + 1, self.first_mid + i as i64));
+            self.times[i] = Instant::now();
+            self.sent += 1;
+        }
+    }
+
+    /// The round trip of the quest with `seq`, in microseconds.
+    fn round_trip(&self, seq: u32) -> u32 {
+        let i = (seq as usize).wrapping_sub(1);
+        self.times
+            .get(i)
+            .map_or(0, |t| t.elapsed().as_micros() as u32)
+    }
+}
+
+impl Bare {
+    /// Handles what one read brings (at least one packet): each answer's seq
+    /// goes to `answer` with `out` (an error answer fails the run), and each
+    /// twoway quest is answered into `out`.
+    fn read_batch(
+        &mut self,
+        out: &mut Vec<u8>,
+        mut answer: impl FnMut(u32, &mut Vec<u8>),
+    ) -> io::Result<()> {
+        loop {
+            let p = self.next()?;
+            if p.mtype == 2 {
+                if p.status != 0 {
+                    return Err(io::Error::other("sendmsg failed"));
+                }
+                answer(p.seq, out);
+            } else if p.mtype == 1 {
+                out.extend_from_slice(&empty_answer(p.seq));
+            }
+            if !self.buffered() {
+                return Ok(());
+            }
+        }
+    }
+}
+
 /// Sends `n` sendmsg to `to` with at most `window` unanswered; each answer
 /// read lets the next go out, and all the sends one read makes possible go
 /// out in one write. Returns each round trip in microseconds.
@@ -276,43 +340,20 @@ pub fn pipelined(
     n: usize,
     window: usize,
     first_mid: i64,
-    mut sent_at: impl FnMut(i64),
 ) -> io::Result<Vec<u32>> {
-    let mut t = Template::sendmsg(to, size);
-    let mut times = vec![Instant::now(); n];
+    let mut q = Quests::new(to, size, n, first_mid);
     let mut lat = Vec::with_capacity(n);
     let mut out = Vec::new();
-    let mut sent = 0;
-    let mut send = |out: &mut Vec<u8>, sent: &mut usize, times: &mut [Instant]| {
-        let mid = first_mid + *sent as i64;
-        out.extend_from_slice(t.set(*sent as u32 + 1, mid));
-        times[*sent] = Instant::now();
-        sent_at(mid);
-        *sent += 1;
-    };
-    while sent < n.min(window) {
-        send(&mut out, &mut sent, &mut times);
+    for _ in 0..window.min(n) {
+        q.send(&mut out);
     }
     c.s.write_all(&out)?;
     while lat.len() < n {
         out.clear();
-        loop {
-            let p = c.next()?;
-            if p.mtype == 2 {
-                if p.status != 0 {
-                    return Err(io::Error::other("sendmsg failed"));
-                }
-                lat.push(times[p.seq as usize - 1].elapsed().as_micros() as u32);
-                if sent < n {
-                    send(&mut out, &mut sent, &mut times);
-                }
-            } else if p.mtype == 1 {
-                out.extend_from_slice(&empty_answer(p.seq));
-            }
-            if !c.buffered() {
-                break;
-            }
-        }
+        c.read_batch(&mut out, |seq, out| {
+            lat.push(q.round_trip(seq));
+            q.send(out);
+        })?;
         if !out.is_empty() {
             c.s.write_all(&out)?;
         }
@@ -402,18 +443,11 @@ pub fn pipelined_handoff(
             .spawn_scoped(scope, || -> io::Result<()> {
                 // A failed write ends the reader's wait too.
                 let r = (|| {
-                    let mut t = Template::sendmsg(to, size);
-                    let mut times = vec![Instant::now(); n];
+                    let mut q = Quests::new(to, size, n, first_mid);
                     let mut lat = Vec::with_capacity(n);
                     let mut out = Vec::new();
-                    let mut sent = 0;
-                    let mut send = |out: &mut Vec<u8>, sent: &mut usize, times: &mut [Instant]| {
-                        out.extend_from_slice(t.set(*sent as u32 + 1, first_mid + *sent as i64));
-                        times[*sent] = Instant::now();
-                        *sent += 1;
-                    };
-                    while sent < n.min(window) {
-                        send(&mut out, &mut sent, &mut times);
+                    for _ in 0..window.min(n) {
+                        q.send(&mut out);
                     }
                     w.write_all(&out)?;
                     let mut batch = Vec::new();
@@ -431,11 +465,8 @@ pub fn pipelined_handoff(
                         }
                         out.clear();
                         for &seq in &batch {
-                            let i = (seq as usize).wrapping_sub(1);
-                            lat.push(times.get(i).map_or(0, |t| t.elapsed().as_micros() as u32));
-                            if sent < n {
-                                send(&mut out, &mut sent, &mut times);
-                            }
+                            lat.push(q.round_trip(seq));
+                            q.send(&mut out);
                         }
                         batch.clear();
                         if !out.is_empty() {
@@ -460,21 +491,10 @@ pub fn pipelined_handoff(
         let mut seqs = Vec::new();
         let mut out = Vec::new();
         while read < n {
-            loop {
-                let p = c.next()?;
-                if p.mtype == 2 {
-                    if p.status != 0 {
-                        return Err(io::Error::other("sendmsg failed"));
-                    }
-                    seqs.push(p.seq);
-                    read += 1;
-                } else if p.mtype == 1 {
-                    out.extend_from_slice(&empty_answer(p.seq));
-                }
-                if !c.buffered() {
-                    break;
-                }
-            }
+            c.read_batch(&mut out, |seq, _| {
+                seqs.push(seq);
+                read += 1;
+            })?;
             if !out.is_empty() {
                 c.s.write_all(&out)?;
                 out.clear();
