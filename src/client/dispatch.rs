@@ -737,7 +737,6 @@ fn settle(ack: Option<Written>) {
 mod tests {
     use super::*;
     use crate::testing::{wait_until, WAIT};
-    use std::time::Duration;
 
     #[test]
     fn shutdown_waits_for_owed_callbacks_and_runs_them_before_returning() {
@@ -816,10 +815,10 @@ mod tests {
             d2.shutdown();
             std::thread::current().id()
         });
-        // An observation window, not a condition: a shutdown that did not
-        // wait would be done well within it (and would also have run
-        // "queued" before "slow", which the order check below catches).
-        std::thread::sleep(Duration::from_millis(20));
+        // Shutdown has marked the queue closing, which it does just before it
+        // waits for the running job; one that did not wait would go on to run
+        // "queued" before "slow", which the order check below catches.
+        wait_until("shutdown to reach its wait", || d.queue.lock().closing);
         assert!(!stopper.is_finished(), "shutdown waits for the running job");
         release.send(()).unwrap();
         let stopper = stopper.join().unwrap();
