@@ -11,6 +11,7 @@ use std::time::Duration;
 use rtm_client::error_code;
 use rtm_client::fpnn::packet;
 use rtm_client::fpnn::CloseReason;
+use rtm_client::ws::frame::{encode_frame, Opcode};
 use support::*;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -24,14 +25,7 @@ fn server_closing_mid_frame_fails_pending_quests_with_20002() {
     let mut bytes = Vec::new();
     packet::encode_answer(&mut bytes, p.seq, 0, &encode(&payload_of_len(300)));
     let mut frame = Vec::new();
-    rtm_client::ws::frame::encode_frame(
-        &mut frame,
-        rtm_client::ws::frame::Opcode::Binary,
-        true,
-        &bytes,
-        None,
-        true,
-    );
+    encode_frame(&mut frame, Opcode::Binary, true, &bytes, None, true);
     s.send_raw(&frame[..100]);
     s.close_tcp();
     match client.closed() {

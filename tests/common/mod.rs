@@ -20,6 +20,7 @@ pub use shared::{map, wait_until, wait_within, WAIT};
 use parking_lot::Mutex;
 use rmpv::Value;
 use rtm_client::gate::{Gate, GateBuilder};
+use rtm_client::ws::frame::{encode_frame, Opcode};
 use rtm_client::{PushEvent, PushMessage, RtmClient, RtmError, RtmOptions};
 
 /// The project id every test uses.
@@ -319,14 +320,7 @@ pub fn push_frame(from: i64, to: i64, mid: i64) -> Vec<u8> {
     let mut packet = Vec::new();
     rtm_client::fpnn::packet::encode_quest(&mut packet, false, 0, "pushmsg", &body);
     let mut frame = Vec::new();
-    rtm_client::ws::frame::encode_frame(
-        &mut frame,
-        rtm_client::ws::frame::Opcode::Binary,
-        true,
-        &packet,
-        None,
-        true,
-    );
+    encode_frame(&mut frame, Opcode::Binary, true, &packet, None, true);
     frame
 }
 

@@ -452,6 +452,16 @@ mod tests {
         (tcp, listener.accept().unwrap().0)
     }
 
+    /// A plain read half with its `Written`, a clone of its socket to look
+    /// at the socket's options and buffer, and the peer.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn plain_read() -> (PlainRead, Written, TcpStream, TcpStream) {
+        let (tcp, peer) = pair();
+        let probe = tcp.try_clone().unwrap();
+        let written = Written::new(Some(tcp.try_clone().unwrap()));
+        (PlainRead::new(tcp, written.clone()), written, probe, peer)
+    }
+
     /// Without a plain socket (TLS) nothing is left to the dispatcher: the
     /// reader could not be sure the ACK is ever sent.
     #[test]
@@ -474,10 +484,7 @@ mod tests {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn a_read_waiting_on_an_owed_ack_takes_it_back_then_waits_untimed() {
-        let (tcp, mut peer) = pair();
-        let probe = tcp.try_clone().unwrap();
-        let written = Written::new(Some(tcp.try_clone().unwrap()));
-        let mut read = PlainRead::new(tcp, written.clone());
+        let (mut read, written, probe, mut peer) = plain_read();
         assert!(written.owe());
         let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 8];
@@ -500,10 +507,7 @@ mod tests {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn the_read_timeout_is_set_only_while_an_ack_is_owed() {
-        let (tcp, mut peer) = pair();
-        let probe = tcp.try_clone().unwrap();
-        let written = Written::new(Some(tcp.try_clone().unwrap()));
-        let mut read = PlainRead::new(tcp, written.clone());
+        let (mut read, written, probe, mut peer) = plain_read();
         let mut buf = [0u8; 8];
         // Each read finds its byte already there, so no timeout can expire
         // however slowly the machine runs.
