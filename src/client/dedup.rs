@@ -10,6 +10,16 @@ use std::time::{Duration, Instant};
 /// How long a push is remembered.
 pub(crate) const WINDOW: Duration = Duration::from_secs(5);
 
+/// The most keys remembered at once: what 10,000 pushes a second fill in one
+/// [`WINDOW`]. Past it the oldest key is forgotten early, so a flood of
+/// pushes cannot grow the filter without bound (at most about 6 MiB; a
+/// duplicate then passes only if more than this many other pushes came
+/// between it and its first copy).
+pub(crate) const MAX_KEYS: usize = 50_000;
+
+/// Below this capacity the filter does not give memory back.
+const KEEP: usize = 1024;
+
 /// (kind, mid, from, gid|rid or 0)
 pub(crate) type PushKey = (u8, i64, i64, i64);
 
@@ -63,7 +73,8 @@ pub(crate) struct DuplicateFilter {
     keys: RandomState,
     /// The keys seen within the window; each has exactly one entry in
     /// `order` (a key is added to both only when absent from `seen`, and
-    /// leaves both when its entry expires).
+    /// leaves both when its entry expires or, the filter full, is the
+    /// oldest).
     seen: HashSet<Hashed, BuildHasherDefault<PassThrough>>,
     /// When each key of `seen` arrived, oldest first.
     order: VecDeque<(Instant, Hashed)>,
@@ -81,12 +92,20 @@ impl DuplicateFilter {
     /// Whether the push is new (and remembers it). Pushes with mid 0 are
     /// always new.
     pub(crate) fn admit(&mut self, key: PushKey, now: Instant) -> bool {
+        let mut dropped = false;
         while let Some(&(t, k)) = self.order.front() {
             if now.saturating_duration_since(t) < WINDOW {
                 break;
             }
             self.order.pop_front();
             self.seen.remove(&k);
+            dropped = true;
+        }
+        // After a burst, the memory goes back once three quarters are free.
+        if dropped && self.order.capacity() > KEEP && self.order.len() < self.order.capacity() / 4 {
+            let keep = (self.order.len() * 2).max(KEEP);
+            self.order.shrink_to(keep);
+            self.seen.shrink_to(keep);
         }
         if key.1 == 0 {
             return true;
@@ -97,6 +116,11 @@ impl DuplicateFilter {
         };
         if !self.seen.insert(k) {
             return false;
+        }
+        if self.order.len() >= MAX_KEYS {
+            if let Some((_, oldest)) = self.order.pop_front() {
+                self.seen.remove(&oldest);
+            }
         }
         self.order.push_back((now, k));
         true
@@ -118,6 +142,11 @@ impl DuplicateFilter {
     fn len(&self) -> usize {
         debug_assert_eq!(self.seen.len(), self.order.len());
         self.seen.len()
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.order.capacity().max(self.seen.capacity())
     }
 }
 
@@ -155,6 +184,42 @@ mod tests {
             f.admit((1, i + 1, 7, 0), t0 + Duration::from_millis(i as u64 * 10));
         }
         assert!(f.len() <= 501, "{}", f.len());
+    }
+
+    #[test]
+    fn a_flood_within_the_window_forgets_its_oldest_keys_past_the_limit() {
+        let t0 = Instant::now();
+        let mut f = DuplicateFilter::new();
+        let n = MAX_KEYS as i64 + 10;
+        for i in 1..=n {
+            assert!(f.admit((1, i, 7, 0), t0));
+        }
+        assert_eq!(f.len(), MAX_KEYS);
+        // The newest are still filtered; the ten oldest were forgotten early.
+        assert!(!f.admit((1, n, 7, 0), t0));
+        assert!(!f.admit((1, 11, 7, 0), t0));
+        assert!(
+            f.admit((1, 10, 7, 0), t0),
+            "the oldest past the limit is forgotten"
+        );
+        assert_eq!(f.len(), MAX_KEYS);
+    }
+
+    #[test]
+    fn the_memory_of_a_burst_goes_back_when_it_expires() {
+        let t0 = Instant::now();
+        let mut f = DuplicateFilter::new();
+        for i in 1..=40_000i64 {
+            f.admit((1, i, 7, 0), t0);
+        }
+        assert!(f.capacity() >= 40_000);
+        // Five seconds on, the burst expires as new pushes come.
+        let later = t0 + WINDOW;
+        for i in 1..=10i64 {
+            f.admit((2, i, 7, 0), later);
+        }
+        assert_eq!(f.len(), 10);
+        assert!(f.capacity() <= 4 * KEEP, "kept {}", f.capacity());
     }
 
     #[test]
