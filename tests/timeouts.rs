@@ -234,3 +234,48 @@ fn a_timeout_says_which_method_ran_out_and_after_how_long() {
     assert_eq!(e.code, error_code::FPNN_EC_CORE_TIMEOUT);
     assert_eq!(e.ex, "sendmsg timed out after 30 ms");
 }
+
+/// A quest made inside a write batch (here by a quest handler, on the reader
+/// thread, which batches what it sends until it reads again) gets its
+/// deadline when the batch is flushed: its timeout counts from then, never
+/// from before, and it still fires. A slow handler holds the batch for three
+/// timeouts; a deadline taken at the call would fire during it.
+#[test]
+fn a_quest_made_on_the_reader_thread_times_out_counted_from_its_batch_end() {
+    let server = TestServer::start();
+    let timeout = Duration::from_millis(50);
+    let conn: Arc<std::sync::OnceLock<rtm_client::fpnn::Connection>> = Arc::default();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let handler = {
+        let conn = conn.clone();
+        move |_: rtm_client::fpnn::Quest, _: rtm_client::fpnn::Responder| {
+            let Some(conn) = conn.get() else { return };
+            let fired = tx.clone();
+            conn.send_quest("never", &empty(), timeout, move |r| {
+                let _ = fired.send(("fired", Instant::now(), r.err().map(|e| e.code)));
+            });
+            // The slow part of the handler: what is being tested, not a wait.
+            std::thread::sleep(3 * timeout);
+            let _ = tx.send(("handler returned", Instant::now(), None));
+        }
+    };
+    let (client, mut s) = server.connect_handler(handler);
+    assert!(conn.set(client.conn.clone()).is_ok());
+    s.send_oneway("go", &empty());
+    let (what, returned, _) = rx.recv_timeout(WAIT).expect("the handler ran");
+    assert_eq!(
+        what, "handler returned",
+        "the quest timed out inside its batch"
+    );
+    let (what, fired, code) = rx.recv_timeout(WAIT).expect("the timeout fired");
+    assert_eq!(
+        (what, code),
+        ("fired", Some(error_code::FPNN_EC_CORE_TIMEOUT))
+    );
+    assert!(
+        fired >= returned + timeout,
+        "fired {:?} after the handler returned",
+        fired - returned
+    );
+    client.conn.close();
+}

@@ -2,16 +2,27 @@
 //!
 //! A pure state machine: no threads, no clock reads (callers pass `now`), so
 //! exactly-once completion and deadline order are tested without sockets.
+//!
+//! A quest gets its deadline when it is registered ([`RequestTable::insert`]),
+//! or, when it is made inside a write batch (src/fpnn/connection/writer.rs),
+//! when the batch is flushed ([`RequestTable::insert_unstamped`], then
+//! [`RequestTable::stamp`]): one clock read per batch instead of one per
+//! quest, and its timeout counts from when it is handed to the socket, which
+//! is never before it was made.
 //! Whoever removes an entry (answer, timeout or close) owns its callback and
 //! runs it after dropping the table's lock.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use crate::fpnn::transport::deadline_from;
 
 struct Entry<C> {
     callback: C,
-    deadline: Instant,
+    /// `None` until [`RequestTable::stamp`] gives it one (an unstamped quest
+    /// does not time out).
+    deadline: Option<Instant>,
 }
 
 /// Pending entries by seq, in a power-of-two array indexed by the seq's low
@@ -76,6 +87,21 @@ impl<C> Slots<C> {
         }
     }
 
+    /// Gives `seq`'s entry deadline `d` if it is pending without one. A seq
+    /// comes back only after the u32 wraps, so an entry found without a
+    /// deadline is the one stamped for.
+    #[inline(always)]
+    fn stamp(&mut self, seq: u32, d: Instant) -> bool {
+        let i = self.index(seq);
+        match self.slots.get_mut(i) {
+            Some(Some((s, e))) if *s == seq && e.deadline.is_none() => {
+                e.deadline = Some(d);
+                true
+            }
+            _ => false,
+        }
+    }
+
     #[inline(always)]
     fn remove(&mut self, seq: u32) -> Option<Entry<C>> {
         let i = self.index(seq);
@@ -105,7 +131,20 @@ pub(crate) struct RequestTable<C> {
     /// are skipped when they reach the top and compacted away when they
     /// outnumber live ones, so memory stays proportional to what is pending.
     deadlines: Deadlines,
+    /// Quests registered without a deadline, for the next
+    /// [`RequestTable::stamp`]. Completed ones stay until then.
+    unstamped: Unstamped,
     closed: bool,
+}
+
+/// The seqs of quests waiting for [`RequestTable::stamp`]: those made with
+/// the batch's first timeout (the usual case: one timeout for every quest),
+/// which get one deadline, and the others with theirs.
+#[derive(Default)]
+struct Unstamped {
+    timeout: Duration,
+    seqs: Vec<u32>,
+    others: Vec<(u32, Duration)>,
 }
 
 /// Deadlines, earliest first: a queue for those that arrive in order (the
@@ -118,6 +157,7 @@ struct Deadlines {
 }
 
 impl Deadlines {
+    #[inline(always)]
     fn push(&mut self, d: Instant, seq: u32) {
         match self.in_order.back() {
             Some(&(last, _)) if last > d => self.others.push(Reverse((d, seq))),
@@ -167,12 +207,19 @@ impl Deadlines {
     }
 }
 
+impl<C> Default for RequestTable<C> {
+    fn default() -> Self {
+        RequestTable::new()
+    }
+}
+
 impl<C> RequestTable<C> {
     pub(crate) fn new() -> Self {
         RequestTable {
             last_seq: 0,
             pending: Slots::new(),
             deadlines: Deadlines::default(),
+            unstamped: Unstamped::default(),
             closed: false,
         }
     }
@@ -182,6 +229,80 @@ impl<C> RequestTable<C> {
     /// (every seq still pending among them). A closed table gives the
     /// callback back.
     pub(crate) fn insert(&mut self, callback: C, deadline: Instant) -> Result<u32, C> {
+        let seq = self.register(callback, Some(deadline))?;
+        self.deadlines.push(deadline, seq);
+        self.compact_if_sparse();
+        Ok(seq)
+    }
+
+    /// [`RequestTable::insert`] without a deadline yet: the next
+    /// [`RequestTable::stamp`] gives it one, `timeout` after the stamp's
+    /// `now`. Until then it does not time out.
+    pub(crate) fn insert_unstamped(&mut self, callback: C, timeout: Duration) -> Result<u32, C> {
+        let seq = self.register(callback, None)?;
+        let u = &mut self.unstamped;
+        if u.seqs.is_empty() {
+            u.timeout = timeout;
+        }
+        if timeout == u.timeout {
+            u.seqs.push(seq);
+        } else {
+            u.others.push((seq, timeout));
+        }
+        Ok(seq)
+    }
+
+    /// Gives every quest registered by [`RequestTable::insert_unstamped`]
+    /// since the last stamp, and still pending, its deadline: `now` plus its
+    /// timeout. Returns the earliest of them.
+    pub(crate) fn stamp(&mut self, now: Instant) -> Option<Instant> {
+        let mut u = std::mem::take(&mut self.unstamped);
+        let mut earliest = None;
+        if !u.seqs.is_empty() {
+            let d = deadline_from(now, u.timeout);
+            // One deadline for the run: it joins the ordered queue whole, or
+            // (an earlier deadline than the queue's last) the heap.
+            let in_order = self
+                .deadlines
+                .in_order
+                .back()
+                .map_or(true, |&(last, _)| last <= d);
+            let mut any = false;
+            for &seq in &u.seqs {
+                if self.pending.stamp(seq, d) {
+                    any = true;
+                    if in_order {
+                        self.deadlines.in_order.push_back((d, seq));
+                    } else {
+                        self.deadlines.others.push(Reverse((d, seq)));
+                    }
+                }
+            }
+            if any {
+                earliest = Some(d);
+            }
+        }
+        for &(seq, timeout) in &u.others {
+            let d = deadline_from(now, timeout);
+            if self.pending.stamp(seq, d) {
+                self.deadlines.push(d, seq);
+                earliest = Some(earliest.map_or(d, |e: Instant| e.min(d)));
+            }
+        }
+        // The lists' allocations are kept for the next batch, unless a burst
+        // made them large.
+        u.seqs.clear();
+        u.others.clear();
+        if u.seqs.capacity() <= 4096 && u.others.capacity() <= 4096 {
+            self.unstamped = u;
+        }
+        self.compact_if_sparse();
+        earliest
+    }
+
+    /// Registers `callback` under a new seq (see [`RequestTable::insert`]).
+    #[inline(always)]
+    fn register(&mut self, callback: C, deadline: Option<Instant>) -> Result<u32, C> {
         if self.closed {
             return Err(callback);
         }
@@ -197,21 +318,27 @@ impl<C> RequestTable<C> {
             }
         };
         self.pending.put(seq, Entry { callback, deadline });
-        self.deadlines.push(deadline, seq);
-        if self.deadlines.len() > 1024 && self.deadlines.len() > 2 * self.pending.len {
-            self.compact();
-        }
         Ok(seq)
     }
 
-    /// Takes the callback of an answered quest, with its deadline; `None`
-    /// for an unknown or already completed seq (a late answer).
+    /// Drops the stale deadlines when they outnumber live quests.
+    fn compact_if_sparse(&mut self) {
+        if self.deadlines.len() > 1024 && self.deadlines.len() > 2 * self.pending.len {
+            self.compact();
+        }
+    }
+
+    /// Takes the callback of an answered quest, with its deadline (`None`
+    /// when not stamped yet); `None` for an unknown or already completed seq
+    /// (a late answer).
     #[inline(always)]
-    pub(crate) fn complete(&mut self, seq: u32) -> Option<(C, Instant)> {
+    pub(crate) fn complete(&mut self, seq: u32) -> Option<(C, Option<Instant>)> {
         let e = self.pending.remove(seq)?;
         // Its deadline goes now if it is the first one (answers in order, the
         // usual case), rather than in a compaction (a hash lookup each).
-        self.deadlines.forget_first(e.deadline, seq);
+        if let Some(d) = e.deadline {
+            self.deadlines.forget_first(d, seq);
+        }
         Some((e.callback, e.deadline))
     }
 
@@ -219,7 +346,7 @@ impl<C> RequestTable<C> {
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         while let Some(((d, seq), _)) = self.deadlines.peek() {
             match self.pending.get(seq) {
-                Some(e) if e.deadline == d => return Some(d),
+                Some(e) if e.deadline == Some(d) => return Some(d),
                 _ => {
                     self.deadlines.pop();
                 }
@@ -246,6 +373,7 @@ impl<C> RequestTable<C> {
     pub(crate) fn close(&mut self) -> Vec<C> {
         self.closed = true;
         self.deadlines.clear();
+        self.unstamped = Unstamped::default();
         let mut all = self.pending.take_all();
         all.sort_by_key(|(seq, _)| *seq);
         all.into_iter().map(|(_, e)| e.callback).collect()
@@ -258,7 +386,7 @@ impl<C> RequestTable<C> {
     fn compact(&mut self) {
         let pending = &self.pending;
         self.deadlines
-            .retain(|(d, seq)| pending.get(*seq).is_some_and(|e| e.deadline == *d));
+            .retain(|(d, seq)| pending.get(*seq).is_some_and(|e| e.deadline == Some(*d)));
     }
 
     #[cfg(test)]
@@ -283,6 +411,10 @@ mod tests {
     enum Op {
         /// A quest with this deadline (ms after t0).
         Insert(u64),
+        /// A quest with this timeout (ms), stamped later.
+        InsertUnstamped(u64),
+        /// Stamps the unstamped quests this many ms after t0.
+        Stamp(u64),
         /// Completes the pending quest at this position (or an unknown seq).
         Complete(usize),
         /// Expires what is due this many ms after t0.
@@ -292,6 +424,8 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             4 => (0..50u64).prop_map(Op::Insert),
+            2 => (0..30u64).prop_map(Op::InsertUnstamped),
+            1 => (0..30u64).prop_map(Op::Stamp),
             3 => any::<usize>().prop_map(Op::Complete),
             1 => (0..50u64).prop_map(Op::Expire),
         ]
@@ -301,7 +435,10 @@ mod tests {
         /// The table against a plain map: seqs are unique among pending
         /// quests and never 0, each quest completes once, with its own
         /// callback, and expiry takes exactly the due ones, earliest first
-        /// (seqs start near the wrap, so it is crossed in some cases).
+        /// (seqs start near the wrap, so it is crossed in some cases). An
+        /// unstamped quest never expires; a stamp gives each unstamped quest
+        /// still pending the stamp's time plus its timeout, and returns the
+        /// earliest of those.
         #[test]
         fn the_table_keeps_what_a_map_keeps(
             start in prop_oneof![Just(0u32), Just(u32::MAX - 40)],
@@ -310,14 +447,30 @@ mod tests {
             let t0 = Instant::now();
             let mut t = RequestTable::new();
             t.set_last_seq(start);
-            let mut model: BTreeMap<u32, (usize, u64)> = BTreeMap::new();
+            // seq -> (callback, deadline or, unstamped, timeout)
+            let mut model: BTreeMap<u32, (usize, Result<u64, u64>)> = BTreeMap::new();
             let mut done: Vec<u32> = Vec::new();
             for (n, op) in ops.into_iter().enumerate() {
                 match op {
                     Op::Insert(d) => {
                         let seq = t.insert(n, ms(t0, d)).unwrap();
                         prop_assert!(seq != 0);
-                        prop_assert!(model.insert(seq, (n, d)).is_none(), "seq {} reused", seq);
+                        prop_assert!(model.insert(seq, (n, Ok(d))).is_none(), "seq {} reused", seq);
+                    }
+                    Op::InsertUnstamped(timeout) => {
+                        let seq = t.insert_unstamped(n, Duration::from_millis(timeout)).unwrap();
+                        prop_assert!(seq != 0);
+                        prop_assert!(model.insert(seq, (n, Err(timeout))).is_none(), "seq {} reused", seq);
+                    }
+                    Op::Stamp(now) => {
+                        let mut earliest = None;
+                        for (_, d) in model.values_mut() {
+                            if let Err(timeout) = *d {
+                                *d = Ok(now + timeout);
+                                earliest = Some(earliest.map_or(now + timeout, |e: u64| e.min(now + timeout)));
+                            }
+                        }
+                        prop_assert_eq!(t.stamp(ms(t0, now)), earliest.map(|e| ms(t0, e)));
                     }
                     Op::Complete(i) => {
                         // A pending seq, a late answer's (one completed
@@ -327,15 +480,17 @@ mod tests {
                             2 if !done.is_empty() => done[i % done.len()],
                             _ => (i >> 2) as u32,
                         };
-                        let want = model.remove(&seq).map(|(v, d)| (v, ms(t0, d)));
+                        let want = model.remove(&seq).map(|(v, d)| (v, d.ok().map(|d| ms(t0, d))));
                         prop_assert_eq!(t.complete(seq), want);
                         done.push(seq);
                     }
                     Op::Expire(now) => {
                         let due: Vec<(u64, u32, usize)> = model
                             .iter()
-                            .filter(|(_, (_, d))| *d <= now)
-                            .map(|(s, (v, d))| (*d, *s, *v))
+                            .filter_map(|(s, (v, d))| match d {
+                                Ok(d) if *d <= now => Some((*d, *s, *v)),
+                                _ => None,
+                            })
                             .collect();
                         for (_, s, _) in &due {
                             model.remove(s);
@@ -389,7 +544,7 @@ mod tests {
         for i in 2..=16u32 {
             let seq = t.insert(i as u64, t0).unwrap();
             assert_eq!(seq, i);
-            assert_eq!(t.complete(seq), Some((i as u64, t0)));
+            assert_eq!(t.complete(seq), Some((i as u64, Some(t0))));
         }
         assert_eq!(t.insert(18, t0), Ok(18));
         assert_eq!(t.complete(17), None);
@@ -401,8 +556,33 @@ mod tests {
         }
         assert_eq!(t.len(), 102);
         for (seq, v) in seqs {
-            assert_eq!(t.complete(seq), Some((v, t0)), "seq {seq}");
+            assert_eq!(t.complete(seq), Some((v, Some(t0))), "seq {seq}");
         }
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn an_unstamped_quest_times_out_only_after_its_stamp() {
+        let t0 = Instant::now();
+        let mut t = RequestTable::new();
+        let a = t.insert_unstamped("a", Duration::from_millis(10)).unwrap();
+        let b = t.insert_unstamped("b", Duration::from_millis(5)).unwrap();
+        let c = t.insert("c", ms(t0, 50)).unwrap();
+        assert_eq!(t.next_deadline(), Some(ms(t0, 50)));
+        let mut out = vec![];
+        t.expire(ms(t0, 40), &mut out);
+        assert!(out.is_empty(), "unstamped quests expired: {out:?}");
+        // An answer before the stamp completes it (no deadline yet) and the
+        // stamp passes it by.
+        assert_eq!(t.complete(b), Some(("b", None)));
+        assert_eq!(t.stamp(ms(t0, 100)), Some(ms(t0, 110)));
+        assert_eq!(t.stamp(ms(t0, 200)), None, "stamped twice");
+        t.expire(ms(t0, 109), &mut out);
+        assert_eq!(out, vec!["c"]);
+        t.expire(ms(t0, 110), &mut out);
+        assert_eq!(out, vec!["c", "a"]);
+        assert_eq!(t.complete(a), None);
+        assert_eq!(t.complete(c), None);
         assert_eq!(t.len(), 0);
     }
 
@@ -412,7 +592,7 @@ mod tests {
         let mut t = RequestTable::new();
         let a = t.insert("a", ms(t0, 10)).unwrap();
         let b = t.insert("b", ms(t0, 20)).unwrap();
-        assert_eq!(t.complete(a), Some(("a", ms(t0, 10))));
+        assert_eq!(t.complete(a), Some(("a", Some(ms(t0, 10)))));
         assert_eq!(t.complete(a), None, "late answer is dropped");
         let mut out = vec![];
         t.expire(ms(t0, 30), &mut out);
@@ -446,8 +626,8 @@ mod tests {
         let seqs: Vec<u32> = (0..order.len())
             .map(|i| t.insert(i, ms(t0, order[i])).unwrap())
             .collect();
-        assert_eq!(t.complete(seqs[3]), Some((3, ms(t0, 70)))); // the first 70: stale in the queue
-        assert_eq!(t.complete(seqs[6]), Some((6, ms(t0, 30)))); // 30: stale in the heap
+        assert_eq!(t.complete(seqs[3]), Some((3, Some(ms(t0, 70))))); // the first 70: stale in the queue
+        assert_eq!(t.complete(seqs[6]), Some((6, Some(ms(t0, 30))))); // 30: stale in the heap
         let mut out = vec![];
         t.expire(ms(t0, 100), &mut out);
         let fired: Vec<u64> = out.iter().map(|&i| order[i]).collect();
@@ -477,7 +657,7 @@ mod tests {
         let mut t = RequestTable::new();
         for i in 0..100_000u64 {
             let seq = t.insert(i, ms(t0, 20_000 + i)).unwrap();
-            assert_eq!(t.complete(seq), Some((i, ms(t0, 20_000 + i))));
+            assert_eq!(t.complete(seq), Some((i, Some(ms(t0, 20_000 + i)))));
         }
         assert!(t.heap_len() <= 2048, "heap grew to {}", t.heap_len());
     }

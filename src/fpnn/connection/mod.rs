@@ -13,7 +13,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rmpv::Value;
@@ -36,7 +36,7 @@ pub(crate) use writer::set_reader;
 #[cfg(test)]
 pub(crate) use writer::WriteBatch;
 pub(crate) use writer::{at_flush, flush_write_batch, owe_ack, write_batch};
-use writer::{writer_loop, Outbox};
+use writer::{writer_loop, Due, Outbox};
 
 /// The callback of a twoway quest: the answer's payload, or an error (the
 /// server's error answer, 20003 timeout, 20002 connection closed).
@@ -180,14 +180,20 @@ impl QuestSender {
         if let Err(e) = self.check(method, payload) {
             return callback.fail(e);
         }
-        let deadline = transport::deadline_after(timeout);
+        // Inside a write batch the deadline is given when the batch is
+        // flushed (src/fpnn/table.rs): no clock read per quest.
+        let due = if writer::batching() {
+            Due::AtFlush(timeout)
+        } else {
+            Due::At(transport::deadline_after(timeout))
+        };
         let pending = Pending {
             callback,
             method: stored,
             timeout_ms: shared::millis(timeout),
             resend: None,
         };
-        if let Err(p) = self.enqueue(pending, method, deadline, payload) {
+        if let Err(p) = self.enqueue(pending, method, due, payload) {
             p.callback.fail(err(
                 error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
                 "connection closed",
@@ -200,7 +206,7 @@ impl QuestSender {
         &self,
         pending: Pending,
         method: &str,
-        deadline: Instant,
+        due: Due,
         payload: &[u8],
     ) -> Result<(), Pending> {
         // Not matched in place: a match scrutinee keeps the lock guard alive
@@ -208,20 +214,18 @@ impl QuestSender {
         // flight, the quest is written at once by this thread (see writer.rs).
         let (inserted, alone) = {
             let mut table = self.0.table.lock();
-            let r = table.insert(pending, deadline);
+            let r = match due {
+                Due::At(d) => table.insert(pending, d),
+                Due::AtFlush(timeout) => table.insert_unstamped(pending, timeout),
+            };
             (r, table.len() == 1)
         };
         let seq = inserted?;
         log::trace!("quest {method} seq {seq} sent to {}", self.0.endpoint);
         // If the writer is gone the close path has completed the quest already.
-        let queued = self.0.send_frame(
-            Kind::Twoway,
-            seq,
-            (method, 0),
-            payload,
-            Some(deadline),
-            alone,
-        );
+        let queued = self
+            .0
+            .send_frame(Kind::Twoway, seq, (method, 0), payload, Some(due), alone);
         if queued.is_err() {
             // Not in the queue: nobody else completes it (unless it has just
             // been closed or has timed out, which took it from the table).
@@ -367,11 +371,13 @@ impl Connection {
         options: &ConnectOptions,
         on_close: shared::CloseHandler,
     ) -> Result<(Connection, WsReader<transport::ReadHalf>), RtmError> {
+        let table = Arc::new(Mutex::new(RequestTable::new()));
         let shared = Arc::new(Shared {
-            table: Mutex::new(RequestTable::new()),
+            table: table.clone(),
             outbox: Arc::new(Outbox::new(
                 options.write_queue_limit,
                 opened.written.clone(),
+                table,
             )),
             open: AtomicBool::new(true),
             control: opened.control,
@@ -478,7 +484,7 @@ impl Connection {
         };
         match self
             .quests()
-            .enqueue(pending, &method, q.deadline, &payload)
+            .enqueue(pending, &method, Due::At(q.deadline), &payload)
         {
             // A resendable quest keeps its payload, so `unanswered` gives it.
             Err(p) => p.unanswered().map_or(Ok(()), Err),

@@ -87,12 +87,14 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
                 log::debug!("late or unknown answer seq {} dropped", p.seq);
                 return Ok(());
             };
+            // Sent when its deadline was stamped; a quest answered before
+            // its batch was stamped shows 0.
             log::trace!(
                 "quest {} seq {} answered in {} us ({})",
                 q.method,
                 p.seq,
                 deadline
-                    .checked_sub(Duration::from_millis(q.timeout_ms))
+                    .and_then(|d| d.checked_sub(Duration::from_millis(q.timeout_ms)))
                     .map_or(0, |sent| sent.elapsed().as_micros()),
                 if p.status == 0 { "ok" } else { "error" }
             );

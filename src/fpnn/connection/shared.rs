@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::writer::{Full, Outbox};
+use super::writer::{Due, Full, Outbox};
 use super::{CloseReason, Method, Reply};
 use crate::error::{error_code, RtmError};
 use crate::fpnn::packet::{self, Kind};
@@ -91,8 +91,12 @@ impl Pending {
 
 pub(super) type CloseHandler = Box<dyn FnOnce(CloseReason) + Send>;
 
+/// A connection's request table, which its outbox shares to give the quests
+/// of a write batch their deadlines (src/fpnn/connection/writer.rs).
+pub(super) type Table = Arc<Mutex<RequestTable<Pending>>>;
+
 pub(super) struct Shared {
-    pub(super) table: Mutex<RequestTable<Pending>>,
+    pub(super) table: Table,
     pub(super) outbox: Arc<Outbox>,
     pub(super) open: AtomicBool,
     pub(super) control: TcpStream,
@@ -149,7 +153,7 @@ pub(super) fn err(code: i32, ex: impl Into<String>) -> RtmError {
 
 impl Shared {
     /// Queues a frame holding one packet for the writer (see `writer.rs`);
-    /// `deadline` is a twoway quest's; `eager` asks to write it at once when
+    /// `due` is a twoway quest's deadline; `eager` asks to write it at once when
     /// possible (nothing else is in flight). A quest is refused when the outbox is
     /// full; an answer is always queued (the server waits for it, and sends
     /// no more quests than it chooses to).
@@ -159,12 +163,12 @@ impl Shared {
         seq: u32,
         ss_or_method: (&str, u8),
         payload: &[u8],
-        deadline: Option<Instant>,
+        due: Option<Due>,
         eager: bool,
     ) -> Result<(), Full> {
         let len = client_frame_len(kind, ss_or_method.0, payload);
         let limited = kind != Kind::Answer;
-        self.outbox.push(len, deadline, limited, eager, |out| {
+        self.outbox.push(len, due, limited, eager, |out| {
             client_frame_into(out, kind, seq, ss_or_method, payload)
         })
     }

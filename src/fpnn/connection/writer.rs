@@ -19,7 +19,10 @@
 //!   the next one.
 //!
 //! The writer thread also fires quests' timeouts (20003) and sends the one
-//! close frame when the connection ends.
+//! close frame when the connection ends. A quest queued inside a batch gets
+//! its deadline when the batch ends, just before its frame goes out
+//! ([`Due::AtFlush`], src/fpnn/table.rs): one clock read per batch, and its
+//! timeout counts from when it leaves the batch, never from before its call.
 //!
 //! The outbox is bounded ([`ConnectOptions::write_queue_limit`]): the bytes
 //! queued plus those of the batch being written. A frame that would take it
@@ -36,7 +39,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::shared::{guarded, Pending, Shared};
+use super::shared::{guarded, Pending, Shared, Table};
 use super::CloseReason;
 use crate::fpnn::transport::{self, WriteHalf, Written};
 
@@ -51,6 +54,8 @@ pub(super) struct Outbox {
     /// Callers may write to the plain socket `written` holds themselves
     /// (not with TLS, nor where a non-blocking send is not available).
     direct: bool,
+    /// The connection's request table, to stamp a batch's quests.
+    table: Table,
     /// Marked before every write to the socket, by a caller or the writer
     /// thread (the reader's TCP_QUICKACK decision, src/fpnn/transport/tls.rs).
     pub(super) written: Written,
@@ -74,6 +79,25 @@ struct OutState {
     done: bool,
     /// Registered with a thread's [`write_batch`], which flushes it.
     batched: bool,
+    /// The table holds quests of a batch to stamp ([`Due::AtFlush`]).
+    unstamped: bool,
+}
+
+/// When a quest times out.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Due {
+    /// At this deadline.
+    At(Instant),
+    /// This long after the end of the thread's [`write_batch`], which
+    /// stamps it ([`RequestTable::stamp`]). Only inside a batch.
+    ///
+    /// [`RequestTable::stamp`]: crate::fpnn::table::RequestTable::stamp
+    AtFlush(std::time::Duration),
+}
+
+/// Whether this thread is inside a [`write_batch`].
+pub(super) fn batching() -> bool {
+    BATCH.with(|b| b.borrow().depth > 0)
 }
 
 /// The outbox is full: the frame was not queued.
@@ -81,7 +105,7 @@ struct OutState {
 pub(super) struct Full;
 
 impl Outbox {
-    pub(super) fn new(limit: usize, written: Written) -> Outbox {
+    pub(super) fn new(limit: usize, written: Written, table: Table) -> Outbox {
         Outbox {
             st: Mutex::new(OutState {
                 buf: Vec::new(),
@@ -92,24 +116,26 @@ impl Outbox {
                 close: None,
                 done: false,
                 batched: false,
+                unstamped: false,
             }),
             wake: Condvar::new(),
             limit,
             direct: written.socket().is_some() && cfg!(target_os = "linux"),
             written,
+            table,
         }
     }
 
     /// Queues a frame of `len` bytes that `encode` appends to the buffer, and
     /// writes it at once when `eager` and it can (see the module comment).
-    /// `deadline` is the new quest's, so a writer sleeping past it wakes up
-    /// in time. When `limited`, refused if the queue holds something and
+    /// `due` is the new quest's deadline, so a writer sleeping past it wakes
+    /// up in time. When `limited`, refused if the queue holds something and
     /// would pass its limit; a frame after the close is dropped silently
     /// (the close path completes quests).
     pub(super) fn push(
         self: &Arc<Self>,
         len: usize,
-        deadline: Option<Instant>,
+        due: Option<Due>,
         limited: bool,
         eager: bool,
         encode: impl FnOnce(&mut Vec<u8>),
@@ -134,6 +160,20 @@ impl Outbox {
             }
             true
         });
+        let deadline = match due {
+            Some(Due::At(d)) => Some(d),
+            Some(Due::AtFlush(_)) => {
+                st.unstamped = true;
+                // Never outside a batch (the caller checked `batching` on
+                // this thread); were it to happen, it is stamped now.
+                if !batched {
+                    self.stamp(&mut st)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
         if batched {
             // Only a deadline earlier than the writer's wake-up wakes it now.
             self.wake_for(&mut st, deadline, false);
@@ -141,6 +181,16 @@ impl Outbox {
             self.send_or_wake(&mut st, deadline, eager);
         }
         Ok(())
+    }
+
+    /// Gives the quests a batch left without a deadline theirs, from now
+    /// (under the outbox lock, so that a writer about to sleep sees them);
+    /// the earliest of them.
+    fn stamp(&self, st: &mut OutState) -> Option<Instant> {
+        if !std::mem::take(&mut st.unstamped) {
+            return None;
+        }
+        self.table.lock().stamp(Instant::now())
     }
 
     /// Writes what is queued now if `eager` and possible, and wakes the
@@ -182,8 +232,9 @@ impl Outbox {
     fn end_batch(&self) {
         let mut st = self.st.lock();
         st.batched = false;
+        let deadline = self.stamp(&mut st);
         if !st.done {
-            self.send_or_wake(&mut st, None, true);
+            self.send_or_wake(&mut st, deadline, true);
         }
     }
 
@@ -462,7 +513,7 @@ mod tests {
 
     #[test]
     fn a_full_outbox_refuses_frames_and_keeps_what_it_holds() {
-        let ob = Arc::new(Outbox::new(100, Written::default()));
+        let ob = Arc::new(Outbox::new(100, Written::default(), Table::default()));
         ob.push(60, None, true, true, |b| b.extend_from_slice(&[1; 60]))
             .unwrap();
         assert!(ob
@@ -476,7 +527,7 @@ mod tests {
 
     #[test]
     fn a_batch_holds_frames_until_it_ends() {
-        let ob = Arc::new(Outbox::new(100, Written::default()));
+        let ob = Arc::new(Outbox::new(100, Written::default(), Table::default()));
         {
             let _outer = write_batch();
             let _inner = write_batch();
@@ -493,7 +544,7 @@ mod tests {
 
     #[test]
     fn an_empty_outbox_takes_one_frame_over_the_limit() {
-        let ob = Arc::new(Outbox::new(10, Written::default()));
+        let ob = Arc::new(Outbox::new(10, Written::default(), Table::default()));
         ob.push(50, None, true, true, |b| b.extend_from_slice(&[1; 50]))
             .unwrap();
         assert_eq!(ob.queued(), 50);
@@ -511,7 +562,7 @@ mod tests {
         // The peer never reads: the socket fills up.
         let (_peer, _) = listener.accept().unwrap();
         let written = Written::new(Some(tcp));
-        let ob = Arc::new(Outbox::new(1 << 30, written.clone()));
+        let ob = Arc::new(Outbox::new(1 << 30, written.clone(), Table::default()));
         let frame = |b: &mut Vec<u8>| b.extend_from_slice(&[1; 1000]);
         ob.push(1000, None, false, true, frame).unwrap();
         assert_eq!(ob.queued(), 0, "a small frame goes out at once");
@@ -544,7 +595,6 @@ mod tests {
     #[test]
     fn the_buffers_shrink_back_after_a_large_burst() {
         use crate::fpnn::packet::DEFAULT_MAX_PACKET;
-        use crate::fpnn::table::RequestTable;
         use crate::fpnn::transport::Endpoint;
         use std::io::Read;
         use std::net::TcpListener;
@@ -561,8 +611,8 @@ mod tests {
             while peer.read(&mut buf).is_ok_and(|n| n > 0) {}
         });
         let shared = Arc::new(Shared {
-            table: parking_lot::Mutex::new(RequestTable::new()),
-            outbox: Arc::new(Outbox::new(64 << 20, Written::default())),
+            table: Table::default(),
+            outbox: Arc::new(Outbox::new(64 << 20, Written::default(), Table::default())),
             open: AtomicBool::new(true),
             control: tcp.try_clone().unwrap(),
             on_close: parking_lot::Mutex::new(None),
@@ -599,7 +649,7 @@ mod tests {
 
     #[test]
     fn frames_after_the_close_are_dropped() {
-        let ob = Arc::new(Outbox::new(100, Written::default()));
+        let ob = Arc::new(Outbox::new(100, Written::default(), Table::default()));
         ob.close(Some(1000));
         ob.push(5, None, true, true, |b| b.extend_from_slice(&[1; 5]))
             .unwrap();
