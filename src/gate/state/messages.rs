@@ -5,7 +5,7 @@
 use rmpv::Value;
 
 use super::{
-    int, obj, small, Args, Ctx, FastMap, GateError, GateState, Project, Push, Route,
+    id, int, need, obj, raw, small, Args, Ctx, FastMap, GateError, GateState, Project, Push, Route,
     NOT_GROUP_MEMBER, NOT_IN_ROOM, PERMISSION_DENIED,
 };
 
@@ -220,13 +220,17 @@ impl State {
 
 /// `sendmsg {to}`, `sendgroupmsg {gid}`, `sendroommsg {rid}` (+ `mid, mtype, msg, attrs`).
 fn send(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
+    let key = kind.target_key().unwrap_or_default();
+    // One walk of the payload for the five keys; each is checked in this order, so the
+    // first bad one is named as reading them one by one (`Args::id`, `Args::req_owned`) would.
+    let [target, mid, mtype, body, attrs] = a.fields_of([key, "mid", "mtype", "msg", "attrs"])?;
     let msg = Msg::draft(
         ctx.uid,
-        a.id(kind.target_key().unwrap_or_default())?,
-        a.req_owned("mid", int)?,
-        a.req_owned("mtype", small)?,
-        a.req_raw("msg")?,
-        a.req_raw("attrs")?,
+        need(target, key, id)?,
+        need(mid, "mid", int)?,
+        need(mtype, "mtype", small)?,
+        raw(body, "msg")?,
+        raw(attrs, "attrs")?,
     );
     let (mtime, pushes) = p.send(kind, msg, ctx.now)?;
     ctx.pushes = pushes;
@@ -333,16 +337,26 @@ impl Project {
             mtime,
             ..
         } = msg;
-        let receivers: Vec<i64> = match kind {
-            Kind::P2p => vec![to],
-            Kind::Group => self.groups.members(to).collect(),
-            Kind::Room => self.rooms.members(to).collect(),
-            Kind::Broadcast => self.users.keys().copied().collect(),
+        // A p2p message's one receiver is not collected into a `Vec`.
+        let many: Vec<i64>;
+        let receivers: &[i64] = match kind {
+            Kind::P2p => std::slice::from_ref(&to),
+            Kind::Group => {
+                many = self.groups.members(to).collect();
+                &many
+            }
+            Kind::Room => {
+                many = self.rooms.members(to).collect();
+                &many
+            }
+            Kind::Broadcast => {
+                many = self.users.keys().copied().collect();
+                &many
+            }
         };
-        let mut receivers = receivers.into_iter().filter(|&u| u != from).peekable();
+        let receivers = receivers.iter().copied().filter(|&u| u != from);
         // The push is built only when someone is online to receive it.
-        let online =
-            receivers.peek().is_some() && receivers.clone().any(|u| self.conns(u).next().is_some());
+        let online = receivers.clone().any(|u| self.conns(u).next().is_some());
         let payload = online.then(|| {
             let mut p = vec![
                 ("from", from.into()),

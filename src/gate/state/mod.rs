@@ -604,6 +604,31 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// The values of `keys`, each as [`Args::field`] finds it, from one walk of the bytes
+    /// (`packet::map_fields`: no index is built and no key is looked up twice). The path
+    /// of the sends, the gate's most frequent quests.
+    fn fields_of<const N: usize>(
+        self,
+        keys: [&str; N],
+    ) -> Result<[Option<Cow<'a, Value>>; N], GateError> {
+        match self.0 {
+            Src::Bytes(b, lazy) if lazy.whole.get().is_none() => {
+                // `None` where `map_index` is `None` too (not a map, too long), or for
+                // bytes after the map, which a checked payload does not have.
+                let at = packet::map_fields(b, keys).ok_or_else(|| GateError::bad("payload"))?;
+                Ok(at.map(|pos| {
+                    pos.and_then(|pos| packet::read_value_at(b, pos))
+                        .filter(|v| !v.is_nil())
+                        .map(Cow::Owned)
+                }))
+            }
+            _ => {
+                let fields = self.fields()?;
+                Ok(keys.map(|key| get(fields, key).map(Cow::Borrowed)))
+            }
+        }
+    }
+
     /// A required key, converted by `f`; missing or unconvertible: 200033. `f` may
     /// borrow from the payload (from bytes, the whole map is decoded once for it);
     /// [`Args::req_owned`] reads one key only.
@@ -616,18 +641,7 @@ impl<'a> Args<'a> {
     /// [`Args::req`] for a conversion that keeps nothing of the payload: from bytes, only
     /// this key's value is decoded. The path of the frequent quests (sends, ids).
     fn req_owned<T>(self, key: &str, f: impl FnOnce(&Value) -> Option<T>) -> Result<T, GateError> {
-        self.field(key)?
-            .as_deref()
-            .and_then(f)
-            .ok_or_else(|| GateError::bad(key))
-    }
-
-    /// A required str or bin (a message's body or attrs); anything else: 200033.
-    fn req_raw(self, key: &str) -> Result<Value, GateError> {
-        match self.field(key)? {
-            Some(v) if matches!(*v, Value::String(_) | Value::Binary(_)) => Ok(v.into_owned()),
-            _ => Err(GateError::bad(key)),
-        }
+        need(self.field(key)?, key, f)
     }
 
     /// An optional key: absent is `None`, present but unconvertible is 200033.
@@ -666,6 +680,25 @@ impl<'a> Args<'a> {
             ));
         }
         Ok(ids)
+    }
+}
+
+/// A required value read by [`Args::field`] or [`Args::fields_of`], converted by `f`;
+/// missing or unconvertible: 200033 naming `key`.
+fn need<T>(
+    v: Option<Cow<Value>>,
+    key: &str,
+    f: impl FnOnce(&Value) -> Option<T>,
+) -> Result<T, GateError> {
+    v.as_deref().and_then(f).ok_or_else(|| GateError::bad(key))
+}
+
+/// A required str or bin (a message's body or attrs) read by [`Args::field`] or
+/// [`Args::fields_of`]; anything else: 200033 naming `key`.
+fn raw(v: Option<Cow<Value>>, key: &str) -> Result<Value, GateError> {
+    match v {
+        Some(v) if matches!(*v, Value::String(_) | Value::Binary(_)) => Ok(v.into_owned()),
+        _ => Err(GateError::bad(key)),
     }
 }
 
