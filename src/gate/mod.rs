@@ -419,17 +419,23 @@ impl Gate {
     /// Stops answering quests and sending pings for `duration` (a half-open
     /// link). Quests received meanwhile are never answered.
     pub fn pause(&self, duration: Duration) {
-        *self.srv().paused_until.lock() = Some(Instant::now() + duration);
+        let srv = self.srv();
+        *srv.paused_until.lock() = Some(Instant::now() + duration);
+        srv.hooked();
     }
 
     /// Ends a [`Gate::pause`] early.
     pub fn resume(&self) {
-        *self.srv().paused_until.lock() = None;
+        let srv = self.srv();
+        *srv.paused_until.lock() = None;
+        srv.hooked();
     }
 
     /// Delays every answer by `delay` (zero: no delay).
     pub fn set_answer_delay(&self, delay: Duration) {
-        *self.srv().answer_delay.lock() = delay;
+        let srv = self.srv();
+        *srv.answer_delay.lock() = delay;
+        srv.hooked();
     }
 
     /// Refuses new connections (accepts and drops them at once) while set.
@@ -457,7 +463,9 @@ impl Gate {
     /// truncated payloads. `rewrite_answers(None)` turns it off; not kept across
     /// [`Gate::restart`]. Rust-only test hook, for hostile-input tests.
     pub fn rewrite_answers(&self, rewrite: Option<Box<Rewrite>>) {
-        *self.srv().rewrite.lock() = rewrite.map(Arc::from);
+        let srv = self.srv();
+        *srv.rewrite.lock() = rewrite.map(Arc::from);
+        srv.hooked();
     }
 
     /// Drops every connection and stops listening, then listens again on the

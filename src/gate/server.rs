@@ -2,11 +2,12 @@
 //! packets, hands quests to [`GateState`], and delivers answers and pushes.
 //! Faults for tests (pauses, delays, drops, refusals, raw bytes) live here.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +22,16 @@ use crate::ws::{handshake, IncomingRef, WsReader};
 
 /// How many `auth` payloads the gate remembers for [`super::Gate::auth_requests`].
 pub(crate) const AUTH_LOG_MAX: usize = 10_000;
+
+/// The instant [`since_epoch`] counts from: the first time it was asked.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Nanoseconds since [`EPOCH`] (a monotonic clock, as a number an atomic holds; u64
+/// nanoseconds last 584 years).
+fn since_epoch() -> u64 {
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -55,11 +66,29 @@ pub(crate) struct Conn {
     out_ready: Condvar,
     control: TcpStream,
     seq: AtomicU64,
-    last_heard: Mutex<Instant>,
+    /// When the connection last sent anything: nanoseconds since [`EPOCH`] (an atomic,
+    /// not a lock, as it is written for every message read).
+    last_heard: AtomicU64,
     quirk: bool,
     queue_limit: usize,
     /// A connection of the file proxy: only the proxy's quests are routed.
     proxy: bool,
+}
+
+/// Runs `f` with this thread's scratch buffer, empty, for a payload that is encoded and
+/// then copied into a connection's outbox: each connection's reader thread encodes its
+/// answers in one buffer instead of allocating and freeing one per answer. A buffer that
+/// grew past 64 KiB is not kept.
+fn with_body<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    thread_local!(static BODY: Cell<Vec<u8>> = const { Cell::new(Vec::new()) });
+    // `try_with`: a thread that is ending gets a new buffer.
+    let mut body = BODY.try_with(Cell::take).unwrap_or_default();
+    body.clear();
+    let r = f(&mut body);
+    if body.capacity() <= 64 * 1024 {
+        let _ = BODY.try_with(|b| b.set(body));
+    }
+    r
 }
 
 impl Conn {
@@ -112,8 +141,11 @@ impl Conn {
     }
 
     pub(crate) fn send_quest(&self, method: &str, payload: &Value, twoway: bool) {
-        let mut body = Vec::new();
-        packet::encode_payload(payload, &mut body);
+        with_body(|body| self.send_quest_body(method, payload, twoway, body));
+    }
+
+    fn send_quest_body(&self, method: &str, payload: &Value, twoway: bool, body: &mut Vec<u8>) {
+        packet::encode_payload(payload, body);
         let seq = if twoway {
             (self.seq.fetch_add(1, Ordering::Relaxed) as u32)
                 .wrapping_add(1)
@@ -124,7 +156,7 @@ impl Conn {
         let kind = if twoway { Kind::Twoway } else { Kind::Oneway };
         let len = packet::packet_len(kind, method.len(), body.len());
         let _ = self.write_packet(true, len, |buf| {
-            packet::encode_quest(buf, twoway, seq, method, &body)
+            packet::encode_quest(buf, twoway, seq, method, body)
         });
     }
 
@@ -141,19 +173,20 @@ impl Conn {
                 (1, &err)
             }
         };
-        let mut body = Vec::new();
-        if json {
-            super::json::write(v, &mut body);
-        } else {
-            packet::encode_payload(v, &mut body);
-        }
-        let len = packet::packet_len(Kind::Answer, 0, body.len());
-        let _ = self.write_packet(wake, len, |buf| {
-            let start = buf.len();
-            packet::encode_answer(buf, seq, status, &body);
+        with_body(|body| {
             if json {
-                buf[start + 5] = packet::FLAG_JSON;
+                super::json::write(v, body);
+            } else {
+                packet::encode_payload(v, body);
             }
+            let len = packet::packet_len(Kind::Answer, 0, body.len());
+            let _ = self.write_packet(wake, len, |buf| {
+                let start = buf.len();
+                packet::encode_answer(buf, seq, status, body);
+                if json {
+                    buf[start + 5] = packet::FLAG_JSON;
+                }
+            });
         });
     }
 
@@ -288,6 +321,10 @@ pub(crate) struct Server {
     /// Rewrites successful answers into raw payloads (test hook:
     /// [`Gate::rewrite_answers`](super::Gate::rewrite_answers)).
     pub(crate) rewrite: Mutex<Option<Arc<super::Rewrite>>>,
+    /// Whether a test hook that the read loop consults for every quest (`paused_until`,
+    /// `answer_delay`, `rewrite`) has ever been set on this server: until then the read
+    /// loop skips their three locks. Set after the hook's value (see [`Server::hooked`]).
+    hooks: AtomicBool,
     stopping: AtomicBool,
     pub(crate) auth_log: Mutex<Vec<Value>>,
     /// Every quest read, `(method, payload)` in arrival order, when
@@ -325,6 +362,7 @@ impl Server {
             refusing: AtomicBool::new(false),
             attempts: AtomicU64::new(0),
             rewrite: Mutex::new(None),
+            hooks: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             auth_log: Mutex::new(Vec::new()),
             quest_log,
@@ -429,6 +467,11 @@ impl Server {
         }
     }
 
+    /// A test hook consulted by the read loop was just set (its value first, then this).
+    pub(crate) fn hooked(&self) {
+        self.hooks.store(true, Ordering::SeqCst);
+    }
+
     fn paused(&self) -> bool {
         let mut p = self.paused_until.lock();
         match *p {
@@ -483,7 +526,7 @@ impl Server {
             out_ready: Condvar::new(),
             control: stream.try_clone()?,
             seq: AtomicU64::new(0),
-            last_heard: Mutex::new(Instant::now()),
+            last_heard: AtomicU64::new(since_epoch()),
             quirk: !self.config.strict_framing,
             queue_limit: self.config.write_queue_limit,
             proxy,
@@ -530,7 +573,7 @@ impl Server {
             let msg = reader
                 .read_ref()
                 .map_err(|e| io::Error::other(e.to_string()))?;
-            *conn.last_heard.lock() = Instant::now();
+            conn.last_heard.store(since_epoch(), Ordering::Relaxed);
             let data = match msg {
                 IncomingRef::Binary(d) => d,
                 IncomingRef::Ping(p) => {
@@ -585,7 +628,8 @@ impl Server {
                     .lock()
                     .push((p.method.to_owned(), payload.clone()));
             }
-            if self.paused() {
+            let hooks = self.hooks.load(Ordering::SeqCst);
+            if hooks && self.paused() {
                 continue;
             }
             if let (true, Some(payload)) = (p.method == "auth", &payload) {
@@ -605,8 +649,11 @@ impl Server {
                 Some(payload) => state.handle(conn.id, p.method, payload, now_ms()),
             };
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
-            let rewrite = self.rewrite.lock().clone();
-            let delay = *self.answer_delay.lock();
+            let (rewrite, delay) = if hooks {
+                (self.rewrite.lock().clone(), *self.answer_delay.lock())
+            } else {
+                (None, Duration::ZERO)
+            };
             // An accepted `auth` makes the connection a target for pushes as
             // soon as the state is released; its answer is queued first, so
             // no push overtakes it (a client is online only once answered,
@@ -674,7 +721,8 @@ impl Server {
             }
             let conns: Vec<Arc<Conn>> = self.conns.lock().values().cloned().collect();
             for c in conns {
-                if c.last_heard.lock().elapsed() > interval * 3 {
+                let heard = c.last_heard.load(Ordering::Relaxed);
+                if Duration::from_nanos(since_epoch().saturating_sub(heard)) > interval * 3 {
                     log::debug!(
                         "gate: connection {} silent for 3 ping intervals, closing",
                         c.id
