@@ -209,8 +209,9 @@ fn mids(n: usize) -> i64 {
     NEXT_MID.fetch_add(n as i64, Ordering::Relaxed)
 }
 
-/// `--floor handoff`: the floor of the sending scenarios hands each read's
-/// answers to a second thread that sends (`floor::pipelined_handoff`).
+/// `--floor handoff`: the floor hands each read's answers to a second thread
+/// that sends (`floor::pipelined_handoff`), or in `pushes` each read's pushes
+/// to a second thread that handles them (`floor::receive_pushes_handoff`).
 static HANDOFF_FLOOR: AtomicBool = AtomicBool::new(false);
 
 /// `--dispatch inline`: the SDK clients run in `Dispatch::Inline` mode.
@@ -599,8 +600,17 @@ fn floor_pushes(endpoint: &str, n: usize, window: usize, size: usize) -> Run {
     let meter = Meter::start();
     let threads = sender(endpoint, me, window, size, p.clone());
     let mut lat = Vec::with_capacity(n);
-    floor::receive_pushes(&mut c, n, |mid| lat.push(p.got(mid))).expect("bare pushes");
-    let usage = meter.stop();
+    let got = |mid| lat.push(p.got(mid));
+    let usage = if HANDOFF_FLOOR.load(Ordering::Relaxed) {
+        // Read while the handler thread still runs (its CPU leaves with it).
+        let mut usage = None;
+        floor::receive_pushes_handoff(&mut c, n, got, || usage = Some(meter.stop()))
+            .expect("bare pushes");
+        usage.expect("the handler finished")
+    } else {
+        floor::receive_pushes(&mut c, n, got).expect("bare pushes");
+        meter.stop()
+    };
     let _ = threads.map(|t| t.join());
     Run {
         n,
@@ -716,7 +726,7 @@ fn main() {
             "scenario": name, "n": n, "window": window, "clients": clients, "size": size,
             "gate": gate.kind(), "gate_nodelay": !a.no_nodelay,
             "dispatch": format!("{:?}", dispatch()),
-            "floor_kind": if HANDOFF_FLOOR.load(Ordering::Relaxed) && name != "pushes" { "handoff" } else { "one" },
+            "floor_kind": if HANDOFF_FLOOR.load(Ordering::Relaxed) { "handoff" } else { "one" },
         });
         for (k, v) in sdk.as_object().into_iter().flatten() {
             line[k] = v.clone();

@@ -367,9 +367,20 @@ pub fn receive_pushes(c: &mut Bare, n: usize, mut got: impl FnMut(i64)) -> io::R
     let mut seen = 0;
     let mut out = Vec::new();
     while seen < n {
+        seen += c.read_pushes(&mut out, &mut got)?;
+    }
+    Ok(())
+}
+
+impl Bare {
+    /// Handles what one read brings (at least one packet): each twoway quest
+    /// is answered, all in one write, and each push's mid goes to `got`.
+    /// Returns how many pushes it read.
+    fn read_pushes(&mut self, out: &mut Vec<u8>, mut got: impl FnMut(i64)) -> io::Result<usize> {
+        let mut seen = 0;
         out.clear();
         loop {
-            let p = c.next()?;
+            let p = self.next()?;
             if p.mtype == 1 {
                 out.extend_from_slice(&empty_answer(p.seq));
             }
@@ -377,36 +388,124 @@ pub fn receive_pushes(c: &mut Bare, n: usize, mut got: impl FnMut(i64)) -> io::R
                 got(mid);
                 seen += 1;
             }
-            if !c.buffered() {
+            if !self.buffered() {
                 break;
             }
         }
         if !out.is_empty() {
-            c.s.write_all(&out)?;
+            self.s.write_all(out)?;
         }
+        Ok(seen)
     }
-    Ok(())
 }
 
-/// What the reader of [`pipelined_handoff`] hands its sender: the seqs of the
-/// answers it has read, whether the sender is asleep waiting for them, and
-/// whether the reader has stopped (so the sender does not wait for ever).
-struct Handoff {
-    seqs: Vec<u32>,
+/// [`receive_pushes`] split over two threads, `Dispatch::Threads`' shape for
+/// pushes: this thread reads, parses and answers the pushes, and after each
+/// read hands their mids to a second thread, woken only when it sleeps,
+/// which calls `got` for each. The price of the hand-off alone, as
+/// [`pipelined_handoff`] for the sending scenarios. The second thread ends
+/// by calling `finish` (so a caller can keep it alive until its CPU time has
+/// been read).
+pub fn receive_pushes_handoff(
+    c: &mut Bare,
+    n: usize,
+    got: impl FnMut(i64) + Send,
+    finish: impl FnOnce() + Send,
+) -> io::Result<()> {
+    let hand = Handoff::new();
+    std::thread::scope(|scope| {
+        let handler = std::thread::Builder::new()
+            .name("bench-bare-handle".into())
+            .spawn_scoped(scope, || -> io::Result<()> {
+                let mut got = got;
+                let mut batch = Vec::new();
+                let mut seen = 0;
+                while seen < n {
+                    hand.take(&mut batch)?;
+                    seen += batch.len();
+                    batch.drain(..).for_each(&mut got);
+                }
+                finish();
+                Ok(())
+            })?;
+        let _ended = Ended(&hand);
+        let (mut seen, mut mids, mut out) = (0, Vec::new(), Vec::new());
+        while seen < n {
+            seen += c.read_pushes(&mut out, |mid| mids.push(mid))?;
+            hand.give(&mut mids);
+        }
+        drop(_ended);
+        handler.join().expect("the handler thread")
+    })
+}
+
+/// What the reader of a hand-off floor ([`pipelined_handoff`],
+/// [`receive_pushes_handoff`]) hands its second thread: the items of its
+/// reads (answers' seqs, pushes' mids), whether that thread is asleep
+/// waiting for them, and whether the reader has stopped (so the second
+/// thread does not wait for ever).
+struct Handoff<T> {
+    state: std::sync::Mutex<HandoffState<T>>,
+    ready: std::sync::Condvar,
+}
+
+struct HandoffState<T> {
+    items: Vec<T>,
     waiting: bool,
     ended: bool,
 }
 
-/// Tells the sender of [`pipelined_handoff`] that the reader has stopped,
-/// however it stops.
-struct Ended<'a>(&'a (std::sync::Mutex<Handoff>, std::sync::Condvar));
+impl<T> Handoff<T> {
+    fn new() -> Handoff<T> {
+        Handoff {
+            state: std::sync::Mutex::new(HandoffState {
+                items: Vec::new(),
+                waiting: false,
+                ended: false,
+            }),
+            ready: std::sync::Condvar::new(),
+        }
+    }
 
-impl Drop for Ended<'_> {
+    /// The reader's side, once per read: hands over `items` under one lock,
+    /// and wakes the other thread only if it sleeps.
+    fn give(&self, items: &mut Vec<T>) {
+        if items.is_empty() {
+            return;
+        }
+        let mut h = self.state.lock().expect("hand-off lock");
+        h.items.append(items);
+        if std::mem::take(&mut h.waiting) {
+            self.ready.notify_one();
+        }
+    }
+
+    /// The second thread's side: waits until there are items and swaps them
+    /// into `batch` (empty); an error once the reader has stopped.
+    fn take(&self, batch: &mut Vec<T>) -> io::Result<()> {
+        let mut h = self.state.lock().expect("hand-off lock");
+        while h.items.is_empty() {
+            if h.ended {
+                return Err(io::Error::other("the reader stopped"));
+            }
+            h.waiting = true;
+            h = self.ready.wait(h).expect("hand-off lock");
+        }
+        std::mem::swap(&mut h.items, batch);
+        Ok(())
+    }
+}
+
+/// Tells the second thread of a hand-off floor that the reader has stopped,
+/// however it stops.
+struct Ended<'a, T>(&'a Handoff<T>);
+
+impl<T> Drop for Ended<'_, T> {
     fn drop(&mut self) {
-        if let Ok(mut h) = self.0 .0.lock() {
+        if let Ok(mut h) = self.0.state.lock() {
             h.ended = true;
         }
-        self.0 .1.notify_one();
+        self.0.ready.notify_one();
     }
 }
 
@@ -427,15 +526,7 @@ pub fn pipelined_handoff(
     first_mid: i64,
     finish: impl FnOnce(Vec<u32>) + Send,
 ) -> io::Result<()> {
-    use std::sync::{Condvar, Mutex};
-    let hand = (
-        Mutex::new(Handoff {
-            seqs: Vec::new(),
-            waiting: false,
-            ended: false,
-        }),
-        Condvar::new(),
-    );
+    let hand = Handoff::new();
     let mut w = c.s.try_clone()?;
     std::thread::scope(|scope| {
         let sender = std::thread::Builder::new()
@@ -452,17 +543,7 @@ pub fn pipelined_handoff(
                     w.write_all(&out)?;
                     let mut batch = Vec::new();
                     while lat.len() < n {
-                        {
-                            let mut h = hand.0.lock().expect("hand-off lock");
-                            while h.seqs.is_empty() {
-                                if h.ended {
-                                    return Err(io::Error::other("the reader stopped"));
-                                }
-                                h.waiting = true;
-                                h = hand.1.wait(h).expect("hand-off lock");
-                            }
-                            std::mem::swap(&mut h.seqs, &mut batch);
-                        }
+                        hand.take(&mut batch)?;
                         out.clear();
                         for &seq in &batch {
                             lat.push(q.round_trip(seq));
@@ -499,13 +580,7 @@ pub fn pipelined_handoff(
                 c.s.write_all(&out)?;
                 out.clear();
             }
-            if !seqs.is_empty() {
-                let mut h = hand.0.lock().expect("hand-off lock");
-                h.seqs.append(&mut seqs);
-                if std::mem::take(&mut h.waiting) {
-                    hand.1.notify_one();
-                }
-            }
+            hand.give(&mut seqs);
         }
         drop(_ended);
         sender.join().expect("the sender thread")
