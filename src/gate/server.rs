@@ -141,11 +141,14 @@ impl Conn {
     }
 
     pub(crate) fn send_quest(&self, method: &str, payload: &Value, twoway: bool) {
-        with_body(|body| self.send_quest_body(method, payload, twoway, body));
+        with_body(|body| {
+            packet::encode_payload(payload, body);
+            self.send_quest_encoded(method, body, twoway);
+        });
     }
 
-    fn send_quest_body(&self, method: &str, payload: &Value, twoway: bool, body: &mut Vec<u8>) {
-        packet::encode_payload(payload, body);
+    /// [`Conn::send_quest`] with the payload's msgpack.
+    pub(crate) fn send_quest_encoded(&self, method: &str, body: &[u8], twoway: bool) {
         let seq = if twoway {
             (self.seq.fetch_add(1, Ordering::Relaxed) as u32)
                 .wrapping_add(1)
@@ -463,7 +466,7 @@ impl Server {
         drop(conns);
         for (c, p) in targets {
             let twoway = p.twoway();
-            c.send_quest(p.method, &p.payload, twoway);
+            c.send_quest_encoded(p.method, &p.payload, twoway);
         }
     }
 

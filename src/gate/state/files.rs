@@ -280,10 +280,14 @@ mod tests {
             assert!(out.answer.is_ok(), "{cmd}: {:?}", out.answer);
             assert_eq!(out.pushes.len(), 1);
             let p = &out.pushes[0];
-            assert_eq!((p.conn, p.method, num(&p.payload, "mtype")), (b, push, 50));
+            assert_eq!(
+                (p.conn, p.method, num(&p.payload_value(), "mtype")),
+                (b, push, 50)
+            );
             let url = format!("http://127.0.0.1:9/file/{}", n + 1);
-            assert_eq!(field(&p.payload, "msg"), &Value::from(url.as_str()));
-            let attrs = field(&p.payload, "attrs").as_str().unwrap();
+            assert_eq!(field(&p.payload_value(), "msg"), &Value::from(url.as_str()));
+            let payload = p.payload_value();
+            let attrs = field(&payload, "attrs").as_str().unwrap();
             assert!(attrs.contains(&file_sign(b"data", &t)), "{attrs}");
             assert_eq!(g.s.file(&url), Some(b"data".to_vec()));
             // The token is used up; a resend with a fresh token gets the first answer.

@@ -4,6 +4,8 @@
 
 use rmpv::Value;
 
+use crate::value::MapBuilder;
+
 use super::{
     id, int, need, obj, raw, small, Args, Ctx, FastMap, GateError, GateState, Project, Push, Route,
     NOT_GROUP_MEMBER, NOT_IN_ROOM, PERMISSION_DENIED,
@@ -358,20 +360,23 @@ impl Project {
         // The push is built only when someone is online to receive it.
         let online = receivers.clone().any(|u| self.conns(u).next().is_some());
         let payload = online.then(|| {
-            let mut p = vec![
-                ("from", from.into()),
-                ("mtype", msg.mtype.into()),
-                ("mid", mid.into()),
-                ("msg", msg.body.clone()),
-                ("attrs", msg.attrs.clone()),
-                ("mtime", mtime.into()),
-            ];
-            p.extend(kind.target_key().map(|k| (k, to.into())));
-            obj(p)
+            let p = MapBuilder::new()
+                .put("from", from)
+                .put("mtype", msg.mtype)
+                .put("mid", mid)
+                .put("msg", &msg.body)
+                .put("attrs", &msg.attrs)
+                .put("mtime", mtime);
+            match kind.target_key() {
+                Some(k) => p.put(k, to),
+                None => p,
+            }
+            .build()
+            .into_bytes()
         });
         self.messages.append(kind, msg);
         let pushes = match payload {
-            Some(payload) => self.push_to(receivers, kind.push_method(), &payload),
+            Some(payload) => self.push_to(receivers, kind.push_method(), payload),
             None => Vec::new(),
         };
         (mtime, pushes)
@@ -551,7 +556,7 @@ mod tests {
         assert_eq!((p.method, p.twoway()), ("pushmsg", true));
         let mtime = num(out.answer.as_ref().unwrap(), "mtime");
         let expect = map! {"from": A, "mtype": 31, "mid": 5, "msg": "hi", "attrs": "{}", "mtime": mtime, "to": B};
-        assert_eq!(p.payload, expect);
+        assert_eq!(p.payload_value(), expect);
         // To oneself: stored, pushed nowhere (not even to the sender's other connection).
         assert!(g
             .send(a1, "sendmsg", A, 6, 30, "me".into())
@@ -564,7 +569,7 @@ mod tests {
         assert!(out
             .pushes
             .iter()
-            .all(|p| p.method == "pushgroupmsg" && num(&p.payload, "gid") == 9));
+            .all(|p| p.method == "pushgroupmsg" && num(&p.payload_value(), "gid") == 9));
 
         for c in [a2, c1] {
             g.ok(c, "enterroom", map! {"rid": 4});
@@ -574,8 +579,11 @@ mod tests {
         assert!(out
             .pushes
             .iter()
-            .all(|p| p.method == "pushroommsg" && num(&p.payload, "rid") == 4));
-        assert_eq!(get(out.pushes[0].payload.as_map().unwrap(), "to"), None);
+            .all(|p| p.method == "pushroommsg" && num(&p.payload_value(), "rid") == 4));
+        assert_eq!(
+            get(out.pushes[0].payload_value().as_map().unwrap(), "to"),
+            None
+        );
     }
 
     #[test]
@@ -720,7 +728,7 @@ mod tests {
         let mids: BTreeSet<i64> = (0..2500)
             .map(|_| {
                 num(
-                    &g.s.broadcast(PID, A, 30, "x".into(), "", 7_000)[0].payload,
+                    &g.s.broadcast(PID, A, 30, "x".into(), "", 7_000)[0].payload_value(),
                     "mid",
                 )
             })
@@ -737,11 +745,15 @@ mod tests {
         assert_eq!(pushes.iter().map(|p| p.conn).collect::<Vec<_>>(), vec![b]);
         let p = &pushes[0];
         assert_eq!(
-            (p.method, num(&p.payload, "from"), num(&p.payload, "mtime")),
+            (
+                p.method,
+                num(&p.payload_value(), "from"),
+                num(&p.payload_value(), "mtime")
+            ),
             ("pushbroadcastmsg", A, 7_000)
         );
-        assert_eq!(get(p.payload.as_map().unwrap(), "to"), None);
-        let mid = num(&p.payload, "mid");
+        assert_eq!(get(p.payload_value().as_map().unwrap(), "to"), None);
+        let mid = num(&p.payload_value(), "mid");
         assert_ne!(mid, 0);
         // From the system (uid 0): everyone of the pid.
         let pushes =
@@ -750,7 +762,7 @@ mod tests {
             pushes.iter().map(|p| p.conn).collect::<Vec<_>>(),
             vec![a1, a2, b]
         );
-        assert_ne!(num(&pushes[0].payload, "mid"), mid);
+        assert_ne!(num(&pushes[0].payload_value(), "mid"), mid);
         let h = g.history(b, "getbroadcastmsg", vec![("desc", true.into())]);
         let list = items(&h);
         assert_eq!(list.len(), 2);
@@ -775,7 +787,7 @@ mod tests {
             g.s.inject(PID, 1, A, B, 1, 30, bin.clone(), "a", 500)
                 .unwrap();
         assert_eq!(pushes.len(), 1);
-        assert_eq!(field(&pushes[0].payload, "msg"), &bin);
+        assert_eq!(field(&pushes[0].payload_value(), "msg"), &bin);
         g.post(a, "sendmsg", B, 2);
         let h = g.history(b, "getp2pmsg", vec![("target", A.into())]);
         let list = items(&h);

@@ -143,10 +143,18 @@ impl GateError {
 pub(crate) struct Push {
     pub conn: ConnId,
     pub method: &'static str,
-    pub payload: Value,
+    /// The quest's payload, msgpack: encoded once for all its receivers, not built as a
+    /// `Value` (a `String` per key) and encoded again for each.
+    pub payload: Vec<u8>,
 }
 
 impl Push {
+    /// The payload decoded (for tests).
+    #[cfg(test)]
+    pub(crate) fn payload_value(&self) -> Value {
+        packet::decode_payload_within(&self.payload, usize::MAX).expect("a push payload")
+    }
+
     /// `kickout` and `kickoutroom` are oneway (docs/gate.md, "Pushes"); the pushes of
     /// messages are twoway quests.
     pub fn twoway(&self) -> bool {
@@ -431,20 +439,29 @@ impl Project {
     }
 
     /// One push of `method` to every connection of each of `uids`.
+    /// The last push takes `payload` itself: one receiver (a p2p message's) costs no copy.
     fn push_to(
         &self,
         uids: impl IntoIterator<Item = i64>,
         method: &'static str,
-        payload: &Value,
+        payload: Vec<u8>,
     ) -> Vec<Push> {
-        uids.into_iter()
+        let mut pushes: Vec<Push> = uids
+            .into_iter()
             .flat_map(|u| self.conns(u))
             .map(|conn| Push {
                 conn,
                 method,
-                payload: payload.clone(),
+                payload: Vec::new(),
             })
-            .collect()
+            .collect();
+        if let Some((last, others)) = pushes.split_last_mut() {
+            for p in others {
+                p.payload = payload.clone();
+            }
+            last.payload = payload;
+        }
+        pushes
     }
 }
 

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 
 use rmpv::Value;
 
+use crate::value::MapBuilder;
+
 use super::{
     int_array, obj, Args, Ctx, GateError, GateState, Members, Project, Push, Route, NOT_IN_ROOM,
 };
@@ -173,7 +175,11 @@ impl GateState {
     pub fn kickout_room(&mut self, pid: i64, uid: i64, rid: i64) -> Vec<Push> {
         let p = self.project(pid);
         p.rooms.leave(rid, uid);
-        p.push_to([uid], "kickoutroom", &obj([("rid", rid.into())]))
+        p.push_to(
+            [uid],
+            "kickoutroom",
+            MapBuilder::new().put("rid", rid).build().into_bytes(),
+        )
     }
 }
 
@@ -303,9 +309,9 @@ mod tests {
             pushes.iter().map(|p| p.conn).collect::<Vec<_>>(),
             vec![a1, a2]
         );
-        assert!(pushes
-            .iter()
-            .all(|p| p.method == "kickoutroom" && !p.twoway() && p.payload == map! {"rid": 5}));
+        assert!(pushes.iter().all(|p| p.method == "kickoutroom"
+            && !p.twoway()
+            && p.payload_value() == map! {"rid": 5}));
         assert_eq!(g.send_code(a1, "sendroommsg", 5, 1), NOT_IN_ROOM);
         assert!(g
             .send(b, "sendroommsg", 5, 1, 30, "x".into())
@@ -319,7 +325,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(a1, "kickout", false), (a2, "kickout", false)]
         );
-        assert!(kick.iter().all(|p| p.payload == map! {}));
+        assert!(kick.iter().all(|p| p.payload_value() == map! {}));
         assert!(g.s.kickout(PID + 5, A).is_empty());
     }
 }

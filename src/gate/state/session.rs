@@ -3,6 +3,8 @@
 
 use rmpv::Value;
 
+use crate::value::MapBuilder;
+
 use super::{obj, Args, Ctx, GateError, GateState, Push, Route, DUPLICATED_AUTH};
 
 pub(super) const ROUTES: &[Route] = &[
@@ -40,9 +42,9 @@ impl GateState {
     /// Test hook: `kickout {}` (oneway) to each connection of the user. The connections
     /// stay open: the client closes them, as it does after a real gate's kickout.
     pub fn kickout(&self, pid: i64, uid: i64) -> Vec<Push> {
-        self.projects
-            .get(&pid)
-            .map_or_else(Vec::new, |p| p.push_to([uid], "kickout", &obj([])))
+        self.projects.get(&pid).map_or_else(Vec::new, |p| {
+            p.push_to([uid], "kickout", MapBuilder::new().build().into_bytes())
+        })
     }
 }
 
