@@ -285,3 +285,47 @@ fn push_handlers_run_on_the_reader_and_one_may_close_its_client() {
     client.destroy();
     assert_eq!(ran.len(), 4, "push 4, of the closed session, was delivered");
 }
+
+/// A call made in a callback gets its deadline when the callback's write
+/// batch ends and the call is sent (docs/porting.md, "Timeouts"): a callback
+/// that works for three timeouts after the call does not eat into its time,
+/// and the call still times out, one timeout after the callback returned.
+#[test]
+fn a_call_made_in_a_callback_times_out_counted_from_the_callbacks_end() {
+    let gate = Arc::new(gate());
+    let client = inline_client(&gate);
+    let timeout = Duration::from_millis(50);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let callback = {
+        let (client, gate, tx) = (client.clone(), gate.clone(), tx.clone());
+        move |e: Option<SendError>, _| {
+            assert!(e.is_none(), "the first send failed");
+            // The gate drops what it reads from now on: the call below is
+            // never answered.
+            gate.pause(Duration::from_secs(3600));
+            let fired = tx.clone();
+            let ms = timeout.as_millis() as u64;
+            client.send_message(PEER, 30, "never answered", "", 0, ms, move |e, _| {
+                let code = e.map(|e| e.error.code);
+                let _ = fired.send(("fired", std::time::Instant::now(), code));
+            });
+            // The slow part of the callback: what is being tested, not a wait.
+            std::thread::sleep(3 * timeout);
+            let _ = tx.send(("callback returned", std::time::Instant::now(), None));
+        }
+    };
+    client.send_message(PEER, 30, "first", "", 0, 0, callback);
+    let (what, returned, _) = rx.recv_timeout(WAIT).expect("the callback ran");
+    assert_eq!(what, "callback returned");
+    let (what, fired, code) = rx.recv_timeout(WAIT).expect("the call timed out");
+    assert_eq!(
+        (what, code),
+        ("fired", Some(error_code::FPNN_EC_CORE_TIMEOUT))
+    );
+    assert!(
+        fired >= returned + timeout,
+        "timed out {:?} after the callback returned: counted from before its end",
+        fired - returned
+    );
+    client.destroy();
+}

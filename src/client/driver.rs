@@ -618,6 +618,9 @@ impl Inner {
         let later = match r {
             Ok(conn) => {
                 log::debug!("connected to {} (connection #{serial})", self.endpoint);
+                // Its callbacks wait for no completion of theirs (they run in
+                // order): calls made in them take their deadlines per batch.
+                conn.defer_deadlines();
                 let resend = self.options.resend_on_reconnect;
                 let mut stale = None;
                 let later = self.step_locked(Event::Connected { serial }, |core| {

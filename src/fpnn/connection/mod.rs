@@ -181,8 +181,9 @@ impl QuestSender {
             return callback.fail(e);
         }
         // Inside a write batch the deadline is given when the batch is
-        // flushed (src/fpnn/table.rs): no clock read per quest.
-        let due = if writer::batching() {
+        // flushed (src/fpnn/table.rs): no clock read per quest. Only for an
+        // owner that asked for it (`defer_deadlines`).
+        let due = if writer::batching() && self.0.defer_deadlines.load(Ordering::Relaxed) {
             Due::AtFlush(timeout)
         } else {
             Due::At(transport::deadline_after(timeout))
@@ -380,6 +381,7 @@ impl Connection {
                 table,
             )),
             open: AtomicBool::new(true),
+            defer_deadlines: AtomicBool::new(false),
             control: opened.control,
             on_close: Mutex::new(Some(on_close)),
             hand_back: Mutex::new(None),
@@ -490,6 +492,19 @@ impl Connection {
             Err(p) => p.unanswered().map_or(Ok(()), Err),
             Ok(()) => Ok(()),
         }
+    }
+
+    /// From now on, a quest made inside a write batch (a callback or handler run
+    /// by this crate's reader or dispatcher) gets its deadline when the batch is
+    /// flushed and the quest sent, with one clock read for the whole batch, so
+    /// its timeout counts from then. An unflushed batch means no deadline, so
+    /// only an owner none of whose callbacks can wait for the completion of a
+    /// quest it made asks for it: `RtmClient`, whose completions run in order
+    /// after the callback that waits (so such a wait never ends either way). A
+    /// plain `Connection`'s handler that waits for its own quest's answer gets
+    /// its timeout counted from the call (tests/timeouts.rs).
+    pub(crate) fn defer_deadlines(&self) {
+        self.shared().defer_deadlines.store(true, Ordering::Relaxed);
     }
 
     /// Asks for the resendable quests ([`Connection::send_unanswered`]) still

@@ -99,6 +99,9 @@ pub(super) struct Shared {
     pub(super) table: Table,
     pub(super) outbox: Arc<Outbox>,
     pub(super) open: AtomicBool,
+    /// Whether a quest made inside a write batch gets its deadline when the batch is
+    /// flushed (see [`super::Connection::defer_deadlines`]) rather than at the call.
+    pub(super) defer_deadlines: AtomicBool,
     pub(super) control: TcpStream,
     pub(super) on_close: Mutex<Option<CloseHandler>>,
     /// Takes the resendable quests pending when the connection ends.

@@ -614,6 +614,7 @@ mod tests {
             table: Table::default(),
             outbox: Arc::new(Outbox::new(64 << 20, Written::default(), Table::default())),
             open: AtomicBool::new(true),
+            defer_deadlines: AtomicBool::new(false),
             control: tcp.try_clone().unwrap(),
             on_close: parking_lot::Mutex::new(None),
             hand_back: parking_lot::Mutex::new(None),
