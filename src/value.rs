@@ -174,7 +174,8 @@ thread_local! {
     /// The buffer of this thread's last request, once sent, for its next one:
     /// a request is encoded, copied into the connection's outbox and dropped,
     /// so a thread sending one after another reuses one buffer rather than
-    /// allocating and freeing one per request.
+    /// allocating and freeing one per request. The gate's threads encode their
+    /// answers and quests in it the same way ([`with_spare`]).
     static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
@@ -192,14 +193,30 @@ fn request_buffer() -> Vec<u8> {
     out
 }
 
+/// Keeps `spare` as this thread's spare buffer, unless it is larger than [`SPARE_MAX`].
+fn give_back(mut spare: Vec<u8>) {
+    if (1..=SPARE_MAX).contains(&spare.capacity()) {
+        spare.clear();
+        // `try_with`: a buffer dropped while the thread ends is not kept.
+        let _ = SPARE.try_with(|s| s.set(spare));
+    }
+}
+
+/// Runs `f` with this thread's spare buffer, empty, and keeps it again after: for bytes
+/// encoded and then copied elsewhere (the gate's answers and quests, which its reader
+/// threads encode one after another, src/gate/server.rs).
+#[cfg(feature = "gate")]
+pub(crate) fn with_spare<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut out = SPARE.try_with(Cell::take).unwrap_or_default();
+    out.clear();
+    let r = f(&mut out);
+    give_back(out);
+    r
+}
+
 impl Drop for Encoded {
     fn drop(&mut self) {
-        if (1..=SPARE_MAX).contains(&self.0.capacity()) {
-            let mut spare = std::mem::take(&mut self.0);
-            spare.clear();
-            // `try_with`: a request dropped while the thread ends has no spare.
-            let _ = SPARE.try_with(|s| s.set(spare));
-        }
+        give_back(std::mem::take(&mut self.0));
     }
 }
 

@@ -2,7 +2,6 @@
 //! packets, hands quests to [`GateState`], and delivers answers and pushes.
 //! Faults for tests (pauses, delays, drops, refusals, raw bytes) live here.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -75,22 +74,6 @@ pub(crate) struct Conn {
     proxy: bool,
 }
 
-/// Runs `f` with this thread's scratch buffer, empty, for a payload that is encoded and
-/// then copied into a connection's outbox: each connection's reader thread encodes its
-/// answers in one buffer instead of allocating and freeing one per answer. A buffer that
-/// grew past 64 KiB is not kept.
-fn with_body<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    thread_local!(static BODY: Cell<Vec<u8>> = const { Cell::new(Vec::new()) });
-    // `try_with`: a thread that is ending gets a new buffer.
-    let mut body = BODY.try_with(Cell::take).unwrap_or_default();
-    body.clear();
-    let r = f(&mut body);
-    if body.capacity() <= 64 * 1024 {
-        let _ = BODY.try_with(|b| b.set(body));
-    }
-    r
-}
-
 impl Conn {
     /// Appends bytes to the outbox with `fill`; closes the connection instead
     /// when that would take the queue over its limit (unless it was empty, so
@@ -141,7 +124,7 @@ impl Conn {
     }
 
     pub(crate) fn send_quest(&self, method: &str, payload: &Value, twoway: bool) {
-        with_body(|body| {
+        crate::value::with_spare(|body| {
             packet::encode_payload(payload, body);
             self.send_quest_encoded(method, body, twoway);
         });
@@ -176,7 +159,7 @@ impl Conn {
                 (1, &err)
             }
         };
-        with_body(|body| {
+        crate::value::with_spare(|body| {
             if json {
                 super::json::write(v, body);
             } else {
