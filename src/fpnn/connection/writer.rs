@@ -77,8 +77,11 @@ struct OutState {
     close: Option<Option<u16>>,
     /// The writer has ended: frames are dropped.
     done: bool,
-    /// Registered with a thread's [`write_batch`], which flushes it.
-    batched: bool,
+    /// How many threads' [`write_batch`]es it is registered with: each
+    /// flushes it (and stamps what is unstamped) when it ends, so a frame
+    /// queued in a batch goes out when that batch ends, whichever batch
+    /// registered the outbox first.
+    batched: u32,
     /// The table holds quests of a batch to stamp ([`Due::AtFlush`]).
     unstamped: bool,
 }
@@ -115,7 +118,7 @@ impl Outbox {
                 flush: false,
                 close: None,
                 done: false,
-                batched: false,
+                batched: 0,
                 unstamped: false,
             }),
             wake: Condvar::new(),
@@ -154,8 +157,12 @@ impl Outbox {
             if b.depth == 0 {
                 return false;
             }
-            if !st.batched {
-                st.batched = true;
+            // Registered once per batch; another thread's batch holding it
+            // does not count (it would flush this batch's frames only when
+            // it ends). The list is short and the outbox most often its
+            // last entry, so this looks only when some batch holds it.
+            if st.batched == 0 || !b.outboxes.iter().rev().any(|o| Arc::ptr_eq(o, self)) {
+                st.batched += 1;
                 b.outboxes.push(self.clone());
             }
             true
@@ -231,7 +238,7 @@ impl Outbox {
     /// The end of a [`write_batch`]: sends what piled up.
     fn end_batch(&self) {
         let mut st = self.st.lock();
-        st.batched = false;
+        st.batched = st.batched.saturating_sub(1);
         let deadline = self.stamp(&mut st);
         if !st.done {
             self.send_or_wake(&mut st, deadline, true);
@@ -533,13 +540,54 @@ mod tests {
             let _inner = write_batch();
             ob.push(5, None, true, true, |b| b.extend_from_slice(&[1; 5]))
                 .unwrap();
-            assert!(ob.st.lock().batched);
+            ob.push(5, None, true, true, |b| b.extend_from_slice(&[1; 5]))
+                .unwrap();
+            assert_eq!(ob.st.lock().batched, 1, "registered once");
         }
         // Without a socket nothing is written: the frame stays queued for a
         // writer, and the batch has let go of the outbox.
-        assert!(!ob.st.lock().batched);
-        assert_eq!(ob.queued(), 5);
+        assert_eq!(ob.st.lock().batched, 0);
+        assert_eq!(ob.queued(), 10);
         assert!(BATCH.with(|b| b.borrow().outboxes.is_empty()));
+    }
+
+    fn pending() -> Pending {
+        Pending {
+            callback: super::super::Reply::Value(Box::new(|_| {})),
+            method: "q".into(),
+            timeout_ms: 60_000,
+            resend: None,
+        }
+    }
+
+    /// A quest queued in one thread's batch while another thread's batch
+    /// holds the outbox gets its deadline (and its frame is flushed) when
+    /// its own batch ends, not when the other one does.
+    #[test]
+    fn a_batch_stamps_what_it_queued_while_another_thread_holds_the_outbox() {
+        let table = Table::default();
+        let ob = Arc::new(Outbox::new(1 << 20, Written::default(), table.clone()));
+        let _held = write_batch();
+        ob.push(5, None, true, true, |b| b.extend_from_slice(&[1; 5]))
+            .unwrap();
+        let (ob2, table2) = (ob.clone(), table.clone());
+        std::thread::spawn(move || {
+            let _batch = write_batch();
+            let timeout = std::time::Duration::from_secs(60);
+            assert!(table2.lock().insert_unstamped(pending(), timeout).is_ok());
+            ob2.push(5, Some(Due::AtFlush(timeout)), true, true, |b| {
+                b.extend_from_slice(&[2; 5])
+            })
+            .unwrap();
+            assert_eq!(ob2.st.lock().batched, 2, "held by both batches");
+        })
+        .join()
+        .unwrap();
+        assert!(
+            table.lock().next_deadline().is_some(),
+            "not stamped when its batch ended"
+        );
+        assert_eq!(ob.st.lock().batched, 1);
     }
 
     #[test]
