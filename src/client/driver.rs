@@ -618,8 +618,10 @@ impl Inner {
         let later = match r {
             Ok(conn) => {
                 log::debug!("connected to {} (connection #{serial})", self.endpoint);
-                // Its callbacks wait for no completion of theirs (they run in
-                // order): calls made in them take their deadlines per batch.
+                // Calls made by its reader (`Inline` callbacks, push handling)
+                // take their deadlines when the read's batch is flushed: a
+                // callback waiting for their completion would never end either
+                // way, as the client's callbacks run in order.
                 conn.defer_deadlines();
                 let resend = self.options.resend_on_reconnect;
                 let mut stale = None;

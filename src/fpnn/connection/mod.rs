@@ -180,10 +180,13 @@ impl QuestSender {
         if let Err(e) = self.check(method, payload) {
             return callback.fail(e);
         }
-        // Inside a write batch the deadline is given when the batch is
-        // flushed (src/fpnn/table.rs): no clock read per quest. Only for an
-        // owner that asked for it (`defer_deadlines`).
-        let due = if writer::batching() && self.0.defer_deadlines.load(Ordering::Relaxed) {
+        // Made by this connection's own reader (a callback it runs), the
+        // deadline is given when the read's batch is flushed
+        // (src/fpnn/table.rs): no clock read per quest. Only for an owner
+        // that asked for it (`defer_deadlines`).
+        let due = if self.0.defer_deadlines.load(Ordering::Relaxed)
+            && writer::reading(&self.0.outbox.written)
+        {
             Due::AtFlush(timeout)
         } else {
             Due::At(transport::deadline_after(timeout))
@@ -494,15 +497,17 @@ impl Connection {
         }
     }
 
-    /// From now on, a quest made inside a write batch (a callback or handler run
-    /// by this crate's reader or dispatcher) gets its deadline when the batch is
-    /// flushed and the quest sent, with one clock read for the whole batch, so
-    /// its timeout counts from then. An unflushed batch means no deadline, so
-    /// only an owner none of whose callbacks can wait for the completion of a
-    /// quest it made asks for it: `RtmClient`, whose completions run in order
-    /// after the callback that waits (so such a wait never ends either way). A
-    /// plain `Connection`'s handler that waits for its own quest's answer gets
-    /// its timeout counted from the call (tests/timeouts.rs).
+    /// From now on, a quest made by this connection's own reader thread (a
+    /// callback or handler it runs, inside its read's write batch) gets its
+    /// deadline when that batch is flushed and the quest sent, with one clock
+    /// read for the whole batch, so its timeout counts from then. A batch that
+    /// never ends means no deadline, so only an owner whose reader-run
+    /// callbacks cannot wait for such a quest's completion asks for it:
+    /// `RtmClient`, whose completions run in order after the callback that
+    /// waits (so that wait never ends either way). Quests made on any other
+    /// thread (another client's callbacks, a dispatcher's turn, a poller) get
+    /// their deadline at the call, and so do all of a plain `Connection`'s,
+    /// whose handler may wait for its own quest's answer (tests/timeouts.rs).
     pub(crate) fn defer_deadlines(&self) {
         self.shared().defer_deadlines.store(true, Ordering::Relaxed);
     }

@@ -98,9 +98,14 @@ pub(super) enum Due {
     AtFlush(std::time::Duration),
 }
 
-/// Whether this thread is inside a [`write_batch`].
-pub(super) fn batching() -> bool {
-    BATCH.with(|b| b.borrow().depth > 0)
+/// Whether this thread is the reader of the connection `written` is of,
+/// inside its read's [`write_batch`] (reader.rs: its whole loop is one
+/// batch, flushed before each read that waits).
+pub(super) fn reading(written: &Written) -> bool {
+    BATCH.with(|b| {
+        let b = b.borrow();
+        b.depth > 0 && b.reader.as_ref().is_some_and(|r| r.same(written))
+    })
 }
 
 /// The outbox is full: the frame was not queued.
@@ -238,6 +243,7 @@ impl Outbox {
     /// The end of a [`write_batch`]: sends what piled up.
     fn end_batch(&self) {
         let mut st = self.st.lock();
+        debug_assert!(st.batched > 0, "a batch ends that did not hold the outbox");
         st.batched = st.batched.saturating_sub(1);
         let deadline = self.stamp(&mut st);
         if !st.done {
@@ -588,6 +594,24 @@ mod tests {
             "not stamped when its batch ended"
         );
         assert_eq!(ob.st.lock().batched, 1);
+    }
+
+    /// Only a connection's own reader, inside its read's batch, defers the
+    /// deadlines of the quests it makes (`Connection::defer_deadlines`): a
+    /// quest made in another thread's batch (a dispatcher's turn, another
+    /// connection's reader, a poller) gets its deadline at the call, so a
+    /// callback there that waits for it is released by its timeout.
+    #[test]
+    fn only_a_connections_own_reader_counts_as_reading_it() {
+        let (mine, other) = (Written::default(), Written::default());
+        assert!(!reading(&mine), "outside a batch");
+        let _batch = write_batch();
+        assert!(!reading(&mine), "in a batch that is no reader's");
+        set_reader(Some(mine.clone()));
+        assert!(reading(&mine));
+        assert!(!reading(&other), "another connection's reader");
+        set_reader(None);
+        assert!(!reading(&mine));
     }
 
     #[test]
