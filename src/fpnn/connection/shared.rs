@@ -99,8 +99,9 @@ pub(super) struct Shared {
     pub(super) table: Table,
     pub(super) outbox: Arc<Outbox>,
     pub(super) open: AtomicBool,
-    /// Whether a quest made inside a write batch gets its deadline when the batch is
-    /// flushed (see [`super::Connection::defer_deadlines`]) rather than at the call.
+    /// Whether a quest made by this connection's own reader gets its deadline when the
+    /// read's batch is flushed (see [`super::Connection::defer_deadlines`]) rather than
+    /// at the call.
     pub(super) defer_deadlines: AtomicBool,
     pub(super) control: TcpStream,
     pub(super) on_close: Mutex<Option<CloseHandler>>,
