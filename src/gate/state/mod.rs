@@ -612,10 +612,7 @@ impl<'a> Args<'a> {
                 let index = lazy.index.get_or_init(|| packet::map_index(b));
                 let index = index.as_ref().ok_or_else(|| GateError::bad("payload"))?;
                 let at = index.iter().find(|(k, _)| *k == Some(key.as_bytes()));
-                Ok(at
-                    .and_then(|&(_, pos)| packet::read_value_at(b, pos))
-                    .filter(|v| !v.is_nil())
-                    .map(Cow::Owned))
+                Ok(at.and_then(|&(_, pos)| value_at(b, pos)))
             }
             _ => Ok(get(self.fields()?, key).map(Cow::Borrowed)),
         }
@@ -633,11 +630,7 @@ impl<'a> Args<'a> {
                 // `None` where `map_index` is `None` too (not a map, too long), or for
                 // bytes after the map, which a checked payload does not have.
                 let at = packet::map_fields(b, keys).ok_or_else(|| GateError::bad("payload"))?;
-                Ok(at.map(|pos| {
-                    pos.and_then(|pos| packet::read_value_at(b, pos))
-                        .filter(|v| !v.is_nil())
-                        .map(Cow::Owned)
-                }))
+                Ok(at.map(|pos| pos.and_then(|pos| value_at(b, pos))))
             }
             _ => {
                 let fields = self.fields()?;
@@ -698,6 +691,14 @@ impl<'a> Args<'a> {
         }
         Ok(ids)
     }
+}
+
+/// The value at `pos` of checked payload bytes, as [`get`] reads it from the decoded
+/// map (nil counts as absent).
+fn value_at(b: &[u8], pos: usize) -> Option<Cow<'_, Value>> {
+    packet::read_value_at(b, pos)
+        .filter(|v| !v.is_nil())
+        .map(Cow::Owned)
 }
 
 /// A required value read by [`Args::field`] or [`Args::fields_of`], converted by `f`;
