@@ -449,6 +449,9 @@ pub(crate) fn check_payload_within(bytes: &[u8], max_bytes: usize) -> Result<(),
     Ok(())
 }
 
+/// The msgpack marker of nil.
+pub(crate) const NIL: u8 = 0xc0;
+
 /// Payloads this short are read field by field ([`map_fields`]): they cannot
 /// nest deeper than [`read_value`]'s limit (each level takes a byte), so the
 /// payloads whose structure it or [`check_payload_within`] accepts are
@@ -520,6 +523,14 @@ pub(crate) fn bytes_value(b: &[u8], pos: usize) -> Option<&[u8]> {
         }
         _ => str_at(b, &mut p),
     }
+}
+
+/// The msgpack of the value at `pos`, as it is in `bytes` (for bytes
+/// [`check_payload_within`] has passed; on others `None` rather than a
+/// panic).
+#[cfg(feature = "gate")]
+pub(crate) fn value_bytes_at(bytes: &[u8], pos: usize) -> Option<&[u8]> {
+    bytes.get(pos..value_end(bytes, pos)?)
 }
 
 /// The value at `pos` of a payload [`check_payload_within`] has passed,
@@ -623,6 +634,34 @@ pub(crate) type MapEntry<'a> = (Option<&'a [u8]>, usize);
 /// [`map_fields`]; on others it gives `None` rather than panicking.
 #[cfg(feature = "gate")]
 pub(crate) fn map_index(bytes: &[u8]) -> Option<Vec<MapEntry<'_>>> {
+    map_index_end(bytes).map(|(index, _)| index)
+}
+
+/// [`check_payload_within`] of a payload that may be a short map, which gives the map's
+/// [`map_index`] when it passes: one walk both checks the bytes and indexes them (the
+/// gate reads its quests so). `Ok(None)` for a payload that passes but is another value,
+/// longer than [`FIELDS_MAX`], or not [`fields_readable`] with `max_bytes`.
+#[cfg(feature = "gate")]
+pub(crate) fn check_map_index(
+    bytes: &[u8],
+    max_bytes: usize,
+) -> Result<Option<Vec<MapEntry<'_>>>, String> {
+    if fields_readable(bytes.len(), max_bytes) {
+        // The walk checks every value as `check_payload_within` does, and its limit on
+        // the number of values cannot refuse these bytes (`fields_readable`); exactly one
+        // value: nothing after the map.
+        if let Some((index, end)) = map_index_end(bytes) {
+            if end == bytes.len() {
+                return Ok(Some(index));
+            }
+        }
+    }
+    check_payload_within(bytes, max_bytes).map(|()| None)
+}
+
+/// [`map_index`], and where the map ends.
+#[cfg(feature = "gate")]
+fn map_index_end(bytes: &[u8]) -> Option<(Vec<MapEntry<'_>>, usize)> {
     let (entries, mut pos) = short_map(bytes)?;
     // Each entry takes at least two bytes.
     let mut index = Vec::with_capacity(entries.min(bytes.len() / 2));
@@ -634,7 +673,7 @@ pub(crate) fn map_index(bytes: &[u8]) -> Option<Vec<MapEntry<'_>>> {
         index.push((key, pos));
         pos = value_end(bytes, pos)?;
     }
-    Some(index)
+    Some((index, pos))
 }
 
 /// Where the msgpack value at `pos` ends: [`count_values`]'s walk with no
@@ -1355,6 +1394,31 @@ mod tests {
             let decoded = decode_payload(&bytes).unwrap();
             prop_assert_eq!(int_value(&bytes, 0), crate::value::as_i64(&decoded));
             prop_assert_eq!(bytes_value(&bytes, 0), crate::value::as_bytes(&decoded));
+        }
+
+        #[test]
+        #[cfg(feature = "gate")]
+        fn check_map_index_refuses_what_check_payload_within_refuses(
+            entries in proptest::collection::vec((any_value(), any_value()), 0..6),
+            edit in 0u8..4,
+            at in any::<proptest::sample::Index>(),
+            byte in any::<u8>(),
+            max_bytes in prop_oneof![Just(DEFAULT_MAX_PACKET), 0usize..400],
+        ) {
+            let mut bytes = Vec::new();
+            encode_payload(&Value::Map(entries), &mut bytes);
+            let i = at.index(bytes.len());
+            match edit {
+                0 => bytes.truncate(i),
+                1 => bytes.push(byte),
+                2 => bytes[i] = byte,
+                _ => {}
+            }
+            let checked = check_map_index(&bytes, max_bytes);
+            prop_assert_eq!(checked.is_ok(), check_payload_within(&bytes, max_bytes).is_ok());
+            if let Ok(Some(index)) = checked {
+                prop_assert_eq!(Some(index), map_index(&bytes));
+            }
         }
 
         #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex};
 use rmpv::Value;
 
-use super::state::{ConnId, GateState};
+use super::state::{Answer, ConnId, GateState};
 use super::GateConfig;
 use crate::fpnn::packet::{self, Kind, PacketRef};
 use crate::ws::frame::{encode_frame, write_head, FrameParser, Opcode, Role};
@@ -147,23 +147,29 @@ impl Conn {
     }
 
     /// Queues an answer; `wake` as in [`Conn::enqueue`].
-    fn send_answer(&self, seq: u32, answer: &Result<Value, (i32, String)>, json: bool, wake: bool) {
+    fn send_answer(
+        &self,
+        seq: u32,
+        answer: &Result<Answer, (i32, String)>,
+        json: bool,
+        wake: bool,
+    ) {
         let err;
-        let (status, v) = match answer {
-            Ok(v) => (0, v),
+        let (status, a) = match answer {
+            Ok(a) => (0, a),
             Err((code, ex)) => {
-                err = Value::Map(vec![
+                err = Answer::Value(Value::Map(vec![
                     (Value::from("code"), Value::from(*code)),
                     (Value::from("ex"), Value::from(ex.as_str())),
-                ]);
+                ]));
                 (1, &err)
             }
         };
         crate::value::with_spare(|body| {
-            if json {
-                super::json::write(v, body);
-            } else {
-                packet::encode_payload(v, body);
+            match (json, a) {
+                (false, a) => a.encode(body),
+                (true, Answer::Value(v)) => super::json::write(v, body),
+                (true, a) => super::json::write(&a.clone().into_value(), body),
             }
             let len = packet::packet_len(Kind::Answer, 0, body.len());
             let _ = self.write_packet(wake, len, |buf| {
@@ -597,8 +603,10 @@ impl Server {
                 && !self.config.record_quests
                 && p.method != "auth"
                 && p.payload.len() <= packet::FIELDS_MAX;
+            // Checked (as every payload), and indexed when it is a map, in one walk.
+            let mut index = None;
             let payload = if by_bytes {
-                packet::check_payload_within(p.payload, self.config.max_packet)
+                index = packet::check_map_index(p.payload, self.config.max_packet)
                     .map_err(io::Error::other)?;
                 None
             } else if json {
@@ -628,11 +636,11 @@ impl Server {
             }
             let mut state = self.state.lock();
             let outcome = match &payload {
-                None => state.handle_bytes(conn.id, p.method, p.payload, now_ms()),
-                Some(payload) if conn.proxy => {
-                    state.handle_proxy(conn.id, p.method, payload, now_ms())
-                }
-                Some(payload) => state.handle(conn.id, p.method, payload, now_ms()),
+                None => state.handle_bytes(conn.id, p.method, p.payload, index, now_ms()),
+                Some(payload) if conn.proxy => state
+                    .handle_proxy(conn.id, p.method, payload, now_ms())
+                    .answers(),
+                Some(payload) => state.handle(conn.id, p.method, payload, now_ms()).answers(),
             };
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
             let (rewrite, delay) = if hooks {
@@ -653,7 +661,9 @@ impl Server {
             }
             drop(state);
             let raw = match (&rewrite, &answer) {
-                (Some(f), Ok(v)) if p.kind == Kind::Twoway => f(p.method, v, false),
+                (Some(f), Ok(a)) if p.kind == Kind::Twoway => {
+                    f(p.method, &a.clone().into_value(), false)
+                }
                 (Some(f), Err((code, ex))) if p.kind == Kind::Twoway => {
                     let v = Value::Map(vec![
                         (Value::from("code"), Value::from(*code)),

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use rmpv::Value;
 
-use super::messages::{Kind, Msg};
+use super::messages::{Content, Kind, Msg};
 use super::{int, obj, small, Args, Ctx, GateError, GateState, Route, UNAUTHORIZED};
 use crate::api::files::file_sign;
 
@@ -177,7 +177,8 @@ fn upload(kind: Kind, s: &mut GateState, ctx: &mut Ctx, a: Args) -> Result<Value
         s.files.endpoint,
         s.files.files.len() + 1
     );
-    let msg = Msg::draft(from, target, mid, mtype, url.as_str().into(), attrs.into());
+    let content = Content::of(&url.as_str().into(), &attrs.into());
+    let msg = Msg::draft(from, target, mid, mtype, content);
     let p = s.project(pid);
     // A resend (same mid) is answered as the first send and stores nothing.
     let resend = mid != 0 && p.messages.find((kind, from, target, mid)).is_some();

@@ -82,7 +82,7 @@ pub(super) fn row(kind: Kind, uid: i64, x: &Msg) -> Value {
     Value::Array(
         fields
             .into_iter()
-            .chain([x.body.clone(), x.attrs.clone(), x.mtime.into()])
+            .chain([x.content.body(), x.content.attrs(), x.mtime.into()])
             .collect(),
     )
 }

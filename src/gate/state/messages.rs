@@ -4,17 +4,18 @@
 
 use rmpv::Value;
 
-use crate::value::MapBuilder;
+use crate::fpnn::packet;
+use crate::value::{MapBuilder, PutValue};
 
 use super::{
-    id, int, need, obj, raw, small, Args, Ctx, FastMap, GateError, GateState, Project, Push, Route,
-    NOT_GROUP_MEMBER, NOT_IN_ROOM, PERMISSION_DENIED,
+    byte, int, need_int, obj, positive, str_or_bin, Args, Ctx, FastMap, Field, GateError,
+    GateState, Project, Push, Route, NOT_GROUP_MEMBER, NOT_IN_ROOM, PERMISSION_DENIED,
 };
 
 pub(super) const ROUTES: &[Route] = &[
-    Route::user("sendmsg", |p, ctx, a| send(Kind::P2p, p, ctx, a)),
-    Route::user("sendgroupmsg", |p, ctx, a| send(Kind::Group, p, ctx, a)),
-    Route::user("sendroommsg", |p, ctx, a| send(Kind::Room, p, ctx, a)),
+    Route::send("sendmsg", |p, ctx, a| send(Kind::P2p, p, ctx, a)),
+    Route::send("sendgroupmsg", |p, ctx, a| send(Kind::Group, p, ctx, a)),
+    Route::send("sendroommsg", |p, ctx, a| send(Kind::Room, p, ctx, a)),
     Route::user("getmsg", get_msg),
     Route::user("delmsg", del_msg),
 ];
@@ -89,31 +90,89 @@ pub(super) struct Msg {
     pub(super) to: i64,
     pub(super) mtype: u8,
     pub(super) mid: i64,
-    /// str or bin, kept as sent; "" once deleted.
-    pub(super) body: Value,
-    pub(super) attrs: Value,
+    /// Body and attrs; both "" once deleted.
+    pub(super) content: Content,
     pub(super) mtime: i64,
     pub(super) deleted: bool,
 }
 
+/// A message's body and attrs (each a str or bin, kept as sent) as their msgpack, one
+/// after the other in one allocation: a send copies them from its quest's bytes and its
+/// push copies them into the push's payload, so no `Value` is built or dropped for them
+/// per message; they are decoded when read (history, `getmsg`).
+#[derive(Debug, Clone)]
+pub(super) struct Content {
+    msgpack: Vec<u8>,
+    /// Where the attrs start.
+    split: usize,
+}
+
+impl Content {
+    /// The body and attrs of a send or a test hook.
+    pub(super) fn new(body: Field, attrs: Field) -> Content {
+        let len = |f: Field| f.msgpack().map_or(0, <[u8]>::len);
+        let mut msgpack = Vec::with_capacity(len(body) + len(attrs));
+        body.write_to(&mut msgpack);
+        let split = msgpack.len();
+        attrs.write_to(&mut msgpack);
+        Content { msgpack, split }
+    }
+
+    /// [`Content::new`] of two values.
+    pub(super) fn of(body: &Value, attrs: &Value) -> Content {
+        Content::new(Field::Value(body), Field::Value(attrs))
+    }
+
+    /// The body, decoded.
+    pub(super) fn body(&self) -> Value {
+        self.decode(0)
+    }
+
+    /// The attrs, decoded.
+    pub(super) fn attrs(&self) -> Value {
+        self.decode(self.split)
+    }
+
+    /// The body's msgpack.
+    fn body_msgpack(&self) -> &[u8] {
+        &self.msgpack[..self.split]
+    }
+
+    /// The attrs' msgpack.
+    fn attrs_msgpack(&self) -> &[u8] {
+        &self.msgpack[self.split..]
+    }
+
+    fn decode(&self, pos: usize) -> Value {
+        // What `new` wrote is one whole value at each position; were it ever not, nil.
+        packet::read_value_at(&self.msgpack, pos).unwrap_or(Value::Nil)
+    }
+
+    /// Whether the body is not a str or bin, or is empty (a send's is refused then).
+    fn body_is_empty(&self) -> bool {
+        packet::bytes_value(&self.msgpack, 0).map_or(true, <[u8]>::is_empty)
+    }
+}
+
+/// Msgpack written as it is into a [`MapBuilder`].
+struct Msgpack<'a>(&'a [u8]);
+
+impl PutValue for Msgpack<'_> {
+    fn write_to(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0);
+    }
+}
+
 impl Msg {
     /// A message before the gate stamps its id and mtime.
-    pub(super) fn draft(
-        from: i64,
-        to: i64,
-        mid: i64,
-        mtype: u8,
-        body: Value,
-        attrs: Value,
-    ) -> Self {
+    pub(super) fn draft(from: i64, to: i64, mid: i64, mtype: u8, content: Content) -> Self {
         Msg {
             id: 0,
             from,
             to,
             mtype,
             mid,
-            body,
-            attrs,
+            content,
             mtime: 0,
             deleted: false,
         }
@@ -221,22 +280,22 @@ impl State {
 }
 
 /// `sendmsg {to}`, `sendgroupmsg {gid}`, `sendroommsg {rid}` (+ `mid, mtype, msg, attrs`).
-fn send(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
+/// Answered `{mtime}` ([`super::Answer::Mtime`]).
+fn send(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<i64, GateError> {
     let key = kind.target_key().unwrap_or_default();
     // One walk of the payload for the five keys; each is checked in this order, so the
     // first bad one is named as reading them one by one (`Args::id`, `Args::req_owned`) would.
     let [target, mid, mtype, body, attrs] = a.fields_of([key, "mid", "mtype", "msg", "attrs"])?;
     let msg = Msg::draft(
         ctx.uid,
-        need(target, key, id)?,
-        need(mid, "mid", int)?,
-        need(mtype, "mtype", small)?,
-        raw(body, "msg")?,
-        raw(attrs, "attrs")?,
+        need_int(target, key, positive)?,
+        need_int(mid, "mid", Some)?,
+        need_int(mtype, "mtype", byte)?,
+        Content::new(str_or_bin(body, "msg")?, str_or_bin(attrs, "attrs")?),
     );
     let (mtime, pushes) = p.send(kind, msg, ctx.now)?;
     ctx.pushes = pushes;
-    Ok(obj([("mtime", mtime.into())]))
+    Ok(mtime)
 }
 
 /// The key of `getmsg` and `delmsg`: `(kind, from, xid, mid)`.
@@ -259,8 +318,8 @@ fn get_msg(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> 
         Some(x) => obj([
             ("id", x.id.into()),
             ("mtype", x.mtype.into()),
-            ("msg", x.body.clone()),
-            ("attrs", x.attrs.clone()),
+            ("msg", x.content.body()),
+            ("attrs", x.content.attrs()),
             ("mtime", x.mtime.into()),
         ]),
         None => obj([]),
@@ -280,8 +339,7 @@ fn del_msg(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> 
     }
     if let Some(x) = p.messages.find_mut(key) {
         x.deleted = true;
-        x.body = "".into();
-        x.attrs = "".into();
+        x.content = Content::of(&"".into(), &"".into());
     }
     Ok(obj([]))
 }
@@ -308,7 +366,7 @@ impl Project {
         msg: Msg,
         now: i64,
     ) -> Result<(i64, Vec<Push>), GateError> {
-        if msg.body.as_slice().map_or(true, <[u8]>::is_empty) {
+        if msg.content.body_is_empty() {
             return Err(GateError::bad("msg"));
         }
         // A resend is answered before the access check: a client resending after a
@@ -364,8 +422,8 @@ impl Project {
                 .put("from", from)
                 .put("mtype", msg.mtype)
                 .put("mid", mid)
-                .put("msg", &msg.body)
-                .put("attrs", &msg.attrs)
+                .put("msg", Msgpack(msg.content.body_msgpack()))
+                .put("attrs", Msgpack(msg.content.attrs_msgpack()))
                 .put("mtime", mtime);
             match kind.target_key() {
                 Some(k) => p.put(k, to),
@@ -405,7 +463,7 @@ impl GateState {
             .saturating_mul(1000)
             .max(p.messages.last_broadcast_mid.saturating_add(1));
         p.messages.last_broadcast_mid = mid;
-        let msg = Msg::draft(from, 0, mid, mtype, msg, attrs.into());
+        let msg = Msg::draft(from, 0, mid, mtype, Content::of(&msg, &attrs.into()));
         p.store(Kind::Broadcast, msg, now_ms).1
     }
 
@@ -428,7 +486,7 @@ impl GateState {
         let p = self.project(pid);
         p.send(
             kind,
-            Msg::draft(from, target, mid, mtype, msg, attrs.into()),
+            Msg::draft(from, target, mid, mtype, Content::of(&msg, &attrs.into())),
             now_ms,
         )
     }
