@@ -66,7 +66,7 @@ pub(crate) struct Conn {
     control: TcpStream,
     seq: AtomicU64,
     /// When the connection last sent anything: nanoseconds since [`EPOCH`] (an atomic,
-    /// not a lock, as it is written for every message read).
+    /// not a lock, as it is written for every read of the socket, `ConnReader`).
     last_heard: AtomicU64,
     quirk: bool,
     queue_limit: usize,
@@ -291,7 +291,10 @@ struct ConnReader {
 impl io::Read for ConnReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.conn.flush_from_reader(&self.stream, &mut self.batch)?;
-        (&mut &self.stream).read(buf)
+        let n = (&mut &self.stream).read(buf)?;
+        // Once per read rather than per frame: the frames of one read arrived together.
+        self.conn.last_heard.store(since_epoch(), Ordering::Relaxed);
+        Ok(n)
     }
 }
 
@@ -565,7 +568,6 @@ impl Server {
             let msg = reader
                 .read_ref()
                 .map_err(|e| io::Error::other(e.to_string()))?;
-            conn.last_heard.store(since_epoch(), Ordering::Relaxed);
             let data = match msg {
                 IncomingRef::Binary(d) => d,
                 IncomingRef::Ping(p) => {
