@@ -207,8 +207,9 @@ fn give_back(mut spare: Vec<u8>) {
 /// threads encode one after another, src/gate/server.rs).
 #[cfg(feature = "gate")]
 pub(crate) fn with_spare<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    let mut out = SPARE.try_with(Cell::take).unwrap_or_default();
-    out.clear();
+    // With room for a typical packet: grown from nothing, it would be reallocated a few
+    // times over (each time the spare was taken away: the gate's push payloads).
+    let mut out = request_buffer();
     let r = f(&mut out);
     give_back(out);
     r
