@@ -450,6 +450,7 @@ pub(crate) fn check_payload_within(bytes: &[u8], max_bytes: usize) -> Result<(),
 }
 
 /// The msgpack marker of nil.
+#[cfg(feature = "gate")]
 pub(crate) const NIL: u8 = 0xc0;
 
 /// Payloads this short are read field by field ([`map_fields`]): they cannot
