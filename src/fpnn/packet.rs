@@ -454,10 +454,11 @@ pub(crate) fn check_payload_within(bytes: &[u8], max_bytes: usize) -> Result<(),
 pub(crate) const NIL: u8 = 0xc0;
 
 /// Payloads this short are read field by field ([`map_fields`]): they cannot
-/// nest deeper than [`read_value`]'s limit (each level takes a byte), so the
-/// payloads whose structure it or [`check_payload_within`] accepts are
-/// exactly those [`decode_payload_within`] accepts.
-pub(crate) const FIELDS_MAX: usize = MAX_DEPTH as usize;
+/// nest deeper than [`read_value`]'s limit (each container takes at least a
+/// byte and two of its levels, as rmpv counts them), so the payloads whose
+/// structure it or [`check_payload_within`] accepts are exactly those
+/// [`decode_payload_within`] accepts.
+pub(crate) const FIELDS_MAX: usize = MAX_DEPTH as usize / 2;
 
 /// Where the values of `keys` in a msgpack map start, each as
 /// [`crate::value::map_get`] finds it in the decoded map (the first entry
@@ -1327,6 +1328,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_payload_of_fields_max_bytes_never_nests_deeper_than_the_decoder_allows() {
+        // Each container takes two of the decoder's levels (as rmpv counts them) and at
+        // least one byte: the deepest payload of `FIELDS_MAX` bytes still decodes, one
+        // container more does not, so the walks of `map_fields` and `check_map_index`
+        // accept exactly what the decoder accepts.
+        let nested = |n: usize| {
+            let mut b = vec![0x91u8; n - 1];
+            b.push(0x90);
+            b
+        };
+        let deepest = nested(FIELDS_MAX);
+        assert!(decode_payload_within(&deepest, usize::MAX).is_ok());
+        let deeper = nested(FIELDS_MAX + 1);
+        assert!(check_payload_within(&deeper, usize::MAX).is_ok());
+        assert!(decode_payload_within(&deeper, usize::MAX).is_err());
+    }
+
     const KEYS: [&str; 4] = ["from", "mid", "msg", "x"];
 
     /// `map_fields`' positions, decoded.
@@ -1417,8 +1436,27 @@ mod tests {
             }
             let checked = check_map_index(&bytes, max_bytes);
             prop_assert_eq!(checked.is_ok(), check_payload_within(&bytes, max_bytes).is_ok());
-            if let Ok(Some(index)) = checked {
-                prop_assert_eq!(Some(index), map_index(&bytes));
+            let Ok(index) = checked else { return Ok(()) };
+            let decoded = decode_payload_within(&bytes, usize::MAX).unwrap();
+            // A short map gets its index whenever `fields_readable` lets it be read so.
+            let readable = bytes.len() <= FIELDS_MAX && fields_readable(bytes.len(), max_bytes);
+            prop_assert_eq!(index.is_some(), readable && decoded.is_map());
+            let (Some(index), Value::Map(entries)) = (index, decoded) else { return Ok(()) };
+            // Each entry: the key's bytes when it is a str, and where its value starts.
+            // Values compared encoded: a NaN float is not equal to itself.
+            prop_assert_eq!(index.len(), entries.len());
+            let enc = |v: &Value| {
+                let mut b = Vec::new();
+                encode_payload(v, &mut b);
+                b
+            };
+            for ((key, pos), (k, v)) in index.iter().zip(&entries) {
+                let str_key = match k {
+                    Value::String(s) => Some(s.as_bytes()),
+                    _ => None,
+                };
+                prop_assert_eq!(*key, str_key);
+                prop_assert_eq!(read_value_at(&bytes, *pos).map(|x| enc(&x)), Some(enc(v)));
             }
         }
 

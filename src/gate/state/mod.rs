@@ -818,25 +818,32 @@ impl<'a> Field<'a> {
         }
     }
 
-    /// The value's msgpack as the quest carried it, when it came as bytes.
+    /// The value's msgpack as the quest carried it, when it came as bytes and means the
+    /// same value as its decoded form encoded again: not for a str whose bytes are not
+    /// UTF-8, which decodes as a `String` that `rmpv` (and `packet::write_value`) encode
+    /// as bin.
     fn msgpack(self) -> Option<&'a [u8]> {
-        match self {
-            Field::At(b, pos) => packet::value_bytes_at(b, pos),
-            Field::Value(_) => None,
+        let Field::At(b, pos) = self else { return None };
+        let is_str = matches!(b.get(pos), Some(0xa0..=0xbf | 0xd9..=0xdb));
+        if is_str && std::str::from_utf8(packet::bytes_value(b, pos)?).is_err() {
+            return None;
         }
+        packet::value_bytes_at(b, pos)
     }
 }
 
 impl PutValue for Field<'_> {
-    /// The bytes as the quest carried them, or the decoded value encoded (the same bytes
-    /// but for the width of integers and lengths, which `rmpv` writes in their shortest
-    /// form).
+    /// The bytes as the quest carried them ([`Field::msgpack`]), or the decoded value
+    /// encoded (the same value; integers and lengths in their shortest form).
     fn write_to(self, out: &mut Vec<u8>) {
         match (self, self.msgpack()) {
             (_, Some(bytes)) => out.extend_from_slice(bytes),
             (Field::Value(v), None) => packet::write_value(out, v),
             // Checked bytes always hold a whole value; were they ever not to, nil.
-            (Field::At(..), None) => out.push(packet::NIL),
+            (Field::At(..), None) => match self.value() {
+                Some(v) => packet::write_value(out, &v),
+                None => out.push(packet::NIL),
+            },
         }
     }
 }
@@ -1080,8 +1087,14 @@ mod tests {
                 ]
                 .prop_map(Value::from),
                 any::<i64>().prop_map(Value::from),
+                prop_oneof![Just(255u64), Just(256), Just(u64::MAX)].prop_map(Value::from),
+                any::<f64>().prop_map(Value::F64),
+                Just(Value::Ext(5, vec![1, 2])),
                 prop_oneof![Just(""), Just("x"), Just("{}"), Just("hello"), Just("en")]
                     .prop_map(Value::from),
+                Just(Value::from("y".repeat(300))),
+                // A str whose bytes are not UTF-8 (written as str, `encode_value`).
+                Just(not_utf8()),
                 proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Binary),
             ];
             leaf.prop_recursive(2, 12, 4, |inner| {
@@ -1094,6 +1107,84 @@ mod tests {
 
         /// A key as a route reads it, or in another encoding of the same str (str8),
         /// or as a bin (which no route reads).
+        #[test]
+        fn a_body_is_stored_and_pushed_as_sent_unless_it_is_a_str_that_is_not_utf8() {
+            for (body, pushed) in [
+                // A short str as str 8 stays str 8; a bin stays as it is.
+                (&[0xd9, 2, b'h', b'i'][..], &[0xd9, 2, b'h', b'i'][..]),
+                (&[0xc4, 1, 7][..], &[0xc4, 1, 7][..]),
+                // A str that is not UTF-8 decodes as a `String` that encodes as bin: the
+                // bytes are pushed as the decoded payload's path pushes them.
+                (&[0xa2, 0xff, 0xfe][..], &[0xc4, 2, 0xff, 0xfe][..]),
+            ] {
+                let (mut g, a) = world();
+                let mut bytes = vec![0x85];
+                for (key, value) in [("to", B), ("mid", 9), ("mtype", 30)] {
+                    packet::write_str(&mut bytes, key);
+                    packet::write_value(&mut bytes, &Value::from(value));
+                }
+                packet::write_str(&mut bytes, "msg");
+                bytes.extend_from_slice(body);
+                packet::write_str(&mut bytes, "attrs");
+                packet::write_str(&mut bytes, "");
+                let index = packet::check_map_index(&bytes, usize::MAX).unwrap();
+                let out = g.s.handle_bytes(a, "sendmsg", &bytes, index, g.now);
+                assert!(out.answer.is_ok(), "{:?}", out.answer);
+                let [push] = &out.pushes[..] else {
+                    panic!("one push to B: {:?}", out.pushes)
+                };
+                let mut want = Vec::new();
+                packet::write_str(&mut want, "msg");
+                want.extend_from_slice(pushed);
+                assert!(
+                    push.payload.windows(want.len()).any(|w| w == want),
+                    "{body:x?}: {:x?}",
+                    push.payload
+                );
+                // History decodes what was stored: the same value as the push's.
+                let payload = push.payload_value();
+                let hist = g.ok(a, "getp2pmsg", map! {"ouid": B, "desc": true, "num": 1});
+                let stored = field(&hist, "msgs").as_array().and_then(|m| m.first());
+                let stored = stored.and_then(Value::as_array).and_then(|m| m.get(5));
+                assert_eq!(stored, Some(field(&payload, "msg")), "{hist:?}");
+            }
+        }
+
+        /// The str `ff fe` as a decoder reads it: a `String` whose bytes are not UTF-8.
+        fn not_utf8() -> Value {
+            packet::decode_payload(&[0xa2, 0xff, 0xfe]).unwrap()
+        }
+
+        /// A value as a client might write it: with an even `form`, in a longer form
+        /// than needed where there is one (nil as the unused marker 0xc1, which reads
+        /// as nil; an integer in 8 bytes; a short str as str 8); a str that is not UTF-8
+        /// as a str (which `packet::write_value` writes as bin).
+        fn encode_value(out: &mut Vec<u8>, value: &Value, form: u8) {
+            let long = form % 2 == 0;
+            match value {
+                Value::String(s) if s.as_str().is_none() => {
+                    out.push(0xd9);
+                    out.push(s.as_bytes().len() as u8);
+                    out.extend_from_slice(s.as_bytes());
+                }
+                Value::String(s) if long && s.as_bytes().len() < 256 => {
+                    encode_key(out, s.as_str().unwrap_or_default(), 0)
+                }
+                Value::Nil if long => out.push(0xc1),
+                Value::Integer(n) if long => match n.as_i64() {
+                    Some(i) => {
+                        out.push(0xd3);
+                        out.extend_from_slice(&i.to_be_bytes());
+                    }
+                    None => {
+                        out.push(0xcf);
+                        out.extend_from_slice(&n.as_u64().unwrap_or(u64::MAX).to_be_bytes());
+                    }
+                },
+                _ => packet::write_value(out, value),
+            }
+        }
+
         fn encode_key(out: &mut Vec<u8>, key: &str, form: u8) {
             match form % 4 {
                 0 => {
@@ -1199,12 +1290,7 @@ mod tests {
                     packet::write_count(&mut bytes, entries.len(), 0x80, [0xde, 0xdf]);
                     for (key, form, value) in &entries {
                         encode_key(&mut bytes, key, *form);
-                        match value.as_str() {
-                            // Some str values as str 8 even when short, a form the
-                            // gate keeps and pushes as sent.
-                            Some(text) if form % 2 == 0 => encode_key(&mut bytes, text, 0),
-                            _ => packet::write_value(&mut bytes, value),
-                        }
+                        encode_value(&mut bytes, value, *form);
                     }
                     bytes
                 })
