@@ -825,8 +825,12 @@ impl<'a> Field<'a> {
     fn msgpack(self) -> Option<&'a [u8]> {
         let Field::At(b, pos) = self else { return None };
         let is_str = matches!(b.get(pos), Some(0xa0..=0xbf | 0xd9..=0xdb));
-        if is_str && std::str::from_utf8(packet::bytes_value(b, pos)?).is_err() {
-            return None;
+        if is_str {
+            let text = packet::bytes_value(b, pos)?;
+            // ASCII, most bodies, is checked a word at a time.
+            if !text.is_ascii() && std::str::from_utf8(text).is_err() {
+                return None;
+            }
         }
         packet::value_bytes_at(b, pos)
     }
