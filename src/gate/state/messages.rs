@@ -96,10 +96,11 @@ pub(super) struct Msg {
     pub(super) deleted: bool,
 }
 
-/// A message's body and attrs (each a str or bin, kept as sent) as their msgpack, one
-/// after the other in one allocation: a send copies them from its quest's bytes and its
-/// push copies them into the push's payload, so no `Value` is built or dropped for them
-/// per message; they are decoded when read (history, `getmsg`).
+/// A message's body and attrs (each a str or bin) as their msgpack, one after the other in
+/// one allocation: a send read from its bytes copies them as sent (a str that is not UTF-8
+/// is written as bin, as its decoded form encodes, `Field::msgpack`), and its push copies
+/// them into the push's payload, so no `Value` is built or dropped for them per message;
+/// they are decoded when read (history, `getmsg`).
 #[derive(Debug, Clone)]
 pub(super) struct Content {
     msgpack: Vec<u8>,
