@@ -624,10 +624,30 @@ fn short_map(bytes: &[u8]) -> Option<(usize, usize)> {
     Some((entries, pos))
 }
 
-/// One entry of [`map_index`]: the key's bytes when it is a str, and where
-/// the value starts.
+/// One entry of [`map_index`]: where its key's bytes are when the key is a
+/// str, and where its value starts. Positions, not slices, so that a buffer
+/// of entries can be kept from one payload to the next (the gate's reader
+/// reuses one per connection, [`check_map_index`]).
 #[cfg(feature = "gate")]
-pub(crate) type MapEntry<'a> = (Option<&'a [u8]>, usize);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MapEntry {
+    /// The key's bytes `start..end` when it is a str.
+    key: Option<(usize, usize)>,
+    value: usize,
+}
+
+#[cfg(feature = "gate")]
+impl MapEntry {
+    /// The key's bytes, when it is a str, in the `bytes` the entry was made from.
+    pub(crate) fn key<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        self.key.and_then(|(start, end)| bytes.get(start..end))
+    }
+
+    /// Where the value starts; read it with [`read_value_at`].
+    pub(crate) fn value(&self) -> usize {
+        self.value
+    }
+}
 
 /// The entries of a msgpack map, in order: each key's bytes when the key is a
 /// str (`None` for another key), and where its value starts. `None` when
@@ -635,47 +655,52 @@ pub(crate) type MapEntry<'a> = (Option<&'a [u8]>, usize);
 /// with [`read_value_at`]. For bytes [`check_payload_within`] has passed, like
 /// [`map_fields`]; on others it gives `None` rather than panicking.
 #[cfg(feature = "gate")]
-pub(crate) fn map_index(bytes: &[u8]) -> Option<Vec<MapEntry<'_>>> {
-    map_index_end(bytes).map(|(index, _)| index)
+pub(crate) fn map_index(bytes: &[u8]) -> Option<Vec<MapEntry>> {
+    let mut index = Vec::new();
+    map_index_end(bytes, &mut index)?;
+    Some(index)
 }
 
-/// [`check_payload_within`] of a payload that may be a short map, which gives the map's
-/// [`map_index`] when it passes: one walk both checks the bytes and indexes them (the
-/// gate reads its quests so). `Ok(None)` for a payload that passes but is another value,
-/// longer than [`FIELDS_MAX`], or not [`fields_readable`] with `max_bytes`.
+/// [`check_payload_within`] of a payload that may be a short map, which puts the map's
+/// [`map_index`] in `index` when it passes: one walk both checks the bytes and indexes
+/// them (the gate reads its quests so). `Ok(true)` when `index` holds it; `Ok(false)`
+/// (and `index` empty) for a payload that passes but is another value, longer than
+/// [`FIELDS_MAX`], or not [`fields_readable`] with `max_bytes`.
 #[cfg(feature = "gate")]
 pub(crate) fn check_map_index(
     bytes: &[u8],
     max_bytes: usize,
-) -> Result<Option<Vec<MapEntry<'_>>>, String> {
+    index: &mut Vec<MapEntry>,
+) -> Result<bool, String> {
     if fields_readable(bytes.len(), max_bytes) {
         // The walk checks every value as `check_payload_within` does, and its limit on
         // the number of values cannot refuse these bytes (`fields_readable`); exactly one
         // value: nothing after the map.
-        if let Some((index, end)) = map_index_end(bytes) {
-            if end == bytes.len() {
-                return Ok(Some(index));
-            }
+        if map_index_end(bytes, index) == Some(bytes.len()) {
+            return Ok(true);
         }
     }
-    check_payload_within(bytes, max_bytes).map(|()| None)
+    index.clear();
+    check_payload_within(bytes, max_bytes).map(|()| false)
 }
 
-/// [`map_index`], and where the map ends.
+/// [`map_index`] into `index` (cleared first), and where the map ends.
 #[cfg(feature = "gate")]
-fn map_index_end(bytes: &[u8]) -> Option<(Vec<MapEntry<'_>>, usize)> {
+fn map_index_end(bytes: &[u8], index: &mut Vec<MapEntry>) -> Option<usize> {
+    index.clear();
     let (entries, mut pos) = short_map(bytes)?;
     // Each entry takes at least two bytes.
-    let mut index = Vec::with_capacity(entries.min(bytes.len() / 2));
+    index.reserve(entries.min(bytes.len() / 2));
     for _ in 0..entries {
-        let key = str_at(bytes, &mut pos);
+        // `str_at` leaves `pos` just after the key's bytes.
+        let key = str_at(bytes, &mut pos).map(|k| (pos - k.len(), pos));
         if key.is_none() {
             pos = value_end(bytes, pos)?;
         }
-        index.push((key, pos));
+        index.push(MapEntry { key, value: pos });
         pos = value_end(bytes, pos)?;
     }
-    Some((index, pos))
+    Some(pos)
 }
 
 /// Where the msgpack value at `pos` ends: [`count_values`]'s walk with no
@@ -1434,14 +1459,17 @@ mod tests {
                 2 => bytes[i] = byte,
                 _ => {}
             }
-            let checked = check_map_index(&bytes, max_bytes);
+            // A buffer that held another index: it is replaced, never added to.
+            let mut index = vec![MapEntry { key: None, value: 1 }; 3];
+            let checked = check_map_index(&bytes, max_bytes, &mut index);
             prop_assert_eq!(checked.is_ok(), check_payload_within(&bytes, max_bytes).is_ok());
-            let Ok(index) = checked else { return Ok(()) };
+            let Ok(indexed) = checked else { return Ok(()) };
+            prop_assert!(indexed || index.is_empty());
             let decoded = decode_payload_within(&bytes, usize::MAX).unwrap();
             // A short map gets its index whenever `fields_readable` lets it be read so.
             let readable = bytes.len() <= FIELDS_MAX && fields_readable(bytes.len(), max_bytes);
-            prop_assert_eq!(index.is_some(), readable && decoded.is_map());
-            let (Some(index), Value::Map(entries)) = (index, decoded) else { return Ok(()) };
+            prop_assert_eq!(indexed, readable && decoded.is_map());
+            let (true, Value::Map(entries)) = (indexed, decoded) else { return Ok(()) };
             // Each entry: the key's bytes when it is a str, and where its value starts.
             // Values compared encoded: a NaN float is not equal to itself.
             prop_assert_eq!(index.len(), entries.len());
@@ -1450,14 +1478,15 @@ mod tests {
                 encode_payload(v, &mut b);
                 b
             };
-            for ((key, pos), (k, v)) in index.iter().zip(&entries) {
+            for (entry, (k, v)) in index.iter().zip(&entries) {
                 let str_key = match k {
                     Value::String(s) => Some(s.as_bytes()),
                     _ => None,
                 };
-                prop_assert_eq!(*key, str_key);
-                prop_assert_eq!(read_value_at(&bytes, *pos).map(|x| enc(&x)), Some(enc(v)));
+                prop_assert_eq!(entry.key(&bytes), str_key);
+                prop_assert_eq!(read_value_at(&bytes, entry.value()).map(|x| enc(&x)), Some(enc(v)));
             }
+            prop_assert_eq!(Some(index), map_index(&bytes));
         }
 
         #[test]

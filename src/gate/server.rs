@@ -562,6 +562,9 @@ impl Server {
         conn: &Arc<Conn>,
         reader: &mut WsReader<ConnReader>,
     ) -> io::Result<()> {
+        // The index of each short payload's map (`packet::check_map_index`), in one
+        // buffer for all of them.
+        let mut index = Vec::new();
         loop {
             // The message is read in place (not copied out of the reader's
             // buffer), as the client's reader does.
@@ -606,9 +609,9 @@ impl Server {
                 && p.method != "auth"
                 && p.payload.len() <= packet::FIELDS_MAX;
             // Checked (as every payload), and indexed when it is a map, in one walk.
-            let mut index = None;
+            let mut indexed = false;
             let payload = if by_bytes {
-                index = packet::check_map_index(p.payload, self.config.max_packet)
+                indexed = packet::check_map_index(p.payload, self.config.max_packet, &mut index)
                     .map_err(io::Error::other)?;
                 None
             } else if json {
@@ -638,7 +641,10 @@ impl Server {
             }
             let mut state = self.state.lock();
             let outcome = match &payload {
-                None => state.handle_bytes(conn.id, p.method, p.payload, index, now_ms()),
+                None => {
+                    let index = indexed.then_some(&index[..]);
+                    state.handle_bytes(conn.id, p.method, p.payload, index, now_ms())
+                }
                 Some(payload) if conn.proxy => state
                     .handle_proxy(conn.id, p.method, payload, now_ms())
                     .answers(),

@@ -390,17 +390,17 @@ impl GateState {
     /// does with the decoded payload. Other bytes read as a payload that is not a map.
     /// `index`: the payload's `packet::map_index` when the check gave it
     /// (`packet::check_map_index`); `None` builds it when a key is first read.
-    pub(crate) fn handle_bytes<'a>(
+    pub(crate) fn handle_bytes(
         &mut self,
         conn: ConnId,
         method: &str,
-        payload: &'a [u8],
-        index: Option<Vec<packet::MapEntry<'a>>>,
+        payload: &[u8],
+        index: Option<&[packet::MapEntry]>,
         now_ms: i64,
     ) -> Outcome<Answer> {
         let lazy = Lazy::default();
         if let Some(index) = index {
-            let _ = lazy.index.set(Some(index));
+            let _ = lazy.index.set(Some(Cow::Borrowed(index)));
         }
         self.handle_on(false, conn, method, Src::Bytes(payload, &lazy), now_ms)
     }
@@ -662,8 +662,17 @@ enum Src<'a> {
 /// What [`Src::Bytes`] builds on demand.
 #[derive(Debug, Default)]
 struct Lazy<'a> {
-    index: OnceCell<Option<Vec<packet::MapEntry<'a>>>>,
+    index: OnceCell<Option<Cow<'a, [packet::MapEntry]>>>,
     whole: OnceCell<Value>,
+}
+
+impl Lazy<'_> {
+    /// The index of the payload `b`, built on first use unless the server gave it.
+    fn index(&self, b: &[u8]) -> Option<&[packet::MapEntry]> {
+        self.index
+            .get_or_init(|| packet::map_index(b).map(Cow::Owned))
+            .as_deref()
+    }
 }
 
 impl<'a> Args<'a> {
@@ -685,10 +694,10 @@ impl<'a> Args<'a> {
     fn field(self, key: &str) -> Result<Option<Field<'a>>, GateError> {
         match self.0 {
             Src::Bytes(b, lazy) if lazy.whole.get().is_none() => {
-                let index = lazy.index.get_or_init(|| packet::map_index(b));
-                let index = index.as_ref().ok_or_else(|| GateError::bad("payload"))?;
-                let at = index.iter().find(|(k, _)| *k == Some(key.as_bytes()));
-                Ok(at.and_then(|&(_, pos)| Field::at(b, pos)))
+                let index = lazy.index(b);
+                let index = index.ok_or_else(|| GateError::bad("payload"))?;
+                let at = index.iter().find(|e| e.key(b) == Some(key.as_bytes()));
+                Ok(at.and_then(|e| Field::at(b, e.value())))
             }
             _ => Ok(get(self.fields()?, key).map(Field::Value)),
         }
@@ -702,14 +711,14 @@ impl<'a> Args<'a> {
     ) -> Result<[Option<Field<'a>>; N], GateError> {
         match self.0 {
             Src::Bytes(b, lazy) if lazy.whole.get().is_none() => {
-                let index = lazy.index.get_or_init(|| packet::map_index(b));
-                let index = index.as_ref().ok_or_else(|| GateError::bad("payload"))?;
+                let index = lazy.index(b);
+                let index = index.ok_or_else(|| GateError::bad("payload"))?;
                 // The first entry of each key counts, nil or not (as in `get`).
                 let mut first = [None; N];
-                for &(key, pos) in index {
-                    let Some(key) = key else { continue };
+                for e in index {
+                    let Some(key) = e.key(b) else { continue };
                     if let Some(i) = keys.iter().position(|k| k.as_bytes() == key) {
-                        first[i] = first[i].or(Some(pos));
+                        first[i] = first[i].or(Some(e.value()));
                     }
                 }
                 Ok(first.map(|pos| pos.and_then(|pos| Field::at(b, pos))))
@@ -1131,8 +1140,9 @@ mod tests {
                 bytes.extend_from_slice(body);
                 packet::write_str(&mut bytes, "attrs");
                 packet::write_str(&mut bytes, "");
-                let index = packet::check_map_index(&bytes, usize::MAX).unwrap();
-                let out = g.s.handle_bytes(a, "sendmsg", &bytes, index, g.now);
+                let mut index = Vec::new();
+                assert!(packet::check_map_index(&bytes, usize::MAX, &mut index).unwrap());
+                let out = g.s.handle_bytes(a, "sendmsg", &bytes, Some(&index), g.now);
                 assert!(out.answer.is_ok(), "{:?}", out.answer);
                 let [push] = &out.pushes[..] else {
                     panic!("one push to B: {:?}", out.pushes)
@@ -1331,7 +1341,9 @@ mod tests {
                 prop_assert_eq!((a1, a1), (a2, a3));
                 let by_value = g1.s.handle(a1, method, &decoded, g1.now);
                 // With the index the server's check gives, and without (built when read).
-                let index = packet::check_map_index(&bytes, usize::MAX).unwrap();
+                let mut index = Vec::new();
+                let indexed = packet::check_map_index(&bytes, usize::MAX, &mut index).unwrap();
+                let index = indexed.then_some(&index[..]);
                 let by_bytes = g2.s.handle_bytes(a2, method, &bytes, index, g2.now);
                 let lazily = g3.s.handle_bytes(a3, method, &bytes, None, g3.now);
                 // Pushes compared decoded: from bytes, a body is pushed as it was sent
