@@ -166,10 +166,10 @@ impl Conn {
             }
         };
         crate::value::with_spare(|body| {
-            match (json, a) {
-                (false, a) => a.encode(body),
-                (true, Answer::Value(v)) => super::json::write(v, body),
-                (true, a) => super::json::write(&a.clone().into_value(), body),
+            if json {
+                super::json::write(&a.as_value(), body);
+            } else {
+                a.encode(body);
             }
             let len = packet::packet_len(Kind::Answer, 0, body.len());
             let _ = self.write_packet(wake, len, |buf| {
@@ -669,9 +669,7 @@ impl Server {
             }
             drop(state);
             let raw = match (&rewrite, &answer) {
-                (Some(f), Ok(a)) if p.kind == Kind::Twoway => {
-                    f(p.method, &a.clone().into_value(), false)
-                }
+                (Some(f), Ok(a)) if p.kind == Kind::Twoway => f(p.method, &a.as_value(), false),
                 (Some(f), Err((code, ex))) if p.kind == Kind::Twoway => {
                     let v = Value::Map(vec![
                         (Value::from("code"), Value::from(*code)),

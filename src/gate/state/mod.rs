@@ -201,6 +201,15 @@ pub(crate) enum Answer {
 }
 
 impl Answer {
+    /// The answer as a `Value`, borrowed when it is one (the JSON path and the
+    /// `rewrite_answers` test hook read it so).
+    pub(crate) fn as_value(&self) -> Cow<'_, Value> {
+        match self {
+            Answer::Value(v) => Cow::Borrowed(v),
+            Answer::Mtime(_) => Cow::Owned(self.clone().into_value()),
+        }
+    }
+
     pub(crate) fn into_value(self) -> Value {
         match self {
             Answer::Value(v) => v,
