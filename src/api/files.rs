@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 use md5::{Digest, Md5};
 use parking_lot::Mutex;
 use rmpv::Value;
@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::decode::{answer, decode};
 use super::spec::{specs, Spec, FILE_TIMEOUT_MS};
-use crate::client::{Detached, RtmClient};
+use crate::client::{Detached, Ended, RtmClient};
 use crate::error::{error_code, RtmError, SendError};
 use crate::fpnn::{
     deadline_from, ConnectCancel, ConnectOptions, Connection, Endpoint, Quest, Responder,
@@ -43,9 +43,6 @@ answer!(FileToken);
 
 /// The file proxy's ports when it is derived from a gate's DNS name: ws, wss.
 const PROXY_PORTS: (u16, u16) = (13461, 13462);
-
-/// How often a waiting flow looks at whether its session ended.
-const WATCH: Duration = Duration::from_millis(20);
 
 /// Lowercase hex MD5 of `data`.
 fn md5_hex(data: &[u8]) -> String {
@@ -151,7 +148,7 @@ struct Flow {
     mid: i64,
     file: RtmFile,
     deadline: Instant,
-    ended: Box<dyn Fn() -> bool + Send>,
+    ended: Ended,
 }
 
 /// `timeout` from now, saturating (a caller's `u64::MAX` ms must not overflow).
@@ -167,10 +164,11 @@ fn closed() -> RtmError {
 }
 
 impl Flow {
-    /// Waits for `rx` until the deadline (20003) or the end of the session (20002).
+    /// Waits for `rx` until the deadline (20003) or the end of the session (20002),
+    /// whichever comes first: it wakes for either, it does not poll.
     fn wait<T>(&self, rx: &Receiver<T>) -> Result<T, RtmError> {
         loop {
-            if (self.ended)() {
+            if self.ended.has_ended() {
                 return Err(closed());
             }
             let now = Instant::now();
@@ -180,10 +178,11 @@ impl Flow {
                     format!("{} timed out", self.spec.method),
                 ));
             }
-            match rx.recv_deadline(self.deadline.min(now + WATCH)) {
-                Ok(v) => return Ok(v),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Err(closed()),
+            crossbeam_channel::select! {
+                recv(rx) -> v => return v.map_err(|_| closed()),
+                // Disconnected: the session's connection ended (the loop says so).
+                recv(self.ended.signal()) -> _ => {}
+                default(self.deadline - now) => {}
             }
         }
     }

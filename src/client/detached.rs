@@ -2,6 +2,10 @@
 //! from the client: the session's connection and uid, the options, the completion path,
 //! whether the session it started in has ended, and `destroy` waiting for its callback.
 
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, TryRecvError};
+
 use super::{dispatch, RtmClient};
 use crate::fpnn::Connection;
 use crate::types::RtmOptions;
@@ -15,7 +19,7 @@ pub(crate) struct Detached {
     pub(crate) deliver: Box<dyn FnOnce(dispatch::Job) + Send>,
     /// Whether the session's connection has ended since (close, a new login, destroy, a
     /// lost link) or the client was destroyed.
-    pub(crate) ended: Box<dyn Fn() -> bool + Send>,
+    pub(crate) ended: Ended,
     /// Makes `destroy` wait until the call's callback is queued (drop it then).
     pub(crate) owed: dispatch::Owed,
 }
@@ -33,17 +37,105 @@ impl RtmClient {
             let core = self.inner.core.read();
             core.online_connection().zip(core.uid())
         };
-        let watched = session.as_ref().map(|(c, _)| c.clone());
         let dispatcher = self.inner.dispatcher.clone();
         let owed = dispatcher.owe();
-        let ended = Box::new(move || {
-            dispatcher.is_destroyed() || !watched.as_ref().is_some_and(Connection::is_open)
-        });
+        let ended = Ended {
+            // Without a session: a channel already disconnected.
+            signal: match &session {
+                Some((c, _)) => c.closed_signal(),
+                None => crossbeam_channel::bounded(0).1,
+            },
+            dispatcher,
+        };
         Detached {
             session,
             deliver,
             ended,
             owed,
         }
+    }
+}
+
+/// Whether the session a detached call started in has ended ([`Detached::ended`]).
+pub(crate) struct Ended {
+    /// Disconnected once the session's connection has ended
+    /// (`Connection::closed_signal`): a wait can select on it instead of polling.
+    signal: Receiver<()>,
+    dispatcher: Arc<dispatch::Dispatcher>,
+}
+
+impl Ended {
+    /// The session's connection has ended or the client was destroyed (`destroy` ends
+    /// the connection before it waits for detached calls, src/client/driver.rs).
+    pub(crate) fn has_ended(&self) -> bool {
+        self.dispatcher.is_destroyed()
+            || matches!(self.signal.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
+    /// Ready (disconnected) once the session's connection has ended: select on it
+    /// beside what the call waits for, then ask [`Ended::has_ended`].
+    pub(crate) fn signal(&self) -> &Receiver<()> {
+        &self.signal
+    }
+}
+
+#[cfg(all(test, feature = "gate"))]
+mod tests {
+    use crossbeam_channel::RecvTimeoutError;
+
+    use super::*;
+    use crate::gate::Gate;
+    use crate::testing::WAIT;
+
+    fn online(gate: &Gate) -> RtmClient {
+        let client = RtmClient::new(RtmOptions {
+            endpoint: Some(gate.endpoint()),
+            pid: 1,
+            ..Default::default()
+        })
+        .expect("client");
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.login(7, "token", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+        assert_eq!(rx.recv_timeout(WAIT), Ok((true, 0)));
+        client
+    }
+
+    /// What the file sends wait on (src/api/files.rs): a waiter on `signal` is woken by
+    /// the session's end, whatever ends it, and `has_ended` agrees from then on.
+    #[test]
+    fn a_wait_on_the_signal_wakes_when_the_session_ends() {
+        let gate = Gate::builder().start().expect("gate");
+        for end in ["close", "destroy", "lost link"] {
+            let client = online(&gate);
+            let detached = client.detach();
+            let ended = detached.ended;
+            assert!(!ended.has_ended(), "{end}");
+            let waiter = std::thread::spawn(move || {
+                let woke = ended.signal().recv_timeout(WAIT);
+                (woke, ended.has_ended())
+            });
+            // Let `destroy` go on: it waits for what the detached call owes.
+            drop(detached.owed);
+            match end {
+                "close" => client.close(),
+                "destroy" => client.destroy(),
+                _ => assert_eq!(gate.drop_user(1, 7), 1),
+            }
+            let (woke, has_ended) = waiter.join().unwrap();
+            assert_eq!(woke, Err(RecvTimeoutError::Disconnected), "{end}");
+            assert!(has_ended, "{end}");
+            client.destroy();
+        }
+    }
+
+    #[test]
+    fn a_call_detached_without_a_session_has_ended_at_once() {
+        let gate = Gate::builder().start().expect("gate");
+        let client = online(&gate);
+        client.close();
+        let d = client.detach();
+        assert!(d.session.is_none());
+        assert!(d.ended.has_ended());
+        assert_eq!(d.ended.signal().try_recv(), Err(TryRecvError::Disconnected));
     }
 }

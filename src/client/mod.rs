@@ -45,7 +45,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::types::RtmOptions;
 use dedup::DuplicateFilter;
-pub(crate) use detached::Detached;
+pub(crate) use detached::{Detached, Ended};
 use dispatch::Dispatcher;
 use driver::SessionLock;
 use events::Events;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 use rmpv::Value;
 
@@ -392,6 +393,7 @@ impl Connection {
             threads: Mutex::new(Vec::new()),
             thread_ids: Mutex::new(Vec::new()),
             endpoint: ep,
+            close_signal: Mutex::new(None),
         });
         let mut read = opened.read;
         // The reader thread batches what it sends (see writer.rs) and sends
@@ -546,6 +548,23 @@ impl Connection {
     /// Whether the connection is still open.
     pub fn is_open(&self) -> bool {
         self.shared().open.load(Ordering::Acquire)
+    }
+
+    /// A receiver that is disconnected once the connection has ended (at once if it
+    /// has): for a thread that waits on a channel of its own and must also notice the
+    /// end without polling (the file sends, src/api/files.rs). Nothing is ever sent on
+    /// it. All receivers share one channel, made on the first call.
+    pub(crate) fn closed_signal(&self) -> Receiver<()> {
+        let mut signal = self.shared().close_signal.lock();
+        // `shut` turns `open` false before it drops the channel under this lock, so
+        // a channel made here while open is dropped by it.
+        if !self.is_open() {
+            return crossbeam_channel::bounded(0).1;
+        }
+        signal
+            .get_or_insert_with(|| crossbeam_channel::bounded(0))
+            .1
+            .clone()
     }
 
     /// Number of quests waiting for an answer.

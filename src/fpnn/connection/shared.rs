@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::writer::{Due, Full, Outbox};
@@ -111,6 +112,9 @@ pub(super) struct Shared {
     pub(super) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(super) thread_ids: Mutex<Vec<ThreadId>>,
     pub(super) endpoint: Endpoint,
+    /// The channel [`super::Connection::closed_signal`] hands out receivers of, made on
+    /// the first call; dropped when the connection ends, which disconnects them all.
+    pub(super) close_signal: Mutex<Option<(Sender<()>, Receiver<()>)>>,
 }
 
 thread_local! {
@@ -220,6 +224,8 @@ impl Shared {
             transport::shutdown(&self.control);
         }
         self.outbox.close(status);
+        // After `open` turned false: `closed_signal` makes no channel from now on.
+        self.close_signal.lock().take();
         let ex = match &reason {
             CloseReason::Error(e) => format!("connection closed: {e}"),
             _ => "connection closed".to_owned(),

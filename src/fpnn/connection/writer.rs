@@ -694,6 +694,7 @@ mod tests {
             threads: parking_lot::Mutex::new(Vec::new()),
             thread_ids: parking_lot::Mutex::new(Vec::new()),
             endpoint: Endpoint::parse("127.0.0.1:1", false).unwrap(),
+            close_signal: parking_lot::Mutex::new(None),
         });
         let s = shared.clone();
         let writer = std::thread::spawn(move || writer_loop(s, WriteHalf::Plain(tcp)));
