@@ -148,7 +148,7 @@ impl GateHere {
 
 /// The gate the bench measures against: no pings, and a short history, so
 /// that what it keeps of a long run does not grow its work per message
-/// (docs/performance.md, "Round 10").
+/// (docs/performance-history.md, "Round 10").
 fn gate_builder(no_nodelay: bool) -> rtm_client::gate::GateBuilder {
     Gate::builder()
         .ping_interval(Duration::ZERO)

@@ -27,7 +27,7 @@ pub(crate) type PushKey = (u8, i64, i64, i64);
 /// keys come from other users' messages (they pick the mids), so the hash is
 /// std's keyed SipHash, with this filter's random keys; the set and the
 /// queue reuse it, so a push costs one SipHash however often the set looks
-/// it up or grows (docs/performance.md, "Round 7").
+/// it up or grows (docs/performance-history.md, "Round 7").
 #[derive(Clone, Copy, Debug)]
 struct Hashed {
     hash: u64,
