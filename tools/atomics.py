@@ -7,7 +7,8 @@ finds those instructions in BINARY with objdump, takes how often each ran
 from two callgrind profiles made with `--dump-instr=yes --dump-line=no` (a
 short and a long run of the same scenario), and prints the difference per
 message, by function (the enclosing symbol, after inlining), then the total.
-docs/performance.md, "Round 6", has the commands.
+docs/performance.md, "The command", has the commands (docs/performance-history.md,
+"Round 6", what they found).
 
 usage: tools/atomics.py BINARY SHORT.callgrind LONG.callgrind MESSAGES
        (MESSAGES: how many more messages the long run sent)

@@ -101,7 +101,9 @@ mod tests {
     }
 
     /// What the file sends wait on (src/api/files.rs): a waiter on `signal` is woken by
-    /// the session's end, whatever ends it, and `has_ended` agrees from then on.
+    /// the session's end, whatever ends it, and `has_ended` agrees from then on. (The
+    /// waiter usually blocks before the end; if it starts after it, the receiver is
+    /// already disconnected, which is what the flow relies on too.)
     #[test]
     fn a_wait_on_the_signal_wakes_when_the_session_ends() {
         let gate = Gate::builder().start().expect("gate");
@@ -126,6 +128,21 @@ mod tests {
             assert!(has_ended, "{end}");
             client.destroy();
         }
+    }
+
+    /// A signal asked for after the connection ended is disconnected at once: it
+    /// makes no channel that nothing would ever drop.
+    #[test]
+    fn a_signal_asked_for_after_the_connection_ended_is_disconnected() {
+        let gate = Gate::builder().start().expect("gate");
+        let client = online(&gate);
+        let (conn, _) = client.detach().session.expect("online");
+        conn.close();
+        assert_eq!(
+            conn.closed_signal().try_recv(),
+            Err(TryRecvError::Disconnected)
+        );
+        client.destroy();
     }
 
     #[test]
