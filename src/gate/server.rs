@@ -645,10 +645,9 @@ impl Server {
                     let index = indexed.then_some(&index[..]);
                     state.handle_bytes(conn.id, p.method, p.payload, index, now_ms())
                 }
-                Some(payload) if conn.proxy => state
-                    .handle_proxy(conn.id, p.method, payload, now_ms())
-                    .answers(),
-                Some(payload) => state.handle(conn.id, p.method, payload, now_ms()).answers(),
+                Some(payload) => {
+                    state.handle_decoded(conn.proxy, conn.id, p.method, payload, now_ms())
+                }
             };
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
             let (rewrite, delay) = if hooks {

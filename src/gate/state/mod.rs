@@ -164,8 +164,8 @@ impl Push {
 }
 
 /// What one quest did: its answer and the quests it causes on other connections. The
-/// answer is a `Value` ([`GateState::handle`]) or an [`Answer`], as the server layer
-/// writes it ([`GateState::handle_bytes`]).
+/// answer is a `Value` for tests ([`GateState::handle`]) or an [`Answer`], as the server
+/// layer writes it ([`GateState::handle_bytes`], [`GateState::handle_decoded`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Outcome<A = Value> {
     pub answer: Result<A, GateError>,
@@ -175,19 +175,13 @@ pub(crate) struct Outcome<A = Value> {
 }
 
 impl<A> Outcome<A> {
+    #[cfg(test)]
     fn map<B>(self, f: impl FnOnce(A) -> B) -> Outcome<B> {
         Outcome {
             answer: self.answer.map(f),
             pushes: self.pushes,
             close_after: self.close_after,
         }
-    }
-}
-
-impl Outcome {
-    /// The answer as the server layer writes it.
-    pub(crate) fn answers(self) -> Outcome<Answer> {
-        self.map(Answer::Value)
     }
 }
 
@@ -387,13 +381,31 @@ impl GateState {
     }
 
     /// A quest on connection `conn` (which exists from TCP accept and is unauthenticated
-    /// until `auth` succeeds).
+    /// until `auth` succeeds), answered with a `Value`: [`GateState::handle_decoded`] for
+    /// the tests.
+    #[cfg(test)]
     pub fn handle(&mut self, conn: ConnId, method: &str, payload: &Value, now_ms: i64) -> Outcome {
-        self.handle_on(false, conn, method, Src::Value(payload), now_ms)
+        self.handle_decoded(false, conn, method, payload, now_ms)
             .map(Answer::into_value)
     }
 
-    /// [`GateState::handle`] with the payload's msgpack bytes, read key by key (`Src::Bytes`):
+    /// A decoded quest on a connection of the gate (`proxy` false) or of its file proxy
+    /// (`proxy` true: only the proxy's methods are routed there, without auth), answered as
+    /// the server layer writes it: the server's path for the payloads it does not read
+    /// from their bytes ([`GateState::handle_bytes`]), with no answer turned into a
+    /// `Value` and back.
+    pub(crate) fn handle_decoded(
+        &mut self,
+        proxy: bool,
+        conn: ConnId,
+        method: &str,
+        payload: &Value,
+        now_ms: i64,
+    ) -> Outcome<Answer> {
+        self.handle_on(proxy, conn, method, Src::Value(payload), now_ms)
+    }
+
+    /// [`GateState::handle_decoded`] with the payload's msgpack bytes, read key by key (`Src::Bytes`):
     /// the server's path for payloads of at most `packet::FIELDS_MAX` bytes that
     /// `packet::check_payload_within` has passed, where it answers exactly as `handle`
     /// does with the decoded payload. Other bytes read as a payload that is not a map.
@@ -414,8 +426,9 @@ impl GateState {
         self.handle_on(false, conn, method, Src::Bytes(payload, &lazy), now_ms)
     }
 
-    /// A quest on connection `conn` of the file proxy (docs/gate.md, "Files"): only the
-    /// proxy's methods are routed there, without auth.
+    /// A quest on connection `conn` of the file proxy (docs/gate.md, "Files"), answered
+    /// with a `Value`: [`GateState::handle_decoded`] for the tests.
+    #[cfg(test)]
     pub fn handle_proxy(
         &mut self,
         conn: ConnId,
@@ -423,7 +436,7 @@ impl GateState {
         payload: &Value,
         now_ms: i64,
     ) -> Outcome {
-        self.handle_on(true, conn, method, Src::Value(payload), now_ms)
+        self.handle_decoded(true, conn, method, payload, now_ms)
             .map(Answer::into_value)
     }
 
