@@ -5,7 +5,8 @@
 
 mod msg_common;
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 
 use msg_common::*;
@@ -84,6 +85,29 @@ fn silent_proxy() -> (TcpListener, String) {
     (l, ep)
 }
 
+/// A plain HTTP GET of `url` (`http://host:port/path`), read to the end (the proxy
+/// closes after its answer): the status line and the body, whose length is checked
+/// against `Content-Length`.
+fn http_get(url: &str) -> (String, Vec<u8>) {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut s = TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n");
+    let end = end.unwrap_or_else(|| panic!("no HTTP head in {out:?}"));
+    let head = String::from_utf8(out[..end].to_vec()).unwrap();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|n| n.parse::<usize>().ok());
+    let body = out[end + 4..].to_vec();
+    assert_eq!(len, Some(body.len()), "{head}");
+    (head.lines().next().unwrap_or_default().to_owned(), body)
+}
+
 #[test]
 fn files_reach_the_receivers_as_urls_of_the_stored_bytes() {
     let gate = gate();
@@ -110,6 +134,8 @@ fn files_reach_the_receivers_as_urls_of_the_stored_bytes() {
         let url = seen.msg.msg.clone().expect("a text body");
         assert!(url.starts_with("http://"), "{url}");
         assert_eq!(gate.file(&url).as_deref(), Some(&data[..]), "{method}");
+        // The URL is served over HTTP by the proxy.
+        assert_eq!(http_get(&url), ("HTTP/1.1 200 OK".into(), data.clone()));
         let attrs: serde_json::Value = serde_json::from_str(&seen.msg.attrs).unwrap();
         assert_eq!(attrs["rtm"]["ext"], "png");
         assert_eq!(attrs["rtm"]["sign"].as_str().map(str::len), Some(32));
@@ -379,6 +405,38 @@ fn blocking_works_on_the_thread_that_dispatches_in_queued_mode() {
 }
 
 #[test]
+fn the_proxy_answers_404_for_a_file_it_does_not_hold_and_the_gate_port_serves_none() {
+    let gate = gate();
+    let a = logged_in(&gate, A);
+    let file = RtmFile::new("a.txt", b"served".to_vec());
+    blocking(|cb| a.send_file(50, B, &file, 0, 0, cb)).unwrap();
+    let url = |ep: &str, n: &str| format!("http://{ep}/file/{n}");
+    let proxy = gate.file_endpoint();
+    assert_eq!(
+        gate.file(&url(&proxy, "1")).as_deref(),
+        Some(&b"served"[..])
+    );
+    assert_eq!(
+        http_get(&url(&proxy, "1")),
+        ("HTTP/1.1 200 OK".into(), b"served".to_vec())
+    );
+    for n in ["2", "0", "x", "1/2", ""] {
+        assert_eq!(
+            http_get(&url(&proxy, n)),
+            ("HTTP/1.1 404 Not Found".into(), Vec::new()),
+            "{n:?}"
+        );
+    }
+    // The gate's own port is WebSocket only: it drops the request without an answer.
+    let mut s = TcpStream::connect(gate.endpoint()).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(s, "GET /file/1 HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(out.is_empty(), "{:?}", String::from_utf8_lossy(&out));
+}
+
+#[test]
 fn the_rtm_gate_program_prints_the_file_proxy_on_its_second_line() {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rtm-gate"))
@@ -432,6 +490,10 @@ fn a_gate_on_an_ipv6_address_leads_to_its_proxy_through_the_token_endpoint() {
     let url = h.msgs[0].msg.clone().unwrap();
     assert!(url.starts_with("http://[::1]:"), "{url}");
     assert_eq!(gate.file(&url).as_deref(), Some(&b"over IPv6"[..]));
+    assert_eq!(
+        http_get(&url),
+        ("HTTP/1.1 200 OK".into(), b"over IPv6".to_vec())
+    );
 }
 
 #[test]

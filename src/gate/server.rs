@@ -13,11 +13,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex};
 use rmpv::Value;
 
-use super::state::{Answer, ConnId, GateState};
+use super::state::{Answer, ConnId, GateState, FILE_PATH};
 use super::GateConfig;
 use crate::fpnn::packet::{self, Kind, PacketRef};
 use crate::ws::frame::{encode_frame, write_head, FrameParser, Opcode, Role};
-use crate::ws::{handshake, IncomingRef, WsReader};
+use crate::ws::handshake::{self, Accepted};
+use crate::ws::{IncomingRef, WsReader};
 
 /// How many `auth` payloads the gate remembers for [`super::Gate::auth_requests`].
 pub(crate) const AUTH_LOG_MAX: usize = 10_000;
@@ -504,8 +505,16 @@ impl Server {
     fn serve(self: &Arc<Self>, mut stream: TcpStream, proxy: bool) -> io::Result<()> {
         let _ = stream.set_nodelay(self.config.nodelay);
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let up = handshake::server_handshake(&mut stream)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        // The file proxy also serves its file URLs over plain HTTP (docs/gate.md, "Files").
+        let serve = |path: &str| {
+            let file = path.strip_prefix(FILE_PATH).filter(|_| proxy)?;
+            Some(self.state.lock().file_numbered(file))
+        };
+        let up = match handshake::server_handshake_or_serve(&mut stream, serve) {
+            Ok(Accepted::Upgrade(up)) => up,
+            Ok(Accepted::Served) => return Ok(()),
+            Err(e) => return Err(io::Error::other(e.to_string())),
+        };
         stream.set_read_timeout(None)?;
         stream.set_write_timeout(Some(WRITE_STALL))?;
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);

@@ -126,10 +126,35 @@ pub struct Upgrade {
     pub leftover: Vec<u8>,
 }
 
+/// What [`server_handshake_or_serve`] did with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// The connection is a WebSocket now.
+    Upgrade(Upgrade),
+    /// A plain GET was answered (200 or 404); the connection is done.
+    Served,
+}
+
 /// Reads an upgrade request the way an FPNN server does and answers it: the
 /// path must be `/service/<segment>` (otherwise the connection is dropped
 /// with no answer) and the header names spelled exactly (otherwise HTTP 500).
 pub fn server_handshake<S: Read + Write>(stream: &mut S) -> Result<Upgrade, WsError> {
+    match server_handshake_or_serve(stream, |_| None)? {
+        Accepted::Upgrade(up) => Ok(up),
+        // `serve` answers no path.
+        Accepted::Served => Err(bad("a GET was served")),
+    }
+}
+
+/// [`server_handshake`], except that a GET whose path `serve` claims is answered as
+/// plain HTTP instead: `Some(Some(bytes))` with 200 and the bytes, `Some(None)` with
+/// 404, and either closes the exchange (`Connection: close`). `serve` is asked before
+/// the upgrade's rules apply, and `None` leaves the request to them. The local gate's
+/// file proxy serves its file URLs so (docs/gate.md, "Files").
+pub fn server_handshake_or_serve<S: Read + Write>(
+    stream: &mut S,
+    serve: impl FnOnce(&str) -> Option<Option<Vec<u8>>>,
+) -> Result<Accepted, WsError> {
     let (head, leftover) = read_head(stream)?;
     let head = std::str::from_utf8(&head).map_err(|_| bad("request head is not UTF-8"))?;
     let mut lines = head.split("\r\n");
@@ -142,6 +167,20 @@ pub fn server_handshake<S: Read + Write>(stream: &mut S) -> Result<Upgrade, WsEr
     );
     if method != "GET" || !version.starts_with("HTTP/1.") {
         return Err(bad(&format!("not a GET request: {request:?}")));
+    }
+    if let Some(found) = serve(path) {
+        let (status, body) = match &found {
+            Some(bytes) => ("200 OK", &bytes[..]),
+            None => ("404 Not Found", &b""[..]),
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
+        stream.flush()?;
+        return Ok(Accepted::Served);
     }
     let segment = path.strip_prefix("/service/").unwrap_or("");
     if segment.is_empty() || segment.contains('/') {
@@ -164,10 +203,10 @@ pub fn server_handshake<S: Read + Write>(stream: &mut S) -> Result<Upgrade, WsEr
     );
     stream.write_all(answer.as_bytes())?;
     stream.flush()?;
-    Ok(Upgrade {
+    Ok(Accepted::Upgrade(Upgrade {
         path: path.to_owned(),
         leftover,
-    })
+    }))
 }
 
 fn bad(s: &str) -> WsError {
@@ -320,6 +359,47 @@ mod tests {
         };
         assert!(server_handshake(&mut d).is_err());
         assert!(d.output.is_empty());
+    }
+
+    #[test]
+    fn a_get_of_a_path_serve_claims_is_answered_as_plain_http_and_others_upgrade() {
+        let serve = |path: &str| {
+            path.strip_prefix("/file/")
+                .map(|n| (n == "1").then(|| b"abc".to_vec()))
+        };
+        let get = |path: &str| {
+            let mut d = Duplex {
+                input: Cursor::new(format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes()),
+                output: Vec::new(),
+            };
+            let accepted = server_handshake_or_serve(&mut d, serve);
+            (accepted, String::from_utf8(d.output).unwrap())
+        };
+        let (accepted, out) = get("/file/1");
+        assert_eq!(accepted.unwrap(), Accepted::Served);
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out:?}");
+        assert!(out.contains("\r\nContent-Length: 3\r\n"), "{out:?}");
+        assert!(out.contains("\r\nConnection: close\r\n"), "{out:?}");
+        assert!(out.ends_with("\r\n\r\nabc"), "{out:?}");
+        let (accepted, out) = get("/file/2");
+        assert_eq!(accepted.unwrap(), Accepted::Served);
+        assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{out:?}");
+        assert!(
+            out.ends_with("Content-Length: 0\r\nConnection: close\r\n\r\n"),
+            "{out:?}"
+        );
+        // A path `serve` leaves alone gets the upgrade's rules: dropped with no answer.
+        let (accepted, out) = get("/other");
+        assert!(accepted.is_err());
+        assert!(out.is_empty(), "{out:?}");
+        // And an upgrade request still upgrades.
+        let mut d = Duplex {
+            input: Cursor::new(client_request("h", "/service/x", "k").into_bytes()),
+            output: Vec::new(),
+        };
+        let accepted = server_handshake_or_serve(&mut d, serve).unwrap();
+        assert!(matches!(accepted, Accepted::Upgrade(up) if up.path == "/service/x"));
+        assert!(d.output.starts_with(b"HTTP/1.1 101"));
     }
 
     /// A 101 answer that is right for whatever key the client sent.

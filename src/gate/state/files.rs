@@ -16,7 +16,8 @@
 //!   send's own rules (membership, resend by mid).
 //! - The message's body is the URL `http://PROXY/file/N` (`PROXY` the proxy's
 //!   `host:port`, `N` the file's number); its attrs are the upload's attrs as sent. The
-//!   URL names the file for `Gate::file`; nothing serves it over HTTP.
+//!   proxy answers a plain HTTP GET of `/file/N` with the file's bytes (404 for no such
+//!   file; src/gate/server.rs), and `Gate::file` gives them to tests.
 
 use std::collections::HashMap;
 
@@ -36,6 +37,9 @@ pub(super) const ROUTES: &[Route] = &[
 const INVALID_FILE_OR_SIGN_OR_TOKEN: i32 = 200003;
 const ATTRS_WITHOUT_SIGN_OR_EXT: i32 = 200004;
 const LARGE_FILE_OR_ATTRS: i32 = 200031;
+
+/// The path of a file URL before the file's number: `http://PROXY/file/N`.
+pub(crate) const FILE_PATH: &str = "/file/";
 
 /// The default size limit of an uploaded file, in bytes.
 pub(crate) const DEFAULT_MAX_FILE: usize = 4 << 20;
@@ -172,11 +176,7 @@ fn upload(kind: Kind, s: &mut GateState, ctx: &mut Ctx, a: Args) -> Result<Value
     if sign != file_sign(file, token) {
         return Err(invalid("invalid sign"));
     }
-    let url = format!(
-        "http://{}/file/{}",
-        s.files.endpoint,
-        s.files.files.len() + 1
-    );
+    let url = s.files.url(&(s.files.files.len() + 1).to_string());
     let content = Content::of(&url.as_str().into(), &attrs.into());
     let msg = Msg::draft(from, target, mid, mtype, content);
     let p = s.project(pid);
@@ -205,6 +205,19 @@ impl GateState {
     /// The bytes of the file a file message's URL names.
     pub fn file(&self, url: &str) -> Option<Vec<u8>> {
         self.files.files.get(url).cloned()
+    }
+
+    /// The bytes of the file whose URL ends in [`FILE_PATH`] and `n`: what the proxy
+    /// serves for a GET of that path.
+    pub(crate) fn file_numbered(&self, n: &str) -> Option<Vec<u8>> {
+        self.file(&self.files.url(n))
+    }
+}
+
+impl Proxy {
+    /// The URL of file number `n`.
+    fn url(&self, n: &str) -> String {
+        format!("http://{}{FILE_PATH}{n}", self.endpoint)
     }
 }
 

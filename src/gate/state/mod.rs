@@ -83,7 +83,7 @@ mod unread;
 mod users;
 mod value_added;
 
-pub(crate) use files::DEFAULT_MAX_FILE;
+pub(crate) use files::{DEFAULT_MAX_FILE, FILE_PATH};
 
 /// Every area's routes, in one table; adding an area adds one line here.
 const AREAS: &[&[Route]] = &[
