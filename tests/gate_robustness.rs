@@ -134,6 +134,23 @@ fn malformed_frames_and_packets_close_only_that_connection() {
             packet::encode_quest(&mut p, true, 1, "auth", &[0x82, 0xa3, b'p']);
             masked(&p)
         },
+        // Payloads nested deeper than the decoder allows (1,024 levels as rmpv counts
+        // them: two per array, three for a str), at every length: the shortest (512
+        // bytes, read from its bytes were it one shorter) and a longer one.
+        {
+            let mut p = Vec::new();
+            let mut deep = [0x91].repeat(511);
+            deep.push(0xa0);
+            packet::encode_quest(&mut p, true, 1, "sendmsg", &deep);
+            masked(&p)
+        },
+        {
+            let mut p = Vec::new();
+            let mut deep = [0x91].repeat(999);
+            deep.push(0xa0);
+            packet::encode_quest(&mut p, true, 1, "sendmsg", &deep);
+            masked(&p)
+        },
         // A text message.
         {
             let mut v = Vec::new();

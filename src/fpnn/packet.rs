@@ -454,11 +454,14 @@ pub(crate) fn check_payload_within(bytes: &[u8], max_bytes: usize) -> Result<(),
 pub(crate) const NIL: u8 = 0xc0;
 
 /// Payloads this short are read field by field ([`map_fields`]): they cannot
-/// nest deeper than [`read_value`]'s limit (each container takes at least a
-/// byte and two of its levels, as rmpv counts them), so the payloads whose
-/// structure it or [`check_payload_within`] accepts are exactly those
-/// [`decode_payload_within`] accepts.
-pub(crate) const FIELDS_MAX: usize = MAX_DEPTH as usize / 2;
+/// nest deeper than [`read_value`]'s limit, so the payloads whose structure it
+/// or [`check_payload_within`] accepts are exactly those
+/// [`decode_payload_within`] accepts. As rmpv counts levels, each container
+/// takes at least a byte and two levels, and the innermost value at least a
+/// byte and three (a str or an ext: one for the value, two for its bytes), so
+/// `n` bytes nest at most `2 * (n - 1) + 3` levels: within [`MAX_DEPTH`] up to
+/// 511 bytes.
+pub(crate) const FIELDS_MAX: usize = (MAX_DEPTH as usize - 1) / 2;
 
 /// Where the values of `keys` in a msgpack map start, each as
 /// [`crate::value::map_get`] finds it in the decoded map (the first entry
@@ -1356,17 +1359,28 @@ mod tests {
     #[test]
     fn a_payload_of_fields_max_bytes_never_nests_deeper_than_the_decoder_allows() {
         // Each container takes two of the decoder's levels (as rmpv counts them) and at
-        // least one byte: the deepest payload of `FIELDS_MAX` bytes still decodes, one
-        // container more does not, so the walks of `map_fields` and `check_map_index`
-        // accept exactly what the decoder accepts.
-        let nested = |n: usize| {
+        // least one byte, the innermost value up to three (an empty str: one byte): the
+        // deepest payload of `FIELDS_MAX` bytes still decodes whatever its leaf, one
+        // byte more does not, so the walks of `map_fields` and `check_map_index` accept
+        // exactly what the decoder accepts.
+        let nested = |n: usize, leaf: u8| {
             let mut b = vec![0x91u8; n - 1];
-            b.push(0x90);
+            b.push(leaf);
             b
         };
-        let deepest = nested(FIELDS_MAX);
-        assert!(decode_payload_within(&deepest, usize::MAX).is_ok());
-        let deeper = nested(FIELDS_MAX + 1);
+        // An empty array, nil, an int; an empty str (3 levels).
+        for leaf in [0x90, 0xc0, 0x01, 0xa0] {
+            let deepest = nested(FIELDS_MAX, leaf);
+            assert!(
+                decode_payload_within(&deepest, usize::MAX).is_ok(),
+                "{leaf:#x}"
+            );
+            assert!(
+                check_payload_within(&deepest, usize::MAX).is_ok(),
+                "{leaf:#x}"
+            );
+        }
+        let deeper = nested(FIELDS_MAX + 1, 0xa0);
         assert!(check_payload_within(&deeper, usize::MAX).is_ok());
         assert!(decode_payload_within(&deeper, usize::MAX).is_err());
     }
