@@ -2,8 +2,6 @@
 //! from the client: the session's connection and uid, the options, the completion path,
 //! whether the session it started in has ended, and `destroy` waiting for its callback.
 
-use std::sync::Arc;
-
 use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::{dispatch, RtmClient};
@@ -18,7 +16,7 @@ pub(crate) struct Detached {
     /// How the call's completion reaches user code (see `Inner::deliverer`).
     pub(crate) deliver: Box<dyn FnOnce(dispatch::Job) + Send>,
     /// Whether the session's connection has ended since (close, a new login, destroy, a
-    /// lost link) or the client was destroyed.
+    /// lost link).
     pub(crate) ended: Ended,
     /// Makes `destroy` wait until the call's callback is queued (drop it then).
     pub(crate) owed: dispatch::Owed,
@@ -37,15 +35,13 @@ impl RtmClient {
             let core = self.inner.core.read();
             core.online_connection().zip(core.uid())
         };
-        let dispatcher = self.inner.dispatcher.clone();
-        let owed = dispatcher.owe();
+        let owed = self.inner.dispatcher.owe();
         let ended = Ended {
             // Without a session: a channel already disconnected.
             signal: match &session {
                 Some((c, _)) => c.closed_signal(),
                 None => crossbeam_channel::bounded(0).1,
             },
-            dispatcher,
         };
         Detached {
             session,
@@ -61,15 +57,14 @@ pub(crate) struct Ended {
     /// Disconnected once the session's connection has ended
     /// (`Connection::closed_signal`): a wait can select on it instead of polling.
     signal: Receiver<()>,
-    dispatcher: Arc<dispatch::Dispatcher>,
 }
 
 impl Ended {
-    /// The session's connection has ended or the client was destroyed (`destroy` ends
-    /// the connection before it waits for detached calls, src/client/driver.rs).
+    /// The session's connection has ended. A destroyed client's has: `destroy` ends the
+    /// connection before it waits for detached calls (src/client/driver.rs, tested
+    /// below).
     pub(crate) fn has_ended(&self) -> bool {
-        self.dispatcher.is_destroyed()
-            || matches!(self.signal.try_recv(), Err(TryRecvError::Disconnected))
+        matches!(self.signal.try_recv(), Err(TryRecvError::Disconnected))
     }
 
     /// Ready (disconnected) once the session's connection has ended: select on it
