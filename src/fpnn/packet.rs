@@ -530,6 +530,12 @@ pub(crate) fn bytes_value(b: &[u8], pos: usize) -> Option<&[u8]> {
     }
 }
 
+/// The bytes of the str at `pos`; `None` for another type (or a str cut short).
+#[cfg(feature = "gate")]
+pub(crate) fn str_value(b: &[u8], mut pos: usize) -> Option<&[u8]> {
+    str_at(b, &mut pos)
+}
+
 /// The msgpack of the value at `pos`, as it is in `bytes` (for bytes
 /// [`check_payload_within`] has passed; on others `None` rather than a
 /// panic).

@@ -291,7 +291,7 @@ impl State {
 fn send(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<i64, GateError> {
     let key = kind.target_key().unwrap_or_default();
     // One walk of the payload for the five keys; each is checked in this order, so the
-    // first bad one is named as reading them one by one (`Args::id`, `Args::req_owned`) would.
+    // first bad one is named as reading them one by one (`Args::id`, `Args::field`) would.
     let [target, mid, mtype, body, attrs] = a.fields_of([key, "mid", "mtype", "msg", "attrs"])?;
     let msg = Msg::draft(
         ctx.uid,

@@ -711,22 +711,14 @@ impl<'a> Args<'a> {
             .ok_or_else(|| GateError::bad("payload"))
     }
 
-    /// The value of `key`, as [`get`] finds it: from the bytes, only that key's value is
-    /// read, when it is used.
+    /// The value of `key`: [`Args::fields_of`] of one key.
     fn field(self, key: &str) -> Result<Option<Field<'a>>, GateError> {
-        match self.0 {
-            Src::Bytes(b, lazy) if lazy.whole.get().is_none() => {
-                let index = lazy.index(b);
-                let index = index.ok_or_else(|| GateError::bad("payload"))?;
-                let at = index.iter().find(|e| e.key(b) == Some(key.as_bytes()));
-                Ok(at.and_then(|e| Field::at(b, e.value())))
-            }
-            _ => Ok(get(self.fields()?, key).map(Field::Value)),
-        }
+        let [v] = self.fields_of([key])?;
+        Ok(v)
     }
 
-    /// The values of `keys`, each as [`Args::field`] finds it, from one pass over the
-    /// index: the path of the sends, the gate's most frequent quests.
+    /// The values of `keys`, each as [`get`] finds it in the decoded map, from one pass
+    /// over the index: from the bytes, a value is read only when it is used.
     fn fields_of<const N: usize>(
         self,
         keys: [&str; N],
@@ -754,17 +746,11 @@ impl<'a> Args<'a> {
 
     /// A required key, converted by `f`; missing or unconvertible: 200033. `f` may
     /// borrow from the payload (from bytes, the whole map is decoded once for it);
-    /// [`Args::req_owned`] reads one key only.
+    /// [`Args::field`] reads one key only.
     fn req<T>(self, key: &str, f: impl FnOnce(&'a Value) -> Option<T>) -> Result<T, GateError> {
         get(self.fields()?, key)
             .and_then(f)
             .ok_or_else(|| GateError::bad(key))
-    }
-
-    /// [`Args::req`] for a conversion that keeps nothing of the payload: from bytes, only
-    /// this key's value is decoded. The path of the frequent quests (sends, ids).
-    fn req_owned<T>(self, key: &str, f: impl FnOnce(&Value) -> Option<T>) -> Result<T, GateError> {
-        need(self.field(key)?, key, f)
     }
 
     /// An optional key: absent is `None`, present but unconvertible is 200033.
@@ -781,7 +767,7 @@ impl<'a> Args<'a> {
     /// A required id that real RTM requires positive (a uid, gid or rid); zero or
     /// negative is 200033.
     fn id(self, key: &str) -> Result<i64, GateError> {
-        self.req_owned(key, id)
+        need_int(self.field(key)?, key, positive)
     }
 
     /// A required list of positive ids (may be empty).
@@ -855,9 +841,7 @@ impl<'a> Field<'a> {
     /// as bin.
     fn msgpack(self) -> Option<&'a [u8]> {
         let Field::At(b, pos) = self else { return None };
-        let is_str = matches!(b.get(pos), Some(0xa0..=0xbf | 0xd9..=0xdb));
-        if is_str {
-            let text = packet::bytes_value(b, pos)?;
+        if let Some(text) = packet::str_value(b, pos) {
             // ASCII, most bodies, is checked a word at a time.
             if !text.is_ascii() && std::str::from_utf8(text).is_err() {
                 return None;
@@ -883,20 +867,8 @@ impl PutValue for Field<'_> {
     }
 }
 
-/// A required value read by [`Args::field`] or [`Args::fields_of`], converted by `f`;
+/// A required integer read by [`Args::field`] or [`Args::fields_of`], converted by `f`;
 /// missing or unconvertible: 200033 naming `key`.
-fn need<T>(
-    v: Option<Field>,
-    key: &str,
-    f: impl FnOnce(&Value) -> Option<T>,
-) -> Result<T, GateError> {
-    v.and_then(Field::value)
-        .as_deref()
-        .and_then(f)
-        .ok_or_else(|| GateError::bad(key))
-}
-
-/// [`need`] of an integer, converted by `f`.
 fn need_int<T>(
     v: Option<Field>,
     key: &str,
@@ -1140,8 +1112,8 @@ mod tests {
             })
         }
 
-        /// A key as a route reads it, or in another encoding of the same str (str8),
-        /// or as a bin (which no route reads).
+        /// A send's body and attrs are kept as their msgpack and pushed as sent, except a
+        /// str that is not UTF-8, which goes out as a bin (as its decoded form encodes).
         #[test]
         fn a_body_is_stored_and_pushed_as_sent_unless_it_is_a_str_that_is_not_utf8() {
             for (body, pushed) in [
@@ -1221,6 +1193,8 @@ mod tests {
             }
         }
 
+        /// A key as a route reads it, or in another encoding of the same str (str8),
+        /// or as a bin (which no route reads).
         fn encode_key(out: &mut Vec<u8>, key: &str, form: u8) {
             match form % 4 {
                 0 => {
