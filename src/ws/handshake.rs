@@ -128,7 +128,7 @@ pub struct Upgrade {
 
 /// What [`server_handshake_or_serve`] did with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Accepted {
+pub(crate) enum Accepted {
     /// The connection is a WebSocket now.
     Upgrade(Upgrade),
     /// A plain GET was answered (200 or 404); the connection is done.
@@ -151,7 +151,7 @@ pub fn server_handshake<S: Read + Write>(stream: &mut S) -> Result<Upgrade, WsEr
 /// 404, and either closes the exchange (`Connection: close`). `serve` is asked before
 /// the upgrade's rules apply, and `None` leaves the request to them. The local gate's
 /// file proxy serves its file URLs so (docs/gate.md, "Files").
-pub fn server_handshake_or_serve<S: Read + Write>(
+pub(crate) fn server_handshake_or_serve<S: Read + Write>(
     stream: &mut S,
     serve: impl FnOnce(&str) -> Option<Option<Vec<u8>>>,
 ) -> Result<Accepted, WsError> {
