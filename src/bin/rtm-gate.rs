@@ -39,8 +39,9 @@ Options:
                        a larger one closes the connection
   --no-nodelay         leave TCP_NODELAY off on accepted sockets, as real FPNN servers
                        do, to reproduce their delayed-ACK pauses (see docs/gate.md)
-  --file-port P        port of the file proxy, the gate's second listener on the same
-                       host (default 0: a free one, shown in the second line)
+  --file-port P        port of the file proxy (uploads, and the files' URLs over HTTP),
+                       the gate's second listener on the same host (default 0: a free
+                       one, shown in the second line)
   --history-limit N    messages kept per conversation: at least the newest N, at most
                        2N (default 100000); 0 keeps all
   -h, --help           print this help and exit
