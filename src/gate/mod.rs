@@ -42,6 +42,9 @@ pub(crate) struct GateConfig {
     pub(crate) file_port: u16,
     pub(crate) max_file: usize,
     pub(crate) history_limit: usize,
+    /// How long a write to a connection may make no progress ([`server::WRITE_STALL`];
+    /// shorter in tests).
+    pub(crate) write_stall: Duration,
 }
 
 /// A rewrite of the gate's answers (see [`Gate::rewrite_answers`]): the
@@ -81,6 +84,7 @@ impl Default for GateBuilder {
                 file_port: 0,
                 max_file: state::DEFAULT_MAX_FILE,
                 history_limit: DEFAULT_HISTORY_LIMIT,
+                write_stall: server::WRITE_STALL,
             },
         }
     }
@@ -268,7 +272,8 @@ impl Gate {
     /// The bytes of the file that a file message's URL (its body) names, if this gate's
     /// file proxy stored it.
     pub fn file(&self, url: &str) -> Option<Vec<u8>> {
-        self.srv().state.lock().file(url)
+        let file = self.srv().state.lock().file(url);
+        file.map(|f| f.to_vec())
     }
 
     /// Open WebSocket connections (authenticated or not).

@@ -41,7 +41,9 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// How long the gate's writer may make no progress on a connection before
-/// it closes it (a client that stopped reading).
+/// it closes it (a client that stopped reading); also bounds each write of a
+/// handshake's answer and of a file the proxy serves
+/// ([`GateConfig::write_stall`](super::GateConfig)).
 pub(crate) const WRITE_STALL: Duration = Duration::from_secs(10);
 
 /// Bytes queued for a connection and not yet handed to its writer.
@@ -505,7 +507,11 @@ impl Server {
     fn serve(self: &Arc<Self>, mut stream: TcpStream, proxy: bool) -> io::Result<()> {
         let _ = stream.set_nodelay(self.config.nodelay);
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        // The file proxy also serves its file URLs over plain HTTP (docs/gate.md, "Files").
+        // Also before the handshake: a client that does not read a file it asked for
+        // (below) holds this thread for at most this long without progress.
+        stream.set_write_timeout(Some(self.config.write_stall))?;
+        // The file proxy also serves its file URLs over plain HTTP (docs/gate.md, "Files"):
+        // under the state's lock, only the file's reference count changes.
         let serve = |path: &str| {
             let file = path.strip_prefix(FILE_PATH).filter(|_| proxy)?;
             Some(self.state.lock().file_numbered(file))
@@ -516,7 +522,6 @@ impl Server {
             Err(e) => return Err(io::Error::other(e.to_string())),
         };
         stream.set_read_timeout(None)?;
-        stream.set_write_timeout(Some(WRITE_STALL))?;
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             id,
@@ -555,7 +560,7 @@ impl Server {
         let result = self.read_loop(&conn, &mut reader);
         // What is queued (the answer to `bye`, or answers to the quests read
         // before a bad packet) goes out before the connection closes; the
-        // writer gives up after WRITE_STALL on a client that does not read.
+        // writer gives up after `write_stall` on a client that does not read.
         conn.close_outbox(true);
         let _ = writer.join();
         conn.kill();
@@ -745,5 +750,55 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::gate::Gate;
+    use crate::testing::wait_until;
+
+    /// A client that asks the proxy for a file and does not read it holds the thread
+    /// serving it (which keeps the gate's state alive) for no longer than a write may
+    /// make no progress: then the gate closes the connection, cutting the file short.
+    #[test]
+    fn a_file_get_whose_client_does_not_read_ends_after_the_write_stall() {
+        let mut builder = Gate::builder();
+        builder.config.write_stall = Duration::from_millis(200);
+        let gate = builder.start().expect("gate");
+        let srv = gate.srv();
+        // More than the kernel buffers of both ends hold (the client's kept small).
+        let len = 32 << 20;
+        let url = srv.state.lock().put_file(&vec![7; len]);
+        let path = url
+            .split_once(FILE_PATH)
+            .map(|(_, n)| n)
+            .expect("a file URL");
+        let baseline = Arc::strong_count(&srv);
+        let addr: SocketAddr = gate.file_endpoint().parse().expect("an address");
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        socket.connect(&addr.into()).expect("connect");
+        let mut client: TcpStream = socket.into();
+        write!(client, "GET {FILE_PATH}{path} HTTP/1.1\r\nHost: h\r\n\r\n").expect("GET");
+        // The thread serving the GET holds the server while it runs.
+        wait_until("the GET is being served", || {
+            Arc::strong_count(&srv) > baseline
+        });
+        wait_until("the thread serving the GET gave up", || {
+            Arc::strong_count(&srv) == baseline
+        });
+        let mut got = Vec::new();
+        let _ = client.read_to_end(&mut got);
+        assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(
+            got.len() < len,
+            "{} bytes: the file was cut short",
+            got.len()
+        );
     }
 }

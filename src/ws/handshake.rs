@@ -127,6 +127,7 @@ pub struct Upgrade {
 }
 
 /// What [`server_handshake_or_serve`] did with a request.
+#[cfg(feature = "gate")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Accepted {
     /// The connection is a WebSocket now.
@@ -139,11 +140,8 @@ pub(crate) enum Accepted {
 /// path must be `/service/<segment>` (otherwise the connection is dropped
 /// with no answer) and the header names spelled exactly (otherwise HTTP 500).
 pub fn server_handshake<S: Read + Write>(stream: &mut S) -> Result<Upgrade, WsError> {
-    match server_handshake_or_serve(stream, |_| None)? {
-        Accepted::Upgrade(up) => Ok(up),
-        // `serve` answers no path.
-        Accepted::Served => Err(bad("a GET was served")),
-    }
+    let (head, leftover) = read_get(stream)?;
+    upgrade(stream, &head, leftover)
 }
 
 /// [`server_handshake`], except that a GET whose path `serve` claims is answered as
@@ -151,42 +149,63 @@ pub fn server_handshake<S: Read + Write>(stream: &mut S) -> Result<Upgrade, WsEr
 /// 404, and either closes the exchange (`Connection: close`). `serve` is asked before
 /// the upgrade's rules apply, and `None` leaves the request to them. The local gate's
 /// file proxy serves its file URLs so (docs/gate.md, "Files").
-pub(crate) fn server_handshake_or_serve<S: Read + Write>(
+#[cfg(feature = "gate")]
+pub(crate) fn server_handshake_or_serve<S: Read + Write, B: AsRef<[u8]>>(
     stream: &mut S,
-    serve: impl FnOnce(&str) -> Option<Option<Vec<u8>>>,
+    serve: impl FnOnce(&str) -> Option<Option<B>>,
 ) -> Result<Accepted, WsError> {
-    let (head, leftover) = read_head(stream)?;
-    let head = std::str::from_utf8(&head).map_err(|_| bad("request head is not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let request = lines.next().unwrap_or("");
-    let mut parts = request.split(' ');
-    let (method, path, version) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
+    let (head, leftover) = read_get(stream)?;
+    let Some(found) = serve(request_line(&head).1) else {
+        return upgrade(stream, &head, leftover).map(Accepted::Upgrade);
+    };
+    let (status, body) = match &found {
+        Some(bytes) => ("200 OK", bytes.as_ref()),
+        None => ("404 Not Found", &b""[..]),
+    };
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
     );
+    stream.write_all(answer.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()?;
+    Ok(Accepted::Served)
+}
+
+/// Reads a request's head, which must be UTF-8 and a GET of HTTP/1.x: the head (without
+/// its blank line) and the bytes read past it.
+fn read_get<S: Read>(stream: &mut S) -> Result<(String, Vec<u8>), WsError> {
+    let (head, leftover) = read_head(stream)?;
+    let head = String::from_utf8(head).map_err(|_| bad("request head is not UTF-8"))?;
+    let (method, _, version) = request_line(&head);
     if method != "GET" || !version.starts_with("HTTP/1.") {
-        return Err(bad(&format!("not a GET request: {request:?}")));
+        let line = head.split("\r\n").next().unwrap_or("");
+        return Err(bad(&format!("not a GET request: {line:?}")));
     }
-    if let Some(found) = serve(path) {
-        let (status, body) = match &found {
-            Some(bytes) => ("200 OK", &bytes[..]),
-            None => ("404 Not Found", &b""[..]),
-        };
-        let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
-        stream.flush()?;
-        return Ok(Accepted::Served);
-    }
+    Ok((head, leftover))
+}
+
+/// The method, path and version of a request head's first line ("" for what is missing).
+fn request_line(head: &str) -> (&str, &str, &str) {
+    let line = head.split("\r\n").next().unwrap_or("");
+    let mut parts = line.split(' ');
+    let mut part = || parts.next().unwrap_or("");
+    (part(), part(), part())
+}
+
+/// Answers the GET whose head [`read_get`] read as an upgrade, by the rules of
+/// [`server_handshake`].
+fn upgrade<S: Write>(stream: &mut S, head: &str, leftover: Vec<u8>) -> Result<Upgrade, WsError> {
+    let path = request_line(head).1;
     let segment = path.strip_prefix("/service/").unwrap_or("");
     if segment.is_empty() || segment.contains('/') {
         return Err(bad(&format!("path {path:?} is not /service/<name>")));
     }
-    let headers: Vec<(&str, &str)> = lines.filter_map(split_header).collect();
+    let headers: Vec<(&str, &str)> = head
+        .split("\r\n")
+        .skip(1)
+        .filter_map(split_header)
+        .collect();
     let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     let ok = get("Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
         && get("Connection").is_some_and(|v| v.contains("Upgrade"))
@@ -203,10 +222,10 @@ pub(crate) fn server_handshake_or_serve<S: Read + Write>(
     );
     stream.write_all(answer.as_bytes())?;
     stream.flush()?;
-    Ok(Accepted::Upgrade(Upgrade {
+    Ok(Upgrade {
         path: path.to_owned(),
         leftover,
-    }))
+    })
 }
 
 fn bad(s: &str) -> WsError {
@@ -362,6 +381,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "gate")]
     fn a_get_of_a_path_serve_claims_is_answered_as_plain_http_and_others_upgrade() {
         let serve = |path: &str| {
             path.strip_prefix("/file/")

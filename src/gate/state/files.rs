@@ -20,6 +20,7 @@
 //!   file; src/gate/server.rs), and `Gate::file` gives them to tests.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rmpv::Value;
 
@@ -61,8 +62,9 @@ pub(super) struct Proxy {
     max_file: usize,
     tokens: HashMap<String, Grant>,
     issued: u64,
-    /// The stored files, by URL.
-    files: HashMap<String, Vec<u8>>,
+    /// The stored files, by URL (shared, so that serving one copies nothing under the
+    /// state's lock).
+    files: HashMap<String, Arc<[u8]>>,
 }
 
 impl Default for Proxy {
@@ -186,7 +188,7 @@ fn upload(kind: Kind, s: &mut GateState, ctx: &mut Ctx, a: Args) -> Result<Value
     ctx.pushes = pushes;
     s.files.tokens.remove(token);
     if !resend {
-        s.files.files.insert(url, file.to_vec());
+        s.files.files.insert(url, file.into());
     }
     Ok(obj([("mtime", mtime.into())]))
 }
@@ -203,14 +205,22 @@ impl GateState {
     }
 
     /// The bytes of the file a file message's URL names.
-    pub fn file(&self, url: &str) -> Option<Vec<u8>> {
+    pub fn file(&self, url: &str) -> Option<Arc<[u8]>> {
         self.files.files.get(url).cloned()
     }
 
     /// The bytes of the file whose URL ends in [`FILE_PATH`] and `n`: what the proxy
     /// serves for a GET of that path.
-    pub(crate) fn file_numbered(&self, n: &str) -> Option<Vec<u8>> {
+    pub(crate) fn file_numbered(&self, n: &str) -> Option<Arc<[u8]>> {
         self.file(&self.files.url(n))
+    }
+
+    /// Stores `bytes` as the proxy's next file, as an upload would, and gives its URL.
+    #[cfg(test)]
+    pub(crate) fn put_file(&mut self, bytes: &[u8]) -> String {
+        let url = self.files.url(&(self.files.files.len() + 1).to_string());
+        self.files.files.insert(url.clone(), bytes.into());
+        url
     }
 }
 
@@ -303,7 +313,7 @@ mod tests {
             let payload = p.payload_value();
             let attrs = field(&payload, "attrs").as_str().unwrap();
             assert!(attrs.contains(&file_sign(b"data", &t)), "{attrs}");
-            assert_eq!(g.s.file(&url), Some(b"data".to_vec()));
+            assert_eq!(g.s.file(&url).as_deref(), Some(&b"data"[..]));
             // The token is used up; a resend with a fresh token gets the first answer.
             assert_eq!(
                 code(upload(&mut g, cmd, key, A, target, 70, &t, b"data", None)),
