@@ -135,8 +135,8 @@ fn malformed_frames_and_packets_close_only_that_connection() {
             masked(&p)
         },
         // Payloads nested deeper than the decoder allows (1,024 levels as rmpv counts
-        // them: two per array, three for a str), at every length: the shortest (512
-        // bytes, read from its bytes were it one shorter) and a longer one.
+        // them: two per array, three for a str): the shortest (512 bytes, one over the
+        // short payloads' bound) and a longer one (decoded whole either way).
         {
             let mut p = Vec::new();
             let mut deep = [0x91].repeat(511);

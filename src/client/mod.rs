@@ -3,7 +3,7 @@
 //!
 //! - `handle.rs`: the public handle ([`RtmClient`], [`WeakRtmClient`]), the
 //!   endpoint rules, and the one path every API method takes to the gate;
-//! - `blocking.rs`: [`blocking`], and how a completion reaches user code;
+//! - `blocking.rs`: [`blocking()`], and how a completion reaches user code;
 //! - `events.rs`: `ErrorRecorder`, `ReloginCompleted`, `SessionClosed`;
 //! - `machine.rs`: the session state machine (pure: events in, actions out);
 //! - `driver.rs`: the thin loop that feeds the machine and performs its

@@ -164,7 +164,7 @@ impl Push {
 }
 
 /// What one quest did: its answer and the quests it causes on other connections. The
-/// answer is a `Value` for tests ([`GateState::handle`]) or an [`Answer`], as the server
+/// answer is a `Value` for tests (`GateState::handle`) or an [`Answer`], as the server
 /// layer writes it ([`GateState::handle_bytes`], [`GateState::handle_decoded`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Outcome<A = Value> {
@@ -407,8 +407,8 @@ impl GateState {
 
     /// [`GateState::handle_decoded`] with the payload's msgpack bytes, read key by key (`Src::Bytes`):
     /// the server's path for payloads of at most `packet::FIELDS_MAX` bytes that
-    /// `packet::check_payload_within` has passed, where it answers exactly as `handle`
-    /// does with the decoded payload. Other bytes read as a payload that is not a map.
+    /// `packet::check_payload_within` has passed, where it answers exactly as
+    /// `handle_decoded` does with the decoded payload. Other bytes read as a payload that is not a map.
     /// `index`: the payload's `packet::map_index` when the check gave it
     /// (`packet::check_map_index`); `None` builds it when a key is first read.
     pub(crate) fn handle_bytes(
