@@ -405,11 +405,11 @@ impl GateState {
         self.handle_on(proxy, conn, method, Src::Value(payload), now_ms)
     }
 
-    /// [`GateState::handle_decoded`] with the payload's msgpack bytes, read key by key (`Src::Bytes`):
-    /// the server's path for payloads of at most `packet::FIELDS_MAX` bytes that
-    /// `packet::check_payload_within` has passed, where it answers exactly as
-    /// `handle_decoded` does with the decoded payload. Other bytes read as a payload that is not a map.
-    /// `index`: the payload's `packet::map_index` when the check gave it
+    /// [`GateState::handle_decoded`] with the payload's msgpack bytes, read key by key
+    /// (`Src::Bytes`): the server's path for payloads of at most `packet::FIELDS_MAX`
+    /// bytes that `packet::check_payload_within` has passed, where it answers exactly as
+    /// `handle_decoded` does with the decoded payload. Other bytes read as a payload that
+    /// is not a map. `index`: the payload's `packet::map_index` when the check gave it
     /// (`packet::check_map_index`); `None` builds it when a key is first read.
     pub(crate) fn handle_bytes(
         &mut self,
