@@ -179,16 +179,20 @@ fn read_get<S: Read>(stream: &mut S) -> Result<(String, Vec<u8>), WsError> {
     let head = String::from_utf8(head).map_err(|_| bad("request head is not UTF-8"))?;
     let (method, _, version) = request_line(&head);
     if method != "GET" || !version.starts_with("HTTP/1.") {
-        let line = head.split("\r\n").next().unwrap_or("");
+        let line = first_line(&head);
         return Err(bad(&format!("not a GET request: {line:?}")));
     }
     Ok((head, leftover))
 }
 
+/// A head's first line: a request's method, path and version.
+fn first_line(head: &str) -> &str {
+    head.split("\r\n").next().unwrap_or("")
+}
+
 /// The method, path and version of a request head's first line ("" for what is missing).
 fn request_line(head: &str) -> (&str, &str, &str) {
-    let line = head.split("\r\n").next().unwrap_or("");
-    let mut parts = line.split(' ');
+    let mut parts = first_line(head).split(' ');
     let mut part = || parts.next().unwrap_or("");
     (part(), part(), part())
 }

@@ -178,7 +178,7 @@ fn upload(kind: Kind, s: &mut GateState, ctx: &mut Ctx, a: Args) -> Result<Value
     if sign != file_sign(file, token) {
         return Err(invalid("invalid sign"));
     }
-    let url = s.files.url(&(s.files.files.len() + 1).to_string());
+    let url = s.files.next_url();
     let content = Content::of(&url.as_str().into(), &attrs.into());
     let msg = Msg::draft(from, target, mid, mtype, content);
     let p = s.project(pid);
@@ -218,7 +218,7 @@ impl GateState {
     /// Stores `bytes` as the proxy's next file, as an upload would, and gives its URL.
     #[cfg(test)]
     pub(crate) fn put_file(&mut self, bytes: &[u8]) -> String {
-        let url = self.files.url(&(self.files.files.len() + 1).to_string());
+        let url = self.files.next_url();
         self.files.files.insert(url.clone(), bytes.into());
         url
     }
@@ -228,6 +228,12 @@ impl Proxy {
     /// The URL of file number `n`.
     fn url(&self, n: &str) -> String {
         format!("http://{}{FILE_PATH}{n}", self.endpoint)
+    }
+
+    /// The URL the next stored file gets: files are numbered from 1 in the order they
+    /// are stored.
+    fn next_url(&self) -> String {
+        self.url(&(self.files.len() + 1).to_string())
     }
 }
 
