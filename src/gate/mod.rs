@@ -45,6 +45,10 @@ pub(crate) struct GateConfig {
     /// How long a write to a connection may make no progress ([`server::WRITE_STALL`];
     /// shorter in tests).
     pub(crate) write_stall: Duration,
+    /// How long a new connection may take to send its request
+    /// ([`server::HANDSHAKE_TIMEOUT`]; longer in a test that must see
+    /// [`Gate::shutdown`] end it first).
+    pub(crate) handshake_timeout: Duration,
 }
 
 /// A rewrite of the gate's answers (see [`Gate::rewrite_answers`]): the
@@ -85,6 +89,7 @@ impl Default for GateBuilder {
                 max_file: state::DEFAULT_MAX_FILE,
                 history_limit: DEFAULT_HISTORY_LIMIT,
                 write_stall: server::WRITE_STALL,
+                handshake_timeout: server::HANDSHAKE_TIMEOUT,
             },
         }
     }
@@ -510,7 +515,8 @@ impl Gate {
         Ok(())
     }
 
-    /// Stops the gate and frees its port.
+    /// Stops the gate, closes every connection (those still in their handshake too) and
+    /// frees its port.
     pub fn shutdown(self) {
         self.srv().stop();
     }

@@ -46,6 +46,11 @@ pub(crate) fn now_ms() -> i64 {
 /// ([`GateConfig::write_stall`](super::GateConfig)).
 pub(crate) const WRITE_STALL: Duration = Duration::from_secs(10);
 
+/// How long a new connection may take to send its request (the WebSocket upgrade,
+/// or the file proxy's GET) before the gate closes it
+/// ([`GateConfig::handshake_timeout`](super::GateConfig)).
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Bytes queued for a connection and not yet handed to its writer.
 struct Outbox {
     buf: Vec<u8>,
@@ -309,6 +314,9 @@ pub(crate) struct Server {
     pub(crate) config: GateConfig,
     pub(crate) state: Arc<Mutex<GateState>>,
     pub(crate) conns: Mutex<HashMap<ConnId, Arc<Conn>>>,
+    /// Connections still in their handshake (or being served a file), by the id they
+    /// will get: [`Server::stop`] shuts their sockets down, as it kills `conns`.
+    handshaking: Mutex<HashMap<ConnId, TcpStream>>,
     pub(crate) next_conn: Arc<AtomicU64>,
     pub(crate) paused_until: Mutex<Option<Instant>>,
     pub(crate) answer_delay: Mutex<Duration>,
@@ -336,6 +344,18 @@ pub(crate) struct Server {
     wake_lock: Mutex<()>,
 }
 
+/// Takes a connection out of [`Server::handshaking`] however its handshake ends.
+struct Handshaking<'a> {
+    server: &'a Server,
+    id: ConnId,
+}
+
+impl Drop for Handshaking<'_> {
+    fn drop(&mut self) {
+        self.server.handshaking.lock().remove(&self.id);
+    }
+}
+
 impl Server {
     pub(crate) fn new(config: GateConfig) -> Arc<Server> {
         let state = Arc::new(Mutex::new(GateState::new(config.tokens.clone())));
@@ -354,6 +374,7 @@ impl Server {
             state,
             config,
             conns: Mutex::new(HashMap::new()),
+            handshaking: Mutex::new(HashMap::new()),
             next_conn,
             paused_until: Mutex::new(None),
             answer_delay: Mutex::new(Duration::ZERO),
@@ -423,6 +444,9 @@ impl Server {
             self.wake.notify_all();
         }
         self.drop_where(|_| true);
+        for stream in self.handshaking.lock().values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
         let threads: Vec<_> = std::mem::take(&mut *self.threads.lock());
         for t in threads {
             let _ = t.join();
@@ -506,10 +530,19 @@ impl Server {
 
     fn serve(self: &Arc<Self>, mut stream: TcpStream, proxy: bool) -> io::Result<()> {
         let _ = stream.set_nodelay(self.config.nodelay);
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_read_timeout(Some(self.config.handshake_timeout))?;
         // Also before the handshake: a client that does not read a file it asked for
         // (below) holds this thread for at most this long without progress.
         stream.set_write_timeout(Some(self.config.write_stall))?;
+        // Until it is in `conns`, `stop` reaches the connection through here. Registered
+        // before `stopping` is read, as `stop` sets it before it shuts these down: one
+        // of the two sees the other.
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        self.handshaking.lock().insert(id, stream.try_clone()?);
+        let registered = Handshaking { server: self, id };
+        if self.stopping.load(Ordering::SeqCst) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
         // The file proxy also serves its file URLs over plain HTTP (docs/gate.md, "Files"):
         // under the state's lock, only the file's reference count changes.
         let serve = |path: &str| {
@@ -522,7 +555,6 @@ impl Server {
             Err(e) => return Err(io::Error::other(e.to_string())),
         };
         stream.set_read_timeout(None)?;
-        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             id,
             out: Mutex::new(Outbox {
@@ -547,6 +579,7 @@ impl Server {
             .stack_size(64 * 1024)
             .spawn(move || w.write_loop(wstream))?;
         self.conns.lock().insert(id, conn.clone());
+        drop(registered);
         if self.stopping.load(Ordering::SeqCst) {
             conn.kill();
         }
@@ -800,5 +833,44 @@ mod tests {
             "{} bytes: the file was cut short",
             got.len()
         );
+    }
+
+    /// `Gate::shutdown` also ends the connections that have not finished their handshake
+    /// (silent ones, on the gate's port and the proxy's) and a file being served to a
+    /// client that does not read it, at once rather than after their timeouts (an hour
+    /// here): until then their threads keep the server alive.
+    #[test]
+    fn shutdown_ends_connections_still_in_their_handshake() {
+        let mut builder = Gate::builder();
+        builder.config.handshake_timeout = Duration::from_secs(3600);
+        builder.config.write_stall = Duration::from_secs(3600);
+        let gate = builder.start().expect("gate");
+        let srv = gate.srv();
+        let url = srv.state.lock().put_file(&vec![7; 32 << 20]);
+        let path = url
+            .split_once(FILE_PATH)
+            .map(|(_, n)| n.to_owned())
+            .expect("a file URL");
+        let mut silent = [gate.endpoint(), gate.file_endpoint()]
+            .map(|addr| TcpStream::connect(addr).expect("connect"));
+        let mut getter = TcpStream::connect(gate.file_endpoint()).expect("connect");
+        write!(getter, "GET {FILE_PATH}{path} HTTP/1.1\r\nHost: h\r\n\r\n").expect("GET");
+        wait_until("three connections in their handshake", || {
+            srv.handshaking.lock().len() == 3
+        });
+        gate.shutdown();
+        wait_until("their threads let go of the server", || {
+            Arc::strong_count(&srv) == 1
+        });
+        assert!(srv.handshaking.lock().is_empty());
+        for stream in &mut silent {
+            let mut buf = [0; 16];
+            assert_eq!(
+                stream
+                    .read(&mut buf)
+                    .expect("a closed connection reads EOF"),
+                0
+            );
+        }
     }
 }
