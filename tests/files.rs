@@ -436,6 +436,31 @@ fn the_proxy_answers_404_for_a_file_it_does_not_hold_and_the_gate_port_serves_no
     assert!(out.is_empty(), "{:?}", String::from_utf8_lossy(&out));
 }
 
+/// `file_store_limit` bounds what the proxy keeps: past it the oldest file is dropped,
+/// and its URL answers 404 where the newer ones are still served.
+#[test]
+fn the_proxy_drops_its_oldest_files_past_the_store_limit() {
+    let gate = Gate::builder().file_store_limit(10).start().unwrap();
+    let a = logged_in(&gate, A);
+    let mut urls = Vec::new();
+    for body in [b"first", b"secnd", b"third"] {
+        let file = RtmFile::new("a.txt", body.to_vec());
+        blocking(|cb| a.send_file(50, B, &file, 0, 0, cb)).unwrap();
+        let h = blocking(|cb| a.get_p2p_message(B, true, 1, None, None, None, Some(&[50]), 0, cb))
+            .unwrap();
+        urls.push(h.msgs[0].msg.clone().unwrap());
+    }
+    assert_eq!(gate.file(&urls[0]), None);
+    assert_eq!(
+        http_get(&urls[0]),
+        ("HTTP/1.1 404 Not Found".into(), Vec::new())
+    );
+    for (url, body) in urls[1..].iter().zip([b"secnd", b"third"]) {
+        assert_eq!(gate.file(url).as_deref(), Some(&body[..]));
+        assert_eq!(http_get(url), ("HTTP/1.1 200 OK".into(), body.to_vec()));
+    }
+}
+
 #[test]
 fn the_rtm_gate_program_prints_the_file_proxy_on_its_second_line() {
     use std::io::{BufRead, BufReader};

@@ -41,6 +41,7 @@ pub(crate) struct GateConfig {
     pub(crate) write_queue_limit: usize,
     pub(crate) file_port: u16,
     pub(crate) max_file: usize,
+    pub(crate) file_store: usize,
     pub(crate) history_limit: usize,
     /// How long a write to a connection may make no progress ([`server::WRITE_STALL`];
     /// shorter in tests).
@@ -60,6 +61,10 @@ pub type Rewrite = dyn Fn(&str, &Value, bool) -> Option<(u8, Vec<u8>)> + Send + 
 /// Default of [`GateBuilder::history_limit`]: the gate keeps at least the newest
 /// 100,000 messages of each conversation.
 pub const DEFAULT_HISTORY_LIMIT: usize = 100_000;
+
+/// Default of [`GateBuilder::file_store_limit`]: the file proxy keeps the newest 256 MiB
+/// of files.
+pub const DEFAULT_FILE_STORE: usize = 256 << 20;
 
 /// Default of [`GateBuilder::write_queue_limit`]: 16 MiB.
 pub const DEFAULT_WRITE_QUEUE: usize = 16 * 1024 * 1024;
@@ -87,6 +92,7 @@ impl Default for GateBuilder {
                 write_queue_limit: DEFAULT_WRITE_QUEUE,
                 file_port: 0,
                 max_file: state::DEFAULT_MAX_FILE,
+                file_store: DEFAULT_FILE_STORE,
                 history_limit: DEFAULT_HISTORY_LIMIT,
                 write_stall: server::WRITE_STALL,
                 handshake_timeout: server::HANDSHAKE_TIMEOUT,
@@ -181,6 +187,16 @@ impl GateBuilder {
         self
     }
 
+    /// Total size of the files the file proxy keeps, in bytes: when an upload takes the
+    /// total over it, the oldest files are dropped (their URLs then answer 404, and
+    /// [`Gate::file`] gives `None`); the newest file is always kept. Default
+    /// [`DEFAULT_FILE_STORE`] (256 MiB). Not a command-line option. Rust-only (a gate
+    /// setting, no JavaScript counterpart).
+    pub fn file_store_limit(mut self, bytes: usize) -> Self {
+        self.config.file_store = bytes;
+        self
+    }
+
     /// How many messages of each conversation (a p2p pair, a group, a room, the
     /// broadcasts) the gate keeps: at least the newest `messages`, at most twice that;
     /// older ones are dropped from history, unread counts, `getmsg`, `delmsg` and resend
@@ -198,6 +214,7 @@ impl GateBuilder {
         {
             let mut st = server.state.lock();
             st.set_max_file(server.config.max_file);
+            st.set_file_store(server.config.file_store);
             st.set_history_limit(server.config.history_limit);
         }
         let host = bracket(&server.config.host);

@@ -18,8 +18,12 @@
 //!   `host:port`, `N` the file's number); its attrs are the upload's attrs as sent. The
 //!   proxy answers a plain HTTP GET of `/file/N` with the file's bytes (404 for no such
 //!   file; src/gate/server.rs), and `Gate::file` gives them to tests.
+//! - Memory stays bounded: the proxy keeps the newest files up to a total size
+//!   ([`DEFAULT_FILE_STORE`] by default; the newest file is always kept), and the
+//!   [`TOKENS_KEPT`] most recently granted tokens. An older file's URL answers 404, an
+//!   older token is refused as unknown (200003).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use rmpv::Value;
@@ -27,6 +31,7 @@ use rmpv::Value;
 use super::messages::{Content, Kind, Msg};
 use super::{int, obj, small, Args, Ctx, GateError, GateState, Route, UNAUTHORIZED};
 use crate::api::files::file_sign;
+use crate::gate::DEFAULT_FILE_STORE;
 
 pub(super) const ROUTES: &[Route] = &[
     Route::open("filetoken", file_token),
@@ -45,6 +50,9 @@ pub(crate) const FILE_PATH: &str = "/file/";
 /// The default size limit of an uploaded file, in bytes.
 pub(crate) const DEFAULT_MAX_FILE: usize = 4 << 20;
 
+/// How many of the most recently granted tokens stay valid until used.
+pub(crate) const TOKENS_KEPT: usize = 100_000;
+
 /// What a token allows: one upload by `uid` of `pid` to one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Grant {
@@ -61,10 +69,21 @@ pub(super) struct Proxy {
     endpoint: String,
     max_file: usize,
     tokens: HashMap<String, Grant>,
+    /// The tokens granted, oldest first (used ones too), at most `tokens_kept`: the
+    /// oldest leaves `tokens` when a new one comes.
+    granted: VecDeque<String>,
+    tokens_kept: usize,
     issued: u64,
     /// The stored files, by URL (shared, so that serving one copies nothing under the
     /// state's lock).
     files: HashMap<String, Arc<[u8]>>,
+    /// The stored files' URLs, oldest first, and their total size, kept at most
+    /// `store_limit` by dropping the oldest (the newest stays).
+    stored_order: VecDeque<String>,
+    stored_bytes: usize,
+    store_limit: usize,
+    /// How many files were ever stored: the next one is number `stored + 1`.
+    stored: u64,
 }
 
 impl Default for Proxy {
@@ -73,8 +92,14 @@ impl Default for Proxy {
             endpoint: String::new(),
             max_file: DEFAULT_MAX_FILE,
             tokens: HashMap::new(),
+            granted: VecDeque::new(),
+            tokens_kept: TOKENS_KEPT,
             issued: 0,
             files: HashMap::new(),
+            stored_order: VecDeque::new(),
+            stored_bytes: 0,
+            store_limit: DEFAULT_FILE_STORE,
+            stored: 0,
         }
     }
 }
@@ -115,7 +140,7 @@ fn file_token(s: &mut GateState, ctx: &mut Ctx, a: Args) -> Result<Value, GateEr
         kind,
         target,
     };
-    f.tokens.insert(token.clone(), grant);
+    f.grant(token.clone(), grant);
     Ok(obj([
         ("token", token.into()),
         ("endpoint", f.endpoint.as_str().into()),
@@ -188,7 +213,7 @@ fn upload(kind: Kind, s: &mut GateState, ctx: &mut Ctx, a: Args) -> Result<Value
     ctx.pushes = pushes;
     s.files.tokens.remove(token);
     if !resend {
-        s.files.files.insert(url, file.into());
+        s.files.store(url, file.into());
     }
     Ok(obj([("mtime", mtime.into())]))
 }
@@ -202,6 +227,13 @@ impl GateState {
     /// Sets the size limit of an uploaded file, in bytes (200031 beyond).
     pub fn set_max_file(&mut self, bytes: usize) {
         self.files.max_file = bytes;
+    }
+
+    /// Sets the total size of the files the proxy keeps, in bytes: beyond it the
+    /// oldest are dropped, the newest always kept.
+    pub fn set_file_store(&mut self, bytes: usize) {
+        self.files.store_limit = bytes;
+        self.files.trim();
     }
 
     /// The bytes of the file a file message's URL names.
@@ -219,7 +251,7 @@ impl GateState {
     #[cfg(test)]
     pub(crate) fn put_file(&mut self, bytes: &[u8]) -> String {
         let url = self.files.next_url();
-        self.files.files.insert(url.clone(), bytes.into());
+        self.files.store(url.clone(), bytes.into());
         url
     }
 }
@@ -233,7 +265,39 @@ impl Proxy {
     /// The URL the next stored file gets: files are numbered from 1 in the order they
     /// are stored.
     fn next_url(&self) -> String {
-        self.url(&(self.files.len() + 1).to_string())
+        self.url(&(self.stored + 1).to_string())
+    }
+
+    /// Keeps `file` under `url` (the one [`Proxy::next_url`] gave), then drops the
+    /// oldest files beyond the store's limit.
+    fn store(&mut self, url: String, file: Arc<[u8]>) {
+        self.stored += 1;
+        self.stored_bytes += file.len();
+        self.stored_order.push_back(url.clone());
+        self.files.insert(url, file);
+        self.trim();
+    }
+
+    /// Drops the oldest files while their total is over the limit, but never the newest.
+    fn trim(&mut self) {
+        while self.stored_bytes > self.store_limit && self.stored_order.len() > 1 {
+            if let Some(old) = self.stored_order.pop_front() {
+                if let Some(bytes) = self.files.remove(&old) {
+                    self.stored_bytes -= bytes.len();
+                }
+            }
+        }
+    }
+
+    /// Keeps `token` for `grant`, forgetting the oldest token beyond `tokens_kept`.
+    fn grant(&mut self, token: String, grant: Grant) {
+        self.granted.push_back(token.clone());
+        self.tokens.insert(token, grant);
+        while self.granted.len() > self.tokens_kept {
+            if let Some(old) = self.granted.pop_front() {
+                self.tokens.remove(&old);
+            }
+        }
     }
 }
 
@@ -333,6 +397,64 @@ mod tests {
         assert_eq!(g.s.file("http://127.0.0.1:9/file/99"), None);
         let h = g.history(b, "getp2pmsg", vec![("target", A.into())]);
         assert_eq!(num(&h, "num"), 1);
+    }
+
+    /// Uploads keep the newest files within the store's limit: older ones are gone (their
+    /// numbers are not reused), the newest stays even alone over the limit, and a lower
+    /// limit trims at once.
+    #[test]
+    fn the_proxy_keeps_the_newest_files_within_its_store_limit() {
+        let mut g = Gate::new();
+        g.s.set_file_proxy("127.0.0.1:9");
+        let a = g.login(A);
+        g.s.set_file_store(10);
+        let mut urls = Vec::new();
+        for (mid, byte) in [(1, 1u8), (2, 2), (3, 3)] {
+            let t = token(&mut g, a, "sendfile", "to", B);
+            let out = upload(&mut g, "sendfile", "to", A, B, mid, &t, &[byte; 4], None);
+            assert!(out.answer.is_ok(), "{:?}", out.answer);
+            urls.push(format!("http://127.0.0.1:9/file/{mid}"));
+        }
+        let kept = |g: &Gate| {
+            urls.iter()
+                .map(|u| g.s.file(u).is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kept(&g), [false, true, true]);
+        assert_eq!(g.s.file(&urls[2]).as_deref(), Some(&[3; 4][..]));
+        let big = g.s.put_file(&[9; 11]);
+        assert_eq!(big, "http://127.0.0.1:9/file/4");
+        assert_eq!(kept(&g), [false, false, false]);
+        assert_eq!(g.s.file(&big).as_deref(), Some(&[9; 11][..]));
+        g.s.set_file_store(100);
+        let last = g.s.put_file(&[5; 4]);
+        g.s.set_file_store(4);
+        assert_eq!((g.s.file(&big), g.s.file(&last).is_some()), (None, true));
+    }
+
+    /// Only the most recently granted tokens stay valid: an older one, unused, is
+    /// refused as an unknown token.
+    #[test]
+    fn only_the_newest_tokens_stay_valid() {
+        let mut g = Gate::new();
+        g.s.set_file_proxy("127.0.0.1:9");
+        let a = g.login(A);
+        g.s.files.tokens_kept = 2;
+        let tokens: Vec<_> = (0..3)
+            .map(|_| token(&mut g, a, "sendfile", "to", B))
+            .collect();
+        assert_eq!(
+            code(upload(
+                &mut g, "sendfile", "to", A, B, 1, &tokens[0], b"x", None
+            )),
+            INVALID_FILE_OR_SIGN_OR_TOKEN
+        );
+        for (mid, t) in [(2, &tokens[1]), (3, &tokens[2])] {
+            let out = upload(&mut g, "sendfile", "to", A, B, mid, t, b"x", None);
+            assert!(out.answer.is_ok(), "{:?}", out.answer);
+        }
+        assert_eq!(g.s.files.tokens.len(), 0);
+        assert!(g.s.files.granted.len() <= 2);
     }
 
     #[test]
