@@ -201,6 +201,7 @@ fn cases() -> Vec<(Expect, &'static str, Box<CallFn>)> {
         Refused "leave_room(rid i64::MIN)" => |c, d| c.leave_room(i64::MIN, T, cb(d));
         Either "get_user_rooms(timeout MAX)" => |c, d| c.get_user_rooms(MAX, cb(d));
         Refused "set_room_info(rid 0)" => |c, d| c.set_room_info(0, Some("o"), Some("p"), T, cb(d));
+        Either "set_room_info(nothing to set)" => |c, d| c.set_room_info(77, None, None, T, cb(d));
         Refused "get_room_info(rid -1)" => |c, d| c.get_room_info(-1, T, cb(d));
         Refused "get_room_open_info(rid 0)" => |c, d| c.get_room_open_info(0, T, cb(d));
         Refused "get_rooms_open_info(empty)" => |c, d| c.get_rooms_open_info(&[], T, cb(d));

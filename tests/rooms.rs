@@ -85,15 +85,18 @@ fn room_info_private_part_is_for_members_only() {
     let none = blocking(|cb| c.get_room_open_info(5, 0, cb)).unwrap();
     assert_eq!(none.oinfo, "");
 
-    let e = blocking(|cb| a.set_room_info(RID, None, None, 0, cb)).unwrap_err();
-    assert_eq!(e.code, error_code::RTM_EC_EMPTY_PARAMETER);
+    // Neither part: sent as `{rid}` (as JavaScript and set_group_info do), nothing changes.
+    blocking(|cb| a.set_room_info(RID, None, None, 0, cb)).unwrap();
+    let unchanged = blocking(|cb| a.get_room_info(RID, 0, cb)).unwrap();
+    assert_eq!(unchanged, info);
     let e = blocking(|cb| c.get_rooms_open_info(&[], 0, cb)).unwrap_err();
     assert_eq!(e.code, error_code::RTM_EC_EMPTY_PARAMETER);
     let big = "x".repeat(65_536);
     let e = blocking(|cb| a.set_room_info(RID, Some(&big), None, 0, cb)).unwrap_err();
     assert_eq!(e.code, error_code::RTM_EC_LARGE_MESSAGE_OR_ATTRS);
     let sent = gate.received("setroominfo");
-    assert_eq!(sent.len(), 5, "(None, None) was not sent: {sent:?}");
+    assert_eq!(sent.len(), 6, "{sent:?}");
     assert_eq!(keys(&sent[2]), ["rid", "pinfo"], "None leaves oinfo out");
+    assert_eq!(keys(&sent[4]), ["rid"], "(None, None) sends the rid alone");
     assert!(gate.received("getroomsopeninfo").len() == 1);
 }

@@ -142,8 +142,8 @@ impl RtmClient {
     /// oinfo?, pinfo?}`). Mirrors JavaScript
     /// `setRoomInfo(rid, oinfo, pinfo, timeout, callback)`.
     ///
-    /// `None` leaves that part unchanged (the key is not sent). Both `None`
-    /// completes with 200033 without sending. The gate requires the caller
+    /// `None` leaves that part unchanged (the key is not sent; both `None`
+    /// sends `{rid}` alone, as JavaScript does). The gate requires the caller
     /// to be in the room (200040) and limits each part to 65,535 bytes
     /// (200030).
     pub fn set_room_info(
@@ -154,9 +154,6 @@ impl RtmClient {
         timeout: u64,
         callback: impl FnOnce(Option<RtmError>, Option<()>) + Send + 'static,
     ) {
-        if oinfo.is_none() && pinfo.is_none() {
-            return self.reject("oinfo or pinfo must be given", |e| e, callback);
-        }
         let payload = MapBuilder::new()
             .put("rid", rid)
             .put_opt("oinfo", oinfo)
