@@ -128,13 +128,19 @@ struct Queue {
     items: Items,
     /// In the dispatcher thread's ready list, or being drained by it.
     scheduled: bool,
-    /// The dispatcher thread is running one of this client's jobs.
+    /// The dispatcher thread is running one of this client's jobs, or (in
+    /// `Dispatch::Queued` mode) a `dispatch_pending` call on `runner` is.
     busy: bool,
+    /// `Dispatch::Queued`: the thread whose `dispatch_pending` call is running
+    /// this client's jobs. Another call meanwhile (a callback's, or another
+    /// thread's) runs nothing, so they still run one at a time.
+    runner: Option<ThreadId>,
     /// `shutdown` is done: the dispatcher thread no longer serves this
     /// client (`Threads` mode only).
     stopped: bool,
     /// `shutdown` waits only for the job running, to take the queue after
-    /// it: the dispatcher thread ends its turn there.
+    /// it: the dispatcher thread ends its turn there, as does a
+    /// `dispatch_pending` call.
     closing: bool,
     /// Calls on threads of their own that have not queued their callback yet
     /// ([`Owed`]); `shutdown` waits for them.
@@ -165,6 +171,9 @@ pub(crate) struct Dispatcher {
     queue: Mutex<Queue>,
     /// Signalled when `busy` turns false.
     idle: Condvar,
+    /// Test hook: how many times `shutdown` waited for `busy` or `owed`.
+    #[cfg(test)]
+    shutdown_waits: AtomicUsize,
     destroyed: AtomicBool,
     /// Counted among the clients the dispatcher thread serves.
     registered: AtomicBool,
@@ -186,6 +195,8 @@ impl Dispatcher {
             mode,
             queue: Mutex::new(Queue::default()),
             idle: Condvar::new(),
+            #[cfg(test)]
+            shutdown_waits: AtomicUsize::new(0),
             destroyed: AtomicBool::new(false),
             registered: AtomicBool::new(threads),
             limit: AtomicUsize::new(QUEUE_LIMIT),
@@ -460,16 +471,34 @@ impl Dispatcher {
     }
 
     /// Queued mode: runs what is waiting now (not what those jobs queue in
-    /// turn, so a handler that re-queues cannot trap the caller).
+    /// turn, so a handler that re-queues cannot trap the caller). While it
+    /// runs a job the queue is busy, so `shutdown` (`destroy` on another
+    /// thread) waits for that job and then takes the rest, which this call
+    /// leaves. Runs nothing (returns 0) while another call is running this
+    /// client's jobs: from a callback it runs, or on another thread.
     pub(crate) fn run_pending(&self) -> usize {
         if self.mode != Dispatch::Queued {
             return 0;
         }
-        let n = self.queue.lock().items.len();
+        let n = {
+            let mut q = self.queue.lock();
+            if q.runner.is_some() || q.closing {
+                return 0;
+            }
+            q.runner = Some(std::thread::current().id());
+            q.busy = true;
+            q.items.len()
+        };
         let mut ran = 0;
         let _batch = crate::fpnn::write_batch();
         for _ in 0..n {
-            let item = self.queue.lock().items.pop_front(&self.queued);
+            let item = {
+                let mut q = self.queue.lock();
+                if q.closing {
+                    break;
+                }
+                q.items.pop_front(&self.queued)
+            };
             match item {
                 Some(item) => ran += usize::from(self.run(item)),
                 None => break,
@@ -480,6 +509,9 @@ impl Dispatcher {
         let limit = self.limit.load(Ordering::Relaxed);
         let dropped = {
             let mut q = self.queue.lock();
+            q.runner = None;
+            q.busy = false;
+            self.idle.notify_all();
             if q.items.len() < limit {
                 std::mem::take(&mut q.dropped)
             } else {
@@ -513,13 +545,15 @@ impl Dispatcher {
     /// thread after this returns.
     pub(crate) fn shutdown(&self) {
         self.mark_destroyed();
-        let (items, ack) = {
+        let me = std::thread::current().id();
+        let (items, ack, before) = {
             let mut q = self.queue.lock();
             // Called from the job that is running (a callback that
             // destroys its client): nothing to wait for.
-            let running_here = self.mode != Dispatch::Queued
-                && (INLINE.get() == self.key()
-                    || POOL.lock().thread == Some(std::thread::current().id()));
+            let running_here = match self.mode {
+                Dispatch::Queued => q.runner == Some(me),
+                _ => INLINE.get() == self.key() || POOL.lock().thread == Some(me),
+            };
             loop {
                 // Once no owed call is left, only the running job is waited
                 // for: the dispatcher thread ends its turn after it. While
@@ -529,12 +563,22 @@ impl Dispatcher {
                 if (running_here || !q.busy) && q.owed == 0 {
                     break;
                 }
+                #[cfg(test)]
+                self.shutdown_waits.fetch_add(1, Ordering::SeqCst);
                 self.idle.wait(&mut q);
             }
-            if self.mode != Dispatch::Queued {
+            let before = (q.busy, q.runner);
+            if self.mode == Dispatch::Queued {
+                // The queue stays served by `dispatch_pending` (a call made
+                // later completes there), but not before what is taken here
+                // has run: meanwhile this thread is its runner.
+                q.closing = false;
+                q.busy = true;
+                q.runner = Some(me);
+            } else {
                 q.stopped = true;
             }
-            (q.items.take(&self.queued), q.ack.take())
+            (q.items.take(&self.queued), q.ack.take(), before)
         };
         for item in items {
             if let Item::Callback(job) = item {
@@ -542,6 +586,11 @@ impl Dispatcher {
             }
         }
         settle(ack);
+        if self.mode == Dispatch::Queued {
+            let mut q = self.queue.lock();
+            (q.busy, q.runner) = before;
+            self.idle.notify_all();
+        }
         self.unregister();
     }
 
@@ -757,6 +806,83 @@ mod tests {
             // Nothing owed: shutdown does not wait.
             Dispatcher::new(mode).shutdown();
         }
+    }
+
+    /// `Dispatch::Queued`: `shutdown` (a `destroy`) on another thread waits for the
+    /// callback a `dispatch_pending` call is running, then runs the rest itself; that
+    /// call stops after its job, no two callbacks run at once, and a later callback
+    /// still runs in `dispatch_pending`.
+    #[test]
+    fn queued_shutdown_waits_for_the_callback_dispatch_pending_runs() {
+        let d = Dispatcher::new(Dispatch::Queued);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let running = Arc::new(AtomicUsize::new(0));
+        let returned = Arc::new(AtomicBool::new(false));
+        let (d1, l, r, ret) = (d.clone(), log.clone(), running.clone(), returned.clone());
+        d.callback(Box::new(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+            // Until `shutdown` waits for this callback (or, were it not to, returns).
+            wait_until("shutdown to wait or return", || {
+                d1.shutdown_waits.load(Ordering::SeqCst) > 0 || ret.load(Ordering::SeqCst)
+            });
+            l.lock().push("first ends");
+            r.fetch_sub(1, Ordering::SeqCst);
+        }));
+        for name in ["second", "third"] {
+            let (l, r) = (log.clone(), running.clone());
+            d.callback(Box::new(move || {
+                let alone = r.load(Ordering::SeqCst) == 0;
+                l.lock().push(if alone { name } else { "two at once" });
+            }));
+        }
+        let poller = {
+            let d = d.clone();
+            std::thread::spawn(move || d.run_pending())
+        };
+        wait_until("the first callback runs", || {
+            running.load(Ordering::SeqCst) == 1
+        });
+        let (d2, l) = (d.clone(), log.clone());
+        std::thread::spawn(move || {
+            d2.shutdown();
+            l.lock().push("shutdown returned");
+            returned.store(true, Ordering::SeqCst);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            poller.join().unwrap(),
+            1,
+            "dispatch_pending stopped after its job"
+        );
+        assert_eq!(
+            *log.lock(),
+            ["first ends", "second", "third", "shutdown returned"]
+        );
+        let l = log.clone();
+        d.callback(Box::new(move || l.lock().push("late")));
+        assert_eq!(d.run_pending(), 1);
+        assert_eq!(log.lock().last(), Some(&"late"));
+    }
+
+    /// `Dispatch::Queued`: a callback that destroys its client, run by
+    /// `dispatch_pending`, does not wait for itself; the rest run inside its
+    /// `shutdown`, and a nested `dispatch_pending` runs nothing.
+    #[test]
+    fn queued_shutdown_from_a_callback_runs_the_rest_in_it() {
+        let d = Dispatcher::new(Dispatch::Queued);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (d1, l) = (d.clone(), log.clone());
+        d.callback(Box::new(move || {
+            l.lock().push(format!("nested ran {}", d1.run_pending()));
+            d1.shutdown();
+            l.lock().push("shutdown returned".into());
+        }));
+        let l = log.clone();
+        d.callback(Box::new(move || l.lock().push("second".into())));
+        assert_eq!(d.run_pending(), 1);
+        assert_eq!(*log.lock(), ["nested ran 0", "second", "shutdown returned"]);
+        assert_eq!(d.shutdown_waits.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -261,6 +261,11 @@ impl RtmClient {
     /// calling thread, in arrival order, and returns how many ran. In
     /// `Dispatch::Threads` and `Inline` mode it does nothing and returns 0. A Rust
     /// addition for game loops (JavaScript has its own event loop).
+    ///
+    /// The client's callbacks run one at a time: called from one of them, or on
+    /// another thread while another call is running them, it runs nothing and
+    /// returns 0. A [`destroy`](Self::destroy) on another thread waits for the
+    /// callback running, then runs the remaining callbacks itself.
     pub fn dispatch_pending(&self) -> usize {
         self.inner.dispatcher.run_pending()
     }
