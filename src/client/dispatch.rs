@@ -30,7 +30,8 @@
 //! it counts as full (a `Dispatch::Queued` application that stops polling,
 //! or a callback that blocks the dispatcher thread). While it is full, events
 //! and pushes are dropped, counted, and reported with one `ErrorRecorder`
-//! (20011) once there is room again; new API calls fail at once with 20011
+//! (20011) once there is room again (queued past the limit, so never
+//! dropped itself); new API calls fail at once with 20011
 //! (`RtmClient::call`), and nothing is sent for them. Callbacks are never
 //! dropped, and always queued, so they keep their order and their thread (the
 //! dispatcher, or the caller of `dispatch_pending()`): the answers of quests
@@ -70,8 +71,10 @@ pub(crate) type Job = Box<dyn Run>;
 /// How many jobs a client's queue holds before it counts as full.
 pub(crate) const QUEUE_LIMIT: usize = 65_536;
 
-/// Queues the `ErrorRecorder` report of `n` dropped events.
-pub(crate) type DropReport = Box<dyn Fn(u64) + Send + Sync>;
+/// The `ErrorRecorder` jobs reporting `n` dropped events, one per handler. The
+/// dispatcher queues them itself, past the limit: a report is never dropped, and
+/// making one queues nothing (no event, so no report of a report).
+pub(crate) type DropReport = Box<dyn Fn(u64) -> Vec<Job> + Send + Sync>;
 
 /// What [`Dispatcher::claim_on_reader`] got.
 enum Claim {
@@ -415,15 +418,16 @@ impl Dispatcher {
         let _ = self.push(Item::Event(job));
     }
 
-    /// Reports `n` dropped events (none: nothing).
-    fn report_dropped(&self, n: u64) {
+    /// Queues the report of `n` dropped events (none: nothing), past the
+    /// limit ([`DropReport`]).
+    fn report_dropped(self: &Arc<Self>, n: u64) {
         if n == 0 {
             return;
         }
         log::warn!("{n} events dropped: the dispatch queue was full");
         let report = self.report.lock().clone();
-        if let Some(r) = report {
-            r(n);
+        for job in report.map(|r| r(n)).unwrap_or_default() {
+            let _ = self.push(Item::Event(job));
         }
     }
 
@@ -476,7 +480,7 @@ impl Dispatcher {
     /// thread) waits for that job and then takes the rest, which this call
     /// leaves. Runs nothing (returns 0) while another call is running this
     /// client's jobs: from a callback it runs, or on another thread.
-    pub(crate) fn run_pending(&self) -> usize {
+    pub(crate) fn run_pending(self: &Arc<Self>) -> usize {
         if self.mode != Dispatch::Queued {
             return 0;
         }
@@ -1182,7 +1186,10 @@ mod tests {
         d.set_limit(3);
         let reported = Arc::new(Mutex::new(Vec::new()));
         let r = reported.clone();
-        d.on_dropped(Box::new(move |n| r.lock().push(n)));
+        d.on_dropped(Box::new(move |n| {
+            r.lock().push(n);
+            Vec::new()
+        }));
         let (tx, rx) = crossbeam_channel::unbounded();
         for n in 0..5 {
             let tx = tx.clone();

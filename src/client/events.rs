@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use super::dispatch::Job;
 use super::Inner;
 use crate::error::RtmError;
 
@@ -23,18 +24,36 @@ pub(super) struct Events {
     pub(super) session_closed: RwLock<Vec<ClosedHandler>>,
 }
 
+/// The handlers of `list` as they are now: copied out, so that no lock on the list is
+/// held while their jobs are queued (queuing may report dropped events, which reads
+/// the `ErrorRecorder` list again, and a read lock taken twice on one thread can
+/// deadlock with a waiting `on_...` registration).
+fn current<H: Clone>(list: &RwLock<Vec<H>>) -> Vec<H> {
+    list.read().clone()
+}
+
 impl Inner {
+    /// One `ErrorRecorder` job per handler, for `e` (queued by the caller).
+    pub(super) fn error_jobs(&self, e: RtmError) -> Vec<Job> {
+        current(&self.events.error_recorder)
+            .into_iter()
+            .map(|h| {
+                let e = e.clone();
+                Box::new(move || h(&e)) as Job
+            })
+            .collect()
+    }
+
     pub(super) fn emit_error(&self, e: RtmError) {
         log::debug!("ErrorRecorder: {e}");
-        for h in self.events.error_recorder.read().iter().cloned() {
-            let e = e.clone();
-            self.dispatcher.event(Box::new(move || h(&e)));
+        for job in self.error_jobs(e) {
+            self.dispatcher.event(job);
         }
     }
 
     pub(super) fn emit_relogin(&self, ok: bool, again: bool, code: i32, n: u32) {
         log::debug!("ReloginCompleted({ok}, {again}, {code}, {n})");
-        for h in self.events.relogin_completed.read().iter().cloned() {
+        for h in current(&self.events.relogin_completed) {
             self.dispatcher
                 .event(Box::new(move || h(ok, again, code, n)));
         }
@@ -42,7 +61,7 @@ impl Inner {
 
     pub(super) fn emit_closed(&self, code: i32) {
         log::debug!("session closed with code {code} (SessionClosed)");
-        for h in self.events.session_closed.read().iter().cloned() {
+        for h in current(&self.events.session_closed) {
             self.dispatcher.event(Box::new(move || h(code)));
         }
     }

@@ -142,12 +142,13 @@ impl RtmClient {
         });
         let weak = Arc::downgrade(&inner);
         inner.dispatcher.on_dropped(Box::new(move |n| {
-            if let Some(inner) = weak.upgrade() {
-                inner.emit_error(RtmError::new(
-                    error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
-                    format!("{n} events dropped: the dispatch queue was full"),
-                ));
-            }
+            let Some(inner) = weak.upgrade() else {
+                return Vec::new();
+            };
+            inner.error_jobs(RtmError::new(
+                error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
+                format!("{n} events dropped: the dispatch queue was full"),
+            ))
         }));
         Ok(RtmClient {
             _guard: Arc::new(DropGuard(inner.clone())),
@@ -531,6 +532,42 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap(), (Some(10010), None));
         assert!(rx.try_recv().is_err());
         d.shutdown();
+    }
+
+    /// The report of dropped events reaches every `ErrorRecorder` handler even with the
+    /// queue at its limit: its jobs are queued past the limit, and making them queues no
+    /// event (no report dropped in turn, no second read of the handler list).
+    #[test]
+    fn the_report_of_dropped_events_reaches_every_handler_past_the_limit() {
+        let client = RtmClient::new(RtmOptions {
+            endpoint: Some("127.0.0.1:1".into()),
+            dispatch: Dispatch::Queued,
+            ..Default::default()
+        })
+        .unwrap();
+        client.set_dispatch_limit_for_tests(1);
+        let got = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        for h in 0..3 {
+            let got = got.clone();
+            client.on_error_recorder(move |e| got.lock().push((h, e.code, e.ex.clone())));
+        }
+        // One handler's job fills the queue; the other two are dropped.
+        client.inner.emit_error(RtmError::new(7, "first"));
+        assert_eq!(client.dispatch_pending(), 1);
+        assert_eq!(client.dispatch_pending(), 3);
+        assert_eq!(client.dispatch_pending(), 0);
+        let report = |h| {
+            (
+                h,
+                20011,
+                "2 events dropped: the dispatch queue was full".into(),
+            )
+        };
+        assert_eq!(
+            *got.lock(),
+            [(0, 7, "first".into()), report(0), report(1), report(2)]
+        );
+        client.destroy();
     }
 
     #[test]
