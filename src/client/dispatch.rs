@@ -486,7 +486,7 @@ impl Dispatcher {
         }
         let n = {
             let mut q = self.queue.lock();
-            if q.runner.is_some() || q.closing {
+            if q.runner.is_some() {
                 return 0;
             }
             q.runner = Some(std::thread::current().id());
