@@ -154,6 +154,50 @@ fn destroy_with_1000_pending(dispatch: Dispatch) {
     gate.resume();
 }
 
+/// `destroy` racing a `close` or a kickout on another thread, which take the connection
+/// out of the session and close it after the session lock, still returns only once
+/// every pending call's callback has run (it waits for that close to end).
+#[test]
+fn destroy_racing_a_close_or_a_kickout_runs_every_pending_callback_before_returning() {
+    let _serial = SERIAL.lock();
+    let gate = Arc::new(gate());
+    for round in 0..60 {
+        let client = RtmClient::new(options(&gate)).unwrap();
+        assert_eq!(login(&client, ME, "t", 0), (true, 0));
+        gate.pause(Duration::from_secs(60));
+        let ran = Arc::new(AtomicUsize::new(0));
+        for _ in 0..100 {
+            let ran = ran.clone();
+            client.get_online_users(&[1, 2], 0, move |_, _| {
+                ran.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let kick = round % 2 == 1;
+        let other = {
+            let (client, barrier, gate) = (client.clone(), barrier.clone(), gate.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                if kick {
+                    gate.kickout(PID, ME);
+                } else {
+                    client.close();
+                }
+            })
+        };
+        barrier.wait();
+        client.destroy();
+        let what = if kick { "a kickout" } else { "a close" };
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            100,
+            "round {round}, racing {what}: every callback ran before destroy returned"
+        );
+        other.join().unwrap();
+        gate.resume();
+    }
+}
+
 #[test]
 fn destroy_with_1000_pending_calls_completes_each_once_with_20002_before_returning() {
     destroy_with_1000_pending(Dispatch::Threads);

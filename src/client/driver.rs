@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use rmpv::Value;
 
@@ -258,8 +258,66 @@ impl Core {
 }
 
 /// An action to perform once the session lock is released.
+/// Connections taken out of the session whose close a thread is performing
+/// ([`Later::Close`], after the session lock): `close()` and `destroy()` on
+/// another thread wait for them ([`Closing::wait_for_others`]), so that they
+/// return only once what those closes complete (the calls failed with 20002,
+/// the hand-back, `SessionClosed`) is queued, as they do for their own.
+#[derive(Default)]
+pub(super) struct Closing {
+    /// `(ticket, the thread performing the close, the connection)`.
+    list: Mutex<Vec<(u64, std::thread::ThreadId, Connection)>>,
+    done: Condvar,
+    next: AtomicU64,
+}
+
+/// A connection being closed, listed in [`Closing`] until this is dropped.
+struct Retiring {
+    conn: Connection,
+    ticket: u64,
+    closing: Arc<Closing>,
+}
+
+impl Drop for Retiring {
+    fn drop(&mut self) {
+        let mut list = self.closing.list.lock();
+        list.retain(|(t, _, _)| *t != self.ticket);
+        self.closing.done.notify_all();
+    }
+}
+
+impl Closing {
+    /// Lists `conn`, which this thread is about to close.
+    fn start(self: &Arc<Self>, conn: Connection) -> Retiring {
+        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
+        let me = std::thread::current().id();
+        self.list.lock().push((ticket, me, conn.clone()));
+        Retiring {
+            conn,
+            ticket,
+            closing: self.clone(),
+        }
+    }
+
+    /// Waits until the closes other threads are performing are done, but
+    /// not for those that wait for this thread: its own (user code run
+    /// inside one), or one of a connection whose reader or writer this is
+    /// (its close joins this thread). Each close is bounded (the writer's
+    /// stall limit), and the closer holds no lock this thread holds.
+    pub(super) fn wait_for_others(&self) {
+        let me = std::thread::current().id();
+        let mut list = self.list.lock();
+        while list
+            .iter()
+            .any(|(_, closer, c)| *closer != me && !c.is_own_thread())
+        {
+            self.done.wait(&mut list);
+        }
+    }
+}
+
 enum Later {
-    Close(Connection),
+    Close(Retiring),
     Cancel(ConnectCancel),
     Send {
         conn: Connection,
@@ -447,7 +505,7 @@ impl Inner {
             Action::CloseConnection { serial } => {
                 if matches!(core.conn, Some((s, _)) if s == serial) {
                     if let Some((_, c)) = core.conn.take() {
-                        later.push(Later::Close(c));
+                        later.push(Later::Close(self.closing.start(c)));
                     }
                 }
             }
@@ -533,8 +591,8 @@ impl Inner {
         let join = join || later.iter().any(|l| matches!(l, Later::Closed(_)));
         for l in later {
             match l {
-                Later::Close(c) if join => c.close_and_join(),
-                Later::Close(c) => c.close(),
+                Later::Close(r) if join => r.conn.close_and_join(),
+                Later::Close(r) => r.conn.close(),
                 Later::Cancel(c) => c.cancel(),
                 Later::Send {
                     conn,
@@ -675,6 +733,7 @@ impl Inner {
         self.dispatcher.mark_destroyed();
         let later = self.step_locked(Event::Destroy, |_| {});
         self.perform(later, true);
+        self.closing.wait_for_others();
         timers::cancel(self.id);
         self.dispatcher.shutdown();
     }

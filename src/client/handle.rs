@@ -139,6 +139,7 @@ impl RtmClient {
             dedup: Mutex::new(DuplicateFilter::new()),
             mids: Mutex::new(MidGenerator::new()),
             fence: Default::default(),
+            closing: Default::default(),
         });
         let weak = Arc::downgrade(&inner);
         inner.dispatcher.on_dropped(Box::new(move |n| {
@@ -209,6 +210,8 @@ impl RtmClient {
     /// Mirrors JavaScript `close()`. `login` may be called again afterwards.
     pub fn close(&self) {
         self.inner.step(Event::Close);
+        // A close another thread began (a kickout, a concurrent `close`) ends first.
+        self.inner.closing.wait_for_others();
     }
 
     /// Turns automatic relogin on (it is on by default unless

@@ -88,6 +88,9 @@ pub(crate) struct Inner {
     /// The session as pushes see it, updated after every step of the
     /// machine (`driver.rs`); a push is queued under its read lock.
     fence: RwLock<Fence>,
+    /// Closes in progress on other threads, which `close` and `destroy` wait
+    /// for (`driver.rs`).
+    closing: Arc<driver::Closing>,
 }
 
 /// What the push handler checks before queuing a push: that its connection
