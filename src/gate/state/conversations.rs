@@ -185,7 +185,8 @@ fn unread_lists(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateEr
     let [gc, gu, gm] = list_of(p, Kind::Group, Unread, ctx.uid, &w);
     let [pc, pu, pm] = list_of(p, Kind::P2p, Unread, ctx.uid, &w);
     if clear {
-        p.unread.clear(ctx.uid, p.clock(ctx.now));
+        let mark = p.mark(ctx.now);
+        p.unread.clear(ctx.uid, mark);
     }
     Ok(obj([
         ("groupConversations", gc),

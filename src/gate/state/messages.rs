@@ -393,7 +393,7 @@ impl Project {
     /// Stamps a new message with its id and mtime, stores it, and returns its mtime and
     /// pushes (never to the sender).
     fn store(&mut self, kind: Kind, mut msg: Msg, now: i64) -> (i64, Vec<Push>) {
-        msg.mtime = self.clock(now);
+        msg.mtime = self.clock(now).max(self.last_mark.saturating_add(1));
         self.last_mtime = msg.mtime;
         self.messages.last_id += 1;
         msg.id = self.messages.last_id;

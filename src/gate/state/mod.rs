@@ -325,6 +325,9 @@ pub(crate) use crate::hash::FastMap;
 struct Project {
     /// The last stamped mtime; see [`Project::clock`].
     last_mtime: i64,
+    /// The latest unread mark or logout time set ([`Project::mark`]): a message stored
+    /// after it is stamped strictly after it, even within the same millisecond.
+    last_mark: i64,
     users: BTreeMap<i64, User>,
     messages: messages::State,
     unread: unread::State,
@@ -500,7 +503,7 @@ impl GateState {
             return;
         };
         let p = self.project(pid);
-        let t = p.clock(now_ms);
+        let t = p.mark(now_ms);
         let user = p.users.entry(uid).or_default();
         user.conns.remove(&conn);
         p.system.disconnect(conn);
@@ -527,6 +530,16 @@ impl Project {
     /// The gate's clock: wall time, but never before the last message.
     fn clock(&self, now: i64) -> i64 {
         now.max(self.last_mtime)
+    }
+
+    /// The time an unread mark or a logout is set to: [`Project::clock`], remembered
+    /// so that later messages are stamped after it (docs/gate.md, *Unread*). Without
+    /// that, a message sent in the same millisecond as a `cleanunread` or a logout
+    /// got the mark's time and counted as read.
+    fn mark(&mut self, now: i64) -> i64 {
+        let t = self.clock(now);
+        self.last_mark = self.last_mark.max(t);
+        t
     }
 
     fn conns(&self, uid: i64) -> impl Iterator<Item = ConnId> + '_ {

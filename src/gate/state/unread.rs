@@ -14,7 +14,8 @@ pub(super) const ROUTES: &[Route] = &[
     Route::user("getunread", get_unread),
     // The only quest without keys: any payload will do.
     Route::user("cleanunread", |p, ctx, _| {
-        p.unread.clear(ctx.uid, p.clock(ctx.now));
+        let mark = p.mark(ctx.now);
+        p.unread.clear(ctx.uid, mark);
         Ok(obj([]))
     }),
     Route::user("getp2punread", |p, ctx, a| unread_num(Kind::P2p, p, ctx, a)),
@@ -63,7 +64,8 @@ fn get_unread(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateErro
         }
     }
     if clear {
-        p.unread.clear(uid, p.clock(ctx.now));
+        let mark = p.mark(ctx.now);
+        p.unread.clear(uid, mark);
     }
     Ok(obj([("p2p", int_array(p2p)), ("group", int_array(groups))]))
 }
@@ -181,6 +183,32 @@ mod tests {
         assert_eq!(unread(&mut g, a, None), (vec![], vec![]));
         assert_eq!(g.err(a, "getunread", map! {"clear": 1}), EMPTY_PARAMETER);
         assert_eq!(g.err(a, "getunread", Value::from("x")), EMPTY_PARAMETER);
+    }
+
+    /// A message stored in the same millisecond as the mark moves (`cleanunread`, a
+    /// clear, a logout) is newer than the mark: it counts as unread.
+    #[test]
+    fn a_message_in_the_same_millisecond_as_the_mark_is_unread() {
+        let mut g = Gate::new();
+        let (a, b) = (g.login(A), g.login(B));
+        let p2p = |g: &mut Gate, a| int_list(field(&g.ok(a, "getunread", o(None)), "p2p"));
+        g.ok(a, "cleanunread", Value::Nil);
+        let first = g.sendp(b, A, 1, 30);
+        assert_eq!(p2p(&mut g, a), vec![B]);
+        g.ok(a, "getunread", map! {"clear": true});
+        let second = g.sendp(b, A, 2, 30);
+        assert_eq!(p2p(&mut g, a), vec![B]);
+        assert!(first > g.now && second > first, "{first} {second}");
+        // `getp2punread` counts from the last logout by default.
+        g.s.disconnect(a, g.now);
+        g.sendp(b, A, 3, 30);
+        let a = g.login(A);
+        let u = g.ok(
+            a,
+            "getp2punread",
+            o([("uids", vec![Value::from(B)].into())]),
+        );
+        assert_eq!(int_map(field(&u, "p2p")), vec![(B, 1)]);
     }
 
     #[test]
