@@ -711,12 +711,15 @@ impl Inner {
             }
             Err(e) => {
                 log::debug!("cannot connect to {}: {e}", self.endpoint);
-                // The only place the reason reaches the application: the
-                // login and relogin callbacks carry just the code (20012).
-                self.emit_error(e);
                 self.step_locked(Event::ConnectFailed { serial }, |core| {
                     if matches!(core.connecting, Some((s, _)) if s == serial) {
                         core.connecting = None;
+                        // The only place the reason reaches the application:
+                        // the login and relogin callbacks carry just the code
+                        // (20012). Only for the attempt still current: one
+                        // that `close`, `login` or `destroy` cancelled belongs
+                        // to no session (and may end after its SessionClosed).
+                        self.emit_error(e);
                     }
                 })
             }
@@ -750,5 +753,43 @@ fn hand_back(weak: &std::sync::Weak<Inner>, quests: Vec<Unanswered>, generation:
                 q.callback.fail(RtmError::new(code, "connection closed"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::types::Dispatch;
+    use crate::{RtmClient, RtmError, RtmOptions};
+
+    /// Only the current attempt's connect failure reaches `ErrorRecorder`: one that
+    /// `close`, `login` or `destroy` cancelled (no longer the session's attempt) ends
+    /// silently, so nothing of it follows the session's `SessionClosed`.
+    #[test]
+    fn a_stale_connect_failure_is_not_reported() {
+        let client = RtmClient::new(RtmOptions {
+            endpoint: Some("127.0.0.1:1".into()),
+            dispatch: Dispatch::Queued,
+            auto_reconnect: false,
+            ..Default::default()
+        })
+        .unwrap();
+        let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        client.on_error_recorder(move |e| s.lock().push(e.code));
+        let inner = &client.inner;
+        // No attempt in progress: attempt 7 is stale.
+        inner.connected(7, Err(RtmError::new(20002, "connect cancelled")));
+        client.dispatch_pending();
+        assert!(seen.lock().is_empty(), "{:?}", seen.lock());
+        // The current attempt's failure is reported (port 1 refuses).
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.login(1, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+        crate::testing::wait_until("the login fails", || {
+            client.dispatch_pending();
+            !rx.is_empty()
+        });
+        assert_eq!(rx.recv().unwrap(), (false, 20012));
+        assert_eq!(seen.lock().len(), 1, "{:?}", seen.lock());
+        client.destroy();
     }
 }
