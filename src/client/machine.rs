@@ -447,6 +447,21 @@ impl<C> Machine<C> {
                     )));
                 }
             }
+            // A kickout came before the answer of a relogin that then failed: the
+            // session ends as a kickout ends it, with no further attempt.
+            (answer, Purpose::Relogin(n)) if kicked => {
+                let code = match answer {
+                    AuthAnswer::Failed(code) => code,
+                    _ => error_code::RTM_EC_INVALID_AUTH_TOEKN,
+                };
+                self.out.push(Action::ReloginCompleted {
+                    ok: false,
+                    again: false,
+                    code,
+                    attempt: n,
+                });
+                self.out.push(Action::SessionClosed { code: 0 });
+            }
             (AuthAnswer::Rejected, Purpose::Login(callback)) => {
                 self.out.push(Action::CompleteLogin {
                     callback,

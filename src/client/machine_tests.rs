@@ -411,6 +411,36 @@ fn a_kickout_before_the_auth_answer_ends_the_session_after_it() {
     );
 }
 
+/// A kickout read before a relogin's auth answer ends the session even when the auth
+/// then fails (the connection drops, or the token is refused): no further attempt, and
+/// `SessionClosed(0)` as for any kickout.
+#[test]
+fn a_kickout_before_a_failed_relogin_answer_ends_the_session() {
+    for (answer, code) in [
+        (AuthAnswer::Failed(20002), 20002),
+        (AuthAnswer::Failed(20003), 20003),
+        (AuthAnswer::Rejected, 200027),
+    ] {
+        let mut r = Rig::new();
+        let s = r.online();
+        let s2 = connect_of(&r.step(Event::ConnectionLost { serial: s }));
+        r.step(Event::Connected { serial: s2 });
+        assert!(r.step(Event::Kickout { serial: s2 }).is_empty());
+        let a = r.step(Event::AuthAnswered { serial: s2, answer });
+        assert_eq!(
+            a,
+            vec![
+                Action::CloseConnection { serial: s2 },
+                relogin(false, false, code, 1),
+                Action::SessionClosed { code: 0 },
+            ],
+            "{answer:?}"
+        );
+        assert_eq!(r.m.next_wake(), None);
+        assert!(r.step(Event::Close).is_empty(), "the session is over");
+    }
+}
+
 #[test]
 fn close_during_connect_aborts_it_and_completes_the_login_with_20002() {
     let mut r = Rig::new();
