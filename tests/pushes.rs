@@ -66,6 +66,24 @@ fn quest(gate: &Gate, method: &str, payload: Value) {
     assert_eq!(gate.send_quest(PID, ME, method, payload, true), 1);
 }
 
+/// The gate's `send_quest` hook refuses a method name an FPNN header cannot hold (empty,
+/// or over 255 bytes): it sends nothing (returns 0) instead of panicking or writing a
+/// broken packet, and the connection goes on working.
+#[test]
+fn send_quest_refuses_a_method_name_a_header_cannot_hold() {
+    let gate = gate();
+    let (_client, mut ev) = me_online(&gate);
+    let payload = || push_payload("pushmsg", PEER, ME, 30, 1, "x".into(), "");
+    for method in [String::new(), "m".repeat(256)] {
+        assert_eq!(gate.send_quest(PID, ME, &method, payload(), true), 0);
+    }
+    quest(&gate, &"m".repeat(255), Value::Map(vec![]));
+    quest(&gate, "pushmsg", payload());
+    ev.fence(&gate, ME);
+    assert_eq!(ev.pushes().len(), 1);
+    assert_eq!(gate.connections_of(PID, ME), 1);
+}
+
 #[test]
 fn every_push_route_and_mtype_arrives_on_its_event() {
     let gate = gate();

@@ -403,7 +403,9 @@ impl Gate {
         }
     }
 
-    /// Sends a quest to every connection of the user; returns how many.
+    /// Sends a quest to every connection of the user; returns how many. The method's
+    /// name must be 1 to 255 bytes (an FPNN header holds its length in one byte):
+    /// another is sent to no connection, and 0 is returned. Rust-only (a test hook).
     pub fn send_quest(
         &self,
         pid: i64,
@@ -412,6 +414,13 @@ impl Gate {
         payload: Value,
         twoway: bool,
     ) -> usize {
+        if method.is_empty() || method.len() > usize::from(u8::MAX) {
+            log::warn!(
+                "gate: send_quest with a method of {} bytes: not sent",
+                method.len()
+            );
+            return 0;
+        }
         let conns = self.srv().conns_of(pid, uid);
         for c in &conns {
             c.send_quest(method, &payload, twoway);

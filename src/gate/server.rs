@@ -3,7 +3,7 @@
 //! Faults for tests (pauses, delays, drops, refusals, raw bytes) live here.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -344,6 +344,35 @@ pub(crate) struct Server {
     wake_lock: Mutex<()>,
 }
 
+/// A new connection's socket while it sends its request: each read waits only for what
+/// is left of [`GateConfig::handshake_timeout`](super::GateConfig), so a client that
+/// trickles its request a byte at a time is closed after that long in all.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    until: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        (&mut &*self.stream).read(buf)
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&mut &*self.stream).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&mut &*self.stream).flush()
+    }
+}
+
 /// Takes a connection out of [`Server::handshaking`] however its handshake ends.
 struct Handshaking<'a> {
     server: &'a Server,
@@ -528,9 +557,8 @@ impl Server {
         }
     }
 
-    fn serve(self: &Arc<Self>, mut stream: TcpStream, proxy: bool) -> io::Result<()> {
+    fn serve(self: &Arc<Self>, stream: TcpStream, proxy: bool) -> io::Result<()> {
         let _ = stream.set_nodelay(self.config.nodelay);
-        stream.set_read_timeout(Some(self.config.handshake_timeout))?;
         // Also before the handshake: a client that does not read a file it asked for
         // (below) holds this thread for at most this long without progress.
         stream.set_write_timeout(Some(self.config.write_stall))?;
@@ -549,7 +577,11 @@ impl Server {
             let file = path.strip_prefix(FILE_PATH).filter(|_| proxy)?;
             Some(self.state.lock().file_numbered(file))
         };
-        let up = match handshake::server_handshake_or_serve(&mut stream, serve) {
+        let mut deadlined = Deadline {
+            stream: &stream,
+            until: Instant::now() + self.config.handshake_timeout,
+        };
+        let up = match handshake::server_handshake_or_serve(&mut deadlined, serve) {
             Ok(Accepted::Upgrade(up)) => up,
             Ok(Accepted::Served) => return Ok(()),
             Err(e) => return Err(io::Error::other(e.to_string())),
@@ -788,7 +820,6 @@ impl Server {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
 
     use super::*;
     use crate::gate::Gate;
@@ -833,6 +864,42 @@ mod tests {
             "{} bytes: the file was cut short",
             got.len()
         );
+    }
+
+    /// The handshake timeout bounds the whole request, not each read: a client that
+    /// sends its request a byte at a time, each within the timeout, is closed once the
+    /// timeout has passed since it connected.
+    #[test]
+    fn a_trickled_handshake_is_closed_after_the_timeout() {
+        let mut builder = Gate::builder();
+        builder.config.handshake_timeout = Duration::from_millis(300);
+        let gate = builder.start().expect("gate");
+        let mut client = TcpStream::connect(gate.endpoint()).expect("connect");
+        let started = Instant::now();
+        // One byte of a request that never ends, then a wait for the close as long as
+        // a tenth of the timeout, until the gate closes it or the test's bound passes.
+        client
+            .set_read_timeout(Some(Duration::from_millis(30)))
+            .expect("timeout");
+        let closed = loop {
+            assert!(
+                started.elapsed() < crate::testing::WAIT,
+                "still open: the timeout bounds each read only"
+            );
+            if client.write_all(b"G").is_err() {
+                break started.elapsed();
+            }
+            match client.read(&mut [0; 16]) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                // EOF, a reset, or an answer (there is none to a request never ended).
+                _ => break started.elapsed(),
+            }
+        };
+        assert!(closed >= Duration::from_millis(300), "{closed:?}");
     }
 
     /// `Gate::shutdown` also ends the connections that have not finished their handshake
