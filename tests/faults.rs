@@ -326,3 +326,21 @@ fn a_hundred_clients_dropped_at_once_all_relog_in() {
         assert_eq!(gate.connections_of(PID, 2000 + i as i64), 1);
     }
 }
+
+/// An `auth` that arrives while the gate is paused (which ignores it, as every quest it
+/// reads then) is in `auth_requests()` all the same, as it is in the quest log.
+#[test]
+fn an_auth_read_while_paused_is_logged() {
+    let gate = gate();
+    gate.pause(Duration::from_secs(60));
+    let client = RtmClient::new(options(&gate)).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    client.login(1001, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+    wait_until("the paused gate logs the auth", || {
+        gate.auth_requests().len() == 1
+    });
+    assert!(rx.is_empty(), "answered by a paused gate");
+    client.destroy();
+    let (ok, code) = rx.recv_timeout(WAIT).unwrap();
+    assert!(!ok && code != 0, "({ok}, {code})");
+}

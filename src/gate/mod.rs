@@ -308,7 +308,8 @@ impl Gate {
         self.srv().conns_of(pid, uid).len()
     }
 
-    /// Every `auth` payload received, oldest first.
+    /// Every `auth` payload received, oldest first, those read while paused included.
+    /// Rust-only (a test hook).
     pub fn auth_requests(&self) -> Vec<Value> {
         self.srv().auth_log.lock().clone()
     }

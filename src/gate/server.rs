@@ -706,10 +706,7 @@ impl Server {
                     .lock()
                     .push((p.method.to_owned(), payload.clone()));
             }
-            let hooks = self.hooks.load(Ordering::SeqCst);
-            if hooks && self.paused() {
-                continue;
-            }
+            // Logged even while paused, as the quest log is: every auth received.
             if let (true, Some(payload)) = (p.method == "auth", &payload) {
                 let mut log = self.auth_log.lock();
                 // Bounded, for a long-running rtm-gate: the newest entries.
@@ -717,6 +714,10 @@ impl Server {
                     log.drain(..AUTH_LOG_MAX / 2);
                 }
                 log.push(payload.clone());
+            }
+            let hooks = self.hooks.load(Ordering::SeqCst);
+            if hooks && self.paused() {
+                continue;
             }
             let mut state = self.state.lock();
             let outcome = match &payload {
