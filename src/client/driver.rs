@@ -257,23 +257,24 @@ impl Core {
     }
 }
 
-/// An action to perform once the session lock is released.
-/// Connections taken out of the session whose close a thread is performing
-/// ([`Later::Close`], after the session lock): `close()` and `destroy()` on
-/// another thread wait for them ([`Closing::wait_for_others`]), so that they
-/// return only once what those closes complete (the calls failed with 20002,
-/// the hand-back, `SessionClosed`) is queued, as they do for their own.
+/// Session endings a thread is performing after the session lock: a step whose
+/// actions close a connection, fail calls or emit `SessionClosed` ([`Later::Close`],
+/// [`Later::Fail`], [`Later::Closed`]) is listed from under the lock until its
+/// [`Inner::perform`] is done. `close()` and `destroy()` on another thread wait for
+/// them ([`Closing::wait_for_others`]), so that they return only once what those
+/// steps complete (the calls failed with 20002, the hand-back, `SessionClosed`) is
+/// queued, as they do for their own.
 #[derive(Default)]
 pub(super) struct Closing {
-    /// `(ticket, the thread performing the close, the connection)`.
-    list: Mutex<Vec<(u64, std::thread::ThreadId, Connection)>>,
+    /// `(ticket, the thread performing it, the connections it closes)`.
+    list: Mutex<Vec<(u64, std::thread::ThreadId, Vec<Connection>)>>,
     done: Condvar,
     next: AtomicU64,
 }
 
-/// A connection being closed, listed in [`Closing`] until this is dropped.
+/// A step's ending being performed, listed in [`Closing`] until this is dropped:
+/// the last item of its `later`, so after everything else the step performs.
 struct Retiring {
-    conn: Connection,
     ticket: u64,
     closing: Arc<Closing>,
 }
@@ -287,37 +288,52 @@ impl Drop for Retiring {
 }
 
 impl Closing {
-    /// Lists `conn`, which this thread is about to close.
-    fn start(self: &Arc<Self>, conn: Connection) -> Retiring {
+    /// Lists the ending in `later` (if it has one) as this thread's, under the
+    /// session lock; the guard goes last in `later`.
+    fn start(self: &Arc<Self>, later: &mut Vec<Later>) {
+        if !later
+            .iter()
+            .any(|l| matches!(l, Later::Close(_) | Later::Fail(_) | Later::Closed(_)))
+        {
+            return;
+        }
+        let conns = later
+            .iter()
+            .filter_map(|l| match l {
+                Later::Close(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         let me = std::thread::current().id();
-        self.list.lock().push((ticket, me, conn.clone()));
-        Retiring {
-            conn,
+        self.list.lock().push((ticket, me, conns));
+        later.push(Later::Done(Retiring {
             ticket,
             closing: self.clone(),
-        }
+        }));
     }
 
-    /// Waits until the closes other threads are performing are done, but
+    /// Waits until the endings other threads are performing are done, but
     /// not for those that wait for this thread: its own (user code run
-    /// inside one), or one of a connection whose reader or writer this is
-    /// (its close joins this thread). Each close is bounded (the writer's
-    /// stall limit), and the closer holds no lock this thread holds.
+    /// inside one), or one closing a connection whose reader or writer this
+    /// is (its close joins this thread). Each is bounded (a close by the
+    /// writer's stall limit), and the other thread holds no lock this one
+    /// holds.
     pub(super) fn wait_for_others(&self) {
         let me = std::thread::current().id();
         let mut list = self.list.lock();
         while list
             .iter()
-            .any(|(_, closer, c)| *closer != me && !c.is_own_thread())
+            .any(|(_, by, conns)| *by != me && !conns.iter().any(Connection::is_own_thread))
         {
             self.done.wait(&mut list);
         }
     }
 }
 
+/// An action to perform once the session lock is released.
 enum Later {
-    Close(Retiring),
+    Close(Connection),
     Cancel(ConnectCancel),
     Send {
         conn: Connection,
@@ -341,6 +357,9 @@ enum Later {
     /// closed and its quests completed, so no callback or push of the
     /// session is queued after it.
     Closed(i32),
+    /// The step's ending is performed: dropping it ends its listing in
+    /// [`Closing`] (after `Closed`).
+    Done(Retiring),
 }
 
 impl Inner {
@@ -420,9 +439,12 @@ impl Inner {
             serial: core.machine.session_serial(),
             uid: core.machine.uid(),
         };
-        drop(core);
         // `SessionClosed` after everything else.
         later.sort_by_key(|l| matches!(l, Later::Closed(_)));
+        // Listed while the lock is held, so a `close` or `destroy` whose step
+        // comes after this one sees it.
+        self.closing.start(&mut later);
+        drop(core);
         later
     }
 
@@ -505,7 +527,7 @@ impl Inner {
             Action::CloseConnection { serial } => {
                 if matches!(core.conn, Some((s, _)) if s == serial) {
                     if let Some((_, c)) = core.conn.take() {
-                        later.push(Later::Close(self.closing.start(c)));
+                        later.push(Later::Close(c));
                     }
                 }
             }
@@ -591,8 +613,8 @@ impl Inner {
         let join = join || later.iter().any(|l| matches!(l, Later::Closed(_)));
         for l in later {
             match l {
-                Later::Close(r) if join => r.conn.close_and_join(),
-                Later::Close(r) => r.conn.close(),
+                Later::Close(c) if join => c.close_and_join(),
+                Later::Close(c) => c.close(),
                 Later::Cancel(c) => c.cancel(),
                 Later::Send {
                     conn,
@@ -624,6 +646,7 @@ impl Inner {
                     }
                 }
                 Later::Closed(code) => self.emit_closed(code),
+                Later::Done(listed) => drop(listed),
             }
         }
     }

@@ -454,13 +454,7 @@ impl<C> Machine<C> {
                     AuthAnswer::Failed(code) => code,
                     _ => error_code::RTM_EC_INVALID_AUTH_TOEKN,
                 };
-                self.out.push(Action::ReloginCompleted {
-                    ok: false,
-                    again: false,
-                    code,
-                    attempt: n,
-                });
-                self.out.push(Action::SessionClosed { code: 0 });
+                self.end_series(n, code, 0)
             }
             (AuthAnswer::Rejected, Purpose::Login(callback)) => {
                 self.out.push(Action::CompleteLogin {
@@ -477,12 +471,13 @@ impl<C> Machine<C> {
                 })
             }
             (AuthAnswer::Rejected, Purpose::Relogin(n)) => {
-                self.end_series(n, error_code::RTM_EC_INVALID_AUTH_TOEKN)
+                let code = error_code::RTM_EC_INVALID_AUTH_TOEKN;
+                self.end_series(n, code, code)
             }
             (AuthAnswer::Failed(code), Purpose::Relogin(n))
                 if error_code::is_fatal_relogin_code(code) =>
             {
-                self.end_series(n, code)
+                self.end_series(n, code, code)
             }
             (AuthAnswer::Failed(code), Purpose::Relogin(n)) => self.retry(n, code, now),
         }
@@ -499,15 +494,16 @@ impl<C> Machine<C> {
         self.schedule(n.saturating_add(1), now);
     }
 
-    /// Relogin attempt `n` was refused for good: the session ends.
-    fn end_series(&mut self, n: u32, code: i32) {
+    /// Relogin attempt `n` failed with `code` and the series ends: the session
+    /// ends with `SessionClosed(closed)` (the code, or 0 after a kickout).
+    fn end_series(&mut self, n: u32, code: i32, closed: i32) {
         self.out.push(Action::ReloginCompleted {
             ok: false,
             again: false,
             code,
             attempt: n,
         });
-        self.out.push(Action::SessionClosed { code });
+        self.out.push(Action::SessionClosed { code: closed });
         self.state = State::Idle;
     }
 
