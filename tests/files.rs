@@ -335,6 +335,11 @@ fn destroy_or_close_during_the_upload_completes_once_with_20002() {
         LostLink,
     }
     for end in [End::Destroy, End::Close, End::LostLink] {
+        // The gate drops the last round's connection of A on its own thread: the
+        // LostLink round must find only its own.
+        wait_until("the last round's connection is gone", || {
+            gate.connections_of(PID, A) == 0
+        });
         let (silent, ep) = silent_proxy();
         let a = client_with_proxy(&gate, &ep);
         let rx = start(|cb| a.send_file(50, B, &file, 0, 0, cb));
