@@ -218,10 +218,15 @@ pub fn packet_len(kind: Kind, method_len: usize, payload_len: usize) -> usize {
     header_len(kind) + if kind == Kind::Answer { 0 } else { method_len } + payload_len
 }
 
-/// Appends a quest. `method` must be 1..=255 bytes and `payload` non-empty
-/// msgpack; the caller (this crate) guarantees both.
+/// Whether a quest's header can carry `method`: 1 to 255 bytes (its length is one byte).
+pub(crate) fn method_fits(method: &str) -> bool {
+    (1..=usize::from(u8::MAX)).contains(&method.len())
+}
+
+/// Appends a quest. `method` must be 1..=255 bytes (`method_fits`) and `payload`
+/// non-empty msgpack; the caller (this crate) guarantees both.
 pub fn encode_quest(out: &mut Vec<u8>, twoway: bool, seq: u32, method: &str, payload: &[u8]) {
-    debug_assert!(!method.is_empty() && method.len() <= 255 && !payload.is_empty());
+    debug_assert!(method_fits(method) && !payload.is_empty());
     let kind = if twoway { Kind::Twoway } else { Kind::Oneway };
     write_header(out, kind, method.len() as u8, payload.len(), seq);
     out.extend_from_slice(method.as_bytes());

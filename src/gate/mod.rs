@@ -415,7 +415,7 @@ impl Gate {
         payload: Value,
         twoway: bool,
     ) -> usize {
-        if method.is_empty() || method.len() > usize::from(u8::MAX) {
+        if !crate::fpnn::packet::method_fits(method) {
             log::warn!(
                 "gate: send_quest with a method of {} bytes: not sent",
                 method.len()

@@ -243,7 +243,7 @@ impl QuestSender {
     }
 
     fn check(&self, method: &str, payload: &[u8]) -> Result<(), RtmError> {
-        if method.is_empty() || method.len() > 255 {
+        if !packet::method_fits(method) {
             return Err(err(
                 error_code::FPNN_EC_PROTO_UNKNOWN_ERROR,
                 "method name must be 1 to 255 bytes",
