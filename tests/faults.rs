@@ -344,3 +344,54 @@ fn an_auth_read_while_paused_is_logged() {
     let (ok, code) = rx.recv_timeout(WAIT).unwrap();
     assert!(!ok && code != 0, "({ok}, {code})");
 }
+
+/// `restart()` returns once the old connections' logouts are recorded: a message sent
+/// right after it is after the user's last logout, so it counts as unread by the
+/// counters' default mtime (docs/gate.md, "Unread"). The logouts used to be recorded
+/// by the old connections' threads after `restart()` had returned, usually after such
+/// a message.
+#[test]
+fn a_message_sent_right_after_a_restart_is_after_the_last_logout() {
+    let gate = gate();
+    let (client, mut ev) = logged_in(&gate, 0);
+    client.scale_relogin_waits_for_tests(50);
+    gate.restart().expect("restart on the same port");
+    let mtime = gate
+        .inject_message(PID, 1, 1002, 1001, 77, 30, b"after the restart", "")
+        .expect("inject");
+    successful_relogin(&mut ev, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
+    let unread = blocking(|cb| client.get_p2p_unread_message_num(&[1002], None, None, 0, cb))
+        .expect("getp2punread");
+    assert_eq!(
+        unread.p2p.get(&1002).copied(),
+        Some(1),
+        "the message stamped {mtime} is not unread: {unread:?}"
+    );
+}
+
+/// A panic in a test hook's closure (here `rewrite_answers`) ends that connection as a
+/// read error would: the gate closes it and records its logout, the send in flight fails
+/// with 20002 at once, and the client relogs in. The connection used to stay open with no
+/// reader (the send unanswered until its timeout) and registered.
+#[test]
+fn a_panicking_rewrite_hook_closes_its_connection_and_the_client_relogs_in() {
+    let gate = gate();
+    let (client, mut ev) = logged_in(&gate, 0);
+    client.scale_relogin_waits_for_tests(50);
+    let once = std::sync::atomic::AtomicBool::new(true);
+    gate.rewrite_answers(Some(Box::new(move |method, _, _| {
+        if method == "sendmsg" && once.swap(false, Ordering::SeqCst) {
+            panic!("a test hook's bug (expected by this test)");
+        }
+        None
+    })));
+    let calls = Calls::send(&client, 1, 600_000);
+    assert_eq!(
+        calls.wait_all(),
+        [error_code::FPNN_EC_CORE_CONNECTION_CLOSED]
+    );
+    successful_relogin(&mut ev, 0);
+    assert_eq!(gate.connections_of(PID, 1001), 1);
+    send_ok(&client);
+    calls.assert_each_once();
+}

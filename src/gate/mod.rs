@@ -498,7 +498,8 @@ impl Gate {
     /// keeps the real answer. The quest still takes
     /// effect. Lets a test answer any method with bad msgpack, wrong types or
     /// truncated payloads. `rewrite_answers(None)` turns it off; not kept across
-    /// [`Gate::restart`]. Rust-only test hook, for hostile-input tests.
+    /// [`Gate::restart`]. A panic in `rewrite` closes that connection, as a read
+    /// error would. Rust-only test hook, for hostile-input tests.
     pub fn rewrite_answers(&self, rewrite: Option<Box<Rewrite>>) {
         let srv = self.srv();
         *srv.rewrite.lock() = rewrite.map(Arc::from);
@@ -506,7 +507,8 @@ impl Gate {
     }
 
     /// Drops every connection and stops listening, then listens again on the
-    /// same port, as a restarted gate would. Stored messages are kept.
+    /// same port, as a restarted gate would. Stored messages are kept. Returns once
+    /// the dropped connections' logouts are recorded.
     pub fn restart(&self) -> io::Result<()> {
         let old = self.srv();
         old.stop();

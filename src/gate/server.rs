@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
@@ -317,6 +318,10 @@ pub(crate) struct Server {
     /// Connections still in their handshake (or being served a file), by the id they
     /// will get: [`Server::stop`] shuts their sockets down, as it kills `conns`.
     handshaking: Mutex<HashMap<ConnId, TcpStream>>,
+    /// The threads serving a connection, until their cleanup is done (logout recorded,
+    /// connection forgotten): [`Server::stop`] waits for them (see [`Serving`]).
+    serving: Mutex<Vec<ThreadId>>,
+    served: Condvar,
     pub(crate) next_conn: Arc<AtomicU64>,
     pub(crate) paused_until: Mutex<Option<Instant>>,
     pub(crate) answer_delay: Mutex<Duration>,
@@ -385,6 +390,28 @@ impl Drop for Handshaking<'_> {
     }
 }
 
+/// Lists the thread serving a connection in [`Server::serving`] until it ends, however
+/// it ends (a panic in a test hook's closure included).
+struct Serving<'a> {
+    server: &'a Server,
+}
+
+impl<'a> Serving<'a> {
+    fn new(server: &'a Server) -> Self {
+        server.serving.lock().push(std::thread::current().id());
+        Serving { server }
+    }
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        let me = std::thread::current().id();
+        let mut serving = self.server.serving.lock();
+        serving.retain(|t| *t != me);
+        self.server.served.notify_all();
+    }
+}
+
 impl Server {
     pub(crate) fn new(config: GateConfig) -> Arc<Server> {
         let state = Arc::new(Mutex::new(GateState::new(config.tokens.clone())));
@@ -404,6 +431,8 @@ impl Server {
             config,
             conns: Mutex::new(HashMap::new()),
             handshaking: Mutex::new(HashMap::new()),
+            serving: Mutex::new(Vec::new()),
+            served: Condvar::new(),
             next_conn,
             paused_until: Mutex::new(None),
             answer_delay: Mutex::new(Duration::ZERO),
@@ -476,6 +505,16 @@ impl Server {
         for stream in self.handshaking.lock().values() {
             let _ = stream.shutdown(Shutdown::Both);
         }
+        // Until their logouts are recorded: after a restart the state has no connection
+        // of the old server (`Gate::connections_of` and the unread marks agree). Their
+        // sockets are shut down, so each ends at once; a hook's closure calling this
+        // from a connection's own thread does not wait for itself.
+        let me = std::thread::current().id();
+        let mut serving = self.serving.lock();
+        while serving.iter().any(|t| *t != me) {
+            self.served.wait(&mut serving);
+        }
+        drop(serving);
         let threads: Vec<_> = std::mem::take(&mut *self.threads.lock());
         for t in threads {
             let _ = t.join();
@@ -558,6 +597,7 @@ impl Server {
     }
 
     fn serve(self: &Arc<Self>, stream: TcpStream, proxy: bool) -> io::Result<()> {
+        let _serving = Serving::new(self);
         let _ = stream.set_nodelay(self.config.nodelay);
         // Also before the handshake: a client that does not read a file it asked for
         // (below) holds this thread for at most this long without progress.
@@ -622,7 +662,11 @@ impl Server {
             batch: Vec::new(),
         };
         let mut reader = WsReader::new(source, &up.leftover, parser);
-        let result = self.read_loop(&conn, &mut reader);
+        // A panic in a test hook's closure (`Gate::rewrite_answers`) ends this
+        // connection as an error would: its cleanup below still runs.
+        let result =
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.read_loop(&conn, &mut reader)))
+                .unwrap_or_else(|_| Err(io::Error::other("the connection's reader panicked")));
         // What is queued (the answer to `bye`, or answers to the quests read
         // before a bad packet) goes out before the connection closes; the
         // writer gives up after `write_stall` on a client that does not read.
