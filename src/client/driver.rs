@@ -193,15 +193,13 @@ impl Core {
     /// 20011), then settles it.
     fn wait(
         &mut self,
-        quests: Vec<Unanswered>,
+        quests: Vec<(Unanswered, i32)>,
         generation: u64,
         from: u64,
-        closed_code: i32,
         out: &mut Vec<Later>,
     ) {
         let mut fail = Vec::new();
-        self.waiting
-            .add(quests, generation, from, closed_code, &mut fail);
+        self.waiting.add(quests, generation, from, &mut fail);
         if !fail.is_empty() {
             out.push(Later::Fail(fail));
         }
@@ -344,12 +342,13 @@ enum Later {
     },
     Connect(u64, ConnectCancel),
     Wake(Instant),
-    /// Send waiting quests on connection `serial` of session `generation`.
+    /// Send waiting quests (each with its closed code) on connection `serial` of
+    /// session `generation`.
     Resend {
         conn: Connection,
         serial: u64,
         generation: u64,
-        quests: Vec<Unanswered>,
+        quests: Vec<(Unanswered, i32)>,
     },
     /// Complete quests with an error.
     Fail(Vec<(Reply, RtmError)>),
@@ -450,19 +449,16 @@ impl Inner {
 
     /// Takes back quests that connection `from` of session `generation`
     /// could not get answered (its hand-back, or a send that found it
-    /// closed): they wait for the next connection, or fail at once when the
-    /// session is over.
+    /// closed), each with the code it fails with when the session ends: they
+    /// wait for the next connection, or fail at once when the session is over.
     pub(super) fn requeue(
         self: &Arc<Self>,
-        quests: Vec<Unanswered>,
+        quests: Vec<(Unanswered, i32)>,
         generation: u64,
         from: u64,
-        closed_code: i32,
     ) {
         let mut later = Vec::new();
-        self.core
-            .lock()
-            .wait(quests, generation, from, closed_code, &mut later);
+        self.core.lock().wait(quests, generation, from, &mut later);
         self.perform(later, false);
     }
 
@@ -479,7 +475,7 @@ impl Inner {
                 None if core.machine.session_alive() => {
                     let mut later = Vec::new();
                     let code = error_code::FPNN_EC_CORE_INVALID_CONNECTION;
-                    core.wait(vec![q], generation, 0, code, &mut later);
+                    core.wait(vec![(q, code)], generation, 0, &mut later);
                     drop(core);
                     return self.perform(later, false);
                 }
@@ -491,12 +487,8 @@ impl Inner {
         };
         if let Some((serial, conn)) = online {
             if let Err(q) = conn.send_unanswered(q) {
-                self.requeue(
-                    vec![q],
-                    generation,
-                    serial,
-                    error_code::FPNN_EC_CORE_CONNECTION_CLOSED,
-                );
+                let code = error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
+                self.requeue(vec![(q, code)], generation, serial);
             }
         }
     }
@@ -631,13 +623,14 @@ impl Inner {
                     generation,
                     quests,
                 } => {
-                    let back: Vec<Unanswered> = quests
+                    // One the connection did not take (it had closed) was not sent:
+                    // it keeps its code (20012 if made while logging in again).
+                    let back: Vec<(Unanswered, i32)> = quests
                         .into_iter()
-                        .filter_map(|q| conn.send_unanswered(q).err())
+                        .filter_map(|(q, code)| conn.send_unanswered(q).err().map(|q| (q, code)))
                         .collect();
                     if !back.is_empty() {
-                        let code = error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
-                        self.requeue(back, generation, serial, code);
+                        self.requeue(back, generation, serial);
                     }
                 }
                 Later::Fail(quests) => {
@@ -770,7 +763,10 @@ impl Inner {
 fn hand_back(weak: &std::sync::Weak<Inner>, quests: Vec<Unanswered>, generation: u64, serial: u64) {
     let code = error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
     match weak.upgrade() {
-        Some(inner) => inner.requeue(quests, generation, serial, code),
+        Some(inner) => {
+            let quests = quests.into_iter().map(|q| (q, code)).collect();
+            inner.requeue(quests, generation, serial)
+        }
         None => {
             for q in quests {
                 q.callback.fail(RtmError::new(code, "connection closed"));

@@ -39,8 +39,9 @@ struct Waiting {
 /// What [`WaitingList::settle`] decided, to perform after the session lock.
 #[derive(Default)]
 pub(super) struct Settled {
-    /// To send on the online connection, in order.
-    pub(super) send: Vec<Unanswered>,
+    /// To send on the online connection, in order, each with the code it fails with
+    /// when the session ends (a send that finds the connection closed waits again).
+    pub(super) send: Vec<(Unanswered, i32)>,
     /// To fail.
     pub(super) fail: Vec<(Reply, RtmError)>,
     /// The earliest deadline still waiting.
@@ -55,16 +56,16 @@ pub(super) struct WaitingList {
 
 impl WaitingList {
     /// Adds quests of session `generation`, last sent on connection `from`
-    /// (0: none); beyond [`WAITING_LIMIT`] they go to `fail` with 20011.
+    /// (0: none), each with the code it fails with when the session ends; beyond
+    /// [`WAITING_LIMIT`] they go to `fail` with 20011.
     pub(super) fn add(
         &mut self,
-        quests: Vec<Unanswered>,
+        quests: Vec<(Unanswered, i32)>,
         generation: u64,
         from: u64,
-        closed_code: i32,
         fail: &mut Vec<(Reply, RtmError)>,
     ) {
-        for quest in quests {
+        for (quest, closed_code) in quests {
             if self.items.len() >= WAITING_LIMIT {
                 let e = RtmError::new(
                     error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
@@ -126,7 +127,7 @@ impl WaitingList {
                 );
                 out.fail.push((w.quest.callback, e));
             } else if online.is_some_and(|s| s != w.from) {
-                out.send.push(w.quest);
+                out.send.push((w.quest, w.closed_code));
             } else {
                 out.wake = Some(match out.wake {
                     Some(t) if t <= w.quest.deadline => t,
@@ -162,11 +163,15 @@ mod tests {
         }
     }
 
+    fn coded(quests: Vec<Unanswered>, code: i32) -> Vec<(Unanswered, i32)> {
+        quests.into_iter().map(|q| (q, code)).collect()
+    }
+
     fn run(s: Settled) {
         for (cb, e) in s.fail {
             cb.fail(e);
         }
-        for q in s.send {
+        for (q, _) in s.send {
             match q.callback {
                 Reply::Raw(cb) => cb.answer(Ok(&[0xc0])),
                 Reply::Value(cb) => cb(Ok(rmpv::Value::Nil)),
@@ -183,7 +188,7 @@ mod tests {
         let qs = (0..3)
             .map(|n| quest(&log, n, t0 + Duration::from_secs(1)))
             .collect();
-        w.add(qs, 1, 5, 20002, &mut fail);
+        w.add(coded(qs, 20002), 1, 5, &mut fail);
         assert!(fail.is_empty());
         // Still online on the connection they came from: they wait.
         let mut s = Settled::default();
@@ -205,21 +210,10 @@ mod tests {
         let log = Log::default();
         let mut w = WaitingList::default();
         let mut fail = vec![];
-        w.add(vec![quest(&log, 0, t0)], 1, 5, 20002, &mut fail);
-        w.add(
-            vec![quest(&log, 1, t0 + Duration::from_secs(9))],
-            1,
-            0,
-            20012,
-            &mut fail,
-        );
-        w.add(
-            vec![quest(&log, 2, t0 + Duration::from_secs(9))],
-            1,
-            5,
-            20002,
-            &mut fail,
-        );
+        w.add(vec![(quest(&log, 0, t0), 20002)], 1, 5, &mut fail);
+        let later = t0 + Duration::from_secs(9);
+        w.add(vec![(quest(&log, 1, later), 20012)], 1, 0, &mut fail);
+        w.add(vec![(quest(&log, 2, later), 20002)], 1, 5, &mut fail);
         let mut s = Settled::default();
         w.settle(t0, 1, true, None, &mut s);
         run(s);
@@ -231,6 +225,27 @@ mod tests {
         assert_eq!(log.lock().unwrap()[1..], [(1, Err(20012)), (2, Err(20002))]);
     }
 
+    /// A quest made while logging in again, taken out to be sent on the new connection
+    /// and given back because that connection had closed (the driver's `Later::Resend`),
+    /// still fails with 20012 when the session ends: it was never sent.
+    #[test]
+    fn a_quest_given_back_unsent_keeps_its_code() {
+        let t0 = Instant::now();
+        let log = Log::default();
+        let mut w = WaitingList::default();
+        let mut fail = vec![];
+        let later = t0 + Duration::from_secs(9);
+        w.add(vec![(quest(&log, 0, later), 20012)], 1, 0, &mut fail);
+        let mut s = Settled::default();
+        w.settle(t0, 1, true, Some(6), &mut s);
+        assert_eq!(s.send.len(), 1);
+        w.add(std::mem::take(&mut s.send), 1, 6, &mut fail);
+        let mut s = Settled::default();
+        w.settle(t0, 1, false, None, &mut s);
+        run(s);
+        assert_eq!(*log.lock().unwrap(), vec![(0, Err(20012))]);
+    }
+
     #[test]
     fn beyond_the_limit_quests_fail_with_20011() {
         let t0 = Instant::now() + Duration::from_secs(60);
@@ -240,7 +255,7 @@ mod tests {
         let qs = (0..WAITING_LIMIT as u32 + 2)
             .map(|n| quest(&log, n, t0))
             .collect();
-        w.add(qs, 1, 0, 20012, &mut fail);
+        w.add(coded(qs, 20012), 1, 0, &mut fail);
         assert_eq!(w.len(), WAITING_LIMIT);
         assert_eq!(fail.len(), 2);
         assert!(fail.iter().all(|(_, e)| e.code == 20011));
