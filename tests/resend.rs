@@ -402,3 +402,90 @@ fn when_the_session_ends_waiting_quests_fail_at_once_with_their_old_codes() {
     );
     gate.resume();
 }
+
+/// The mid of a `sendmsg` quest read by the raw server.
+fn mid_of(p: &rtm_client::fpnn::packet::Packet) -> i64 {
+    let v = common::raw::RawConn::payload(p);
+    common::field(&v, "mid")
+        .and_then(Value::as_i64)
+        .expect("mid")
+}
+
+/// One thread's sends reach the new connection in the order they were made, across a
+/// reconnect: the quests the old connection hands back, those made while logging in
+/// again, and those made once online again, which used to overtake the waiting ones
+/// still being resent by the thread that completed the relogin, or land before the
+/// old connection's hand-back when they found it closed (found by an audit).
+#[test]
+fn one_threads_sends_keep_their_order_across_a_reconnect() {
+    use common::raw::RawServer;
+    use rtm_client::fpnn::packet::Kind;
+    use rtm_client::RtmOptions;
+    const CAP: i64 = 10_000;
+    for round in 0..5 {
+        let srv = RawServer::bind();
+        let client = RtmClient::new(RtmOptions {
+            endpoint: Some(srv.endpoint()),
+            pid: PID,
+            resend_on_reconnect: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.login(SENDER, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+        let mut conn = srv.accept();
+        conn.accept_auth(&[]);
+        assert_eq!(rx.recv_timeout(common::WAIT).unwrap(), (true, 0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let (client, stop) = (client.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut mid = 0;
+                while mid < CAP && !stop.load(Ordering::Acquire) {
+                    mid += 1;
+                    client.send_message(RECEIVER, 30, "m", "", mid, 60_000, |_, _| {});
+                    std::thread::yield_now();
+                }
+                mid
+            })
+        };
+        // Sends on the first connection, unanswered; then it drops.
+        for _ in 0..200 {
+            conn.read();
+        }
+        conn.kill();
+        let mut conn = srv.accept();
+        conn.accept_auth(&[]);
+        let mut order = Vec::new();
+        let carry = |conn: &mut common::raw::RawConn, order: &mut Vec<i64>| {
+            let p = conn.read();
+            assert_eq!((p.kind, p.method.as_str()), (Kind::Twoway, "sendmsg"));
+            order.push(mid_of(&p));
+            let a = conn.answer_bytes(p.seq, &map(vec![("mtime", 1.into())]));
+            conn.write(&a);
+        };
+        // Sends go on while the new connection carries these.
+        while order.len() < 500 {
+            carry(&mut conn, &mut order);
+        }
+        stop.store(true, Ordering::Release);
+        let last = sender.join().unwrap();
+        while order.len() < last as usize {
+            carry(&mut conn, &mut order);
+        }
+        let out_of_order: Vec<_> = order
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[1] <= w[0])
+            .map(|(i, w)| (i, w[0], w[1]))
+            .take(5)
+            .collect();
+        assert!(
+            out_of_order.is_empty(),
+            "round {round}: the new connection carried the sends out of order \
+             (index, mid, next mid): {out_of_order:?}; its first: {:?}",
+            &order[..order.len().min(12)]
+        );
+        client.destroy();
+    }
+}

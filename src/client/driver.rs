@@ -153,6 +153,12 @@ pub(crate) struct Core {
     connecting: Option<(u64, ConnectCancel)>,
     /// Quests waiting for the next connection (`resend.rs`).
     waiting: WaitingList,
+    /// A thread is sending waiting quests (`Later::Resend`): until it is done, new
+    /// resendable calls wait behind them and no other thread is handed any, so one
+    /// thread's calls reach the connection in the order they were made.
+    resending: bool,
+    /// The next resendable call's [`Unanswered::order`].
+    next_order: u64,
 }
 
 impl Core {
@@ -167,6 +173,8 @@ impl Core {
             conn: None,
             connecting: None,
             waiting: WaitingList::default(),
+            resending: false,
+            next_order: 0,
         }
     }
 
@@ -206,10 +214,11 @@ impl Core {
         self.settle(out);
     }
 
-    /// Settles the waiting list against the session as it is now.
+    /// Settles the waiting list against the session as it is now. While a resend is
+    /// in progress nothing is handed out to send: its thread takes the rest when done.
     fn settle(&mut self, out: &mut Vec<Later>) {
         let mut s = Settled::default();
-        let online = self.online();
+        let online = self.online().filter(|_| !self.resending);
         self.waiting.settle(
             Instant::now(),
             self.machine.generation(),
@@ -221,6 +230,7 @@ impl Core {
             out.push(Later::Fail(s.fail));
         }
         if let (false, Some((serial, conn))) = (s.send.is_empty(), online) {
+            self.resending = true;
             out.push(Later::Resend {
                 conn,
                 serial,
@@ -462,15 +472,67 @@ impl Inner {
         self.perform(later, false);
     }
 
+    /// Sends waiting quests on connection `serial` of session `generation`, then those
+    /// that started waiting meanwhile, until none is left; then lets other threads
+    /// send again (`Core::resending`, set by the settle that handed these out).
+    fn resend(
+        self: &Arc<Self>,
+        mut conn: Connection,
+        mut serial: u64,
+        mut generation: u64,
+        mut quests: Vec<(Unanswered, i32)>,
+    ) {
+        loop {
+            // One the connection did not take (it had closed) was not sent: it keeps
+            // its code (20012 if made while logging in again).
+            let back: Vec<(Unanswered, i32)> = quests
+                .into_iter()
+                .filter_map(|(q, code)| conn.send_unanswered(q).err().map(|q| (q, code)))
+                .collect();
+            let mut later = Vec::new();
+            {
+                let mut core = self.core.lock();
+                core.resending = false;
+                core.wait(back, generation, serial, &mut later);
+            }
+            // The settle may have handed out more (and marked the resend again): this
+            // thread sends them too, in order, before anything else it was given.
+            let next = later.iter().position(|l| matches!(l, Later::Resend { .. }));
+            let next = next.map(|i| later.remove(i));
+            self.perform(later, false);
+            match next {
+                Some(Later::Resend {
+                    conn: c,
+                    serial: s,
+                    generation: g,
+                    quests: q,
+                }) => (conn, serial, generation, quests) = (c, s, g, q),
+                _ => return,
+            }
+        }
+    }
+
     /// Sends a quest that may wait for the next connection
     /// (`RtmOptions::resend_on_reconnect`): on the online connection, in the
     /// waiting list while the session logs in again, or it fails with 20012
     /// when there is no session.
-    pub(super) fn send_or_wait(self: &Arc<Self>, q: Unanswered) {
+    pub(super) fn send_or_wait(self: &Arc<Self>, mut q: Unanswered) {
         let (online, generation) = {
             let mut core = self.core.lock();
+            q.order = core.next_order;
+            core.next_order += 1;
             let generation = core.machine.generation();
             match core.online() {
+                // Behind the waiting quests being resent (`Core::resending`): sent
+                // there would overtake them. It waits as if sent (20002 if the
+                // session ends first).
+                Some(_) if core.resending => {
+                    let mut later = Vec::new();
+                    let code = error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
+                    core.wait(vec![(q, code)], generation, 0, &mut later);
+                    drop(core);
+                    return self.perform(later, false);
+                }
                 Some(o) => (Some(o), generation),
                 None if core.machine.session_alive() => {
                     let mut later = Vec::new();
@@ -622,17 +684,7 @@ impl Inner {
                     serial,
                     generation,
                     quests,
-                } => {
-                    // One the connection did not take (it had closed) was not sent:
-                    // it keeps its code (20012 if made while logging in again).
-                    let back: Vec<(Unanswered, i32)> = quests
-                        .into_iter()
-                        .filter_map(|(q, code)| conn.send_unanswered(q).err().map(|q| (q, code)))
-                        .collect();
-                    if !back.is_empty() {
-                        self.requeue(back, generation, serial);
-                    }
-                }
+                } => self.resend(conn, serial, generation, quests),
                 Later::Fail(quests) => {
                     for (callback, e) in quests {
                         callback.fail(e);

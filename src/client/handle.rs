@@ -357,6 +357,7 @@ impl RtmClient {
                 deadline: deadline_from(Instant::now(), timeout),
                 timeout,
                 callback: Reply::Raw(done),
+                order: 0,
             });
         }
         self.inner.with_online(|conn| match conn {

@@ -77,12 +77,18 @@ impl WaitingList {
                 fail.push((quest.callback, e));
                 continue;
             }
-            self.items.push_back(Waiting {
-                quest,
-                generation,
-                from,
-                closed_code,
-            });
+            // In the order the quests were made: a connection's hand-back may come
+            // after a newer quest that found it closed.
+            let at = self.items.partition_point(|w| w.quest.order < quest.order);
+            self.items.insert(
+                at,
+                Waiting {
+                    quest,
+                    generation,
+                    from,
+                    closed_code,
+                },
+            );
         }
     }
 
@@ -160,6 +166,7 @@ mod tests {
                     .unwrap()
                     .push((n, r.map(|_| ()).map_err(|e| e.code)))
             })),
+            order: u64::from(n),
         }
     }
 

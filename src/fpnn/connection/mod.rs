@@ -487,7 +487,7 @@ impl Connection {
             callback: q.callback,
             method: q.method,
             timeout_ms: shared::millis(q.timeout),
-            resend: Some(Box::new((q.payload, q.deadline))),
+            resend: Some(Box::new((q.payload, q.deadline, q.order))),
         };
         match self
             .quests()

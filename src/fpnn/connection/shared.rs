@@ -30,9 +30,9 @@ pub(super) struct Pending {
     /// The timeout it was sent with, in ms (the deadline is the table's;
     /// sent = deadline - timeout).
     pub(super) timeout_ms: u64,
-    /// The encoded payload and deadline of a quest its owner may send again
-    /// on another connection ([`Unanswered`]); `None` for the others.
-    pub(super) resend: Option<Box<(Arc<[u8]>, Instant)>>,
+    /// The encoded payload, deadline and order of a quest its owner may send
+    /// again on another connection ([`Unanswered`]); `None` for the others.
+    pub(super) resend: Option<Box<(Arc<[u8]>, Instant, u64)>>,
 }
 
 /// A quest the connection ended before it was answered, handed back whole to
@@ -50,6 +50,10 @@ pub(crate) struct Unanswered {
     /// The timeout it was made with (for the 20003's text).
     pub(crate) timeout: Duration,
     pub(crate) callback: Reply,
+    /// The owner's order among its resendable quests (the order they were made),
+    /// carried as is: the client's waiting list keeps them in this order
+    /// (src/client/resend.rs).
+    pub(crate) order: u64,
 }
 
 /// Receives the resendable quests of a connection that ended.
@@ -79,13 +83,14 @@ impl Pending {
 
     /// The quest as handed back, when it may be sent again.
     pub(super) fn unanswered(self) -> Option<Unanswered> {
-        let (payload, deadline) = *self.resend?;
+        let (payload, deadline, order) = *self.resend?;
         Some(Unanswered {
             method: self.method,
             payload,
             deadline,
             timeout: Duration::from_millis(self.timeout_ms),
             callback: self.callback,
+            order,
         })
     }
 }
