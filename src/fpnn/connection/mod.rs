@@ -487,7 +487,11 @@ impl Connection {
             callback: q.callback,
             method: q.method,
             timeout_ms: shared::millis(q.timeout),
-            resend: Some(Box::new((q.payload, q.deadline, q.order))),
+            resend: Some(Box::new(shared::Resendable {
+                payload: q.payload,
+                deadline: q.deadline,
+                order: q.order,
+            })),
         };
         match self
             .quests()

@@ -32,7 +32,14 @@ pub(super) struct Pending {
     pub(super) timeout_ms: u64,
     /// The encoded payload, deadline and order of a quest its owner may send
     /// again on another connection ([`Unanswered`]); `None` for the others.
-    pub(super) resend: Option<Box<(Arc<[u8]>, Instant, u64)>>,
+    pub(super) resend: Option<Box<Resendable>>,
+}
+
+/// What a resendable quest keeps beside its [`Pending`] entry to be handed back.
+pub(super) struct Resendable {
+    pub(super) payload: Arc<[u8]>,
+    pub(super) deadline: Instant,
+    pub(super) order: u64,
 }
 
 /// A quest the connection ended before it was answered, handed back whole to
@@ -83,7 +90,11 @@ impl Pending {
 
     /// The quest as handed back, when it may be sent again.
     pub(super) fn unanswered(self) -> Option<Unanswered> {
-        let (payload, deadline, order) = *self.resend?;
+        let Resendable {
+            payload,
+            deadline,
+            order,
+        } = *self.resend?;
         Some(Unanswered {
             method: self.method,
             payload,
