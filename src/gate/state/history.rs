@@ -40,7 +40,7 @@ fn history(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value,
         (begin <= 0 || x.mtime >= begin)
             && (end <= 0 || x.mtime <= end)
             && (lastid <= 0 || if desc { x.id < lastid } else { x.id > lastid })
-            && mtypes.as_ref().map_or(true, |t| t.contains(&x.mtype))
+            && mtypes.map_or(true, |t| t.contains(x.mtype))
     };
     let all = p.messages.conv(&kind.conv(uid, target));
     let page: Vec<&Msg> = if desc {
@@ -163,6 +163,59 @@ mod tests {
             let mut desc = page_all(&mut g, a, method, target, true);
             desc.reverse();
             assert_eq!(desc, asc, "{method}");
+        }
+    }
+
+    /// A long `mtypes` list (repeats, mtypes no message has, all 256) filters the four
+    /// histories as its distinct mtypes do.
+    #[test]
+    fn a_long_mtypes_list_filters_history_as_its_distinct_mtypes() {
+        let mut g = Gate::new();
+        let (a, b) = (g.login(A), g.login(B));
+        g.group(a, 1, &[B]);
+        g.ok(a, "enterroom", map! {"rid": 2});
+        g.ok(b, "enterroom", map! {"rid": 2});
+        for mid in 1..=30 {
+            let mtype = [30, 40, 51][mid as usize % 3];
+            g.send(b, "sendmsg", A, mid, mtype, "x".into())
+                .answer
+                .unwrap();
+            g.send(b, "sendgroupmsg", 1, mid, mtype, "x".into())
+                .answer
+                .unwrap();
+            g.send(b, "sendroommsg", 2, mid, mtype, "x".into())
+                .answer
+                .unwrap();
+            g.s.broadcast(PID, B, mtype, "b".into(), "", g.now);
+        }
+        let types = |ts: Vec<i64>| Value::Array(ts.into_iter().map(Value::from).collect());
+        let mut long = vec![0; 5_000];
+        long.extend([51, 40, 51, 7, 40].repeat(60));
+        long.extend(vec![255; 5_000]);
+        let every: Vec<i64> = (0..=255).chain(0..=255).collect();
+        for method in ["getp2pmsg", "getgroupmsg", "getroommsg", "getbroadcastmsg"] {
+            let target = match method {
+                "getp2pmsg" => vec![("target", B.into())],
+                "getgroupmsg" => vec![("target", 1.into())],
+                "getroommsg" => vec![("target", 2.into())],
+                _ => vec![],
+            };
+            let mut h = |ts: Option<Vec<i64>>, desc: bool| {
+                let mut extra = target.clone();
+                extra.extend([("desc", desc.into()), ("num", 20.into())]);
+                extra.extend(ts.map(|ts| ("mtypes", types(ts))));
+                g.history(a, method, extra)
+            };
+            for desc in [false, true] {
+                let short = h(Some(vec![40, 51]), desc);
+                assert_eq!(num(&short, "num"), 20, "{method}");
+                assert_eq!(h(Some(long.clone()), desc), short, "{method} {desc}");
+                assert_eq!(
+                    h(Some(every.clone()), desc),
+                    h(None, desc),
+                    "{method} {desc}"
+                );
+            }
         }
     }
 

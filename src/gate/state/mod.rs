@@ -942,8 +942,56 @@ fn byte(n: i64) -> Option<u8> {
     u8::try_from(n).ok()
 }
 
-fn mtypes(v: &Value) -> Option<Vec<u8>> {
-    v.as_array()?.iter().map(small).collect()
+/// A list of mtypes (`mtypes?` of a quest), read into a [`Mtypes`] set: one pass over the
+/// list, and none in the filters that use it.
+fn mtypes(v: &Value) -> Option<Mtypes> {
+    let mut set = Mtypes::default();
+    for t in v.as_array()? {
+        set.insert(small(t)?);
+    }
+    Some(set)
+}
+
+/// A set of mtypes: 256 flags. A quest's `mtypes` list is read into one once, so an mtype
+/// filter costs one lookup per stored message however long (or repetitive) the list was;
+/// with the list itself each message cost a scan of it, under the gate's state lock.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Mtypes([u64; 4]);
+
+impl Mtypes {
+    pub(super) fn insert(&mut self, t: u8) {
+        self.0[usize::from(t >> 6)] |= 1 << (t & 63);
+    }
+
+    pub(super) fn contains(&self, t: u8) -> bool {
+        self.0[usize::from(t >> 6)] & (1 << (t & 63)) != 0
+    }
+
+    /// No mtype at all (an empty list).
+    pub(super) fn is_empty(&self) -> bool {
+        self.0 == [0; 4]
+    }
+
+    /// The mtypes in the set, ascending.
+    pub(super) fn iter(self) -> impl Iterator<Item = u8> {
+        (0..=u8::MAX).filter(move |&t| self.contains(t))
+    }
+}
+
+impl FromIterator<u8> for Mtypes {
+    fn from_iter<I: IntoIterator<Item = u8>>(iter: I) -> Self {
+        let mut set = Mtypes::default();
+        for t in iter {
+            set.insert(t);
+        }
+        set
+    }
+}
+
+impl std::fmt::Debug for Mtypes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
 }
 
 /// A non-empty str.
@@ -955,6 +1003,51 @@ fn text(v: &Value) -> Option<&str> {
 mod tests {
     use super::testkit::*;
     use super::*;
+
+    fn list(ts: &[i64]) -> Value {
+        Value::Array(ts.iter().map(|&t| t.into()).collect())
+    }
+
+    /// A quest's `mtypes` list is read into a set: however long and repetitive the list,
+    /// the filter the quests apply is the very value read from its distinct mtypes, so
+    /// filtering costs the same. (Kept as the list it was, it cost each stored message a
+    /// scan of the list under the state lock: a 2 MB list over 20,000 messages held the
+    /// gate for seconds.)
+    #[test]
+    fn an_mtypes_list_is_read_into_the_same_set_whatever_its_length() {
+        let every: Vec<i64> = (0..=255).collect();
+        let mut long: Vec<i64> = every.iter().rev().copied().collect();
+        long.extend([30, 30, 40, 0, 255].repeat(10));
+        assert_eq!(long.len(), 306);
+        assert_eq!(mtypes(&list(&long)), mtypes(&list(&every)));
+        assert_eq!(mtypes(&list(&[0; 100_000])), mtypes(&list(&[0])));
+        assert_eq!(mtypes(&list(&[40, 30, 40, 30])), mtypes(&list(&[30, 40])));
+        // One entry that is not an mtype refuses the whole list (200033 in the quests).
+        for bad in [256, -1] {
+            assert_eq!(mtypes(&list(&[30, bad, 40])), None, "{bad}");
+        }
+        assert_eq!(mtypes(&Value::from(30)), None);
+    }
+
+    #[test]
+    fn an_mtypes_set_holds_exactly_the_listed_mtypes() {
+        let none = mtypes(&list(&[])).unwrap();
+        assert!(none.is_empty() && none.iter().next().is_none());
+        assert_eq!(none, Mtypes::default());
+        for t in 0..=255u8 {
+            let one = mtypes(&list(&[t.into(), t.into()])).unwrap();
+            assert!(!one.is_empty());
+            assert!(one.iter().eq([t]), "{t}: {one:?}");
+            assert!((0..=255u8).filter(|&u| one.contains(u)).eq([t]), "{t}");
+            assert_eq!(one, [t].into_iter().collect());
+        }
+        let every = mtypes(&list(&(0..=255).rev().collect::<Vec<_>>())).unwrap();
+        assert!(every.iter().eq(0..=255));
+        assert!((0..=255).all(|t| every.contains(t)));
+        let some: Mtypes = [255, 0, 63, 64, 127, 128, 64].into_iter().collect();
+        assert!(some.iter().eq([0, 63, 64, 127, 128, 255]));
+        assert_eq!(format!("{some:?}"), "{0, 63, 64, 127, 128, 255}");
+    }
 
     #[test]
     fn an_mtime_answer_is_written_as_its_value_would_be() {

@@ -179,7 +179,7 @@ fn option(ctx: &Ctx, a: Args) -> Result<(OptionKey, BTreeSet<u8>), GateError> {
     let kind = a.req("type", |v| v.as_u64().filter(|&t| t <= 1))? as u8;
     let xid = a.id("xid")?;
     let types = a.opt("mtypes", mtypes)?.unwrap_or_default();
-    Ok(((ctx.uid, kind, xid), types.into_iter().collect()))
+    Ok(((ctx.uid, kind, xid), types.iter().collect()))
 }
 
 /// A map of str to str.

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use rmpv::Value;
 
 use super::messages::{Kind, Msg};
-use super::{int, int_array, mtypes, obj, Args, Ctx, GateError, Project, Route};
+use super::{int, int_array, mtypes, obj, Args, Ctx, GateError, Mtypes, Project, Route};
 
 pub(super) const ROUTES: &[Route] = &[
     Route::user("getunread", get_unread),
@@ -108,7 +108,7 @@ fn unread_num(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Val
 /// logout). The conversation lists (`conversations.rs`) count the same way.
 pub(super) struct Window {
     since: i64,
-    mtypes: Vec<u8>,
+    mtypes: Mtypes,
 }
 
 impl Window {
@@ -127,7 +127,7 @@ impl Window {
     /// The messages of a conversation that count: not deleted, of the window's mtypes.
     fn live<'a>(&'a self, msgs: &'a [Msg]) -> impl DoubleEndedIterator<Item = &'a Msg> + Clone {
         msgs.iter()
-            .filter(|x| !x.deleted && self.mtypes.contains(&x.mtype))
+            .filter(|x| !x.deleted && self.mtypes.contains(x.mtype))
     }
 
     /// How many of a conversation's messages are unread for `uid`. In a p2p conversation
@@ -148,6 +148,58 @@ impl Window {
 mod tests {
     use super::super::testkit::*;
     use super::super::*;
+
+    /// A long `mtypes` list (repeats, mtypes no message has) counts as its distinct
+    /// mtypes do in the unread counts and the conversation lists (both use [`Window`]);
+    /// all 256 mtypes count every live message.
+    #[test]
+    fn a_long_mtypes_list_counts_as_its_distinct_mtypes() {
+        let mut g = Gate::new();
+        let (a, b, c) = (g.login(A), g.login(B), g.login(C));
+        g.group(b, 1, &[A, C]);
+        for mid in 1..=30 {
+            let mtype = [30, 51, 60][mid as usize % 3];
+            g.now = 1_000 + mid;
+            let from = if mid % 2 == 0 { b } else { c };
+            g.send(from, "sendmsg", A, mid, mtype, "x".into())
+                .answer
+                .unwrap();
+            g.send(from, "sendgroupmsg", 1, mid, mtype, "x".into())
+                .answer
+                .unwrap();
+        }
+        let types = |ts: &[i64]| Value::Array(ts.iter().map(|&t| t.into()).collect());
+        let mut long = vec![0; 5_000];
+        long.extend([60, 51, 60, 7, 51].repeat(60));
+        long.extend(vec![255; 5_000]);
+        let every: Vec<i64> = (0..=255).chain(0..=255).collect();
+        let quests = [
+            ("getp2punread", map! {"uids": types(&[B, C])}),
+            ("getgroupunread", map! {"gids": types(&[1])}),
+            ("getp2pconversationlist", map! {}),
+            ("getgroupunreadconversationlist", map! {}),
+            ("getunreadconversationlist", map! {}),
+        ];
+        for (method, payload) in quests {
+            let mut ask = |ts: &[i64]| {
+                let mut p = payload.as_map().unwrap().clone();
+                p.push(("mtime".into(), 0.into()));
+                p.push(("mtypes".into(), types(ts)));
+                g.ok(a, method, Value::Map(p))
+            };
+            let short = ask(&[51, 60]);
+            assert_eq!(ask(&long), short, "{method}");
+            assert_ne!(ask(&[30]), short, "{method}");
+            // Every mtype: the 30 messages of each conversation.
+            assert_eq!(ask(&every), ask(&[30, 51, 60]), "{method}");
+        }
+        let u = g.ok(
+            a,
+            "getp2punread",
+            map! {"uids": types(&[B, C]), "mtime": 0, "mtypes": types(&long)},
+        );
+        assert_eq!(int_map(field(&u, "p2p")), vec![(B, 10), (C, 10)]);
+    }
 
     #[test]
     fn getunread_and_clear() {
