@@ -6,14 +6,15 @@
 //! Rules:
 //! - A token is granted to the caller for one `cmd` and one target (`to`, `gid` or `rid`,
 //!   the key the `cmd` needs; `tos` is accepted and ignored), once the caller may send
-//!   there (else the send's error: 200041, 200040). It is used up by the upload that
-//!   succeeds with it; it does not expire.
+//!   there (`Project::may_send`, as a send checks; else the send's error: 200041,
+//!   200040, 200021 when the receiver has blocked the caller). It is used up by the
+//!   upload that succeeds with it; it does not expire.
 //! - An upload is checked in this order: the keys (200033; `mtype` must be 40..=50), the
 //!   token for `(pid, from, cmd, target)` (200003 unknown, used or another's), an empty
 //!   file (200003), the size (200031 over the proxy's limit, 4 MiB by default; the gate's
 //!   packet limit, 8 MiB, closes the connection before), the attrs JSON with `rtm.sign`
 //!   (a string) and `rtm.ext` (a string or null) (200004), the sign (200003), then the
-//!   send's own rules (membership, resend by mid).
+//!   send's own rules (membership, the receiver's blacklist, resend by mid).
 //! - The message's body is the URL `http://PROXY/file/N` (`PROXY` the proxy's
 //!   `host:port`, `N` the file's number); its attrs are the upload's attrs as sent. The
 //!   proxy answers a plain HTTP GET of `/file/N` with the file's bytes (404 for no such
@@ -127,7 +128,7 @@ fn file_token(s: &mut GateState, ctx: &mut Ctx, a: Args) -> Result<Value, GateEr
     s.projects
         .entry(pid)
         .or_default()
-        .check_access(kind, uid, target)?;
+        .may_send(kind, uid, target)?;
     let f = &mut s.files;
     f.issued += 1;
     let token = file_sign(
@@ -498,6 +499,33 @@ mod tests {
                 .code,
             CORE_UNKNOWN_METHOD
         );
+    }
+
+    /// docs/gate.md (Files): "A target the user may not send to is refused as the send
+    /// would be". A user blocked by the receiver may not send to it (200021, docs/gate.md
+    /// "Friends and blacklists"), so `filetoken` grants no token for it either (the
+    /// client would otherwise upload the whole file before learning the send is refused).
+    #[test]
+    fn filetoken_to_a_receiver_who_blocked_the_caller_is_refused_like_the_send() {
+        let mut g = Gate::new();
+        g.s.set_file_proxy("127.0.0.1:9");
+        let (a, b) = (g.login(A), g.login(B));
+        g.ok(a, "addblacks", map! {"blacks": int_array([B])});
+        assert_eq!(g.send_code(b, "sendmsg", A, 1), PERMISSION_DENIED);
+        let out = g.q(b, "filetoken", map! {"cmd": "sendfile", "to": A});
+        assert_eq!(
+            out.answer.as_ref().map_err(|e| e.code).err(),
+            Some(PERMISSION_DENIED),
+            "filetoken answered {:?}",
+            out.answer
+        );
+        // The owner may still send to the user it blocked, and so get a token.
+        g.post(a, "sendmsg", B, 2);
+        token(&mut g, a, "sendfile", "to", B);
+        // Unblocked, the token is granted as the send is allowed.
+        g.ok(a, "delblacks", map! {"blacks": int_array([B])});
+        g.post(b, "sendmsg", A, 3);
+        token(&mut g, b, "sendfile", "to", A);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The friends area: `addfriends`, `delfriends`, `getfriends`, `addblacks`, `delblacks`,
 //! `getblacks`, and the blacklist check of p2p sends ([`State::check_send`], called by
-//! the messages area).
+//! the messages area's `Project::may_send`, for sends and file tokens).
 //!
 //! Both lists belong to their owner only: adding B to A's friends does not add A to B's,
 //! and A blocking B changes nothing for B's lists. A block stops p2p messages from the

@@ -365,8 +365,19 @@ impl Project {
         }
     }
 
-    /// A send (quest or hook): the body check, the resend rule, the access check, the
-    /// blacklist check of p2p sends (the friends area), then [`Project::store`].
+    /// May `from` send to `target`? The access check ([`Project::check_access`]) and, for
+    /// p2p, the receiver's blacklist (the friends area, 200021). Every send checks this,
+    /// and so does `filetoken` (files.rs) before it grants a token for one.
+    pub(super) fn may_send(&self, kind: Kind, from: i64, target: i64) -> Result<(), GateError> {
+        self.check_access(kind, from, target)?;
+        if kind == Kind::P2p {
+            self.friends.check_send(from, target)?;
+        }
+        Ok(())
+    }
+
+    /// A send (quest or hook): the body check, the resend rule, [`Project::may_send`],
+    /// then [`Project::store`].
     pub(super) fn send(
         &mut self,
         kind: Kind,
@@ -383,10 +394,7 @@ impl Project {
                 return Ok((first.mtime, Vec::new()));
             }
         }
-        self.check_access(kind, msg.from, msg.to)?;
-        if kind == Kind::P2p {
-            self.friends.check_send(msg.from, msg.to)?;
-        }
+        self.may_send(kind, msg.from, msg.to)?;
         Ok(self.store(kind, msg, now))
     }
 
