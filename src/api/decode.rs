@@ -7,7 +7,7 @@
 //! `rmpv::Value`, no copy of the payload), into the method's wire type; then
 //! [`Answer::finish`] turns it into the public result. Whatever the gate
 //! sends, decoding never panics: bytes that are not one msgpack value
-//! complete the call with 20004 (`FPNN_EC_CORE_DECODING`), as any bad packet
+//! complete the call with 20006 (`FPNN_EC_CORE_DECODING`), as any bad packet
 //! does; a missing key, a wrong type or nesting deeper than
 //! [`ANSWER_DEPTH`] with 10010 (`FPNN_EC_PROTO_TYPE_CONVERT`), naming the
 //! method and what was wrong.
@@ -195,7 +195,7 @@ mod tests {
         )]));
         assert_eq!(decode_bytes::<IdList>("m", &good).unwrap(), [7]);
         // Bytes after the value, a value cut short, or no msgpack at all: a
-        // bad payload, as for any packet (20004).
+        // bad payload, as for any packet (20006).
         let mut trailing = good.clone();
         trailing.push(0xc0);
         for bad in [

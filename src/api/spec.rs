@@ -77,7 +77,7 @@ impl Spec {
 /// ```text
 /// specs! {
 ///     GET_FRIENDS = "getfriends", Safe;
-///     SEND_FILE = "sendfile", Safe, timeout FILE_TIMEOUT_MS;
+///     SEND_FILE = "sendfile", Never, timeout FILE_TIMEOUT_MS;
 /// }
 /// ```
 macro_rules! specs {
