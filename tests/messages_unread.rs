@@ -8,6 +8,7 @@ mod msg_common;
 use std::collections::HashMap;
 
 use msg_common::*;
+use rmpv::Value;
 use rtm_client::{blocking, GroupUnreadNum, P2PUnreadNum, RtmClient, UnreadMessage};
 
 fn p2p_unread(
@@ -206,4 +207,45 @@ fn clean_unread_message_empties_the_unread_lists() {
     );
     blocking(|cb| b.clean_unread_message(0, cb)).expect("cleanunread");
     assert_eq!(unread(&b, false), UnreadMessage::default());
+}
+
+/// docs/Messages.md: "Entries whose key or value cannot be read are
+/// skipped" (a key that is not an id, a count or time that is not an
+/// integer); the other entries are kept. One such entry used to fail the
+/// whole call with 10010.
+#[test]
+fn unread_counts_skip_the_entries_that_cannot_be_read() {
+    let gate = gate();
+    let a = logged_in(&gate, A);
+    let answer = |key: &str| {
+        map(vec![
+            (
+                key,
+                Value::Map(vec![
+                    ("1002".into(), 3.into()),
+                    ("not-a-uid".into(), 1.into()),
+                    ("1003".into(), "x".into()),
+                    (1004.into(), 4.into()),
+                ]),
+            ),
+            (
+                "ltime",
+                Value::Map(vec![
+                    ("1002".into(), 77.into()),
+                    (Value::Nil, 1.into()),
+                    ("1003".into(), 1.5f64.into()),
+                ]),
+            ),
+        ])
+    };
+    answer_with(&gate, "getp2punread", msgpack(&answer("p2p")));
+    let n = blocking(|cb| a.get_p2p_unread_message_num(&[1002, 1003, 1004], None, None, 0, cb))
+        .expect("documented to skip the bad entries");
+    assert_eq!(n.p2p, counts(&[(1002, 3), (1004, 4)]));
+    assert_eq!(n.ltime, HashMap::from([(1002, 77)]));
+    answer_with(&gate, "getgroupunread", msgpack(&answer("group")));
+    let n = blocking(|cb| a.get_group_unread_message_num(&[1002, 1003], None, None, 0, cb))
+        .expect("documented to skip the bad entries");
+    assert_eq!(n.group, counts(&[(1002, 3), (1004, 4)]));
+    assert_eq!(n.ltime, HashMap::from([(1002, 77)]));
 }

@@ -5,9 +5,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::marker::PhantomData;
 
 use rmpv::Value;
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 /// An id: an integer of any msgpack width, or a decimal str or bin.
@@ -65,11 +66,14 @@ pub(crate) fn ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error>
     Ok(v.unwrap_or_default().into_iter().map(|i| i.0).collect())
 }
 
-/// A map keyed by ids (integer or decimal str keys); nil is empty.
+/// A map keyed by ids (integer or decimal str keys); nil is empty. Each
+/// entry is read on its own: one whose key is not an id (see [`id`]) or
+/// whose value `T` cannot read is skipped, and the others are kept. A value
+/// that is neither a map nor nil is an error.
 pub(crate) fn id_map<'de, D, T>(d: D) -> Result<HashMap<i64, T>, D::Error>
 where
     D: Deserializer<'de>,
-    T: Deserialize<'de>,
+    T: DeserializeOwned,
 {
     let m: Option<IdMap<T>> = Option::deserialize(d)?;
     Ok(m.map(|m| m.0).unwrap_or_default())
@@ -77,19 +81,30 @@ where
 
 struct IdMap<T>(HashMap<i64, T>);
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for IdMap<T> {
+impl<'de, T: DeserializeOwned> Deserialize<'de> for IdMap<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let m: HashMap<IdKey, T> = HashMap::deserialize(d)?;
-        Ok(IdMap(m.into_iter().map(|(k, v)| (k.0, v)).collect()))
+        d.deserialize_map(IdMapVisitor(PhantomData))
     }
 }
 
-#[derive(PartialEq, Eq, Hash)]
-struct IdKey(i64);
+struct IdMapVisitor<T>(PhantomData<T>);
 
-impl<'de> Deserialize<'de> for IdKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        id(d).map(IdKey)
+impl<'de, T: DeserializeOwned> Visitor<'de> for IdMapVisitor<T> {
+    type Value = IdMap<T>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map keyed by ids")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<IdMap<T>, A::Error> {
+        let mut out = HashMap::new();
+        // Each entry is read whole as a `Value` first (bounded as the
+        // payload is: docs/api-internals.md), so that an entry that cannot
+        // be read is dropped without leaving the rest of the map unread.
+        while let Some((k, v)) = m.next_entry::<Value, Value>()? {
+            if let (Ok(k), Ok(v)) = (id(k), T::deserialize(v)) {
+                out.insert(k, v);
+            }
+        }
+        Ok(IdMap(out))
     }
 }
 
@@ -370,10 +385,36 @@ mod tests {
         assert!(nil.ids.is_empty() && nil.counts.is_empty() && nil.n == 0);
         assert!(w(vec![("ids", Value::Array(vec![Value::Nil]))]).is_err());
         assert!(w(vec![("ids", Value::Map(vec![]))]).is_err());
-        assert!(w(vec![("counts", Value::Map(vec![("x".into(), 1.into())]))]).is_err());
-        assert!(w(vec![("counts", Value::Map(vec![(1.into(), "x".into())]))]).is_err());
+        assert!(w(vec![("counts", 5.into())]).is_err());
         assert!(w(vec![("f", "yes".into())]).is_err());
         assert!(w(vec![("t", "1".into())]).is_err());
+    }
+
+    #[test]
+    fn id_map_entries_that_cannot_be_read_are_skipped() {
+        // Keys that are not ids, values that are not counts, and a value
+        // that is a whole nested map: each entry is dropped alone, and the
+        // entries after it are still read.
+        let x = w(vec![
+            (
+                "counts",
+                Value::Map(vec![
+                    ("x".into(), 1.into()),
+                    (1.into(), 2.into()),
+                    (Value::Nil, 3.into()),
+                    (2.into(), "x".into()),
+                    (Value::Array(vec![4.into()]), 4.into()),
+                    (3.into(), Value::Map(vec![(1.into(), 2.into())])),
+                    ("4".into(), 5.into()),
+                    (1.5f64.into(), 6.into()),
+                    (Value::Binary(vec![0xff]), 7.into()),
+                ]),
+            ),
+            ("n", 9.into()),
+        ])
+        .unwrap();
+        assert_eq!(x.counts, HashMap::from([(1, 2), (4, 5)]));
+        assert_eq!(x.n, 9);
     }
 
     #[test]

@@ -467,6 +467,7 @@ mod tests {
     use crate::api::decode::decode;
     use crate::error::error_code;
     use rmpv::Value;
+    use std::collections::HashMap;
 
     fn map(entries: Vec<(&str, Value)>) -> Value {
         Value::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
@@ -536,8 +537,18 @@ mod tests {
         ]);
         let n = decode::<P2PUnreadNum>("getp2punread", n).unwrap();
         assert_eq!((n.p2p[&5], n.ltime[&5]), (3, 99));
-        let bad_key = map(vec![("group", Value::Map(vec![("x".into(), 1.into())]))]);
-        assert!(decode::<GroupUnreadNum>("getgroupunread", bad_key).is_err());
+        // An entry whose key or value cannot be read is skipped
+        // (docs/Messages.md); the others are kept.
+        let bad = map(vec![(
+            "group",
+            Value::Map(vec![
+                ("x".into(), 1.into()),
+                ("6".into(), "y".into()),
+                ("7".into(), 2.into()),
+            ]),
+        )]);
+        let n = decode::<GroupUnreadNum>("getgroupunread", bad).unwrap();
+        assert_eq!(n.group, HashMap::from([(7, 2)]));
     }
 
     #[test]

@@ -235,10 +235,16 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        // An entry that cannot be read is skipped (docs/System.md).
         let bad = map(vec![(
             "p2p",
-            Value::Map(vec![("7".into(), Value::Array(vec![300.into()]))]),
+            Value::Map(vec![
+                ("7".into(), Value::Array(vec![300.into()])),
+                ("8".into(), Value::Array(vec![30.into()])),
+            ]),
         )]);
-        assert!(decode::<DevicePushOption>("getoption", bad).is_err());
+        let o = decode::<DevicePushOption>("getoption", bad).unwrap();
+        assert_eq!(o.p2p, [(8, vec![30])].into_iter().collect());
+        assert!(decode::<DevicePushOption>("getoption", map(vec![("p2p", 1.into())])).is_err());
     }
 }

@@ -90,6 +90,22 @@ pub fn logged_in(gate: &Gate, uid: i64) -> RtmClient {
     c
 }
 
+/// `v` as msgpack bytes.
+pub fn msgpack(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    rtm_client::fpnn::packet::encode_payload(v, &mut out);
+    out
+}
+
+/// Makes the gate answer every later `method` quest with status 0 and the
+/// raw msgpack `payload` (which may be what [`msgpack`] cannot write, e.g. a
+/// str that is not UTF-8) in place of its own answer.
+pub fn answer_with(gate: &Gate, method: &'static str, payload: Vec<u8>) {
+    gate.rewrite_answers(Some(Box::new(move |m: &str, _: &Value, _| {
+        (m == method).then(|| (0, payload.clone()))
+    })));
+}
+
 /// Closes the client and waits until the gate has seen `uid` go offline
 /// (its logout time recorded): anything sent afterwards is after the logout,
 /// even within its millisecond.
