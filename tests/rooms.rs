@@ -100,3 +100,17 @@ fn room_info_private_part_is_for_members_only() {
     assert_eq!(keys(&sent[4]), ["rid"], "(None, None) sends the rid alone");
     assert!(gate.received("getroomsopeninfo").len() == 1);
 }
+
+/// An `oinfo` that is not UTF-8, bin or nil is read as `get_room_open_info`
+/// reads it (docs/Rooms.md): invalid UTF-8 replaced, nil `""`. One such
+/// room used to fail the whole call with 10010.
+#[test]
+fn open_info_of_several_rooms_reads_odd_oinfo_as_text() {
+    let gate = gate();
+    let a = logged_in(&gate, A);
+    answer_with(&gate, "getroomsopeninfo", odd_open_infos());
+    let got = blocking(|cb| a.get_rooms_open_info(&[5, 6, 7, 8, 9], 0, cb))
+        .expect("one odd oinfo failed the whole call");
+    let want: HashMap<i64, String> = ODD_OPEN_INFOS.map(|(k, v)| (k, v.to_owned())).into();
+    assert_eq!(got.info, want);
+}

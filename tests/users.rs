@@ -93,3 +93,17 @@ fn others_see_only_the_open_info() {
     let e = code(blocking(|cb| c.get_user_open_info(&[0], 0, cb)));
     assert_eq!(e, error_code::RTM_EC_EMPTY_PARAMETER);
 }
+
+/// An `oinfo` that is not UTF-8, bin or nil is read as `get_user_info`
+/// reads it (docs/Users.md): invalid UTF-8 replaced, nil `""`. One such
+/// user used to fail the whole call with 10010, losing every other user.
+#[test]
+fn open_info_of_several_users_reads_odd_oinfo_as_text() {
+    let gate = gate();
+    let a = logged_in(&gate, A);
+    answer_with(&gate, "getuseropeninfo", odd_open_infos());
+    let got = blocking(|cb| a.get_user_open_info(&[5, 6, 7, 8, 9], 0, cb))
+        .expect("one odd oinfo failed the whole call");
+    let want: HashMap<i64, String> = ODD_OPEN_INFOS.map(|(k, v)| (k, v.to_owned())).into();
+    assert_eq!(got.info, want);
+}

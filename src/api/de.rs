@@ -75,36 +75,56 @@ where
     D: Deserializer<'de>,
     T: DeserializeOwned,
 {
-    let m: Option<IdMap<T>> = Option::deserialize(d)?;
+    id_map_as::<D, T, T>(d)
+}
+
+/// An [`id_map`] of texts, each read as [`lossy`] (str or bin, invalid
+/// UTF-8 replaced, nil `""`), as the single `oinfo` readers do: the
+/// `{info: {id: oinfo}}` answers of the multi-id open-info methods.
+pub(crate) fn lossy_map<'de, D>(d: D) -> Result<HashMap<i64, String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    id_map_as::<D, Lossy, String>(d)
+}
+
+/// An [`id_map`] whose values are read as `R` and kept as `T`.
+fn id_map_as<'de, D, R, T>(d: D) -> Result<HashMap<i64, T>, D::Error>
+where
+    D: Deserializer<'de>,
+    R: DeserializeOwned,
+    T: From<R>,
+{
+    let m: Option<IdMap<R, T>> = Option::deserialize(d)?;
     Ok(m.map(|m| m.0).unwrap_or_default())
 }
 
-struct IdMap<T>(HashMap<i64, T>);
+struct IdMap<R, T>(HashMap<i64, T>, PhantomData<R>);
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for IdMap<T> {
+impl<'de, R: DeserializeOwned, T: From<R>> Deserialize<'de> for IdMap<R, T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(IdMapVisitor(PhantomData))
     }
 }
 
-struct IdMapVisitor<T>(PhantomData<T>);
+struct IdMapVisitor<R, T>(PhantomData<(R, T)>);
 
-impl<'de, T: DeserializeOwned> Visitor<'de> for IdMapVisitor<T> {
-    type Value = IdMap<T>;
+impl<'de, R: DeserializeOwned, T: From<R>> Visitor<'de> for IdMapVisitor<R, T> {
+    type Value = IdMap<R, T>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a map keyed by ids")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<IdMap<T>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<IdMap<R, T>, A::Error> {
         let mut out = HashMap::new();
         // Each entry is read whole as a `Value` first (bounded as the
         // payload is: docs/api-internals.md), so that an entry that cannot
         // be read is dropped without leaving the rest of the map unread.
         while let Some((k, v)) = m.next_entry::<Value, Value>()? {
-            if let (Ok(k), Ok(v)) = (id(k), T::deserialize(v)) {
-                out.insert(k, v);
+            if let (Ok(k), Ok(v)) = (id(k), R::deserialize(v)) {
+                out.insert(k, T::from(v));
             }
         }
-        Ok(IdMap(out))
+        Ok(IdMap(out, PhantomData))
     }
 }
 
@@ -147,12 +167,27 @@ pub(crate) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     d.deserialize_any(V)
 }
 
-/// A str or bin as text, invalid UTF-8 replaced by U+FFFD (for `attrs`);
-/// nil is the empty string.
+/// A str or bin as text, invalid UTF-8 replaced by U+FFFD (for `attrs`,
+/// `oinfo`, `pinfo`); nil is the empty string.
 pub(crate) fn lossy<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(Option::<Body>::deserialize(d)?
         .map(|b| String::from_utf8_lossy(&b.bytes).into_owned())
         .unwrap_or_default())
+}
+
+/// [`lossy`] as a value of its own (for map values).
+struct Lossy(String);
+
+impl<'de> Deserialize<'de> for Lossy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lossy(d).map(Lossy)
+    }
+}
+
+impl From<Lossy> for String {
+    fn from(l: Lossy) -> String {
+        l.0
+    }
 }
 
 /// A message body (`msg`) that may arrive as str or bin: its raw bytes,
@@ -279,6 +314,8 @@ mod tests {
         ids: Vec<i64>,
         #[serde(default, deserialize_with = "id_map")]
         counts: HashMap<i64, i32>,
+        #[serde(default, deserialize_with = "lossy_map")]
+        texts: HashMap<i64, String>,
         #[serde(default, deserialize_with = "count")]
         n: i32,
         #[serde(default, deserialize_with = "flag")]
@@ -437,6 +474,28 @@ mod tests {
         let x = w(vec![("msg", Value::Nil)]).unwrap();
         assert_eq!((x.msg.text.as_deref(), x.attrs.as_str()), (Some(""), ""));
         assert!(w(vec![("msg", 5.into())]).is_err());
+    }
+
+    #[test]
+    fn lossy_map_values_are_text_from_str_bin_or_nil() {
+        let x = w(vec![(
+            "texts",
+            Value::Map(vec![
+                ("1".into(), Value::Binary(vec![b'a', 0xff])),
+                (2.into(), Value::Nil),
+                ("3".into(), "ok".into()),
+                ("4".into(), 5.into()),
+            ]),
+        )])
+        .unwrap();
+        let want = |p: &[(i64, &str)]| p.iter().map(|&(k, v)| (k, v.to_owned())).collect();
+        assert_eq!(x.texts, want(&[(1, "a\u{fffd}"), (2, ""), (3, "ok")]));
+        // {texts: {"5": str of bytes a, 0xff}}: a str that is not UTF-8.
+        let mut b = vec![0x81, 0xa5];
+        b.extend_from_slice(b"texts");
+        b.extend_from_slice(&[0x81, 0xa1, b'5', 0xa2, b'a', 0xff]);
+        let x: W = both(read(&b)).unwrap();
+        assert_eq!(x.texts, want(&[(5, "a\u{fffd}")]));
     }
 
     #[test]

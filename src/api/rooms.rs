@@ -56,7 +56,7 @@ answer!(Uids => Vec<i64>);
 /// The answer of `getroomsopeninfo`: `{info: {rid: oinfo}}`.
 #[derive(Deserialize)]
 struct OpenInfos {
-    #[serde(default, deserialize_with = "de::id_map")]
+    #[serde(default, deserialize_with = "de::lossy_map")]
     info: HashMap<i64, String>,
 }
 impl From<OpenInfos> for RoomsOpenInfo {

@@ -61,6 +61,6 @@ pub struct GroupOpenInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct GroupsOpenInfo {
     /// The public information by gid.
-    #[serde(default, deserialize_with = "crate::api::de::id_map")]
+    #[serde(default, deserialize_with = "crate::api::de::lossy_map")]
     pub info: HashMap<i64, String>,
 }

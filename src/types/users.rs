@@ -24,6 +24,6 @@ pub struct UserInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct UserOpenInfo {
     /// The public information by uid.
-    #[serde(default, deserialize_with = "crate::api::de::id_map")]
+    #[serde(default, deserialize_with = "crate::api::de::lossy_map")]
     pub info: HashMap<i64, String>,
 }

@@ -106,6 +106,26 @@ pub fn answer_with(gate: &Gate, method: &'static str, payload: Vec<u8>) {
     })));
 }
 
+/// An `{info: {id: oinfo}}` answer (the multi-id open-info methods') with
+/// an odd `oinfo` of each kind: `{"5": str a,0xff (not UTF-8), "6": nil,
+/// "7": "ok", "8": bin "b", "9": 1}`. Read as [`ODD_OPEN_INFOS`].
+pub fn odd_open_infos() -> Vec<u8> {
+    let mut b = vec![0x81, 0xa4];
+    b.extend_from_slice(b"info");
+    b.push(0x85);
+    b.extend_from_slice(&[0xa1, b'5', 0xa2, b'a', 0xff]);
+    b.extend_from_slice(&[0xa1, b'6', 0xc0]);
+    b.extend_from_slice(&[0xa1, b'7', 0xa2, b'o', b'k']);
+    b.extend_from_slice(&[0xa1, b'8', 0xc4, 0x01, b'b']);
+    b.extend_from_slice(&[0xa1, b'9', 0x01]);
+    b
+}
+
+/// [`odd_open_infos`] as read (docs/Users.md): text from str or bin with
+/// invalid UTF-8 replaced, nil as `""`; the entry whose `oinfo` is a number
+/// skipped.
+pub const ODD_OPEN_INFOS: [(i64, &str); 4] = [(5, "a\u{fffd}"), (6, ""), (7, "ok"), (8, "b")];
+
 /// Closes the client and waits until the gate has seen `uid` go offline
 /// (its logout time recorded): anything sent afterwards is after the logout,
 /// even within its millisecond.
