@@ -178,3 +178,15 @@ fn open_info_of_several_groups_reads_odd_oinfo_as_text() {
     let want: HashMap<i64, String> = ODD_OPEN_INFOS.map(|(k, v)| (k, v.to_owned())).into();
     assert_eq!(got.info, want);
 }
+
+/// docs/api-internals.md: a count is "clamped to `0..=i32::MAX`", from any
+/// integer width. A uint64 above `i64::MAX` used to fail the call with 10010.
+#[test]
+fn group_counts_above_i64_max_and_below_0_are_clamped() {
+    let gate = gate();
+    let a = logged_in(&gate, A);
+    let answer = map(vec![("cn", u64::MAX.into()), ("online", (-1).into())]);
+    answer_with(&gate, "getgroupcount", msgpack(&answer));
+    let c = blocking(|cb| a.get_group_count(GID, Some(true), 0, cb)).expect("getgroupcount");
+    assert_eq!((c.cn, c.online), (i32::MAX, 0));
+}

@@ -249,3 +249,34 @@ fn unread_counts_skip_the_entries_that_cannot_be_read() {
     assert_eq!(n.group, counts(&[(1002, 3), (1004, 4)]));
     assert_eq!(n.ltime, HashMap::from([(1002, 77)]));
 }
+
+/// The unread counts are read as every count is (docs/api-internals.md,
+/// `de::count`): any integer width saturated to `0..=i32::MAX`, nil 0. They
+/// were plain `i32`s: a negative count was kept, and a nil one or one above
+/// `i32::MAX` failed the whole call with 10010.
+#[test]
+fn unread_counts_saturate_to_i32_and_read_nil_as_0() {
+    let gate = gate();
+    let a = logged_in(&gate, A);
+    let answer = |key: &str| {
+        map(vec![(
+            key,
+            Value::Map(vec![
+                ("5".into(), (-3).into()),
+                ("6".into(), Value::Nil),
+                ("7".into(), u64::MAX.into()),
+                ("8".into(), (i64::from(i32::MAX) + 1).into()),
+                ("9".into(), 2.into()),
+            ]),
+        )])
+    };
+    let want = counts(&[(5, 0), (6, 0), (7, i32::MAX), (8, i32::MAX), (9, 2)]);
+    answer_with(&gate, "getp2punread", msgpack(&answer("p2p")));
+    let n = blocking(|cb| a.get_p2p_unread_message_num(&[5, 6, 7, 8, 9], None, None, 0, cb))
+        .expect("getp2punread");
+    assert_eq!(n.p2p, want);
+    answer_with(&gate, "getgroupunread", msgpack(&answer("group")));
+    let n = blocking(|cb| a.get_group_unread_message_num(&[5, 6, 7, 8, 9], None, None, 0, cb))
+        .expect("getgroupunread");
+    assert_eq!(n.group, want);
+}

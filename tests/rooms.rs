@@ -114,3 +114,25 @@ fn open_info_of_several_rooms_reads_odd_oinfo_as_text() {
     let want: HashMap<i64, String> = ODD_OPEN_INFOS.map(|(k, v)| (k, v.to_owned())).into();
     assert_eq!(got.info, want);
 }
+
+/// Room counts are read as every count is (docs/api-internals.md,
+/// `de::count`): any integer width saturated to `0..=i32::MAX`, nil 0. A nil
+/// count, or one above `i64::MAX`, used to fail the whole call with 10010.
+#[test]
+fn room_counts_saturate_to_i32_and_read_nil_as_0() {
+    let gate = gate();
+    let a = logged_in(&gate, A);
+    let answer = map(vec![(
+        "cn",
+        rmpv::Value::Map(vec![
+            ("5".into(), rmpv::Value::Nil),
+            ("6".into(), 2.into()),
+            ("7".into(), u64::MAX.into()),
+            ("8".into(), (-4).into()),
+        ]),
+    )]);
+    answer_with(&gate, "getroomcount", msgpack(&answer));
+    let got = blocking(|cb| a.get_room_count(&[5, 6, 7, 8], 0, cb)).expect("getroomcount");
+    let want = HashMap::from([(5, 0), (6, 2), (7, i32::MAX), (8, 0)]);
+    assert_eq!(got.cn, want);
+}

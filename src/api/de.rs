@@ -128,22 +128,63 @@ impl<'de, R: DeserializeOwned, T: From<R>> Visitor<'de> for IdMapVisitor<R, T> {
     }
 }
 
-/// A count: an integer clamped to `0..=i32::MAX`; nil is 0.
+/// A count: an integer of any msgpack width, saturated to `0..=i32::MAX`
+/// (a negative count is 0, one above `i32::MAX`, even above `i64::MAX`,
+/// is `i32::MAX`); nil is 0. Anything else (a float, a str) is an error.
 pub(crate) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
-    let n: Option<i64> = Option::deserialize(d)?;
-    Ok(n.unwrap_or(0).clamp(0, i64::from(i32::MAX)) as i32)
+    Count::deserialize(d).map(|c| c.0)
 }
 
 /// A list of counts (see [`count`]); nil is empty.
 pub(crate) fn counts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i32>, D::Error> {
-    struct Count(i32);
-    impl<'de> Deserialize<'de> for Count {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            count(d).map(Count)
-        }
-    }
     let v: Option<Vec<Count>> = Option::deserialize(d)?;
     Ok(v.unwrap_or_default().into_iter().map(|c| c.0).collect())
+}
+
+/// An [`id_map`] of counts, each read as [`count`] (an entry whose count is
+/// neither an integer nor nil is skipped).
+pub(crate) fn count_map<'de, D>(d: D) -> Result<HashMap<i64, i32>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    id_map_as::<D, Count, i32>(d)
+}
+
+/// [`count`] as a value of its own (for list elements and map values).
+struct Count(i32);
+
+impl From<Count> for i32 {
+    fn from(c: Count) -> i32 {
+        c.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a count (an integer or nil)")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
+                Ok(Count(v.clamp(0, i64::from(i32::MAX)) as i32))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
+                Ok(Count(i32::try_from(v).unwrap_or(i32::MAX)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Count, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A flag: a bool, or an integer (0 is false).
@@ -318,6 +359,10 @@ mod tests {
         texts: HashMap<i64, String>,
         #[serde(default, deserialize_with = "count")]
         n: i32,
+        #[serde(default, deserialize_with = "counts")]
+        ns: Vec<i32>,
+        #[serde(default, deserialize_with = "count_map")]
+        cm: HashMap<i64, i32>,
         #[serde(default, deserialize_with = "flag")]
         f: bool,
         #[serde(default)]
@@ -474,6 +519,42 @@ mod tests {
         let x = w(vec![("msg", Value::Nil)]).unwrap();
         assert_eq!((x.msg.text.as_deref(), x.attrs.as_str()), (Some(""), ""));
         assert!(w(vec![("msg", 5.into())]).is_err());
+    }
+
+    #[test]
+    fn counts_of_every_integer_width_saturate_to_i32() {
+        let max = i32::MAX;
+        let cases: Vec<(Value, Option<i32>)> = vec![
+            (read(&[0x05]), Some(5)),
+            (read(&[0xff]), Some(0)),
+            (read(&[0xcc, 0xff]), Some(255)),
+            (read(&[0xce, 0x7f, 0xff, 0xff, 0xff]), Some(max)),
+            (read(&[0xce, 0x80, 0, 0, 0]), Some(max)),
+            (
+                read(&[0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+                Some(max),
+            ),
+            (
+                read(&[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+                Some(max),
+            ),
+            (read(&[0xd2, 0x80, 0, 0, 0]), Some(0)),
+            (read(&[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]), Some(0)),
+            (Value::Nil, Some(0)),
+            ("1".into(), None),
+            (Value::from(1.5f64), None),
+            (Value::from(true), None),
+            (Value::Array(vec![]), None),
+        ];
+        for (v, want) in cases {
+            let got = w(vec![("n", v.clone())]).ok().map(|w| w.n);
+            assert_eq!(got, want, "count {v:?}");
+            let got = w(vec![("ns", Value::Array(vec![v.clone()]))]).ok();
+            assert_eq!(got.map(|w| w.ns), want.map(|n| vec![n]), "counts [{v:?}]");
+            let got = w(vec![("cm", Value::Map(vec![(1.into(), v.clone())]))]).unwrap();
+            let want: HashMap<i64, i32> = want.map(|n| (1, n)).into_iter().collect();
+            assert_eq!(got.cm, want, "count_map {{1: {v:?}}}");
+        }
     }
 
     #[test]

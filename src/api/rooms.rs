@@ -69,16 +69,12 @@ answer!(OpenInfos => RoomsOpenInfo);
 /// The answer of `getroomcount`: `{cn: {rid: count}}`.
 #[derive(Deserialize)]
 struct Counts {
-    #[serde(default, deserialize_with = "de::id_map")]
-    cn: HashMap<i64, i64>,
+    #[serde(default, deserialize_with = "de::count_map")]
+    cn: HashMap<i64, i32>,
 }
 impl From<Counts> for RoomCount {
-    /// Counts clamped to `0..=i32::MAX`.
     fn from(w: Counts) -> RoomCount {
-        let clamp = |n: i64| n.clamp(0, i64::from(i32::MAX)) as i32;
-        RoomCount {
-            cn: w.cn.into_iter().map(|(k, n)| (k, clamp(n))).collect(),
-        }
+        RoomCount { cn: w.cn }
     }
 }
 answer!(Counts => RoomCount);

@@ -51,7 +51,7 @@ pub struct UnreadMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct P2PUnreadNum {
     /// Unread message count, by sender uid.
-    #[serde(default, deserialize_with = "crate::api::de::id_map")]
+    #[serde(default, deserialize_with = "crate::api::de::count_map")]
     pub p2p: HashMap<i64, i32>,
     /// Time of the latest message of each conversation, by uid (ms since the epoch).
     #[serde(default, deserialize_with = "crate::api::de::id_map")]
@@ -65,7 +65,7 @@ pub struct P2PUnreadNum {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct GroupUnreadNum {
     /// Unread message count, by gid.
-    #[serde(default, deserialize_with = "crate::api::de::id_map")]
+    #[serde(default, deserialize_with = "crate::api::de::count_map")]
     pub group: HashMap<i64, i32>,
     /// Time of the latest message of each group, by gid (ms since the epoch).
     #[serde(default, deserialize_with = "crate::api::de::id_map")]
