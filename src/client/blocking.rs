@@ -19,7 +19,8 @@ thread_local! {
 }
 
 /// Turns any `(err, data)` method into a blocking call that returns
-/// `Result<T, E>`: for synchronous applications, no channels needed.
+/// `Result<T, E>`: for synchronous applications, no channels needed. A Rust
+/// addition (JavaScript code is asynchronous and has no blocking calls).
 ///
 /// ```no_run
 /// # use rtm_client::{RtmClient, RtmOptions, blocking};

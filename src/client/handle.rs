@@ -61,7 +61,8 @@ pub struct WeakRtmClient {
 }
 
 impl WeakRtmClient {
-    /// The client, if a strong handle still exists.
+    /// The client, if a strong handle still exists. A Rust addition, like
+    /// [`WeakRtmClient`] itself.
     pub fn upgrade(&self) -> Option<RtmClient> {
         Some(RtmClient {
             _guard: self.guard.upgrade()?,
@@ -167,7 +168,8 @@ impl RtmClient {
     }
 
     /// The gate this client connects to, as `host:port` after the endpoint
-    /// rules, and whether it uses TLS.
+    /// rules, and whether it uses TLS. A Rust addition (no JavaScript
+    /// counterpart).
     pub fn endpoint(&self) -> (&str, bool) {
         (&self.inner.endpoint, self.inner.tls)
     }
@@ -224,7 +226,8 @@ impl RtmClient {
     /// Test hook, not part of the API: divides every wait of the relogin
     /// schedule by `divisor` (0 counts as 1), so that end-to-end tests can
     /// run a long series in milliseconds. The schedule itself is tested with
-    /// time passed in (the session machine's unit tests).
+    /// time passed in (the session machine's unit tests). Rust-only (a test
+    /// hook).
     #[doc(hidden)]
     pub fn scale_relogin_waits_for_tests(&self, divisor: u32) {
         self.inner.core.lock().set_delay_divisor(divisor);
@@ -232,14 +235,14 @@ impl RtmClient {
 
     /// Test hook, not part of the API: lowers the dispatch queue's limit
     /// (docs/architecture.md, "Reliability"), so that a test can fill it
-    /// quickly.
+    /// quickly. Rust-only (a test hook).
     #[doc(hidden)]
     pub fn set_dispatch_limit_for_tests(&self, limit: usize) {
         self.inner.dispatcher.set_limit(limit);
     }
 
     /// Test hook, not part of the API: how many jobs wait in the dispatch
-    /// queue.
+    /// queue. Rust-only (a test hook).
     #[doc(hidden)]
     pub fn dispatch_queue_len_for_tests(&self) -> usize {
         self.inner.dispatcher.len()

@@ -55,7 +55,8 @@ pub use blocking::blocking;
 pub use handle::{RtmClient, WeakRtmClient};
 pub use processor::RtmProcessor;
 
-/// The `version` sent with `auth`.
+/// The `version` sent with `auth`. Rust-only: it names this SDK,
+/// `Rust_<crate version>` (docs/protocol.md section 5).
 pub const SDK_VERSION: &str = concat!("Rust_", env!("CARGO_PKG_VERSION"));
 
 /// Default timeout of a call, when `timeout` is 0.

@@ -1,7 +1,8 @@
 //! The local RTM gate: an in-memory RTM server speaking the real wire
 //! protocol (FPNN over WebSocket, msgpack), for tests, examples and for
 //! applications that want to run without an RTM account or a network.
-//! It is not a production server. Behaviour: `docs/gate.md`.
+//! It is not a production server. Behaviour: `docs/gate.md`. Rust-only:
+//! the JavaScript SDK has no local server.
 //!
 //! ```
 //! use rtm_client::gate::Gate;
@@ -59,19 +60,20 @@ pub(crate) struct GateConfig {
 pub type Rewrite = dyn Fn(&str, &Value, bool) -> Option<(u8, Vec<u8>)> + Send + Sync;
 
 /// Default of [`GateBuilder::history_limit`]: the gate keeps at least the newest
-/// 100,000 messages of each conversation.
+/// 100,000 messages of each conversation. Rust-only (the local gate; docs/gate.md).
 pub const DEFAULT_HISTORY_LIMIT: usize = 100_000;
 
 /// Default of [`GateBuilder::file_store_limit`]: the file proxy keeps the newest 256 MiB
-/// of files.
+/// of files. Rust-only (the local gate; docs/gate.md).
 pub const DEFAULT_FILE_STORE: usize = 256 << 20;
 
-/// Default of [`GateBuilder::write_queue_limit`]: 16 MiB.
+/// Default of [`GateBuilder::write_queue_limit`]: 16 MiB. Rust-only (the local gate; docs/gate.md).
 pub const DEFAULT_WRITE_QUEUE: usize = 16 * 1024 * 1024;
 
 /// Builds and starts a [`Gate`]. Defaults: `127.0.0.1`, a free port, any
 /// non-empty token accepted, a ping every 20 s, FPNN's 126-byte framing,
 /// 8 MiB packets, TCP_NODELAY on, a 16 MiB write queue per connection.
+/// Rust-only (the local gate; docs/gate.md).
 #[derive(Debug, Clone)]
 pub struct GateBuilder {
     config: GateConfig,
@@ -102,20 +104,20 @@ impl Default for GateBuilder {
 }
 
 impl GateBuilder {
-    /// Address to listen on (`--host`).
+    /// Address to listen on (`--host`). Rust-only (the local gate; docs/gate.md).
     pub fn host(mut self, host: &str) -> Self {
         self.config.host = host.to_owned();
         self
     }
 
-    /// Port to listen on; 0 picks a free one (`--port`).
+    /// Port to listen on; 0 picks a free one (`--port`). Rust-only (the local gate; docs/gate.md).
     pub fn port(mut self, port: u16) -> Self {
         self.config.port = port;
         self
     }
 
     /// Lets `uid` log in with `token` (`--token UID:TOKEN`). Once any token is
-    /// given only the given pairs log in.
+    /// given only the given pairs log in. Rust-only (the local gate; docs/gate.md).
     pub fn token(mut self, uid: i64, token: &str) -> Self {
         self.config
             .tokens
@@ -126,20 +128,21 @@ impl GateBuilder {
 
     /// Time between `ping` quests to each authenticated connection; zero
     /// turns pings off (`--ping-interval`). A connection silent for three
-    /// intervals is closed.
+    /// intervals is closed. Rust-only (the local gate; docs/gate.md).
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.config.ping_interval = interval;
         self
     }
 
     /// Frames 126-byte payloads as RFC 6455 says instead of the way FPNN
-    /// servers do (`--strict-framing`).
+    /// servers do (`--strict-framing`). Rust-only (the local gate; docs/gate.md).
     pub fn strict_framing(mut self, strict: bool) -> Self {
         self.config.strict_framing = strict;
         self
     }
 
     /// Largest packet accepted; larger ones close the connection (`--max-packet`).
+    /// Rust-only (the local gate; docs/gate.md).
     pub fn max_packet(mut self, bytes: usize) -> Self {
         self.config.max_packet = bytes;
         self
@@ -167,7 +170,7 @@ impl GateBuilder {
 
     /// Test hook: records every quest the gate reads (method and payload),
     /// for [`Gate::quest_log`] and [`Gate::received`]. Off by default, since
-    /// the log grows with every quest; not a command-line option.
+    /// the log grows with every quest; not a command-line option. Rust-only (a test hook).
     pub fn record_quests(mut self, record: bool) -> Self {
         self.config.record_quests = record;
         self
@@ -175,6 +178,7 @@ impl GateBuilder {
 
     /// Port of the file proxy, the gate's second listener on the same host; 0 picks a
     /// free one (`--file-port`). See docs/gate.md, "Files".
+    /// Rust-only (the local gate; docs/gate.md).
     pub fn file_port(mut self, port: u16) -> Self {
         self.config.file_port = port;
         self
@@ -182,6 +186,7 @@ impl GateBuilder {
 
     /// Largest file the file proxy stores, in bytes; larger uploads are answered 200031.
     /// Default 4 MiB (the packet limit applies first). Not a command-line option.
+    /// Rust-only (the local gate; docs/gate.md).
     pub fn max_file_size(mut self, bytes: usize) -> Self {
         self.config.max_file = bytes;
         self
@@ -208,7 +213,7 @@ impl GateBuilder {
         self
     }
 
-    /// Starts the gate in this process.
+    /// Starts the gate in this process. Rust-only (the local gate; docs/gate.md).
     pub fn start(self) -> io::Result<Gate> {
         let server = Server::new(self.config);
         {
@@ -248,6 +253,7 @@ fn bracket(host: &str) -> String {
 /// Besides serving RTM clients, the handle drives what tests need: pushes and
 /// kickouts on demand, and faults (dropped connections, a silent gate,
 /// delayed answers, refused connections, restarts, raw bytes).
+/// Rust-only (the local gate; docs/gate.md).
 pub struct Gate {
     server: Mutex<Arc<Server>>,
     addr: SocketAddr,
@@ -261,12 +267,12 @@ impl std::fmt::Debug for Gate {
 }
 
 impl Gate {
-    /// A builder with the defaults of [`GateBuilder`].
+    /// A builder with the defaults of [`GateBuilder`]. Rust-only (the local gate; docs/gate.md).
     pub fn builder() -> GateBuilder {
         GateBuilder::default()
     }
 
-    /// Starts a gate with the defaults on a free port.
+    /// Starts a gate with the defaults on a free port. Rust-only (the local gate; docs/gate.md).
     pub fn start() -> io::Result<Gate> {
         GateBuilder::default().start()
     }
@@ -275,35 +281,36 @@ impl Gate {
         self.server.lock().clone()
     }
 
-    /// `host:port` to give `RtmOptions::endpoint`.
+    /// `host:port` to give `RtmOptions::endpoint`. Rust-only (the local gate; docs/gate.md).
     pub fn endpoint(&self) -> String {
         self.addr.to_string()
     }
 
-    /// The port listened on.
+    /// The port listened on. Rust-only (the local gate; docs/gate.md).
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
 
     /// `host:port` of the file proxy (give it `RtmOptions::file_endpoint`; clients of
     /// a gate on an IP address find it in the `filetoken` answer without it).
+    /// Rust-only (the local gate; docs/gate.md).
     pub fn file_endpoint(&self) -> String {
         self.file_addr.to_string()
     }
 
     /// The bytes of the file that a file message's URL (its body) names, if this gate's
-    /// file proxy stored it.
+    /// file proxy stored it. Rust-only (the local gate; docs/gate.md).
     pub fn file(&self, url: &str) -> Option<Vec<u8>> {
         let file = self.srv().state.lock().file(url);
         file.map(|f| f.to_vec())
     }
 
-    /// Open WebSocket connections (authenticated or not).
+    /// Open WebSocket connections (authenticated or not). Rust-only (the local gate; docs/gate.md).
     pub fn connection_count(&self) -> usize {
         self.srv().conns.lock().len()
     }
 
-    /// Authenticated connections of a user.
+    /// Authenticated connections of a user. Rust-only (the local gate; docs/gate.md).
     pub fn connections_of(&self, pid: i64, uid: i64) -> usize {
         self.srv().conns_of(pid, uid).len()
     }
@@ -319,13 +326,13 @@ impl Gate {
     /// [`Gate::pause`]; answers to the gate's own quests, such as `ping`,
     /// are not quests). Only recorded when the
     /// gate was built with [`GateBuilder::record_quests`]; empty otherwise.
-    /// Lets a test check what a client put on the wire.
+    /// Lets a test check what a client put on the wire. Rust-only (the local gate; docs/gate.md).
     pub fn quest_log(&self) -> Vec<(String, Value)> {
         self.srv().quest_log.lock().clone()
     }
 
     /// The payloads of the recorded quests (see [`Gate::quest_log`]) with this
-    /// method, oldest first.
+    /// method, oldest first. Rust-only (the local gate; docs/gate.md).
     pub fn received(&self, method: &str) -> Vec<Value> {
         let srv = self.srv();
         let log = srv.quest_log.lock();
@@ -335,13 +342,13 @@ impl Gate {
             .collect()
     }
 
-    /// Forgets the recorded quests.
+    /// Forgets the recorded quests. Rust-only (the local gate; docs/gate.md).
     pub fn clear_quest_log(&self) {
         self.srv().quest_log.lock().clear();
     }
 
     /// Sends `kickout {}` to every connection of the user (the session ends
-    /// on the client's side).
+    /// on the client's side). Rust-only (the local gate; docs/gate.md).
     pub fn kickout(&self, pid: i64, uid: i64) -> usize {
         let srv = self.srv();
         let pushes = srv.state.lock().kickout(pid, uid);
@@ -351,6 +358,7 @@ impl Gate {
     }
 
     /// Removes the user from a room and sends it `kickoutroom {rid}`.
+    /// Rust-only (the local gate; docs/gate.md).
     pub fn kickout_room(&self, pid: i64, uid: i64, rid: i64) {
         let srv = self.srv();
         let pushes = srv.state.lock().kickout_room(pid, uid, rid);
@@ -358,7 +366,7 @@ impl Gate {
     }
 
     /// Sends a broadcast message from `from` to every user of `pid`, and
-    /// stores it in broadcast history.
+    /// stores it in broadcast history. Rust-only (the local gate; docs/gate.md).
     pub fn broadcast(&self, pid: i64, from: i64, mtype: u8, msg: &str, attrs: &str) {
         let srv = self.srv();
         let pushes =
@@ -371,6 +379,7 @@ impl Gate {
     /// Stores and pushes a message as if `from` had sent it, with a body of
     /// raw bytes (sent as msgpack bin). `kind`: 1 p2p to uid `target`, 2 group
     /// `target`, 3 room `target`. Returns the message's mtime.
+    /// Rust-only (the local gate; docs/gate.md).
     #[allow(clippy::too_many_arguments)]
     pub fn inject_message(
         &self,
@@ -430,6 +439,7 @@ impl Gate {
     }
 
     /// Writes raw bytes to every connection of the user; returns how many.
+    /// Rust-only (the local gate; docs/gate.md).
     pub fn send_raw(&self, pid: i64, uid: i64, bytes: &[u8]) -> usize {
         let conns = self.srv().conns_of(pid, uid);
         for c in &conns {
@@ -439,7 +449,7 @@ impl Gate {
     }
 
     /// Drops every connection of the user abruptly (no close frame, as a
-    /// crashed link would); returns how many.
+    /// crashed link would); returns how many. Rust-only (the local gate; docs/gate.md).
     pub fn drop_user(&self, pid: i64, uid: i64) -> usize {
         let conns = self.srv().conns_of(pid, uid);
         for c in &conns {
@@ -448,27 +458,28 @@ impl Gate {
         conns.len()
     }
 
-    /// Drops every connection abruptly; returns how many.
+    /// Drops every connection abruptly; returns how many. Rust-only (the local gate; docs/gate.md).
     pub fn drop_all(&self) -> usize {
         self.srv().drop_where(|_| true)
     }
 
     /// Stops answering quests and sending pings for `duration` (a half-open
     /// link). Quests received meanwhile are never answered.
+    /// Rust-only (the local gate; docs/gate.md).
     pub fn pause(&self, duration: Duration) {
         let srv = self.srv();
         *srv.paused_until.lock() = Some(Instant::now() + duration);
         srv.hooked();
     }
 
-    /// Ends a [`Gate::pause`] early.
+    /// Ends a [`Gate::pause`] early. Rust-only (the local gate; docs/gate.md).
     pub fn resume(&self) {
         let srv = self.srv();
         *srv.paused_until.lock() = None;
         srv.hooked();
     }
 
-    /// Delays every answer by `delay` (zero: no delay).
+    /// Delays every answer by `delay` (zero: no delay). Rust-only (the local gate; docs/gate.md).
     pub fn set_answer_delay(&self, delay: Duration) {
         let srv = self.srv();
         *srv.answer_delay.lock() = delay;
@@ -476,6 +487,7 @@ impl Gate {
     }
 
     /// Refuses new connections (accepts and drops them at once) while set.
+    /// Rust-only (the local gate; docs/gate.md).
     pub fn refuse_connections(&self, refuse: bool) {
         self.srv()
             .refusing
@@ -508,7 +520,7 @@ impl Gate {
 
     /// Drops every connection and stops listening, then listens again on the
     /// same port, as a restarted gate would. Stored messages are kept. Returns once
-    /// the dropped connections' logouts are recorded.
+    /// the dropped connections' logouts are recorded. Rust-only (the local gate; docs/gate.md).
     pub fn restart(&self) -> io::Result<()> {
         let old = self.srv();
         old.stop();
@@ -545,7 +557,7 @@ impl Gate {
     }
 
     /// Stops the gate, closes every connection (those still in their handshake too) and
-    /// frees its port.
+    /// frees its port. Rust-only (the local gate; docs/gate.md).
     pub fn shutdown(self) {
         self.srv().stop();
     }

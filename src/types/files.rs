@@ -18,7 +18,7 @@ pub struct RtmFile {
 }
 
 impl RtmFile {
-    /// A file named `name` holding `data`.
+    /// A file named `name` holding `data`. A Rust addition, like [`RtmFile`] itself.
     pub fn new(name: impl Into<String>, data: impl Into<Vec<u8>>) -> RtmFile {
         RtmFile {
             name: name.into(),

@@ -51,12 +51,16 @@ pub mod mtype {
     /// `RTMConfig.FILE_TYPE.file`.
     pub const FILE_FILE: u8 = 50;
     /// 40: the first mtype routed to the file events (docs/protocol.md section 7).
+    /// Rust-only (a routing bound, no JavaScript constant).
     pub const FILE_FIRST: u8 = 40;
     /// 50: the last mtype routed to the file events (docs/protocol.md section 7).
+    /// Rust-only (a routing bound, no JavaScript constant).
     pub const FILE_LAST: u8 = 50;
-    /// 51: the first mtype free for applications.
+    /// 51: the first mtype free for applications. Rust-only (no
+    /// JavaScript constant).
     pub const APP_FIRST: u8 = 51;
-    /// 127: the last mtype free for applications.
+    /// 127: the last mtype free for applications. Rust-only (no
+    /// JavaScript constant).
     pub const APP_LAST: u8 = 127;
 }
 
@@ -149,11 +153,13 @@ impl Default for RtmOptions {
 /// wait 0, 0, 0, 2000, 4000, 6000, 8000, 8000, ... ms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RegressiveStrategy {
-    /// How many attempts are made at once before delays start. Default 3.
+    /// How many attempts are made at once before delays start. Default 3. Mirrors
+    /// JavaScript `startConnectFailedCount`.
     pub start_connect_failed_count: u32,
-    /// The longest delay, in seconds. Default 8.
+    /// The longest delay, in seconds. Default 8. Mirrors JavaScript `maxIntervalSeconds`.
     pub max_interval_seconds: u64,
-    /// In how many equal steps the delay grows to its maximum. Default 4.
+    /// In how many equal steps the delay grows to its maximum. Default 4. Mirrors
+    /// JavaScript `linearRegressiveCount`.
     pub linear_regressive_count: u32,
 }
 
@@ -256,7 +262,8 @@ pub enum PushEvent {
 }
 
 impl PushEvent {
-    /// All 20 events, in declaration order.
+    /// All 20 events, in declaration order. Rust-only (for iterating
+    /// over the events).
     pub const ALL: [PushEvent; 20] = [
         PushEvent::RecvMessage,
         PushEvent::RecvGroupMessage,
