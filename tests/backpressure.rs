@@ -1,17 +1,23 @@
 //! The writer's queue is bounded: against a peer that stops reading, a
 //! caller that keeps sending gets 20011 (`FPNN_EC_CORE_WORK_QUEUE_FULL`)
 //! through the callback at once, nothing more is queued, and a callback
-//! that sends again from inside such a failure does not deadlock.
+//! that sends again from inside such a failure does not deadlock. Pongs and
+//! answers to the server's quests, which are never refused, stay within the
+//! limit too.
 #![cfg(feature = "gate")]
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtm_client::error_code;
-use rtm_client::fpnn::ConnectOptions;
+use rtm_client::fpnn::packet::{self, Packet};
+use rtm_client::fpnn::{ConnectOptions, Quest, Responder};
+use rtm_client::ws::frame::{encode_frame, Opcode};
+use rtm_client::ws::{Incoming, WsError};
 use support::*;
 
 const LIMIT: usize = 256 * 1024;
@@ -162,4 +168,136 @@ fn a_queue_that_drains_takes_quests_again() {
     assert_eq!(p.method, "small");
     s.answer(p.seq, &empty());
     assert!(result(&rx).is_ok());
+}
+
+/// What the client may hold for a peer that does not read: the limit, the
+/// kernel's buffers, and a margin of 1 MiB.
+fn bound() -> usize {
+    LIMIT + kernel_buffers() + (1 << 20)
+}
+
+/// A server that pings without reading gets at most one pong beyond the
+/// write queue limit (the latest ping's, RFC 6455 section 5.5.3) once it
+/// reads: the client's reader does not queue a pong per ping.
+#[test]
+fn pongs_to_a_peer_that_does_not_read_stay_within_the_write_queue_limit() {
+    let server = TestServer::start();
+    let (_client, mut s) = stalled_client(&server);
+    let bound = bound();
+    // Twice the bound in pings of 125 bytes (each answered by a 131-byte
+    // pong); the server reads nothing meanwhile.
+    let mut one = Vec::new();
+    encode_frame(&mut one, Opcode::Ping, true, &[0x5a; 125], None, false);
+    let chunk = one.repeat(1000);
+    for _ in 0..2 * bound / chunk.len() {
+        s.send_raw(&chunk);
+    }
+    // The last ping's pong is the last one sent: read up to it.
+    let last = [0xa5u8; 125];
+    s.send_frame(Opcode::Ping, true, &last, false);
+    let mut got = 0;
+    loop {
+        match s.incoming() {
+            Incoming::Pong(p) => {
+                got += p.len() + 6;
+                if p == last {
+                    break;
+                }
+            }
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+    assert!(
+        got <= bound,
+        "a peer that did not read got {} MB of pongs once it did: more than the write \
+         queue limit ({} KB) plus the kernel's buffers ({} MB) can hold",
+        got >> 20,
+        LIMIT >> 10,
+        kernel_buffers() >> 20
+    );
+}
+
+/// A server that sends twoway quests without reading their answers is held
+/// back: past the write queue limit the client's reader stops reading until
+/// its writer has made room, so the server's writes block (TCP pushes back)
+/// instead of the client queueing every answer.
+#[test]
+fn answers_to_a_peer_that_does_not_read_stay_within_the_write_queue_limit() {
+    let server = TestServer::start();
+    let (_client, mut s) = server.connect_handler_with(
+        ConnectOptions {
+            write_queue_limit: LIMIT,
+            ..server.options()
+        },
+        // Answers each quest with its own payload.
+        |q: Quest, r: Responder| r.answer(&q.payload),
+    );
+    let bound = bound();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let last_seq = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Twice the bound in quests of about 1 KB, written by another thread
+    // (its writes block once the client stops reading), chunk by chunk.
+    let writer = {
+        let (sent, last_seq, stop) = (sent.clone(), last_seq.clone(), stop.clone());
+        let mut out = s.raw_writer();
+        let payload = encode(&payload_of_len(1000));
+        std::thread::spawn(move || {
+            let mut chunk = Vec::new();
+            let mut seq = 0u32;
+            while !stop.load(Ordering::SeqCst) && sent.load(Ordering::SeqCst) < 2 * bound {
+                chunk.clear();
+                for _ in 0..256 {
+                    seq += 1;
+                    let mut p = Vec::new();
+                    packet::encode_quest(&mut p, true, seq, "echo", &payload);
+                    encode_frame(&mut chunk, Opcode::Binary, true, &p, None, false);
+                }
+                out.write_all(&chunk).expect("test server write failed");
+                sent.fetch_add(chunk.len(), Ordering::SeqCst);
+                last_seq.store(seq, Ordering::SeqCst);
+            }
+        })
+    };
+    // Until the writer is done or its writes stop making progress (the
+    // client no longer reads).
+    let (mut seen, mut since) = (0, Instant::now());
+    while !writer.is_finished() && since.elapsed() < Duration::from_millis(500) {
+        let now = sent.load(Ordering::SeqCst);
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::SeqCst);
+    // Now read every answer, up to the last quest's (the writer finishes its
+    // chunk as the client reads again).
+    let (mut got, mut answered) = (0, 0);
+    let mut deadline = Instant::now() + WAIT;
+    loop {
+        let finished = writer.is_finished();
+        match s.incoming_within(Duration::from_millis(100)) {
+            Ok(Incoming::Binary(b)) => {
+                got += b.len() + 4;
+                answered = Packet::decode(&b, usize::MAX).expect("an answer").seq;
+                deadline = Instant::now() + WAIT;
+            }
+            Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            other => panic!("expected an answer, got {other:?}"),
+        }
+        if finished && answered == last_seq.load(Ordering::SeqCst) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the answers stopped coming");
+    }
+    writer.join().unwrap();
+    assert!(
+        got <= bound,
+        "a peer that did not read got {} MB of answers (to {} MB of quests) once it did: \
+         more than the write queue limit ({} KB) plus the kernel's buffers ({} MB) can hold",
+        got >> 20,
+        sent.load(Ordering::SeqCst) >> 20,
+        LIMIT >> 10,
+        kernel_buffers() >> 20
+    );
 }

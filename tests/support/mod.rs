@@ -216,6 +216,15 @@ impl ServerConn {
         self.io.flush()
     }
 
+    /// A clone of the plain socket, to write from another thread while this
+    /// one reads (panics under TLS).
+    pub fn raw_writer(&self) -> TcpStream {
+        match &self.io {
+            Io::Plain(s) => s.try_clone().expect("test server: socket clone failed"),
+            Io::Tls(_) => panic!("test server: raw_writer is for plain sockets"),
+        }
+    }
+
     /// Writes bytes as they are; panics on failure.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.try_send_raw(bytes).expect("test server write failed")

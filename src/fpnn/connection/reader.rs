@@ -9,12 +9,11 @@ use std::time::Duration;
 use rmpv::Value;
 
 use super::responder::{Quest, QuestHandler, Responder};
-use super::shared::{control_frame_into, err, guarded, Shared};
+use super::shared::{err, guarded, Shared};
 use super::{CloseReason, Reply};
 use crate::error::{error_code, RtmError};
 use crate::fpnn::packet::{self, Kind, PacketRef};
 use crate::fpnn::transport::ReadHalf;
-use crate::ws::frame::Opcode;
 use crate::ws::{IncomingRef, WsError, WsReader};
 
 pub(super) fn reader_loop(
@@ -29,6 +28,11 @@ pub(super) fn reader_loop(
     super::writer::set_reader(Some(shared.outbox.written.clone()));
     let _not_reader = NotReader;
     loop {
+        // Answers the server does not read make us stop reading its quests
+        // (see writer.rs): never inside a callback, only between frames.
+        if shared.outbox.backlogged() {
+            shared.outbox.wait_for_room();
+        }
         let msg = match reader.read_ref() {
             Ok(m) => m,
             Err(e) => {
@@ -52,11 +56,7 @@ pub(super) fn reader_loop(
                 shared.shut(CloseReason::Error("server sent a text message".into()));
                 return;
             }
-            IncomingRef::Ping(p) => {
-                let _ = shared.outbox.push(6 + p.len(), None, false, true, |out| {
-                    control_frame_into(out, Opcode::Pong, p)
-                });
-            }
+            IncomingRef::Ping(p) => shared.outbox.push_pong(p),
             IncomingRef::Pong(_) => {}
             IncomingRef::Close(_) => {
                 shared.shut(CloseReason::Peer);

@@ -179,8 +179,9 @@ impl Shared {
     /// Queues a frame holding one packet for the writer (see `writer.rs`);
     /// `due` is a twoway quest's deadline; `eager` asks to write it at once when
     /// possible (nothing else is in flight). A quest is refused when the outbox is
-    /// full; an answer is always queued (the server waits for it, and sends
-    /// no more quests than it chooses to).
+    /// full; an answer is always queued (the server waits for it), and one that
+    /// takes the outbox past its limit makes the reader stop reading the
+    /// server's quests until the writer has made room (`Outbox::wait_for_room`).
     pub(super) fn send_frame(
         &self,
         kind: Kind,

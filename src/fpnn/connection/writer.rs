@@ -29,19 +29,28 @@
 //! past the limit is refused (a frame larger than the limit is taken when
 //! nothing else is held), and the quest fails at once
 //! with 20011 (`FPNN_EC_CORE_WORK_QUEUE_FULL`) instead of blocking its caller.
+//! The frames the server waits for are never refused, but they do not grow
+//! without bound either when the server stops reading: a pong that finds the
+//! outbox full waits in a slot of its own, replaced by the next one (RFC 6455
+//! section 5.5.3 lets a pong answer only the latest ping), and an answer to a
+//! server quest that takes the outbox past its limit makes the reader stop
+//! reading ([`Outbox::wait_for_room`]) until the writer has brought it back
+//! under the limit, which pushes back on the server through TCP.
 //!
 //! [`ConnectOptions::write_queue_limit`]: super::ConnectOptions::write_queue_limit
 
 use std::cell::RefCell;
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::shared::{guarded, Pending, Shared, Table};
+use super::shared::{control_frame_into, guarded, Pending, Shared, Table};
 use super::CloseReason;
-use crate::fpnn::transport::{self, WriteHalf, Written};
+use crate::fpnn::transport::{self, WriteHalf, Written, WRITE_STALL};
+use crate::ws::frame::Opcode;
 
 /// Capacity the outbox's buffers go back to after a burst.
 const KEEP: usize = 16 * 1024;
@@ -51,6 +60,12 @@ pub(super) struct Outbox {
     st: Mutex<OutState>,
     wake: Condvar,
     limit: usize,
+    /// An answer took the outbox past its limit: the reader waits for room
+    /// before it reads more ([`Outbox::wait_for_room`]). Set and cleared
+    /// under the lock; read without it by the reader between frames.
+    backlog: AtomicBool,
+    /// Wakes the reader waiting for room.
+    room: Condvar,
     /// Callers may write to the plain socket `written` holds themselves
     /// (not with TLS, nor where a non-blocking send is not available).
     direct: bool,
@@ -84,6 +99,18 @@ struct OutState {
     batched: u32,
     /// The table holds quests of a batch to stamp ([`Due::AtFlush`]).
     unstamped: bool,
+    /// The payload of the one pong that waits outside `buf`, when
+    /// `pong_waiting` ([`Outbox::push_pong`]); the writer queues it with its
+    /// next round.
+    pong: Vec<u8>,
+    pong_waiting: bool,
+}
+
+impl OutState {
+    /// The bytes counted against the limit.
+    fn held(&self) -> usize {
+        self.buf.len() + self.writing
+    }
 }
 
 /// When a quest times out.
@@ -125,9 +152,13 @@ impl Outbox {
                 done: false,
                 batched: 0,
                 unstamped: false,
+                pong: Vec::new(),
+                pong_waiting: false,
             }),
             wake: Condvar::new(),
             limit,
+            backlog: AtomicBool::new(false),
+            room: Condvar::new(),
             direct: written.socket().is_some() && cfg!(target_os = "linux"),
             written,
             table,
@@ -140,6 +171,10 @@ impl Outbox {
     /// up in time. When `limited`, refused if the queue holds something and
     /// would pass its limit; a frame after the close is dropped silently
     /// (the close path completes quests).
+    ///
+    /// An unlimited frame (an answer to a server quest) that leaves the
+    /// outbox past its limit sets the backlog the reader waits on
+    /// ([`Outbox::wait_for_room`]).
     pub(super) fn push(
         self: &Arc<Self>,
         len: usize,
@@ -149,14 +184,30 @@ impl Outbox {
         encode: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), Full> {
         let mut st = self.st.lock();
+        self.push_in(&mut st, len, due, limited, eager, encode)
+    }
+
+    /// [`Outbox::push`] with the lock held.
+    fn push_in(
+        self: &Arc<Self>,
+        st: &mut OutState,
+        len: usize,
+        due: Option<Due>,
+        limited: bool,
+        eager: bool,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), Full> {
         if st.done || st.close.is_some() {
             return Ok(());
         }
-        let held = st.buf.len() + st.writing;
+        let held = st.held();
         if limited && held > 0 && held + len > self.limit {
             return Err(Full);
         }
         encode(&mut st.buf);
+        if !limited && st.held() > self.limit {
+            self.backlog.store(true, Ordering::Relaxed);
+        }
         let batched = BATCH.with(|b| {
             let mut b = b.borrow_mut();
             if b.depth == 0 {
@@ -179,7 +230,7 @@ impl Outbox {
                 // Never outside a batch (the caller checked `batching` on
                 // this thread); were it to happen, it is stamped now.
                 if !batched {
-                    self.stamp(&mut st)
+                    self.stamp(st)
                 } else {
                     None
                 }
@@ -188,11 +239,73 @@ impl Outbox {
         };
         if batched {
             // Only a deadline earlier than the writer's wake-up wakes it now.
-            self.wake_for(&mut st, deadline, false);
+            self.wake_for(st, deadline, false);
         } else {
-            self.send_or_wake(&mut st, deadline, eager);
+            self.send_or_wake(st, deadline, eager);
         }
         Ok(())
+    }
+
+    /// Queues a pong carrying `payload` (the reader, answering a ping). Never
+    /// refused, but it never takes a full outbox further: then it waits in
+    /// the pong slot, which the next pong replaces (RFC 6455 section 5.5.3
+    /// allows answering only the latest ping), and the writer queues it with
+    /// its next round. So a peer that pings without reading makes us hold at
+    /// most one pong past the limit.
+    pub(super) fn push_pong(self: &Arc<Self>, payload: &[u8]) {
+        let mut st = self.st.lock();
+        if !st.pong_waiting {
+            let encode = |out: &mut Vec<u8>| control_frame_into(out, Opcode::Pong, payload);
+            if self
+                .push_in(&mut st, 6 + payload.len(), None, true, true, encode)
+                .is_ok()
+            {
+                return;
+            }
+        }
+        // Refused: something is queued or being written, so the writer has a
+        // round to come, which takes the slot (`next_round`).
+        st.pong.clear();
+        st.pong.extend_from_slice(payload);
+        st.pong_waiting = true;
+        let queued = !st.buf.is_empty();
+        self.wake_for(&mut st, None, queued);
+    }
+
+    /// Whether an answer took the outbox past its limit (cheap: the reader
+    /// looks between frames).
+    pub(super) fn backlogged(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// The reader's backpressure: called between frames while
+    /// [`Outbox::backlogged`], it sends what the reader's batch holds, then
+    /// waits until the writer has brought the outbox back within its limit,
+    /// or the connection closes, before the reader reads more, so a server
+    /// that sends quests without reading their answers is held back by TCP
+    /// instead of growing the outbox. The writer never waits for the reader,
+    /// and a write that makes no progress for `WRITE_STALL` fails the
+    /// connection, which ends the wait; the wait is bounded by that long in
+    /// any case (a writer held up by a timeout callback it runs): then the
+    /// reader reads one more frame and waits again.
+    pub(super) fn wait_for_room(&self) {
+        flush_write_batch();
+        let deadline = transport::deadline_after(WRITE_STALL);
+        let mut st = self.st.lock();
+        while st.held() > self.limit && !st.done && st.close.is_none() {
+            if self.room.wait_until(&mut st, deadline).timed_out() {
+                break;
+            }
+        }
+        self.backlog.store(false, Ordering::Relaxed);
+    }
+
+    /// Wakes the reader waiting for room, if any, after the outbox shrank or
+    /// closed; it looks again.
+    fn made_room(&self) {
+        if self.backlog.load(Ordering::Relaxed) {
+            self.room.notify_all();
+        }
     }
 
     /// Gives the quests a batch left without a deadline theirs, from now
@@ -222,6 +335,7 @@ impl Outbox {
                     // reports a failure).
                     Err(_) => self.written.take_back(was),
                 }
+                self.made_room();
             }
         }
         self.wake_for(st, deadline, !st.buf.is_empty());
@@ -266,6 +380,7 @@ impl Outbox {
             st.close = Some(status);
         }
         self.notify(&mut st);
+        self.made_room();
     }
 
     fn notify(&self, st: &mut OutState) {
@@ -432,7 +547,7 @@ struct Round {
 fn next_round(shared: &Shared, ob: &Outbox, batch: &mut Vec<u8>) -> Round {
     let mut st = ob.st.lock();
     loop {
-        if !st.buf.is_empty() || st.flush || st.close.is_some() {
+        if !st.buf.is_empty() || st.pong_waiting || st.flush || st.close.is_some() {
             break;
         }
         // Under the outbox lock: a quest registered after this look finds
@@ -453,6 +568,10 @@ fn next_round(shared: &Shared, ob: &Outbox, batch: &mut Vec<u8>) -> Round {
         if timed_out {
             break;
         }
+    }
+    if std::mem::take(&mut st.pong_waiting) {
+        let st = &mut *st;
+        control_frame_into(&mut st.buf, Opcode::Pong, &st.pong);
     }
     std::mem::swap(batch, &mut st.buf);
     let round = Round {
@@ -503,6 +622,7 @@ pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf) {
                 st.done = true;
                 st.buf = Vec::new();
             }
+            ob.made_room();
             close
         };
         if let Some(status) = close {
@@ -541,6 +661,35 @@ mod tests {
             .unwrap();
         assert_eq!(ob.queued(), 100);
         assert!(ob.push(1, None, true, true, |b| b.push(4)).is_err());
+    }
+
+    #[test]
+    fn a_full_outbox_keeps_one_pong_the_latest() {
+        let ob = Arc::new(Outbox::new(100, Written::default(), Table::default()));
+        ob.push_pong(b"first");
+        assert_eq!(ob.queued(), 6 + 5, "room for it: queued");
+        ob.push(89, None, true, true, |b| b.extend_from_slice(&[1; 89]))
+            .unwrap();
+        ob.push_pong(b"second");
+        ob.push_pong(b"third");
+        assert_eq!(ob.queued(), 100, "no pong past the limit");
+        let st = ob.st.lock();
+        assert!(st.pong_waiting);
+        assert_eq!(st.pong, b"third");
+    }
+
+    #[test]
+    fn an_answer_past_the_limit_sets_the_backlog() {
+        let ob = Arc::new(Outbox::new(100, Written::default(), Table::default()));
+        ob.push(100, None, false, true, |b| b.extend_from_slice(&[1; 100]))
+            .unwrap();
+        assert!(!ob.backlogged(), "within the limit");
+        ob.push(1, None, false, true, |b| b.push(2)).unwrap();
+        assert!(ob.backlogged());
+        // A close ends the reader's wait at once.
+        ob.close(Some(1000));
+        ob.wait_for_room();
+        assert!(!ob.backlogged());
     }
 
     #[test]

@@ -14,8 +14,9 @@ use rustls::pki_types::CertificateDer;
 use crate::ws::WsError;
 
 /// How long one write may stall (the peer not reading) before the connection
-/// is given up.
-const WRITE_STALL: Duration = Duration::from_secs(30);
+/// is given up. Also bounds the reader's wait for room in the outbox
+/// (src/fpnn/connection/writer.rs, `Outbox::wait_for_room`).
+pub(crate) const WRITE_STALL: Duration = Duration::from_secs(30);
 
 /// How long one blocked write waits before the writer looks at its deadlines
 /// again: a peer that stops reading must not hold up quests' timeouts.
