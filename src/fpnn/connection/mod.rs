@@ -546,8 +546,10 @@ impl Connection {
     }
 
     /// Closes the connection: pending quests complete with 20002 on this
-    /// thread, a close frame is sent, the socket is shut, the close handler
-    /// runs with [`CloseReason::Local`]. Idempotent.
+    /// thread, the close handler runs with [`CloseReason::Local`], and the
+    /// writer thread sends what was queued, then a close frame, and shuts the
+    /// socket, giving up the writes after one second (a peer that does not
+    /// read), which ends the connection's threads. Idempotent.
     pub fn close(&self) {
         self.shared().shut(CloseReason::Local);
     }

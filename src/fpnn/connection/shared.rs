@@ -218,7 +218,8 @@ impl Shared {
 
     /// [`Shared::shut`], telling the peer why with close status `status`.
     /// Without a status the socket is shut at once (the peer is gone or the
-    /// link failed); with one, the writer shuts it after the close frame.
+    /// link failed); with one, the writer shuts it after the close frame, or
+    /// when `CLOSE_LINGER` (writer.rs) has run out first.
     pub(super) fn shut_with(&self, reason: CloseReason, status: Option<u16>) {
         if !self.open.swap(false, Ordering::AcqRel) {
             return;

@@ -19,7 +19,11 @@
 //!   the next one.
 //!
 //! The writer thread also fires quests' timeouts (20003) and sends the one
-//! close frame when the connection ends. A quest queued inside a batch gets
+//! close frame when the connection ends. A close that sends a close frame (a
+//! local close, a protocol error) leaves the socket to the writer, to write
+//! what is queued and then the close frame, for at most [`CLOSE_LINGER`]: then
+//! it gives up the write (the peer does not read) and shuts the socket, which
+//! ends the reader too. A quest queued inside a batch gets
 //! its deadline when the batch ends, just before its frame goes out
 //! ([`Due::AtFlush`], src/fpnn/table.rs): one clock read per batch, and its
 //! timeout counts from when it leaves the batch, never from before its call.
@@ -43,17 +47,24 @@ use std::cell::RefCell;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use super::shared::{control_frame_into, guarded, Pending, Shared, Table};
 use super::CloseReason;
-use crate::fpnn::transport::{self, WriteHalf, Written, WRITE_STALL};
+use crate::fpnn::transport::{self, OnWait, WriteHalf, Written, WRITE_STALL};
 use crate::ws::frame::Opcode;
 
 /// Capacity the outbox's buffers go back to after a burst.
 const KEEP: usize = 16 * 1024;
+
+/// How long after a close that sends a close frame the writer may go on
+/// writing (what was queued, then the close frame, then TLS close_notify)
+/// before it shuts the socket: a peer that stops reading, or reads a trickle,
+/// cannot keep a closed connection's socket and threads for the write stall's
+/// 30 s (or forever).
+pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// The writer's queue of encoded frames (see the module comment).
 pub(super) struct Outbox {
@@ -66,6 +77,9 @@ pub(super) struct Outbox {
     backlog: AtomicBool,
     /// Wakes the reader waiting for room.
     room: Condvar,
+    /// A close with a close frame was asked for: the writer's writes have
+    /// until `OutState::linger` ([`Outbox::lingered`]).
+    closing: AtomicBool,
     /// Callers may write to the plain socket `written` holds themselves
     /// (not with TLS, nor where a non-blocking send is not available).
     direct: bool,
@@ -90,6 +104,8 @@ struct OutState {
     /// The last command: send a close frame with this status (none when the
     /// peer is already gone), then shut the socket.
     close: Option<Option<u16>>,
+    /// Until when the writer may write after such a close ([`CLOSE_LINGER`]).
+    linger: Option<Instant>,
     /// The writer has ended: frames are dropped.
     done: bool,
     /// How many threads' [`write_batch`]es it is registered with: each
@@ -149,6 +165,7 @@ impl Outbox {
                 sleeping: None,
                 flush: false,
                 close: None,
+                linger: None,
                 done: false,
                 batched: 0,
                 unstamped: false,
@@ -159,6 +176,7 @@ impl Outbox {
             limit,
             backlog: AtomicBool::new(false),
             room: Condvar::new(),
+            closing: AtomicBool::new(false),
             direct: written.socket().is_some() && cfg!(target_os = "linux"),
             written,
             table,
@@ -365,6 +383,21 @@ impl Outbox {
         }
     }
 
+    /// Whether the writer may go on writing: an error once a close's
+    /// [`CLOSE_LINGER`] has run out (one atomic load until a close).
+    fn lingered(&self) -> std::io::Result<()> {
+        if !self.closing.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match self.st.lock().linger {
+            Some(until) if Instant::now() >= until => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "closed, and the peer did not take what was left to write in time",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Asks the writer to send what the TLS session holds.
     pub(super) fn flush(&self) {
         let mut st = self.st.lock();
@@ -373,11 +406,16 @@ impl Outbox {
     }
 
     /// Asks the writer to send what is queued, then the close frame (with
-    /// `status`), then to shut the socket and end. Only the first call counts.
+    /// `status`), within [`CLOSE_LINGER`], then to shut the socket and end.
+    /// Only the first call counts.
     pub(super) fn close(&self, status: Option<u16>) {
         let mut st = self.st.lock();
         if st.close.is_none() {
             st.close = Some(status);
+            if status.is_some() {
+                st.linger = Some(transport::deadline_after(CLOSE_LINGER));
+                self.closing.store(true, Ordering::Release);
+            }
         }
         self.notify(&mut st);
         self.made_room();
@@ -596,7 +634,10 @@ pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf) {
             if !batch.is_empty() {
                 let _ = ob.written.mark();
             }
-            let r = write.send(&batch, &mut || fire_expired(&shared, &mut waiting));
+            let r = write.send(&batch, &mut || {
+                fire_expired(&shared, &mut waiting);
+                ob.lingered()
+            });
             batch.clear();
             if batch.capacity() > 4 * KEEP {
                 batch.shrink_to(KEEP);
@@ -626,17 +667,15 @@ pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf) {
             close
         };
         if let Some(status) = close {
-            // Best effort: the one close frame, then close_notify.
+            // Best effort, within the linger: the one close frame, then
+            // close_notify.
+            let on_wait: OnWait<'_> = &mut || ob.lingered();
             if let Some(code) = status {
                 let mut f = Vec::new();
-                super::shared::control_frame_into(
-                    &mut f,
-                    crate::ws::frame::Opcode::Close,
-                    &code.to_be_bytes(),
-                );
-                let _ = write.send(&f, &mut || {});
+                control_frame_into(&mut f, Opcode::Close, &code.to_be_bytes());
+                let _ = write.send(&f, on_wait);
             }
-            write.close_notify();
+            write.close_notify(on_wait);
             transport::shutdown(&shared.control);
             shared.shut(CloseReason::Local);
             return;

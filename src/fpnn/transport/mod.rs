@@ -22,7 +22,7 @@ use dial::dial;
 pub use dial::ConnectCancel;
 pub use endpoint::Endpoint;
 use tls::{tls_config, TlsRead, TlsWrite, WRITE_POLL};
-pub(crate) use tls::{PlainRead, ReadHalf, WriteHalf, Written, WRITE_STALL};
+pub(crate) use tls::{OnWait, PlainRead, ReadHalf, WriteHalf, Written, WRITE_STALL};
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};

@@ -22,9 +22,16 @@ pub(crate) const WRITE_STALL: Duration = Duration::from_secs(30);
 /// again: a peer that stops reading must not hold up quests' timeouts.
 pub(super) const WRITE_POLL: Duration = Duration::from_millis(5);
 
+/// What a patient write calls while it is not done: it may do other work (the
+/// writer fires due timeouts), and an error gives the write up with that error
+/// (the writer's close linger has run out).
+pub(crate) type OnWait<'a> = &'a mut dyn FnMut() -> io::Result<()>;
+
 /// Writes all of `buf`. While the socket is full it calls `on_wait` every
-/// [`WRITE_POLL`], and gives up after [`WRITE_STALL`] without progress.
-fn write_patiently(tcp: &mut TcpStream, buf: &[u8], on_wait: &mut dyn FnMut()) -> io::Result<()> {
+/// [`WRITE_POLL`], and after each write that left some of `buf` unwritten
+/// (a peer that reads slowly); it gives up when `on_wait` fails, or after
+/// [`WRITE_STALL`] without progress.
+fn write_patiently(tcp: &mut TcpStream, buf: &[u8], on_wait: OnWait<'_>) -> io::Result<()> {
     let mut off = 0;
     let mut stalled_since: Option<Instant> = None;
     while off < buf.len() {
@@ -33,6 +40,9 @@ fn write_patiently(tcp: &mut TcpStream, buf: &[u8], on_wait: &mut dyn FnMut()) -
             Ok(n) => {
                 off += n;
                 stalled_since = None;
+                if off < buf.len() {
+                    on_wait()?;
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e)
@@ -48,7 +58,7 @@ fn write_patiently(tcp: &mut TcpStream, buf: &[u8], on_wait: &mut dyn FnMut()) -
                         "the peer stopped reading: write stalled for 30 s",
                     ));
                 }
-                on_wait();
+                on_wait()?;
             }
             Err(e) => return Err(e),
         }
@@ -397,7 +407,7 @@ pub(crate) struct TlsWrite {
 impl WriteHalf {
     /// Writes `data` (plaintext) to the peer; `on_wait` runs while the
     /// socket is full (see [`write_patiently`]).
-    pub(crate) fn send(&mut self, data: &[u8], on_wait: &mut dyn FnMut()) -> io::Result<()> {
+    pub(crate) fn send(&mut self, data: &[u8], on_wait: OnWait<'_>) -> io::Result<()> {
         match self {
             WriteHalf::Plain(s) => write_patiently(s, data, on_wait),
             WriteHalf::Tls(t) => {
@@ -428,15 +438,16 @@ impl WriteHalf {
     }
 
     /// Sends whatever the TLS session has queued (nothing for plain TCP).
-    pub(crate) fn flush_session(&mut self, on_wait: &mut dyn FnMut()) -> io::Result<()> {
+    pub(crate) fn flush_session(&mut self, on_wait: OnWait<'_>) -> io::Result<()> {
         self.send(&[], on_wait)
     }
 
-    /// Sends TLS close_notify (plain TCP: nothing).
-    pub(crate) fn close_notify(&mut self) {
+    /// Sends TLS close_notify (plain TCP: nothing), for as long as `on_wait`
+    /// lets it.
+    pub(crate) fn close_notify(&mut self, on_wait: OnWait<'_>) {
         if let WriteHalf::Tls(t) = self {
             t.session.lock().send_close_notify();
-            let _ = self.flush_session(&mut || {});
+            let _ = self.flush_session(on_wait);
         }
     }
 }
