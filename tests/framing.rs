@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rtm_client::error_code;
 use rtm_client::fpnn::packet::{self, Kind, Packet};
-use rtm_client::fpnn::CloseReason;
+use rtm_client::fpnn::{CloseReason, ConnectOptions};
 use rtm_client::ws::frame::{encode_frame, Opcode};
 use rtm_client::ws::Incoming;
 use support::*;
@@ -429,4 +429,27 @@ fn a_protocol_error_sends_one_close_frame_with_its_status() {
         assert_eq!(s.ending(), Ending::CloseFrame(Some(status)));
         assert_nothing_after_close(&mut s);
     }
+}
+
+/// With `max_packet_size` set to "no limit" (usize::MAX), a frame header
+/// announcing 2^63 - 1 bytes is refused from its header (no packet can be
+/// that large): the connection closes and its quests fail with 20002. (The
+/// reader reserved the whole frame at once: "capacity overflow" panicked it,
+/// and the connection never closed.)
+#[test]
+fn a_huge_frame_length_with_no_packet_limit_closes_the_connection_without_a_panic() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect_with(ConnectOptions {
+        max_packet_size: usize::MAX,
+        ..server.options()
+    });
+    let rx = send(&client.conn, "q", &empty(), Duration::from_secs(60));
+    s.quest();
+    s.send_raw(&[0x82, 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    assert!(matches!(client.closed(), CloseReason::Error(_)));
+    assert_eq!(s.ending(), Ending::CloseFrame(Some(1009)));
+    assert_eq!(
+        result(&rx).unwrap_err().code,
+        error_code::FPNN_EC_CORE_CONNECTION_CLOSED
+    );
 }

@@ -17,6 +17,13 @@ pub const FLAG_MSGPACK: u8 = 0x80;
 pub const FLAG_JSON: u8 = 0x40;
 /// Default maximum packet size, header included: 8 MiB, as on FPNN servers.
 pub const DEFAULT_MAX_PACKET: usize = 8 * 1024 * 1024;
+
+/// The largest packet an FPNN header can describe: a twoway quest's 16-byte
+/// header, a 255-byte method name and a payload of `u32::MAX` bytes (its
+/// length is a u32). The WebSocket frame limit is the packet limit clamped to
+/// this, so a larger limit (`usize::MAX` for "none") still refuses a frame
+/// header announcing more than any packet can be.
+pub const LARGEST_PACKET: usize = (u32::MAX as usize).saturating_add(16 + 255);
 /// The empty msgpack map, the payload of an empty answer.
 pub const EMPTY_MAP: &[u8] = &[0x80];
 

@@ -655,7 +655,8 @@ impl Server {
         if self.stopping.load(Ordering::SeqCst) {
             conn.kill();
         }
-        let parser = FrameParser::new(Role::Server, self.config.max_packet, false);
+        let max_frame = self.config.max_packet.min(packet::LARGEST_PACKET);
+        let parser = FrameParser::new(Role::Server, max_frame, false);
         let source = ConnReader {
             stream,
             conn: conn.clone(),

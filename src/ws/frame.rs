@@ -112,7 +112,9 @@ pub struct FrameHead {
 impl FrameHead {
     /// Header plus payload.
     pub fn frame_len(&self) -> usize {
-        self.header_len + self.payload_len
+        // Saturating: with no size limit, a 32-bit target's payload length
+        // may be `usize::MAX`.
+        self.header_len.saturating_add(self.payload_len)
     }
 }
 

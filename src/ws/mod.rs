@@ -141,6 +141,15 @@ const READ_CHUNK: usize = 16 * 1024;
 /// keeps no more.
 const FIRST_CHUNK: usize = 4 * 1024;
 
+/// A frame up to this size gets its whole buffer as soon as its header is
+/// read (one allocation, however its bytes are chopped; a peer can make us
+/// reserve this much by announcing it, as the default 8 MiB packet limit
+/// allows anyway). A larger frame's buffer grows only as its bytes arrive, at
+/// most doubling per read, so a length announced but never sent costs nothing
+/// (with a huge or no size limit it would otherwise be reserved at once, or
+/// overflow).
+const GROW_AT_ONCE: usize = 8 << 20;
+
 /// Reads WebSocket messages from a byte stream: reassembles fragments,
 /// validates text, and hands control frames to the caller (who answers pings
 /// and closes; this type never writes).
@@ -370,12 +379,21 @@ impl<R: Read> WsReader<R> {
         // frame is moved at most once (after the move `head` is 0 until the
         // frame is consumed), so buffering stays linear in the bytes read.
         let low = self.buf.len() - self.tail < READ_CHUNK / 4 && have <= READ_CHUNK;
-        if self.head > 0 && (have == 0 || low || self.head + want > self.buf.len()) {
+        if self.head > 0 && (have == 0 || low || self.head.saturating_add(want) > self.buf.len()) {
             self.buf.copy_within(self.head..self.tail, 0);
             self.tail = have;
             self.head = 0;
         }
-        let mut len = self.buf.len().max(self.head + want);
+        let mut len = self.buf.len();
+        let target = self.head.saturating_add(want);
+        if target > len {
+            if target <= GROW_AT_ONCE {
+                len = target;
+            } else if self.tail == len {
+                // Only once what came fills the buffer (see GROW_AT_ONCE).
+                len = target.min(len.saturating_mul(2));
+            }
+        }
         if self.tail == len {
             len += READ_CHUNK;
         }
@@ -822,6 +840,37 @@ mod tests {
         // The memory is given back once the frame is done.
         assert_eq!(r.read().unwrap(), Incoming::Binary(b"next".to_vec()));
         assert!(r.buf.capacity() <= 2 * READ_CHUNK);
+    }
+
+    #[test]
+    fn a_huge_announced_frame_takes_memory_only_as_its_bytes_arrive() {
+        // With no size limit, a header announcing 2^63 - 1 bytes made the
+        // reader reserve them all at once: "capacity overflow", a panic.
+        let mut b = vec![0x82, 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        b.extend_from_slice(&[7; 100 * 1024]);
+        let chops: Vec<&[u8]> = b.chunks(4096).collect();
+        let mut r = WsReader::new(
+            pieces(&chops),
+            &[],
+            FrameParser::new(Role::Client, usize::MAX, false),
+        );
+        // All came (then the source times out): no panic, little memory.
+        assert!(matches!(r.read(), Err(WsError::Io(_))));
+        assert!(r.buf.len() <= 256 * 1024, "{}", r.buf.len());
+    }
+
+    #[test]
+    fn a_frame_over_the_eager_size_grows_as_it_arrives() {
+        let payload = vec![b'a'; GROW_AT_ONCE + 1];
+        let mut b = Vec::new();
+        encode_frame(&mut b, Opcode::Binary, true, &payload, None, false);
+        let chops: Vec<&[u8]> = b.chunks(1 << 20).collect();
+        let mut r = WsReader::new(
+            pieces(&chops),
+            &[],
+            FrameParser::new(Role::Client, usize::MAX, false),
+        );
+        assert_eq!(r.read().unwrap(), Incoming::Binary(payload));
     }
 
     #[test]

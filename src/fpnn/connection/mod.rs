@@ -105,7 +105,9 @@ pub const DEFAULT_WRITE_QUEUE_LIMIT: usize = 4 << 20;
 pub struct ConnectOptions {
     /// Limit for DNS, TCP, TLS and the WebSocket upgrade together. Default 30 s.
     pub connect_timeout: Duration,
-    /// Largest packet accepted or sent, header included. Default 8 MiB.
+    /// Largest packet accepted or sent, header included. Default 8 MiB. A
+    /// frame is refused from its header past this or past the largest packet
+    /// an FPNN header can describe (`packet::LARGEST_PACKET`, 4 GiB + 271).
     pub max_packet_size: usize,
     /// Extra DER root certificates trusted for `wss` besides the usual web roots.
     pub extra_roots: Vec<Vec<u8>>,
@@ -408,8 +410,10 @@ impl Connection {
                 s.outbox.flush();
             }
         }));
-        // The frame limit is the packet limit: one packet per message.
-        let parser = FrameParser::new(Role::Client, options.max_packet_size, true);
+        // The frame limit is the packet limit (one packet per message), and
+        // never more than a packet can be.
+        let max_frame = options.max_packet_size.min(packet::LARGEST_PACKET);
+        let parser = FrameParser::new(Role::Client, max_frame, true);
         let reader = WsReader::new(read, &opened.leftover, parser);
         let s = shared.clone();
         let w = std::thread::Builder::new()
