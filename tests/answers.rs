@@ -79,6 +79,34 @@ fn error_answer_reaches_the_callback_and_the_connection_stays_open() {
     assert_eq!(get(&result(&rx).unwrap(), "ok"), &Value::from(true));
 }
 
+/// `ex` may arrive as msgpack bin (docs/protocol.md: strings may arrive as
+/// bin), or as a str that is not UTF-8: the callback gets its text either way
+/// (invalid bytes replaced), not an empty string.
+#[test]
+fn an_error_answer_whose_ex_is_bin_or_not_utf8_reaches_the_callback_with_its_text() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    let rx = send(&client.conn, "nope", &empty(), LONG);
+    let (p, _) = s.quest();
+    let bin = Value::Map(vec![
+        (Value::from("code"), Value::from(20004)),
+        (Value::from("ex"), Value::Binary(b"unknown method".to_vec())),
+    ]);
+    s.answer_bytes(p.seq, 1, &encode(&bin));
+    let e = result(&rx).unwrap_err();
+    assert_eq!((e.code, e.ex.as_str()), (20004, "unknown method"));
+    let rx = send(&client.conn, "nope", &empty(), LONG);
+    let (p, _) = s.quest();
+    // {"code": 20004, "ex": str "h\xff"}
+    let bad_str = [
+        0x82, 0xa4, b'c', b'o', b'd', b'e', 0xcd, 0x4e, 0x24, 0xa2, b'e', b'x', 0xa2, b'h', 0xff,
+    ];
+    s.answer_bytes(p.seq, 1, &bad_str);
+    let e = result(&rx).unwrap_err();
+    assert_eq!((e.code, e.ex.as_str()), (20004, "h\u{fffd}"));
+    assert!(client.conn.is_open());
+}
+
 #[test]
 fn an_answer_with_a_bad_payload_fails_its_quest_with_20006() {
     let server = TestServer::start();

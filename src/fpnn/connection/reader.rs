@@ -14,6 +14,7 @@ use super::{CloseReason, Reply};
 use crate::error::{error_code, RtmError};
 use crate::fpnn::packet::{self, Kind, PacketRef};
 use crate::fpnn::transport::ReadHalf;
+use crate::value;
 use crate::ws::{IncomingRef, WsError, WsReader};
 
 pub(super) fn reader_loop(
@@ -166,19 +167,13 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
 }
 
 /// `{code, ex}` of an error answer; anything else becomes 20001 with the text.
+/// `ex` may be a str or a bin (docs/protocol.md: strings may arrive as bin),
+/// read as UTF-8 with invalid bytes replaced.
 fn error_answer(v: &Value) -> RtmError {
-    let field = |k: &str| {
-        v.as_map()
-            .and_then(|m| m.iter().find(|(key, _)| key.as_str() == Some(k)))
-            .map(|(_, val)| val)
-    };
-    let code = field("code")
-        .and_then(|c| c.as_i64())
+    let code = value::map_get(v, "code")
+        .and_then(value::as_i64)
         .and_then(|c| i32::try_from(c).ok());
-    let ex = field("ex")
-        .and_then(|e| e.as_str())
-        .unwrap_or("")
-        .to_owned();
+    let ex = value::string_lossy(value::map_get(v, "ex").and_then(value::as_bytes));
     match code {
         Some(code) => RtmError::new(code, ex),
         None => RtmError::new(
