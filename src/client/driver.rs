@@ -153,10 +153,6 @@ pub(crate) struct Core {
     connecting: Option<(u64, ConnectCancel)>,
     /// Quests waiting for the next connection (`resend.rs`).
     waiting: WaitingList,
-    /// A thread is sending waiting quests (`Later::Resend`): until it is done, new
-    /// resendable calls wait behind them and no other thread is handed any, so one
-    /// thread's calls reach the connection in the order they were made.
-    resending: bool,
     /// The next resendable call's [`Unanswered::order`].
     next_order: u64,
 }
@@ -173,7 +169,6 @@ impl Core {
             conn: None,
             connecting: None,
             waiting: WaitingList::default(),
-            resending: false,
             next_order: 0,
         }
     }
@@ -214,11 +209,38 @@ impl Core {
         self.settle(out);
     }
 
-    /// Settles the waiting list against the session as it is now. While a resend is
-    /// in progress nothing is handed out to send: its thread takes the rest when done.
+    /// Settles the waiting list against the session as it is now: quests past their
+    /// deadline or of an ended session fail. Those that can go out on the online
+    /// connection stay listed: `Later::Resend` has a thread take and send them under
+    /// [`Inner::send_order`] ([`Core::take_sendable`]).
     fn settle(&mut self, out: &mut Vec<Later>) {
         let mut s = Settled::default();
-        let online = self.online().filter(|_| !self.resending);
+        self.waiting.settle(
+            Instant::now(),
+            self.machine.generation(),
+            self.machine.session_alive(),
+            None,
+            &mut s,
+        );
+        if !s.fail.is_empty() {
+            out.push(Later::Fail(s.fail));
+        }
+        if let Some(at) = s.wake {
+            out.push(Later::Wake(at));
+        }
+        if let Some((serial, _)) = self.online() {
+            if self.waiting.has_sendable(serial) {
+                out.push(Later::Resend);
+            }
+        }
+    }
+
+    /// Takes the waiting quests that can go out on the online connection, in order,
+    /// with it (only under [`Inner::send_order`], so that they are sent before any
+    /// later call); the others are settled as by [`Core::settle`].
+    fn take_sendable(&mut self, out: &mut Vec<Later>) -> Option<Sendable> {
+        let online = self.online();
+        let mut s = Settled::default();
         self.waiting.settle(
             Instant::now(),
             self.machine.generation(),
@@ -229,18 +251,16 @@ impl Core {
         if !s.fail.is_empty() {
             out.push(Later::Fail(s.fail));
         }
-        if let (false, Some((serial, conn))) = (s.send.is_empty(), online) {
-            self.resending = true;
-            out.push(Later::Resend {
-                conn,
-                serial,
-                generation: self.machine.generation(),
-                quests: s.send,
-            });
-        }
         if let Some(at) = s.wake {
             out.push(Later::Wake(at));
         }
+        let (serial, conn) = online.filter(|_| !s.send.is_empty())?;
+        Some(Sendable {
+            conn,
+            serial,
+            generation: self.machine.generation(),
+            quests: s.send,
+        })
     }
 
     /// The uid of the last login.
@@ -339,6 +359,15 @@ impl Closing {
     }
 }
 
+/// Waiting quests taken to be sent on connection `serial` of session `generation`,
+/// each with the code it fails with when the session ends ([`Core::take_sendable`]).
+struct Sendable {
+    conn: Connection,
+    serial: u64,
+    generation: u64,
+    quests: Vec<(Unanswered, i32)>,
+}
+
 /// An action to perform once the session lock is released.
 enum Later {
     Close(Connection),
@@ -352,14 +381,9 @@ enum Later {
     },
     Connect(u64, ConnectCancel),
     Wake(Instant),
-    /// Send waiting quests (each with its closed code) on connection `serial` of
-    /// session `generation`.
-    Resend {
-        conn: Connection,
-        serial: u64,
-        generation: u64,
-        quests: Vec<(Unanswered, i32)>,
-    },
+    /// Send the waiting quests that can go out on the online connection
+    /// ([`Inner::resend`]).
+    Resend,
     /// Complete quests with an error.
     Fail(Vec<(Reply, RtmError)>),
     /// Emit `SessionClosed(code)`: last, after the session's connection is
@@ -472,87 +496,91 @@ impl Inner {
         self.perform(later, false);
     }
 
-    /// Sends waiting quests on connection `serial` of session `generation`, then those
-    /// that started waiting meanwhile, until none is left; then lets other threads
-    /// send again (`Core::resending`, set by the settle that handed these out).
-    fn resend(
-        self: &Arc<Self>,
-        mut conn: Connection,
-        mut serial: u64,
-        mut generation: u64,
-        mut quests: Vec<(Unanswered, i32)>,
-    ) {
-        loop {
-            // One the connection did not take (it had closed) was not sent: it keeps
-            // its code (20012 if made while logging in again).
-            let back: Vec<(Unanswered, i32)> = quests
-                .into_iter()
-                .filter_map(|(q, code)| conn.send_unanswered(q).err().map(|q| (q, code)))
-                .collect();
-            let mut later = Vec::new();
-            {
-                let mut core = self.core.lock();
-                core.resending = false;
-                core.wait(back, generation, serial, &mut later);
-            }
-            // The settle may have handed out more (and marked the resend again): this
-            // thread sends them too, in order, before anything else it was given.
-            let next = later.iter().position(|l| matches!(l, Later::Resend { .. }));
-            let next = next.map(|i| later.remove(i));
-            self.perform(later, false);
-            match next {
-                Some(Later::Resend {
-                    conn: c,
-                    serial: s,
-                    generation: g,
-                    quests: q,
-                }) => (conn, serial, generation, quests) = (c, s, g, q),
-                _ => return,
-            }
+    /// Takes the waiting quests that can go out on the online connection and sends
+    /// them, under [`Inner::send_order`] (`Later::Resend`).
+    fn resend(self: &Arc<Self>) {
+        let order = self.send_order.lock();
+        let mut later = Vec::new();
+        let mut core = self.core.lock();
+        if let Some(taken) = core.take_sendable(&mut later) {
+            drop(core);
+            self.send_in_order(taken, &mut later);
+        } else {
+            drop(core);
+        }
+        drop(order);
+        self.perform(later, false);
+    }
+
+    /// Sends quests taken from the waiting list, with [`Inner::send_order`] held. One
+    /// the connection did not take (it had closed) was not sent: it goes back to the
+    /// list (before the lock is let go, so no later call is sent ahead of it) with its
+    /// code (20012 if made while logging in again).
+    fn send_in_order(self: &Arc<Self>, taken: Sendable, later: &mut Vec<Later>) {
+        let Sendable {
+            conn,
+            serial,
+            generation,
+            quests,
+        } = taken;
+        let back: Vec<(Unanswered, i32)> = quests
+            .into_iter()
+            .filter_map(|(q, code)| conn.send_unanswered(q).err().map(|q| (q, code)))
+            .collect();
+        if !back.is_empty() {
+            self.core.lock().wait(back, generation, serial, later);
         }
     }
 
     /// Sends a quest that may wait for the next connection
-    /// (`RtmOptions::resend_on_reconnect`): on the online connection, in the
-    /// waiting list while the session logs in again, or it fails with 20012
-    /// when there is no session.
+    /// (`RtmOptions::resend_on_reconnect`): on the online connection (after the
+    /// waiting quests that can go there, and never ahead of a send of them in
+    /// progress: [`Inner::send_order`]), in the waiting list while the session logs
+    /// in again, or it fails with 20012 when there is no session.
     pub(super) fn send_or_wait(self: &Arc<Self>, mut q: Unanswered) {
-        let (online, generation) = {
-            let mut core = self.core.lock();
-            q.order = core.next_order;
-            core.next_order += 1;
-            let generation = core.machine.generation();
-            match core.online() {
-                // Behind the waiting quests being resent (`Core::resending`): sent
-                // there would overtake them. It waits as if sent (20002 if the
-                // session ends first).
-                Some(_) if core.resending => {
-                    let mut later = Vec::new();
+        let order = self.send_order.lock();
+        let mut core = self.core.lock();
+        q.order = core.next_order;
+        core.next_order += 1;
+        let generation = core.machine.generation();
+        let mut later = Vec::new();
+        match core.online() {
+            Some((serial, conn)) if !core.waiting.has_sendable(serial) => {
+                drop(core);
+                if let Err(q) = conn.send_unanswered(q) {
                     let code = error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
-                    core.wait(vec![(q, code)], generation, 0, &mut later);
-                    drop(core);
-                    return self.perform(later, false);
-                }
-                Some(o) => (Some(o), generation),
-                None if core.machine.session_alive() => {
-                    let mut later = Vec::new();
-                    let code = error_code::FPNN_EC_CORE_INVALID_CONNECTION;
-                    core.wait(vec![(q, code)], generation, 0, &mut later);
-                    drop(core);
-                    return self.perform(later, false);
-                }
-                None => {
-                    drop(core);
-                    return q.callback.fail(super::handle::not_connected());
+                    self.core
+                        .lock()
+                        .wait(vec![(q, code)], generation, serial, &mut later);
                 }
             }
-        };
-        if let Some((serial, conn)) = online {
-            if let Err(q) = conn.send_unanswered(q) {
+            // Behind the waiting quests that can go out: in the list (as if sent,
+            // 20002 if the session ends first), then all of them, in order.
+            Some(_) => {
+                let mut fail = Vec::new();
                 let code = error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
-                self.requeue(vec![(q, code)], generation, serial);
+                core.waiting.add(vec![(q, code)], generation, 0, &mut fail);
+                if !fail.is_empty() {
+                    later.push(Later::Fail(fail));
+                }
+                let taken = core.take_sendable(&mut later);
+                drop(core);
+                if let Some(taken) = taken {
+                    self.send_in_order(taken, &mut later);
+                }
+            }
+            None if core.machine.session_alive() => {
+                let code = error_code::FPNN_EC_CORE_INVALID_CONNECTION;
+                core.wait(vec![(q, code)], generation, 0, &mut later);
+            }
+            None => {
+                drop(core);
+                drop(order);
+                return q.callback.fail(super::handle::not_connected());
             }
         }
+        drop(order);
+        self.perform(later, false);
     }
 
     fn act(
@@ -679,12 +707,7 @@ impl Inner {
                 } => conn.send_quest_bytes(method, payload.bytes(), dur(timeout), on_answer),
                 Later::Connect(serial, cancel) => self.connect(serial, cancel),
                 Later::Wake(at) => timers::wake(self, at),
-                Later::Resend {
-                    conn,
-                    serial,
-                    generation,
-                    quests,
-                } => self.resend(conn, serial, generation, quests),
+                Later::Resend => self.resend(),
                 Later::Fail(quests) => {
                     for (callback, e) in quests {
                         callback.fail(e);

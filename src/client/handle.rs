@@ -141,6 +141,7 @@ impl RtmClient {
             mids: Mutex::new(MidGenerator::new()),
             fence: Default::default(),
             closing: Default::default(),
+            send_order: Mutex::new(()),
         });
         let weak = Arc::downgrade(&inner);
         inner.dispatcher.on_dropped(Box::new(move |n| {

@@ -92,6 +92,10 @@ pub(crate) struct Inner {
     /// Closes in progress on other threads, which `close` and `destroy` wait
     /// for (`driver.rs`).
     closing: Arc<driver::Closing>,
+    /// Held while waiting quests, or a resendable call, are handed to the online
+    /// connection (`driver.rs`, `Inner::send_or_wait`): one thread's resendable calls
+    /// reach the connection in the order it made them. Taken before the session lock.
+    send_order: Mutex<()>,
 }
 
 /// What the push handler checks before queuing a push: that its connection

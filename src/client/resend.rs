@@ -92,6 +92,12 @@ impl WaitingList {
         }
     }
 
+    /// Whether a quest waits that may go out on connection `serial` (one not last
+    /// sent there).
+    pub(super) fn has_sendable(&self, serial: u64) -> bool {
+        self.items.iter().any(|w| w.from != serial)
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.items.len()
