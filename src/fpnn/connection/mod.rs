@@ -120,8 +120,8 @@ pub struct ConnectOptions {
     /// slower than the caller). A quest that would pass it fails at once
     /// with 20011 (`FPNN_EC_CORE_WORK_QUEUE_FULL`) through its callback; a
     /// oneway quest with that error. Answers to the server's quests are never
-    /// refused: one that passes it makes the reader stop reading until the
-    /// writer has made room (backpressure on the server); pongs past it are
+    /// refused: one that passes twice the limit makes the reader stop reading
+    /// until the writer has made room (backpressure on the server); pongs past it are
     /// kept to the latest ping's. Default 4 MiB. (Rust-only.)
     pub write_queue_limit: usize,
 }

@@ -37,9 +37,10 @@
 //! without bound either when the server stops reading: a pong that finds the
 //! outbox full waits in a slot of its own, replaced by the next one (RFC 6455
 //! section 5.5.3 lets a pong answer only the latest ping), and an answer to a
-//! server quest that takes the outbox past its limit makes the reader stop
-//! reading ([`Outbox::wait_for_room`]) until the writer has brought it back
-//! under the limit, which pushes back on the server through TCP.
+//! server quest that takes the outbox past twice its limit (the caller's own
+//! quests fill at most the limit) makes the reader stop reading
+//! ([`Outbox::wait_for_room`]) until the writer has brought it back under the
+//! limit, which pushes back on the server through TCP.
 //!
 //! [`ConnectOptions::write_queue_limit`]: super::ConnectOptions::write_queue_limit
 
@@ -191,7 +192,7 @@ impl Outbox {
     /// (the close path completes quests).
     ///
     /// An unlimited frame (an answer to a server quest) that leaves the
-    /// outbox past its limit sets the backlog the reader waits on
+    /// outbox past twice its limit sets the backlog the reader waits on
     /// ([`Outbox::wait_for_room`]).
     pub(super) fn push(
         self: &Arc<Self>,
@@ -223,7 +224,9 @@ impl Outbox {
             return Err(Full);
         }
         encode(&mut st.buf);
-        if !limited && st.held() > self.limit {
+        // Past twice the limit: the caller's own quests fill at most the limit, so
+        // only answers the server does not read get this far.
+        if !limited && st.held() > self.limit.saturating_mul(2) {
             self.backlog.store(true, Ordering::Relaxed);
         }
         let batched = BATCH.with(|b| {
@@ -718,12 +721,16 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_past_the_limit_sets_the_backlog() {
+    fn an_answer_past_twice_the_limit_sets_the_backlog() {
         let ob = Arc::new(Outbox::new(100, Written::default(), Table::default()));
-        ob.push(100, None, false, true, |b| b.extend_from_slice(&[1; 100]))
+        // The caller's quests fill the limit; answers past it do not stop the reader
+        // until the outbox holds twice the limit.
+        ob.push(100, None, true, true, |b| b.extend_from_slice(&[1; 100]))
             .unwrap();
-        assert!(!ob.backlogged(), "within the limit");
-        ob.push(1, None, false, true, |b| b.push(2)).unwrap();
+        ob.push(100, None, false, true, |b| b.extend_from_slice(&[2; 100]))
+            .unwrap();
+        assert!(!ob.backlogged(), "within twice the limit");
+        ob.push(1, None, false, true, |b| b.push(3)).unwrap();
         assert!(ob.backlogged());
         // A close ends the reader's wait at once.
         ob.close(Some(1000));
