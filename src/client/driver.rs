@@ -345,7 +345,8 @@ impl Closing {
     /// not for those that wait for this thread: its own (user code run
     /// inside one), or one closing a connection whose reader or writer this
     /// is (its close joins this thread). Each is bounded (a close by the
-    /// writer's stall limit), and the other thread holds no lock this one
+    /// writer's close linger, `CLOSE_LINGER` in src/fpnn/connection/writer.rs),
+    /// and the other thread holds no lock this one
     /// holds.
     pub(super) fn wait_for_others(&self) {
         let me = std::thread::current().id();

@@ -24,6 +24,12 @@ pub const DEFAULT_MAX_PACKET: usize = 8 * 1024 * 1024;
 /// this, so a larger limit (`usize::MAX` for "none") still refuses a frame
 /// header announcing more than any packet can be.
 pub const LARGEST_PACKET: usize = (u32::MAX as usize).saturating_add(16 + 255);
+
+/// The WebSocket frame limit for a packet limit (one packet per message): the packet
+/// limit, clamped to [`LARGEST_PACKET`]. Rust-only.
+pub fn frame_limit(max_packet: usize) -> usize {
+    max_packet.min(LARGEST_PACKET)
+}
 /// The empty msgpack map, the payload of an empty answer.
 pub const EMPTY_MAP: &[u8] = &[0x80];
 

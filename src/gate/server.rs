@@ -508,11 +508,16 @@ impl Server {
         // Until their logouts are recorded: after a restart the state has no connection
         // of the old server (`Gate::connections_of` and the unread marks agree). Their
         // sockets are shut down, so each ends at once; a hook's closure calling this
-        // from a connection's own thread does not wait for itself.
+        // from a connection's own thread does not wait for itself, and one that blocks
+        // (a test's `rewrite_answers` waiting for something) is waited for only so long.
         let me = std::thread::current().id();
+        let until = Instant::now() + self.config.write_stall;
         let mut serving = self.serving.lock();
         while serving.iter().any(|t| *t != me) {
-            self.served.wait(&mut serving);
+            if self.served.wait_until(&mut serving, until).timed_out() {
+                log::warn!("gate stopped with a connection's thread still busy");
+                break;
+            }
         }
         drop(serving);
         let threads: Vec<_> = std::mem::take(&mut *self.threads.lock());
@@ -655,16 +660,20 @@ impl Server {
         if self.stopping.load(Ordering::SeqCst) {
             conn.kill();
         }
-        let max_frame = self.config.max_packet.min(packet::LARGEST_PACKET);
-        let parser = FrameParser::new(Role::Server, max_frame, false);
+        let parser = FrameParser::new(
+            Role::Server,
+            packet::frame_limit(self.config.max_packet),
+            false,
+        );
         let source = ConnReader {
             stream,
             conn: conn.clone(),
             batch: Vec::new(),
         };
         let mut reader = WsReader::new(source, &up.leftover, parser);
-        // A panic in a test hook's closure (`Gate::rewrite_answers`) ends this
-        // connection as an error would: its cleanup below still runs.
+        // A panic in the read loop (a test hook's closure, `Gate::rewrite_answers`, or
+        // a bug of the gate's) ends this connection as an error would: its cleanup
+        // below still runs, so no connection is left registered without a reader.
         let result =
             std::panic::catch_unwind(AssertUnwindSafe(|| self.read_loop(&conn, &mut reader)))
                 .unwrap_or_else(|_| Err(io::Error::other("the connection's reader panicked")));
@@ -952,6 +961,53 @@ mod tests {
     /// (silent ones, on the gate's port and the proxy's) and a file being served to a
     /// client that does not read it, at once rather than after their timeouts (an hour
     /// here): until then their threads keep the server alive.
+    /// `restart` (and `shutdown`, drop) waits for the connections' threads to record
+    /// their logouts, but not forever for one blocked in a test hook's closure: for at
+    /// most the write stall.
+    #[test]
+    fn restart_does_not_wait_forever_for_a_connection_blocked_in_a_hook() {
+        let mut builder = Gate::builder();
+        builder.config.write_stall = Duration::from_millis(200);
+        let gate = builder.start().expect("gate");
+        let (entered_tx, entered) = crossbeam_channel::bounded(1);
+        let (release, released) = crossbeam_channel::bounded::<()>(1);
+        gate.rewrite_answers(Some(Box::new(move |_: &str, _: &Value, _| {
+            let _ = entered_tx.try_send(());
+            let _ = released.recv_timeout(Duration::from_secs(600));
+            None
+        })));
+        let conn = crate::fpnn::Connection::connect(
+            &gate.endpoint(),
+            false,
+            &crate::fpnn::ConnectOptions::default(),
+            |_q: crate::fpnn::Quest, _r: crate::fpnn::Responder| {},
+            |_| {},
+        )
+        .expect("connect");
+        conn.send_quest(
+            "anything",
+            &Value::Map(vec![]),
+            Duration::from_secs(600),
+            |_| {},
+        );
+        entered
+            .recv_timeout(crate::testing::WAIT)
+            .expect("the hook runs");
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let g = std::thread::spawn(move || {
+            let r = gate.restart();
+            let _ = done_tx.send(r.is_ok());
+            gate
+        });
+        assert_eq!(
+            done.recv_timeout(crate::testing::WAIT),
+            Ok(true),
+            "restart returned"
+        );
+        let _ = release.send(());
+        drop(g.join().expect("restart thread"));
+    }
+
     #[test]
     fn shutdown_ends_connections_still_in_their_handshake() {
         let mut builder = Gate::builder();

@@ -410,10 +410,11 @@ impl Connection {
                 s.outbox.flush();
             }
         }));
-        // The frame limit is the packet limit (one packet per message), and
-        // never more than a packet can be.
-        let max_frame = options.max_packet_size.min(packet::LARGEST_PACKET);
-        let parser = FrameParser::new(Role::Client, max_frame, true);
+        let parser = FrameParser::new(
+            Role::Client,
+            packet::frame_limit(options.max_packet_size),
+            true,
+        );
         let reader = WsReader::new(read, &opened.leftover, parser);
         let s = shared.clone();
         let w = std::thread::Builder::new()

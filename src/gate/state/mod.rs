@@ -945,11 +945,7 @@ fn byte(n: i64) -> Option<u8> {
 /// A list of mtypes (`mtypes?` of a quest), read into a [`Mtypes`] set: one pass over the
 /// list, and none in the filters that use it.
 fn mtypes(v: &Value) -> Option<Mtypes> {
-    let mut set = Mtypes::default();
-    for t in v.as_array()? {
-        set.insert(small(t)?);
-    }
-    Some(set)
+    v.as_array()?.iter().map(small).collect()
 }
 
 /// A set of mtypes: 256 flags. A quest's `mtypes` list is read into one once, so an mtype
