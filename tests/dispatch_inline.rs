@@ -14,10 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::raw::RawServer;
 use common::*;
 use crossbeam_channel::Sender;
-use rtm_client::fpnn::packet::Kind;
 use rtm_client::gate::Gate;
 use rtm_client::{blocking, error_code, Dispatch, PushEvent, RtmClient, RtmOptions, SendError};
 
@@ -329,53 +327,5 @@ fn a_call_made_in_a_callback_times_out_counted_from_the_callbacks_end() {
         "timed out {:?} after the callback returned: counted from before its end",
         fired - returned
     );
-    client.destroy();
-}
-
-/// A push's answer goes out before its handlers run on the reader thread (answer first,
-/// docs/protocol.md): a slow `Inline` handler does not hold it back. The answer used to
-/// wait in the read's write batch until the handler returned (found by an audit).
-#[test]
-fn a_pushs_answer_goes_out_before_its_inline_handler_returns() {
-    let srv = RawServer::bind();
-    let client = RtmClient::new(RtmOptions {
-        endpoint: Some(srv.endpoint()),
-        pid: PID,
-        dispatch: Dispatch::Inline,
-        ..Default::default()
-    })
-    .unwrap();
-    let (release_tx, release_rx) = crossbeam_channel::unbounded::<()>();
-    let (ran_tx, ran_rx) = crossbeam_channel::unbounded();
-    client.processor().on(PushEvent::RecvChat, move |m| {
-        let on = thread_name();
-        let inline = on == "rtm-reader";
-        ran_tx.send((m.mid, inline)).unwrap();
-        if inline {
-            // Longer than the raw server's read waits: the answer must not need it.
-            let _ = release_rx.recv_timeout(WAIT * 2);
-        }
-    });
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    client.login(ME, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
-    let mut conn = srv.accept();
-    conn.accept_auth(&[]);
-    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
-    // Until a push's handler runs on the reader (the dispatcher thread may still be
-    // finishing the login callback's turn; then the handler is queued).
-    for mid in 1.. {
-        let seq = conn.quest("pushmsg", &p2p_push(PEER, ME, 30, mid, "hi", ""), true);
-        let (seen, inline) = ran_rx.recv_timeout(WAIT).expect("the handler runs");
-        assert_eq!(seen, mid);
-        // Read while an inline handler still runs: the raw connection's read
-        // fails the test after WAIT.
-        let p = conn.read();
-        assert_eq!((p.kind, p.seq), (Kind::Answer, seq));
-        if inline {
-            release_tx.send(()).unwrap();
-            break;
-        }
-        assert!(mid < 1000, "no push handler ran on the reader");
-    }
     client.destroy();
 }

@@ -300,10 +300,6 @@ impl Dispatcher {
             }
             claim => {
                 unlock();
-                // The push's answer, queued in this read's write batch, goes out
-                // before its handlers run (answer first, docs/protocol.md); the
-                // batch and the queue's hold go on.
-                crate::fpnn::send_write_batch();
                 for job in jobs {
                     // A handler may destroy the client: the next are dropped,
                     // as queued events are (`Dispatcher::run`).

@@ -31,8 +31,8 @@ pub(crate) mod table;
 mod transport;
 
 pub(crate) use connection::{
-    at_flush, flush_write_batch, guarded, owe_ack, send_write_batch, write_batch, Method,
-    QuestSender, RawReply, Reply, Unanswered,
+    at_flush, flush_write_batch, guarded, owe_ack, write_batch, Method, QuestSender, RawReply,
+    Reply, Unanswered,
 };
 #[cfg(test)]
 pub(crate) use connection::{set_reader, WriteBatch};

@@ -36,7 +36,7 @@ use transport::ConnectCancel;
 pub(crate) use writer::set_reader;
 #[cfg(test)]
 pub(crate) use writer::WriteBatch;
-pub(crate) use writer::{at_flush, flush_write_batch, owe_ack, send_write_batch, write_batch};
+pub(crate) use writer::{at_flush, flush_write_batch, owe_ack, write_batch};
 use writer::{writer_loop, Due, Outbox};
 
 /// The callback of a twoway quest: the answer's payload, or an error (the

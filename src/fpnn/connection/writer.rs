@@ -514,32 +514,27 @@ pub(crate) fn at_flush(f: fn()) -> bool {
 /// [`at_flush`] hook; the batch goes on. Called before this thread waits
 /// (for the socket, for an answer).
 pub(crate) fn flush_write_batch() {
-    send_write_batch();
-    if let Some(f) = BATCH.with(|b| b.borrow_mut().on_flush.take()) {
+    let (outboxes, hook) = BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        (std::mem::take(&mut b.outboxes), b.on_flush.take())
+    });
+    if !outboxes.is_empty() {
+        for ob in &outboxes {
+            ob.end_batch();
+        }
+        // Keep the list's allocation for the next round.
+        BATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.outboxes.is_empty() {
+                let mut v = outboxes;
+                v.clear();
+                b.outboxes = v;
+            }
+        });
+    }
+    if let Some(f) = hook {
         f();
     }
-}
-
-/// Sends what this thread's [`WriteBatch`] holds so far; the batch and its
-/// [`at_flush`] hook go on. A push's answer goes out before its handlers run
-/// on the reader thread (`Dispatch::Inline`, src/client/dispatch.rs).
-pub(crate) fn send_write_batch() {
-    let outboxes = BATCH.with(|b| std::mem::take(&mut b.borrow_mut().outboxes));
-    if outboxes.is_empty() {
-        return;
-    }
-    for ob in &outboxes {
-        ob.end_batch();
-    }
-    // Keep the list's allocation for the next round.
-    BATCH.with(|b| {
-        let mut b = b.borrow_mut();
-        if b.outboxes.is_empty() {
-            let mut v = outboxes;
-            v.clear();
-            b.outboxes = v;
-        }
-    });
 }
 
 impl Drop for WriteBatch {
