@@ -198,7 +198,9 @@ pub enum Dispatch {
     /// order and never run two at a time.
     ///
     /// The price: while such a callback or handler runs, the connection reads nothing (no
-    /// answers, pushes or pings), so it must not wait long; and
+    /// answers, pushes or pings) and writes nothing its reader queued (the answers to the
+    /// pushes it read, which the server waits for; docs/protocol.md, "Answer first"), so
+    /// it must not wait long; and
     /// [`blocking`](crate::blocking) inside one fails at once with 20013
     /// (`FPNN_EC_CORE_FORBIDDEN`), since its answer would wait for the very thread that
     /// waits on it (docs/architecture.md).
