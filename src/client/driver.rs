@@ -228,7 +228,8 @@ impl Core {
         if let Some(at) = s.wake {
             out.push(Later::Wake(at));
         }
-        if let Some((serial, _)) = self.online() {
+        // (The connection itself is looked up by the thread that sends them.)
+        if let Some(serial) = self.machine.online_serial() {
             if self.waiting.has_sendable(serial) {
                 out.push(Later::Resend);
             }

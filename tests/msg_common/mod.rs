@@ -126,6 +126,11 @@ pub fn odd_open_infos() -> Vec<u8> {
 /// skipped.
 pub const ODD_OPEN_INFOS: [(i64, &str); 4] = [(5, "a\u{fffd}"), (6, ""), (7, "ok"), (8, "b")];
 
+/// [`ODD_OPEN_INFOS`] as the open-info answers' `info` map.
+pub fn odd_open_infos_read() -> std::collections::HashMap<i64, String> {
+    ODD_OPEN_INFOS.map(|(k, v)| (k, v.to_owned())).into()
+}
+
 /// Closes the client and waits until the gate has seen `uid` go offline
 /// (its logout time recorded): anything sent afterwards is after the logout,
 /// even within its millisecond.
