@@ -195,7 +195,7 @@ fn inside_an_inline_callback_blocking_fails_at_once_and_a_refused_call_is_called
         (
             true,
             Some(error_code::RTM_EC_EMPTY_PARAMETER),
-            "rtm-dispatch".to_owned()
+            "rtm-reader".to_owned()
         )
     );
     // Outside a callback, blocking works as ever.
@@ -262,8 +262,10 @@ fn push_handlers_run_on_the_reader_and_one_may_close_its_client() {
     });
     let r = ran.clone();
     client.on_session_closed(move |code| r.push((-1 - i64::from(code), thread_name())));
-    // One write: the reader reads all four at once, so push 4 is in its
-    // buffer when handler 3 closes the client, and the fence must stop it.
+    // One write: the reader normally reads all four at once and answers
+    // them before it runs their handlers, so push 4's runs too, before the
+    // `SessionClosed` of handler 3's close. Should push 4 come in a read of
+    // its own, after the close, the fence stops it.
     let frames: Vec<u8> = (1..=4).flat_map(|mid| push_frame(PEER, ME, mid)).collect();
     assert_eq!(gate.send_raw(PID, ME, &frames), 1);
     assert_eq!(
@@ -273,17 +275,20 @@ fn push_handlers_run_on_the_reader_and_one_may_close_its_client() {
     wait_until("SessionClosed", || {
         ran.get().iter().any(|(mid, _)| *mid < 0)
     });
-    assert_eq!(
-        ran.get(),
-        vec![
-            (1, "rtm-reader".to_owned()),
-            (2, "rtm-reader".to_owned()),
-            (3, "rtm-reader".to_owned()),
-            (-1, "rtm-dispatch".to_owned()),
-        ]
-    );
+    let mut expected: Vec<(i64, String)> = (1..=4).map(|m| (m, "rtm-reader".into())).collect();
+    expected.push((-1, "rtm-dispatch".into()));
+    let mut got = ran.get();
+    if got.len() == 4 {
+        expected.remove(3);
+    }
+    assert_eq!(got, expected);
     client.destroy();
-    assert_eq!(ran.len(), 4, "push 4, of the closed session, was delivered");
+    got = ran.get();
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "something came after SessionClosed"
+    );
 }
 
 /// A call made in a callback gets its deadline when the callback's write

@@ -263,6 +263,52 @@ fn pushes_are_acknowledged_with_an_empty_answer_before_their_handlers_run() {
     assert_eq!(errors.get(), [error_code::FPNN_EC_CORE_UNKNOWN_METHOD]);
 }
 
+/// With `Dispatch::Inline` a push's handlers run on the reader thread, yet
+/// its answer still goes out before they run (docs/protocol.md, "Answer
+/// first"): the reader writes the answers of what one read brought, then
+/// runs the handlers. A push whose handler runs on the dispatcher thread
+/// (the queue was busy) proves nothing here, so pushes go out until one's
+/// handler runs on the reader.
+#[test]
+fn with_inline_dispatch_a_push_is_answered_before_its_handler_runs_on_the_reader() {
+    let srv = RawServer::bind();
+    let client = RtmClient::new(RtmOptions {
+        endpoint: Some(srv.endpoint()),
+        pid: PID,
+        dispatch: rtm_client::Dispatch::Inline,
+        ..Default::default()
+    })
+    .unwrap();
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+    let (ran_tx, ran_rx) = crossbeam_channel::unbounded();
+    client.processor().on(PushEvent::RecvChat, move |m| {
+        // Without the answer first, this waits out WAIT and the test's read
+        // of the answer fails.
+        let released = release_rx.recv_timeout(WAIT).is_ok();
+        let on = std::thread::current().name().unwrap_or("").to_owned();
+        ran_tx.send((m.mid, released, on)).unwrap();
+    });
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    client.login(ME, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+    let mut conn = srv.accept();
+    conn.accept_auth(&[]);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
+
+    let deadline = Instant::now() + WAIT;
+    for mid in 1.. {
+        let seq = conn.quest("pushmsg", &p2p_push(PEER, ME, 30, mid, "hi", ""), true);
+        assert_eq!(answer_of(&mut conn, seq), Value::Map(vec![]));
+        release_tx.send(()).unwrap();
+        let (ran, released, on) = ran_rx.recv_timeout(WAIT).unwrap();
+        assert_eq!((ran, released), (mid, true));
+        if on == "rtm-reader" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no handler ran on the reader");
+    }
+    client.destroy();
+}
+
 #[test]
 fn a_repeated_push_within_five_seconds_is_delivered_once_even_across_a_reconnect() {
     let gate = gate();

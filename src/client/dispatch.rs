@@ -15,6 +15,9 @@
 //! [`Dispatcher::events_on_reader`]) when nothing of the client is queued
 //! or running; it marks the queue scheduled meanwhile, so what other threads
 //! queue waits behind it, and hands the queue to the dispatcher thread after.
+//! A push's handlers, and what the reader reads after them, wait in the
+//! queue it holds until its write batch flushes (the push's answer goes out
+//! first), and the reader runs them then ([`Dispatcher::drain_and_release`]).
 //! Order and one-at-a-time hold as in `Threads`; no thread hand-off per
 //! answer or push, at the price of the reader stalling while user code runs (and
 //! `blocking()` refusing to run there, [`in_inline_callback`]). (One exception by
@@ -80,8 +83,12 @@ pub(crate) type DropReport = Box<dyn Fn(u64) -> Vec<Job> + Send + Sync>;
 enum Claim {
     /// Nothing: the job goes through the queue.
     No,
-    /// The queue, already held by this thread ([`HELD`]).
+    /// The queue, already held by this thread ([`HELD`]), with nothing in it.
     Held,
+    /// The queue, already held by this thread, with jobs waiting in it (a
+    /// push's handlers, deferred to the flush): the job waits behind them,
+    /// and this thread runs it there too ([`Dispatcher::drain_and_release`]).
+    Behind,
     /// The queue, taken now: held or let go after the job.
     Taken,
 }
@@ -261,6 +268,7 @@ impl Dispatcher {
     pub(crate) fn callback_on_reader(self: Arc<Self>, job: Job) {
         match self.claim_on_reader() {
             Claim::No => self.callback(job),
+            Claim::Behind => self.defer([Item::Callback(job)]),
             Claim::Held => self.run_inline("callback", job),
             Claim::Taken => {
                 self.run_inline("callback", job);
@@ -299,6 +307,20 @@ impl Dispatcher {
                 unlock();
             }
             claim => {
+                // Inside a write batch (the reader's, for what one read
+                // brought) the handlers wait in the held queue until it
+                // flushes: the answers to the read's pushes go out first,
+                // and then the handlers run on this thread
+                // ([`Dispatcher::drain_and_release`]; docs/protocol.md,
+                // "Answer first"). Queued before the fence is let go.
+                if matches!(claim, Claim::Behind) || crate::fpnn::at_flush(super::batch_flushed) {
+                    self.defer(jobs.into_iter().map(Item::Event));
+                    unlock();
+                    if let Claim::Taken = claim {
+                        Self::hold_or_release(self.clone());
+                    }
+                    return;
+                }
                 unlock();
                 for job in jobs {
                     // A handler may destroy the client: the next are dropped,
@@ -331,12 +353,21 @@ impl Dispatcher {
                 .map(|d| std::ptr::eq(Arc::as_ptr(d), self))
         });
         match held {
-            Some(true) if self.queued.load(Ordering::Acquire) == 0 && !self.is_destroyed() => {
-                return Claim::Held;
+            // Jobs waiting in the held queue (deferred push handlers, or
+            // what other threads queued meanwhile) run first, at the flush.
+            Some(true) if !self.is_destroyed() => {
+                return match self.queued.load(Ordering::Acquire) {
+                    0 => Claim::Held,
+                    _ => Claim::Behind,
+                };
             }
-            // Something was queued meanwhile (it runs first), the client is
-            // being destroyed, or another client's queue is held.
-            Some(_) => release_held(),
+            // The client is being destroyed, or another client's queue is
+            // held: let go, to the dispatcher thread.
+            Some(_) => {
+                if let Some(d) = HELD.with(|h| h.borrow_mut().take()) {
+                    d.release();
+                }
+            }
             None => {}
         }
         let mut q = self.queue.lock();
@@ -366,6 +397,50 @@ impl Dispatcher {
         } else {
             this.release();
         }
+    }
+
+    /// Queues `items` behind the jobs of the queue this thread holds
+    /// ([`HELD`]), without scheduling it: this thread runs them when its
+    /// write batch flushes ([`Dispatcher::drain_and_release`]). Should the
+    /// client have been stopped meanwhile, a callback still runs, on a
+    /// thread of its own, and an event is dropped.
+    fn defer(&self, items: impl IntoIterator<Item = Item>) {
+        let mut q = self.queue.lock();
+        for item in items {
+            match item {
+                Item::Callback(job) if q.stopped => late(job),
+                Item::Event(_) if q.stopped => {}
+                item => q.items.push_back(item, &self.queued),
+            }
+        }
+    }
+
+    /// Ends a hold when the reader's write batch flushes, after the frames
+    /// went out: runs here, in order, the jobs waiting in the queue at
+    /// that moment (the handlers of the pushes just answered, the callbacks
+    /// behind them, what other threads queued meanwhile), each marked as
+    /// an inline callback, then lets the queue go ([`Dispatcher::release`]):
+    /// what was queued since goes to the dispatcher thread. Stops early
+    /// when the client is being shut down (`shutdown` waits for the job
+    /// running, then takes the rest).
+    fn drain_and_release(self: &Arc<Self>) {
+        let n = self.queued.load(Ordering::Acquire);
+        for _ in 0..n {
+            let item = {
+                let mut q = self.queue.lock();
+                if q.stopped || q.closing {
+                    break;
+                }
+                q.items.pop_front(&self.queued)
+            };
+            let Some(item) = item else {
+                break;
+            };
+            let outer = INLINE.replace(self.key());
+            self.run(item);
+            INLINE.set(outer);
+        }
+        self.release();
     }
 
     /// Runs `job` on this thread, marked as an inline callback ([`INLINE`]).
@@ -642,16 +717,18 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Lets go of the queue this thread holds ([`HELD`]), if any: the write
-/// batch's flush hook. Not while an inline callback runs (a flush inside
-/// one would let a second callback of that client start): the hook is then
-/// set again for the next flush.
+/// Lets go of the queue this thread holds ([`HELD`]), if any, after
+/// running the jobs deferred to this moment
+/// ([`Dispatcher::drain_and_release`]): the write batch's flush hook. Not
+/// while an inline callback runs (a flush inside one would let a second
+/// callback of that client start): the hook is then set again for the
+/// next flush.
 pub(super) fn release_held() {
     if INLINE.get() != 0 && crate::fpnn::at_flush(super::batch_flushed) {
         return;
     }
     if let Some(d) = HELD.with(|h| h.borrow_mut().take()) {
-        d.release();
+        d.drain_and_release();
     }
 }
 

@@ -197,10 +197,11 @@ pub enum Dispatch {
     /// through the dispatcher thread, and the client's callbacks and handlers keep one
     /// order and never run two at a time.
     ///
+    /// A push's handlers run after its answer has gone out (with the answers of the other
+    /// pushes of the same read, in one write; docs/protocol.md, "Answer first").
+    ///
     /// The price: while such a callback or handler runs, the connection reads nothing (no
-    /// answers, pushes or pings) and writes nothing its reader queued (the answers to the
-    /// pushes it read, which the server waits for; docs/protocol.md, "Answer first"), so
-    /// it must not wait long; and
+    /// answers, pushes or pings), so it must not wait long; and
     /// [`blocking`](crate::blocking) inside one fails at once with 20013
     /// (`FPNN_EC_CORE_FORBIDDEN`), since its answer would wait for the very thread that
     /// waits on it (docs/architecture.md).

@@ -512,12 +512,27 @@ pub(crate) fn at_flush(f: fn()) -> bool {
 
 /// Sends what this thread's [`WriteBatch`] holds so far, then calls the
 /// [`at_flush`] hook; the batch goes on. Called before this thread waits
-/// (for the socket, for an answer).
+/// (for the socket, for an answer). The hook may run user code (a reader's
+/// deferred push handlers, src/client/dispatch.rs) whose frames join the
+/// batch: they are sent in turn, until nothing is left.
 pub(crate) fn flush_write_batch() {
-    let (outboxes, hook) = BATCH.with(|b| {
-        let mut b = b.borrow_mut();
-        (std::mem::take(&mut b.outboxes), b.on_flush.take())
-    });
+    loop {
+        let (outboxes, hook) = BATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            (std::mem::take(&mut b.outboxes), b.on_flush.take())
+        });
+        if outboxes.is_empty() && hook.is_none() {
+            return;
+        }
+        flush_outboxes(outboxes);
+        if let Some(f) = hook {
+            f();
+        }
+    }
+}
+
+/// Ends the batch of each outbox, keeping the list's allocation.
+fn flush_outboxes(outboxes: Vec<Arc<Outbox>>) {
     if !outboxes.is_empty() {
         for ob in &outboxes {
             ob.end_batch();
@@ -531,9 +546,6 @@ pub(crate) fn flush_write_batch() {
                 b.outboxes = v;
             }
         });
-    }
-    if let Some(f) = hook {
-        f();
     }
 }
 
