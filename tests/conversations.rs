@@ -251,3 +251,20 @@ fn every_method_reports_a_closed_client_through_its_callback() {
         blocking(|cb| a.get_unread_conversation_list(Some(true), None, None, 0, cb)).unwrap_err();
     assert_eq!(e.code, closed);
 }
+
+/// The local gate's translation language codes are one set: a language `translate`
+/// accepts and answers with (`source` "zh-CN" for a Chinese text, the casing the
+/// JavaScript SDK's own test passes) must be accepted by `setlang` too. Today `setlang`
+/// knows only lower-case "zh-cn"/"zh-tw", so feeding `translate`'s `source` back into
+/// `set_translation_language` fails with 200050, and a ported
+/// `setTranslationLanguage('zh-CN')` is refused.
+#[test]
+fn set_translation_language_accepts_the_languages_translate_answers_with() {
+    let (_gate, a, _b, _c) = world();
+    let t = blocking(|cb| a.translate("你好", None, "en", None, None, 0, cb)).unwrap();
+    assert_eq!(t.source, "zh-CN");
+    let r = blocking(|cb| a.set_translation_language(&t.source, 0, cb));
+    assert!(r.is_ok(), "setlang {:?} after translate answered it: {r:?}", t.source);
+    let r = blocking(|cb| a.set_translation_language("zh-TW", 0, cb));
+    assert!(r.is_ok(), "setlang zh-TW: {r:?}");
+}
