@@ -264,7 +264,11 @@ fn set_translation_language_accepts_the_languages_translate_answers_with() {
     let t = blocking(|cb| a.translate("你好", None, "en", None, None, 0, cb)).unwrap();
     assert_eq!(t.source, "zh-CN");
     let r = blocking(|cb| a.set_translation_language(&t.source, 0, cb));
-    assert!(r.is_ok(), "setlang {:?} after translate answered it: {r:?}", t.source);
+    assert!(
+        r.is_ok(),
+        "setlang {:?} after translate answered it: {r:?}",
+        t.source
+    );
     let r = blocking(|cb| a.set_translation_language("zh-TW", 0, cb));
     assert!(r.is_ok(), "setlang zh-TW: {r:?}");
 }

@@ -42,14 +42,6 @@ pub(super) const ROUTES: &[Route] = &[
     Route::user("getunreadconversationlist", unread_lists),
 ];
 
-/// 200050: `setlang` with a language the gate does not translate to.
-const UNSUPPORTED_LANGUAGE: i32 = 200050;
-
-/// The languages `setlang` accepts (docs/gate.md, "Conversations").
-const LANGUAGES: &[&str] = &[
-    "ar", "de", "en", "es", "fr", "id", "it", "ja", "ko", "pt", "ru", "th", "vi", "zh-cn", "zh-tw",
-];
-
 /// The sessions and languages of one project.
 #[derive(Debug, Default)]
 pub(super) struct State {
@@ -131,18 +123,15 @@ fn remove_session(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, Gate
     Ok(obj([]))
 }
 
-/// `setlang {lang}`: one of [`LANGUAGES`], or `""` to cancel; anything else is 200050.
+/// `setlang {lang}`: a language `translate` takes (`value_added::lang`: any case, kept
+/// as that list spells it), or `""` to cancel; anything else is 200050.
 fn set_lang(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
     let lang = a.req("lang", Value::as_str)?;
     if lang.is_empty() {
         p.conversations.langs.remove(&ctx.uid);
-    } else if LANGUAGES.contains(&lang) {
-        p.conversations.langs.insert(ctx.uid, lang.to_owned());
     } else {
-        return Err(GateError::new(
-            UNSUPPORTED_LANGUAGE,
-            format!("unsupported language: {lang}"),
-        ));
+        let lang = super::value_added::lang(lang)?;
+        p.conversations.langs.insert(ctx.uid, lang.to_owned());
     }
     Ok(obj([]))
 }
@@ -277,14 +266,14 @@ mod tests {
         g.ok(a, "setlang", map! {"lang": "en"});
         assert_eq!(lang(&g).as_deref(), Some("en"));
         g.ok(a, "setlang", map! {"lang": "zh-cn"});
-        assert_eq!(lang(&g).as_deref(), Some("zh-cn"));
+        assert_eq!(lang(&g).as_deref(), Some("zh-CN"));
         let e = g
             .q(a, "setlang", map! {"lang": "klingon"})
             .answer
             .unwrap_err();
-        assert_eq!(e.code, super::UNSUPPORTED_LANGUAGE);
+        assert_eq!(e.code, 200050);
         assert!(e.ex.contains("klingon"), "{}", e.ex);
-        assert_eq!(lang(&g).as_deref(), Some("zh-cn")); // unchanged
+        assert_eq!(lang(&g).as_deref(), Some("zh-CN")); // unchanged
         g.ok(a, "setlang", map! {"lang": ""});
         assert_eq!(lang(&g), None);
         assert_eq!(g.err(a, "setlang", map! {}), EMPTY_PARAMETER);

@@ -2,7 +2,7 @@
 //! `icheck`, `acheck`, `vcheck`) and `speech2text`, answered by fixed, documented rules
 //! (docs/gate.md, "Value-added services") so that tests can assert on them:
 //!
-//! - Languages: [`LANGS`]; any other `src`, `dst` or `lang` is 200050.
+//! - Languages: [`LANGS`], in any case; any other `src`, `dst` or `lang` is 200050.
 //! - Sensitive words: [`WORDS`], matched case-insensitively as whole words (runs of
 //!   letters and digits); a match is masked with one `*` per character.
 //! - `translate`: `source` is `src`, or detected ([`detect`]); `targetText` is
@@ -131,12 +131,14 @@ pub(super) fn detect(t: &str) -> &'static str {
     .map_or("en", |(_, _, l)| l)
 }
 
-/// A supported language, or 200050.
-fn lang(l: &str) -> Result<&'static str, GateError> {
+/// A supported language, in any case, as [`LANGS`] spells it (`zh-cn` is `zh-CN`), or
+/// 200050. `translate` and `setlang` share it: a language one answers with, the other
+/// takes.
+pub(super) fn lang(l: &str) -> Result<&'static str, GateError> {
     LANGS
         .iter()
         .copied()
-        .find(|&x| x == l)
+        .find(|&x| x.eq_ignore_ascii_case(l))
         .ok_or_else(|| GateError::new(UNSUPPORTED_LANGUAGE, format!("unsupported language {l}")))
 }
 
