@@ -47,3 +47,24 @@ mod tests {
         assert_eq!(relogin_delay(&zero, u32::MAX).as_millis(), 1000);
     }
 }
+
+#[cfg(test)]
+mod audit_tests {
+    use super::*;
+
+    /// "each later one waits `max_interval / linear_regressive_count` longer than
+    /// the one before, capped at `max_interval`": with more steps than the
+    /// maximum has milliseconds the step truncates to 0, so every attempt goes at
+    /// once, for ever (a tight relogin loop), instead of growing to the maximum.
+    #[test]
+    fn a_step_below_one_millisecond_still_grows_to_the_maximum() {
+        let s = RegressiveStrategy {
+            start_connect_failed_count: 0,
+            max_interval_seconds: 1,
+            linear_regressive_count: 2000,
+        };
+        // After linear_regressive_count attempts the wait has reached the maximum.
+        assert_eq!(relogin_delay(&s, 2000).as_millis(), 1000);
+        assert_eq!(relogin_delay(&s, 1_000_000).as_millis(), 1000);
+    }
+}
