@@ -13,9 +13,11 @@ pub(crate) fn relogin_delay(s: &RegressiveStrategy, attempt: u32) -> Duration {
         return Duration::ZERO;
     }
     let max_ms = s.max_interval_seconds.saturating_mul(1000);
-    let step = max_ms / u64::from(s.linear_regressive_count.max(1));
-    let n = u64::from(attempt - s.start_connect_failed_count);
-    Duration::from_millis(step.saturating_mul(n).min(max_ms))
+    // max_ms * n / count, in u128 so that a step below 1 ms still grows.
+    let count = u128::from(s.linear_regressive_count.max(1));
+    let n = u128::from(attempt - s.start_connect_failed_count);
+    let ms = (u128::from(max_ms) * n / count).min(u128::from(max_ms));
+    Duration::from_millis(ms as u64)
 }
 
 #[cfg(test)]
