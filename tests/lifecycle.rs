@@ -318,3 +318,82 @@ fn close_and_destroy_abort_a_login_whose_tcp_connect_hangs() {
         );
     }
 }
+
+/// A `login` made while another thread's `close` is still ending the session
+/// (joining a connection whose reader runs a slow `Dispatch::Inline` push
+/// handler) waits for that close: the old session's `SessionClosed(0)` comes
+/// before the new session's login callback, in the order the session handled
+/// them (docs/architecture.md). The test releases the handler once the login
+/// either waits for the close or has had its callback queued: the latter is
+/// the old order, which the assertion catches.
+#[test]
+fn a_login_during_another_threads_close_is_called_back_after_its_session_closed() {
+    use parking_lot::Mutex;
+    use rtm_client::{Dispatch, PushEvent, RtmOptions};
+    use std::sync::Arc;
+
+    const PEER: i64 = 2002;
+    let name = || std::thread::current().name().unwrap_or("").to_owned();
+    let gate = gate();
+    let client = online(
+        RtmOptions {
+            dispatch: Dispatch::Inline,
+            ..options(&gate)
+        },
+        ME,
+    );
+    // Until a probe's callback runs on the reader: the queue is idle, so the
+    // next push's handler runs on the reader too.
+    wait_until("a probe's callback runs on the reader thread", || {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.send_message(PEER, 30, "probe", "", 0, 0, move |_, _| {
+            tx.send(name()).unwrap()
+        });
+        rx.recv_timeout(WAIT).unwrap() == "rtm-reader"
+    });
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let l = log.clone();
+    client.on_session_closed(move |code| l.lock().push(format!("closed({code})")));
+    let (entered_tx, entered) = crossbeam_channel::bounded(1);
+    let (release, release_rx) = crossbeam_channel::bounded::<()>(1);
+    client.processor().on(PushEvent::RecvChat, move |_| {
+        let _ = entered_tx.send(name());
+        let _ = release_rx.recv_timeout(WAIT);
+    });
+    gate.inject_message(PID, 1, PEER, ME, 77, 30, b"hold", "")
+        .unwrap();
+    assert_eq!(entered.recv_timeout(WAIT).unwrap(), "rtm-reader");
+
+    // Thread U closes: its step ends the session, then it joins the reader
+    // (busy in the handler) before it queues SessionClosed(0).
+    let c = client.clone();
+    let closer = std::thread::spawn(move || c.close());
+    wait_until("the close shut the connection", || {
+        gate.connection_count() == 0
+    });
+
+    // Meanwhile a login on thread L.
+    let (c, l) = (client.clone(), log.clone());
+    let login = std::thread::spawn(move || {
+        c.login(
+            ME,
+            "token",
+            move |ok, code| l.lock().push(format!("login({ok}, {code})")),
+            0,
+        )
+    });
+    wait_until("the login waits for the close, or is called back", || {
+        client.closing_waiters_for_tests() >= 1
+            || (gate.connection_count() == 1 && client.dispatch_queue_len_for_tests() >= 1)
+    });
+    release.send(()).unwrap();
+    closer.join().unwrap();
+    login.join().unwrap();
+    wait_until("both are delivered", || log.lock().len() == 2);
+    assert_eq!(
+        *log.lock(),
+        ["closed(0)", "login(true, 0)"],
+        "the old session's SessionClosed came after the new session's login callback"
+    );
+    client.destroy();
+}

@@ -11,7 +11,7 @@
 //! thread (`timers.rs`). So a client has no session thread of its own.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -299,6 +299,8 @@ pub(super) struct Closing {
     list: Mutex<Vec<(u64, std::thread::ThreadId, Vec<Connection>)>>,
     done: Condvar,
     next: AtomicU64,
+    /// Threads waiting in [`Closing::wait_for_others`] (a test hook reads it).
+    waiting: AtomicUsize,
 }
 
 /// A step's ending being performed, listed in [`Closing`] until this is dropped:
@@ -356,7 +358,9 @@ impl Closing {
             .iter()
             .any(|(_, by, conns)| *by != me && !conns.iter().any(Connection::is_own_thread))
         {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
             self.done.wait(&mut list);
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -449,6 +453,22 @@ impl Inner {
     pub(super) fn step(self: &Arc<Self>, event: Event<LoginCallback>) {
         let later = self.step_locked(event, |_| {});
         self.perform(later, false);
+    }
+
+    /// [`Inner::step`] for `login`: an ending another thread began before
+    /// this step (a `close`, a kickout, the watchdog), whose `SessionClosed`
+    /// is queued once its connection's threads have ended, is waited for
+    /// before this step's work starts, so that `SessionClosed` comes before
+    /// the new session's login callback, in the machine's order.
+    pub(super) fn step_after_others(self: &Arc<Self>, event: Event<LoginCallback>) {
+        let later = self.step_locked(event, |_| {});
+        self.closing.wait_for_others();
+        self.perform(later, false);
+    }
+
+    /// Test hook: how many threads wait for another thread's ending.
+    pub(super) fn closing_waiters(&self) -> usize {
+        self.closing.waiting.load(Ordering::Relaxed)
     }
 
     /// [`Inner::step`], running `prepare` on the session first, under the

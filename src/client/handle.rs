@@ -183,7 +183,9 @@ impl RtmClient {
     /// `timeout` (ms, 0 = 20 000) bounds the auth quest; the connection has
     /// its own `connection_timeout`. A login while a session exists replaces
     /// it (the old one ends without events; its pending login, if any,
-    /// completes with 20002).
+    /// completes with 20002). A login while another thread's `close` (or a
+    /// kickout) is still ending the session waits for it, so that
+    /// session's `SessionClosed` comes before this login's callback.
     pub fn login(
         &self,
         uid: i64,
@@ -191,7 +193,8 @@ impl RtmClient {
         callback: impl FnOnce(bool, i32) + Send + 'static,
         timeout: u64,
     ) {
-        self.inner.step(Event::Login {
+        // After a close another thread began: its `SessionClosed` comes first.
+        self.inner.step_after_others(Event::Login {
             uid,
             token: token.to_owned(),
             timeout,
@@ -247,6 +250,14 @@ impl RtmClient {
     #[doc(hidden)]
     pub fn dispatch_queue_len_for_tests(&self) -> usize {
         self.inner.dispatcher.len()
+    }
+
+    /// Test hook, not part of the API: how many threads wait for a session
+    /// ending another thread is performing (`login`, `close`). Rust-only (a
+    /// test hook).
+    #[doc(hidden)]
+    pub fn closing_waiters_for_tests(&self) -> usize {
+        self.inner.closing_waiters()
     }
 
     /// Destroys the client. Mirrors JavaScript `destroy()`.

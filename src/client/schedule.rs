@@ -48,16 +48,10 @@ mod tests {
         assert_eq!(relogin_delay(&zero, 1).as_millis(), 1000);
         assert_eq!(relogin_delay(&zero, u32::MAX).as_millis(), 1000);
     }
-}
 
-#[cfg(test)]
-mod audit_tests {
-    use super::*;
-
-    /// "each later one waits `max_interval / linear_regressive_count` longer than
-    /// the one before, capped at `max_interval`": with more steps than the
-    /// maximum has milliseconds the step truncates to 0, so every attempt goes at
-    /// once, for ever (a tight relogin loop), instead of growing to the maximum.
+    /// With more steps than the maximum has milliseconds, each step is under
+    /// 1 ms; the waits still grow to the maximum (a step rounded down to 0 made
+    /// every attempt go at once, for ever: a tight relogin loop).
     #[test]
     fn a_step_below_one_millisecond_still_grows_to_the_maximum() {
         let s = RegressiveStrategy {
