@@ -709,3 +709,38 @@ fn a_session_stays_alive_and_keeps_its_generation_through_relogins_only() {
     let (_, _) = r.first_relogin_answered(AuthAnswer::Rejected);
     assert!(!r.m.session_alive());
 }
+
+/// The gate pings only authenticated connections, so the watchdog of an online
+/// connection must start when the auth is accepted: an auth that took longer than
+/// `max_ping` (allowed: the login's timeout bounds it, not `max_ping`) must not make
+/// the freshly accepted connection "dead" at once. Today `last_ping` is the
+/// connect time, so the login succeeds and the very next tick drops the
+/// connection with "no ping from the gate for 61000 ms".
+#[test]
+fn an_auth_slower_than_max_ping_does_not_kill_the_connection_it_opens() {
+    let mut r = Rig::new();
+    let serial = connect_of(&r.step(Event::Login {
+        uid: 7,
+        token: "secret".into(),
+        timeout: 120_000,
+        callback: 1,
+    }));
+    r.ev(0, Event::Connected { serial });
+    let a = r.ev(
+        61_000,
+        Event::AuthAnswered {
+            serial,
+            answer: AuthAnswer::Accepted,
+        },
+    );
+    assert_eq!(a[0], complete(1, true, 0));
+    let a = r.ev(61_000, Event::Tick);
+    assert!(
+        a.iter().all(|x| !matches!(
+            x,
+            Action::ErrorRecorder { .. } | Action::CloseConnection { .. }
+        )),
+        "online for 0 ms and already declared dead: {a:?}"
+    );
+    assert_eq!(r.m.online_serial(), Some(serial));
+}
