@@ -424,6 +424,10 @@ impl<C> Machine<C> {
         }
         match (answer, purpose) {
             (AuthAnswer::Accepted, purpose) => {
+                // The gate pings a connection once it has logged in: the
+                // watchdog counts from the acceptance (or a later ping), not
+                // from the connect, so a slow auth does not count against it.
+                let last_ping = last_ping.max(now);
                 self.state = State::Online { serial, last_ping };
                 self.out.push(match purpose {
                     Purpose::Login(callback) => Action::CompleteLogin {

@@ -150,8 +150,9 @@ fn a_login_connects_sends_auth_and_completes_true_0_when_accepted() {
             answer: AuthAnswer::Accepted,
         },
     );
-    // The watchdog counts from the connect.
-    assert_eq!(a, vec![complete(1, true, 0), Action::WakeAt(r.at(60_010))]);
+    // The watchdog counts from the acceptance, not the connect (a slow auth
+    // does not count against it).
+    assert_eq!(a, vec![complete(1, true, 0), Action::WakeAt(r.at(60_020))]);
     assert_eq!(r.m.online_serial(), Some(1));
     assert_eq!(r.m.uid(), Some(7));
 }
@@ -263,7 +264,7 @@ fn a_successful_relogin_is_online_and_a_new_loss_starts_again_at_1() {
     );
     assert_eq!(
         a,
-        vec![relogin(true, false, 0, 1), Action::WakeAt(r.at(60_005))]
+        vec![relogin(true, false, 0, 1), Action::WakeAt(r.at(60_007))]
     );
     assert_eq!(r.m.online_serial(), Some(s2));
     let a = r.step(Event::ConnectionLost { serial: s2 });
@@ -713,9 +714,9 @@ fn a_session_stays_alive_and_keeps_its_generation_through_relogins_only() {
 /// The gate pings only authenticated connections, so the watchdog of an online
 /// connection must start when the auth is accepted: an auth that took longer than
 /// `max_ping` (allowed: the login's timeout bounds it, not `max_ping`) must not make
-/// the freshly accepted connection "dead" at once. Today `last_ping` is the
-/// connect time, so the login succeeds and the very next tick drops the
-/// connection with "no ping from the gate for 61000 ms".
+/// the freshly accepted connection "dead" at once (counted from the connect, the
+/// login succeeded and the very next tick dropped the connection with "no ping
+/// from the gate for 61000 ms").
 #[test]
 fn an_auth_slower_than_max_ping_does_not_kill_the_connection_it_opens() {
     let mut r = Rig::new();
