@@ -395,3 +395,58 @@ fn a_panicking_rewrite_hook_closes_its_connection_and_the_client_relogs_in() {
     send_ok(&client);
     calls.assert_each_once();
 }
+
+/// The session timer thread serves every client's watchdog and relogin
+/// waits. When the watchdog ends a session (automatic relogin off), the close
+/// waits for the connection's threads, and with `Dispatch::Inline` for a
+/// handler the reader is running: that close is performed off the timer
+/// thread, so another client's watchdog still fires meanwhile.
+#[test]
+fn a_watchdog_close_waiting_for_a_slow_inline_handler_holds_no_other_clients_timers() {
+    let quick_pings = || {
+        Gate::builder()
+            .ping_interval(Duration::from_millis(200))
+            .start()
+            .unwrap()
+    };
+    let (g1, g2) = (quick_pings(), quick_pings());
+    // A: its reader blocks in a push handler until the test is done.
+    let a = RtmClient::new(RtmOptions {
+        dispatch: rtm_client::Dispatch::Inline,
+        auto_reconnect: false,
+        max_ping_interval_seconds: 1,
+        ..options(&g1)
+    })
+    .unwrap();
+    let (entered_tx, entered) = crossbeam_channel::bounded(1);
+    let (release, release_rx) = crossbeam_channel::bounded::<()>(1);
+    a.processor().on(rtm_client::PushEvent::RecvChat, move |_| {
+        let _ = entered_tx.send(());
+        let _ = release_rx.recv_timeout(3 * WAIT);
+    });
+    assert_eq!(login(&a, 1001, "t", 0), (true, 0));
+    g1.inject_message(PID, 1, 2002, 1001, 77, 30, b"hold", "")
+        .unwrap();
+    entered.recv_timeout(WAIT).unwrap();
+    // No ping read for 1 s: A's watchdog ends the session, whose close shuts
+    // the socket and then waits for the reader, busy in the handler.
+    wait_until("A's watchdog closed its connection", || {
+        g1.connection_count() == 0
+    });
+
+    // B, on another gate, then loses its pings: its watchdog must fire.
+    let b = RtmClient::new(RtmOptions {
+        max_ping_interval_seconds: 1,
+        ..options(&g2)
+    })
+    .unwrap();
+    let mut ev = Events::attach(&b);
+    assert_eq!(login(&b, 1001, "t", 0), (true, 0));
+    g2.pause(Duration::from_secs(60));
+    let (err, _) = ev.error();
+    assert_eq!(err.code, error_code::FPNN_EC_CORE_TIMEOUT, "{err}");
+    release.send(()).unwrap();
+    g2.resume();
+    b.destroy();
+    a.destroy();
+}

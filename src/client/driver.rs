@@ -466,6 +466,34 @@ impl Inner {
         self.perform(later, false);
     }
 
+    /// A tick of the session timer thread (src/client/timers.rs), which
+    /// serves every client and must not block. A tick that ends the session
+    /// (the ping watchdog with automatic relogin off) waits for the
+    /// connection's threads, and so for an inline handler the reader may be
+    /// running (`Dispatch::Inline`): that ending is performed on a
+    /// short-lived thread of its own (on this one if none can be started).
+    pub(super) fn tick(self: &Arc<Self>) {
+        let later = self.step_locked(Event::Tick, |_| {});
+        if !later.iter().any(|l| matches!(l, Later::Closed(_))) {
+            return self.perform(later, false);
+        }
+        let slot = Arc::new(Mutex::new(Some(later)));
+        let (this, theirs) = (self.clone(), slot.clone());
+        let spawned = std::thread::Builder::new()
+            .name("rtm-close".into())
+            .spawn(move || {
+                if let Some(later) = theirs.lock().take() {
+                    this.perform(later, false);
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("cannot start a thread to end the session: {e}");
+            if let Some(later) = slot.lock().take() {
+                self.perform(later, false);
+            }
+        }
+    }
+
     /// Test hook: how many threads wait for another thread's ending.
     pub(super) fn closing_waiters(&self) -> usize {
         self.closing.waiting.load(Ordering::Relaxed)

@@ -2,8 +2,9 @@
 //! (`rtm-session`): each client has at most one wake-up pending (the
 //! earliest its machine asked for); when it is due the thread feeds that
 //! client's machine a tick. Ticks do no blocking work (a relogin's connect
-//! runs on the thread that becomes its connection's reader), so one thread
-//! serves any number of clients. It starts with the first wake-up and ends
+//! runs on the thread that becomes its connection's reader, and a session
+//! ended by the watchdog is closed on a thread of its own, `Inner::tick`),
+//! so one thread serves any number of clients. It starts with the first wake-up and ends
 //! when none is pending, so a process without sessions has no such thread.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,7 +13,6 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::machine::Event;
 use super::Inner;
 
 struct Timers {
@@ -84,7 +84,7 @@ fn run() {
         let inner = t.by_client.remove(&id).map(|(_, w)| w);
         drop(t);
         if let Some(inner) = inner.and_then(|w| w.upgrade()) {
-            inner.step(Event::Tick);
+            inner.tick();
         }
         t = TIMERS.lock();
     }
