@@ -292,7 +292,15 @@ impl RtmClient {
             deliver,
             ended,
             owed,
+            queue_full,
         } = self.detach();
+        if queue_full {
+            let e = RtmError::new(
+                error_code::FPNN_EC_CORE_WORK_QUEUE_FULL,
+                format!("{}: the dispatch queue is full", spec.method),
+            );
+            return deliver(Box::new(move || callback(Some(err(e)), None)));
+        }
         let Some((gate, uid)) = session else {
             let e = RtmError::new(error_code::FPNN_EC_CORE_INVALID_CONNECTION, "not logged in");
             return deliver(Box::new(move || callback(Some(err(e)), None)));

@@ -20,6 +20,9 @@ pub(crate) struct Detached {
     pub(crate) ended: Ended,
     /// Makes `destroy` wait until the call's callback is queued (drop it then).
     pub(crate) owed: dispatch::Owed,
+    /// The completion would go to a full dispatch queue: the call fails with 20011 and
+    /// sends nothing (`Deliverer::queue_full`, as `RtmClient::call` does).
+    pub(crate) queue_full: bool,
 }
 
 impl RtmClient {
@@ -30,7 +33,9 @@ impl RtmClient {
 
     /// See [`Detached`]; takes the `blocking()` direct path like any call.
     pub(crate) fn detach(&self) -> Detached {
-        let deliver = Box::new(self.inner.deliverer());
+        let delivery = self.inner.delivery();
+        let queue_full = delivery.queue_full();
+        let deliver = Box::new(move |job| delivery.deliver(job));
         let session = {
             let core = self.inner.core.read();
             core.online_connection().zip(core.uid())
@@ -48,6 +53,7 @@ impl RtmClient {
             deliver,
             ended,
             owed,
+            queue_full,
         }
     }
 }
