@@ -24,7 +24,7 @@ const PUSHES: i64 = 3_000;
 const CALLS: usize = 250;
 
 /// Polls until `done`, failing after [`WAIT`].
-fn poll_until(client: &RtmClient, what: &str, done: impl Fn() -> bool) {
+fn poll_until(client: &RtmClient, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -121,4 +121,149 @@ fn a_queued_application_that_stops_polling_keeps_memory_bounded_and_loses_nothin
     poll_until(&client, "a call answered", || ok.lock().is_some());
     assert_eq!(*ok.lock(), Some(None));
     client.destroy();
+}
+
+/// File sends (src/api/files.rs) check the queue like every other call.
+mod file_sends {
+    use super::{poll_until, UID};
+    use crate::common::*;
+    use rtm_client::gate::Gate;
+    use rtm_client::{blocking, Dispatch, PushEvent, RtmClient, RtmFile, RtmOptions};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    const LIMIT: usize = 4;
+
+    /// While the queue is full, the file sends fail at once with 20011 and send nothing, as
+    /// every other call does (they asked for a token and uploaded the whole file).
+    #[test]
+    fn a_file_send_made_while_the_queue_is_full_fails_with_20011_and_sends_nothing() {
+        let gate = Gate::builder().record_quests(true).start().expect("gate");
+        let client = RtmClient::new(RtmOptions {
+            dispatch: Dispatch::Queued,
+            ..options(&gate)
+        })
+        .unwrap();
+        let delivered = Arc::new(AtomicU64::new(0));
+        let d = delivered.clone();
+        client.processor().on(PushEvent::RecvMessage, move |_| {
+            d.fetch_add(1, Ordering::SeqCst);
+        });
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.login(
+            UID,
+            "token",
+            move |ok, code| tx.send((ok, code)).unwrap(),
+            0,
+        );
+        poll_until(&client, "logged in", || !rx.is_empty());
+        assert_eq!(rx.recv().unwrap(), (true, 0));
+        client.set_dispatch_limit_for_tests(LIMIT);
+
+        // The application stops polling; pushes fill the queue.
+        for mid in 1..=10 {
+            gate.inject_message(PID, 1, 7, UID, mid, 51, b"x", "")
+                .unwrap();
+        }
+        blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb)).unwrap();
+        assert_eq!(client.dispatch_queue_len_for_tests(), LIMIT, "full");
+        gate.clear_quest_log();
+
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let t = tx.clone();
+        client.send_message(7, 51, "text", "", 0, 0, move |e, _| {
+            t.send(("send_message", e.map(|e| e.error.code))).unwrap()
+        });
+        client.send_file(
+            50,
+            7,
+            &RtmFile::new("a.bin", vec![7u8; 4096]),
+            0,
+            0,
+            move |e, _| tx.send(("send_file", e.map(|e| e.error.code))).unwrap(),
+        );
+        let mut got = Vec::new();
+        poll_until(&client, "both calls are called back", || {
+            got.extend(rx.try_iter());
+            got.len() == 2
+        });
+        assert_eq!(
+            got,
+            [("send_message", Some(20011)), ("send_file", Some(20011))],
+            "quests the gate read meanwhile: {:?}",
+            gate.quest_log()
+                .iter()
+                .map(|(m, _)| m.clone())
+                .collect::<Vec<_>>()
+        );
+        client.destroy();
+    }
+}
+
+/// Dropped events in `Dispatch::Threads` mode.
+mod threads_mode {
+    use super::UID;
+    use crate::common::*;
+    use rtm_client::{blocking, PushEvent};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    const LIMIT: usize = 4;
+    const PUSHES: i64 = 20;
+
+    /// In `Dispatch::Threads` mode events dropped while the queue was full are reported once
+    /// the dispatcher thread has made room, also when no later event comes (only a later
+    /// event reported them).
+    #[test]
+    fn events_dropped_in_threads_mode_are_reported_once_the_queue_has_room() {
+        let gate = gate();
+        let client = online(options(&gate), UID);
+        client.set_dispatch_limit_for_tests(LIMIT);
+        let delivered = Arc::new(AtomicU64::new(0));
+        let d = delivered.clone();
+        client.processor().on(PushEvent::RecvMessage, move |_| {
+            d.fetch_add(1, Ordering::SeqCst);
+        });
+        let reported = Arc::new(AtomicU64::new(0));
+        let r = reported.clone();
+        client.on_error_recorder(move |e| {
+            if e.code == 20011 {
+                let n: u64 = e.ex.split(' ').next().and_then(|n| n.parse().ok()).unwrap();
+                r.fetch_add(n, Ordering::SeqCst);
+            }
+        });
+
+        // A callback holds the dispatcher thread while pushes arrive.
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (release, release_rx) = crossbeam_channel::bounded::<()>(1);
+        client.get_p2p_unread_message_num(&[7], None, None, 0, move |_, _| {
+            started_tx.send(()).unwrap();
+            let _ = release_rx.recv_timeout(WAIT);
+        });
+        started.recv_timeout(WAIT).unwrap();
+        for mid in 1..=PUSHES {
+            gate.inject_message(PID, 1, 7, UID, mid, 51, b"x", "")
+                .unwrap();
+        }
+        // Its answer bypasses the queue and follows every push: all were handled.
+        blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb)).unwrap();
+        assert_eq!(client.dispatch_queue_len_for_tests(), LIMIT, "full");
+        release.send(()).unwrap();
+
+        // Room again: the queue drains, calls go through and are answered.
+        wait_until("the queued pushes ran", || {
+            delivered.load(Ordering::SeqCst) == LIMIT as u64
+        });
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.get_p2p_unread_message_num(&[7], None, None, 0, move |e, _| {
+            tx.send(e.map(|e| e.code)).unwrap()
+        });
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), None);
+        assert_eq!(delivered.load(Ordering::SeqCst), LIMIT as u64);
+        wait_until(
+            "the dropped pushes to be reported through ErrorRecorder",
+            || reported.load(Ordering::SeqCst) == (PUSHES as u64 - LIMIT as u64),
+        );
+        client.destroy();
+    }
 }

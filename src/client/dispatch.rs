@@ -26,8 +26,8 @@
 //! `blocking()` itself made, which only wakes the waiting thread.)
 //!
 //! The dispatcher thread starts with the first job and ends when no client
-//! in `Threads` mode is left (each is counted from its creation to its
-//! destroy).
+//! in `Threads` or `Inline` mode is left (each is counted from its creation
+//! to its destroy).
 //!
 //! Backpressure: a client's queue holds at most [`QUEUE_LIMIT`] jobs before
 //! it counts as full (a `Dispatch::Queued` application that stops polling,
@@ -844,6 +844,15 @@ fn turn(d: Arc<Dispatcher>) -> Option<Written> {
         if !more {
             break;
         }
+    }
+    // Room again: what was dropped meanwhile is reported now (queued past
+    // the limit, it runs in a later turn), not only when the next event
+    // comes, which may never happen.
+    if q.dropped > 0 && q.items.len() < d.limit.load(Ordering::Relaxed) && !q.stopped {
+        let dropped = std::mem::take(&mut q.dropped);
+        drop(q);
+        d.report_dropped(dropped);
+        q = d.queue.lock();
     }
     let ack = q.ack.take();
     if more || (!q.items.is_empty() && !q.stopped && !q.closing) {
