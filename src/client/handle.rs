@@ -105,6 +105,13 @@ fn choose_endpoint(o: &RtmOptions) -> Result<(String, bool), RtmError> {
             format!("invalid endpoint {ep:?}: expected \"host:port\""),
         )
     })?;
+    if tls && !parsed.tls {
+        // A `ws://` prefix must not turn the TLS endpoint into a plain one.
+        return Err(RtmError::new(
+            error_code::FPNN_EC_CORE_INVALID_CONNECTION,
+            format!("invalid ssl_endpoint {ep:?}: a ws:// URL is not TLS"),
+        ));
+    }
     let port = if !parsed.tls && parsed.port == 13325 {
         13321
     } else {
