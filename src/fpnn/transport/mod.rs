@@ -174,7 +174,7 @@ impl Read for Deadlined<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.set_read_timeout(Some(remaining(self.1)?))?;
         let mut s = self.0;
-        s.read(buf)
+        s.read(buf).map_err(timed_out)
     }
 }
 
@@ -182,12 +182,22 @@ impl Write for Deadlined<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.set_write_timeout(Some(remaining(self.1)?))?;
         let mut s = self.0;
-        s.write(buf)
+        s.write(buf).map_err(timed_out)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         let mut s = self.0;
         s.flush()
+    }
+}
+
+/// A socket timeout (EAGAIN on Unix) while connecting is the connect deadline.
+fn timed_out(e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            io::Error::new(io::ErrorKind::TimedOut, "connection timeout")
+        }
+        _ => e,
     }
 }
 
