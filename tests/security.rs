@@ -302,3 +302,80 @@ fn dropping_the_last_handle_with_quests_pending_returns_quickly() {
         assert!(r.is_some(), "a pending quest succeeded on a paused gate");
     }
 }
+
+/// An `ssl_endpoint` means `wss`: given as a `ws://` URL it is refused by
+/// `new` (20012), rather than connecting in clear and sending the token so.
+#[test]
+fn an_ssl_endpoint_given_as_a_ws_url_is_refused() {
+    let gate = gate();
+    let e = RtmClient::new(RtmOptions {
+        ssl_endpoint: Some(format!("ws://{}", gate.endpoint())),
+        pid: PID,
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(e.code, error_code::FPNN_EC_CORE_INVALID_CONNECTION, "{e}");
+    assert!(e.ex.contains("ssl_endpoint"), "{e}");
+    // `wss://` is what it means.
+    assert!(RtmClient::new(RtmOptions {
+        ssl_endpoint: Some(format!("wss://{}", gate.endpoint())),
+        pid: PID,
+        ..Default::default()
+    })
+    .is_ok());
+}
+
+/// An extra root that is not a DER certificate is the application's error:
+/// `new` refuses it (20012) and names the option, instead of every login
+/// failing with a handshake error that blames the peer's certificate.
+#[test]
+fn an_extra_root_that_is_not_a_certificate_is_refused_by_new() {
+    let gate = gate();
+    let e = RtmClient::new(RtmOptions {
+        ssl_endpoint: Some(gate.endpoint()),
+        pid: PID,
+        tls_root_certificates: vec![b"not a certificate".to_vec()],
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(e.code, error_code::FPNN_EC_CORE_INVALID_CONNECTION, "{e}");
+    assert!(e.ex.contains("tls_root_certificates[0]"), "{e}");
+}
+
+/// A server that accepts TCP and never answers the TLS or WebSocket handshake
+/// fails the login at `connection_timeout`, and `ErrorRecorder` says the
+/// connect timed out (it read "Resource temporarily unavailable").
+#[test]
+fn a_connect_that_times_out_in_the_handshake_says_so() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (hold, _held) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            if hold.send(s).is_err() {
+                return;
+            }
+        }
+    });
+    for tls in [false, true] {
+        let mut o = RtmOptions {
+            pid: PID,
+            connection_timeout: 300,
+            ..Default::default()
+        };
+        if tls {
+            o.ssl_endpoint = Some(addr.clone());
+        } else {
+            o.endpoint = Some(addr.clone());
+        }
+        let client = RtmClient::new(o).unwrap();
+        let mut ev = Events::attach(&client);
+        let (ok, code) = login(&client, 1001, "t", 5_000);
+        assert_eq!(
+            (ok, code),
+            (false, error_code::FPNN_EC_CORE_INVALID_CONNECTION)
+        );
+        let (err, _) = ev.error();
+        assert!(err.ex.contains("connection timeout"), "tls {tls}: {err}");
+    }
+}

@@ -130,10 +130,17 @@ impl RtmClient {
     ///
     /// Errors at once, instead of failing later: 200033 when neither
     /// `endpoint` nor `ssl_endpoint` is set, 20012 when the one in use is not
-    /// `host:port`. An endpoint on port 13325 (the TCP gate) is rewritten to
-    /// 13321; `ssl_endpoint`, when set, wins and the client uses `wss`.
+    /// `host:port` (an `ssl_endpoint` given as a `ws://` URL included), or an
+    /// entry of `tls_root_certificates` is not a DER certificate. An endpoint
+    /// on port 13325 (the TCP gate) is rewritten to 13321; `ssl_endpoint`,
+    /// when set, wins and the client uses `wss`.
     pub fn new(options: RtmOptions) -> Result<RtmClient, RtmError> {
         let (endpoint, tls) = choose_endpoint(&options)?;
+        crate::fpnn::add_roots(
+            &mut rustls::RootCertStore::empty(),
+            &options.tls_root_certificates,
+        )
+        .map_err(|e| RtmError::new(error_code::FPNN_EC_CORE_INVALID_CONNECTION, e))?;
         static IDS: AtomicU64 = AtomicU64::new(0);
         let inner = Arc::new(Inner {
             id: IDS.fetch_add(1, Ordering::Relaxed),

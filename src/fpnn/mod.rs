@@ -40,6 +40,6 @@ pub use connection::{
     AnswerCallback, CloseReason, ConnectOptions, Connection, Quest, QuestHandler, Responder,
     DEFAULT_WRITE_QUEUE_LIMIT,
 };
-pub(crate) use transport::deadline_from;
 pub(crate) use transport::Written;
+pub(crate) use transport::{add_roots, deadline_from};
 pub use transport::{ConnectCancel, Endpoint};

@@ -80,8 +80,9 @@ pub struct RtmOptions {
     /// The gate, as `"host:port"` (ws). A port of 13325 (the TCP gate port) is rewritten
     /// to 13321 (the WebSocket port). Default `None`. Mirrors JavaScript `endpoint`.
     pub endpoint: Option<String>,
-    /// The TLS gate, as `"host:port"`. When set it replaces `endpoint` and the client
-    /// connects with wss. Default `None`. Mirrors JavaScript `ssl_endpoint`.
+    /// The TLS gate, as `"host:port"` (or `wss://host:port`; a `ws://` URL is refused).
+    /// When set it replaces `endpoint` and the client connects with wss. Default `None`.
+    /// Mirrors JavaScript `ssl_endpoint`.
     pub ssl_endpoint: Option<String>,
     /// The project id. Default 0. Mirrors JavaScript `pid`.
     pub pid: i64,
@@ -104,7 +105,8 @@ pub struct RtmOptions {
     /// addition (JavaScript has its event loop).
     pub dispatch: Dispatch,
     /// Extra root certificates (DER) to trust for wss, on top of the built-in web roots.
-    /// Default empty. A Rust addition (browsers have their own trust store).
+    /// Default empty; an entry that is not a DER certificate makes `RtmClient::new` fail
+    /// with 20012. A Rust addition (browsers have their own trust store).
     pub tls_root_certificates: Vec<Vec<u8>>,
     /// The file proxy the file sends (`send_file` and friends) upload to, as
     /// `"host:port"` (wss when the client uses it; a `ws://` or `wss://` prefix chooses).

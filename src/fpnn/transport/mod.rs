@@ -21,8 +21,8 @@ mod tls;
 use dial::dial;
 pub use dial::ConnectCancel;
 pub use endpoint::Endpoint;
+pub(crate) use tls::{add_roots, OnWait, PlainRead, ReadHalf, WriteHalf, Written, WRITE_STALL};
 use tls::{tls_config, TlsRead, TlsWrite, WRITE_POLL};
-pub(crate) use tls::{OnWait, PlainRead, ReadHalf, WriteHalf, Written, WRITE_STALL};
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};

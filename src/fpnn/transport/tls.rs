@@ -66,14 +66,24 @@ fn write_patiently(tcp: &mut TcpStream, buf: &[u8], on_wait: OnWait<'_>) -> io::
     Ok(())
 }
 
+/// Adds the extra roots (`RtmOptions::tls_root_certificates`, DER) to `roots`; the
+/// error names the entry that is not a usable certificate.
+pub(crate) fn add_roots(
+    roots: &mut rustls::RootCertStore,
+    extra_roots: &[Vec<u8>],
+) -> Result<(), String> {
+    for (i, der) in extra_roots.iter().enumerate() {
+        roots
+            .add(CertificateDer::from(der.clone()))
+            .map_err(|e| format!("tls_root_certificates[{i}] is not a DER certificate: {e}"))?;
+    }
+    Ok(())
+}
+
 pub(super) fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, WsError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for der in extra_roots {
-        roots
-            .add(CertificateDer::from(der.clone()))
-            .map_err(|e| WsError::Handshake(format!("bad root certificate: {e}")))?;
-    }
+    add_roots(&mut roots, extra_roots).map_err(WsError::Handshake)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
