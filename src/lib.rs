@@ -54,12 +54,13 @@
 //! over WebSocket, usable for any FPNN service), the client ([`RtmClient`],
 //! [`RtmProcessor`]), the API methods on it, [`types`] and [`error`] (what they take and
 //! give), the Rust-only adapters [`result_callback`], [`future()`] and [`blocking`], and
-//! [`gate`] (the local gate). `docs/` in the repository has the architecture, the wire
-//! protocol, the message API, a porting guide from JavaScript, the gate, and security.
+//! `gate` (the local gate, with its feature). `docs/` in the repository has the
+//! architecture, the wire protocol, the message API, a porting guide from JavaScript, the
+//! gate, and security.
 //!
 //! # Cargo features
 //!
-//! - `gate` (default): the local in-memory RTM gate, [`gate`]. It speaks the real
+//! - `gate` (default): the local in-memory RTM gate, the module `gate`. It speaks the real
 //!   protocol, so tests, examples and local development run without an RTM account or a
 //!   network. It adds no dependency, only compile time and code size.
 //! - `cli` (default, turns on `gate`): the `rtm-gate` program, the gate as a process,
