@@ -107,8 +107,38 @@ fn parse() -> Result<Args, String> {
             _ => return Err(format!("unknown option {k}")),
         }
     }
+    // A name, or the start of one of the first six (`pipelined` runs both): anything
+    // else would run nothing and print nothing.
+    const SCENARIOS: [&str; 8] = [
+        "sequential",
+        "pipelined_100",
+        "pipelined_1000",
+        "many_clients",
+        "pushes",
+        "idle",
+        "pending",
+        "soak",
+    ];
+    let (by_prefix, exact_only) = SCENARIOS.split_at(6);
+    if !by_prefix.iter().any(|s| s.starts_with(&a.scenario))
+        && !exact_only.contains(&a.scenario.as_str())
+    {
+        return Err(format!(
+            "--scenario: {}: one of {}",
+            a.scenario,
+            SCENARIOS.join(", ")
+        ));
+    }
+    // An empty message is refused by the SDK and the gate; a huge one would not fit
+    // in a packet.
+    if !(1..=MAX_SIZE).contains(&a.size) {
+        return Err(format!("--size: {}: 1 to {MAX_SIZE} bytes", a.size));
+    }
     Ok(a)
 }
+
+/// The largest `--size`: well within the gate's packet limit.
+const MAX_SIZE: usize = 1 << 20;
 
 /// Where the gate runs; keeps it alive.
 enum GateHere {
@@ -684,7 +714,6 @@ fn main() {
         if (exact && name != a.scenario) || !name.starts_with(&a.scenario) {
             continue;
         }
-        let n = a.n.unwrap_or(n);
         let window = if name == "sequential" {
             1
         } else {
@@ -695,6 +724,8 @@ fn main() {
         } else {
             1
         };
+        // Each half of a paired run, and each client, sends at least one.
+        let n = a.n.unwrap_or(n).max(2 * clients);
         let (floor, sdk) = if a.sdk_only {
             let sdk = if name == "pushes" {
                 sdk_pushes(&ep, n, window, size).figures()
