@@ -177,7 +177,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     blocking(|cb| {
         alice.send_room_message(rid, mtype::CHAT_TEXT, "Anyone in the room?", "", 0, 0, cb)
     })?;
-    println!("alice and bob entered room {rid}; alice asked who is there");
+    println!("alice and bob entered room {rid}; alice spoke there");
     expect_push();
 
     // 5. History, a page at a time.
@@ -256,7 +256,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let got = blocking(|cb| bob.get_message(args.uid, oops.mid, bob_uid, 1, 0, cb))?;
     println!(
-        "bob reads message {}: {:?}",
+        "alice sent bob one more (mid {}); bob reads it with get_message: {:?}",
         oops.mid,
         got.msg.as_deref().unwrap_or("?")
     );
