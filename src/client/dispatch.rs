@@ -1142,6 +1142,29 @@ mod tests {
         d.shutdown();
     }
 
+    /// Review (ae7b4bd): `release_held` re-registers itself as the flush hook
+    /// when a flush comes inside an inline callback, and the new
+    /// `flush_write_batch` loops while a hook is set: such a flush never
+    /// returns (it spins at 100% CPU). Run on a thread of its own so that the
+    /// test fails within `WAIT` instead of hanging the test binary.
+    #[test]
+    fn review_a_flush_inside_an_inline_callback_returns() {
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let (d, _tx, _rx, batch) = holding();
+            d.clone().callback_on_reader(Box::new(move || {
+                crate::fpnn::flush_write_batch();
+                let _ = done_tx.send(());
+            }));
+            drop(batch);
+            d.shutdown();
+        });
+        assert!(
+            done.recv_timeout(WAIT).is_ok(),
+            "flush_write_batch inside an inline callback never returned"
+        );
+    }
+
     /// Starts `d.shutdown()` on a thread of its own and returns once it has
     /// marked the client destroyed; the receiver hears when it returns.
     fn shutdown_elsewhere(d: &Arc<Dispatcher>) -> crossbeam_channel::Receiver<()> {
