@@ -514,19 +514,22 @@ pub(crate) fn at_flush(f: fn()) -> bool {
 /// [`at_flush`] hook; the batch goes on. Called before this thread waits
 /// (for the socket, for an answer). The hook may run user code (a reader's
 /// deferred push handlers, src/client/dispatch.rs) whose frames join the
-/// batch: they are sent in turn, until nothing is left.
+/// batch: they are sent in turn, and the hook they set is called again,
+/// until a round queues no frame. (A hook that only sets itself again, as
+/// the client's does inside an inline callback, is left for the next flush.)
 pub(crate) fn flush_write_batch() {
     loop {
         let (outboxes, hook) = BATCH.with(|b| {
             let mut b = b.borrow_mut();
             (std::mem::take(&mut b.outboxes), b.on_flush.take())
         });
-        if outboxes.is_empty() && hook.is_none() {
-            return;
-        }
         flush_outboxes(outboxes);
-        if let Some(f) = hook {
-            f();
+        let Some(f) = hook else {
+            return;
+        };
+        f();
+        if BATCH.with(|b| b.borrow().outboxes.is_empty()) {
+            return;
         }
     }
 }
