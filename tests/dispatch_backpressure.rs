@@ -23,6 +23,20 @@ const LIMIT: usize = 1_000;
 const PUSHES: i64 = 3_000;
 const CALLS: usize = 250;
 
+/// The number of dropped events the client's 20011 `ErrorRecorder` reports
+/// ("N events dropped: ..."), summed.
+fn drop_reports(client: &RtmClient) -> Arc<AtomicU64> {
+    let reported = Arc::new(AtomicU64::new(0));
+    let r = reported.clone();
+    client.on_error_recorder(move |e| {
+        if e.code == 20011 {
+            let n: u64 = e.ex.split(' ').next().and_then(|n| n.parse().ok()).unwrap();
+            r.fetch_add(n, Ordering::SeqCst);
+        }
+    });
+    reported
+}
+
 /// Polls until `done`, failing after [`WAIT`].
 fn poll_until(client: &RtmClient, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
@@ -50,14 +64,7 @@ fn a_queued_application_that_stops_polling_keeps_memory_bounded_and_loses_nothin
             d.fetch_add(1, Ordering::SeqCst);
         });
     }
-    let reported = Arc::new(AtomicU64::new(0));
-    let r = reported.clone();
-    client.on_error_recorder(move |e| {
-        if e.code == 20011 {
-            let n: u64 = e.ex.split(' ').next().and_then(|n| n.parse().ok()).unwrap();
-            r.fetch_add(n, Ordering::SeqCst);
-        }
-    });
+    let reported = drop_reports(&client);
     let login = Arc::new(Mutex::new(None));
     let l = login.clone();
     client.login(
@@ -224,14 +231,7 @@ mod threads_mode {
         client.processor().on(PushEvent::RecvMessage, move |_| {
             d.fetch_add(1, Ordering::SeqCst);
         });
-        let reported = Arc::new(AtomicU64::new(0));
-        let r = reported.clone();
-        client.on_error_recorder(move |e| {
-            if e.code == 20011 {
-                let n: u64 = e.ex.split(' ').next().and_then(|n| n.parse().ok()).unwrap();
-                r.fetch_add(n, Ordering::SeqCst);
-            }
-        });
+        let reported = super::drop_reports(&client);
 
         // A callback holds the dispatcher thread while pushes arrive.
         let (started_tx, started) = crossbeam_channel::bounded(1);
