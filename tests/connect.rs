@@ -86,17 +86,8 @@ fn the_path_option_is_the_request_path() {
 
 #[test]
 fn connect_timeout_covers_a_server_that_never_answers_the_handshake() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = listener.local_addr().unwrap().to_string();
     // Accept the TCP connection and say nothing.
-    let (hold_tx, hold_rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for s in listener.incoming().flatten() {
-            if hold_tx.send(s).is_err() {
-                return;
-            }
-        }
-    });
+    let (endpoint, hold_rx) = silent_server();
     for tls in [false, true] {
         let timeout = Duration::from_millis(300);
         let options = ConnectOptions {

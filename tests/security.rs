@@ -347,16 +347,7 @@ fn an_extra_root_that_is_not_a_certificate_is_refused_by_new() {
 /// connect timed out (it read "Resource temporarily unavailable").
 #[test]
 fn a_connect_that_times_out_in_the_handshake_says_so() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (hold, _held) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for s in listener.incoming().flatten() {
-            if hold.send(s).is_err() {
-                return;
-            }
-        }
-    });
+    let (addr, _held) = silent_server();
     for tls in [false, true] {
         let mut o = RtmOptions {
             pid: PID,

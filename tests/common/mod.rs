@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 #[path = "../shared/mod.rs"]
 mod shared;
 #[allow(unused_imports)] // not every test binary uses every helper
-pub use shared::{map, wait_until, wait_within, WAIT};
+pub use shared::{map, silent_server, wait_until, wait_within, WAIT};
 
 use parking_lot::Mutex;
 use rmpv::Value;

@@ -39,3 +39,20 @@ pub fn map(pairs: Vec<(&str, Value)>) -> Value {
             .collect(),
     )
 }
+
+/// A server that accepts TCP connections and never says anything (no TLS or
+/// WebSocket handshake): its address, and what keeps the accepted sockets
+/// open (drop it to let them go).
+pub fn silent_server() -> (String, crossbeam_channel::Receiver<std::net::TcpStream>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (hold, held) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            if hold.send(s).is_err() {
+                return;
+            }
+        }
+    });
+    (addr, held)
+}

@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, Sender};
 #[path = "../shared/mod.rs"]
 mod shared;
 #[allow(unused_imports)] // not every test binary uses every helper
-pub use shared::{wait_until, WAIT};
+pub use shared::{silent_server, wait_until, WAIT};
 
 use rmpv::Value;
 use rtm_client::fpnn::packet::{self, Kind, Packet};
