@@ -193,6 +193,16 @@ fn messages_sent_by_another_client_arrive_on_their_events() {
     );
 }
 
+/// Logs `client` in as [`ME`] on the raw server, which accepts the auth.
+fn login_raw(client: &RtmClient, srv: &RawServer) -> RawConn {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    client.login(ME, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+    let mut conn = srv.accept();
+    conn.accept_auth(&[]);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
+    conn
+}
+
 /// The next packet, which must be the successful answer to `seq` (the raw
 /// server sends no pings, so nothing else comes in between).
 fn answer_of(conn: &mut RawConn, seq: u32) -> Value {
@@ -220,11 +230,7 @@ fn pushes_are_acknowledged_with_an_empty_answer_before_their_handlers_run() {
         release_rx.recv_timeout(WAIT).expect("released");
         ran_tx.send(m.mid).unwrap();
     });
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    client.login(ME, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
-    let mut conn = srv.accept();
-    conn.accept_auth(&[]);
-    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
+    let mut conn = login_raw(&client, &srv);
 
     let seq = conn.quest("pushmsg", &p2p_push(PEER, ME, 30, 1, "hi", ""), true);
     assert_eq!(answer_of(&mut conn, seq), Value::Map(vec![]));
@@ -288,11 +294,7 @@ fn with_inline_dispatch_a_push_is_answered_before_its_handler_runs_on_the_reader
         let on = std::thread::current().name().unwrap_or("").to_owned();
         ran_tx.send((m.mid, released, on)).unwrap();
     });
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    client.login(ME, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
-    let mut conn = srv.accept();
-    conn.accept_auth(&[]);
-    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
+    let mut conn = login_raw(&client, &srv);
 
     let deadline = Instant::now() + WAIT;
     for mid in 1.. {
