@@ -11,6 +11,8 @@ pub(crate) fn wait_until(what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
+        // Polls every millisecond, as tests/shared does: a spin on `yield_now`
+        // took a core from the threads the test waits on (2-core machines).
+        std::thread::sleep(Duration::from_millis(1));
     }
 }

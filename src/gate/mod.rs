@@ -546,7 +546,7 @@ impl Gate {
                 match r {
                     Ok(_) => break,
                     Err(e) if Instant::now() < deadline && e.kind() == io::ErrorKind::AddrInUse => {
-                        std::thread::yield_now();
+                        std::thread::sleep(Duration::from_millis(1));
                     }
                     Err(e) => return Err(e),
                 }
