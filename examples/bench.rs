@@ -33,6 +33,7 @@ mod measure;
 mod memory;
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -128,6 +129,25 @@ fn parse() -> Result<Args, String> {
             a.scenario,
             SCENARIOS.join(", ")
         ));
+    }
+    if a.sdk_only && a.floor_only {
+        return Err(
+            "--sdk-only and --floor-only: one or the other (both would run nothing)".into(),
+        );
+    }
+    // A remote gate must answer before anything runs: the runs would panic on
+    // their first login otherwise.
+    if let Some(e) = &a.endpoint {
+        let addrs: Vec<_> = e
+            .to_socket_addrs()
+            .map_err(|err| format!("--endpoint: {e}: {err}"))?
+            .collect();
+        let reached = addrs
+            .iter()
+            .any(|addr| TcpStream::connect_timeout(addr, Duration::from_secs(5)).is_ok());
+        if !reached {
+            return Err(format!("--endpoint: {e}: no gate answers there"));
+        }
     }
     // An empty message is refused by the SDK and the gate; a huge one would not fit
     // in a packet.
