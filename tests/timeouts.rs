@@ -12,12 +12,13 @@ use rtm_client::error_code;
 use rtm_client::fpnn::ConnectOptions;
 use support::*;
 
-/// Upper bound on lateness. What these tests prove is that each quest has its own
-/// deadline (the JavaScript SDK checks once a second, so its timeouts are up to 1 s
-/// late); the bound stays under that second but leaves room for a loaded 2-core
-/// machine, where a thread can wait a few hundred milliseconds to be scheduled.
-/// The measured lateness is printed (median about 0.2 ms unloaded).
-const SLACK: Duration = Duration::from_millis(800);
+/// Bound on the median lateness of a run of short timeouts. What these tests prove is
+/// that each quest has its own deadline: the JavaScript SDK checks once a second, so a
+/// run of quests each sent as the previous one timed out would be about a second late
+/// each. The median, not the worst, is bounded: one quest delayed by a busy 2-core
+/// machine's scheduler must not fail the test, and half of them would have to be. The
+/// measured lateness is printed (median about 0.2 ms unloaded).
+const MEDIAN_SLACK: Duration = Duration::from_millis(250);
 
 #[test]
 fn a_20ms_timeout_fires_no_earlier_than_20ms_and_soon_after() {
@@ -37,7 +38,6 @@ fn a_20ms_timeout_fires_no_earlier_than_20ms_and_soon_after() {
         assert_eq!(r.unwrap_err().code, error_code::FPNN_EC_CORE_TIMEOUT);
         let elapsed = fired - start;
         assert!(elapsed >= timeout, "fired early: {elapsed:?}");
-        assert!(elapsed < timeout + SLACK, "fired late: {elapsed:?}");
         late.push(elapsed - timeout);
         s.quest();
     }
@@ -48,6 +48,11 @@ fn a_20ms_timeout_fires_no_earlier_than_20ms_and_soon_after() {
         late[0],
         late[late.len() / 2],
         late[late.len() - 1]
+    );
+    assert!(
+        late[late.len() / 2] < MEDIAN_SLACK,
+        "median lateness {:?}: not a deadline of its own",
+        late[late.len() / 2]
     );
     assert!(client.conn.is_open(), "timeouts leave the connection open");
 }
@@ -73,10 +78,6 @@ fn timeouts_fire_in_deadline_order_whatever_the_send_order() {
         let elapsed = at - start;
         assert!(
             elapsed >= Duration::from_millis(ms),
-            "{ms} ms quest fired at {elapsed:?}"
-        );
-        assert!(
-            elapsed < Duration::from_millis(ms) + SLACK,
             "{ms} ms quest fired at {elapsed:?}"
         );
         order.push(ms);
@@ -213,11 +214,9 @@ fn a_timeout_fires_on_time_while_the_writer_is_blocked_on_a_peer_that_does_not_r
     let (fired, r) = rx.recv_timeout(WAIT).expect("timeout fired");
     assert_eq!(r.unwrap_err().code, error_code::FPNN_EC_CORE_TIMEOUT);
     let elapsed = fired - start;
+    // It fired at all: the writer stays blocked on the peer, which never reads, so
+    // a timer run by the writer would not have fired within the wait above.
     assert!(elapsed >= timeout, "fired early: {elapsed:?}");
-    assert!(
-        elapsed < timeout + SLACK,
-        "fired late behind a blocked write: {elapsed:?}"
-    );
 }
 
 #[test]
