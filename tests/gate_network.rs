@@ -341,3 +341,34 @@ fn the_rtm_gate_program_takes_no_nodelay_and_serves() {
     assert!(endpoint.is_some(), "first line was {first:?}");
     assert_eq!(served, Some(true));
 }
+
+/// A JSON payload is held to the same decoded-tree bound as a msgpack one
+/// (`packet::decode_payload_within`: at most `max_packet` bytes of `rmpv::Value`
+/// nodes): a payload of many tiny values that the msgpack path refuses (closing
+/// the connection) must not be decoded whole on the JSON path, where each
+/// 2-byte `0,` becomes a `serde_json::Value` and then an `rmpv::Value` (dozens
+/// of times its size: an 8 MiB packet costs hundreds of MiB).
+#[test]
+fn a_json_payload_of_many_tiny_values_is_refused_as_its_msgpack_form_is() {
+    let max_packet = 64 << 10;
+    let gate = Gate::builder().max_packet(max_packet).start().unwrap();
+    // 20,000 values: far over 64 KiB of decoded nodes.
+    let n: usize = 20_000;
+    // The msgpack form: array 32 of n zeros (about 20 KB): refused, connection closed.
+    let mut mp = vec![0xdc, (n >> 8) as u8, n as u8];
+    mp.extend(std::iter::repeat(0u8).take(n));
+    let mut c = RawClient::connect(&gate);
+    c.login(1);
+    c.send("sendmsg", &mp, false);
+    assert!(c.closed_by_gate(), "the msgpack form is refused");
+    // The JSON form (about 40 KB, within the packet limit too).
+    let json = format!("[{}0]", "0,".repeat(n - 1));
+    assert!(json.len() < max_packet);
+    let mut c = RawClient::connect(&gate);
+    c.login(1);
+    c.send("sendmsg", json.as_bytes(), true);
+    assert!(
+        c.closed_by_gate(),
+        "the JSON form was decoded whole (and answered) past the bound"
+    );
+}
