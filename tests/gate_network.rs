@@ -372,3 +372,38 @@ fn a_json_payload_of_many_tiny_values_is_refused_as_its_msgpack_form_is() {
         "the JSON form was decoded whole (and answered) past the bound"
     );
 }
+
+/// The `auth` log (`Gate::auth_requests`, always on, also in the `rtm-gate` program) is
+/// "bounded, for a long-running rtm-gate" (src/gate/server.rs) by its number of entries
+/// only: 10,000 payloads of up to `--max-packet` each, kept until a restart, failed and
+/// repeated `auth`s included. One connection that never logs in can so make the gate
+/// hold 10,000 x 8 MiB. Here 300 `auth`s of 60 KiB keep about 18 MiB: the log must be
+/// bounded in bytes too (16 MiB here, for any bound of the order of the write queue).
+#[test]
+fn the_auth_log_is_bounded_in_bytes_not_only_in_entries() {
+    let max_packet = 64 << 10;
+    let gate = Gate::builder().max_packet(max_packet).start().unwrap();
+    let big = "x".repeat(60 << 10);
+    let payload = map(vec![
+        ("pid", Value::from(PID)),
+        ("uid", Value::from(1)),
+        ("token", Value::from("t")),
+        ("version", Value::from("v")),
+        ("attrs", Value::from(big.as_str())),
+    ]);
+    let mut c = RawClient::connect(&gate);
+    let mut last = 0;
+    for _ in 0..300 {
+        last = c.quest("auth", &payload);
+    }
+    c.answer(last);
+    let kept: usize = gate
+        .auth_requests()
+        .iter()
+        .filter_map(|v| field(v, "attrs").and_then(Value::as_str).map(str::len))
+        .sum();
+    assert!(
+        kept <= 16 << 20,
+        "the auth log keeps {kept} bytes of attrs alone"
+    );
+}
