@@ -522,7 +522,7 @@ pub(crate) fn fields_readable(len: usize, max_bytes: usize) -> bool {
 }
 
 /// How many values [`check_payload_within`] lets a payload hold.
-fn max_values(max_bytes: usize) -> usize {
+pub(crate) fn max_values(max_bytes: usize) -> usize {
     (max_bytes / std::mem::size_of::<Value>()).max(1)
 }
 

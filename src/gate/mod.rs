@@ -315,10 +315,11 @@ impl Gate {
         self.srv().conns_of(pid, uid).len()
     }
 
-    /// Every `auth` payload received, oldest first, those read while paused included.
+    /// The `auth` payloads received, oldest first, those read while paused included:
+    /// the newest 10,000, within 16 MiB of payload bytes (the newest always kept).
     /// Rust-only (a test hook).
     pub fn auth_requests(&self) -> Vec<Value> {
-        self.srv().auth_log.lock().clone()
+        self.srv().auth_log.lock().payloads()
     }
 
     /// Every quest the gate has read from any connection, as `(method,

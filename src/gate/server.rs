@@ -24,6 +24,41 @@ use crate::ws::{IncomingRef, WsReader};
 /// How many `auth` payloads the gate remembers for [`super::Gate::auth_requests`].
 pub(crate) const AUTH_LOG_MAX: usize = 10_000;
 
+/// How many bytes of `auth` payloads (as read off the wire) the gate remembers: with
+/// payloads up to `max_packet` (8 MiB by default) a count alone let one connection
+/// that never logs in make a long-running gate hold gigabytes.
+pub(crate) const AUTH_LOG_BYTES: usize = 16 << 20;
+
+/// The newest `auth` payloads, within [`AUTH_LOG_MAX`] entries and [`AUTH_LOG_BYTES`]
+/// (the newest one is always kept, whatever its size).
+#[derive(Default)]
+pub(crate) struct AuthLog {
+    entries: std::collections::VecDeque<(usize, Value)>,
+    bytes: usize,
+}
+
+impl AuthLog {
+    /// Keeps `payload`, read from `len` bytes, forgetting the oldest entries past the
+    /// bounds.
+    fn push(&mut self, len: usize, payload: Value) {
+        while self.entries.len() >= AUTH_LOG_MAX
+            || (!self.entries.is_empty() && self.bytes + len > AUTH_LOG_BYTES)
+        {
+            let Some((old, _)) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= old;
+        }
+        self.bytes += len;
+        self.entries.push_back((len, payload));
+    }
+
+    /// The payloads kept, oldest first.
+    pub(crate) fn payloads(&self) -> Vec<Value> {
+        self.entries.iter().map(|(_, v)| v.clone()).collect()
+    }
+}
+
 /// The instant [`since_epoch`] counts from: the first time it was asked.
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -337,7 +372,7 @@ pub(crate) struct Server {
     /// loop skips their three locks. Set after the hook's value (see [`Server::hooked`]).
     hooks: AtomicBool,
     stopping: AtomicBool,
-    pub(crate) auth_log: Mutex<Vec<Value>>,
+    pub(crate) auth_log: Mutex<AuthLog>,
     /// Every quest read, `(method, payload)` in arrival order, when
     /// `config.record_quests` is on; kept across [`Gate::restart`](super::Gate::restart).
     pub(crate) quest_log: Arc<Mutex<Vec<(String, Value)>>>,
@@ -441,7 +476,7 @@ impl Server {
             rewrite: Mutex::new(None),
             hooks: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
-            auth_log: Mutex::new(Vec::new()),
+            auth_log: Mutex::new(AuthLog::default()),
             quest_log,
             listener_addr: Mutex::new(None),
             proxy_addr: Mutex::new(None),
@@ -580,11 +615,28 @@ impl Server {
     }
 
     fn accept_loop(self: Arc<Self>, listener: TcpListener, proxy: bool) {
+        // Whether the last accept failed: logged once per run of failures.
+        let mut failing = false;
         for stream in listener.incoming() {
             if self.stopping.load(Ordering::SeqCst) {
                 return;
             }
-            let Ok(stream) = stream else { continue };
+            let stream = match stream {
+                Ok(stream) => {
+                    failing = false;
+                    stream
+                }
+                Err(e) => {
+                    // Out of file descriptors (EMFILE) an accept fails again at once:
+                    // a pause, not a spin at full CPU, until a connection ends.
+                    if !failing {
+                        log::warn!("gate: accept failed: {e}; retrying every 10 ms");
+                    }
+                    failing = true;
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
             self.attempts.fetch_add(1, Ordering::SeqCst);
             if self.refusing.load(Ordering::SeqCst) {
                 let _ = stream.shutdown(Shutdown::Both);
@@ -748,7 +800,10 @@ impl Server {
                     .map_err(io::Error::other)?;
                 None
             } else if json {
-                Some(super::json::parse(p.payload).map_err(io::Error::other)?)
+                Some(
+                    super::json::parse(p.payload, self.config.max_packet)
+                        .map_err(io::Error::other)?,
+                )
             } else {
                 Some(
                     packet::decode_payload_within(p.payload, self.config.max_packet)
@@ -762,12 +817,8 @@ impl Server {
             }
             // Logged even while paused, as the quest log is: every auth received.
             if let (true, Some(payload)) = (p.method == "auth", &payload) {
-                let mut log = self.auth_log.lock();
                 // Bounded, for a long-running rtm-gate: the newest entries.
-                if log.len() >= AUTH_LOG_MAX {
-                    log.drain(..AUTH_LOG_MAX / 2);
-                }
-                log.push(payload.clone());
+                self.auth_log.lock().push(p.payload.len(), payload.clone());
             }
             let hooks = self.hooks.load(Ordering::SeqCst);
             if hooks && self.paused() {
