@@ -124,6 +124,36 @@ fn new_with_an_endpoint_that_is_not_host_port_fails_with_20012() {
     assert_eq!(e.code, error_code::FPNN_EC_CORE_INVALID_CONNECTION);
 }
 
+/// `connection_timeout: 0` means the default (30 s), as `timeout: 0` does for
+/// every call and as JavaScript's `connectionTimeout: 0` does; it used to
+/// become 1 ms, so every login failed with 20012. The server holds its
+/// handshake answer well past 1 ms: a login that ends meanwhile ended on a
+/// timeout of its own.
+#[test]
+fn a_connection_timeout_of_0_means_the_default() {
+    const HOLD: Duration = Duration::from_millis(200);
+    let server = common::raw::RawServer::bind();
+    let client = RtmClient::new(RtmOptions {
+        endpoint: Some(server.endpoint()),
+        pid: PID,
+        auto_reconnect: false,
+        connection_timeout: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    client.login(1001, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+    let stream = server.accept_tcp();
+    assert_eq!(
+        rx.recv_timeout(HOLD).ok(),
+        None,
+        "the login ended before the server answered the handshake"
+    );
+    let mut conn = common::raw::RawConn::upgrade(stream);
+    conn.accept_auth(&[]);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
+}
+
 #[test]
 fn new_rewrites_the_tcp_gate_port_13325_to_13321() {
     let c = RtmClient::new(RtmOptions {

@@ -30,6 +30,12 @@ impl RawServer {
 
     /// Accepts one connection and completes the WebSocket upgrade.
     pub fn accept(&self) -> RawConn {
+        RawConn::upgrade(self.accept_tcp())
+    }
+
+    /// Accepts one TCP connection and says nothing yet: the WebSocket
+    /// upgrade is the caller's ([`RawConn::upgrade`]), when it chooses.
+    pub fn accept_tcp(&self) -> TcpStream {
         let deadline = Instant::now() + WAIT;
         let stream = loop {
             match self.listener.accept() {
@@ -42,6 +48,14 @@ impl RawServer {
             }
         };
         stream.set_nonblocking(false).unwrap();
+        stream
+    }
+}
+
+impl RawConn {
+    /// Completes the WebSocket upgrade of a connection accepted by
+    /// [`RawServer::accept_tcp`].
+    pub fn upgrade(stream: TcpStream) -> RawConn {
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
         let mut s = stream.try_clone().unwrap();
