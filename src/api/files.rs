@@ -315,7 +315,7 @@ impl RtmClient {
             tls,
             file_endpoint: o.file_endpoint.clone(),
             roots: o.tls_root_certificates.clone(),
-            connect_timeout: Duration::from_millis(o.connection_timeout.max(1)),
+            connect_timeout: o.connect_timeout(),
             spec,
             key,
             target,

@@ -773,7 +773,7 @@ impl Inner {
     /// its reader.
     fn connect(self: &Arc<Self>, serial: u64, cancel: ConnectCancel) {
         let options = ConnectOptions {
-            connect_timeout: Duration::from_millis(self.options.connection_timeout.max(1)),
+            connect_timeout: self.options.connect_timeout(),
             extra_roots: self.options.tls_root_certificates.clone(),
             cancel: Some(cancel),
             ..ConnectOptions::default()

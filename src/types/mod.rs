@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
 mod conversations;
 mod data;
@@ -89,8 +90,11 @@ pub struct RtmOptions {
     /// Whether to log in again automatically after an unexpected close. Default `true`.
     /// Mirrors JavaScript `autoReconnect`.
     pub auto_reconnect: bool,
-    /// Connection timeout in milliseconds. Default 30 000. Mirrors JavaScript
-    /// `connectionTimeout`.
+    /// Connection timeout in milliseconds: DNS, TCP, TLS and the WebSocket
+    /// handshake of the gate's connection (and of a file send's proxy connection) must
+    /// complete within it. 0 means the default, 30 000, as a call's `timeout` of 0 means
+    /// its default and as JavaScript treats `connectionTimeout: 0`. Default 30 000.
+    /// Mirrors JavaScript `connectionTimeout`.
     pub connection_timeout: u64,
     /// The connection counts as dead when the gate sent no `ping` for this many seconds.
     /// Default 60. Mirrors JavaScript `maxPingIntervalSeconds`.
@@ -129,6 +133,19 @@ pub struct RtmOptions {
     pub resend_on_reconnect: bool,
 }
 
+/// Default of [`RtmOptions::connection_timeout`], also what 0 stands for.
+pub(crate) const DEFAULT_CONNECTION_TIMEOUT_MS: u64 = 30_000;
+
+impl RtmOptions {
+    /// The connection timeout in use: `connection_timeout`, 0 meaning the default.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(match self.connection_timeout {
+            0 => DEFAULT_CONNECTION_TIMEOUT_MS,
+            ms => ms,
+        })
+    }
+}
+
 impl Default for RtmOptions {
     fn default() -> RtmOptions {
         RtmOptions {
@@ -136,7 +153,7 @@ impl Default for RtmOptions {
             ssl_endpoint: None,
             pid: 0,
             auto_reconnect: true,
-            connection_timeout: 30_000,
+            connection_timeout: DEFAULT_CONNECTION_TIMEOUT_MS,
             max_ping_interval_seconds: 60,
             attrs: None,
             regressive_strategy: RegressiveStrategy::default(),
@@ -453,6 +470,17 @@ mod tests {
         assert_eq!(o.pid, 0);
         assert!(o.auto_reconnect);
         assert_eq!(o.connection_timeout, 30_000);
+        assert_eq!(o.connect_timeout(), Duration::from_secs(30));
+        let zero = RtmOptions {
+            connection_timeout: 0,
+            ..RtmOptions::default()
+        };
+        assert_eq!(zero.connect_timeout(), Duration::from_secs(30));
+        let one = RtmOptions {
+            connection_timeout: 1,
+            ..RtmOptions::default()
+        };
+        assert_eq!(one.connect_timeout(), Duration::from_millis(1));
         assert_eq!(o.max_ping_interval_seconds, 60);
         assert_eq!(o.attrs, None);
         assert_eq!(
