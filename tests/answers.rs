@@ -79,6 +79,27 @@ fn error_answer_reaches_the_callback_and_the_connection_stays_open() {
     assert_eq!(get(&result(&rx).unwrap(), "ok"), &Value::from(true));
 }
 
+/// An error answer whose `code` is 0 (`FPNN_EC_OK`) is malformed, as one
+/// without an integer `code` is: the callback gets 20001 with the payload as
+/// text, never an error that reads as success.
+#[test]
+fn an_error_answer_with_code_0_or_without_an_integer_code_becomes_20001() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    let rx = send(&client.conn, "nope", &empty(), LONG);
+    let (p, _) = s.quest();
+    s.error(p.seq, 0, "zero");
+    let e = result(&rx).unwrap_err();
+    assert_eq!(e.code, 20001, "{e}");
+    assert!(e.ex.contains("zero"), "{e}");
+    let rx = send(&client.conn, "nope", &empty(), LONG);
+    let (p, _) = s.quest();
+    s.answer_bytes(p.seq, 1, &encode(&map1("ex", "no code")));
+    let e = result(&rx).unwrap_err();
+    assert_eq!(e.code, 20001, "{e}");
+    assert!(client.conn.is_open());
+}
+
 /// `ex` may arrive as msgpack bin (docs/protocol.md: strings may arrive as
 /// bin), or as a str that is not UTF-8: the callback gets its text either way
 /// (invalid bytes replaced), not an empty string.

@@ -154,6 +154,52 @@ fn a_connection_timeout_of_0_means_the_default() {
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), (true, 0));
 }
 
+/// An error answer to `auth` is a failed login with a non-zero code, never
+/// `(false, 0)` (which means a rejected token): one whose `code` is 0, or
+/// not an integer, or missing, is malformed and fails it with 20001, as any
+/// other call's malformed error answer does.
+#[test]
+fn an_auth_error_answer_with_code_0_or_no_readable_code_fails_the_login_with_20001() {
+    let gate = gate();
+    let client = RtmClient::new(RtmOptions {
+        auto_reconnect: false,
+        ..options(&gate)
+    })
+    .unwrap();
+    let errors = [
+        map(vec![("code", 0.into()), ("ex", "zero".into())]),
+        map(vec![("code", "200027".into()), ("ex", "a str".into())]),
+        map(vec![("ex", "no code".into())]),
+    ];
+    for error in errors {
+        let mut bytes = Vec::new();
+        rtm_client::fpnn::packet::encode_payload(&error, &mut bytes);
+        gate.rewrite_answers(Some(Box::new(move |method: &str, _: &Value, _| {
+            (method == "auth").then(|| (1, bytes.clone()))
+        })));
+        assert_eq!(
+            login(&client, 1001, "t", 0),
+            (false, error_code::FPNN_EC_CORE_UNKNOWN_ERROR),
+            "{error}"
+        );
+    }
+    // A real error code passes through unchanged.
+    let mut bytes = Vec::new();
+    rtm_client::fpnn::packet::encode_payload(
+        &map(vec![("code", 200024.into()), ("ex", "denied".into())]),
+        &mut bytes,
+    );
+    gate.rewrite_answers(Some(Box::new(move |method: &str, _: &Value, _| {
+        (method == "auth").then(|| (1, bytes.clone()))
+    })));
+    assert_eq!(
+        login(&client, 1001, "t", 0),
+        (false, error_code::RTM_EC_AUTH_DENIED)
+    );
+    gate.rewrite_answers(None);
+    assert_eq!(login(&client, 1001, "t", 0), (true, 0));
+}
+
 #[test]
 fn new_rewrites_the_tcp_gate_port_13325_to_13321() {
     let c = RtmClient::new(RtmOptions {
