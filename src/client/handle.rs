@@ -193,7 +193,8 @@ impl RtmClient {
     ///
     /// `callback(ok, error_code)`: accepted `(true, 0)`; token rejected
     /// `(false, 0)`; gate unreachable `(false, 20012)`; the auth quest failed
-    /// `(false, code)` (20003 timeout, 20002 closed, or the gate's code).
+    /// `(false, code)` (20003 timeout, 20002 closed, the gate's code, or
+    /// 20001 when its error answer has no non-zero integer `code`: never 0).
     /// `timeout` (ms, 0 = 20 000) bounds the auth quest; the connection has
     /// its own `connection_timeout`. A login while a session exists replaces
     /// it (the old one ends without events; its pending login, if any,

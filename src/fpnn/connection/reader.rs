@@ -167,12 +167,15 @@ fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> R
 }
 
 /// `{code, ex}` of an error answer; anything else becomes 20001 with the text.
+/// A `code` of 0 (`FPNN_EC_OK`) is malformed too: an error must not read as
+/// success (a login would call back `(false, 0)`, a rejected token).
 /// `ex` may be a str or a bin (docs/protocol.md: strings may arrive as bin),
 /// read as UTF-8 with invalid bytes replaced.
 fn error_answer(v: &Value) -> RtmError {
     let code = value::map_get(v, "code")
         .and_then(value::as_i64)
-        .and_then(|c| i32::try_from(c).ok());
+        .and_then(|c| i32::try_from(c).ok())
+        .filter(|&c| c != error_code::FPNN_EC_OK);
     let ex = value::string_lossy(value::map_get(v, "ex").and_then(value::as_bytes));
     match code {
         Some(code) => RtmError::new(code, ex),
