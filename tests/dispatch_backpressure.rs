@@ -207,6 +207,76 @@ mod file_sends {
     }
 }
 
+/// `login` checks the queue like every other call.
+mod login {
+    use super::{poll_until, UID};
+    use crate::common::*;
+    use rtm_client::{blocking, Dispatch, PushEvent, RtmClient, RtmOptions};
+
+    const LIMIT: usize = 4;
+
+    /// While the queue is full, `login` fails at once with `(false, 20011)` and sends
+    /// nothing, as every other call does (docs/reliability.md); the session it would have
+    /// replaced goes on. It used to open a new connection and log in, its callback queued
+    /// past the limit, and the new session's pushes dropped.
+    #[test]
+    fn a_login_made_while_the_queue_is_full_fails_with_20011_and_leaves_the_session_alone() {
+        let gate = gate();
+        let client = RtmClient::new(RtmOptions {
+            dispatch: Dispatch::Queued,
+            ..options(&gate)
+        })
+        .unwrap();
+        client.processor().on(PushEvent::RecvMessage, |_| {});
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.login(
+            UID,
+            "token",
+            move |ok, code| tx.send((ok, code)).unwrap(),
+            0,
+        );
+        poll_until(&client, "logged in", || !rx.is_empty());
+        assert_eq!(rx.recv().unwrap(), (true, 0));
+        client.set_dispatch_limit_for_tests(LIMIT);
+
+        // The application stops polling; pushes fill the queue.
+        for mid in 1..=10 {
+            gate.inject_message(PID, 1, 7, UID, mid, 51, b"x", "")
+                .unwrap();
+        }
+        blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb)).unwrap();
+        assert_eq!(client.dispatch_queue_len_for_tests(), LIMIT, "full");
+
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.login(
+            UID + 1,
+            "token",
+            move |ok, code| tx.send((ok, code)).unwrap(),
+            0,
+        );
+        // Refused at once: its callback is queued, behind what waits there.
+        assert_eq!(client.dispatch_queue_len_for_tests(), LIMIT + 1);
+        poll_until(&client, "the login is called back", || !rx.is_empty());
+        assert_eq!(rx.recv().unwrap(), (false, 20011));
+        assert_eq!(gate.auth_requests().len(), 1, "a second auth was sent");
+        assert_eq!(gate.connection_count(), 1);
+        assert_eq!(gate.connections_of(PID, UID), 1);
+
+        // With room again, the session is the one it was, and a login goes through.
+        blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb)).unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.login(
+            UID + 1,
+            "token",
+            move |ok, code| tx.send((ok, code)).unwrap(),
+            0,
+        );
+        poll_until(&client, "the second login is called back", || !rx.is_empty());
+        assert_eq!(rx.recv().unwrap(), (true, 0));
+        client.destroy();
+    }
+}
+
 /// Dropped events in `Dispatch::Threads` mode.
 mod threads_mode {
     use super::UID;
