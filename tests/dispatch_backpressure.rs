@@ -271,7 +271,9 @@ mod login {
             move |ok, code| tx.send((ok, code)).unwrap(),
             0,
         );
-        poll_until(&client, "the second login is called back", || !rx.is_empty());
+        poll_until(&client, "the second login is called back", || {
+            !rx.is_empty()
+        });
         assert_eq!(rx.recv().unwrap(), (true, 0));
         client.destroy();
     }

@@ -200,7 +200,10 @@ impl RtmClient {
     /// it (the old one ends without events; its pending login, if any,
     /// completes with 20002). A login while another thread's `close` (or a
     /// kickout) is still ending the session waits for it, so that
-    /// session's `SessionClosed` comes before this login's callback.
+    /// session's `SessionClosed` comes before this login's callback. While
+    /// the dispatch queue is full (docs/reliability.md) it fails at once with
+    /// `(false, 20011)`, as every call does: nothing is sent and the current
+    /// session, if any, goes on.
     pub fn login(
         &self,
         uid: i64,
@@ -208,6 +211,15 @@ impl RtmClient {
         callback: impl FnOnce(bool, i32) + Send + 'static,
         timeout: u64,
     ) {
+        if self.inner.dispatcher.is_full() {
+            // Queued past the limit, in order, as a refused call's callback is.
+            let code = error_code::FPNN_EC_CORE_WORK_QUEUE_FULL;
+            log::debug!("login of uid {uid} refused: the dispatch queue is full");
+            return self
+                .inner
+                .dispatcher
+                .callback(Box::new(move || callback(false, code)));
+        }
         // After a close another thread began: its `SessionClosed` comes first.
         self.inner.step_after_others(Event::Login {
             uid,
