@@ -7,7 +7,7 @@ use super::de::Body;
 use super::decode::{answer, Empty};
 use super::spec::specs;
 use crate::client::RtmClient;
-use crate::error::RtmError;
+use crate::error::{error_code, RtmError};
 use crate::types::DataValue;
 use crate::value::MapBuilder;
 
@@ -54,8 +54,9 @@ fn bad_key(key: &str) -> Option<&'static str> {
 
 impl RtmClient {
     /// Stores `value` under `key` for the logged-in user (`dataset {key, val}`),
-    /// replacing what was there. An empty key, a key over 128 bytes or a value over
-    /// 65,535 bytes completes with 200033 without sending. Mirrors JavaScript
+    /// replacing what was there. An empty key or a key over 128 bytes completes with
+    /// 200033, a value over 65,535 bytes with 200030 (`RTM_EC_LARGE_MESSAGE_OR_ATTRS`,
+    /// the gate's code for it), without sending. Mirrors JavaScript
     /// `dataSet(key, value, timeout, callback)` (whose `value` may be undefined; ours is
     /// required).
     pub fn data_set(
@@ -69,7 +70,14 @@ impl RtmClient {
             return self.reject(why, |e| e, callback);
         }
         if value.len() > MAX_VALUE_BYTES {
-            return self.reject("value is longer than 65535 bytes", |e| e, callback);
+            // The gate's code for it (and that of the info parts of the same size), so a
+            // caller sees one code whichever side checks.
+            return self.reject_with(
+                error_code::RTM_EC_LARGE_MESSAGE_OR_ATTRS,
+                "value is longer than 65535 bytes",
+                |e| e,
+                callback,
+            );
         }
         let payload = MapBuilder::new().put("key", key).put("val", value).build();
         self.quest::<Empty>(&DATA_SET, payload, timeout, callback);

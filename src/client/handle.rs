@@ -425,7 +425,23 @@ impl RtmClient {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let e = RtmError::new(error_code::RTM_EC_EMPTY_PARAMETER, ex);
+        self.reject_with(error_code::RTM_EC_EMPTY_PARAMETER, ex, map_err, callback);
+    }
+
+    /// Completes `callback` with the error `code` without sending anything: for a
+    /// check the gate makes too, with the code the gate answers (a too-long data value
+    /// is 200030 on both sides, docs/Data.md).
+    pub(crate) fn reject_with<T, E>(
+        &self,
+        code: i32,
+        ex: &str,
+        map_err: impl FnOnce(RtmError) -> E + Send + 'static,
+        callback: impl FnOnce(Option<E>, Option<T>) + Send + 'static,
+    ) where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let e = RtmError::new(code, ex);
         (self.inner.deliverer())(Box::new(move || callback(Some(map_err(e)), None)));
     }
 
