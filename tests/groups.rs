@@ -154,13 +154,20 @@ fn open_info_of_several_groups() {
     let got = blocking(|cb| c.get_groups_open_info(&[GID, GID2, 77], 0, cb)).unwrap();
     let want: HashMap<i64, String> = [(GID, "one".into()), (GID2, "two".into())].into();
     assert_eq!(got.info, want);
+    // `Some("")` clears the public part; a group without one is left out, whether it
+    // never had one or it was cleared (as rooms are, docs/gate.md "Information").
+    blocking(|cb| a.set_group_info(GID2, Some(""), Some("p2"), 0, cb)).unwrap();
+    let got = blocking(|cb| c.get_groups_open_info(&[GID, GID2, 77], 0, cb)).unwrap();
+    assert_eq!(got.info, HashMap::from([(GID, "one".to_string())]));
+    let opened = blocking(|cb| c.get_group_open_info(GID2, 0, cb)).unwrap();
+    assert_eq!(opened.oinfo, "");
     assert_eq!(
         gate.received("getgroupsopeninfo")[0],
         map(vec![("gids", id_list(&[GID, GID2, 77]))])
     );
     let e = code(blocking(|cb| c.get_groups_open_info(&[], 0, cb)));
     assert_eq!(e, error_code::RTM_EC_EMPTY_PARAMETER);
-    assert_eq!(gate.received("getgroupsopeninfo").len(), 1);
+    assert_eq!(gate.received("getgroupsopeninfo").len(), 2);
     let e = code(blocking(|cb| c.get_groups_open_info(&[GID, 0], 0, cb)));
     assert_eq!(e, error_code::RTM_EC_EMPTY_PARAMETER);
 }

@@ -99,6 +99,17 @@ fn room_info_private_part_is_for_members_only() {
     assert_eq!(keys(&sent[2]), ["rid", "pinfo"], "None leaves oinfo out");
     assert_eq!(keys(&sent[4]), ["rid"], "(None, None) sends the rid alone");
     assert!(gate.received("getroomsopeninfo").len() == 1);
+
+    // `Some("")` clears the public part (as for groups and users, docs/gate.md
+    // "Information"): the room is then left out of the open infos, its private part stays.
+    blocking(|cb| a.set_room_info(RID, Some(""), None, 0, cb)).unwrap();
+    let open = blocking(|cb| c.get_rooms_open_info(&[RID, RID2], 0, cb)).unwrap();
+    assert_eq!(open.info, HashMap::new());
+    let cleared = blocking(|cb| a.get_room_info(RID, 0, cb)).unwrap();
+    assert_eq!(
+        (cleared.oinfo.as_str(), cleared.pinfo.as_str()),
+        ("", "secret 2")
+    );
 }
 
 /// An `oinfo` that is not UTF-8, bin or nil is read as `get_room_open_info`

@@ -84,12 +84,27 @@ fn others_see_only_the_open_info() {
             .expect("getuseropeninfo")
             .info
     };
-    let want: HashMap<i64, String> = [(A, "a open".into()), (B, String::new())].into();
+    // B set only its private part: no public information, left out as C is (as rooms
+    // are, docs/gate.md "Information"), which also keeps B's private set private.
+    let want: HashMap<i64, String> = [(A, "a open".into())].into();
     assert_eq!(open(&c, &[A, B, C]), want);
     assert_eq!(open(&a, &[A]), [(A, "a open".to_string())].into());
+    // `Some("")` clears the public part (sent as "", as JavaScript sends it): A is then
+    // left out too, while its private part stays.
+    blocking(|cb| a.set_user_info(Some(""), None, 0, cb)).unwrap();
+    assert_eq!(
+        gate.received("setuserinfo")[2],
+        map(vec![("oinfo", "".into())])
+    );
+    assert_eq!(open(&c, &[A, B, C]), HashMap::new());
+    let mine = blocking(|cb| a.get_user_info(0, cb)).unwrap();
+    assert_eq!(
+        (mine.oinfo.as_str(), mine.pinfo.as_str()),
+        ("", "a private")
+    );
     let e = code(blocking(|cb| c.get_user_open_info(&[], 0, cb)));
     assert_eq!(e, error_code::RTM_EC_EMPTY_PARAMETER);
-    assert_eq!(gate.received("getuseropeninfo").len(), 2);
+    assert_eq!(gate.received("getuseropeninfo").len(), 3);
     let e = code(blocking(|cb| c.get_user_open_info(&[0], 0, cb)));
     assert_eq!(e, error_code::RTM_EC_EMPTY_PARAMETER);
 }
