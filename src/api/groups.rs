@@ -122,8 +122,8 @@ impl RtmClient {
     }
 
     /// Sets a group's public and/or private information (`setgroupinfo {gid, oinfo?,
-    /// pinfo?}`); `None` leaves that part unchanged. Members only (200041); a part over
-    /// 65,535 bytes is 200030 from the gate. Mirrors JavaScript
+    /// pinfo?}`); `None` leaves that part unchanged, `Some("")` clears it. Members only
+    /// (200041); a part over 65,535 bytes is 200030 from the gate. Mirrors JavaScript
     /// `setGroupInfo(gid, oinfo, pinfo, timeout, callback)`.
     pub fn set_group_info(
         &self,
@@ -167,8 +167,8 @@ impl RtmClient {
     }
 
     /// The public information of several groups (`getgroupsopeninfo {gids}`, answer
-    /// `{info: {gid: oinfo}}`), for anyone; groups whose information was never set are
-    /// left out. An empty `gids` completes with 200033 without sending. Mirrors
+    /// `{info: {gid: oinfo}}`), for anyone; groups without public information (`oinfo`
+    /// never set, or cleared with `""`) are left out. An empty `gids` completes with 200033 without sending. Mirrors
     /// JavaScript `getGroupsOpenInfo(gids, timeout, callback)`.
     pub fn get_groups_open_info(
         &self,

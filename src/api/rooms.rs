@@ -139,7 +139,7 @@ impl RtmClient {
     /// `setRoomInfo(rid, oinfo, pinfo, timeout, callback)`.
     ///
     /// `None` leaves that part unchanged (the key is not sent; both `None`
-    /// sends `{rid}` alone, as JavaScript does). The gate requires the caller
+    /// sends `{rid}` alone, as JavaScript does); `Some("")` clears it. The gate requires the caller
     /// to be in the room (200040) and limits each part to 65,535 bytes
     /// (200030).
     pub fn set_room_info(
@@ -184,9 +184,10 @@ impl RtmClient {
 
     /// The public information of several rooms (`getroomsopeninfo {rids}`,
     /// answer `{info: {rid: oinfo}}`), by rid; rooms without public
-    /// information are left out. Mirrors JavaScript
-    /// `getRoomsOpenInfo(rids, timeout, callback)`. An empty `rids` completes
-    /// with 200033 without sending; the gate takes at most 100 (200032).
+    /// information (`oinfo` never set, or cleared with `""`) are left out.
+    /// Mirrors JavaScript `getRoomsOpenInfo(rids, timeout, callback)`. An
+    /// empty `rids` completes with 200033 without sending; the gate takes at
+    /// most 100 (200032).
     pub fn get_rooms_open_info(
         &self,
         rids: &[i64],

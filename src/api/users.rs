@@ -37,9 +37,9 @@ impl RtmClient {
     }
 
     /// Sets the logged-in user's public and/or private information (`setuserinfo
-    /// {oinfo?, pinfo?}`); `None` leaves that part unchanged. A part over 65,535 bytes is
-    /// 200030 from the gate. Mirrors JavaScript `setUserInfo(oinfo, pinfo, timeout,
-    /// callback)`.
+    /// {oinfo?, pinfo?}`); `None` leaves that part unchanged, `Some("")` clears it. A part
+    /// over 65,535 bytes is 200030 from the gate. Mirrors JavaScript `setUserInfo(oinfo,
+    /// pinfo, timeout, callback)`.
     pub fn set_user_info(
         &self,
         oinfo: Option<&str>,
@@ -66,9 +66,10 @@ impl RtmClient {
     }
 
     /// The public information of users (`getuseropeninfo {uids}`, answer `{info: {uid:
-    /// oinfo}}`); others never see the private part, and users whose information was
-    /// never set are left out. An empty `uids` completes with 200033 without sending.
-    /// Mirrors JavaScript `getUserOpenInfo(uids, timeout, callback)`.
+    /// oinfo}}`); others never see the private part, and users without public
+    /// information (`oinfo` never set, or cleared with `""`) are left out. An empty `uids`
+    /// completes with 200033 without sending. Mirrors JavaScript `getUserOpenInfo(uids,
+    /// timeout, callback)`.
     pub fn get_user_open_info(
         &self,
         uids: &[i64],

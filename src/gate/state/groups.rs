@@ -103,13 +103,11 @@ fn member(p: &Project, ctx: &Ctx, gid: i64) -> Result<(), GateError> {
 }
 
 /// `setgroupinfo {gid, oinfo?, pinfo?}`: members only; each part is a str of at most
-/// 65,535 bytes (200030).
+/// 65,535 bytes (200030); `""` clears it ([`Info::set`]).
 fn set_info(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
     let gid = a.id("gid")?;
     member(p, ctx, gid)?;
-    let mut info = p.groups.info.get(&gid).cloned().unwrap_or_default();
-    info.set(a)?;
-    p.groups.info.insert(gid, info);
+    Info::set(&mut p.groups.info, gid, a)?;
     Ok(obj([]))
 }
 
@@ -127,10 +125,11 @@ fn get_open_info(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateErr
     Ok(obj([("oinfo", oinfo.into())]))
 }
 
-/// `getgroupsopeninfo {gids}`: `{info: {"gid": oinfo}}` for anyone, for the groups whose
-/// information was set; an empty `gids` is 200033.
+/// `getgroupsopeninfo {gids}`: `{info: {"gid": oinfo}}` for anyone, for the groups with
+/// public information (an `oinfo` other than `""`); an empty `gids` is 200033.
 fn get_opens_info(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
-    open_info(a, "gids", &p.groups.info)
+    let ids = a.ids_max("gids", usize::MAX)?;
+    Ok(open_info(&ids, &p.groups.info))
 }
 
 #[cfg(test)]

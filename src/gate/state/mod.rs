@@ -52,8 +52,9 @@
 //!   is allowed.
 //! - Friend lists and blacklists are one-directional (the owner's only); a p2p send from a
 //!   user the receiver blocked is 200021 (RTM documents no blacklist-specific code).
-//! - `info` maps (`getgroupsopeninfo`, `getuseropeninfo`) have decimal-string keys and
-//!   leave out ids whose information was never set.
+//! - `info` maps (`getgroupsopeninfo`, `getuseropeninfo`, `getroomsopeninfo`) have
+//!   decimal-string keys and leave out ids without public information (`oinfo` never
+//!   set, or set to `""`, which clears it: users, groups and rooms share [`Info`]).
 //! - Each conversation keeps its newest `history_limit` to twice that many messages
 //!   (`GateBuilder::history_limit`, 100,000 by default); what is dropped is dropped
 //!   everywhere, resend detection included.
@@ -615,7 +616,9 @@ impl Members {
 const MAX_INFO_BYTES: usize = 65_535;
 
 /// The public (`oinfo`) and private (`pinfo`) information of a user, group or room; ""
-/// until set.
+/// until set. Users, groups and rooms share it, so `""` means the same for the three: a
+/// part set to `""` is cleared, and an id whose `oinfo` is `""` (never set, or cleared)
+/// is left out of the `info` maps ([`open_info`]).
 #[derive(Debug, Default, Clone)]
 struct Info {
     oinfo: String,
@@ -623,17 +626,23 @@ struct Info {
 }
 
 impl Info {
-    /// Applies `oinfo?` and `pinfo?` from `a` (an absent key leaves that part as it was).
-    /// Both are checked before either is stored: not a str is 200033, over
-    /// [`MAX_INFO_BYTES`] is 200030.
-    fn set(&mut self, a: Args) -> Result<(), GateError> {
-        let oinfo = a.opt("oinfo", sized_str)?;
-        let pinfo = a.opt("pinfo", sized_str)?;
+    /// Applies `oinfo?` and `pinfo?` from `a` to the information of `id` in `map` (an
+    /// absent key leaves that part as it was; `""` clears it, as the JavaScript SDK sends
+    /// it). Both are checked before either is stored: not a str is 200033, over
+    /// [`MAX_INFO_BYTES`] is 200030. An entry left with both parts `""` is removed, so
+    /// cleared information holds no memory.
+    fn set(map: &mut HashMap<i64, Info>, id: i64, a: Args) -> Result<(), GateError> {
+        let oinfo = a.opt("oinfo", sized_str)?.transpose()?;
+        let pinfo = a.opt("pinfo", sized_str)?.transpose()?;
+        let info = map.entry(id).or_default();
         if let Some(o) = oinfo {
-            self.oinfo = o?;
+            info.oinfo = o;
         }
         if let Some(p) = pinfo {
-            self.pinfo = p?;
+            info.pinfo = p;
+        }
+        if info.oinfo.is_empty() && info.pinfo.is_empty() {
+            map.remove(&id);
         }
         Ok(())
     }
@@ -661,18 +670,17 @@ fn sized_str(v: &Value) -> Option<Result<String, GateError>> {
 }
 
 /// The answer of `getgroupsopeninfo {gids}`-like quests: `{info: {"id": oinfo}}` for the
-/// ids of `key` (1 or more, or 200033) that have information in `info`, keyed by the
-/// decimal id (str keys, as RTM answers them).
-fn open_info(a: Args, key: &str, info: &HashMap<i64, Info>) -> Result<Value, GateError> {
-    let ids = a.ids_max(key, usize::MAX)?;
+/// `ids` that have public information in `info` (an `oinfo` other than `""`), keyed by
+/// the decimal id (str keys, as RTM answers them).
+fn open_info(ids: &[i64], info: &HashMap<i64, Info>) -> Value {
     let map = ids
         .iter()
         .filter_map(|id| {
-            info.get(id)
-                .map(|i| (id.to_string().into(), i.oinfo.as_str().into()))
+            let oinfo = &info.get(id)?.oinfo;
+            (!oinfo.is_empty()).then(|| (id.to_string().into(), oinfo.as_str().into()))
         })
         .collect();
-    Ok(obj([("info", Value::Map(map))]))
+    obj([("info", Value::Map(map))])
 }
 
 /// A quest's payload, read key by key. A payload that is not a map fails the first read

@@ -6,8 +6,9 @@
 //!
 //! Choices (docs/gate.md, "Rooms"): a room exists once someone enters it or its info is
 //! set; `setroominfo` and `getroominfo` need the caller in the room (200040), the open
-//! info, members and counts do not; `oinfo` and `pinfo` are at most [`MAX_INFO`] bytes
-//! (200030); a `rids` list holds at most [`MAX_RIDS`] ids (200032).
+//! info, members and counts do not; `oinfo` and `pinfo` are at most 65,535 bytes
+//! (200030), and `""` clears a part (the shared `Info`, as for users and groups); a
+//! `rids` list holds at most [`MAX_RIDS`] ids (200032).
 
 use std::collections::HashMap;
 
@@ -16,15 +17,12 @@ use rmpv::Value;
 use crate::value::MapBuilder;
 
 use super::{
-    int_array, obj, Args, Ctx, GateError, GateState, Members, Project, Push, Route, NOT_IN_ROOM,
+    int_array, obj, open_info, Args, Ctx, GateError, GateState, Info, Members, Project, Push,
+    Route, NOT_IN_ROOM,
 };
 
-/// The longest `oinfo` or `pinfo`, in bytes.
-pub(super) const MAX_INFO: usize = 65_535;
 /// The most rids one `getroomsopeninfo` or `getroomcount` takes.
 pub(super) const MAX_RIDS: usize = 100;
-/// 200030: `oinfo` or `pinfo` too large.
-const LARGE: i32 = 200030;
 /// 200032: too many items in a parameter.
 const TOO_MANY: i32 = 200032;
 
@@ -50,18 +48,16 @@ pub(super) const ROUTES: &[Route] = &[
     Route::user("setroominfo", set_info),
     Route::user("getroominfo", |p, ctx, a| {
         let rid = p.rooms.member_rid(ctx, a)?;
-        let info = p.rooms.info.get(&rid).cloned().unwrap_or_default();
-        Ok(obj([
-            ("oinfo", info.oinfo.into()),
-            ("pinfo", info.pinfo.into()),
-        ]))
+        Ok(p.rooms.info.get(&rid).unwrap_or(&Info::default()).both())
     }),
     Route::user("getroomopeninfo", |p, _, a| {
         let rid = a.id("rid")?;
-        let oinfo = p.rooms.info.get(&rid).map(|i| i.oinfo.clone());
-        Ok(obj([("oinfo", oinfo.unwrap_or_default().into())]))
+        let oinfo = p.rooms.info.get(&rid).map_or("", |i| i.oinfo.as_str());
+        Ok(obj([("oinfo", oinfo.into())]))
     }),
-    Route::user("getroomsopeninfo", open_infos),
+    Route::user("getroomsopeninfo", |p, _, a| {
+        Ok(open_info(&rids(a)?, &p.rooms.info))
+    }),
 ];
 
 /// `getroomcount {rids}`: `{cn: {rid: count}}` for every rid asked (0 for an empty room).
@@ -75,33 +71,11 @@ fn count(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
     Ok(obj([("cn", Value::Map(cn.collect()))]))
 }
 
-/// `getroomsopeninfo {rids}`: `{info: {rid: oinfo}}`, rooms without `oinfo` left out.
-fn open_infos(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
-    let info = rids(a)?.into_iter().filter_map(|rid| {
-        let oinfo = &p.rooms.info.get(&rid)?.oinfo;
-        (!oinfo.is_empty()).then(|| (rid.to_string().into(), oinfo.as_str().into()))
-    });
-    Ok(obj([("info", Value::Map(info.collect()))]))
-}
-
 /// `setroominfo {rid, oinfo?, pinfo?}`: in the room only; each part that is given
-/// replaces the stored one.
+/// replaces the stored one, `""` clearing it (users' and groups' rule: [`Info::set`]).
 fn set_info(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
     let rid = p.rooms.member_rid(ctx, a)?;
-    let part = |key: &str| -> Result<Option<String>, GateError> {
-        match a.opt(key, Value::as_str)? {
-            Some(s) if s.len() > MAX_INFO => Err(GateError::new(LARGE, format!("{key} too large"))),
-            s => Ok(s.map(str::to_owned)),
-        }
-    };
-    let (oinfo, pinfo) = (part("oinfo")?, part("pinfo")?);
-    let info = p.rooms.info.entry(rid).or_default();
-    if let Some(o) = oinfo {
-        info.oinfo = o;
-    }
-    if let Some(s) = pinfo {
-        info.pinfo = s;
-    }
+    Info::set(&mut p.rooms.info, rid, a)?;
     Ok(obj([]))
 }
 
@@ -112,13 +86,6 @@ fn rids(a: Args) -> Result<Vec<i64>, GateError> {
         return Err(GateError::new(TOO_MANY, "too many rids"));
     }
     Ok(rids)
-}
-
-/// A room's information.
-#[derive(Debug, Default, Clone)]
-struct Info {
-    oinfo: String,
-    pinfo: String,
 }
 
 /// The rooms of one project.
@@ -186,8 +153,9 @@ impl GateState {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
+    use super::super::MAX_INFO_BYTES as MAX_INFO;
     use super::super::*;
-    use super::{MAX_INFO, MAX_RIDS};
+    use super::MAX_RIDS;
 
     fn rids(rids: &[i64]) -> Value {
         map! {"rids": int_array(rids.iter().copied())}

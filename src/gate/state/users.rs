@@ -22,7 +22,8 @@ pub(super) const ROUTES: &[Route] = &[
     Route::user("getuseropeninfo", get_open_info),
 ];
 
-/// The users' information of one project; only users who set theirs have an entry.
+/// The users' information of one project; only users with a part other than `""` have
+/// an entry.
 #[derive(Debug, Default)]
 pub(super) struct State {
     info: HashMap<i64, Info>,
@@ -44,18 +45,18 @@ fn get_online(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError>
     Ok(obj([("uids", int_array(uids))]))
 }
 
-/// `setuserinfo {oinfo?, pinfo?}`: each part a str of at most 65,535 bytes (200030).
+/// `setuserinfo {oinfo?, pinfo?}`: each part a str of at most 65,535 bytes (200030);
+/// `""` clears it ([`Info::set`]).
 fn set_info(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
-    let mut info = p.users_info.info.get(&ctx.uid).cloned().unwrap_or_default();
-    info.set(a)?;
-    p.users_info.info.insert(ctx.uid, info);
+    Info::set(&mut p.users_info.info, ctx.uid, a)?;
     Ok(obj([]))
 }
 
-/// `getuseropeninfo {uids}`: `{info: {"uid": oinfo}}` for the users who set their
-/// information; an empty `uids` is 200033.
+/// `getuseropeninfo {uids}`: `{info: {"uid": oinfo}}` for the users with public
+/// information (an `oinfo` other than `""`); an empty `uids` is 200033.
 fn get_open_info(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
-    open_info(a, "uids", &p.users_info.info)
+    let ids = a.ids_max("uids", usize::MAX)?;
+    Ok(open_info(&ids, &p.users_info.info))
 }
 
 #[cfg(test)]
