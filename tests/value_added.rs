@@ -54,6 +54,27 @@ fn translate_tags_the_text_and_applies_the_profanity_mode() {
     assert_eq!(keys(&sent[1]), ["text", "dst", "src", "type", "profanity"]);
 }
 
+/// An empty source language is detected, as `None` is: the JavaScript SDK sends
+/// `originalLanguage: ""` as it is, and ours does too (docs/ValueAdded.md).
+#[test]
+fn translate_with_an_empty_source_language_detects_it() {
+    let gate = gate();
+    let a = logged_in(&gate, A);
+    let t = blocking(|cb| a.translate("\u{4f60}\u{597d}", Some(""), "en", None, None, 0, cb));
+    let t = t.expect("an empty src is detected, not refused");
+    assert_eq!((t.source.as_str(), t.target.as_str()), ("zh-CN", "en"));
+    assert_eq!(t.target_text, "[en] \u{4f60}\u{597d}");
+    let sent = gate.received("translate");
+    assert_eq!(
+        keys(&sent[0]),
+        ["text", "dst", "src"],
+        "Some(\"\") is sent as \"\""
+    );
+    // Only the empty string means "detect": any other unknown source is 200050.
+    let e = blocking(|cb| a.translate("hi", Some(" "), "en", None, None, 0, cb)).unwrap_err();
+    assert_eq!(e.code, UNSUPPORTED);
+}
+
 #[test]
 fn profanity_masks_and_classifies() {
     let gate = gate();
