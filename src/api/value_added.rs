@@ -111,7 +111,8 @@ impl RtmClient {
     /// `translate(originalMessage, originalLanguage, targetLanguage, type,
     /// profanity, timeout, callback)`.
     ///
-    /// `original_language` `None`: detected. `translate_type`: `"chat"` (the
+    /// `original_language` `None` or `Some("")`: detected (`Some("")` is sent as
+    /// `""`, as JavaScript sends it, and means the same). `translate_type`: `"chat"` (the
     /// default) or `"mail"`; `profanity`: `"off"` (the default), `"stop"`
     /// (fail with 200054 when the text has sensitive words) or `"censor"`
     /// (mask them). An empty text or target language completes with 200033

@@ -5,7 +5,8 @@
 //! - Languages: [`LANGS`], in any case; any other `src`, `dst` or `lang` is 200050.
 //! - Sensitive words: [`WORDS`], matched case-insensitively as whole words (runs of
 //!   letters and digits); a match is masked with one `*` per character.
-//! - `translate`: `source` is `src`, or detected ([`detect`]); `targetText` is
+//! - `translate`: `source` is `src`, or detected ([`detect`]) when `src` is absent or
+//!   `""`; `targetText` is
 //!   `"[dst] text"`, or the text itself when `source == dst`; `profanity` `"censor"`
 //!   masks the target text, `"stop"` fails with 200054 when a word is found.
 //! - The checks: 0 for clean content; 2 with `tags` (and for `tcheck`, the masked `text`
@@ -85,7 +86,13 @@ pub(super) const ROUTES: &[Route] = &[
 fn translate(a: Args) -> Result<Value, GateError> {
     let t = a.req("text", text)?;
     let dst = lang(a.req("dst", text)?)?;
-    let src = a.opt("src", text)?.map(lang).transpose()?;
+    // An empty `src` means "detect", as an absent one does: the JavaScript SDK sends
+    // `originalLanguage: ""` as it is (docs/gate.md, "Value-added services").
+    let src = a
+        .opt("src", Value::as_str)?
+        .filter(|s| !s.is_empty())
+        .map(lang)
+        .transpose()?;
     a.opt("type", |v| {
         v.as_str().filter(|s| ["chat", "mail"].contains(s))
     })?;
@@ -271,6 +278,17 @@ mod tests {
                 map! {"text": "x", "dst": "en", "src": "tlh"}
             ),
             200050
+        );
+        // An empty src is detected; a src that is not a str is 200033.
+        let t = g.ok(
+            a,
+            "translate",
+            map! {"text": "привет", "dst": "en", "src": ""},
+        );
+        assert_eq!(field(&t, "source"), &Value::from("ru"));
+        assert_eq!(
+            g.err(a, "translate", map! {"text": "x", "dst": "en", "src": 1}),
+            EMPTY_PARAMETER
         );
         assert_eq!(
             g.err(a, "translate", map! {"text": "", "dst": "en"}),
