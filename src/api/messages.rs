@@ -294,8 +294,11 @@ impl RtmClient {
     /// Unread p2p message counts per peer (`getp2punread`). Mirrors
     /// JavaScript `getP2PUnreadMessageNum(uids, mtime, mtypes, timeout, callback)`.
     ///
-    /// `mtime` `None`: since the last logout; `mtypes` `None`: the chat types.
-    /// An empty `uids` completes with 200033 without sending.
+    /// `mtime` `Some(t)`: messages strictly after `t` (ms), so `Some(0)` counts every
+    /// stored message (since the epoch), as JavaScript's `mtime: 0` does; `None` (the key
+    /// left out, as JavaScript does for `undefined`): since the user's last logout.
+    /// `mtypes` `None`: the chat types. An empty `uids` completes with 200033 without
+    /// sending.
     pub fn get_p2p_unread_message_num(
         &self,
         uids: &[i64],
@@ -313,7 +316,10 @@ impl RtmClient {
 
     /// Unread group message counts per group (`getgroupunread`). Mirrors
     /// JavaScript `getGroupUnreadMessageNum(gids, mtime, mtypes, timeout, callback)`.
-    /// An empty `gids` completes with 200033 without sending.
+    ///
+    /// `mtime` and `mtypes` as for [`get_p2p_unread_message_num`](Self::get_p2p_unread_message_num):
+    /// `Some(0)` counts since the epoch, `None` since the user's last logout. An empty
+    /// `gids` completes with 200033 without sending.
     pub fn get_group_unread_message_num(
         &self,
         gids: &[i64],
