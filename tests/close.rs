@@ -8,10 +8,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmpv::Value;
 use rtm_client::error_code;
 use rtm_client::fpnn::packet;
-use rtm_client::fpnn::CloseReason;
+use rtm_client::fpnn::{CloseReason, ConnectOptions};
 use rtm_client::ws::frame::{encode_frame, Opcode};
+use rtm_client::ws::Incoming;
 use support::*;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -194,4 +196,71 @@ fn sending_after_close_fails_with_20002_on_the_calling_thread() {
     );
     let e = client.conn.send_oneway("o", &empty()).unwrap_err();
     assert_eq!(e.code, error_code::FPNN_EC_CORE_CONNECTION_CLOSED);
+}
+
+/// Quests that `close()` failed with 20002 never reach the server: the
+/// frames still queued are dropped (a frame partly written is finished
+/// first), and what goes out in the close's linger is the answers to the
+/// server's quests and the close frame. The server reads nothing until the
+/// close, so most of 16 MiB of quests wait in the outbox (the kernel's
+/// buffers take a few MiB), then it reads all that comes.
+#[test]
+fn quests_failed_by_close_are_not_written_in_its_linger() {
+    const N: i64 = 256;
+    for server in [TestServer::start(), TestServer::start_tls()] {
+        let (client, mut s) = server.connect_with(ConnectOptions {
+            write_queue_limit: 64 << 20,
+            ..server.options()
+        });
+        // A quest from the server, answered once the client's quests are queued.
+        let sq = s.send_twoway("sq", &empty());
+        let (_, responder) = client.quest();
+        let pad = Value::Binary(vec![7; 64 * 1024]);
+        let rxs: Vec<_> = (0..N)
+            .map(|i| {
+                let payload = Value::Map(vec![
+                    (Value::from("i"), Value::from(i)),
+                    (Value::from("pad"), pad.clone()),
+                ]);
+                send(&client.conn, "q", &payload, LONG)
+            })
+            .collect();
+        responder.answer(&map1("ok", true));
+        client.conn.close();
+        for rx in &rxs {
+            let code = result(rx).unwrap_err().code;
+            assert_eq!(code, error_code::FPNN_EC_CORE_CONNECTION_CLOSED);
+        }
+        assert_eq!(client.closed(), CloseReason::Local);
+        // Everything the client writes from now on.
+        let mut seen = Vec::new();
+        let mut answered = false;
+        loop {
+            match s.incoming() {
+                Incoming::Binary(b) => {
+                    let p = packet::Packet::decode(&b, 1 << 24).expect("a whole packet");
+                    if p.kind == packet::Kind::Answer {
+                        assert_eq!(p.seq, sq);
+                        answered = true;
+                        continue;
+                    }
+                    assert!(!answered, "a quest after the answer queued behind it");
+                    let v = packet::decode_payload(&p.payload).unwrap();
+                    seen.push(get(&v, "i").as_i64().unwrap());
+                }
+                Incoming::Close(c) => {
+                    assert_eq!(c.map(|(code, _)| code), Some(1000));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert!(answered, "the answer to the server's quest was dropped");
+        // In order, none missing in between, and not the last ones.
+        assert_eq!(seen, (0..seen.len() as i64).collect::<Vec<_>>());
+        assert!(
+            (seen.len() as i64) < N,
+            "all {N} quests failed by close() were written in its linger"
+        );
+    }
 }
