@@ -45,7 +45,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn mtype(self) -> u8 {
+    pub(crate) fn mtype(self) -> u8 {
         match self {
             Kind::Oneway => 0,
             Kind::Twoway => 1,

@@ -37,7 +37,7 @@ impl Opcode {
         })
     }
 
-    fn as_u8(self) -> u8 {
+    pub(crate) fn as_u8(self) -> u8 {
         match self {
             Opcode::Continuation => 0,
             Opcode::Text => 1,

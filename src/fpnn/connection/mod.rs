@@ -552,9 +552,12 @@ impl Connection {
 
     /// Closes the connection: pending quests complete with 20002 on this
     /// thread, the close handler runs with [`CloseReason::Local`], and the
-    /// writer thread sends what was queued, then a close frame, and shuts the
-    /// socket, giving up the writes after one second (a peer that does not
-    /// read), which ends the connection's threads. Idempotent.
+    /// writer thread sends what was queued except quests (answers to the
+    /// server's quests, a pong), then a close frame, and shuts the socket,
+    /// giving up the writes after one second (a peer that does not read),
+    /// which ends the connection's threads. The quests not yet written are
+    /// dropped (a frame partly written is finished first), so a quest whose
+    /// callback got 20002 does not reach the server after it. Idempotent.
     pub fn close(&self) {
         self.shared().shut(CloseReason::Local);
     }

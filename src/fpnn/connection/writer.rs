@@ -23,7 +23,11 @@
 //! local close, a protocol error) leaves the socket to the writer, to write
 //! what is queued and then the close frame, for at most [`CLOSE_LINGER`]: then
 //! it gives up the write (the peer does not read) and shuts the socket, which
-//! ends the reader too. A quest queued inside a batch gets
+//! ends the reader too. The close has failed the pending quests (20002), so
+//! what it leaves to write holds no quest: those queued are dropped
+//! ([`Outbox::close`]), and a write in progress ends at the end of the frame
+//! it is in (never half a frame; under TLS, after the part already sealed),
+//! the rest of its batch but quests going out after it. A quest queued inside a batch gets
 //! its deadline when the batch ends, just before its frame goes out
 //! ([`Due::AtFlush`], src/fpnn/table.rs): one clock read per batch, and its
 //! timeout counts from when it leaves the batch, never from before its call.
@@ -54,6 +58,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::shared::{control_frame_into, guarded, Pending, Shared, Table};
 use super::CloseReason;
+use crate::fpnn::packet::Kind;
 use crate::fpnn::transport::{self, OnWait, WriteHalf, Written, WRITE_STALL};
 use crate::ws::frame::Opcode;
 
@@ -78,8 +83,10 @@ pub(super) struct Outbox {
     backlog: AtomicBool,
     /// Wakes the reader waiting for room.
     room: Condvar,
-    /// A close with a close frame was asked for: the writer's writes have
-    /// until `OutState::linger` ([`Outbox::lingered`]).
+    /// A close was asked for: the writer stops its write at the end of the
+    /// frame it is in (the quests after it were failed by the close), and
+    /// with a close frame its writes have until `OutState::linger`
+    /// ([`Outbox::lingered`]).
     closing: AtomicBool,
     /// Callers may write to the plain socket `written` holds themselves
     /// (not with TLS, nor where a non-blocking send is not available).
@@ -93,6 +100,10 @@ pub(super) struct Outbox {
 
 struct OutState {
     buf: Vec<u8>,
+    /// How many bytes at the start of `buf` end a frame whose beginning a
+    /// caller's direct send has written: frames start after them
+    /// ([`drop_quests`] must not take them for a frame).
+    head: usize,
     /// The writer thread is writing a batch outside the lock: nobody else
     /// may write until it is done (frames would interleave).
     busy: bool,
@@ -161,6 +172,7 @@ impl Outbox {
         Outbox {
             st: Mutex::new(OutState {
                 buf: Vec::new(),
+                head: 0,
                 busy: false,
                 writing: 0,
                 sleeping: None,
@@ -347,11 +359,17 @@ impl Outbox {
             if let Some(sock) = self.written.socket().filter(|_| self.direct) {
                 let was = self.written.mark();
                 match send_now(sock, &st.buf) {
-                    Ok(n) if n == st.buf.len() => st.buf.clear(),
+                    Ok(n) if n == st.buf.len() => {
+                        st.buf.clear();
+                        st.head = 0;
+                    }
                     // Nothing went out, so no ACK rode on it. (Writes are
                     // one at a time, under this lock or while `busy`.)
                     Ok(0) => self.written.take_back(was),
-                    Ok(n) => drop(st.buf.drain(..n)),
+                    Ok(n) => {
+                        st.head = rest_of_frame(&st.buf, st.head, n);
+                        drop(st.buf.drain(..n));
+                    }
                     // Would block, or failed: the writer writes it (and
                     // reports a failure).
                     Err(_) => self.written.take_back(was),
@@ -408,17 +426,24 @@ impl Outbox {
         self.notify(&mut st);
     }
 
-    /// Asks the writer to send what is queued, then the close frame (with
-    /// `status`), within [`CLOSE_LINGER`], then to shut the socket and end.
-    /// Only the first call counts.
+    /// Asks the writer to send what is queued but quests, then the close
+    /// frame (with `status`), within [`CLOSE_LINGER`], then to shut the
+    /// socket and end. The quests still queued are dropped, and the writer
+    /// ends a write in progress at the end of the frame it is in: the close
+    /// has failed their callbacks with 20002 (or handed them back to be sent
+    /// again elsewhere), so they must not reach the server. What is kept:
+    /// the answers to the server's quests and a pong. Only the first call
+    /// counts.
     pub(super) fn close(&self, status: Option<u16>) {
         let mut st = self.st.lock();
         if st.close.is_none() {
             st.close = Some(status);
+            let head = st.head;
+            drop_quests(&mut st.buf, head);
             if status.is_some() {
                 st.linger = Some(transport::deadline_after(CLOSE_LINGER));
-                self.closing.store(true, Ordering::Release);
             }
+            self.closing.store(true, Ordering::Release);
         }
         self.notify(&mut st);
         self.made_room();
@@ -578,6 +603,65 @@ fn send_now(_: &TcpStream, _: &[u8]) -> std::io::Result<usize> {
     Err(std::io::ErrorKind::WouldBlock.into())
 }
 
+/// The end of the client frame that starts at `at` in `buf` (never past
+/// `buf`, always past `at` when `at < buf.len()`), and whether it carries a
+/// quest (twoway or oneway). The frames are the connection's own: masked
+/// (`shared::client_frame_into`, `control_frame_into`), so the packet's
+/// mtype is read through the mask.
+fn frame_at(buf: &[u8], at: usize) -> (usize, bool) {
+    let b = |i: usize| buf.get(at + i).copied().unwrap_or(0);
+    let (len, hlen) = match b(1) & 0x7f {
+        126 => (u64::from(u16::from_be_bytes([b(2), b(3)])), 4),
+        127 => (
+            u64::from_be_bytes([b(2), b(3), b(4), b(5), b(6), b(7), b(8), b(9)]),
+            10,
+        ),
+        n => (u64::from(n), 2),
+    };
+    // The mask follows the length; the packet's mtype is its byte 6.
+    let start = at + hlen + 4;
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|l| start.checked_add(l))
+        .map_or(buf.len(), |e| e.min(buf.len()));
+    let quest = b(0) & 0x0f == Opcode::Binary.as_u8()
+        && len > 6
+        && b(start - at + 6) ^ b(hlen + 2) != Kind::Answer.mtype();
+    (end.max(start.min(buf.len())), quest)
+}
+
+/// Where a write of `buf` cut short at `off` must end: the end of the frame
+/// `off` is in (frames start at `head`, see `OutState::head`), so that no
+/// frame is left half written.
+fn frame_boundary(buf: &[u8], head: usize, off: usize) -> usize {
+    let mut at = head.min(buf.len());
+    while at < off.min(buf.len()) {
+        at = frame_at(buf, at).0;
+    }
+    at.max(off.min(buf.len()))
+}
+
+/// How many bytes of the frame that a write of the first `n` bytes of `buf`
+/// left unfinished remain (the new `OutState::head`; frames start at `head`).
+fn rest_of_frame(buf: &[u8], head: usize, n: usize) -> usize {
+    frame_boundary(buf, head, n) - n.min(buf.len())
+}
+
+/// Drops the quests from the whole frames of `buf` from `from` on, keeping
+/// the other frames (answers, pongs) in order.
+fn drop_quests(buf: &mut Vec<u8>, from: usize) {
+    let (mut at, mut kept) = (from.min(buf.len()), from.min(buf.len()));
+    while at < buf.len() {
+        let (end, quest) = frame_at(buf, at);
+        if !quest {
+            buf.copy_within(at..end, kept);
+            kept += end - at;
+        }
+        at = end;
+    }
+    buf.truncate(kept);
+}
+
 /// Completes every quest whose deadline has passed with 20003.
 fn fire_expired(shared: &Shared, expired: &mut Vec<Pending>) {
     shared.table.lock().expire(Instant::now(), expired);
@@ -589,6 +673,8 @@ fn fire_expired(shared: &Shared, expired: &mut Vec<Pending>) {
 
 /// What the writer took from the outbox for one round.
 struct Round {
+    /// The batch's `OutState::head`.
+    head: usize,
     flush: bool,
     close: Option<Option<u16>>,
 }
@@ -626,6 +712,7 @@ fn next_round(shared: &Shared, ob: &Outbox, batch: &mut Vec<u8>) -> Round {
     }
     std::mem::swap(batch, &mut st.buf);
     let round = Round {
+        head: std::mem::take(&mut st.head),
         flush: std::mem::take(&mut st.flush),
         close: st.close,
     };
@@ -647,10 +734,27 @@ pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf) {
             if !batch.is_empty() {
                 let _ = ob.written.mark();
             }
-            let r = write.send(&batch, &mut || {
+            let mut on_wait = || {
                 fire_expired(&shared, &mut waiting);
                 ob.lingered()
-            });
+            };
+            // A close during the write ends it at the end of the frame it
+            // is in: the quests after it were failed by the close.
+            let (head, mut cut) = (round.head, None);
+            let mut stop = |off: usize| {
+                if cut.is_none() && ob.closing.load(Ordering::Acquire) {
+                    cut = Some(frame_boundary(&batch, head, off));
+                }
+                cut
+            };
+            let r = match write.send_until(&batch, &mut on_wait, &mut stop) {
+                // What else the batch holds goes out: answers, a pong.
+                Ok(end) if end < batch.len() => {
+                    drop_quests(&mut batch, end);
+                    write.send(&batch[end..], &mut on_wait)
+                }
+                r => r.map(|_| ()),
+            };
             batch.clear();
             if batch.capacity() > 4 * KEEP {
                 batch.shrink_to(KEEP);
@@ -929,6 +1033,77 @@ mod tests {
         shared.shut(CloseReason::Local);
         writer.join().unwrap();
         drain.join().unwrap();
+    }
+
+    /// Frames of each header size (7-bit, 16-bit and 64-bit lengths): a
+    /// quest, an answer, a oneway quest, a pong; and whether each is a quest.
+    fn mixed_frames() -> Vec<(Vec<u8>, bool)> {
+        use super::super::shared::client_frame_into;
+        let mut out = Vec::new();
+        for plen in [10, 300, 70_000] {
+            for kind in [Kind::Twoway, Kind::Answer, Kind::Oneway] {
+                let mut f = Vec::new();
+                client_frame_into(&mut f, kind, 7, ("method", 0), &vec![0x80; plen]);
+                out.push((f, kind != Kind::Answer));
+            }
+            let mut f = Vec::new();
+            control_frame_into(&mut f, Opcode::Pong, b"p");
+            out.push((f, false));
+        }
+        out
+    }
+
+    #[test]
+    fn a_close_drops_the_queued_quests_and_keeps_answers_and_pongs() {
+        let frames = mixed_frames();
+        let all: Vec<u8> = frames.iter().flat_map(|(f, _)| f.clone()).collect();
+        let kept: Vec<u8> = frames
+            .iter()
+            .filter(|(_, quest)| !quest)
+            .flat_map(|(f, _)| f.clone())
+            .collect();
+        let ob = Arc::new(Outbox::new(1 << 30, Written::default(), Table::default()));
+        ob.push(all.len(), None, true, false, |b| b.extend_from_slice(&all))
+            .unwrap();
+        ob.close(Some(1000));
+        assert_eq!(ob.st.lock().buf, kept);
+        // The end of a quest already partly written stays: it is not a frame.
+        let f0 = frames[0].0.len();
+        let mut buf = all[f0 - 5..].to_vec();
+        drop_quests(&mut buf, 5);
+        assert_eq!(&buf[..5], &all[f0 - 5..f0]);
+        assert_eq!(&buf[5..], &kept[..]);
+    }
+
+    #[test]
+    fn a_cut_write_ends_at_the_end_of_the_frame_it_is_in() {
+        let frames = mixed_frames();
+        let all: Vec<u8> = frames.iter().flat_map(|(f, _)| f.clone()).collect();
+        let mut ends = Vec::new();
+        let mut at = 0;
+        for (f, _) in &frames {
+            at += f.len();
+            ends.push(at);
+        }
+        let mut start = 0;
+        for &end in &ends {
+            for off in [start, start + 1, end - 1] {
+                let expect = if off == start { start } else { end };
+                assert_eq!(frame_boundary(&all, 0, off), expect, "{off}");
+                assert_eq!(rest_of_frame(&all, 0, off), expect - off);
+            }
+            start = end;
+        }
+        assert_eq!(frame_boundary(&all, 0, all.len()), all.len());
+        // With the end of a partly written frame at the start.
+        assert_eq!(frame_boundary(&all[3..], ends[0] - 3, 1), ends[0] - 3);
+        // Garbage never panics and always moves on.
+        for junk in [&[0xff, 0xff][..], &[0x82, 0x7f, 1], &[0x82]] {
+            let mut b = junk.to_vec();
+            drop_quests(&mut b, 0);
+            assert!(frame_at(junk, 0).0 > 0);
+            assert!(frame_boundary(junk, 0, 1) <= junk.len());
+        }
     }
 
     #[test]

@@ -27,20 +27,39 @@ pub(super) const WRITE_POLL: Duration = Duration::from_millis(5);
 /// (the writer's close linger has run out).
 pub(crate) type OnWait<'a> = &'a mut dyn FnMut() -> io::Result<()>;
 
-/// Writes all of `buf`. While the socket is full it calls `on_wait` every
-/// [`WRITE_POLL`], and after each write that left some of `buf` unwritten
-/// (a peer that reads slowly); it gives up when `on_wait` fails, or after
+/// Where a write may stop early: given how many bytes of its data are
+/// committed (written, or sealed under TLS), `Some(end)` ends the write at
+/// `end` (a frame boundary at or after them; the writer's close,
+/// src/fpnn/connection/writer.rs); `None` goes on. Asked before each write.
+pub(crate) type Stop<'a> = &'a mut dyn FnMut(usize) -> Option<usize>;
+
+/// Writes `buf` up to where `stop` ends it (all of it by default) and returns
+/// that end. While the socket is full it calls `on_wait` every
+/// [`WRITE_POLL`], and after each write that left some unwritten (a peer
+/// that reads slowly); it gives up when `on_wait` fails, or after
 /// [`WRITE_STALL`] without progress.
-fn write_patiently(tcp: &mut TcpStream, buf: &[u8], on_wait: OnWait<'_>) -> io::Result<()> {
+fn write_patiently(
+    tcp: &mut TcpStream,
+    buf: &[u8],
+    on_wait: OnWait<'_>,
+    stop: Stop<'_>,
+) -> io::Result<usize> {
     let mut off = 0;
+    let mut end = buf.len();
     let mut stalled_since: Option<Instant> = None;
-    while off < buf.len() {
-        match tcp.write(&buf[off..]) {
+    loop {
+        if let Some(e) = stop(off) {
+            end = e.clamp(off, end);
+        }
+        if off >= end {
+            return Ok(end);
+        }
+        match tcp.write(&buf[off..end]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 off += n;
                 stalled_since = None;
-                if off < buf.len() {
+                if off < end {
                     on_wait()?;
                 }
             }
@@ -63,7 +82,6 @@ fn write_patiently(tcp: &mut TcpStream, buf: &[u8], on_wait: OnWait<'_>) -> io::
             Err(e) => return Err(e),
         }
     }
-    Ok(())
 }
 
 /// Adds the extra roots (`RtmOptions::tls_root_certificates`, DER) to `roots`; the
@@ -418,29 +436,45 @@ impl WriteHalf {
     /// Writes `data` (plaintext) to the peer; `on_wait` runs while the
     /// socket is full (see [`write_patiently`]).
     pub(crate) fn send(&mut self, data: &[u8], on_wait: OnWait<'_>) -> io::Result<()> {
+        self.send_until(data, on_wait, &mut |_| None).map(|_| ())
+    }
+
+    /// [`WriteHalf::send`], which `stop` may end early ([`Stop`]); returns
+    /// where it ended. Under TLS, what the session has sealed is written
+    /// whole (a part of at most its buffer limit, 64 KiB): `stop` is asked
+    /// before each part is sealed.
+    pub(crate) fn send_until(
+        &mut self,
+        data: &[u8],
+        on_wait: OnWait<'_>,
+        stop: Stop<'_>,
+    ) -> io::Result<usize> {
         match self {
-            WriteHalf::Plain(s) => write_patiently(s, data, on_wait),
+            WriteHalf::Plain(s) => write_patiently(s, data, on_wait, stop),
             WriteHalf::Tls(t) => {
                 // The session takes at most its buffer limit (64 KiB) of
                 // plaintext at a time: seal a part, send it, repeat.
-                let mut rest = data;
+                let mut off = 0;
+                let mut end = data.len();
                 loop {
+                    if let Some(e) = stop(off) {
+                        end = e.clamp(off, end);
+                    }
                     {
                         let mut s = t.session.lock();
-                        let n = s.writer().write(rest)?;
-                        rest = &rest[n..];
+                        off += s.writer().write(&data[off..end])?;
                         while s.wants_write() {
                             s.write_tls(&mut t.out)?;
                         }
                     }
-                    let r = write_patiently(&mut t.tcp, &t.out, on_wait);
+                    let r = write_patiently(&mut t.tcp, &t.out, on_wait, &mut |_| None);
                     t.out.clear();
                     if t.out.capacity() > 1 << 20 {
                         t.out.shrink_to(64 * 1024);
                     }
                     r?;
-                    if rest.is_empty() {
-                        return Ok(());
+                    if off >= end {
+                        return Ok(end);
                     }
                 }
             }
