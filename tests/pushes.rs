@@ -552,3 +552,56 @@ fn several_handlers_of_one_event_run_in_registration_order_despite_a_panicking_o
     // Events::attach's own handler, registered before these, saw it too.
     assert_eq!(ev.pushes().len(), 1);
 }
+
+/// A server quest whose method name is not UTF-8, or is empty, is one no
+/// handler can know: a twoway one gets an error answer (20004, unknown
+/// method: docs/protocol.md) so the server does not wait for it, a oneway one
+/// nothing, and the connection stays open: the ping after them is answered.
+#[test]
+fn a_server_quest_whose_method_name_is_not_utf8_is_answered_and_the_connection_stays() {
+    use rtm_client::ws::frame::{encode_frame, Opcode};
+    let srv = RawServer::bind();
+    let client = RtmClient::new(RtmOptions {
+        endpoint: Some(srv.endpoint()),
+        pid: PID,
+        ..Default::default()
+    })
+    .unwrap();
+    let (closed_tx, closed_rx) = crossbeam_channel::unbounded();
+    client.on_session_closed(move |code| {
+        let _ = closed_tx.send(code);
+    });
+    let mut conn = login_raw(&client, &srv);
+    // `packet::encode_quest` takes a `&str`: the header written by hand.
+    let quest = |twoway: bool, seq: u32, method: &[u8]| {
+        let mut p = b"FPNN".to_vec();
+        p.extend_from_slice(&[1, 0x80, u8::from(twoway), method.len() as u8]);
+        p.extend_from_slice(&1u32.to_le_bytes());
+        if twoway {
+            p.extend_from_slice(&seq.to_le_bytes());
+        }
+        p.extend_from_slice(method);
+        p.push(0x80);
+        let mut f = Vec::new();
+        encode_frame(&mut f, Opcode::Binary, true, &p, None, false);
+        f
+    };
+    conn.write(&quest(false, 0, b"push\xff"));
+    for (seq, method) in [(100, &b"\xffpushmsg"[..]), (101, &b""[..])] {
+        conn.write(&quest(true, seq, method));
+        let p = conn.read();
+        assert_eq!((p.kind, p.seq), (Kind::Answer, seq), "{p:?}");
+        assert_ne!(p.status, 0, "an error answer");
+        let code = RawConn::payload(&p)
+            .as_map()
+            .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some("code")))
+            .and_then(|(_, v)| v.as_i64());
+        assert_eq!(
+            code,
+            Some(i64::from(error_code::FPNN_EC_CORE_UNKNOWN_METHOD))
+        );
+    }
+    let seq = conn.quest("ping", &map(vec![]), true);
+    assert_eq!(answer_of(&mut conn, seq), Value::Map(vec![]));
+    assert!(closed_rx.try_recv().is_err(), "the session ended");
+}
