@@ -157,6 +157,19 @@ impl<'a> PacketRef<'a> {
     }
 }
 
+/// The seq of a twoway quest in `buf`, read from its header alone (for a
+/// quest [`PacketRef::parse`] refused with [`PacketError::BadMethod`], whose
+/// header it has checked: it must still be answered). `None` for anything
+/// else, or bytes too short to hold it.
+pub(crate) fn twoway_seq(buf: &[u8]) -> Option<u32> {
+    match buf.get(..16) {
+        Some(h) if h[..4] == *MAGIC && h[6] == Kind::Twoway.mtype() => {
+            Some(u32::from_le_bytes([h[12], h[13], h[14], h[15]]))
+        }
+        _ => None,
+    }
+}
+
 /// Why bytes are not a valid FPNN packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PacketError {

@@ -12,7 +12,7 @@ use super::responder::{Quest, QuestHandler, Responder};
 use super::shared::{err, guarded, Shared};
 use super::{CloseReason, Reply};
 use crate::error::{error_code, RtmError};
-use crate::fpnn::packet::{self, Kind, PacketRef};
+use crate::fpnn::packet::{self, Kind, PacketError, PacketRef};
 use crate::fpnn::transport::ReadHalf;
 use crate::value;
 use crate::ws::{IncomingRef, WsError, WsReader};
@@ -80,7 +80,31 @@ impl Drop for NotReader {
 }
 
 fn on_packet(shared: &Arc<Shared>, data: &[u8], handler: &dyn QuestHandler) -> Result<(), String> {
-    let p = PacketRef::parse(data, shared.max_packet).map_err(|e| e.to_string())?;
+    let p = match PacketRef::parse(data, shared.max_packet) {
+        Ok(p) => p,
+        // A whole, well-framed quest whose method name no handler can know
+        // (empty, or not UTF-8): like an unknown method (docs/protocol.md),
+        // a twoway one gets the error answer 20004 so the server does not
+        // wait for it; the connection stays open.
+        Err(PacketError::BadMethod) => {
+            log::debug!("server quest with an empty or non-UTF-8 method name");
+            if let Some(seq) = packet::twoway_seq(data) {
+                if shared.open.load(Ordering::Acquire) {
+                    let responder = Responder {
+                        seq,
+                        twoway: true,
+                        shared: Some(shared.clone()),
+                    };
+                    responder.error(
+                        error_code::FPNN_EC_CORE_UNKNOWN_METHOD,
+                        "method name is empty or not UTF-8",
+                    );
+                }
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     match p.kind {
         Kind::Answer => {
             let pending = shared.table.lock().complete(p.seq);
