@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
@@ -161,7 +161,7 @@ impl Core {
     pub(super) fn new(o: &RtmOptions) -> Core {
         Core {
             machine: Machine::new(Config {
-                max_ping: Duration::from_secs(o.max_ping_interval_seconds.max(1)),
+                max_ping: o.max_ping_interval(),
                 strategy: o.regressive_strategy,
                 auto_reconnect: o.auto_reconnect,
                 delay_divisor: 1,

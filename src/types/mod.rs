@@ -97,7 +97,9 @@ pub struct RtmOptions {
     /// Mirrors JavaScript `connectionTimeout`.
     pub connection_timeout: u64,
     /// The connection counts as dead when the gate sent no `ping` for this many seconds.
-    /// Default 60. Mirrors JavaScript `maxPingIntervalSeconds`.
+    /// 0 means the default, 60, as JavaScript treats `maxPingIntervalSeconds: 0` (it
+    /// was a one-second watchdog, which dropped every session). Default 60. Mirrors
+    /// JavaScript `maxPingIntervalSeconds`.
     pub max_ping_interval_seconds: u64,
     /// Attributes sent with `auth`; `None` leaves the key out. Default `None`. Mirrors
     /// JavaScript `attrs`.
@@ -144,7 +146,19 @@ impl RtmOptions {
             ms => ms,
         })
     }
+
+    /// The ping watchdog's bound in use: `max_ping_interval_seconds`, 0 meaning the
+    /// default.
+    pub(crate) fn max_ping_interval(&self) -> Duration {
+        Duration::from_secs(match self.max_ping_interval_seconds {
+            0 => DEFAULT_MAX_PING_INTERVAL_SECONDS,
+            s => s,
+        })
+    }
 }
+
+/// Default of [`RtmOptions::max_ping_interval_seconds`], also what 0 stands for.
+pub(crate) const DEFAULT_MAX_PING_INTERVAL_SECONDS: u64 = 60;
 
 impl Default for RtmOptions {
     fn default() -> RtmOptions {
@@ -154,7 +168,7 @@ impl Default for RtmOptions {
             pid: 0,
             auto_reconnect: true,
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT_MS,
-            max_ping_interval_seconds: 60,
+            max_ping_interval_seconds: DEFAULT_MAX_PING_INTERVAL_SECONDS,
             attrs: None,
             regressive_strategy: RegressiveStrategy::default(),
             dispatch: Dispatch::default(),
@@ -481,6 +495,16 @@ mod tests {
             ..RtmOptions::default()
         };
         assert_eq!(one.connect_timeout(), Duration::from_millis(1));
+        let zero = RtmOptions {
+            max_ping_interval_seconds: 0,
+            ..RtmOptions::default()
+        };
+        assert_eq!(zero.max_ping_interval(), Duration::from_secs(60));
+        let one = RtmOptions {
+            max_ping_interval_seconds: 1,
+            ..RtmOptions::default()
+        };
+        assert_eq!(one.max_ping_interval(), Duration::from_secs(1));
         assert_eq!(o.max_ping_interval_seconds, 60);
         assert_eq!(o.attrs, None);
         assert_eq!(
