@@ -37,6 +37,34 @@ fn drop_reports(client: &RtmClient) -> Arc<AtomicU64> {
     reported
 }
 
+/// A `Dispatch::Queued` client logged in as [`UID`] on `gate`, its dispatch queue
+/// limited to `limit` and full of pushes: the application stopped polling.
+fn full_queued_client(gate: &rtm_client::gate::Gate, limit: usize) -> RtmClient {
+    let client = RtmClient::new(RtmOptions {
+        dispatch: Dispatch::Queued,
+        ..common::options(gate)
+    })
+    .unwrap();
+    client.processor().on(PushEvent::RecvMessage, |_| {});
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    client.login(
+        UID,
+        "token",
+        move |ok, code| tx.send((ok, code)).unwrap(),
+        0,
+    );
+    poll_until(&client, "logged in", || !rx.is_empty());
+    assert_eq!(rx.recv().unwrap(), (true, 0));
+    client.set_dispatch_limit_for_tests(limit);
+    for mid in 1..=10 {
+        gate.inject_message(PID, 1, 7, UID, mid, 51, b"x", "")
+            .unwrap();
+    }
+    blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb)).unwrap();
+    assert_eq!(client.dispatch_queue_len_for_tests(), limit, "full");
+    client
+}
+
 /// Polls until `done`, failing after [`WAIT`].
 fn poll_until(client: &RtmClient, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
@@ -132,12 +160,9 @@ fn a_queued_application_that_stops_polling_keeps_memory_bounded_and_loses_nothin
 
 /// File sends (src/api/files.rs) check the queue like every other call.
 mod file_sends {
-    use super::{poll_until, UID};
-    use crate::common::*;
+    use super::{full_queued_client, poll_until};
     use rtm_client::gate::Gate;
-    use rtm_client::{blocking, Dispatch, PushEvent, RtmClient, RtmFile, RtmOptions};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
+    use rtm_client::RtmFile;
 
     const LIMIT: usize = 4;
 
@@ -146,34 +171,7 @@ mod file_sends {
     #[test]
     fn a_file_send_made_while_the_queue_is_full_fails_with_20011_and_sends_nothing() {
         let gate = Gate::builder().record_quests(true).start().expect("gate");
-        let client = RtmClient::new(RtmOptions {
-            dispatch: Dispatch::Queued,
-            ..options(&gate)
-        })
-        .unwrap();
-        let delivered = Arc::new(AtomicU64::new(0));
-        let d = delivered.clone();
-        client.processor().on(PushEvent::RecvMessage, move |_| {
-            d.fetch_add(1, Ordering::SeqCst);
-        });
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        client.login(
-            UID,
-            "token",
-            move |ok, code| tx.send((ok, code)).unwrap(),
-            0,
-        );
-        poll_until(&client, "logged in", || !rx.is_empty());
-        assert_eq!(rx.recv().unwrap(), (true, 0));
-        client.set_dispatch_limit_for_tests(LIMIT);
-
-        // The application stops polling; pushes fill the queue.
-        for mid in 1..=10 {
-            gate.inject_message(PID, 1, 7, UID, mid, 51, b"x", "")
-                .unwrap();
-        }
-        blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb)).unwrap();
-        assert_eq!(client.dispatch_queue_len_for_tests(), LIMIT, "full");
+        let client = full_queued_client(&gate, LIMIT);
         gate.clear_quest_log();
 
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -209,9 +207,9 @@ mod file_sends {
 
 /// `login` checks the queue like every other call.
 mod login {
-    use super::{poll_until, UID};
+    use super::{full_queued_client, poll_until, UID};
     use crate::common::*;
-    use rtm_client::{blocking, Dispatch, PushEvent, RtmClient, RtmOptions};
+    use rtm_client::blocking;
 
     const LIMIT: usize = 4;
 
@@ -222,30 +220,7 @@ mod login {
     #[test]
     fn a_login_made_while_the_queue_is_full_fails_with_20011_and_leaves_the_session_alone() {
         let gate = gate();
-        let client = RtmClient::new(RtmOptions {
-            dispatch: Dispatch::Queued,
-            ..options(&gate)
-        })
-        .unwrap();
-        client.processor().on(PushEvent::RecvMessage, |_| {});
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        client.login(
-            UID,
-            "token",
-            move |ok, code| tx.send((ok, code)).unwrap(),
-            0,
-        );
-        poll_until(&client, "logged in", || !rx.is_empty());
-        assert_eq!(rx.recv().unwrap(), (true, 0));
-        client.set_dispatch_limit_for_tests(LIMIT);
-
-        // The application stops polling; pushes fill the queue.
-        for mid in 1..=10 {
-            gate.inject_message(PID, 1, 7, UID, mid, 51, b"x", "")
-                .unwrap();
-        }
-        blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb)).unwrap();
-        assert_eq!(client.dispatch_queue_len_for_tests(), LIMIT, "full");
+        let client = full_queued_client(&gate, LIMIT);
 
         let (tx, rx) = crossbeam_channel::bounded(1);
         client.login(
