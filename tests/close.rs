@@ -264,3 +264,39 @@ fn quests_failed_by_close_are_not_written_in_its_linger() {
         );
     }
 }
+
+/// A oneway quest that `send_oneway` accepted before `close()` has no
+/// callback the close could fail: nothing tells its sender it was lost, so it
+/// is written in the close's linger, as the answers are, also when it waited
+/// in the outbox behind twoway quests the close failed (and dropped).
+#[test]
+fn a_oneway_quest_accepted_before_close_is_written_in_its_linger() {
+    for server in [TestServer::start(), TestServer::start_tls()] {
+        let (client, mut s) = server.connect_with(ConnectOptions {
+            write_queue_limit: 64 << 20,
+            ..server.options()
+        });
+        let pad = Value::Binary(vec![7; 64 * 1024]);
+        let rxs: Vec<_> = (0..256)
+            .map(|_| send(&client.conn, "q", &map1("pad", pad.clone()), LONG))
+            .collect();
+        client.conn.send_oneway("last", &empty()).unwrap();
+        client.conn.close();
+        for rx in &rxs {
+            let code = result(rx).unwrap_err().code;
+            assert_eq!(code, error_code::FPNN_EC_CORE_CONNECTION_CLOSED);
+        }
+        let mut oneway = false;
+        loop {
+            match s.incoming() {
+                Incoming::Binary(b) => {
+                    let p = packet::Packet::decode(&b, 1 << 24).expect("a whole packet");
+                    oneway |= p.kind == packet::Kind::Oneway && p.method == "last";
+                }
+                Incoming::Close(_) => break,
+                _ => {}
+            }
+        }
+        assert!(oneway, "the oneway quest accepted before close() was dropped");
+    }
+}
