@@ -297,6 +297,9 @@ fn a_oneway_quest_accepted_before_close_is_written_in_its_linger() {
                 _ => {}
             }
         }
-        assert!(oneway, "the oneway quest accepted before close() was dropped");
+        assert!(
+            oneway,
+            "the oneway quest accepted before close() was dropped"
+        );
     }
 }

@@ -552,12 +552,14 @@ impl Connection {
 
     /// Closes the connection: pending quests complete with 20002 on this
     /// thread, the close handler runs with [`CloseReason::Local`], and the
-    /// writer thread sends what was queued except quests (answers to the
-    /// server's quests, a pong), then a close frame, and shuts the socket,
-    /// giving up the writes after one second (a peer that does not read),
-    /// which ends the connection's threads. The quests not yet written are
-    /// dropped (a frame partly written is finished first), so a quest whose
-    /// callback got 20002 does not reach the server after it. Idempotent.
+    /// writer thread sends what was queued except twoway quests (answers to
+    /// the server's quests, oneway quests, a pong), then a close frame, and
+    /// shuts the socket, giving up the writes after one second (a peer that
+    /// does not read), which ends the connection's threads. The twoway quests
+    /// not yet written are dropped (a frame partly written is finished
+    /// first), so a quest whose callback got 20002 does not reach the server
+    /// after it; a oneway quest [`Connection::send_oneway`] accepted has no
+    /// callback to fail, and is written. Idempotent.
     pub fn close(&self) {
         self.shared().shut(CloseReason::Local);
     }

@@ -24,10 +24,11 @@
 //! what is queued and then the close frame, for at most [`CLOSE_LINGER`]: then
 //! it gives up the write (the peer does not read) and shuts the socket, which
 //! ends the reader too. The close has failed the pending quests (20002), so
-//! what it leaves to write holds no quest: those queued are dropped
+//! what it leaves to write holds no twoway quest: those queued are dropped
 //! ([`Outbox::close`]), and a write in progress ends at the end of the frame
 //! it is in (never half a frame; under TLS, after the part already sealed),
-//! the rest of its batch but quests going out after it. A quest queued inside a batch gets
+//! the rest of its batch but twoway quests going out after it. (A oneway
+//! quest has no callback to fail: accepted before the close, it is written.) A quest queued inside a batch gets
 //! its deadline when the batch ends, just before its frame goes out
 //! ([`Due::AtFlush`], src/fpnn/table.rs): one clock read per batch, and its
 //! timeout counts from when it leaves the batch, never from before its call.
@@ -426,14 +427,14 @@ impl Outbox {
         self.notify(&mut st);
     }
 
-    /// Asks the writer to send what is queued but quests, then the close
-    /// frame (with `status`), within [`CLOSE_LINGER`], then to shut the
-    /// socket and end. The quests still queued are dropped, and the writer
+    /// Asks the writer to send what is queued but twoway quests, then the
+    /// close frame (with `status`), within [`CLOSE_LINGER`], then to shut the
+    /// socket and end. The twoway quests still queued are dropped, and the writer
     /// ends a write in progress at the end of the frame it is in: the close
     /// has failed their callbacks with 20002 (or handed them back to be sent
     /// again elsewhere), so they must not reach the server. What is kept:
-    /// the answers to the server's quests and a pong. Only the first call
-    /// counts.
+    /// the answers to the server's quests, oneway quests (accepted, with no
+    /// callback to fail) and a pong. Only the first call counts.
     pub(super) fn close(&self, status: Option<u16>) {
         let mut st = self.st.lock();
         if st.close.is_none() {
@@ -605,7 +606,8 @@ fn send_now(_: &TcpStream, _: &[u8]) -> std::io::Result<usize> {
 
 /// The end of the client frame that starts at `at` in `buf` (never past
 /// `buf`, always past `at` when `at < buf.len()`), and whether it carries a
-/// quest (twoway or oneway). The frames are the connection's own: masked
+/// twoway quest (one whose callback a close fails; a oneway quest has no
+/// callback and was accepted, so it is not one of them). The frames are the connection's own: masked
 /// (`shared::client_frame_into`, `control_frame_into`), so the packet's
 /// mtype is read through the mask.
 fn frame_at(buf: &[u8], at: usize) -> (usize, bool) {
@@ -626,7 +628,7 @@ fn frame_at(buf: &[u8], at: usize) -> (usize, bool) {
         .map_or(buf.len(), |e| e.min(buf.len()));
     let quest = b(0) & 0x0f == Opcode::Binary.as_u8()
         && len > 6
-        && b(start - at + 6) ^ b(hlen + 2) != Kind::Answer.mtype();
+        && b(start - at + 6) ^ b(hlen + 2) == Kind::Twoway.mtype();
     (end.max(start.min(buf.len())), quest)
 }
 
@@ -647,8 +649,8 @@ fn rest_of_frame(buf: &[u8], head: usize, n: usize) -> usize {
     frame_boundary(buf, head, n) - n.min(buf.len())
 }
 
-/// Drops the quests from the whole frames of `buf` from `from` on, keeping
-/// the other frames (answers, pongs) in order.
+/// Drops the twoway quests from the whole frames of `buf` from `from` on,
+/// keeping the other frames (answers, oneway quests, pongs) in order.
 fn drop_quests(buf: &mut Vec<u8>, from: usize) {
     let (mut at, mut kept) = (from.min(buf.len()), from.min(buf.len()));
     while at < buf.len() {
@@ -1036,7 +1038,8 @@ mod tests {
     }
 
     /// Frames of each header size (7-bit, 16-bit and 64-bit lengths): a
-    /// quest, an answer, a oneway quest, a pong; and whether each is a quest.
+    /// quest, an answer, a oneway quest, a pong; and whether each is a twoway
+    /// quest (what a close drops).
     fn mixed_frames() -> Vec<(Vec<u8>, bool)> {
         use super::super::shared::client_frame_into;
         let mut out = Vec::new();
@@ -1044,7 +1047,7 @@ mod tests {
             for kind in [Kind::Twoway, Kind::Answer, Kind::Oneway] {
                 let mut f = Vec::new();
                 client_frame_into(&mut f, kind, 7, ("method", 0), &vec![0x80; plen]);
-                out.push((f, kind != Kind::Answer));
+                out.push((f, kind == Kind::Twoway));
             }
             let mut f = Vec::new();
             control_frame_into(&mut f, Opcode::Pong, b"p");
