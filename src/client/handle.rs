@@ -212,7 +212,10 @@ impl RtmClient {
         timeout: u64,
     ) {
         if self.inner.dispatcher.is_full() {
-            // Queued past the limit, in order, as a refused call's callback is.
+            // After a close another thread began, as below: its `SessionClosed`
+            // is queued first. Then queued past the limit, in order, as a refused
+            // call's callback is.
+            self.inner.closing.wait_for_others();
             let code = error_code::FPNN_EC_CORE_WORK_QUEUE_FULL;
             log::debug!("login of uid {uid} refused: the dispatch queue is full");
             return self
