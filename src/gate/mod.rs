@@ -316,7 +316,7 @@ impl Gate {
     }
 
     /// The `auth` payloads received, oldest first, those read while paused included:
-    /// the newest 10,000, within 16 MiB of payload bytes (the newest always kept).
+    /// the newest 10,000, within 16 MiB msgpack-encoded (the newest always kept).
     /// Rust-only (a test hook).
     pub fn auth_requests(&self) -> Vec<Value> {
         self.srv().auth_log.lock().payloads()

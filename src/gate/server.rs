@@ -24,38 +24,45 @@ use crate::ws::{IncomingRef, WsReader};
 /// How many `auth` payloads the gate remembers for [`super::Gate::auth_requests`].
 pub(crate) const AUTH_LOG_MAX: usize = 10_000;
 
-/// How many bytes of `auth` payloads (as read off the wire) the gate remembers: with
+/// How many bytes of `auth` payloads (msgpack-encoded) the gate remembers: with
 /// payloads up to `max_packet` (8 MiB by default) a count alone let one connection
 /// that never logs in make a long-running gate hold gigabytes.
 pub(crate) const AUTH_LOG_BYTES: usize = 16 << 20;
 
 /// The newest `auth` payloads, within [`AUTH_LOG_MAX`] entries and [`AUTH_LOG_BYTES`]
-/// (the newest one is always kept, whatever its size).
+/// (the newest one is always kept, whatever its size). Kept encoded, so the bound is
+/// on the memory held: a decoded tree of small values takes dozens of times its
+/// encoding.
 #[derive(Default)]
 pub(crate) struct AuthLog {
-    entries: std::collections::VecDeque<(usize, Value)>,
+    entries: std::collections::VecDeque<Vec<u8>>,
     bytes: usize,
 }
 
 impl AuthLog {
-    /// Keeps `payload`, read from `len` bytes, forgetting the oldest entries past the
-    /// bounds.
-    fn push(&mut self, len: usize, payload: Value) {
+    /// Keeps `payload`, forgetting the oldest entries past the bounds.
+    fn push(&mut self, payload: &Value) {
+        let mut encoded = Vec::new();
+        // Writing to a Vec does not fail.
+        let _ = rmpv::encode::write_value(&mut encoded, payload);
         while self.entries.len() >= AUTH_LOG_MAX
-            || (!self.entries.is_empty() && self.bytes + len > AUTH_LOG_BYTES)
+            || (!self.entries.is_empty() && self.bytes + encoded.len() > AUTH_LOG_BYTES)
         {
-            let Some((old, _)) = self.entries.pop_front() else {
+            let Some(old) = self.entries.pop_front() else {
                 break;
             };
-            self.bytes -= old;
+            self.bytes -= old.len();
         }
-        self.bytes += len;
-        self.entries.push_back((len, payload));
+        self.bytes += encoded.len();
+        self.entries.push_back(encoded);
     }
 
     /// The payloads kept, oldest first.
     pub(crate) fn payloads(&self) -> Vec<Value> {
-        self.entries.iter().map(|(_, v)| v.clone()).collect()
+        self.entries
+            .iter()
+            .map(|b| rmpv::decode::read_value(&mut &b[..]).unwrap_or(Value::Nil))
+            .collect()
     }
 }
 
@@ -818,7 +825,7 @@ impl Server {
             // Logged even while paused, as the quest log is: every auth received.
             if let (true, Some(payload)) = (p.method == "auth", &payload) {
                 // Bounded, for a long-running rtm-gate: the newest entries.
-                self.auth_log.lock().push(p.payload.len(), payload.clone());
+                self.auth_log.lock().push(payload);
             }
             let hooks = self.hooks.load(Ordering::SeqCst);
             if hooks && self.paused() {
