@@ -214,12 +214,7 @@ fn answer_of(conn: &mut RawConn, seq: u32) -> Value {
 #[test]
 fn pushes_are_acknowledged_with_an_empty_answer_before_their_handlers_run() {
     let srv = RawServer::bind();
-    let client = RtmClient::new(RtmOptions {
-        endpoint: Some(srv.endpoint()),
-        pid: PID,
-        ..Default::default()
-    })
-    .unwrap();
+    let client = RtmClient::new(srv.options()).unwrap();
     let errors = Log::default();
     let e = errors.clone();
     client.on_error_recorder(move |err| e.push(err.code));
@@ -279,10 +274,8 @@ fn pushes_are_acknowledged_with_an_empty_answer_before_their_handlers_run() {
 fn with_inline_dispatch_a_push_is_answered_before_its_handler_runs_on_the_reader() {
     let srv = RawServer::bind();
     let client = RtmClient::new(RtmOptions {
-        endpoint: Some(srv.endpoint()),
-        pid: PID,
         dispatch: rtm_client::Dispatch::Inline,
-        ..Default::default()
+        ..srv.options()
     })
     .unwrap();
     let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
@@ -561,12 +554,7 @@ fn several_handlers_of_one_event_run_in_registration_order_despite_a_panicking_o
 fn a_server_quest_whose_method_name_is_not_utf8_is_answered_and_the_connection_stays() {
     use rtm_client::ws::frame::{encode_frame, Opcode};
     let srv = RawServer::bind();
-    let client = RtmClient::new(RtmOptions {
-        endpoint: Some(srv.endpoint()),
-        pid: PID,
-        ..Default::default()
-    })
-    .unwrap();
+    let client = RtmClient::new(srv.options()).unwrap();
     let (closed_tx, closed_rx) = crossbeam_channel::unbounded();
     client.on_session_closed(move |code| {
         let _ = closed_tx.send(code);

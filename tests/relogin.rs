@@ -366,12 +366,7 @@ fn ping_starvation_is_detected_and_relogged_in_after_the_pause() {
 #[test]
 fn a_connection_lost_right_after_the_auth_answer_is_relogged_in() {
     let srv = RawServer::bind();
-    let client = RtmClient::new(RtmOptions {
-        endpoint: Some(srv.endpoint()),
-        pid: PID,
-        ..Default::default()
-    })
-    .unwrap();
+    let client = RtmClient::new(srv.options()).unwrap();
     let mut ev = Events::attach(&client);
     let (tx, rx) = crossbeam_channel::bounded(1);
     client.login(1001, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);

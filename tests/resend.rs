@@ -425,10 +425,8 @@ fn one_threads_sends_keep_their_order_across_a_reconnect() {
     for round in 0..5 {
         let srv = RawServer::bind();
         let client = RtmClient::new(RtmOptions {
-            endpoint: Some(srv.endpoint()),
-            pid: PID,
             resend_on_reconnect: true,
-            ..Default::default()
+            ..srv.options()
         })
         .unwrap();
         let (tx, rx) = crossbeam_channel::bounded(1);

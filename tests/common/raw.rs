@@ -28,6 +28,15 @@ impl RawServer {
         self.listener.local_addr().unwrap().to_string()
     }
 
+    /// Options for a client of this server: its endpoint, pid [`super::PID`].
+    pub fn options(&self) -> rtm_client::RtmOptions {
+        rtm_client::RtmOptions {
+            endpoint: Some(self.endpoint()),
+            pid: super::PID,
+            ..Default::default()
+        }
+    }
+
     /// Accepts one connection and completes the WebSocket upgrade.
     pub fn accept(&self) -> RawConn {
         RawConn::upgrade(self.accept_tcp())
