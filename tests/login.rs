@@ -134,11 +134,9 @@ fn a_connection_timeout_of_0_means_the_default() {
     const HOLD: Duration = Duration::from_millis(200);
     let server = common::raw::RawServer::bind();
     let client = RtmClient::new(RtmOptions {
-        endpoint: Some(server.endpoint()),
-        pid: PID,
         auto_reconnect: false,
         connection_timeout: 0,
-        ..Default::default()
+        ..server.options()
     })
     .unwrap();
     let (tx, rx) = crossbeam_channel::bounded(1);
