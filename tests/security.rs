@@ -2,7 +2,8 @@
 //! refuses an untrusted certificate and a certificate for another host with
 //! a clear error; a frame header announcing a huge length closes the link
 //! before anything that size is allocated; dropping the last handle returns
-//! quickly even while a connect is stuck or quests are pending.
+//! quickly even while a connect is stuck or quests are pending. Also
+//! `Dispatch::Inline` push handling over `wss`.
 #![cfg(feature = "gate")]
 
 mod common;
@@ -134,15 +135,19 @@ fn relay(tcp: TcpStream, config: Arc<rustls::ServerConfig>, upstream: &str, done
     let _ = gate.shutdown(std::net::Shutdown::Both);
 }
 
-fn wss_client(endpoint: String, roots: Vec<Vec<u8>>) -> RtmClient {
-    RtmClient::new(RtmOptions {
+/// Options for a client of a TLS front ([`tls_front`]) trusting `roots`.
+fn wss_options(endpoint: String, roots: Vec<Vec<u8>>) -> RtmOptions {
+    RtmOptions {
         ssl_endpoint: Some(endpoint),
         pid: PID,
         tls_root_certificates: roots,
         connection_timeout: 5_000,
         ..Default::default()
-    })
-    .unwrap()
+    }
+}
+
+fn wss_client(endpoint: String, roots: Vec<Vec<u8>>) -> RtmClient {
+    RtmClient::new(wss_options(endpoint, roots)).unwrap()
 }
 
 /// Logs in, checks that it fails with 20012, and returns what ErrorRecorder
@@ -369,4 +374,69 @@ fn a_connect_that_times_out_in_the_handshake_says_so() {
         let (err, _) = ev.error();
         assert!(err.ex.contains("connection timeout"), "tls {tls}: {err}");
     }
+}
+
+/// `Dispatch::Inline` over `wss` (docs/architecture.md, "Threads"): push
+/// handlers run on the reader thread as they do over `ws`, once each and in
+/// order, when one read from the socket brings several pushes (TLS decrypts
+/// them from the session's buffer, src/fpnn/transport/tls.rs); and a call a
+/// handler makes there goes out before the reader waits on the socket again,
+/// so its answer comes, and its callback runs on the reader too.
+#[test]
+fn wss_inline_push_handlers_run_on_the_reader_and_their_calls_are_answered() {
+    const ME: i64 = 1001;
+    const PEER: i64 = 2002;
+    const N: i64 = 20;
+    let thread = || std::thread::current().name().unwrap_or("").to_owned();
+    let gate = Gate::start().unwrap();
+    let (endpoint, ca, handshakes) = tls_front(&gate, &["localhost", "127.0.0.1"]);
+    let client = RtmClient::new(RtmOptions {
+        dispatch: rtm_client::Dispatch::Inline,
+        ..wss_options(endpoint, vec![ca])
+    })
+    .unwrap();
+    assert_eq!(login(&client, ME, "t", 5_000), (true, 0));
+    assert_eq!(handshakes.load(Ordering::SeqCst), 1);
+    // Until a probe's callback runs on the reader: the dispatcher thread is
+    // done with the login's callback, so nothing of the client is queued.
+    wait_until("a probe's callback runs on the reader thread", || {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.send_message(PEER, 30, "probe", "", 0, 0, move |e, _| {
+            tx.send((e.is_none(), thread())).unwrap()
+        });
+        let (ok, on) = rx
+            .recv_timeout(WAIT)
+            .expect("the probe was not called back");
+        assert!(ok, "the probe failed");
+        on == "rtm-reader"
+    });
+    let pushes: Log<(i64, String)> = Log::default();
+    let answers: Log<(i64, String, bool)> = Log::default();
+    let (p, a, c) = (pushes.clone(), answers.clone(), client.clone());
+    client
+        .processor()
+        .on(rtm_client::PushEvent::RecvMessage, move |m| {
+            let mid = m.mid;
+            p.push((mid, thread()));
+            let a = a.clone();
+            c.send_message(PEER, 30, "reply", "", 0, 0, move |e, _| {
+                a.push((mid, thread(), e.is_none()))
+            });
+        });
+    // One write of the gate: the relay seals it in one or a few TLS records.
+    let frames: Vec<u8> = (1..=N).flat_map(|mid| push_frame(PEER, ME, mid)).collect();
+    assert_eq!(gate.send_raw(PID, ME, &frames), 1);
+    wait_until("every handler's call is answered", || {
+        answers.len() == N as usize
+    });
+    let on_reader = |mid| (mid, "rtm-reader".to_owned());
+    assert_eq!(pushes.get(), (1..=N).map(on_reader).collect::<Vec<_>>());
+    assert_eq!(
+        answers.get(),
+        (1..=N)
+            .map(|mid| (mid, "rtm-reader".to_owned(), true))
+            .collect::<Vec<_>>()
+    );
+    client.destroy();
+    assert_eq!(pushes.len(), N as usize, "a push was handled twice");
 }
