@@ -319,26 +319,32 @@ fn close_and_destroy_abort_a_login_whose_tcp_connect_hangs() {
     }
 }
 
-/// A `login` made while another thread's `close` is still ending the session
-/// (joining a connection whose reader runs a slow `Dispatch::Inline` push
-/// handler) waits for that close: the old session's `SessionClosed(0)` comes
-/// before the new session's login callback, in the order the session handled
-/// them (docs/architecture.md). The test releases the handler once the login
-/// either waits for the close or has had its callback queued: the latter is
-/// the old order, which the assertion catches.
-#[test]
-fn a_login_during_another_threads_close_is_called_back_after_its_session_closed() {
-    use parking_lot::Mutex;
+/// Where a login's callback and `SessionClosed` are recorded, in the order
+/// they were delivered.
+type Delivered = std::sync::Arc<parking_lot::Mutex<Vec<String>>>;
+
+/// A `Dispatch::Inline` client whose session another thread is still ending:
+/// a `close` on thread U shut the connection and waits to join its reader,
+/// which runs a push handler until `release` is sent. `before_close` runs
+/// while the handler holds the reader, before the close. `SessionClosed` goes
+/// to the log returned (given to `before_close` too).
+fn closing_on_another_thread(
+    gate: &Gate,
+    before_close: impl FnOnce(&RtmClient, &Delivered),
+) -> (
+    RtmClient,
+    Delivered,
+    crossbeam_channel::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
     use rtm_client::{Dispatch, PushEvent, RtmOptions};
-    use std::sync::Arc;
 
     const PEER: i64 = 2002;
     let name = || std::thread::current().name().unwrap_or("").to_owned();
-    let gate = gate();
     let client = online(
         RtmOptions {
             dispatch: Dispatch::Inline,
-            ..options(&gate)
+            ..options(gate)
         },
         ME,
     );
@@ -351,7 +357,7 @@ fn a_login_during_another_threads_close_is_called_back_after_its_session_closed(
         });
         rx.recv_timeout(WAIT).unwrap() == "rtm-reader"
     });
-    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log: Delivered = Delivered::default();
     let l = log.clone();
     client.on_session_closed(move |code| l.lock().push(format!("closed({code})")));
     let (entered_tx, entered) = crossbeam_channel::bounded(1);
@@ -363,6 +369,7 @@ fn a_login_during_another_threads_close_is_called_back_after_its_session_closed(
     gate.inject_message(PID, 1, PEER, ME, 77, 30, b"hold", "")
         .unwrap();
     assert_eq!(entered.recv_timeout(WAIT).unwrap(), "rtm-reader");
+    before_close(&client, &log);
 
     // Thread U closes: its step ends the session, then it joins the reader
     // (busy in the handler) before it queues SessionClosed(0).
@@ -371,6 +378,20 @@ fn a_login_during_another_threads_close_is_called_back_after_its_session_closed(
     wait_until("the close shut the connection", || {
         gate.connection_count() == 0
     });
+    (client, log, release, closer)
+}
+
+/// A `login` made while another thread's `close` is still ending the session
+/// (joining a connection whose reader runs a slow `Dispatch::Inline` push
+/// handler) waits for that close: the old session's `SessionClosed(0)` comes
+/// before the new session's login callback, in the order the session handled
+/// them (docs/architecture.md). The test releases the handler once the login
+/// either waits for the close or has had its callback queued: the latter is
+/// the old order, which the assertion catches.
+#[test]
+fn a_login_during_another_threads_close_is_called_back_after_its_session_closed() {
+    let gate = gate();
+    let (client, log, release, closer) = closing_on_another_thread(&gate, |_, _| {});
 
     // Meanwhile a login on thread L.
     let (c, l) = (client.clone(), log.clone());
@@ -395,5 +416,63 @@ fn a_login_during_another_threads_close_is_called_back_after_its_session_closed(
         ["closed(0)", "login(true, 0)"],
         "the old session's SessionClosed came after the new session's login callback"
     );
+    client.destroy();
+}
+
+/// The same with the dispatch queue full (docs/reliability.md): the login
+/// fails with `(false, 20011)` without connecting, but only after the close
+/// another thread is performing, as a login that proceeds does, so the old
+/// session's `SessionClosed(0)` comes before its callback (src/client/handle.rs,
+/// `RtmClient::login`). The test releases the handler once the login either
+/// waits for the close or has returned (its callback queued at once: the old
+/// order, which the assertion catches), after making room in the queue, so
+/// that the close's `SessionClosed` is not dropped as an event queued while
+/// the queue is full is (docs/reliability.md).
+#[test]
+fn a_login_refused_by_a_full_queue_during_another_threads_close_is_called_back_after_its_session_closed(
+) {
+    let gate = gate();
+    let (client, log, release, closer) = closing_on_another_thread(&gate, |client, log| {
+        // The queue is full: one job, queued behind the handler the reader
+        // runs, against a limit of 1. A call refused at once (an empty
+        // message) is that job.
+        client.set_dispatch_limit_for_tests(1);
+        let l = log.clone();
+        client.send_message(2002, 30, "", "", 0, 0, move |e, _| {
+            l.lock()
+                .push(format!("send({})", e.map_or(0, |e| e.error.code)))
+        });
+        assert_eq!(client.dispatch_queue_len_for_tests(), 1, "full");
+    });
+
+    let (c, l) = (client.clone(), log.clone());
+    let login = std::thread::spawn(move || {
+        c.login(
+            ME,
+            "token",
+            move |ok, code| l.lock().push(format!("login({ok}, {code})")),
+            0,
+        )
+    });
+    wait_until("the login waits for the close, or has returned", || {
+        client.closing_waiters_for_tests() >= 1 || login.is_finished()
+    });
+    // Room again before the close queues `SessionClosed`, which a full queue
+    // would drop (docs/reliability.md): the login has seen the queue full.
+    client.set_dispatch_limit_for_tests(1 << 16);
+    release.send(()).unwrap();
+    closer.join().unwrap();
+    login.join().unwrap();
+    wait_until("all three are delivered", || log.lock().len() == 3);
+    assert_eq!(
+        *log.lock(),
+        [
+            format!("send({})", error_code::RTM_EC_EMPTY_PARAMETER),
+            "closed(0)".to_owned(),
+            format!("login(false, {})", error_code::FPNN_EC_CORE_WORK_QUEUE_FULL),
+        ],
+        "the old session's SessionClosed came after the refused login's callback"
+    );
+    assert_eq!(gate.connection_count(), 0, "the refused login connected");
     client.destroy();
 }
