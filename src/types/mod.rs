@@ -191,8 +191,10 @@ pub struct RegressiveStrategy {
     pub start_connect_failed_count: u32,
     /// The longest delay, in seconds. Default 8. Mirrors JavaScript `maxIntervalSeconds`.
     pub max_interval_seconds: u64,
-    /// In how many equal steps the delay grows to its maximum. Default 4. Mirrors
-    /// JavaScript `linearRegressiveCount`.
+    /// In how many equal steps the delay grows to its maximum. Default 4. 0 counts as
+    /// 1: every delayed attempt waits `max_interval_seconds`, as JavaScript's step
+    /// `maxIntervalSeconds * 1000 / 0` (infinite, capped at the maximum) makes it
+    /// wait. Mirrors JavaScript `linearRegressiveCount`.
     pub linear_regressive_count: u32,
 }
 
