@@ -450,3 +450,50 @@ fn a_watchdog_close_waiting_for_a_slow_inline_handler_holds_no_other_clients_tim
     b.destroy();
     a.destroy();
 }
+
+/// `max_ping_interval_seconds: 0` means the default, 60 s (docs/porting.md),
+/// not a watchdog of 0 or 1 s (which dropped every session). Z (0) logs in
+/// before C (1 s), on a gate that sends no pings. Every client's watchdog
+/// is a wake-up on one timer thread, taken in deadline order
+/// (src/client/timers.rs), and the tick ends the session at once: so once
+/// C's watchdog has ended C's session, Z's would have ended Z's before, were
+/// its bound 1 s or less. No timing is assumed beyond Z's 60 s being longer
+/// than the test.
+#[test]
+fn a_max_ping_interval_of_0_means_the_default_not_a_shorter_watchdog() {
+    let gate = Gate::builder()
+        .ping_interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let client = |max_ping_interval_seconds| {
+        RtmClient::new(RtmOptions {
+            max_ping_interval_seconds,
+            auto_reconnect: false,
+            ..options(&gate)
+        })
+        .unwrap()
+    };
+    let z = client(0);
+    let mut zev = Events::attach(&z);
+    assert_eq!(login(&z, 1001, "t", 0), (true, 0));
+    let c = client(1);
+    let mut cev = Events::attach(&c);
+    assert_eq!(login(&c, 1002, "t", 0), (true, 0));
+    let code = cev.wait("C's watchdog ends its session", |e| match e {
+        Ev::Closed { code, .. } => Some(*code),
+        _ => None,
+    });
+    assert_eq!(code, error_code::FPNN_EC_CORE_UNKNOWN_ERROR);
+    // Z's session goes on: a call is answered, and nothing was reported.
+    blocking(|cb| z.send_message(1002, 30, "still here", "", 0, 0, cb)).expect("Z's session ended");
+    assert_eq!(gate.connections_of(PID, 1001), 1);
+    zev.drain();
+    assert_eq!(
+        zev.count(|e| matches!(e, Ev::Closed { .. } | Ev::Error { .. })),
+        0,
+        "{:?}",
+        zev.seen
+    );
+    z.destroy();
+    c.destroy();
+}
