@@ -591,6 +591,15 @@ impl Connection {
         self.shared().table.lock().len()
     }
 
+    /// Test hook, not part of the API: how many times the reader has stopped
+    /// reading until the writer made room, because answers to the server's
+    /// quests took the write queue past twice its limit (src/fpnn/connection/writer.rs,
+    /// `Outbox::wait_for_room`). Rust-only (a test hook).
+    #[doc(hidden)]
+    pub fn reads_held_back_for_tests(&self) -> usize {
+        self.shared().outbox.held_back()
+    }
+
     /// The endpoint connected to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.shared().endpoint

@@ -51,7 +51,7 @@
 
 use std::cell::RefCell;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,9 @@ pub(super) struct Outbox {
     /// before it reads more ([`Outbox::wait_for_room`]). Set and cleared
     /// under the lock; read without it by the reader between frames.
     backlog: AtomicBool,
+    /// How many times the reader has waited for room (a test hook reads it,
+    /// `Connection::reads_held_back_for_tests`).
+    held_back: AtomicUsize,
     /// Wakes the reader waiting for room.
     room: Condvar,
     /// A close was asked for: the writer stops its write at the end of the
@@ -189,6 +192,7 @@ impl Outbox {
             wake: Condvar::new(),
             limit,
             backlog: AtomicBool::new(false),
+            held_back: AtomicUsize::new(0),
             room: Condvar::new(),
             closing: AtomicBool::new(false),
             direct: written.socket().is_some() && cfg!(target_os = "linux"),
@@ -326,12 +330,20 @@ impl Outbox {
         flush_write_batch();
         let deadline = transport::deadline_after(WRITE_STALL);
         let mut st = self.st.lock();
+        if st.held() > self.limit && !st.done && st.close.is_none() {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+        }
         while st.held() > self.limit && !st.done && st.close.is_none() {
             if self.room.wait_until(&mut st, deadline).timed_out() {
                 break;
             }
         }
         self.backlog.store(false, Ordering::Relaxed);
+    }
+
+    /// How many times the reader has waited for room ([`Outbox::wait_for_room`]).
+    pub(super) fn held_back(&self) -> usize {
+        self.held_back.load(Ordering::Relaxed)
     }
 
     /// Wakes the reader waiting for room, if any, after the outbox shrank or
