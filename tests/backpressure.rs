@@ -224,7 +224,7 @@ fn pongs_to_a_peer_that_does_not_read_stay_within_the_write_queue_limit() {
 #[test]
 fn answers_to_a_peer_that_does_not_read_stay_within_the_write_queue_limit() {
     let server = TestServer::start();
-    let (_client, mut s) = server.connect_handler_with(
+    let (client, mut s) = server.connect_handler_with(
         ConnectOptions {
             write_queue_limit: LIMIT,
             ..server.options()
@@ -259,16 +259,14 @@ fn answers_to_a_peer_that_does_not_read_stay_within_the_write_queue_limit() {
             }
         })
     };
-    // Until the writer is done or its writes stop making progress (the
-    // client no longer reads).
-    let (mut seen, mut since) = (0, Instant::now());
-    while !writer.is_finished() && since.elapsed() < Duration::from_millis(500) {
-        let now = sent.load(Ordering::SeqCst);
-        if now != seen {
-            (seen, since) = (now, Instant::now());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // Until the client's reader stops reading for want of room (the server's
+    // writes then block for good), or the writer is done: the client read
+    // twice the bound, which its answers then show. Not until the writes make
+    // no progress for a while: a writer descheduled that long would end the
+    // fill before the client had anything to hold back.
+    wait_until("the client stops reading, or the writer is done", || {
+        client.conn.reads_held_back_for_tests() > 0 || writer.is_finished()
+    });
     stop.store(true, Ordering::SeqCst);
     // Now read every answer, up to the last quest's (the writer finishes its
     // chunk as the client reads again).
