@@ -259,6 +259,26 @@ mod tests {
     }
 
     #[test]
+    fn removesession_without_a_conversation_stores_nothing() {
+        let mut g = Gate::new();
+        let (a, b) = (g.login(A), g.login(B));
+        let removed = |g: &Gate| g.s.projects[&PID].conversations.removed.len();
+        // No conversation with these ids: answered {} (as for one that exists), but
+        // nothing is kept, so arbitrary ids cannot grow the gate's memory.
+        for to in [C, 12345, i64::MAX] {
+            assert_eq!(g.ok(a, "removesession", map! {"to": to}), map! {});
+        }
+        assert_eq!(removed(&g), 0);
+        // A message after such a removal shows the conversation, as without it.
+        g.sendp(b, A, 1, 30);
+        assert_eq!(session(&mut g, a), (vec![B], vec![]));
+        // An existing conversation is hidden, and that is kept.
+        g.ok(a, "removesession", map! {"to": B});
+        assert_eq!(removed(&g), 1);
+        assert_eq!(session(&mut g, a), (vec![], vec![]));
+    }
+
+    #[test]
     fn setlang_accepts_the_listed_languages_and_empty_cancels() {
         let mut g = Gate::new();
         let a = g.login(A);
