@@ -7,7 +7,8 @@
 //! - A p2p conversation is any peer with a stored message either way (oneself included);
 //!   a group conversation is a group the caller is a member of with a stored message.
 //! - `removesession {to}` hides the p2p conversation with `to` from `getsession` and the
-//!   p2p lists until a message newer than the removal is stored in it.
+//!   p2p lists until a message newer than the removal is stored in it; without such a
+//!   conversation it is answered `{}` and stores nothing.
 //! - The lists count, per conversation, the live messages of `mtypes` (default 30..=50)
 //!   from others after `mtime` (default: the last logout), like `getp2punread`; the last
 //!   message is the newest live message of `mtypes`, whoever sent it. The "all" lists keep
@@ -46,7 +47,8 @@ pub(super) const ROUTES: &[Route] = &[
 #[derive(Debug, Default)]
 pub(super) struct State {
     /// Per (uid, peer): the id of the conversation's newest message when `uid` removed
-    /// the session; it stays hidden until a message with a greater id is stored.
+    /// the session; it stays hidden until a message with a greater id is stored. Only
+    /// conversations that exist (have a stored message) get an entry.
     removed: HashMap<(i64, i64), i64>,
     /// Per uid: the target language of automatic translation (absent: none).
     langs: HashMap<i64, String>,
@@ -110,16 +112,16 @@ fn get_session(p: &mut Project, ctx: &mut Ctx, _: Args) -> Result<Value, GateErr
     ]))
 }
 
-/// `removesession {to}`: hides the p2p session with `to` until its next message; `{}`
-/// (also when there is no such session).
+/// `removesession {to}`: hides the p2p session with `to` until its next message; `{}`.
+/// Without a conversation with `to` there is nothing to hide: also `{}` (idempotent,
+/// like `delmsg` of a missing message), and nothing is stored, so arbitrary ids do not
+/// grow the state (a later first message shows the conversation either way).
 fn remove_session(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
     let to = a.id("to")?;
-    let newest = p
-        .messages
-        .conv(&Kind::P2p.conv(ctx.uid, to))
-        .last()
-        .map_or(0, |x| x.id);
-    p.conversations.removed.insert((ctx.uid, to), newest);
+    let newest = p.messages.conv(&Kind::P2p.conv(ctx.uid, to)).last();
+    if let Some(newest) = newest {
+        p.conversations.removed.insert((ctx.uid, to), newest.id);
+    }
     Ok(obj([]))
 }
 
