@@ -204,6 +204,26 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_rids_is_200033_as_an_empty_uids_or_gids() {
+        let mut g = Gate::new();
+        let a = g.login(A);
+        g.ok(a, "enterroom", map! {"rid": 3});
+        for method in ["getroomcount", "getroomsopeninfo"] {
+            assert_eq!(g.err(a, method, rids(&[])), EMPTY_PARAMETER, "{method}");
+        }
+        // The same rule as the users' and groups' lists.
+        let none = Value::Array(vec![]);
+        assert_eq!(
+            g.err(a, "getuseropeninfo", map! {"uids": none.clone()}),
+            EMPTY_PARAMETER
+        );
+        assert_eq!(
+            g.err(a, "getgroupsopeninfo", map! {"gids": none}),
+            EMPTY_PARAMETER
+        );
+    }
+
+    #[test]
     fn room_info_private_part_for_members_only() {
         let mut g = Gate::new();
         let (a, c) = (g.login(A), g.login(C));
