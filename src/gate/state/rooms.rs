@@ -8,7 +8,7 @@
 //! set; `setroominfo` and `getroominfo` need the caller in the room (200040), the open
 //! info, members and counts do not; `oinfo` and `pinfo` are at most 65,535 bytes
 //! (200030), and `""` clears a part (the shared `Info`, as for users and groups); a
-//! `rids` list holds at most [`MAX_RIDS`] ids (200032).
+//! `rids` list holds 1 to [`MAX_RIDS`] ids (200033 when empty, 200032 beyond).
 
 use std::collections::HashMap;
 
@@ -23,8 +23,6 @@ use super::{
 
 /// The most rids one `getroomsopeninfo` or `getroomcount` takes.
 pub(super) const MAX_RIDS: usize = 100;
-/// 200032: too many items in a parameter.
-const TOO_MANY: i32 = 200032;
 
 pub(super) const ROUTES: &[Route] = &[
     Route::user("enterroom", |p, ctx, a| {
@@ -60,7 +58,8 @@ pub(super) const ROUTES: &[Route] = &[
     }),
 ];
 
-/// `getroomcount {rids}`: `{cn: {rid: count}}` for every rid asked (0 for an empty room).
+/// `getroomcount {rids}`: `{cn: {rid: count}}` for every rid asked (0 for an empty room);
+/// an empty `rids` is 200033.
 fn count(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
     let cn = rids(a)?.into_iter().map(|rid| {
         (
@@ -79,13 +78,10 @@ fn set_info(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError>
     Ok(obj([]))
 }
 
-/// The `rids` of a quest: positive ids, at most [`MAX_RIDS`], in the order given.
+/// The `rids` of a quest: 1 to [`MAX_RIDS`] positive ids, in the order given; empty is
+/// 200033, as an empty `uids` or `gids` is.
 fn rids(a: Args) -> Result<Vec<i64>, GateError> {
-    let rids = a.ids("rids")?;
-    if rids.len() > MAX_RIDS {
-        return Err(GateError::new(TOO_MANY, "too many rids"));
-    }
-    Ok(rids)
+    a.ids_max("rids", MAX_RIDS)
 }
 
 /// The rooms of one project.
