@@ -1087,6 +1087,56 @@ mod tests {
     }
 
     #[test]
+    fn every_id_list_takes_1_to_100_ids() {
+        let mut g = Gate::new();
+        let a = g.login(A);
+        g.group(a, 1, &[B]);
+        let list = |n: i64| Value::Array((1..=n).map(Value::from).collect());
+        // (method, list key, the quest's other keys)
+        let quests: &[(&str, &str, &[(&str, i64)])] = &[
+            ("addgroupmembers", "uids", &[("gid", 1)]),
+            ("delgroupmembers", "uids", &[("gid", 2)]),
+            ("addfriends", "friends", &[]),
+            ("delfriends", "friends", &[]),
+            ("addblacks", "blacks", &[]),
+            ("delblacks", "blacks", &[]),
+            ("getonlineusers", "uids", &[]),
+            ("getuseropeninfo", "uids", &[]),
+            ("getgroupsopeninfo", "gids", &[]),
+            ("getroomcount", "rids", &[]),
+            ("getroomsopeninfo", "rids", &[]),
+            ("getp2punread", "uids", &[]),
+            ("getgroupunread", "gids", &[]),
+        ];
+        for &(method, key, rest) in quests {
+            let payload = |ids: Value| {
+                let mut m: Vec<(Value, Value)> =
+                    rest.iter().map(|&(k, v)| (k.into(), v.into())).collect();
+                m.push((key.into(), ids));
+                Value::Map(m)
+            };
+            assert_eq!(
+                g.err(a, method, payload(list(0))),
+                EMPTY_PARAMETER,
+                "{method}"
+            );
+            assert_eq!(
+                g.err(a, method, payload(list(101))),
+                TOO_MANY_ITEMS,
+                "{method}"
+            );
+            g.ok(a, method, payload(list(100)));
+        }
+        // A refused list changes nothing: group 1 has the accepted quest's 100 uids (A
+        // among them) and B, not the refused quest's 101st.
+        let members = int_list(field(&g.ok(a, "getgroupmembers", map! {"gid": 1}), "uids"));
+        assert_eq!(members.len(), 101);
+        assert!(!members.contains(&101));
+        let members = g.ok(a, "getgroupmembers", map! {"gid": 2});
+        assert_eq!(int_list(field(&members, "uids")), Vec::<i64>::new());
+    }
+
+    #[test]
     fn ids_must_be_positive() {
         let mut g = Gate::new();
         let (a, b) = (g.login(A), g.login(B));
