@@ -5,14 +5,12 @@
 //! Both lists belong to their owner only: adding B to A's friends does not add A to B's,
 //! and A blocking B changes nothing for B's lists. A block stops p2p messages from the
 //! blocked user to the owner (200021); the owner can still send to the blocked user, and
-//! both still read their history. At most [`MAX_IDS`] uids per add or delete (200032).
+//! both still read their history. 1 to 100 uids per add or delete (the one rule of every
+//! id list, `Args::ids`: 200033 when empty, 200032 beyond).
 
 use rmpv::Value;
 
 use super::{int_array, obj, Args, Ctx, GateError, Members, Project, Route, PERMISSION_DENIED};
-
-/// The most uids one add or delete may carry (the JavaScript docs' Friends page).
-const MAX_IDS: usize = 100;
 
 pub(super) const ROUTES: &[Route] = &[
     Route::user("addfriends", |p, ctx, a| {
@@ -56,7 +54,7 @@ fn remove(list: &mut Members, owner: i64, uids: Vec<i64>) {
     list.remove(owner, &uids);
 }
 
-/// `add*`/`del*` `{friends|blacks}`: 1 to [`MAX_IDS`] positive uids, applied to the
+/// `add*`/`del*` `{friends|blacks}`: 1 to 100 positive uids, applied to the
 /// caller's list; answers `{}`.
 fn edit(
     lists: &mut Members,
@@ -65,7 +63,7 @@ fn edit(
     key: &str,
     f: fn(&mut Members, i64, Vec<i64>),
 ) -> Result<Value, GateError> {
-    let uids = a.ids_max(key, MAX_IDS)?;
+    let uids = a.ids(key)?;
     f(lists, ctx.uid, uids);
     Ok(obj([]))
 }

@@ -44,14 +44,16 @@ impl State {
     }
 }
 
-/// `addgroupmembers {gid, uids}`: creates the group if needed, adds `uids` and the caller.
+/// `addgroupmembers {gid, uids}`: creates the group if needed, adds `uids` (1 to 100,
+/// `Args::ids`) and the caller.
 fn add_members(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
     let (gid, uids) = (a.id("gid")?, a.ids("uids")?);
     p.groups.members.add(gid, uids.into_iter().chain([ctx.uid]));
     Ok(obj([]))
 }
 
-/// `delgroupmembers {gid, uids}`: no membership needed.
+/// `delgroupmembers {gid, uids}`: removes `uids` (1 to 100, `Args::ids`); no membership
+/// needed.
 fn del_members(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
     let (gid, uids) = (a.id("gid")?, a.ids("uids")?);
     p.groups.members.remove(gid, &uids);
@@ -126,9 +128,10 @@ fn get_open_info(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateErr
 }
 
 /// `getgroupsopeninfo {gids}`: `{info: {"gid": oinfo}}` for anyone, for the groups with
-/// public information (an `oinfo` other than `""`); an empty `gids` is 200033.
+/// public information (an `oinfo` other than `""`); `gids` holds 1 to 100 ids
+/// (`Args::ids`: 200033 when empty, 200032 beyond).
 fn get_opens_info(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
-    let ids = a.ids_max("gids", usize::MAX)?;
+    let ids = a.ids("gids")?;
     Ok(open_info(&ids, &p.groups.info))
 }
 
@@ -214,7 +217,7 @@ mod info_tests {
         let mut g = Gate::new();
         let (a, b) = (g.login(A), g.login(B));
         g.group(a, 1, &[B, C]);
-        g.group(b, 2, &[]);
+        g.group(b, 2, &[B]); // a group of the caller only: uids holds 1 to 100 ids
         let m = g.ok(a, "getgroupmembers", map! {"gid": 1, "online": true});
         assert_eq!(int_list(field(&m, "uids")), [A, B, C]);
         assert_eq!(int_list(field(&m, "onlines")), [A, B]);

@@ -36,6 +36,9 @@
 //!   before auth (the route table is consulted before the session).
 //! - Ids that real RTM requires positive (`uid` in `auth`, `to`, `gid`, `rid`, `ouid`,
 //!   `from`, `xid`, the entries of `uids` and `gids`) are 200033 when zero or negative.
+//! - Every list of ids in a quest (`uids`, `gids`, `rids`, `friends`, `blacks`) holds 1
+//!   to 100 ids: empty is 200033, more is 200032 ([`Args::ids`]; the JavaScript docs
+//!   give 100 for blacklists only).
 //! - A message's mtime is `max(now, last mtime of the pid)`, so the gate's clock never runs
 //!   backwards; unread marks and logout times use the same clock.
 //! - mid 0 is never deduplicated (clients generate a mid when the caller passes 0,
@@ -115,6 +118,11 @@ const NOT_IN_ROOM: i32 = 200040;
 const NOT_GROUP_MEMBER: i32 = 200041;
 const LARGE_MESSAGE_OR_ATTRS: i32 = 200030;
 const TOO_MANY_ITEMS: i32 = 200032;
+
+/// The most ids one list of a quest carries (`uids`, `gids`, `rids`, `friends`,
+/// `blacks`): the JavaScript docs give 100 for `addBlacks` / `deleteBlacks`, and the
+/// gate applies it to every list (docs/gate.md, "Lists of ids").
+const MAX_IDS: usize = 100;
 
 /// An error answer (status 1, `{code, ex}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -791,22 +799,18 @@ impl<'a> Args<'a> {
         need_int(self.field(key)?, key, positive)
     }
 
-    /// A required list of positive ids (may be empty).
+    /// A required list of 1 to [`MAX_IDS`] positive ids, in the order given: empty (or
+    /// an id not positive) is 200033, more than [`MAX_IDS`] is 200032. Every quest that
+    /// takes a list of uids, gids or rids reads it here, so they share the one rule.
     fn ids(self, key: &str) -> Result<Vec<i64>, GateError> {
-        self.req(key, |v| v.as_array()?.iter().map(id).collect())
-    }
-
-    /// A required list of 1 to `max` positive ids: empty is 200033, more than `max` is
-    /// 200032.
-    fn ids_max(self, key: &str, max: usize) -> Result<Vec<i64>, GateError> {
-        let ids = self.ids(key)?;
+        let ids: Vec<i64> = self.req(key, |v| v.as_array()?.iter().map(id).collect())?;
         if ids.is_empty() {
             return Err(GateError::bad(key));
         }
-        if ids.len() > max {
+        if ids.len() > MAX_IDS {
             return Err(GateError::new(
                 TOO_MANY_ITEMS,
-                format!("at most {max} items in {key}"),
+                format!("at most {MAX_IDS} items in {key}"),
             ));
         }
         Ok(ids)

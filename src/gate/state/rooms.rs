@@ -8,7 +8,7 @@
 //! set; `setroominfo` and `getroominfo` need the caller in the room (200040), the open
 //! info, members and counts do not; `oinfo` and `pinfo` are at most 65,535 bytes
 //! (200030), and `""` clears a part (the shared `Info`, as for users and groups); a
-//! `rids` list holds 1 to [`MAX_RIDS`] ids (200033 when empty, 200032 beyond).
+//! `rids` list holds 1 to 100 ids (200033 when empty, 200032 beyond).
 
 use std::collections::HashMap;
 
@@ -21,8 +21,6 @@ use super::{
     Route, NOT_IN_ROOM,
 };
 
-/// The most rids one `getroomsopeninfo` or `getroomcount` takes.
-pub(super) const MAX_RIDS: usize = 100;
 
 pub(super) const ROUTES: &[Route] = &[
     Route::user("enterroom", |p, ctx, a| {
@@ -78,10 +76,10 @@ fn set_info(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError>
     Ok(obj([]))
 }
 
-/// The `rids` of a quest: 1 to [`MAX_RIDS`] positive ids, in the order given; empty is
+/// The `rids` of a quest: 1 to 100 positive ids (`Args::ids`), in the order given; empty is
 /// 200033, as an empty `uids` or `gids` is.
 fn rids(a: Args) -> Result<Vec<i64>, GateError> {
-    a.ids_max("rids", MAX_RIDS)
+    a.ids("rids")
 }
 
 /// The rooms of one project.
@@ -151,7 +149,6 @@ mod tests {
     use super::super::testkit::*;
     use super::super::MAX_INFO_BYTES as MAX_INFO;
     use super::super::*;
-    use super::MAX_RIDS;
 
     fn rids(rids: &[i64]) -> Value {
         map! {"rids": int_array(rids.iter().copied())}
@@ -190,7 +187,7 @@ mod tests {
         );
         assert_eq!(g.err(c, "getroomcount", map! {}), EMPTY_PARAMETER);
         assert_eq!(g.err(c, "getroomcount", rids(&[1, 0])), EMPTY_PARAMETER);
-        let many: Vec<i64> = (1..=MAX_RIDS as i64 + 1).collect();
+        let many: Vec<i64> = (1..=MAX_IDS as i64 + 1).collect();
         assert_eq!(g.err(c, "getroomcount", rids(&many)), 200032);
         assert!(g.q(c, "getroomcount", rids(&many[1..])).answer.is_ok());
         assert_eq!(

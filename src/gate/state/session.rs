@@ -311,7 +311,7 @@ mod tests {
                     NOT_IN_ROOM,
                     NOT_GROUP_MEMBER,
                     200030, // too large (room info)
-                    200032, // too many items (rids)
+                    200032, // too many items (a list of more than 100 ids)
                     200050, // unsupported language (value-added)
                     200054, // sensitive words (translate with profanity "stop")
                 ]

@@ -79,9 +79,6 @@ fn unread_num(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Val
         ("gids", "group")
     };
     let targets: BTreeSet<i64> = a.ids(list_key)?.into_iter().collect();
-    if targets.is_empty() {
-        return Err(GateError::bad(list_key));
-    }
     let window = Window::read(p, uid, a)?;
     let (mut counts, mut ltimes) = (Vec::new(), Vec::new());
     for id in targets {

@@ -37,9 +37,10 @@ impl Project {
 }
 
 /// `getonlineusers {uids}`: `{uids}`, those of `uids` online, in the request's order
-/// without repeats; an empty `uids` is 200033.
+/// without repeats; `uids` holds 1 to 100 ids (`Args::ids`: 200033 when empty, 200032
+/// beyond).
 fn get_online(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
-    let mut uids = a.ids_max("uids", usize::MAX)?;
+    let mut uids = a.ids("uids")?;
     let mut seen = std::collections::BTreeSet::new();
     uids.retain(|&u| seen.insert(u) && p.is_online(u));
     Ok(obj([("uids", int_array(uids))]))
@@ -53,9 +54,9 @@ fn set_info(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError>
 }
 
 /// `getuseropeninfo {uids}`: `{info: {"uid": oinfo}}` for the users with public
-/// information (an `oinfo` other than `""`); an empty `uids` is 200033.
+/// information (an `oinfo` other than `""`); `uids` holds 1 to 100 ids (`Args::ids`).
 fn get_open_info(p: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
-    let ids = a.ids_max("uids", usize::MAX)?;
+    let ids = a.ids("uids")?;
     Ok(open_info(&ids, &p.users_info.info))
 }
 
