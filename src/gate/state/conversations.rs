@@ -281,6 +281,24 @@ mod tests {
     }
 
     #[test]
+    fn setlang_checks_the_language_but_stores_nothing_translate_would_use() {
+        let mut g = Gate::new();
+        let a = g.login(A);
+        let empty = format!("{:?}", super::State::default());
+        g.ok(a, "setlang", map! {"lang": "de"});
+        // The JavaScript docs give setLang no effect the gate can honour (translate's
+        // target language is required; pushes have no translated form), so nothing is
+        // kept for it.
+        assert_eq!(format!("{:?}", g.s.projects[&PID].conversations), empty);
+        let t = g.ok(a, "translate", map! {"text": "hello", "dst": "fr"});
+        assert_eq!(field(&t, "target"), &Value::from("fr"));
+        assert_eq!(
+            g.err(a, "translate", map! {"text": "hello"}),
+            EMPTY_PARAMETER
+        );
+    }
+
+    #[test]
     fn setlang_accepts_the_listed_languages_and_empty_cancels() {
         let mut g = Gate::new();
         let a = g.login(A);
