@@ -1,7 +1,7 @@
 //! The conversations area: `getsession`, `removesession`, `setlang` and the five
 //! conversation lists. Conversations are read from the messages stored by `messages.rs`;
 //! unread counts use the window of `unread.rs` and rows the encoder of `history.rs`. This
-//! area keeps the removed sessions and each user's translation language.
+//! area keeps the removed sessions only.
 //!
 //! Rules (docs/gate.md, "Conversations"):
 //! - A p2p conversation is any peer with a stored message either way (oneself included);
@@ -9,6 +9,11 @@
 //! - `removesession {to}` hides the p2p conversation with `to` from `getsession` and the
 //!   p2p lists until a message newer than the removal is stored in it; without such a
 //!   conversation it is answered `{}` and stores nothing.
+//! - `setlang {lang}` checks the language and answers `{}`, keeping nothing: the
+//!   JavaScript docs' `setTranslationLanguage` sets the default target language of the
+//!   service's automatic translation of incoming messages, which the gate does not do
+//!   (pushes and history have no documented translated form), and `translate` takes its
+//!   target language as a required argument (docs/gate.md, "Conversations").
 //! - The lists count, per conversation, the live messages of `mtypes` (default 30..=50)
 //!   from others after `mtime` (default: the last logout), like `getp2punread`; the last
 //!   message is the newest live message of `mtypes`, whoever sent it. The "all" lists keep
@@ -43,23 +48,13 @@ pub(super) const ROUTES: &[Route] = &[
     Route::user("getunreadconversationlist", unread_lists),
 ];
 
-/// The sessions and languages of one project.
+/// The removed sessions of one project.
 #[derive(Debug, Default)]
 pub(super) struct State {
     /// Per (uid, peer): the id of the conversation's newest message when `uid` removed
     /// the session; it stays hidden until a message with a greater id is stored. Only
     /// conversations that exist (have a stored message) get an entry.
     removed: HashMap<(i64, i64), i64>,
-    /// Per uid: the target language of automatic translation (absent: none).
-    langs: HashMap<i64, String>,
-}
-
-impl State {
-    /// The translation language `uid` set with `setlang`, if any.
-    #[allow(dead_code)] // read by the value-added area's translation when it lands
-    pub(super) fn lang(&self, uid: i64) -> Option<&str> {
-        self.langs.get(&uid).map(String::as_str)
-    }
 }
 
 /// Which conversations a list keeps.
@@ -125,15 +120,15 @@ fn remove_session(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, Gate
     Ok(obj([]))
 }
 
-/// `setlang {lang}`: a language `translate` takes (`value_added::lang`: any case, kept
-/// as that list spells it), or `""` to cancel; anything else is 200050.
-fn set_lang(p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<Value, GateError> {
+/// `setlang {lang}`: `{}` for a language `translate` takes (`value_added::lang`, any
+/// case) or `""` (the JavaScript SDK's "cancel"); anything else is 200050. Nothing is
+/// kept: the language would only steer the service's automatic translation of incoming
+/// messages, which the gate does not do, and `translate` never defaults to it (its `dst`
+/// is required).
+fn set_lang(_: &mut Project, _: &mut Ctx, a: Args) -> Result<Value, GateError> {
     let lang = a.req("lang", Value::as_str)?;
-    if lang.is_empty() {
-        p.conversations.langs.remove(&ctx.uid);
-    } else {
-        let lang = super::value_added::lang(lang)?;
-        p.conversations.langs.insert(ctx.uid, lang.to_owned());
+    if !lang.is_empty() {
+        super::value_added::lang(lang)?;
     }
     Ok(obj([]))
 }
@@ -299,23 +294,18 @@ mod tests {
     }
 
     #[test]
-    fn setlang_accepts_the_listed_languages_and_empty_cancels() {
+    fn setlang_accepts_the_listed_languages_and_empty() {
         let mut g = Gate::new();
         let a = g.login(A);
-        let lang = |g: &Gate| g.s.projects[&PID].conversations.lang(A).map(str::to_owned);
-        g.ok(a, "setlang", map! {"lang": "en"});
-        assert_eq!(lang(&g).as_deref(), Some("en"));
-        g.ok(a, "setlang", map! {"lang": "zh-cn"});
-        assert_eq!(lang(&g).as_deref(), Some("zh-CN"));
+        for lang in ["en", "zh-cn", "ZH-TW", ""] {
+            assert_eq!(g.ok(a, "setlang", map! {"lang": lang}), map! {}, "{lang}");
+        }
         let e = g
             .q(a, "setlang", map! {"lang": "klingon"})
             .answer
             .unwrap_err();
         assert_eq!(e.code, 200050);
         assert!(e.ex.contains("klingon"), "{}", e.ex);
-        assert_eq!(lang(&g).as_deref(), Some("zh-CN")); // unchanged
-        g.ok(a, "setlang", map! {"lang": ""});
-        assert_eq!(lang(&g), None);
         assert_eq!(g.err(a, "setlang", map! {}), EMPTY_PARAMETER);
         assert_eq!(g.err(a, "setlang", map! {"lang": 5}), EMPTY_PARAMETER);
     }

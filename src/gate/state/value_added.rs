@@ -139,8 +139,8 @@ pub(super) fn detect(t: &str) -> &'static str {
 }
 
 /// A supported language, in any case, as [`LANGS`] spells it (`zh-cn` is `zh-CN`), or
-/// 200050. `translate` and `setlang` share it: a language one answers with, the other
-/// takes.
+/// 200050. `translate` and `setlang` share it, so `setlang` accepts exactly the
+/// languages `translate` does.
 pub(super) fn lang(l: &str) -> Result<&'static str, GateError> {
     LANGS
         .iter()
