@@ -1096,8 +1096,9 @@ mod tests {
         let a = g.login(A);
         g.group(a, 1, &[B]);
         let list = |n: i64| Value::Array((1..=n).map(Value::from).collect());
-        // (method, list key, the quest's other keys)
-        let quests: &[(&str, &str, &[(&str, i64)])] = &[
+        /// (method, list key, the quest's other keys)
+        type Quest = (&'static str, &'static str, &'static [(&'static str, i64)]);
+        let quests: &[Quest] = &[
             ("addgroupmembers", "uids", &[("gid", 1)]),
             ("delgroupmembers", "uids", &[("gid", 2)]),
             ("addfriends", "friends", &[]),

@@ -21,7 +21,6 @@ use super::{
     Route, NOT_IN_ROOM,
 };
 
-
 pub(super) const ROUTES: &[Route] = &[
     Route::user("enterroom", |p, ctx, a| {
         let rid = a.id("rid")?;
