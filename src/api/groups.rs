@@ -31,7 +31,8 @@ answer!(
 impl RtmClient {
     /// Adds users to a group (`addgroupmembers {gid, uids}`); the gate creates the group
     /// if needed and adds the caller too. An empty `uids` completes with 200033 without
-    /// sending. Mirrors JavaScript `addGroupMembers(gid, uids, timeout, callback)`.
+    /// sending; the gate takes at most 100 (200032 beyond). Mirrors JavaScript
+    /// `addGroupMembers(gid, uids, timeout, callback)`.
     pub fn add_group_members(
         &self,
         gid: i64,
@@ -43,7 +44,8 @@ impl RtmClient {
     }
 
     /// Removes users from a group (`delgroupmembers {gid, uids}`). An empty `uids`
-    /// completes with 200033 without sending. Mirrors JavaScript
+    /// completes with 200033 without sending; the gate takes at most 100 (200032
+    /// beyond). Mirrors JavaScript
     /// `deleteGroupMembers(gid, uids, timeout, callback)`.
     pub fn delete_group_members(
         &self,
@@ -168,7 +170,8 @@ impl RtmClient {
 
     /// The public information of several groups (`getgroupsopeninfo {gids}`, answer
     /// `{info: {gid: oinfo}}`), for anyone; groups without public information (`oinfo`
-    /// never set, or cleared with `""`) are left out. An empty `gids` completes with 200033 without sending. Mirrors
+    /// never set, or cleared with `""`) are left out. An empty `gids` completes with
+    /// 200033 without sending; the gate takes at most 100 (200032 beyond). Mirrors
     /// JavaScript `getGroupsOpenInfo(gids, timeout, callback)`.
     pub fn get_groups_open_info(
         &self,

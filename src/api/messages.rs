@@ -298,7 +298,7 @@ impl RtmClient {
     /// stored message (since the epoch), as JavaScript's `mtime: 0` does; `None` (the key
     /// left out, as JavaScript does for `undefined`): since the user's last logout.
     /// `mtypes` `None`: the chat types. An empty `uids` completes with 200033 without
-    /// sending.
+    /// sending; the gate takes at most 100 (200032 beyond).
     pub fn get_p2p_unread_message_num(
         &self,
         uids: &[i64],
@@ -319,7 +319,8 @@ impl RtmClient {
     ///
     /// `mtime` and `mtypes` as for [`get_p2p_unread_message_num`](Self::get_p2p_unread_message_num):
     /// `Some(0)` counts since the epoch, `None` since the user's last logout. An empty
-    /// `gids` completes with 200033 without sending.
+    /// `gids` completes with 200033 without sending; the gate takes at most 100 (200032
+    /// beyond).
     pub fn get_group_unread_message_num(
         &self,
         gids: &[i64],

@@ -20,7 +20,8 @@ answer!(UserInfo, UserOpenInfo);
 impl RtmClient {
     /// Which of `uids` are online, i.e. have at least one authenticated connection
     /// (`getonlineusers {uids}`, answer `{uids}`). An empty `uids` completes with 200033
-    /// without sending. Mirrors JavaScript `getOnlineUsers(uids, timeout, callback)`.
+    /// without sending; the gate takes at most 100 (200032 beyond). Mirrors JavaScript
+    /// `getOnlineUsers(uids, timeout, callback)`.
     pub fn get_online_users(
         &self,
         uids: &[i64],
@@ -68,7 +69,8 @@ impl RtmClient {
     /// The public information of users (`getuseropeninfo {uids}`, answer `{info: {uid:
     /// oinfo}}`); others never see the private part, and users without public
     /// information (`oinfo` never set, or cleared with `""`) are left out. An empty `uids`
-    /// completes with 200033 without sending. Mirrors JavaScript `getUserOpenInfo(uids,
+    /// completes with 200033 without sending; the gate takes at most 100 (200032
+    /// beyond). Mirrors JavaScript `getUserOpenInfo(uids,
     /// timeout, callback)`.
     pub fn get_user_open_info(
         &self,
