@@ -936,4 +936,95 @@ mod tests {
         assert_eq!(seen.lock().len(), 1, "{:?}", seen.lock());
         client.destroy();
     }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Ran {
+        Callback(Option<i32>),
+        Closed(i32),
+    }
+
+    /// A connection the session lost and replaced (automatic relogin) may still be
+    /// delivering a call's callback on one of its threads: here its writer has taken
+    /// a timed-out quest from the request table and is held before it completes it.
+    /// `close()` then queues that callback before `SessionClosed`, and `destroy()`
+    /// has run it when it returns (docs/reliability.md, "Every callback exactly
+    /// once"): both wait for the lost connection's threads.
+    #[test]
+    fn a_lost_connections_callback_comes_before_the_session_ends() {
+        for destroy in [false, true] {
+            let gate = crate::gate::Gate::builder().start().expect("gate");
+            let client = RtmClient::new(RtmOptions {
+                endpoint: Some(gate.endpoint()),
+                pid: 1,
+                ..Default::default()
+            })
+            .unwrap();
+            client.scale_relogin_waits_for_tests(1000);
+            let log = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+            let l = log.clone();
+            client.on_session_closed(move |code| l.lock().push(Ran::Closed(code)));
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            client.login(1, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+            assert_eq!(rx.recv_timeout(crate::testing::WAIT), Ok((true, 0)));
+
+            // The writer holds the timed-out quest until released.
+            let old = client.inner.core.read().online_connection().unwrap();
+            let (held_tx, held) = crossbeam_channel::bounded(1);
+            let (release, released) = crossbeam_channel::bounded::<()>(1);
+            old.before_timeouts_for_tests(move || {
+                let _ = held_tx.try_send(());
+                let _ = released.recv_timeout(crate::testing::WAIT);
+            });
+            gate.pause(std::time::Duration::from_secs(60));
+            let l = log.clone();
+            client.get_user_info(50, move |e, _| {
+                l.lock().push(Ran::Callback(e.map(|e| e.code)))
+            });
+            held.recv_timeout(crate::testing::WAIT)
+                .expect("the quest times out");
+            gate.resume();
+
+            // The connection is lost; the session logs in again on another one.
+            assert_eq!(gate.drop_user(1, 1), 1);
+            crate::testing::wait_until("the relogin", || {
+                !old.is_open()
+                    && client
+                        .inner
+                        .core
+                        .read()
+                        .online_connection()
+                        .is_some_and(|c| c.is_open())
+            });
+
+            // The session ends while the old writer still holds the callback: it is
+            // released once the ending has returned, or waits for that writer.
+            let (done_tx, done) = crossbeam_channel::bounded(1);
+            let (c, l) = (client.clone(), log.clone());
+            let ender = std::thread::spawn(move || {
+                if destroy {
+                    c.destroy();
+                } else {
+                    c.close();
+                }
+                done_tx.send(l.lock().clone()).unwrap();
+            });
+            crate::testing::wait_until("the session ending", || {
+                !done.is_empty() || old.joining_for_tests() > 0
+            });
+            release.send(()).unwrap();
+            let at_return = done.recv_timeout(crate::testing::WAIT).unwrap();
+            ender.join().unwrap();
+            let timed_out = Ran::Callback(Some(crate::error_code::FPNN_EC_CORE_TIMEOUT));
+            if destroy {
+                assert_eq!(at_return, vec![timed_out], "when destroy() returned");
+            } else {
+                crate::testing::wait_until("the callback and SessionClosed", || {
+                    log.lock().len() >= 2
+                });
+                assert_eq!(*log.lock(), vec![timed_out, Ran::Closed(0)]);
+                client.destroy();
+            }
+            gate.shutdown();
+        }
+    }
 }

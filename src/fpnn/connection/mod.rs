@@ -397,6 +397,9 @@ impl Connection {
             max_packet: options.max_packet_size,
             threads: Mutex::new(Vec::new()),
             thread_ids: Mutex::new(Vec::new()),
+            joining: std::sync::atomic::AtomicUsize::new(0),
+            #[cfg(test)]
+            before_timeouts: Mutex::new(None),
             endpoint: ep,
             close_signal: Mutex::new(None),
         });
@@ -614,11 +617,29 @@ impl Connection {
         transport::shutdown(&self.shared().control);
         let me = std::thread::current().id();
         let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *self.shared().threads.lock());
+        let joining = &self.shared().joining;
         for h in handles {
             if h.thread().id() != me {
+                joining.fetch_add(1, Ordering::SeqCst);
                 let _ = h.join();
+                joining.fetch_sub(1, Ordering::SeqCst);
             }
         }
+    }
+
+    /// Test hook, not part of the API: how many callers of
+    /// [`Connection::close_and_join`] are waiting for a thread of this
+    /// connection to end. Rust-only (a test hook).
+    #[doc(hidden)]
+    pub fn joining_for_tests(&self) -> usize {
+        self.shared().joining.load(Ordering::SeqCst)
+    }
+
+    /// Test hook: `f` runs on the writer thread whenever quests have timed
+    /// out, after they left the request table and before their callbacks run.
+    #[cfg(test)]
+    pub(crate) fn before_timeouts_for_tests(&self, f: impl Fn() + Send + Sync + 'static) {
+        *self.shared().before_timeouts.lock() = Some(Arc::new(f));
     }
 
     /// Whether the calling thread is this connection's reader or writer.

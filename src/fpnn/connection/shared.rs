@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -108,6 +108,10 @@ impl Pending {
 
 pub(super) type CloseHandler = Box<dyn FnOnce(CloseReason) + Send>;
 
+/// [`Shared::before_timeouts`]'s hook.
+#[cfg(test)]
+pub(super) type TimeoutHook = Arc<dyn Fn() + Send + Sync>;
+
 /// A connection's request table, which its outbox shares to give the quests
 /// of a write batch their deadlines (src/fpnn/connection/writer.rs).
 pub(super) type Table = Arc<Mutex<RequestTable<Pending>>>;
@@ -127,6 +131,13 @@ pub(super) struct Shared {
     pub(super) max_packet: usize,
     pub(super) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(super) thread_ids: Mutex<Vec<ThreadId>>,
+    /// Callers of `Connection::close_and_join` waiting for a thread of this
+    /// connection to end (a test hook reads it: `Connection::joining_for_tests`).
+    pub(super) joining: AtomicUsize,
+    /// Test hook: runs on the writer when quests have timed out, after they
+    /// left the request table and before their callbacks run.
+    #[cfg(test)]
+    pub(super) before_timeouts: Mutex<Option<TimeoutHook>>,
     pub(super) endpoint: Endpoint,
     /// The channel [`super::Connection::closed_signal`] hands out receivers of, made on
     /// the first call; dropped when the connection ends, which disconnects them all.

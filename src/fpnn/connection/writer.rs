@@ -679,6 +679,13 @@ fn drop_quests(buf: &mut Vec<u8>, from: usize) {
 /// Completes every quest whose deadline has passed with 20003.
 fn fire_expired(shared: &Shared, expired: &mut Vec<Pending>) {
     shared.table.lock().expire(Instant::now(), expired);
+    #[cfg(test)]
+    if !expired.is_empty() {
+        let hook = shared.before_timeouts.lock().clone();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
     for p in expired.drain(..) {
         let (cb, e) = p.timed_out();
         guarded("timeout callback", || cb.fail(e));
@@ -1021,6 +1028,9 @@ mod tests {
             max_packet: DEFAULT_MAX_PACKET,
             threads: parking_lot::Mutex::new(Vec::new()),
             thread_ids: parking_lot::Mutex::new(Vec::new()),
+            joining: std::sync::atomic::AtomicUsize::new(0),
+            #[cfg(test)]
+            before_timeouts: parking_lot::Mutex::new(None),
             endpoint: Endpoint::parse("127.0.0.1:1", false).unwrap(),
             close_signal: parking_lot::Mutex::new(None),
         });
