@@ -151,6 +151,14 @@ pub(crate) struct Core {
     conn: Option<(u64, Connection)>,
     /// The connect in progress, to abort it.
     connecting: Option<(u64, ConnectCancel)>,
+    /// Connections a step closed without waiting for their threads (a lost
+    /// connection the session logs in again after), whose threads may still be
+    /// completing a call they took out of the request table (a timeout on the
+    /// writer, an answer on the reader). The step that ends the session, or
+    /// `destroy`, closes them again and waits for their threads, so that those
+    /// callbacks are queued before `SessionClosed` (and before `destroy` returns);
+    /// those whose threads have ended are dropped from the list as it grows.
+    retired: Vec<Connection>,
     /// Quests waiting for the next connection (`resend.rs`).
     waiting: WaitingList,
     /// The next resendable call's [`Unanswered::order`].
@@ -168,6 +176,7 @@ impl Core {
             }),
             conn: None,
             connecting: None,
+            retired: Vec::new(),
             waiting: WaitingList::default(),
             next_order: 0,
         }
@@ -507,6 +516,7 @@ impl Inner {
         prepare: impl FnOnce(&mut Core),
     ) -> Vec<Later> {
         let mut later = Vec::new();
+        let destroy = matches!(event, Event::Destroy);
         let mut core = self.core.lock();
         prepare(&mut core);
         let actions = core.machine.handle(event, Instant::now());
@@ -514,6 +524,24 @@ impl Inner {
             self.act(&mut core, action, &mut later);
         }
         core.settle(&mut later);
+        // A session that ends (or a destroy) waits for the connections it lost
+        // too; another step remembers those it closes without waiting.
+        if destroy || later.iter().any(|l| matches!(l, Later::Closed(_))) {
+            let retired = std::mem::take(&mut core.retired);
+            later.extend(retired.into_iter().map(Later::Close));
+        } else {
+            let closed: Vec<Connection> = later
+                .iter()
+                .filter_map(|l| match l {
+                    Later::Close(c) => Some(c.clone()),
+                    _ => None,
+                })
+                .collect();
+            if !closed.is_empty() {
+                core.retired.retain(|c| !c.threads_ended());
+                core.retired.extend(closed);
+            }
+        }
         // Pushes check this fence (under its read lock) before they are
         // queued; taking the write lock waits for those already past it, so
         // none of a session that ended here is queued after its
@@ -739,8 +767,9 @@ impl Inner {
     /// Performs what [`Inner::act`] left for after the lock; with `join`,
     /// closed connections' threads are waited for.
     fn perform(self: &Arc<Self>, later: Vec<Later>, join: bool) {
-        // A session that ends waits for its connection's threads, so an
-        // answer being delivered right now is queued before `SessionClosed`
+        // A session that ends waits for its connection's threads, and for those
+        // of the connections it lost before ([`Core::retired`]), so an answer or
+        // a timeout being delivered right now is queued before `SessionClosed`
         // (not from those threads themselves: `close_and_join` skips them).
         let join = join || later.iter().any(|l| matches!(l, Later::Closed(_)));
         for l in later {
@@ -868,7 +897,8 @@ impl Inner {
         self.perform(later, false);
     }
 
-    /// `destroy()`: ends the session, waits for the connection's threads,
+    /// `destroy()`: ends the session, waits for the connection's threads (and
+    /// the retired ones', [`Core::retired`]),
     /// drops the pending timer (after `mark_destroyed`, which `timers::wake`
     /// checks), then stops the dispatcher
     /// (docs/architecture.md). A connect in progress is aborted; its thread

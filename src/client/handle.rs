@@ -242,7 +242,8 @@ impl RtmClient {
     /// reconnecting and still waiting complete with 20012), a login in
     /// progress completes with `(false, 20002)`, and `SessionClosed(0)` is
     /// emitted if the session had logged in, after every callback and push of
-    /// the session (it returns once the connection's threads have ended).
+    /// the session (it returns once the threads of the connection, and of
+    /// those the session lost and logged in again after, have ended).
     /// Mirrors JavaScript `close()`. `login` may be called again afterwards.
     pub fn close(&self) {
         self.inner.step(Event::Close);
@@ -296,7 +297,8 @@ impl RtmClient {
     /// with its answer if that had already arrived) before returning (on the
     /// dispatcher thread, or on the calling thread for what is left when the
     /// dispatcher no longer serves this client), waits for the connection's
-    /// threads, aborts a connect in progress, and drops the client's timer
+    /// threads (and for those of connections the session lost and logged in
+    /// again after), aborts a connect in progress, and drops the client's timer
     /// and its place on the shared dispatcher thread. After it
     /// returns no event runs and no earlier callback runs; a call made later
     /// still completes, with 20012 (login: `(false, 20012)`), on a short-lived

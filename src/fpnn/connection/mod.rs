@@ -642,6 +642,16 @@ impl Connection {
         *self.shared().before_timeouts.lock() = Some(Arc::new(f));
     }
 
+    /// Whether the connection's reader and writer threads have both ended
+    /// (or been joined).
+    pub(crate) fn threads_ended(&self) -> bool {
+        self.shared()
+            .threads
+            .lock()
+            .iter()
+            .all(JoinHandle::is_finished)
+    }
+
     /// Whether the calling thread is this connection's reader or writer.
     pub fn is_own_thread(&self) -> bool {
         let me = std::thread::current().id();
