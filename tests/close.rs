@@ -303,3 +303,81 @@ fn a_oneway_quest_accepted_before_close_is_written_in_its_linger() {
         );
     }
 }
+
+/// `close_and_join` (the close `RtmClient` ends a session with) leaves the
+/// writer its linger: the answer to the server's quest and the close frame go
+/// out although the server only starts reading once the close has begun (most
+/// of 16 MiB of quests the close failed were queued ahead of them).
+#[test]
+fn close_and_join_lets_the_linger_write_the_answers_and_the_close_frame() {
+    for server in [TestServer::start(), TestServer::start_tls()] {
+        let (client, mut s) = server.connect_with(ConnectOptions {
+            write_queue_limit: 64 << 20,
+            ..server.options()
+        });
+        let sq = s.send_twoway("sq", &empty());
+        let (_, responder) = client.quest();
+        let pad = Value::Binary(vec![7; 64 * 1024]);
+        let rxs: Vec<_> = (0..256)
+            .map(|_| send(&client.conn, "q", &map1("pad", pad.clone()), LONG))
+            .collect();
+        responder.answer(&map1("ok", true));
+        let conn = client.conn.clone();
+        let closer = std::thread::spawn(move || conn.close_and_join());
+        let mut answered = false;
+        let ending = loop {
+            match s.incoming_within(WAIT) {
+                Ok(Incoming::Binary(b)) => {
+                    let p = packet::Packet::decode(&b, 1 << 24).expect("a whole packet");
+                    answered |= p.kind == packet::Kind::Answer && p.seq == sq;
+                }
+                Ok(Incoming::Close(c)) => break Some(c.map(|(code, _)| code)),
+                Ok(_) => {}
+                Err(_) => break None,
+            }
+        };
+        closer.join().unwrap();
+        for rx in &rxs {
+            let code = result(rx).unwrap_err().code;
+            assert_eq!(code, error_code::FPNN_EC_CORE_CONNECTION_CLOSED);
+        }
+        assert!(answered, "the answer to the server's quest was cut off");
+        assert_eq!(ending, Some(Some(1000)), "the close frame was cut off");
+    }
+}
+
+/// A second `close_and_join` waits for the threads the first is waiting for,
+/// or did not wait for (the first here is the reader's own, from a callback):
+/// it returns once the reader has ended, not while it still runs the callback.
+#[test]
+fn a_second_close_and_join_waits_for_the_threads_too() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    let (in_callback, entered) = crossbeam_channel::bounded(1);
+    let (release, released) = crossbeam_channel::bounded::<()>(1);
+    let returned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (c, r) = (client.conn.clone(), returned.clone());
+    client.conn.send_quest("q", &empty(), LONG, move |_| {
+        c.close_and_join();
+        in_callback.send(()).unwrap();
+        let _ = released.recv_timeout(WAIT);
+        r.store(true, Ordering::SeqCst);
+    });
+    let (p, _) = s.quest();
+    s.answer(p.seq, &empty());
+    entered.recv_timeout(WAIT).expect("the callback ran");
+    let (conn, r) = (client.conn.clone(), returned.clone());
+    let second = std::thread::spawn(move || {
+        conn.close_and_join();
+        r.load(Ordering::SeqCst)
+    });
+    // Released once the second has returned, or while it waits.
+    wait_until("the second close_and_join", || {
+        second.is_finished() || client.conn.joining_for_tests() > 0
+    });
+    release.send(()).unwrap();
+    assert!(
+        second.join().unwrap(),
+        "the second close_and_join returned while the reader still ran"
+    );
+}
