@@ -764,16 +764,19 @@ impl Inner {
         }
     }
 
-    /// Performs what [`Inner::act`] left for after the lock; with `join`,
-    /// closed connections' threads are waited for.
-    fn perform(self: &Arc<Self>, later: Vec<Later>, join: bool) {
+    /// Performs what [`Inner::act`] left for after the lock. The threads of
+    /// the connections closed are waited for when the session ends (the
+    /// writer's linger, `CLOSE_LINGER` in src/fpnn/connection/writer.rs, sends
+    /// the close frame first) or for `destroy` (the socket shut at once).
+    fn perform(self: &Arc<Self>, later: Vec<Later>, destroy: bool) {
         // A session that ends waits for its connection's threads, and for those
         // of the connections it lost before ([`Core::retired`]), so an answer or
         // a timeout being delivered right now is queued before `SessionClosed`
         // (not from those threads themselves: `close_and_join` skips them).
-        let join = join || later.iter().any(|l| matches!(l, Later::Closed(_)));
+        let join = destroy || later.iter().any(|l| matches!(l, Later::Closed(_)));
         for l in later {
             match l {
+                Later::Close(c) if destroy => c.shut_and_join(),
                 Later::Close(c) if join => c.close_and_join(),
                 Later::Close(c) => c.close(),
                 Later::Cancel(c) => c.cancel(),

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use rmpv::Value;
 
 use super::packet::{self, Kind};
@@ -395,7 +395,8 @@ impl Connection {
             on_close: Mutex::new(Some(on_close)),
             hand_back: Mutex::new(None),
             max_packet: options.max_packet_size,
-            threads: Mutex::new(Vec::new()),
+            threads: Default::default(),
+            joined: Default::default(),
             thread_ids: Mutex::new(Vec::new()),
             joining: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(test)]
@@ -440,7 +441,7 @@ impl Connection {
     /// Counts `h` as one of the connection's threads.
     fn adopt(&self, h: JoinHandle<()>) {
         self.shared().thread_ids.lock().push(h.thread().id());
-        self.shared().threads.lock().push(h);
+        self.shared().threads.lock().handles.push(h);
     }
 
     /// Sends a twoway quest. `callback` runs exactly once: with the answer's
@@ -608,23 +609,80 @@ impl Connection {
         &self.shared().endpoint
     }
 
-    /// Closes the connection and waits for its threads to end. Called from
-    /// one of the connection's own threads it does not wait for that thread.
+    /// Closes the connection ([`Connection::close`]) and waits for its threads
+    /// to end: the writer's linger (at most `CLOSE_LINGER`, 1 s, in
+    /// src/fpnn/connection/writer.rs) writes what the close keeps (answers to
+    /// the server's quests, oneway quests, a pong) and the close frame, then
+    /// shuts the socket, which ends the reader; so it returns within about
+    /// that long, plus whatever callback those threads are running. A second
+    /// call, on another thread, waits for the threads the first is joining.
+    /// Called from one of the connection's own threads it waits neither for
+    /// that thread nor for another call's join (which may be waiting for
+    /// it): it joins only the other thread, if no call has taken it yet.
     pub fn close_and_join(&self) {
         self.close();
-        // The writer shuts the socket after its close frame; do it here too
-        // in case it is stalled on a peer that does not read.
+        self.join_threads();
+    }
+
+    /// [`Connection::close_and_join`] without the linger: the socket is shut
+    /// at once, whatever the peer does, so nothing more is written (the close
+    /// frame included) and the threads end at once, but for a callback they
+    /// run. `RtmClient::destroy` (and the drop of its last handle) closes so
+    /// (docs/security.md, "Dropping the client").
+    pub(crate) fn shut_and_join(&self) {
+        self.close();
         transport::shutdown(&self.shared().control);
+        self.join_threads();
+    }
+
+    /// Waits for the connection's threads ([`Connection::close_and_join`]).
+    fn join_threads(&self) {
+        let shared = self.shared();
         let me = std::thread::current().id();
-        let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *self.shared().threads.lock());
-        let joining = &self.shared().joining;
-        for h in handles {
-            if h.thread().id() != me {
-                joining.fetch_add(1, Ordering::SeqCst);
-                let _ = h.join();
-                joining.fetch_sub(1, Ordering::SeqCst);
+        let own = self.is_own_thread();
+        let mut threads = shared.threads.lock();
+        loop {
+            // All of them, this thread's too: so that the other thread, closing
+            // meanwhile, finds none to join (it would wait for this one).
+            let taken = std::mem::take(&mut threads.handles);
+            if !taken.is_empty() {
+                threads.joining += 1;
+                shared.joining.fetch_add(1, Ordering::SeqCst);
+                let mine = MutexGuard::unlocked(&mut threads, || {
+                    let mut mine = Vec::new();
+                    for h in taken {
+                        if h.thread().id() == me {
+                            mine.push(h);
+                        } else {
+                            let _ = h.join();
+                        }
+                    }
+                    mine
+                });
+                shared.joining.fetch_sub(1, Ordering::SeqCst);
+                // Back, for a call on another thread to join.
+                threads.handles.extend(mine);
+                threads.joining -= 1;
+                shared.joined.notify_all();
+                if own {
+                    return;
+                }
+                continue;
             }
+            if own || threads.joining == 0 {
+                return;
+            }
+            shared.joining.fetch_add(1, Ordering::SeqCst);
+            shared.joined.wait(&mut threads);
+            shared.joining.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Whether the connection's reader and writer threads have both ended
+    /// (and no [`Connection::close_and_join`] is still joining them).
+    pub(crate) fn threads_ended(&self) -> bool {
+        let threads = self.shared().threads.lock();
+        threads.joining == 0 && threads.handles.iter().all(JoinHandle::is_finished)
     }
 
     /// Test hook, not part of the API: how many callers of
@@ -640,16 +698,6 @@ impl Connection {
     #[cfg(test)]
     pub(crate) fn before_timeouts_for_tests(&self, f: impl Fn() + Send + Sync + 'static) {
         *self.shared().before_timeouts.lock() = Some(Arc::new(f));
-    }
-
-    /// Whether the connection's reader and writer threads have both ended
-    /// (or been joined).
-    pub(crate) fn threads_ended(&self) -> bool {
-        self.shared()
-            .threads
-            .lock()
-            .iter()
-            .all(JoinHandle::is_finished)
     }
 
     /// Whether the calling thread is this connection's reader or writer.

@@ -10,7 +10,7 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::writer::{Due, Full, Outbox};
 use super::{CloseReason, Method, Reply};
@@ -108,6 +108,17 @@ impl Pending {
 
 pub(super) type CloseHandler = Box<dyn FnOnce(CloseReason) + Send>;
 
+/// A connection's reader and writer threads, as `Connection::close_and_join`
+/// joins them.
+#[derive(Default)]
+pub(super) struct Threads {
+    /// Their join handles, until a `close_and_join` takes them to join them.
+    pub(super) handles: Vec<JoinHandle<()>>,
+    /// How many `close_and_join` calls are joining handles they took: another
+    /// caller waits until none is ([`Shared::joined`]).
+    pub(super) joining: usize,
+}
+
 /// [`Shared::before_timeouts`]'s hook.
 #[cfg(test)]
 pub(super) type TimeoutHook = Arc<dyn Fn() + Send + Sync>;
@@ -129,10 +140,13 @@ pub(super) struct Shared {
     /// Takes the resendable quests pending when the connection ends.
     pub(super) hand_back: Mutex<Option<HandBack>>,
     pub(super) max_packet: usize,
-    pub(super) threads: Mutex<Vec<JoinHandle<()>>>,
+    pub(super) threads: Mutex<Threads>,
+    /// Notified when a `Connection::close_and_join` has joined the threads it took.
+    pub(super) joined: Condvar,
     pub(super) thread_ids: Mutex<Vec<ThreadId>>,
     /// Callers of `Connection::close_and_join` waiting for a thread of this
-    /// connection to end (a test hook reads it: `Connection::joining_for_tests`).
+    /// connection to end, joining it or waiting for another caller's join (a
+    /// test hook reads it: `Connection::joining_for_tests`).
     pub(super) joining: AtomicUsize,
     /// Test hook: runs on the writer when quests have timed out, after they
     /// left the request table and before their callbacks run.

@@ -1026,7 +1026,8 @@ mod tests {
             on_close: parking_lot::Mutex::new(None),
             hand_back: parking_lot::Mutex::new(None),
             max_packet: DEFAULT_MAX_PACKET,
-            threads: parking_lot::Mutex::new(Vec::new()),
+            threads: Default::default(),
+            joined: Default::default(),
             thread_ids: parking_lot::Mutex::new(Vec::new()),
             joining: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(test)]
