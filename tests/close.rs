@@ -381,3 +381,30 @@ fn a_second_close_and_join_waits_for_the_threads_too() {
         "the second close_and_join returned while the reader still ran"
     );
 }
+
+/// `close_and_join` from the writer thread (a quest's timeout callback runs
+/// there; the client's `bye` and relogin `auth` answers end the session from
+/// it when they time out) must return: the writer is the thread that writes
+/// the close frame and then shuts the socket, which is what ends the reader;
+/// joining the reader from it must not wait for that.
+#[test]
+fn close_and_join_from_the_writer_thread_returns() {
+    let server = TestServer::start();
+    let (client, mut s) = server.connect();
+    let (tx, returned) = crossbeam_channel::bounded(1);
+    let c = client.conn.clone();
+    client
+        .conn
+        .send_quest("q", &empty(), Duration::from_millis(50), move |r| {
+            let on = std::thread::current().name().unwrap_or("").to_owned();
+            c.close_and_join();
+            let _ = tx.send((on, r.map(|_| ()).map_err(|e| e.code)));
+        });
+    // The server reads the quest and never answers it; it keeps the link open.
+    s.quest();
+    let (on, r) = returned
+        .recv_timeout(WAIT)
+        .expect("close_and_join on the writer did not return: it joins the reader, which only ends once the writer shuts the socket");
+    assert_eq!(on, "rtm-writer");
+    assert_eq!(r, Err(error_code::FPNN_EC_CORE_TIMEOUT));
+}

@@ -1060,4 +1060,61 @@ mod tests {
             gate.shutdown();
         }
     }
+
+    /// A `bye` whose answer does not come in time: its timeout is completed on
+    /// the connection's writer thread, and that callback ends the session
+    /// (`Event::ByeAnswered`, as `Action::SendBye`'s callback does; the real
+    /// `bye` waits the default 20 s, shortened here). The ending joins the
+    /// connection's threads from the writer: `SessionClosed` must still come,
+    /// although the writer is the thread that would write the close frame and
+    /// shut the socket that ends the reader.
+    #[test]
+    fn a_bye_that_times_out_ends_the_session() {
+        let gate = crate::gate::Gate::builder().start().expect("gate");
+        let client = RtmClient::new(RtmOptions {
+            endpoint: Some(gate.endpoint()),
+            pid: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let (closed_tx, closed) = crossbeam_channel::bounded(1);
+        client.on_session_closed(move |code| {
+            let _ = closed_tx.try_send(code);
+        });
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.login(1, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+        assert_eq!(rx.recv_timeout(crate::testing::WAIT), Ok((true, 0)));
+
+        let conn = client.inner.core.read().online_connection().unwrap();
+        let generation = client.inner.core.read().machine.generation();
+        gate.pause(std::time::Duration::from_secs(60));
+        let weak = std::sync::Arc::downgrade(&client.inner);
+        let (on_tx, on) = crossbeam_channel::bounded(1);
+        conn.send_quest_bytes(
+            "bye",
+            crate::value::MapBuilder::new().build().bytes(),
+            std::time::Duration::from_millis(100),
+            Box::new(move |r| {
+                let thread = std::thread::current().name().unwrap_or("").to_owned();
+                let _ = on_tx.send((thread, r.is_err()));
+                if let Some(inner) = weak.upgrade() {
+                    inner.step(super::Event::ByeAnswered { generation });
+                }
+            }),
+        );
+        assert_eq!(
+            on.recv_timeout(crate::testing::WAIT).unwrap(),
+            ("rtm-writer".to_owned(), true),
+            "the bye timed out on the writer"
+        );
+        let ended = closed.recv_timeout(crate::testing::WAIT);
+        // Unblocks a stuck ending (the gate closes the socket) before asserting.
+        gate.shutdown();
+        assert_eq!(
+            ended,
+            Ok(0),
+            "no SessionClosed: the ending on the writer waits for the reader"
+        );
+        client.destroy();
+    }
 }
