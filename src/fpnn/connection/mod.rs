@@ -619,8 +619,15 @@ impl Connection {
     /// Called from one of the connection's own threads it waits neither for
     /// that thread nor for another call's join (which may be waiting for
     /// it): it joins only the other thread, if no call has taken it yet.
+    /// From the writer it shuts the socket at once (no close frame), since the
+    /// writer cannot linger while it waits for the reader.
     pub fn close_and_join(&self) {
         self.close();
+        // On the writer (a quest's timeout callback) nobody is left to write the
+        // close frame and shut the socket, which ends the reader it joins.
+        if std::thread::current().name() == Some("rtm-writer") && self.is_own_thread() {
+            transport::shutdown(&self.shared().control);
+        }
         self.join_threads();
     }
 
