@@ -330,10 +330,14 @@ impl Outbox {
         flush_write_batch();
         let deadline = transport::deadline_after(WRITE_STALL);
         let mut st = self.st.lock();
-        if st.held() > self.limit && !st.done && st.close.is_none() {
-            self.held_back.fetch_add(1, Ordering::Relaxed);
-        }
+        let mut counted = false;
         while st.held() > self.limit && !st.done && st.close.is_none() {
+            // Counted in the wait itself, so that the count means the reader
+            // really waited (tests/backpressure.rs waits for it).
+            if !counted {
+                counted = true;
+                self.held_back.fetch_add(1, Ordering::Relaxed);
+            }
             if self.room.wait_until(&mut st, deadline).timed_out() {
                 break;
             }
