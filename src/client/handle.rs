@@ -243,7 +243,9 @@ impl RtmClient {
     /// progress completes with `(false, 20002)`, and `SessionClosed(0)` is
     /// emitted if the session had logged in, after every callback and push of
     /// the session (it returns once the threads of the connection, and of
-    /// those the session lost and logged in again after, have ended).
+    /// those the session lost and logged in again after, have ended; a close
+    /// during a first login, which owes no `SessionClosed`, closes the
+    /// connection being logged in without waiting for its threads).
     /// Mirrors JavaScript `close()`. `login` may be called again afterwards.
     pub fn close(&self) {
         self.inner.step(Event::Close);
