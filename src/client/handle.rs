@@ -3,6 +3,8 @@
 //! (docs/porting.md, "Client, options and events"), the session methods as the user calls them,
 //! and `call`, the one path every API method takes to the gate.
 
+use std::any::Any;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -391,11 +393,10 @@ impl RtmClient {
             );
             return deliver.deliver(Box::new(move || callback(Some(map_err(e)), None)));
         }
-        let done = Box::new(Completion {
+        let done = boxed(Completion {
             deliver: Some(deliver),
             state: State::Waiting(map),
-            map_err,
-            callback,
+            call: Some((map_err, callback)),
         });
         let method = spec.method;
         if spec.resend == Resend::Safe && self.inner.options.resend_on_reconnect {
@@ -466,19 +467,70 @@ impl RtmClient {
 /// One call's completion in one allocation, from the answer's bytes to the
 /// application's callback: the connection's reader hands it the answer
 /// ([`RawReply`]), it decodes it with `map` and keeps the result, and the
-/// same box is then queued as the job that calls back ([`Run`]).
+/// same box is then queued as the job that calls back ([`Run`]). Once run,
+/// the emptied box is kept for this thread's next call of the same type
+/// ([`boxed`]).
 struct Completion<T, M, ME, CB> {
     /// Taken when the answer is in.
     deliver: Option<Deliverer>,
     state: State<M, T>,
-    map_err: ME,
-    callback: CB,
+    /// Taken when it runs.
+    call: Option<(ME, CB)>,
 }
 
 enum State<M, T> {
     Waiting(M),
     Done(Result<T, RtmError>),
     Taken,
+}
+
+thread_local! {
+    /// The box of the last completion this thread ran, emptied (nothing left in
+    /// it to drop): the next call of the same type made on this thread fills it
+    /// again instead of allocating ([`boxed`]). A callback that makes the next
+    /// call (the usual way to keep calls in flight) finds its own completion's
+    /// box here, so such a chain allocates and frees nothing per call
+    /// (docs/performance-history.md, "Round 14").
+    static SPARE: Cell<Option<Box<dyn Any + Send>>> = const { Cell::new(None) };
+}
+
+/// Completions larger than this are not kept as the spare: one call with a large
+/// closure does not pin its memory to the thread.
+const SPARE_MAX: usize = 256;
+
+/// `c` in a box: this thread's spare ([`SPARE`]) when it has `c`'s type, or a new one.
+fn boxed<T, M, ME, CB>(c: Completion<T, M, ME, CB>) -> Box<Completion<T, M, ME, CB>>
+where
+    Completion<T, M, ME, CB>: Any + Send,
+{
+    // `try_with`: a call made while the thread ends gets a new box.
+    if let Ok(Some(spare)) = SPARE.try_with(Cell::take) {
+        match spare.downcast::<Completion<T, M, ME, CB>>() {
+            Ok(mut b) => {
+                // The spare is emptied (`keep_spare`): nothing in it to drop.
+                std::mem::forget(std::mem::replace(&mut *b, c));
+                return b;
+            }
+            // Another type's: kept for a call of that type.
+            Err(other) => {
+                let _ = SPARE.try_with(|s| s.set(Some(other)));
+            }
+        }
+    }
+    Box::new(c)
+}
+
+/// Keeps `b` as this thread's spare ([`boxed`]) when it is emptied (its
+/// callback and result taken, its deliverer used) and not large.
+fn keep_spare<T, M, ME, CB>(b: Box<Completion<T, M, ME, CB>>)
+where
+    Completion<T, M, ME, CB>: Any + Send,
+{
+    let emptied = b.deliver.is_none() && b.call.is_none() && matches!(b.state, State::Taken);
+    if emptied && std::mem::size_of::<Completion<T, M, ME, CB>>() <= SPARE_MAX {
+        // `try_with`: a box dropped while the thread ends is not kept.
+        let _ = SPARE.try_with(|s| s.set(Some(b)));
+    }
 }
 
 impl<T, E, M, ME, CB> RawReply for Completion<T, M, ME, CB>
@@ -541,13 +593,16 @@ where
     ME: FnOnce(RtmError) -> E + Send + 'static,
     CB: FnOnce(Option<E>, Option<T>) + Send + 'static,
 {
-    fn run(self: Box<Self>) {
-        let Completion {
-            state,
-            map_err,
-            callback,
-            ..
-        } = *self;
+    fn run(mut self: Box<Self>) {
+        let state = std::mem::replace(&mut self.state, State::Taken);
+        let call = self.call.take();
+        // Emptied, the box is this thread's spare before the callback runs:
+        // the call the callback makes next reuses it.
+        keep_spare(self);
+        // Run once only: it is queued once.
+        let Some((map_err, callback)) = call else {
+            return log::error!("a call's completion ran twice");
+        };
         let result = match state {
             State::Done(r) => r,
             // Queued only once done (above).
@@ -592,14 +647,65 @@ mod tests {
         let done: Box<dyn RawReply> = Box::new(Completion {
             deliver: Some(Deliverer::queued(d.clone())),
             state: State::Waiting(|_: &[u8]| -> Result<u8, RtmError> { panic!("a decoder bug") }),
-            map_err: |e: RtmError| e.code,
-            callback: move |e: Option<i32>, v: Option<u8>| tx.send((e, v)).unwrap(),
+            call: Some((
+                |e: RtmError| e.code,
+                move |e: Option<i32>, v: Option<u8>| tx.send((e, v)).unwrap(),
+            )),
         });
         done.answer(Ok(&[0xc0]));
         assert!(rx.try_recv().is_err(), "called back before the queue ran");
         assert_eq!(d.run_pending(), 1);
         assert_eq!(rx.try_recv().unwrap(), (Some(10010), None));
         assert!(rx.try_recv().is_err());
+        d.shutdown();
+    }
+
+    /// A completion of the type made here, delivered through `d`'s queue.
+    #[allow(clippy::type_complexity)]
+    fn completion(
+        d: &Arc<Dispatcher>,
+        tx: std::sync::mpsc::Sender<Option<u8>>,
+    ) -> Box<
+        Completion<
+            u8,
+            impl FnOnce(&[u8]) -> Result<u8, RtmError> + Send + 'static,
+            impl FnOnce(RtmError) -> i32 + Send + 'static,
+            impl FnOnce(Option<i32>, Option<u8>) + Send + 'static,
+        >,
+    > {
+        boxed(Completion {
+            deliver: Some(Deliverer::queued(d.clone())),
+            state: State::Waiting(|b: &[u8]| Ok(b[0])),
+            call: Some((
+                |e: RtmError| e.code,
+                move |_: Option<i32>, v: Option<u8>| tx.send(v).unwrap(),
+            )),
+        })
+    }
+
+    #[test]
+    fn a_completion_that_ran_lends_its_box_to_the_next_call_of_its_type() {
+        let d = Dispatcher::new(Dispatch::Queued);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let first = completion(&d, tx.clone());
+        let at = &*first as *const _ as usize;
+        let size = std::mem::size_of_val(&*first);
+        first.answer(Ok(&[7]));
+        assert_eq!(d.run_pending(), 1);
+        assert_eq!(rx.try_recv().unwrap(), Some(7));
+        // Were the box freed, this would most likely take its memory.
+        let other = Vec::<u8>::with_capacity(size);
+        // The spare: the same box, filled again, and its callback runs once.
+        let second = completion(&d, tx.clone());
+        assert_eq!(&*second as *const _ as usize, at);
+        // Taken: a third call while the second is pending gets a box of its own.
+        let third = completion(&d, tx);
+        assert_ne!(&*third as *const _ as usize, at);
+        second.answer(Ok(&[8]));
+        third.answer(Err(RtmError::new(20003, "timed out")));
+        assert_eq!(d.run_pending(), 2);
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [Some(8), None]);
+        drop(other);
         d.shutdown();
     }
 
