@@ -266,11 +266,19 @@ pub fn encode_answer(out: &mut Vec<u8>, seq: u32, status: u8, payload: &[u8]) {
 }
 
 fn write_header(out: &mut Vec<u8>, kind: Kind, ss: u8, psize: usize, seq: u32) {
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[VERSION, FLAG_MSGPACK, kind.mtype(), ss]);
-    out.extend_from_slice(&(psize as u32).to_le_bytes());
-    if kind != Kind::Oneway {
-        out.extend_from_slice(&seq.to_le_bytes());
+    // Made whole, then appended at once: one capacity check rather than one
+    // per field (every quest and answer writes one).
+    let mut h = [0u8; 16];
+    h[..4].copy_from_slice(MAGIC);
+    h[4..8].copy_from_slice(&[VERSION, FLAG_MSGPACK, kind.mtype(), ss]);
+    h[8..12].copy_from_slice(&(psize as u32).to_le_bytes());
+    h[12..].copy_from_slice(&seq.to_le_bytes());
+    // Each length a constant: a few stores, where a length known only at run
+    // time is a call to `memcpy`.
+    if kind == Kind::Oneway {
+        out.extend_from_slice(&h[..12]);
+    } else {
+        out.extend_from_slice(&h);
     }
 }
 
