@@ -974,6 +974,7 @@ mod tests {
     enum Ran {
         Callback(Option<i32>),
         Closed(i32),
+        Login(bool, i32),
     }
 
     /// A connection the session lost and replaced (automatic relogin) may still be
@@ -1058,6 +1059,107 @@ mod tests {
                 client.destroy();
             }
             gate.shutdown();
+        }
+    }
+
+    /// A login while a session exists ends it without events (online, or logging in
+    /// again after a lost connection), and a connection of that session may still be
+    /// completing a call's callback on one of its threads: here its writer has taken a
+    /// timed-out quest from the request table and is held before it completes it. The
+    /// new login's callback comes after it, in every dispatch mode: the login waits for
+    /// the old session's connections' threads, those it lost before included
+    /// (docs/reliability.md, "Every callback exactly once").
+    #[test]
+    fn an_old_sessions_callback_comes_before_a_new_logins_callback() {
+        for dispatch in [Dispatch::Threads, Dispatch::Inline, Dispatch::Queued] {
+            for lost in [false, true] {
+                let case = format!("{dispatch:?}, lost connection: {lost}");
+                let gate = crate::gate::Gate::builder().start().expect("gate");
+                let client = RtmClient::new(RtmOptions {
+                    endpoint: Some(gate.endpoint()),
+                    pid: 1,
+                    dispatch,
+                    ..Default::default()
+                })
+                .unwrap();
+                client.scale_relogin_waits_for_tests(1000);
+                // Runs what waits in the queue (`Queued` only).
+                let pump = || {
+                    client.dispatch_pending();
+                };
+                let log = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+                let l = log.clone();
+                client.login(
+                    1,
+                    "t",
+                    move |ok, code| l.lock().push(Ran::Login(ok, code)),
+                    0,
+                );
+                crate::testing::wait_until("the first login", || {
+                    pump();
+                    !log.lock().is_empty()
+                });
+                assert_eq!(log.lock().pop(), Some(Ran::Login(true, 0)), "{case}");
+
+                // The writer holds the timed-out quest until released.
+                let old = client.inner.core.read().online_connection().unwrap();
+                let (held_tx, held) = crossbeam_channel::bounded(1);
+                let (release, released) = crossbeam_channel::bounded::<()>(1);
+                old.before_timeouts_for_tests(move || {
+                    let _ = held_tx.try_send(());
+                    let _ = released.recv_timeout(crate::testing::WAIT);
+                });
+                gate.pause(std::time::Duration::from_secs(60));
+                let l = log.clone();
+                client.get_user_info(50, move |e, _| {
+                    l.lock().push(Ran::Callback(e.map(|e| e.code)))
+                });
+                held.recv_timeout(crate::testing::WAIT)
+                    .expect("the quest times out");
+                gate.resume();
+
+                if lost {
+                    // The connection is lost; the session logs in again on another one.
+                    assert_eq!(gate.drop_user(1, 1), 1, "{case}");
+                    crate::testing::wait_until("the relogin", || {
+                        pump();
+                        !old.is_open()
+                            && client
+                                .inner
+                                .core
+                                .read()
+                                .online_connection()
+                                .is_some_and(|c| c.is_open())
+                    });
+                }
+
+                // A new login while the old writer still holds the callback: it is
+                // released once the new login has been called back, or waits for
+                // that writer.
+                let (c, l) = (client.clone(), log.clone());
+                let login = std::thread::spawn(move || {
+                    c.login(
+                        2,
+                        "t",
+                        move |ok, code| l.lock().push(Ran::Login(ok, code)),
+                        0,
+                    );
+                });
+                crate::testing::wait_until("the new login, or its wait for the old writer", || {
+                    pump();
+                    log.lock().contains(&Ran::Login(true, 0)) || old.joining_for_tests() > 0
+                });
+                release.send(()).unwrap();
+                login.join().unwrap();
+                crate::testing::wait_until("the callback and the new login's", || {
+                    pump();
+                    log.lock().len() >= 2
+                });
+                let timed_out = Ran::Callback(Some(crate::error_code::FPNN_EC_CORE_TIMEOUT));
+                assert_eq!(*log.lock(), vec![timed_out, Ran::Login(true, 0)], "{case}");
+                client.destroy();
+                gate.shutdown();
+            }
         }
     }
 
