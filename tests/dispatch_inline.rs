@@ -5,7 +5,7 @@
 //! their order and never overlap. Calls refused at once are still not
 //! called back inside the call, `blocking()` inside such a callback fails at
 //! once instead of stalling the reader, a callback may destroy its own
-//! client, and a push handler may close it.
+//! client or log in again, and a push handler may close it.
 #![cfg(feature = "gate")]
 
 mod common;
@@ -235,6 +235,35 @@ fn an_inline_callback_may_destroy_its_client_and_every_other_call_completes_once
         gate.connections_of(PID, ME) == 0
     });
     assert_eq!(others.len(), 10, "a late call was called back twice");
+}
+
+/// A callback running on the reader may log in again: the login ends the session and
+/// waits for its connection's threads (so that the old session's callbacks come before
+/// the new login's), but not for the reader it runs on, and the new session starts.
+#[test]
+fn an_inline_callback_may_log_in_again() {
+    let gate = gate();
+    let client = inline_client(&gate);
+    let (tx, rx) = crossbeam_channel::bounded(2);
+    let c = client.clone();
+    client.send_message(PEER, 30, "first", "", 0, 0, move |e, _| {
+        assert!(e.is_none());
+        let tx2 = tx.clone();
+        c.login(
+            PEER,
+            "t",
+            move |ok, code| tx2.send(format!("{ok} {code}")).unwrap(),
+            0,
+        );
+        tx.send(thread_name()).unwrap();
+    });
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), "rtm-reader");
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), "true 0");
+    wait_until("the old connection is gone", || {
+        gate.connections_of(PID, ME) == 0
+    });
+    assert_eq!(gate.connections_of(PID, PEER), 1);
+    client.destroy();
 }
 
 /// A push's handlers run on the reader too, in the order the pushes came,

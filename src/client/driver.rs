@@ -154,9 +154,10 @@ pub(crate) struct Core {
     /// Connections a step closed without waiting for their threads (a lost
     /// connection the session logs in again after), whose threads may still be
     /// completing a call they took out of the request table (a timeout on the
-    /// writer, an answer on the reader). The step that ends the session, or
-    /// `destroy`, closes them again and waits for their threads, so that those
-    /// callbacks are queued before `SessionClosed` (and before `destroy` returns);
+    /// writer, an answer on the reader). The step that ends the session (a
+    /// `login` that replaces it too), or `destroy`, closes them again and waits
+    /// for their threads, so that those callbacks are queued before
+    /// `SessionClosed` (before the new login's callback; before `destroy` returns);
     /// those whose threads have ended are dropped from the list as it grows.
     retired: Vec<Connection>,
     /// Quests waiting for the next connection (`resend.rs`).
@@ -405,9 +406,22 @@ enum Later {
     /// closed and its quests completed, so no callback or push of the
     /// session is queued after it.
     Closed(i32),
+    /// The step ends a logged-in session without `SessionClosed` (a `login`
+    /// that replaces it): as for `Closed`, the connections it closes, and
+    /// those the session lost before ([`Core::retired`]), are waited for, so
+    /// the old session's callbacks are queued before the new login's.
+    Replaced,
     /// The step's ending is performed: dropping it ends its listing in
     /// [`Closing`] (after `Closed`).
     Done(Retiring),
+}
+
+impl Later {
+    /// Whether the step ends a logged-in session ([`Later::Closed`],
+    /// [`Later::Replaced`]), so that its closes wait for the threads.
+    fn ends_session(&self) -> bool {
+        matches!(self, Later::Closed(_) | Later::Replaced)
+    }
 }
 
 impl Inner {
@@ -468,7 +482,10 @@ impl Inner {
     /// this step (a `close`, a kickout, the watchdog), whose `SessionClosed`
     /// is queued once its connection's threads have ended, is waited for
     /// before this step's work starts, so that `SessionClosed` comes before
-    /// the new session's login callback, in the machine's order.
+    /// the new session's login callback, in the machine's order. The step's
+    /// own ending of a logged-in session ([`Later::Replaced`]) waits for that
+    /// session's connections' threads before the new connect starts, so
+    /// their callbacks come before it too.
     pub(super) fn step_after_others(self: &Arc<Self>, event: Event<LoginCallback>) {
         let later = self.step_locked(event, |_| {});
         self.closing.wait_for_others();
@@ -519,6 +536,10 @@ impl Inner {
         let destroy = matches!(event, Event::Destroy);
         let mut core = self.core.lock();
         prepare(&mut core);
+        // A login that ends a logged-in session (online, or logging in again).
+        if matches!(event, Event::Login { .. }) && core.machine.session_alive() {
+            later.push(Later::Replaced);
+        }
         let actions = core.machine.handle(event, Instant::now());
         for action in actions {
             self.act(&mut core, action, &mut later);
@@ -526,7 +547,7 @@ impl Inner {
         core.settle(&mut later);
         // A session that ends (or a destroy) waits for the connections it lost
         // too; another step remembers those it closes without waiting.
-        if destroy || later.iter().any(|l| matches!(l, Later::Closed(_))) {
+        if destroy || later.iter().any(Later::ends_session) {
             let retired = std::mem::take(&mut core.retired);
             later.extend(retired.into_iter().map(Later::Close));
         } else {
@@ -550,8 +571,14 @@ impl Inner {
             serial: core.machine.session_serial(),
             uid: core.machine.uid(),
         };
-        // `SessionClosed` after everything else.
-        later.sort_by_key(|l| matches!(l, Later::Closed(_)));
+        // A new connect after the old session's ending (a login's callback
+        // comes after the connections it waits for), `SessionClosed` after
+        // everything else.
+        later.sort_by_key(|l| match l {
+            Later::Connect(..) => 1,
+            Later::Closed(_) => 2,
+            _ => 0,
+        });
         // Listed while the lock is held, so a `close` or `destroy` whose step
         // comes after this one sees it.
         self.closing.start(&mut later);
@@ -767,13 +794,15 @@ impl Inner {
     /// Performs what [`Inner::act`] left for after the lock. The threads of
     /// the connections closed are waited for when the session ends (the
     /// writer's linger, `CLOSE_LINGER` in src/fpnn/connection/writer.rs, sends
-    /// the close frame first) or for `destroy` (the socket shut at once).
+    /// the close frame first: `SessionClosed`, or a login that replaces the
+    /// session) or for `destroy` (the socket shut at once).
     fn perform(self: &Arc<Self>, later: Vec<Later>, destroy: bool) {
         // A session that ends waits for its connection's threads, and for those
         // of the connections it lost before ([`Core::retired`]), so an answer or
-        // a timeout being delivered right now is queued before `SessionClosed`
-        // (not from those threads themselves: `close_and_join` skips them).
-        let join = destroy || later.iter().any(|l| matches!(l, Later::Closed(_)));
+        // a timeout being delivered right now is queued before `SessionClosed`,
+        // or before the callback of the login that replaced the session (not
+        // from those threads themselves: `close_and_join` skips them).
+        let join = destroy || later.iter().any(Later::ends_session);
         for l in later {
             match l {
                 Later::Close(c) if destroy => c.shut_and_join(),
@@ -796,6 +825,7 @@ impl Inner {
                     }
                 }
                 Later::Closed(code) => self.emit_closed(code),
+                Later::Replaced => {}
                 Later::Done(listed) => drop(listed),
             }
         }

@@ -200,12 +200,17 @@ impl RtmClient {
     /// `timeout` (ms, 0 = 20 000) bounds the auth quest; the connection has
     /// its own `connection_timeout`. A login while a session exists replaces
     /// it (the old one ends without events; its pending login, if any,
-    /// completes with 20002). A login while another thread's `close` (or a
-    /// kickout) is still ending the session waits for it, so that
-    /// session's `SessionClosed` comes before this login's callback. While
-    /// the dispatch queue is full (docs/reliability.md) it fails at once with
-    /// `(false, 20011)`, as every call does: nothing is sent and the current
-    /// session, if any, goes on.
+    /// completes with 20002). Ending a logged-in session (online, or logging
+    /// in again after a lost connection) waits, as `close` does, for the
+    /// threads of its connection and of those it lost and logged in again
+    /// after, before the new connection is opened, so every callback of the
+    /// old session comes before this login's (a login during a first login
+    /// closes that connection without waiting). A login while another
+    /// thread's `close` (or a kickout) is still ending the session waits for
+    /// it, so that session's `SessionClosed` comes before this login's
+    /// callback. While the dispatch queue is full (docs/reliability.md) it
+    /// fails at once with `(false, 20011)`, as every call does: nothing is
+    /// sent and the current session, if any, goes on.
     pub fn login(
         &self,
         uid: i64,
