@@ -1007,6 +1007,59 @@ mod tests {
         Login(bool, i32),
     }
 
+    type RanLog = std::sync::Arc<parking_lot::Mutex<Vec<Ran>>>;
+
+    /// Makes a call time out with the online connection's writer held once it has
+    /// taken the quest from the request table, before it completes it; returns
+    /// that connection and the sender that releases the writer. `pump` runs what
+    /// waits in the queue (`Queued`).
+    fn hold_a_timeout(
+        client: &RtmClient,
+        gate: &crate::gate::Gate,
+        log: &RanLog,
+        pump: impl Fn(),
+    ) -> (crate::fpnn::Connection, crossbeam_channel::Sender<()>) {
+        let old = client.inner.core.read().online_connection().unwrap();
+        let (held_tx, held) = crossbeam_channel::bounded(1);
+        let (release, released) = crossbeam_channel::bounded::<()>(1);
+        old.before_timeouts_for_tests(move || {
+            let _ = held_tx.try_send(());
+            let _ = released.recv_timeout(crate::testing::WAIT);
+        });
+        gate.pause(std::time::Duration::from_secs(60));
+        let l = log.clone();
+        client.get_user_info(50, move |e, _| {
+            l.lock().push(Ran::Callback(e.map(|e| e.code)))
+        });
+        crate::testing::wait_until("the quest times out", || {
+            pump();
+            !held.is_empty()
+        });
+        gate.resume();
+        (old, release)
+    }
+
+    /// Drops the online connection `old` at the gate and waits until the session
+    /// has logged in again on another one.
+    fn lose_and_relogin(
+        client: &RtmClient,
+        gate: &crate::gate::Gate,
+        old: &crate::fpnn::Connection,
+        pump: impl Fn(),
+    ) {
+        assert_eq!(gate.drop_user(1, 1), 1);
+        crate::testing::wait_until("the relogin", || {
+            pump();
+            !old.is_open()
+                && client
+                    .inner
+                    .core
+                    .read()
+                    .online_connection()
+                    .is_some_and(|c| c.is_open())
+        });
+    }
+
     /// A connection the session lost and replaced (automatic relogin) may still be
     /// delivering a call's callback on one of its threads: here its writer has taken
     /// a timed-out quest from the request table and is held before it completes it.
@@ -1032,33 +1085,9 @@ mod tests {
             assert_eq!(rx.recv_timeout(crate::testing::WAIT), Ok((true, 0)));
 
             // The writer holds the timed-out quest until released.
-            let old = client.inner.core.read().online_connection().unwrap();
-            let (held_tx, held) = crossbeam_channel::bounded(1);
-            let (release, released) = crossbeam_channel::bounded::<()>(1);
-            old.before_timeouts_for_tests(move || {
-                let _ = held_tx.try_send(());
-                let _ = released.recv_timeout(crate::testing::WAIT);
-            });
-            gate.pause(std::time::Duration::from_secs(60));
-            let l = log.clone();
-            client.get_user_info(50, move |e, _| {
-                l.lock().push(Ran::Callback(e.map(|e| e.code)))
-            });
-            held.recv_timeout(crate::testing::WAIT)
-                .expect("the quest times out");
-            gate.resume();
-
+            let (old, release) = hold_a_timeout(&client, &gate, &log, || {});
             // The connection is lost; the session logs in again on another one.
-            assert_eq!(gate.drop_user(1, 1), 1);
-            crate::testing::wait_until("the relogin", || {
-                !old.is_open()
-                    && client
-                        .inner
-                        .core
-                        .read()
-                        .online_connection()
-                        .is_some_and(|c| c.is_open())
-            });
+            lose_and_relogin(&client, &gate, &old, || {});
 
             // The session ends while the old writer still holds the callback: it is
             // released once the ending has returned, or waits for that writer.
@@ -1132,35 +1161,10 @@ mod tests {
                 assert_eq!(log.lock().pop(), Some(Ran::Login(true, 0)), "{case}");
 
                 // The writer holds the timed-out quest until released.
-                let old = client.inner.core.read().online_connection().unwrap();
-                let (held_tx, held) = crossbeam_channel::bounded(1);
-                let (release, released) = crossbeam_channel::bounded::<()>(1);
-                old.before_timeouts_for_tests(move || {
-                    let _ = held_tx.try_send(());
-                    let _ = released.recv_timeout(crate::testing::WAIT);
-                });
-                gate.pause(std::time::Duration::from_secs(60));
-                let l = log.clone();
-                client.get_user_info(50, move |e, _| {
-                    l.lock().push(Ran::Callback(e.map(|e| e.code)))
-                });
-                held.recv_timeout(crate::testing::WAIT)
-                    .expect("the quest times out");
-                gate.resume();
-
+                let (old, release) = hold_a_timeout(&client, &gate, &log, pump);
                 if lost {
                     // The connection is lost; the session logs in again on another one.
-                    assert_eq!(gate.drop_user(1, 1), 1, "{case}");
-                    crate::testing::wait_until("the relogin", || {
-                        pump();
-                        !old.is_open()
-                            && client
-                                .inner
-                                .core
-                                .read()
-                                .online_connection()
-                                .is_some_and(|c| c.is_open())
-                    });
+                    lose_and_relogin(&client, &gate, &old, pump);
                 }
 
                 // A new login while the old writer still holds the callback: it is
