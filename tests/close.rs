@@ -265,6 +265,17 @@ fn quests_failed_by_close_are_not_written_in_its_linger() {
     }
 }
 
+/// 256 quests of 64 KiB each on `conn` (made with a write queue limit above
+/// 16 MiB), most of which wait in the outbox of a server that reads nothing.
+fn sixteen_mib_of_quests(
+    conn: &rtm_client::fpnn::Connection,
+) -> Vec<crossbeam_channel::Receiver<Result<Value, rtm_client::RtmError>>> {
+    let pad = Value::Binary(vec![7; 64 * 1024]);
+    (0..256)
+        .map(|_| send(conn, "q", &map1("pad", pad.clone()), LONG))
+        .collect()
+}
+
 /// A oneway quest that `send_oneway` accepted before `close()` has no
 /// callback the close could fail: nothing tells its sender it was lost, so it
 /// is written in the close's linger, as the answers are, also when it waited
@@ -276,10 +287,7 @@ fn a_oneway_quest_accepted_before_close_is_written_in_its_linger() {
             write_queue_limit: 64 << 20,
             ..server.options()
         });
-        let pad = Value::Binary(vec![7; 64 * 1024]);
-        let rxs: Vec<_> = (0..256)
-            .map(|_| send(&client.conn, "q", &map1("pad", pad.clone()), LONG))
-            .collect();
+        let rxs = sixteen_mib_of_quests(&client.conn);
         client.conn.send_oneway("last", &empty()).unwrap();
         client.conn.close();
         for rx in &rxs {
@@ -317,10 +325,7 @@ fn close_and_join_lets_the_linger_write_the_answers_and_the_close_frame() {
         });
         let sq = s.send_twoway("sq", &empty());
         let (_, responder) = client.quest();
-        let pad = Value::Binary(vec![7; 64 * 1024]);
-        let rxs: Vec<_> = (0..256)
-            .map(|_| send(&client.conn, "q", &map1("pad", pad.clone()), LONG))
-            .collect();
+        let rxs = sixteen_mib_of_quests(&client.conn);
         responder.answer(&map1("ok", true));
         let conn = client.conn.clone();
         let closer = std::thread::spawn(move || conn.close_and_join());
