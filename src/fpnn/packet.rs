@@ -1283,6 +1283,30 @@ mod tests {
         assert_eq!(Packet::decode(&empty, 100), Err(PacketError::EmptyPayload));
     }
 
+    proptest! {
+        /// The header made whole is byte for byte the one written field by
+        /// field (17ba0b4's parent), for every kind, after any bytes in `out`.
+        #[test]
+        fn write_header_writes_what_it_wrote_field_by_field(
+            kind in prop_oneof![Just(Kind::Oneway), Just(Kind::Twoway), Just(Kind::Answer)],
+            ss in any::<u8>(),
+            psize in prop_oneof![0usize..300, any::<u32>().prop_map(|n| n as usize), any::<usize>()],
+            seq in any::<u32>(),
+            pre in proptest::collection::vec(any::<u8>(), 0..5),
+        ) {
+            let mut a = pre.clone();
+            write_header(&mut a, kind, ss, psize, seq);
+            let mut b = pre;
+            b.extend_from_slice(MAGIC);
+            b.extend_from_slice(&[VERSION, FLAG_MSGPACK, kind.mtype(), ss]);
+            b.extend_from_slice(&(psize as u32).to_le_bytes());
+            if kind != Kind::Oneway {
+                b.extend_from_slice(&seq.to_le_bytes());
+            }
+            prop_assert_eq!(a, b);
+        }
+    }
+
     #[test]
     fn payload_must_be_exactly_one_value() {
         assert_eq!(decode_payload(&[0x80]).unwrap(), Value::Map(vec![]));

@@ -500,6 +500,76 @@ mod tests {
         }
     }
 
+    /// The head as it was written before it was made whole (17ba0b4's parent).
+    fn write_head_reference(
+        out: &mut Vec<u8>,
+        opcode: Opcode,
+        fin: bool,
+        len: usize,
+        mask: Option<[u8; 4]>,
+        fpnn_quirk: bool,
+    ) {
+        let b0 = (if fin { 0x80 } else { 0 }) | opcode.as_u8();
+        let mbit = if mask.is_some() { 0x80 } else { 0 };
+        out.push(b0);
+        if len < 126 || (fpnn_quirk && len == 126 && mask.is_none()) {
+            out.push(mbit | len as u8);
+        } else if len <= 0xffff {
+            out.push(mbit | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            out.push(mbit | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        if let Some(key) = mask {
+            out.extend_from_slice(&key);
+        }
+    }
+
+    proptest::proptest! {
+        /// The head is byte for byte the one written field by field, in every
+        /// length class (and at usize::MAX), after any bytes already in `out`.
+        #[test]
+        fn write_head_writes_what_it_wrote_field_by_field(
+            len in proptest::prop_oneof![
+                0usize..130,
+                65_530usize..65_540,
+                proptest::prelude::any::<usize>(),
+                proptest::strategy::Just(usize::MAX),
+            ],
+            op in proptest::prop_oneof![
+                proptest::strategy::Just(Opcode::Binary),
+                proptest::strategy::Just(Opcode::Text),
+                proptest::strategy::Just(Opcode::Close),
+                proptest::strategy::Just(Opcode::Continuation),
+            ],
+            fin in proptest::prelude::any::<bool>(),
+            mask in proptest::option::of(proptest::prelude::any::<[u8; 4]>()),
+            quirk in proptest::prelude::any::<bool>(),
+            pre in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..9),
+        ) {
+            let (mut a, mut b) = (pre.clone(), pre);
+            write_head(&mut a, op, fin, len, mask, quirk);
+            write_head_reference(&mut b, op, fin, len, mask, quirk);
+            proptest::prop_assert_eq!(a, b);
+        }
+
+        /// The mask by words is the byte-wise XOR of RFC 6455, for any key,
+        /// any length, and a slice at any address (alignment).
+        #[test]
+        fn mask_by_words_is_the_bytewise_xor(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            key in proptest::prelude::any::<[u8; 4]>(),
+            off in 0usize..8,
+        ) {
+            let mut buf = vec![0u8; off];
+            buf.extend_from_slice(&data);
+            apply_mask(&mut buf[off..], key);
+            let want: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+            proptest::prop_assert_eq!(&buf[off..], &want[..]);
+        }
+    }
+
     proptest::proptest! {
         /// Wherever the short way reads a frame, `parse_head` reads the same
         /// one, whole in the buffer: for either role, any limit, any bytes
