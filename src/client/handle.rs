@@ -205,10 +205,15 @@ impl RtmClient {
     /// threads of its connection and of those it lost and logged in again
     /// after, before the new connection is opened, so every callback of the
     /// old session comes before this login's (a login during a first login
-    /// closes that connection without waiting). A login while another
-    /// thread's `close` (or a kickout) is still ending the session waits for
-    /// it, so that session's `SessionClosed` comes before this login's
-    /// callback. While the dispatch queue is full (docs/reliability.md) it
+    /// closes that connection without waiting). That wait is normally short,
+    /// and at most the close's one-second linger against a peer that stops
+    /// reading, plus a callback those threads are running; in
+    /// `Dispatch::Threads` a login made in a callback holds every client's
+    /// callbacks that long. A login while another thread's `close` (or a
+    /// kickout) is still ending the session waits for it, so that session's
+    /// `SessionClosed` comes before this login's callback (not when the login
+    /// runs on a thread of the connection that ending is joining, an
+    /// `Inline` callback: it cannot wait for itself). While the dispatch queue is full (docs/reliability.md) it
     /// fails at once with `(false, 20011)`, as every call does: nothing is
     /// sent and the current session, if any, goes on.
     pub fn login(
