@@ -1000,6 +1000,7 @@ mod tests {
         client.destroy();
     }
 
+    #[cfg(feature = "gate")] // the tests below start the local gate
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     enum Ran {
         Callback(Option<i32>),
@@ -1007,8 +1008,10 @@ mod tests {
         Login(bool, i32),
     }
 
+    #[cfg(feature = "gate")] // the tests below start the local gate
     type RanLog = std::sync::Arc<parking_lot::Mutex<Vec<Ran>>>;
 
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// Makes a call time out with the online connection's writer held once it has
     /// taken the quest from the request table, before it completes it; returns
     /// that connection and the sender that releases the writer. `pump` runs what
@@ -1039,6 +1042,7 @@ mod tests {
         (old, release)
     }
 
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// Drops the online connection `old` at the gate and waits until the session
     /// has logged in again on another one.
     fn lose_and_relogin(
@@ -1060,6 +1064,7 @@ mod tests {
         });
     }
 
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// A connection the session lost and replaced (automatic relogin) may still be
     /// delivering a call's callback on one of its threads: here its writer has taken
     /// a timed-out quest from the request table and is held before it completes it.
@@ -1121,6 +1126,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// A login while a session exists ends it without events (online, or logging in
     /// again after a lost connection), and a connection of that session may still be
     /// completing a call's callback on one of its threads: here its writer has taken a
@@ -1197,6 +1203,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// A `bye` whose answer does not come in time: its timeout is completed on
     /// the connection's writer thread, and that callback ends the session
     /// (`Event::ByeAnswered`, as `Action::SendBye`'s callback does; the real

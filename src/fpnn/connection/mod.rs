@@ -705,7 +705,8 @@ impl Connection {
 
     /// Test hook: `f` runs on the writer thread whenever quests have timed
     /// out, after they left the request table and before their callbacks run.
-    #[cfg(test)]
+    /// (Its tests, in src/client/driver.rs, start the local gate.)
+    #[cfg(all(test, feature = "gate"))]
     pub(crate) fn before_timeouts_for_tests(&self, f: impl Fn() + Send + Sync + 'static) {
         *self.shared().before_timeouts.lock() = Some(Arc::new(f));
     }
