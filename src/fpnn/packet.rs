@@ -1285,7 +1285,7 @@ mod tests {
 
     proptest! {
         /// The header made whole is byte for byte the one written field by
-        /// field (17ba0b4's parent), for every kind, after any bytes in `out`.
+        /// field (c70152e's parent), for every kind, after any bytes in `out`.
         #[test]
         fn write_header_writes_what_it_wrote_field_by_field(
             kind in prop_oneof![Just(Kind::Oneway), Just(Kind::Twoway), Just(Kind::Answer)],

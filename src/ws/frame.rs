@@ -500,7 +500,7 @@ mod tests {
         }
     }
 
-    /// The head as it was written before it was made whole (17ba0b4's parent).
+    /// The head as it was written before it was made whole (c70152e's parent).
     fn write_head_reference(
         out: &mut Vec<u8>,
         opcode: Opcode,
