@@ -208,10 +208,7 @@ fn sending_after_close_fails_with_20002_on_the_calling_thread() {
 fn quests_failed_by_close_are_not_written_in_its_linger() {
     const N: i64 = 256;
     for server in [TestServer::start(), TestServer::start_tls()] {
-        let (client, mut s) = server.connect_with(ConnectOptions {
-            write_queue_limit: 64 << 20,
-            ..server.options()
-        });
+        let (client, mut s) = with_room_for_sixteen_mib(&server);
         // A quest from the server, answered once the client's quests are queued.
         let sq = s.send_twoway("sq", &empty());
         let (_, responder) = client.quest();
@@ -265,6 +262,15 @@ fn quests_failed_by_close_are_not_written_in_its_linger() {
     }
 }
 
+/// A client of `server` whose write queue takes the 16 MiB of quests
+/// [`sixteen_mib_of_quests`] makes.
+fn with_room_for_sixteen_mib(server: &TestServer) -> (Client, ServerConn) {
+    server.connect_with(ConnectOptions {
+        write_queue_limit: 64 << 20,
+        ..server.options()
+    })
+}
+
 /// 256 quests of 64 KiB each on `conn` (made with a write queue limit above
 /// 16 MiB), most of which wait in the outbox of a server that reads nothing.
 fn sixteen_mib_of_quests(
@@ -283,10 +289,7 @@ fn sixteen_mib_of_quests(
 #[test]
 fn a_oneway_quest_accepted_before_close_is_written_in_its_linger() {
     for server in [TestServer::start(), TestServer::start_tls()] {
-        let (client, mut s) = server.connect_with(ConnectOptions {
-            write_queue_limit: 64 << 20,
-            ..server.options()
-        });
+        let (client, mut s) = with_room_for_sixteen_mib(&server);
         let rxs = sixteen_mib_of_quests(&client.conn);
         client.conn.send_oneway("last", &empty()).unwrap();
         client.conn.close();
@@ -319,10 +322,7 @@ fn a_oneway_quest_accepted_before_close_is_written_in_its_linger() {
 #[test]
 fn close_and_join_lets_the_linger_write_the_answers_and_the_close_frame() {
     for server in [TestServer::start(), TestServer::start_tls()] {
-        let (client, mut s) = server.connect_with(ConnectOptions {
-            write_queue_limit: 64 << 20,
-            ..server.options()
-        });
+        let (client, mut s) = with_room_for_sixteen_mib(&server);
         let sq = s.send_twoway("sq", &empty());
         let (_, responder) = client.quest();
         let rxs = sixteen_mib_of_quests(&client.conn);

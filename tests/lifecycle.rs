@@ -323,6 +323,20 @@ fn close_and_destroy_abort_a_login_whose_tcp_connect_hangs() {
 /// they were delivered.
 type Delivered = std::sync::Arc<parking_lot::Mutex<Vec<String>>>;
 
+/// `client.login(ME, ..)` on a thread of its own, its result logged as
+/// `login(ok, code)`.
+fn login_on_a_thread(client: &RtmClient, log: &Delivered) -> std::thread::JoinHandle<()> {
+    let (c, l) = (client.clone(), log.clone());
+    std::thread::spawn(move || {
+        c.login(
+            ME,
+            "token",
+            move |ok, code| l.lock().push(format!("login({ok}, {code})")),
+            0,
+        )
+    })
+}
+
 /// A `Dispatch::Inline` client whose session another thread is still ending:
 /// a `close` on thread U shut the connection and waits to join its reader,
 /// which runs a push handler until `release` is sent. `before_close` runs
@@ -394,15 +408,7 @@ fn a_login_during_another_threads_close_is_called_back_after_its_session_closed(
     let (client, log, release, closer) = closing_on_another_thread(&gate, |_, _| {});
 
     // Meanwhile a login on thread L.
-    let (c, l) = (client.clone(), log.clone());
-    let login = std::thread::spawn(move || {
-        c.login(
-            ME,
-            "token",
-            move |ok, code| l.lock().push(format!("login({ok}, {code})")),
-            0,
-        )
-    });
+    let login = login_on_a_thread(&client, &log);
     wait_until("the login waits for the close, or is called back", || {
         client.closing_waiters_for_tests() >= 1
             || (gate.connection_count() == 1 && client.dispatch_queue_len_for_tests() >= 1)
@@ -445,15 +451,7 @@ fn a_login_refused_by_a_full_queue_during_another_threads_close_is_called_back_a
         assert_eq!(client.dispatch_queue_len_for_tests(), 1, "full");
     });
 
-    let (c, l) = (client.clone(), log.clone());
-    let login = std::thread::spawn(move || {
-        c.login(
-            ME,
-            "token",
-            move |ok, code| l.lock().push(format!("login({ok}, {code})")),
-            0,
-        )
-    });
+    let login = login_on_a_thread(&client, &log);
     wait_until("the login waits for the close, or has returned", || {
         client.closing_waiters_for_tests() >= 1 || login.is_finished()
     });

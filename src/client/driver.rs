@@ -1009,6 +1009,18 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// A client of `gate` (uid 1 logs in with any token there).
+    fn gate_client(gate: &crate::gate::Gate, dispatch: Dispatch) -> RtmClient {
+        RtmClient::new(RtmOptions {
+            endpoint: Some(gate.endpoint()),
+            pid: 1,
+            dispatch,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     type RanLog = std::sync::Arc<parking_lot::Mutex<Vec<Ran>>>;
 
     #[cfg(feature = "gate")] // the tests below start the local gate
@@ -1075,12 +1087,7 @@ mod tests {
     fn a_lost_connections_callback_comes_before_the_session_ends() {
         for destroy in [false, true] {
             let gate = crate::gate::Gate::builder().start().expect("gate");
-            let client = RtmClient::new(RtmOptions {
-                endpoint: Some(gate.endpoint()),
-                pid: 1,
-                ..Default::default()
-            })
-            .unwrap();
+            let client = gate_client(&gate, Dispatch::Threads);
             client.scale_relogin_waits_for_tests(1000);
             let log = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
             let l = log.clone();
@@ -1140,13 +1147,7 @@ mod tests {
             for lost in [false, true] {
                 let case = format!("{dispatch:?}, lost connection: {lost}");
                 let gate = crate::gate::Gate::builder().start().expect("gate");
-                let client = RtmClient::new(RtmOptions {
-                    endpoint: Some(gate.endpoint()),
-                    pid: 1,
-                    dispatch,
-                    ..Default::default()
-                })
-                .unwrap();
+                let client = gate_client(&gate, dispatch);
                 client.scale_relogin_waits_for_tests(1000);
                 // Runs what waits in the queue (`Queued` only).
                 let pump = || {
@@ -1214,12 +1215,7 @@ mod tests {
     #[test]
     fn a_bye_that_times_out_ends_the_session() {
         let gate = crate::gate::Gate::builder().start().expect("gate");
-        let client = RtmClient::new(RtmOptions {
-            endpoint: Some(gate.endpoint()),
-            pid: 1,
-            ..Default::default()
-        })
-        .unwrap();
+        let client = gate_client(&gate, Dispatch::Threads);
         let (closed_tx, closed) = crossbeam_channel::bounded(1);
         client.on_session_closed(move |code| {
             let _ = closed_tx.try_send(code);
