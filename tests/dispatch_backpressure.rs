@@ -40,12 +40,22 @@ fn drop_reports(client: &RtmClient) -> Arc<AtomicU64> {
 /// A `Dispatch::Queued` client logged in as [`UID`] on `gate`, its dispatch queue
 /// limited to `limit` and full of pushes: the application stopped polling.
 fn full_queued_client(gate: &rtm_client::gate::Gate, limit: usize) -> RtmClient {
+    full_queued_client_with(gate, limit, |_| {})
+}
+
+/// [`full_queued_client`], with `on_push` handling its pushes: ten of them, from
+/// uid 7, mids 1 to 10, of which `limit` are queued and the rest dropped.
+fn full_queued_client_with(
+    gate: &rtm_client::gate::Gate,
+    limit: usize,
+    on_push: impl Fn(&rtm_client::PushMessage) + Send + Sync + 'static,
+) -> RtmClient {
     let client = RtmClient::new(RtmOptions {
         dispatch: Dispatch::Queued,
         ..common::options(gate)
     })
     .unwrap();
-    client.processor().on(PushEvent::RecvMessage, |_| {});
+    client.processor().on(PushEvent::RecvMessage, on_push);
     let (tx, rx) = crossbeam_channel::bounded(1);
     client.login(
         UID,
@@ -311,6 +321,143 @@ mod threads_mode {
             "the dropped pushes to be reported through ErrorRecorder",
             || reported.load(Ordering::SeqCst) == (PUSHES as u64 - LIMIT as u64),
         );
+        client.destroy();
+    }
+}
+
+/// The lifecycle events (`SessionClosed`, `ReloginCompleted`, a kickout) are never
+/// dropped by the limit, only pushes (and whatever else arrives per network message) are
+/// (docs/reliability.md, "Backpressure in the dispatch queue"): an application that
+/// stopped polling under a push flood still learns, once it polls again, that its session
+/// ended, after everything of that session queued before, the report of the dropped
+/// pushes included, and nothing of the session after it.
+mod lifecycle {
+    use super::{full_queued_client_with, poll_until, UID};
+    use crate::common::*;
+    use parking_lot::Mutex;
+    use rtm_client::{blocking, RtmClient};
+    use std::sync::Arc;
+
+    const LIMIT: usize = 4;
+    /// How many of `full_queued_client_with`'s ten pushes were dropped.
+    const DROPPED: u64 = 10 - LIMIT as u64;
+
+    /// What ran on the polling thread, in order.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Ran {
+        Push(i64),
+        /// An `ErrorRecorder` 20011: this many events dropped.
+        Dropped(u64),
+        /// Another `ErrorRecorder`.
+        Error(i32),
+        Relogin(bool, bool),
+        Kickout,
+        Closed(i32),
+    }
+
+    /// A full `Dispatch::Queued` client whose pushes, events and kickouts are logged.
+    fn logged_client(gate: &rtm_client::gate::Gate) -> (RtmClient, Arc<Mutex<Vec<Ran>>>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let client = full_queued_client_with(gate, LIMIT, move |m| l.lock().push(Ran::Push(m.mid)));
+        let l = log.clone();
+        client.on_error_recorder(move |e| {
+            l.lock().push(if e.code == 20011 {
+                Ran::Dropped(e.ex.split(' ').next().and_then(|n| n.parse().ok()).unwrap())
+            } else {
+                Ran::Error(e.code)
+            })
+        });
+        let l = log.clone();
+        client.on_relogin_completed(move |ok, again, _, _| l.lock().push(Ran::Relogin(ok, again)));
+        let l = log.clone();
+        client
+            .processor()
+            .on_kickout(move || l.lock().push(Ran::Kickout));
+        let l = log.clone();
+        client.on_session_closed(move |code| l.lock().push(Ran::Closed(code)));
+        (client, log)
+    }
+
+    /// Polls until `SessionClosed` ran and returns what ran (nothing more comes: the
+    /// queue is empty after it).
+    fn poll_to_the_end(client: &RtmClient, log: &Mutex<Vec<Ran>>) -> Vec<Ran> {
+        poll_until(client, "SessionClosed ran", || {
+            log.lock().iter().any(|r| matches!(r, Ran::Closed(_)))
+        });
+        client.dispatch_pending();
+        assert_eq!(client.dispatch_queue_len_for_tests(), 0);
+        log.lock().clone()
+    }
+
+    /// The pushes queued before the queue filled, in order.
+    fn queued_pushes() -> Vec<Ran> {
+        (1..=LIMIT as i64).map(Ran::Push).collect()
+    }
+
+    /// `close()` while the queue is full: `SessionClosed(0)` is queued past the limit,
+    /// after the queued pushes and the report of the dropped ones. It used to be dropped
+    /// itself (counted in that report, which came after everything).
+    #[test]
+    fn a_session_closed_while_the_queue_is_full_is_delivered_last() {
+        let gate = gate();
+        let (client, log) = logged_client(&gate);
+        client.close();
+        // Queued before `close()` returned, past the limit: the report and the event.
+        assert_eq!(client.dispatch_queue_len_for_tests(), LIMIT + 2);
+        let mut want = queued_pushes();
+        want.extend([Ran::Dropped(DROPPED), Ran::Closed(0)]);
+        assert_eq!(poll_to_the_end(&client, &log), want);
+        client.destroy();
+    }
+
+    /// A relogin and then a kickout while the queue is full: `ReloginCompleted`, the
+    /// kickout handler and `SessionClosed(0)` are all delivered, in that order, after the
+    /// queued pushes, and every dropped event is reported before `SessionClosed`.
+    #[test]
+    fn relogin_completed_and_a_kickout_while_the_queue_is_full_are_delivered_in_order() {
+        let gate = gate();
+        let (client, log) = logged_client(&gate);
+        // A call inside `blocking()` bypasses the queue: it goes through once the session
+        // is online again, and fails once it has ended.
+        let call = || blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb));
+        // The connection drops; the client logs in again (the first attempt at once).
+        gate.restart().unwrap();
+        wait_until("the client to lose its connection", || call().is_err());
+        wait_until("the client to log in again", || call().is_ok());
+        // Its kickout handler is queued before the session ends.
+        assert_eq!(gate.kickout(PID, UID), 1);
+        wait_until("the kickout to end the session", || call().is_err());
+        // Returns once the kickout's ending (its `SessionClosed`) is queued.
+        client.close();
+        let ran = poll_to_the_end(&client, &log);
+        let (pushes, rest) = ran.split_at(LIMIT);
+        assert_eq!(pushes, queued_pushes());
+        let lifecycle: Vec<_> = rest
+            .iter()
+            .filter(|r| !matches!(r, Ran::Dropped(_) | Ran::Error(_)))
+            .cloned()
+            .collect();
+        // Attempts made before the gate listened again fail, and the series goes on.
+        let (failed, last) = lifecycle.split_at(lifecycle.len().saturating_sub(3));
+        assert!(
+            failed.iter().all(|r| *r == Ran::Relogin(false, true)),
+            "{ran:?}"
+        );
+        assert_eq!(
+            last,
+            [Ran::Relogin(true, false), Ran::Kickout, Ran::Closed(0)],
+            "{ran:?}"
+        );
+        let reported: u64 = rest
+            .iter()
+            .map(|r| match r {
+                Ran::Dropped(n) => *n,
+                _ => 0,
+            })
+            .sum();
+        assert!(reported >= DROPPED, "{ran:?}");
+        assert_eq!(ran.last(), Some(&Ran::Closed(0)), "nothing after it");
         client.destroy();
     }
 }
