@@ -31,17 +31,22 @@
 //!
 //! Backpressure: a client's queue holds at most [`QUEUE_LIMIT`] jobs before
 //! it counts as full (a `Dispatch::Queued` application that stops polling,
-//! or a callback that blocks the dispatcher thread). While it is full, events
-//! and pushes are dropped, counted, and reported with one `ErrorRecorder`
-//! (20011) once there is room again (queued past the limit, so never
+//! or a callback that blocks the dispatcher thread). While it is full, the
+//! events that come per network message (pushes, pings, `kickoutroom`,
+//! `ErrorRecorder`) are dropped, counted, and reported with one
+//! `ErrorRecorder` (20011) once there is room again, or before the next
+//! event queued, whichever comes first (queued past the limit, so never
 //! dropped itself); new API calls fail at once with 20011
 //! (`RtmClient::call`), and nothing is sent for them. Callbacks are never
 //! dropped, and always queued, so they keep their order and their thread (the
 //! dispatcher, or the caller of `dispatch_pending()`): the answers of quests
 //! sent before the queue filled (at most as many as were in flight) and the
-//! 20011 failures of calls made while it is full. So the queue holds at most
-//! the limit plus the callbacks the application is owed, each of which holds
-//! no more than the closure the application passed.
+//! 20011 failures of calls made while it is full. Nor are the events of the
+//! session's lifecycle (`SessionClosed`, `ReloginCompleted`, a connection's
+//! first kickout: [`Dispatcher::lifecycle_event`]), queued past the limit in
+//! their order, a few per connection attempt. So the queue holds at most the
+//! limit plus the callbacks the application is owed, each of which holds no
+//! more than the closure the application passed, plus those lifecycle events.
 //!
 //! [`RtmClient`]: crate::RtmClient
 
@@ -75,8 +80,9 @@ pub(crate) type Job = Box<dyn Run>;
 pub(crate) const QUEUE_LIMIT: usize = 65_536;
 
 /// The `ErrorRecorder` jobs reporting `n` dropped events, one per handler. The
-/// dispatcher queues them itself, past the limit: a report is never dropped, and
-/// making one queues nothing (no event, so no report of a report).
+/// dispatcher queues the report ([`Item::Dropped`]) itself, past the limit, and
+/// makes these jobs when it runs: a report is never dropped, and making one
+/// queues nothing (no event, so no report of a report).
 pub(crate) type DropReport = Box<dyn Fn(u64) -> Vec<Job> + Send + Sync>;
 
 /// What [`Dispatcher::claim_on_reader`] got.
@@ -99,6 +105,11 @@ enum Item {
     Callback(Job),
     /// An event or push: dropped once the client is destroyed.
     Event(Job),
+    /// The report of this many events dropped while the queue was full
+    /// ([`DropReport`]), queued under the queue's lock when the count is
+    /// taken, so in its place among the other jobs; as an event, dropped
+    /// once the client is destroyed.
+    Dropped(u64),
 }
 
 /// A client's queued jobs. Every change stores the new count in the
@@ -475,44 +486,83 @@ impl Dispatcher {
         self as *const Dispatcher as usize
     }
 
-    /// Queues an event or push; dropped (and counted for the report) while
-    /// the queue is full.
+    /// Queues an event or push that arrives per network message (a push, a
+    /// ping, a `kickoutroom`, most `ErrorRecorder`s); dropped (and counted
+    /// for the report) while the queue is full. The events of the session's
+    /// lifecycle go through [`Dispatcher::lifecycle_event`] instead.
     pub(crate) fn event(self: &Arc<Self>, job: Job) {
         if self.is_destroyed() {
             return;
         }
         let limit = self.limit.load(Ordering::Relaxed);
-        let dropped = {
-            let mut q = self.queue.lock();
-            if q.items.len() >= limit {
-                q.dropped += 1;
-                if q.dropped == 1 {
-                    log::warn!("dispatch queue full ({limit} jobs): events are dropped");
-                }
-                return;
+        let mut q = self.queue.lock();
+        if q.items.len() >= limit {
+            q.dropped += 1;
+            if q.dropped == 1 {
+                log::warn!("dispatch queue full ({limit} jobs): events are dropped");
             }
-            std::mem::take(&mut q.dropped)
-        };
-        self.report_dropped(dropped);
-        let _ = self.push(Item::Event(job));
+            return;
+        }
+        self.report_dropped(&mut q);
+        let _ = self.push_locked(q, Item::Event(job));
     }
 
-    /// Queues the report of `n` dropped events (none: nothing), past the
-    /// limit ([`DropReport`]).
-    fn report_dropped(self: &Arc<Self>, n: u64) {
+    /// Queues an event of the session's lifecycle (`SessionClosed`,
+    /// `ReloginCompleted`, the first kickout of a connection): never
+    /// dropped, queued past the limit when the queue is full, in order with
+    /// everything else (as callbacks are), after the report of the events
+    /// dropped before it (so that the report of a session's dropped pushes
+    /// comes before its `SessionClosed`). Dropped only once the client is
+    /// destroyed, as every event.
+    ///
+    /// Why this keeps the queue bounded: these events come a few per
+    /// connection the client opens, not per network message. A session
+    /// ends once (one `SessionClosed`, after at most one kickout handled
+    /// this way, src/client/push.rs), and a new session needs a `login`,
+    /// which fails at once with 20011 while the queue is full
+    /// (`RtmClient::call`). What goes on while it is full is the relogin
+    /// series, one `ReloginCompleted` per attempt, each attempt a new
+    /// connection, paced by the regressive strategy (after the first
+    /// `start_connect_failed_count` attempts, one per
+    /// `max_interval_seconds / linear_regressive_count` at the quickest,
+    /// src/client/schedule.rs). So past the limit the queue grows by at
+    /// most a few small jobs per connection attempt, while every event
+    /// that comes per network message is dropped.
+    pub(crate) fn lifecycle_event(self: &Arc<Self>, job: Job) {
+        if self.is_destroyed() {
+            return;
+        }
+        let mut q = self.queue.lock();
+        self.report_dropped(&mut q);
+        let _ = self.push_locked(q, Item::Event(job));
+    }
+
+    /// Queues the report of the events dropped so far (none: nothing), past
+    /// the limit ([`Item::Dropped`]), under the queue's lock: whatever is
+    /// queued after it comes after it. The caller schedules the queue.
+    fn report_dropped(&self, q: &mut Queue) {
+        let n = std::mem::take(&mut q.dropped);
         if n == 0 {
             return;
         }
         log::warn!("{n} events dropped: the dispatch queue was full");
-        let report = self.report.lock().clone();
-        for job in report.map(|r| r(n)).unwrap_or_default() {
-            let _ = self.push(Item::Event(job));
+        // A stopped queue runs no event (`push_locked`).
+        if self.mode == Dispatch::Queued || !q.stopped {
+            q.items.push_back(Item::Dropped(n), &self.queued);
         }
     }
 
     /// Queues `item`; gives a callback back when no one will run the queue.
     fn push(self: &Arc<Self>, item: Item) -> Result<(), Job> {
-        let mut q = self.queue.lock();
+        self.push_locked(self.queue.lock(), item)
+    }
+
+    /// [`Dispatcher::push`], with the queue's lock already taken.
+    fn push_locked(
+        self: &Arc<Self>,
+        mut q: parking_lot::MutexGuard<'_, Queue>,
+        item: Item,
+    ) -> Result<(), Job> {
         if self.mode != Dispatch::Queued {
             // Checked and queued under the lock: `shutdown` sets `stopped`
             // under it before its final drain, so a job queued here is
@@ -520,7 +570,7 @@ impl Dispatcher {
             if q.stopped {
                 return match item {
                     Item::Callback(job) => Err(job),
-                    Item::Event(_) => Ok(()),
+                    Item::Event(_) | Item::Dropped(_) => Ok(()),
                 };
             }
             // On a reader thread, the ACK of what it read may ride on the
@@ -583,36 +633,46 @@ impl Dispatcher {
                 q.items.pop_front(&self.queued)
             };
             match item {
-                Some(item) => ran += usize::from(self.run(item)),
+                Some(item) => ran += self.run(item),
                 None => break,
             }
         }
         // Room again: what was dropped meanwhile is reported now (it runs
         // with the next call).
         let limit = self.limit.load(Ordering::Relaxed);
-        let dropped = {
-            let mut q = self.queue.lock();
-            q.runner = None;
-            q.busy = false;
-            self.idle.notify_all();
-            if q.items.len() < limit {
-                std::mem::take(&mut q.dropped)
-            } else {
-                0
-            }
-        };
-        self.report_dropped(dropped);
+        let mut q = self.queue.lock();
+        q.runner = None;
+        q.busy = false;
+        self.idle.notify_all();
+        if q.items.len() < limit {
+            self.report_dropped(&mut q);
+        }
         ran
     }
 
-    /// Runs one job; whether it ran (an event of a destroyed client does not).
-    fn run(&self, item: Item) -> bool {
+    /// Runs one item; how many jobs ran (an event of a destroyed client runs
+    /// none, a report one per `ErrorRecorder` handler).
+    fn run(&self, item: Item) -> usize {
         match item {
             Item::Callback(job) => guarded("callback", || job.run()),
-            Item::Event(job) if !self.is_destroyed() => guarded("event handler", || job.run()),
-            Item::Event(_) => return false,
+            _ if self.is_destroyed() => return 0,
+            Item::Event(job) => guarded("event handler", || job.run()),
+            Item::Dropped(n) => {
+                let jobs = self.drop_report(n);
+                let ran = jobs.len();
+                for job in jobs {
+                    guarded("event handler", || job.run());
+                }
+                return ran;
+            }
         }
-        true
+        1
+    }
+
+    /// The `ErrorRecorder` jobs reporting `n` dropped events ([`DropReport`]).
+    fn drop_report(&self, n: u64) -> Vec<Job> {
+        let report = self.report.lock().clone();
+        report.map(|r| r(n)).unwrap_or_default()
     }
 
     /// Stops delivering events; from now on only callbacks run.
@@ -688,10 +748,10 @@ impl Dispatcher {
         };
         settle(ack);
         for item in items {
-            late(match item {
-                Item::Callback(job) => job,
-                Item::Event(job) => job,
-            });
+            match item {
+                Item::Callback(job) | Item::Event(job) => late(job),
+                Item::Dropped(n) => self.drop_report(n).into_iter().for_each(late),
+            }
         }
         self.unregister();
     }
@@ -852,11 +912,8 @@ fn turn(d: Arc<Dispatcher>) -> Option<Written> {
     // Room again: what was dropped meanwhile is reported now (queued past
     // the limit, it runs in a later turn), not only when the next event
     // comes, which may never happen.
-    if q.dropped > 0 && q.items.len() < d.limit.load(Ordering::Relaxed) && !q.stopped {
-        let dropped = std::mem::take(&mut q.dropped);
-        drop(q);
-        d.report_dropped(dropped);
-        q = d.queue.lock();
+    if q.items.len() < d.limit.load(Ordering::Relaxed) && !q.stopped {
+        d.report_dropped(&mut q);
     }
     let ack = q.ack.take();
     if more || (!q.items.is_empty() && !q.stopped && !q.closing) {
@@ -1334,10 +1391,60 @@ mod tests {
                 ("answer", 0)
             ]
         );
+        // The report is queued at the end of that call (there is room again), and
+        // made and run with the next one.
+        assert!(reported.lock().is_empty());
+        assert_eq!(d.len(), 1);
+        assert_eq!(d.run_pending(), 0, "the report's closure made no job");
         assert_eq!(
             *reported.lock(),
             [2],
             "the 2 dropped events are reported once"
+        );
+        d.shutdown();
+    }
+
+    /// An event of the session's lifecycle is queued past the limit, never dropped,
+    /// behind the report of the events dropped before it (queued with it, under one
+    /// lock), and an event after it is dropped as before: the queue grows by the
+    /// lifecycle events only.
+    #[test]
+    fn a_full_queue_queues_lifecycle_events_after_the_report_of_the_dropped_ones() {
+        let d = Dispatcher::new(Dispatch::Queued);
+        d.set_limit(2);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let t = tx.clone();
+        d.on_dropped(Box::new(move |n| {
+            let t = t.clone();
+            vec![Box::new(move || t.send(format!("{n} dropped")).unwrap()) as Job]
+        }));
+        let ev = |name: &str| -> Job {
+            let (t, name) = (tx.clone(), name.to_string());
+            Box::new(move || t.send(name).unwrap())
+        };
+        for n in 0..5 {
+            d.event(ev(&format!("push {n}")));
+        }
+        d.lifecycle_event(ev("relogin"));
+        d.event(ev("push 5"));
+        d.lifecycle_event(ev("closed"));
+        assert_eq!(
+            d.len(),
+            6,
+            "2 pushes, 2 lifecycle events, each after a report"
+        );
+        assert_eq!(d.run_pending(), 6);
+        assert_eq!(d.run_pending(), 0, "nothing reported after the last event");
+        assert_eq!(
+            rx.try_iter().collect::<Vec<_>>(),
+            [
+                "push 0",
+                "push 1",
+                "3 dropped",
+                "relogin",
+                "1 dropped",
+                "closed"
+            ]
         );
         d.shutdown();
     }

@@ -843,6 +843,7 @@ impl Inner {
         let handler = PushHandler {
             inner: Arc::downgrade(self),
             serial,
+            kicked: Default::default(),
         };
         let weak = Arc::downgrade(self);
         log::debug!(

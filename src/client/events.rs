@@ -1,7 +1,11 @@
 //! The client's events (`ErrorRecorder`, `ReloginCompleted`,
 //! `SessionClosed`): who listens, and queuing them for the dispatcher. Queuing
 //! runs no user code, so it may happen under the session lock, which keeps a
-//! session's events in the order its machine decided them.
+//! session's events in the order its machine decided them. `ReloginCompleted`
+//! and `SessionClosed` are events of the session's lifecycle, never dropped by
+//! a full dispatch queue (`Dispatcher::lifecycle_event`, which argues why the
+//! queue stays bounded); an `ErrorRecorder` is dropped and counted there as a
+//! push is.
 
 use std::sync::Arc;
 
@@ -55,14 +59,14 @@ impl Inner {
         log::debug!("ReloginCompleted({ok}, {again}, {code}, {n})");
         for h in current(&self.events.relogin_completed) {
             self.dispatcher
-                .event(Box::new(move || h(ok, again, code, n)));
+                .lifecycle_event(Box::new(move || h(ok, again, code, n)));
         }
     }
 
     pub(super) fn emit_closed(&self, code: i32) {
         log::debug!("session closed with code {code} (SessionClosed)");
         for h in current(&self.events.session_closed) {
-            self.dispatcher.event(Box::new(move || h(code)));
+            self.dispatcher.lifecycle_event(Box::new(move || h(code)));
         }
     }
 }

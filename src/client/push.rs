@@ -3,6 +3,7 @@
 //! pushes to the user's handlers, after parsing, the `excludedUids` rule and
 //! the duplicate filter (docs/porting.md, "Pushes: the processor").
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -23,6 +24,14 @@ pub(super) struct PushHandler {
     pub(super) inner: Weak<Inner>,
     /// The connection this handler serves.
     pub(super) serial: u64,
+    /// A `kickout` was read on this connection: its handlers were queued as
+    /// an event of the session's lifecycle, never dropped
+    /// (`Dispatcher::lifecycle_event`); those of a later one on the same
+    /// connection (a gate may send several while the auth answer is
+    /// pending, when the session does not end at the first) are an event
+    /// like a push's, dropped while the queue is full, so that a gate
+    /// cannot grow the queue past its limit with kickouts.
+    pub(super) kicked: AtomicBool,
 }
 
 impl QuestHandler for PushHandler {
@@ -55,8 +64,14 @@ impl QuestHandler for PushHandler {
             }
             "kickout" => {
                 r.decline();
+                let first = !self.kicked.swap(true, Ordering::Relaxed);
                 for h in inner.processor.kickout_handlers() {
-                    inner.dispatcher.event(Box::new(move || h()));
+                    let job: Job = Box::new(move || h());
+                    if first {
+                        inner.dispatcher.lifecycle_event(job);
+                    } else {
+                        inner.dispatcher.event(job);
+                    }
                 }
                 Event::Kickout {
                     serial: self.serial,
