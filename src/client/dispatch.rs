@@ -1448,4 +1448,32 @@ mod tests {
         );
         d.shutdown();
     }
+
+    /// `Dispatch::Inline`: events dropped while a reader held the full queue are
+    /// reported once its drain at the flush made room, also when no later event comes
+    /// (only a later event reported them: the drain, a turn like the dispatcher
+    /// thread's, let the queue go idle with the count still waiting).
+    #[test]
+    fn events_dropped_while_a_reader_holds_the_queue_are_reported_after_its_drain() {
+        let (d, tx, rx, batch) = holding();
+        d.set_limit(1);
+        let (reported_tx, reported) = crossbeam_channel::unbounded();
+        d.on_dropped(Box::new(move |n| {
+            let _ = reported_tx.send(n);
+            Vec::new()
+        }));
+        // Held by this thread: queued, not scheduled; the queue is full.
+        d.callback(job(&tx, "queued"));
+        d.event(job(&tx, "dropped"));
+        assert_eq!(d.len(), 1);
+        drop(batch);
+        assert_eq!(rx.try_recv().unwrap().0, "queued", "run at the flush");
+        assert_eq!(
+            reported.recv_timeout(WAIT),
+            Ok(1),
+            "the dropped event was never reported"
+        );
+        assert!(rx.try_recv().is_err(), "the dropped event never runs");
+        d.shutdown();
+    }
 }
