@@ -352,8 +352,10 @@ impl Dispatcher {
     /// thread, when in `Dispatch::Inline` mode nothing of the client is
     /// queued or running and it is not being destroyed. Nor while dropped
     /// events wait to be reported: jobs then go through the queue, where
-    /// the next event reports them first ([`Dispatcher::event`]). (While
-    /// the queue is held it is empty, so no event is dropped meanwhile.)
+    /// the next event reports them first ([`Dispatcher::event`]). (Events
+    /// dropped while a reader holds the queue, full of what it deferred and
+    /// what other threads queued, are reported when its drain lets the
+    /// queue go, [`Dispatcher::drain_and_release`].)
     fn claim_on_reader(&self) -> Claim {
         if self.mode != Dispatch::Inline {
             return Claim::No;
@@ -452,8 +454,17 @@ impl Dispatcher {
             INLINE.set(outer);
         }
         // The ACK a job queued from this reader left to the queue's next turn
-        // (`crate::fpnn::owe_ack`): the drain is that turn.
-        let ack = self.queue.lock().ack.take();
+        // (`crate::fpnn::owe_ack`): the drain is that turn. Room again: what
+        // was dropped meanwhile is reported now (`release` hands the report
+        // to the dispatcher thread), as at the end of a dispatcher turn, not
+        // only when the next event comes, which may never happen.
+        let ack = {
+            let mut q = self.queue.lock();
+            if q.items.len() < self.limit.load(Ordering::Relaxed) && !q.stopped {
+                self.report_dropped(&mut q);
+            }
+            q.ack.take()
+        };
         self.release();
         settle(ack);
     }
