@@ -50,9 +50,19 @@ fn full_queued_client_with(
     limit: usize,
     on_push: impl Fn(&rtm_client::PushMessage) + Send + Sync + 'static,
 ) -> RtmClient {
+    full_queued_client_of(common::options(gate), gate, limit, on_push)
+}
+
+/// [`full_queued_client_with`] made with `options` (its `dispatch` set to `Queued`).
+fn full_queued_client_of(
+    options: RtmOptions,
+    gate: &rtm_client::gate::Gate,
+    limit: usize,
+    on_push: impl Fn(&rtm_client::PushMessage) + Send + Sync + 'static,
+) -> RtmClient {
     let client = RtmClient::new(RtmOptions {
         dispatch: Dispatch::Queued,
-        ..common::options(gate)
+        ..options
     })
     .unwrap();
     client.processor().on(PushEvent::RecvMessage, on_push);
@@ -332,10 +342,10 @@ mod threads_mode {
 /// ended, after everything of that session queued before, the report of the dropped
 /// pushes included, and nothing of the session after it.
 mod lifecycle {
-    use super::{full_queued_client_with, poll_until, UID};
+    use super::{full_queued_client_of, poll_until, UID};
     use crate::common::*;
     use parking_lot::Mutex;
-    use rtm_client::{blocking, RtmClient};
+    use rtm_client::{blocking, RegressiveStrategy, RtmClient, RtmOptions};
     use std::sync::Arc;
 
     const LIMIT: usize = 4;
@@ -357,9 +367,19 @@ mod lifecycle {
 
     /// A full `Dispatch::Queued` client whose pushes, events and kickouts are logged.
     fn logged_client(gate: &rtm_client::gate::Gate) -> (RtmClient, Arc<Mutex<Vec<Ran>>>) {
+        logged_client_of(options(gate), gate)
+    }
+
+    /// [`logged_client`] made with `options`.
+    fn logged_client_of(
+        options: RtmOptions,
+        gate: &rtm_client::gate::Gate,
+    ) -> (RtmClient, Arc<Mutex<Vec<Ran>>>) {
         let log = Arc::new(Mutex::new(Vec::new()));
         let l = log.clone();
-        let client = full_queued_client_with(gate, LIMIT, move |m| l.lock().push(Ran::Push(m.mid)));
+        let client = full_queued_client_of(options, gate, LIMIT, move |m| {
+            l.lock().push(Ran::Push(m.mid))
+        });
         let l = log.clone();
         client.on_error_recorder(move |e| {
             l.lock().push(if e.code == 20011 {
@@ -458,6 +478,66 @@ mod lifecycle {
             .sum();
         assert!(reported >= DROPPED, "{ran:?}");
         assert_eq!(ran.last(), Some(&Ran::Closed(0)), "nothing after it");
+        client.destroy();
+    }
+
+    /// With `max_interval_seconds: 0` nothing paces the relogin attempts: against a gate
+    /// that refuses connections they come as fast as it refuses them. While the queue is
+    /// full, the `ReloginCompleted` of each failed attempt that will be retried is dropped
+    /// and counted, as a push is, so the queue does not grow with the attempts; the one
+    /// that ends the series is kept (and comes after the report of those dropped).
+    #[test]
+    fn failed_relogin_attempts_do_not_grow_a_full_queue() {
+        let gate = gate();
+        let (client, log) = logged_client_of(
+            RtmOptions {
+                regressive_strategy: RegressiveStrategy {
+                    max_interval_seconds: 0,
+                    ..Default::default()
+                },
+                ..options(&gate)
+            },
+            &gate,
+        );
+        gate.refuse_connections(true);
+        let before = gate.connection_attempts();
+        assert_eq!(gate.drop_user(PID, UID), 1);
+        // Each attempt is made after the one before failed and emitted its event.
+        wait_until("twenty refused attempts", || {
+            gate.connection_attempts() >= before + 20
+        });
+        assert_eq!(
+            client.dispatch_queue_len_for_tests(),
+            LIMIT,
+            "the failed attempts' events are dropped"
+        );
+        gate.refuse_connections(false);
+        let call = || blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb));
+        wait_until("the client to log in again", || call().is_ok());
+        client.close();
+        let ran = poll_to_the_end(&client, &log);
+        let (pushes, rest) = ran.split_at(LIMIT);
+        assert_eq!(pushes, queued_pushes());
+        let reported: u64 = rest
+            .iter()
+            .map(|r| match r {
+                Ran::Dropped(n) => *n,
+                _ => 0,
+            })
+            .sum();
+        // The pushes dropped, the connection's loss (an `ErrorRecorder`) and at least
+        // nineteen failed attempts.
+        assert!(reported >= DROPPED + 19, "{ran:?}");
+        let lifecycle: Vec<_> = rest
+            .iter()
+            .filter(|r| !matches!(r, Ran::Dropped(_) | Ran::Error(_)))
+            .cloned()
+            .collect();
+        assert_eq!(
+            lifecycle,
+            [Ran::Relogin(true, false), Ran::Closed(0)],
+            "{ran:?}"
+        );
         client.destroy();
     }
 }
