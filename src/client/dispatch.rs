@@ -42,9 +42,10 @@
 //! dispatcher, or the caller of `dispatch_pending()`): the answers of quests
 //! sent before the queue filled (at most as many as were in flight) and the
 //! 20011 failures of calls made while it is full. Nor are the events of the
-//! session's lifecycle (`SessionClosed`, `ReloginCompleted`, a connection's
-//! first kickout: [`Dispatcher::lifecycle_event`]), queued past the limit in
-//! their order, a few per connection attempt. So the queue holds at most the
+//! session's lifecycle (`SessionClosed`, the `ReloginCompleted` that ends a
+//! relogin series, a connection's first kickout:
+//! [`Dispatcher::lifecycle_event`]), queued past the limit in their order, a
+//! few per authenticated connection. So the queue holds at most the
 //! limit plus the callbacks the application is owed, each of which holds no
 //! more than the closure the application passed, plus those lifecycle events.
 //!
@@ -518,27 +519,30 @@ impl Dispatcher {
         let _ = self.push_locked(q, Item::Event(job));
     }
 
-    /// Queues an event of the session's lifecycle (`SessionClosed`,
-    /// `ReloginCompleted`, the first kickout of a connection): never
-    /// dropped, queued past the limit when the queue is full, in order with
-    /// everything else (as callbacks are), after the report of the events
-    /// dropped before it (so that the report of a session's dropped pushes
-    /// comes before its `SessionClosed`). Dropped only once the client is
-    /// destroyed, as every event.
+    /// Queues an event of the session's lifecycle (`SessionClosed`, the
+    /// `ReloginCompleted` that ends a relogin series, the first kickout of a
+    /// connection): never dropped, queued past the limit when the queue is
+    /// full, in order with everything else (as callbacks are), after the
+    /// report of the events dropped before it (so that the report of a
+    /// session's dropped pushes comes before its `SessionClosed`). Dropped
+    /// only once the client is destroyed, as every event.
     ///
     /// Why this keeps the queue bounded: these events come a few per
-    /// connection the client opens, not per network message. A session
+    /// authenticated connection, not per network message. A session
     /// ends once (one `SessionClosed`, after at most one kickout handled
     /// this way, src/client/push.rs), and a new session needs a `login`,
     /// which fails at once with 20011 while the queue is full
     /// (`RtmClient::call`). What goes on while it is full is the relogin
-    /// series, one `ReloginCompleted` per attempt, each attempt a new
-    /// connection, paced by the regressive strategy (after the first
-    /// `start_connect_failed_count` attempts, one per
-    /// `max_interval_seconds / linear_regressive_count` at the quickest,
-    /// src/client/schedule.rs). So past the limit the queue grows by at
-    /// most a few small jobs per connection attempt, while every event
-    /// that comes per network message is dropped.
+    /// series: only the `ReloginCompleted` that ends it (successful, or not
+    /// to be retried) comes this way, one per series, and a new series
+    /// needs the session relogged in and lost again (a connection that
+    /// authenticated). The `ReloginCompleted` of each failed attempt that
+    /// will be retried is dropped as a push is (src/client/events.rs): with
+    /// `max_interval_seconds: 0` nothing paces the attempts, so they may
+    /// come as fast as a server refuses connections. So past the limit the
+    /// queue grows by at most a few small jobs per authenticated
+    /// connection, while every event that comes per network message, or
+    /// per refused attempt, is dropped.
     pub(crate) fn lifecycle_event(self: &Arc<Self>, job: Job) {
         if self.is_destroyed() {
             return;

@@ -1,11 +1,14 @@
 //! The client's events (`ErrorRecorder`, `ReloginCompleted`,
 //! `SessionClosed`): who listens, and queuing them for the dispatcher. Queuing
 //! runs no user code, so it may happen under the session lock, which keeps a
-//! session's events in the order its machine decided them. `ReloginCompleted`
-//! and `SessionClosed` are events of the session's lifecycle, never dropped by
-//! a full dispatch queue (`Dispatcher::lifecycle_event`, which argues why the
-//! queue stays bounded); an `ErrorRecorder` is dropped and counted there as a
-//! push is.
+//! session's events in the order its machine decided them. `SessionClosed`
+//! and the `ReloginCompleted` that ends a relogin series (`successful`, or
+//! `retry_again` false) are events of the session's lifecycle, never dropped
+//! by a full dispatch queue (`Dispatcher::lifecycle_event`, which argues why
+//! the queue stays bounded); the `ReloginCompleted` of a failed attempt that
+//! will be retried, and an `ErrorRecorder`, are dropped and counted there as
+//! a push is (with `max_interval_seconds: 0` the attempts are not paced, so
+//! they may come as fast as connections are refused).
 
 use std::sync::Arc;
 
@@ -58,8 +61,12 @@ impl Inner {
     pub(super) fn emit_relogin(&self, ok: bool, again: bool, code: i32, n: u32) {
         log::debug!("ReloginCompleted({ok}, {again}, {code}, {n})");
         for h in current(&self.events.relogin_completed) {
-            self.dispatcher
-                .lifecycle_event(Box::new(move || h(ok, again, code, n)));
+            let job: Job = Box::new(move || h(ok, again, code, n));
+            if ok || !again {
+                self.dispatcher.lifecycle_event(job);
+            } else {
+                self.dispatcher.event(job);
+            }
         }
     }
 
