@@ -578,3 +578,39 @@ fn a_restarted_gate_keeps_its_file_proxy_port_and_files() {
     let back = RtmFile::new("back.txt", b"back".to_vec());
     blocking(|cb| b.send_file(50, A, &back, 0, 0, cb)).expect("the proxy listens again");
 }
+
+/// A file resend is checked twice: `filetoken` (which has no mid) refuses a target the
+/// sender may no longer send to, before the upload's resend rule could answer it. So a
+/// room file resent after leaving the room (as a relogin does) is 200040 until the room
+/// is entered again, and a p2p file resent after the receiver blocked the sender is
+/// 200021, unlike a message resend (docs/Files.md, "Resending a file").
+#[test]
+fn a_file_resend_needs_the_target_again_because_the_token_checks_it() {
+    let gate = gate();
+    let (a, b) = two_users(&gate);
+    let file = RtmFile::new("notes.txt", b"minutes".to_vec());
+    let first = blocking(|cb| b.send_room_file(mtype::FILE_FILE, RID, &file, 0, 0, cb)).unwrap();
+    blocking(|cb| b.leave_room(RID, 0, cb)).unwrap();
+    let e = blocking(|cb| b.send_room_file(mtype::FILE_FILE, RID, &file, first.mid, 0, cb))
+        .expect_err("filetoken refuses a room one is not in");
+    assert_eq!(
+        (e.mid, e.error.code),
+        (first.mid, error_code::RTM_EC_NOT_IN_ROOM)
+    );
+    enter(&b, RID);
+    let again = blocking(|cb| b.send_room_file(mtype::FILE_FILE, RID, &file, first.mid, 0, cb))
+        .expect("a resend from inside the room");
+    assert_eq!(again, first, "answered as the first send");
+    let h = blocking(|cb| a.get_room_message(RID, false, 20, None, None, None, Some(&[50]), 0, cb))
+        .unwrap();
+    assert_eq!(h.msgs.len(), 1, "stored once");
+
+    let first = blocking(|cb| b.send_file(mtype::FILE_FILE, A, &file, 0, 0, cb)).unwrap();
+    blocking(|cb| a.add_blacks(&[B], 0, cb)).unwrap();
+    let e = blocking(|cb| b.send_file(mtype::FILE_FILE, A, &file, first.mid, 0, cb))
+        .expect_err("filetoken refuses a receiver who blocked the sender");
+    assert_eq!(
+        (e.mid, e.error.code),
+        (first.mid, error_code::RTM_EC_PERMISSION_DENIED)
+    );
+}

@@ -415,7 +415,9 @@ impl RtmClient {
     /// timeout, 20002 when the gate connection ends meanwhile (close, login, destroy, a
     /// lost link), and the proxy's (200003 bad token or sign, 200004 attrs without sign
     /// or ext, 200031 file too large). The receivers get a file push (`PushEvent::RecvFile`) whose body is the
-    /// file's URL. See docs/Files.md.
+    /// file's URL. A resend with the same mid is answered with the first mtime, but its
+    /// `filetoken` checks the target as a first send's would (docs/Files.md, "Resending
+    /// a file"). See docs/Files.md.
     #[allow(clippy::too_many_arguments)]
     pub fn send_file(
         &self,

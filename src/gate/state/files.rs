@@ -7,8 +7,9 @@
 //! - A token is granted to the caller for one `cmd` and one target (`to`, `gid` or `rid`,
 //!   the key the `cmd` needs; `tos` is accepted and ignored), once the caller may send
 //!   there (`Project::may_send`, as a send checks; else the send's error: 200041,
-//!   200040, 200021 when the receiver has blocked the caller). It is used up by the
-//!   upload that succeeds with it; it does not expire.
+//!   200040, 200021 when the receiver has blocked the caller; a resend included, since the
+//!   quest has no mid: docs/Files.md, "Resending a file"). It is used up by the upload
+//!   that succeeds with it; it does not expire.
 //! - An upload is checked in this order: the keys (200033; `mtype` must be 40..=50), the
 //!   token for `(pid, from, cmd, target)` (200003 unknown, used or another's), an empty
 //!   file (200003), the size (200031 over the proxy's limit, 4 MiB by default; the gate's
