@@ -198,7 +198,8 @@ impl RtmClient {
     }
 
     /// The users in a room (`getroommembers {rid}`, answer `{uids}`).
-    /// Mirrors JavaScript `getRoomMembers(rid, timeout, callback)`.
+    /// Mirrors JavaScript `getRoomMembers(rid, timeout, callback)`; its
+    /// `data.uids` is `data` itself here (docs/Rooms.md).
     pub fn get_room_members(
         &self,
         rid: i64,
