@@ -311,6 +311,11 @@ pub(super) struct Closing {
     next: AtomicU64,
     /// Threads waiting in [`Closing::wait_for_others`] (a test hook reads it).
     waiting: AtomicUsize,
+    /// Test hook: runs on a thread that sends resendable quests (`Inner::resend`,
+    /// `Inner::send_or_wait`) once it holds them and the online connection, after
+    /// the session lock and before the send.
+    #[cfg(test)]
+    resend_hook: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
 }
 
 /// A step's ending being performed, listed in [`Closing`] until this is dropped:
@@ -352,6 +357,15 @@ impl Closing {
             ticket,
             closing: self.clone(),
         }));
+    }
+
+    /// Runs [`Closing::resend_hook`], if set.
+    #[cfg(test)]
+    fn in_resend_for_tests(&self) {
+        let hook = self.resend_hook.lock().clone();
+        if let Some(hook) = hook {
+            hook();
+        }
     }
 
     /// Waits until the endings other threads are performing are done, but
@@ -609,6 +623,8 @@ impl Inner {
         let mut core = self.core.lock();
         if let Some(taken) = core.take_sendable(&mut later) {
             drop(core);
+            #[cfg(test)]
+            self.closing.in_resend_for_tests();
             self.send_in_order(taken, &mut later);
         } else {
             drop(core);
@@ -652,6 +668,8 @@ impl Inner {
         match core.online() {
             Some((serial, conn)) if !core.waiting.has_sendable(serial) => {
                 drop(core);
+                #[cfg(test)]
+                self.closing.in_resend_for_tests();
                 if let Err(q) = conn.send_unanswered(q) {
                     let code = error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
                     self.core
@@ -671,6 +689,8 @@ impl Inner {
                 let taken = core.take_sendable(&mut later);
                 drop(core);
                 if let Some(taken) = taken {
+                    #[cfg(test)]
+                    self.closing.in_resend_for_tests();
                     self.send_in_order(taken, &mut later);
                 }
             }
@@ -1199,6 +1219,103 @@ mod tests {
                 });
                 let timed_out = Ran::Callback(Some(crate::error_code::FPNN_EC_CORE_TIMEOUT));
                 assert_eq!(*log.lock(), vec![timed_out, Ran::Login(true, 0)], "{case}");
+                client.destroy();
+                gate.shutdown();
+            }
+        }
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
+    /// A resendable call (`RtmOptions::resend_on_reconnect`) is held on its thread
+    /// once it has taken the online connection, before it sends (the window in
+    /// which `Inner::send_or_wait`, and `Inner::resend` on the timer thread, hold
+    /// quests of the session outside its lock): a `login` that replaces the session
+    /// meanwhile must still queue that call's callback before its own, in every
+    /// dispatch mode, whether it is made on another thread or in a callback (on the
+    /// dispatcher, an `Inline` reader of the old connection, the thread that pumps
+    /// the queue). Another thread releases the held call once the login waits for
+    /// it, or has logged in without waiting.
+    #[test]
+    fn a_resendable_call_in_progress_comes_before_a_new_logins_callback() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        for dispatch in [Dispatch::Threads, Dispatch::Inline, Dispatch::Queued] {
+            for in_callback in [false, true] {
+                let case = format!("{dispatch:?}, login in a callback: {in_callback}");
+                let gate = crate::gate::Gate::builder().start().expect("gate");
+                let client = RtmClient::new(RtmOptions {
+                    endpoint: Some(gate.endpoint()),
+                    pid: 1,
+                    dispatch,
+                    resend_on_reconnect: true,
+                    ..Default::default()
+                })
+                .unwrap();
+                // Runs what waits in the queue (`Queued` only).
+                let pump = || {
+                    client.dispatch_pending();
+                };
+                let log = RanLog::default();
+                let l = log.clone();
+                client.login(
+                    1,
+                    "t",
+                    move |ok, code| l.lock().push(Ran::Login(ok, code)),
+                    0,
+                );
+                crate::testing::wait_until("the first login", || {
+                    pump();
+                    !log.lock().is_empty()
+                });
+                assert_eq!(log.lock().pop(), Some(Ran::Login(true, 0)), "{case}");
+                let old = client.inner.core.read().machine.online_serial();
+
+                // The next resendable call is held in the window until released.
+                let (held_tx, held) = crossbeam_channel::bounded(1);
+                let (release, released) = crossbeam_channel::bounded::<()>(1);
+                let armed = AtomicBool::new(true);
+                *client.inner.closing.resend_hook.lock() = Some(std::sync::Arc::new(move || {
+                    if armed.swap(false, Ordering::SeqCst) {
+                        let _ = held_tx.try_send(());
+                        let _ = released.recv_timeout(crate::testing::WAIT);
+                    }
+                }));
+                let (c, l) = (client.clone(), log.clone());
+                let caller = std::thread::spawn(move || {
+                    c.get_user_info(0, move |e, _| {
+                        l.lock().push(Ran::Callback(e.map(|e| e.code)))
+                    });
+                });
+                crate::testing::wait_until("the call is held", || !held.is_empty());
+
+                // Released once the new login waits for it, or is online without.
+                let c = client.clone();
+                let releaser = std::thread::spawn(move || {
+                    crate::testing::wait_until("the new login, or its wait", || {
+                        let now = c.inner.core.read().machine.online_serial();
+                        c.inner.closing_waiters() > 0 || (now.is_some() && now != old)
+                    });
+                    release.send(()).unwrap();
+                });
+                let l = log.clone();
+                let new_login = move |ok, code| l.lock().push(Ran::Login(ok, code));
+                if in_callback {
+                    // `adddebuglog` is never resent: it does not meet the hook.
+                    let c = client.clone();
+                    client.add_debug_log("m", "a", 0, move |_, _| c.login(2, "t", new_login, 0));
+                } else {
+                    client.login(2, "t", new_login, 0);
+                }
+                crate::testing::wait_until("the call's and the new login's callbacks", || {
+                    pump();
+                    log.lock().len() >= 2
+                });
+                releaser.join().unwrap();
+                caller.join().unwrap();
+                let got = log.lock().clone();
+                assert!(
+                    matches!(got[..], [Ran::Callback(_), Ran::Login(true, 0)]),
+                    "{case}: {got:?}"
+                );
                 client.destroy();
                 gate.shutdown();
             }
