@@ -1323,6 +1323,86 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// As [`a_resendable_call_in_progress_comes_before_a_new_logins_callback`], with
+    /// `close()` ending the session: the held call's callback comes before
+    /// `SessionClosed` (docs/architecture.md, "`SessionClosed` last").
+    #[test]
+    fn a_resendable_call_in_progress_comes_before_session_closed() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        for dispatch in [Dispatch::Threads, Dispatch::Inline, Dispatch::Queued] {
+            let gate = crate::gate::Gate::builder().start().expect("gate");
+            let client = RtmClient::new(RtmOptions {
+                endpoint: Some(gate.endpoint()),
+                pid: 1,
+                dispatch,
+                resend_on_reconnect: true,
+                ..Default::default()
+            })
+            .unwrap();
+            let pump = || {
+                client.dispatch_pending();
+            };
+            let log = RanLog::default();
+            let l = log.clone();
+            client.on_session_closed(move |code| l.lock().push(Ran::Closed(code)));
+            let l = log.clone();
+            client.login(
+                1,
+                "t",
+                move |ok, code| l.lock().push(Ran::Login(ok, code)),
+                0,
+            );
+            crate::testing::wait_until("the login", || {
+                pump();
+                !log.lock().is_empty()
+            });
+            assert_eq!(log.lock().pop(), Some(Ran::Login(true, 0)), "{dispatch:?}");
+
+            let (held_tx, held) = crossbeam_channel::bounded(1);
+            let (release, released) = crossbeam_channel::bounded::<()>(1);
+            let armed = AtomicBool::new(true);
+            *client.inner.closing.resend_hook.lock() = Some(std::sync::Arc::new(move || {
+                if armed.swap(false, Ordering::SeqCst) {
+                    let _ = held_tx.try_send(());
+                    let _ = released.recv_timeout(crate::testing::WAIT);
+                }
+            }));
+            let (c, l) = (client.clone(), log.clone());
+            let caller = std::thread::spawn(move || {
+                c.get_user_info(0, move |e, _| {
+                    l.lock().push(Ran::Callback(e.map(|e| e.code)))
+                });
+            });
+            crate::testing::wait_until("the call is held", || !held.is_empty());
+
+            // Released once the close waits for it, or has returned without.
+            let closed = std::sync::Arc::new(AtomicBool::new(false));
+            let (c, done) = (client.clone(), closed.clone());
+            let releaser = std::thread::spawn(move || {
+                crate::testing::wait_until("the close, or its wait", || {
+                    c.inner.closing_waiters() > 0 || done.load(Ordering::SeqCst)
+                });
+                release.send(()).unwrap();
+            });
+            client.close();
+            closed.store(true, Ordering::SeqCst);
+            crate::testing::wait_until("the call's callback and SessionClosed", || {
+                pump();
+                log.lock().len() >= 2
+            });
+            releaser.join().unwrap();
+            caller.join().unwrap();
+            let got = log.lock().clone();
+            assert!(
+                matches!(got[..], [Ran::Callback(_), Ran::Closed(0)]),
+                "{dispatch:?}: {got:?}"
+            );
+            client.destroy();
+            gate.shutdown();
+        }
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// A `bye` whose answer does not come in time: its timeout is completed on
     /// the connection's writer thread, and that callback ends the session
     /// (`Event::ByeAnswered`, as `Action::SendBye`'s callback does; the real
