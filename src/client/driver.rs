@@ -309,8 +309,16 @@ pub(super) struct Closing {
     list: Mutex<Vec<(u64, std::thread::ThreadId, Vec<Connection>)>>,
     done: Condvar,
     next: AtomicU64,
-    /// Threads waiting in [`Closing::wait_for_others`] (a test hook reads it).
+    /// Threads waiting in [`Closing::wait_for_others`] or
+    /// [`Closing::wait_for_sends`] (a test hook reads it).
     waiting: AtomicUsize,
+    /// Sends in progress ([`Closing::send`]): threads that hold quests of the session
+    /// outside its lock (taken from the waiting list, or a resendable call on its way
+    /// to the online connection) until their failures, if any, are queued.
+    sends: AtomicUsize,
+    /// Threads in [`Closing::wait_for_sends`], so that the end of a send notifies
+    /// them ([`Sending`]'s drop).
+    send_waiters: AtomicUsize,
     /// Test hook: runs on a thread that sends resendable quests (`Inner::resend`,
     /// `Inner::send_or_wait`) once it holds them and the online connection, after
     /// the session lock and before the send.
@@ -333,7 +341,84 @@ impl Drop for Retiring {
     }
 }
 
+thread_local! {
+    /// The sends in progress ([`Closing::send`]) this thread is in: the client's
+    /// `Closing` (its address) and how many (a send's `perform` may start another,
+    /// `Later::Resend`, of the same client; none runs user code, so never one of
+    /// another client).
+    static SENDING: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// A send in progress, counted in [`Closing::sends`] until this is dropped.
+struct Sending<'a> {
+    closing: &'a Closing,
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        let _ = SENDING.try_with(|c| {
+            let (at, n) = c.get();
+            c.set((at, n.saturating_sub(1)));
+        });
+        let closing = self.closing;
+        closing.sends.fetch_sub(1, Ordering::SeqCst);
+        // A waiter counts itself before it reads `sends`, under the list's lock
+        // (both `SeqCst`): either it sees this end, or this sees it and notifies it
+        // once it waits.
+        if closing.send_waiters.load(Ordering::SeqCst) > 0 {
+            let _list = closing.list.lock();
+            closing.done.notify_all();
+        }
+    }
+}
+
 impl Closing {
+    /// Counts a send in progress until the guard drops: taken under the session
+    /// lock, when the thread takes quests of the session out of the waiting list or
+    /// takes the online connection to send a resendable call on it, and dropped once
+    /// the thread has sent them and performed what that left (failing those the
+    /// connection, closed meanwhile, gave back). A step that ends the session is
+    /// performed only once the sends that began before it are done
+    /// ([`Closing::wait_for_sends`]).
+    fn send(&self) -> Sending<'_> {
+        self.sends.fetch_add(1, Ordering::SeqCst);
+        let me = self as *const Closing as usize;
+        let _ = SENDING.try_with(|c| {
+            let n = match c.get() {
+                (at, n) if at == me => n,
+                _ => 0,
+            };
+            c.set((me, n + 1));
+        });
+        Sending { closing: self }
+    }
+
+    /// Waits until the sends in progress on other threads ([`Closing::send`]) are
+    /// done, so that the calls they fail (20002: the connection closed under them)
+    /// are queued before what the caller queues next (`SessionClosed`, the new
+    /// login's callback). Bounded: a send takes no lock another thread holds while
+    /// it waits here, and neither blocks on the socket nor runs user code. Those
+    /// made after the step that ends the session find it not online: they send
+    /// nothing and only fail quests past their deadline, so they cannot keep this
+    /// waiting.
+    fn wait_for_sends(&self) {
+        let me = self as *const Closing as usize;
+        let own = SENDING
+            .try_with(|c| match c.get() {
+                (at, n) if at == me => n,
+                _ => 0,
+            })
+            .unwrap_or(0);
+        let mut list = self.list.lock();
+        self.send_waiters.fetch_add(1, Ordering::SeqCst);
+        while self.sends.load(Ordering::SeqCst) > own {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            self.done.wait(&mut list);
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.send_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Lists the ending in `later` (if it has one) as this thread's, under the
     /// session lock; the guard goes last in `later`.
     fn start(self: &Arc<Self>, later: &mut Vec<Later>) {
@@ -417,13 +502,15 @@ enum Later {
     /// Complete quests with an error.
     Fail(Vec<(Reply, RtmError)>),
     /// Emit `SessionClosed(code)`: last, after the session's connection is
-    /// closed and its quests completed, so no callback or push of the
+    /// closed and its quests completed (those another thread was sending
+    /// included, [`Closing::wait_for_sends`]), so no callback or push of the
     /// session is queued after it.
     Closed(i32),
     /// The step ends a logged-in session without `SessionClosed` (a `login`
-    /// that replaces it): as for `Closed`, the connections it closes, and
-    /// those the session lost before ([`Core::retired`]), are waited for, so
-    /// the old session's callbacks are queued before the new login's.
+    /// that replaces it): as for `Closed`, the sends in progress, the
+    /// connections it closes, and those the session lost before
+    /// ([`Core::retired`]), are waited for, so the old session's callbacks are
+    /// queued before the new login's.
     Replaced,
     /// The step's ending is performed: dropping it ends its listing in
     /// [`Closing`] (after `Closed`).
@@ -497,9 +584,10 @@ impl Inner {
     /// is queued once its connection's threads have ended, is waited for
     /// before this step's work starts, so that `SessionClosed` comes before
     /// the new session's login callback, in the machine's order. The step's
-    /// own ending of a logged-in session ([`Later::Replaced`]) waits for that
-    /// session's connections' threads before the new connect starts, so
-    /// their callbacks come before it too.
+    /// own ending of a logged-in session ([`Later::Replaced`]) waits for the
+    /// resendable sends other threads have in progress and for that session's
+    /// connections' threads before the new connect starts, so their callbacks
+    /// come before it too.
     pub(super) fn step_after_others(self: &Arc<Self>, event: Event<LoginCallback>) {
         let later = self.step_locked(event, |_| {});
         self.closing.wait_for_others();
@@ -616,21 +704,24 @@ impl Inner {
     }
 
     /// Takes the waiting quests that can go out on the online connection and sends
-    /// them, under [`Inner::send_order`] (`Later::Resend`).
+    /// them, under [`Inner::send_order`] (`Later::Resend`): a send in progress
+    /// ([`Closing::send`]) until what it leaves is performed.
     fn resend(self: &Arc<Self>) {
         let order = self.send_order.lock();
         let mut later = Vec::new();
         let mut core = self.core.lock();
-        if let Some(taken) = core.take_sendable(&mut later) {
-            drop(core);
+        let taken = core.take_sendable(&mut later);
+        // Quests of the session held outside its lock: a send in progress.
+        let sending = (taken.is_some() || fails(&later)).then(|| self.closing.send());
+        drop(core);
+        if let Some(taken) = taken {
             #[cfg(test)]
             self.closing.in_resend_for_tests();
             self.send_in_order(taken, &mut later);
-        } else {
-            drop(core);
         }
         drop(order);
         self.perform(later, false);
+        drop(sending);
     }
 
     /// Sends quests taken from the waiting list, with [`Inner::send_order`] held. One
@@ -657,7 +748,9 @@ impl Inner {
     /// (`RtmOptions::resend_on_reconnect`): on the online connection (after the
     /// waiting quests that can go there, and never ahead of a send of them in
     /// progress: [`Inner::send_order`]), in the waiting list while the session logs
-    /// in again, or it fails with 20012 when there is no session.
+    /// in again, or it fails with 20012 when there is no session. Sending, or
+    /// failing waiting quests, it is a send in progress ([`Closing::send`]) until
+    /// what it leaves is performed, so that an ending waits for it.
     pub(super) fn send_or_wait(self: &Arc<Self>, mut q: Unanswered) {
         let order = self.send_order.lock();
         let mut core = self.core.lock();
@@ -665,8 +758,12 @@ impl Inner {
         core.next_order += 1;
         let generation = core.machine.generation();
         let mut later = Vec::new();
+        // The quest, or those it is sent after, held outside the session lock: a
+        // send in progress until what it leaves is performed.
+        let mut sending = None;
         match core.online() {
             Some((serial, conn)) if !core.waiting.has_sendable(serial) => {
+                sending = Some(self.closing.send());
                 drop(core);
                 #[cfg(test)]
                 self.closing.in_resend_for_tests();
@@ -687,6 +784,7 @@ impl Inner {
                     later.push(Later::Fail(fail));
                 }
                 let taken = core.take_sendable(&mut later);
+                sending = Some(self.closing.send());
                 drop(core);
                 if let Some(taken) = taken {
                     #[cfg(test)]
@@ -697,6 +795,9 @@ impl Inner {
             None if core.machine.session_alive() => {
                 let code = error_code::FPNN_EC_CORE_INVALID_CONNECTION;
                 core.wait(vec![(q, code)], generation, 0, &mut later);
+                if fails(&later) {
+                    sending = Some(self.closing.send());
+                }
             }
             None => {
                 drop(core);
@@ -706,6 +807,7 @@ impl Inner {
         }
         drop(order);
         self.perform(later, false);
+        drop(sending);
     }
 
     fn act(
@@ -815,7 +917,9 @@ impl Inner {
     /// the connections closed are waited for when the session ends (the
     /// writer's linger, `CLOSE_LINGER` in src/fpnn/connection/writer.rs, sends
     /// the close frame first: `SessionClosed`, or a login that replaces the
-    /// session) or for `destroy` (the socket shut at once).
+    /// session) or for `destroy` (the socket shut at once); before anything,
+    /// such a step waits for the sends other threads have in progress
+    /// ([`Closing::wait_for_sends`]).
     fn perform(self: &Arc<Self>, later: Vec<Later>, destroy: bool) {
         // A session that ends waits for its connection's threads, and for those
         // of the connections it lost before ([`Core::retired`]), so an answer or
@@ -823,6 +927,12 @@ impl Inner {
         // or before the callback of the login that replaced the session (not
         // from those threads themselves: `close_and_join` skips them).
         let join = destroy || later.iter().any(Later::ends_session);
+        if join {
+            // A thread sending quests of the session it took before this step (the
+            // timer's resend, a resendable call) fails those the close below leaves
+            // it (20002) on that thread: that is queued first.
+            self.closing.wait_for_sends();
+        }
         for l in later {
             match l {
                 Later::Close(c) if destroy => c.shut_and_join(),
@@ -965,6 +1075,11 @@ impl Inner {
         timers::cancel(self.id);
         self.dispatcher.shutdown();
     }
+}
+
+/// Whether `later` fails quests ([`Later::Fail`]).
+fn fails(later: &[Later]) -> bool {
+    later.iter().any(|l| matches!(l, Later::Fail(_)))
 }
 
 /// A connection's unanswered resendable quests go back to the session's

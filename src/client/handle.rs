@@ -203,7 +203,8 @@ impl RtmClient {
     /// completes with 20002). Ending a logged-in session (online, or logging
     /// in again after a lost connection) waits, as `close` does, for the
     /// threads of its connection and of those it lost and logged in again
-    /// after, before the new connection is opened, so every callback of the
+    /// after (and for a resendable call another thread is sending on the old
+    /// connection), before the new connection is opened, so every callback of the
     /// old session comes before this login's (a login during a first login
     /// closes that connection without waiting). That wait is normally short,
     /// and at most the close's one-second linger against a peer that stops
@@ -255,7 +256,8 @@ impl RtmClient {
     /// progress completes with `(false, 20002)`, and `SessionClosed(0)` is
     /// emitted if the session had logged in, after every callback and push of
     /// the session (it returns once the threads of the connection, and of
-    /// those the session lost and logged in again after, have ended; a close
+    /// those the session lost and logged in again after, have ended, and the
+    /// resendable calls other threads were sending are completed; a close
     /// during a first login, which owes no `SessionClosed`, closes the
     /// connection being logged in without waiting for its threads).
     /// Mirrors JavaScript `close()`. `login` may be called again afterwards.
