@@ -327,8 +327,10 @@ impl Connection {
         let shared = conn.shared().clone();
         match std::thread::Builder::new()
             .name("rtm-reader".into())
-            .spawn(move || reader_loop(shared, reader, handler))
-        {
+            .spawn(move || {
+                shared.reader_started();
+                reader_loop(shared, reader, handler)
+            }) {
             Ok(h) => conn.adopt(h),
             Err(e) => {
                 conn.shared()
@@ -361,12 +363,14 @@ impl Connection {
                 match started {
                     Err(e) => on_result(Err(e)),
                     Ok((conn, reader)) => {
+                        let shared = conn.shared().clone();
+                        // Before `on_result`, which may close the connection.
+                        shared.reader_started();
                         // Sent right after the spawn: so close_and_join
                         // waits for this thread too.
                         if let Ok(h) = hrx.recv() {
                             conn.adopt(h);
                         }
-                        let shared = conn.shared().clone();
                         on_result(Ok(conn));
                         reader_loop(shared, reader, Arc::new(handler));
                     }
@@ -400,7 +404,8 @@ impl Connection {
             max_packet: options.max_packet_size,
             threads: Default::default(),
             joined: Default::default(),
-            thread_ids: Mutex::new(Vec::new()),
+            writer_thread: Default::default(),
+            reader_thread: Default::default(),
             joining: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(test)]
             before_timeouts: Mutex::new(None),
@@ -441,9 +446,8 @@ impl Connection {
         Ok((conn, reader))
     }
 
-    /// Counts `h` as one of the connection's threads.
+    /// Counts `h` as one of the connection's threads, to join.
     fn adopt(&self, h: JoinHandle<()>) {
-        self.shared().thread_ids.lock().push(h.thread().id());
         self.shared().threads.lock().handles.push(h);
     }
 
@@ -628,7 +632,7 @@ impl Connection {
         self.close();
         // On the writer (a quest's timeout callback) nobody is left to write the
         // close frame and shut the socket, which ends the reader it joins.
-        if std::thread::current().name() == Some("rtm-writer") && self.is_own_thread() {
+        if self.shared().on_writer() {
             transport::shutdown(&self.shared().control);
         }
         self.join_threads();
@@ -713,8 +717,7 @@ impl Connection {
 
     /// Whether the calling thread is this connection's reader or writer.
     pub fn is_own_thread(&self) -> bool {
-        let me = std::thread::current().id();
-        self.shared().thread_ids.lock().contains(&me)
+        self.shared().on_own_thread()
     }
 }
 

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -143,7 +143,13 @@ pub(super) struct Shared {
     pub(super) threads: Mutex<Threads>,
     /// Notified when a `Connection::close_and_join` has joined the threads it took.
     pub(super) joined: Condvar,
-    pub(super) thread_ids: Mutex<Vec<ThreadId>>,
+    /// The writer thread's id, recorded by the writer when it starts
+    /// (`writer_loop`): `Connection::close_and_join` knows from it that it runs on
+    /// the writer, which cannot linger for the close frame while it joins the reader.
+    pub(super) writer_thread: OnceLock<ThreadId>,
+    /// The reader thread's id, recorded when that thread starts its part (before the
+    /// connect's result is handed over on it, `Connection::connect_then`).
+    pub(super) reader_thread: OnceLock<ThreadId>,
     /// Callers of `Connection::close_and_join` waiting for a thread of this
     /// connection to end, joining it or waiting for another caller's join (a
     /// test hook reads it: `Connection::joining_for_tests`).
@@ -201,6 +207,27 @@ pub(super) fn err(code: i32, ex: impl Into<String>) -> RtmError {
 }
 
 impl Shared {
+    /// Records the calling thread as the connection's writer.
+    pub(super) fn writer_started(&self) {
+        let _ = self.writer_thread.set(std::thread::current().id());
+    }
+
+    /// Records the calling thread as the connection's reader.
+    pub(super) fn reader_started(&self) {
+        let _ = self.reader_thread.set(std::thread::current().id());
+    }
+
+    /// Whether the calling thread is the connection's writer.
+    pub(super) fn on_writer(&self) -> bool {
+        self.writer_thread.get() == Some(&std::thread::current().id())
+    }
+
+    /// Whether the calling thread is the connection's reader or writer.
+    pub(super) fn on_own_thread(&self) -> bool {
+        let me = std::thread::current().id();
+        self.writer_thread.get() == Some(&me) || self.reader_thread.get() == Some(&me)
+    }
+
     /// Queues a frame holding one packet for the writer (see `writer.rs`);
     /// `due` is a twoway quest's deadline; `eager` asks to write it at once when
     /// possible (nothing else is in flight). A quest is refused when the outbox is

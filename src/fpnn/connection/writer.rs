@@ -747,6 +747,7 @@ fn next_round(shared: &Shared, ob: &Outbox, batch: &mut Vec<u8>) -> Round {
 }
 
 pub(super) fn writer_loop(shared: Arc<Shared>, mut write: WriteHalf) {
+    shared.writer_started();
     let ob = &shared.outbox;
     let mut batch: Vec<u8> = Vec::new();
     let mut expired = Vec::new();
@@ -1032,7 +1033,8 @@ mod tests {
             max_packet: DEFAULT_MAX_PACKET,
             threads: Default::default(),
             joined: Default::default(),
-            thread_ids: parking_lot::Mutex::new(Vec::new()),
+            writer_thread: Default::default(),
+            reader_thread: Default::default(),
             joining: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(test)]
             before_timeouts: parking_lot::Mutex::new(None),
