@@ -1141,6 +1141,34 @@ mod tests {
         assert_eq!(int_list(field(&members, "uids")), Vec::<i64>::new());
     }
 
+    /// An id given twice in a list counts once: the answers keyed by id (`getroomcount`,
+    /// the open infos, the unread counts) hold each key once, as a msgpack map must.
+    #[test]
+    fn an_id_given_twice_counts_once() {
+        let mut g = Gate::new();
+        let a = g.login(A);
+        g.ok(a, "enterroom", map! {"rid": 2});
+        let twice = Value::Array(vec![2.into(), 3.into(), 2.into()]);
+        let keys = |v: &Value| -> Vec<i64> {
+            let Value::Map(m) = v else {
+                panic!("not a map: {v:?}")
+            };
+            m.iter()
+                .map(|(k, _)| k.as_i64().or_else(|| k.as_str()?.parse().ok()).unwrap())
+                .collect()
+        };
+        let count = g.ok(a, "getroomcount", map! {"rids": twice.clone()});
+        assert_eq!(keys(field(&count, "cn")), [2, 3]);
+        // And a list answer holds it once.
+        g.login(B);
+        let online = g.ok(
+            a,
+            "getonlineusers",
+            map! {"uids": Value::Array(vec![B.into(), A.into(), B.into()])},
+        );
+        assert_eq!(int_list(field(&online, "uids")), [B, A]);
+    }
+
     #[test]
     fn ids_must_be_positive() {
         let mut g = Gate::new();
