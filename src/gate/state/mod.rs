@@ -799,11 +799,13 @@ impl<'a> Args<'a> {
         need_int(self.field(key)?, key, positive)
     }
 
-    /// A required list of 1 to [`MAX_IDS`] positive ids, in the order given: empty (or
-    /// an id not positive) is 200033, more than [`MAX_IDS`] is 200032. Every quest that
-    /// takes a list of uids, gids or rids reads it here, so they share the one rule.
+    /// A required list of 1 to [`MAX_IDS`] positive ids, in the order given, an id given
+    /// twice kept once (where it came first), so that an answer keyed by id holds each
+    /// key once: empty (or an id not positive) is 200033, more than [`MAX_IDS`] (counted
+    /// as sent) is 200032. Every quest that takes a list of uids, gids or rids reads it
+    /// here, so they share the one rule.
     fn ids(self, key: &str) -> Result<Vec<i64>, GateError> {
-        let ids: Vec<i64> = self.req(key, |v| v.as_array()?.iter().map(id).collect())?;
+        let mut ids: Vec<i64> = self.req(key, |v| v.as_array()?.iter().map(id).collect())?;
         if ids.is_empty() {
             return Err(GateError::bad(key));
         }
@@ -813,6 +815,8 @@ impl<'a> Args<'a> {
                 format!("at most {MAX_IDS} items in {key}"),
             ));
         }
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        ids.retain(|i| seen.insert(*i));
         Ok(ids)
     }
 }
@@ -1142,7 +1146,8 @@ mod tests {
     }
 
     /// An id given twice in a list counts once: the answers keyed by id (`getroomcount`,
-    /// the open infos, the unread counts) hold each key once, as a msgpack map must.
+    /// the open infos) hold each key once, as a msgpack map must, and a list answer
+    /// (`getonlineusers`) each id once.
     #[test]
     fn an_id_given_twice_counts_once() {
         let mut g = Gate::new();
