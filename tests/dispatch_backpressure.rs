@@ -541,3 +541,58 @@ mod lifecycle {
         client.destroy();
     }
 }
+
+/// A connection that keeps being lost right after it logged in again (a gate that drops
+/// the link after `auth`, a flapping network) makes one relogin series per connection,
+/// each ended by a successful `ReloginCompleted`, and with the default strategy the first
+/// attempt of each is made at once. While the queue is full and the application does not
+/// poll, those must not pile up past the limit one per connection: only the first waits
+/// in the queue (the others, which would tell the application nothing it does not learn
+/// from it, are dropped and counted), so the queue stays bounded.
+mod flapping {
+    use super::{full_queued_client_with, poll_until, UID};
+    use crate::common::*;
+    use parking_lot::Mutex;
+    use rtm_client::blocking;
+    use std::sync::Arc;
+
+    const LIMIT: usize = 4;
+    const CYCLES: usize = 20;
+
+    #[test]
+    fn a_connection_lost_after_each_relogin_does_not_grow_a_full_queue() {
+        let gate = gate();
+        let client = full_queued_client_with(&gate, LIMIT, |_| {});
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        client.on_relogin_completed(move |ok, again, _, _| l.lock().push((ok, again)));
+        let closed = Arc::new(Mutex::new(Vec::new()));
+        let c = closed.clone();
+        client.on_session_closed(move |code| c.lock().push(code));
+        let call = || blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb));
+        for _ in 0..CYCLES {
+            let before = gate.connection_attempts();
+            assert_eq!(gate.drop_user(PID, UID), 1);
+            // A new connection, online, and the dropped one gone from the gate.
+            wait_until("the client to log in again", || {
+                gate.connection_attempts() > before
+                    && call().is_ok()
+                    && gate.connections_of(PID, UID) == 1
+            });
+        }
+        let len = client.dispatch_queue_len_for_tests();
+        // The queued pushes, the first `ReloginCompleted` and the report before it.
+        assert!(
+            len <= LIMIT + 2,
+            "{len} jobs queued for a limit of {LIMIT} after {CYCLES} relogins"
+        );
+        client.close();
+        poll_until(&client, "SessionClosed ran", || !closed.lock().is_empty());
+        client.dispatch_pending();
+        assert_eq!(*closed.lock(), [0]);
+        let got = log.lock().clone();
+        assert_eq!(got.first(), Some(&(true, false)), "{got:?}");
+        assert!(got.iter().all(|r| *r == (true, false)), "{got:?}");
+        client.destroy();
+    }
+}
