@@ -45,9 +45,11 @@
 //! session's lifecycle (`SessionClosed`, the `ReloginCompleted` that ends a
 //! relogin series, a connection's first kickout:
 //! [`Dispatcher::lifecycle_event`]), queued past the limit in their order, a
-//! few per authenticated connection. So the queue holds at most the
-//! limit plus the callbacks the application is owed, each of which holds no
-//! more than the closure the application passed, plus those lifecycle events.
+//! few per session (a successful `ReloginCompleted` while another waits in
+//! the full queue is dropped: [`Dispatcher::lifecycle_event_once`]). So the
+//! queue holds at most the limit plus the callbacks the application is owed,
+//! each of which holds no more than the closure the application passed, plus
+//! those lifecycle events.
 //!
 //! [`RtmClient`]: crate::RtmClient
 
@@ -506,17 +508,26 @@ impl Dispatcher {
         if self.is_destroyed() {
             return;
         }
-        let limit = self.limit.load(Ordering::Relaxed);
         let mut q = self.queue.lock();
-        if q.items.len() >= limit {
-            q.dropped += 1;
-            if q.dropped == 1 {
-                log::warn!("dispatch queue full ({limit} jobs): events are dropped");
-            }
+        if self.drop_if_full(&mut q) {
             return;
         }
         self.report_dropped(&mut q);
         let _ = self.push_locked(q, Item::Event(job));
+    }
+
+    /// Whether the queue is full: then an event is dropped, and counted for the
+    /// report.
+    fn drop_if_full(&self, q: &mut Queue) -> bool {
+        let limit = self.limit.load(Ordering::Relaxed);
+        if q.items.len() < limit {
+            return false;
+        }
+        q.dropped += 1;
+        if q.dropped == 1 {
+            log::warn!("dispatch queue full ({limit} jobs): events are dropped");
+        }
+        true
     }
 
     /// Queues an event of the session's lifecycle (`SessionClosed`, the
@@ -528,26 +539,54 @@ impl Dispatcher {
     /// only once the client is destroyed, as every event.
     ///
     /// Why this keeps the queue bounded: these events come a few per
-    /// authenticated connection, not per network message. A session
-    /// ends once (one `SessionClosed`, after at most one kickout handled
-    /// this way, src/client/push.rs), and a new session needs a `login`,
-    /// which fails at once with 20011 while the queue is full
-    /// (`RtmClient::call`). What goes on while it is full is the relogin
-    /// series: only the `ReloginCompleted` that ends it (successful, or not
-    /// to be retried) comes this way, one per series, and a new series
-    /// needs the session relogged in and lost again (a connection that
-    /// authenticated). The `ReloginCompleted` of each failed attempt that
-    /// will be retried is dropped as a push is (src/client/events.rs): with
+    /// session, not per network message. A session ends once (one
+    /// `SessionClosed`, after at most one kickout handled this way,
+    /// src/client/push.rs), and a new session needs a `login`, which fails
+    /// at once with 20011 while the queue is full (`RtmClient::call`). What
+    /// goes on while it is full is the relogin series: the one that ends the
+    /// session (`retry_again` false) comes this way; a successful one, of
+    /// which a connection lost after each relogin makes one per
+    /// authenticated connection, comes this way only while no other waits
+    /// in the full queue ([`Dispatcher::lifecycle_event_once`]). The
+    /// `ReloginCompleted` of each failed attempt that will be retried is
+    /// dropped as a push is (src/client/events.rs): with
     /// `max_interval_seconds: 0` nothing paces the attempts, so they may
     /// come as fast as a server refuses connections. So past the limit the
-    /// queue grows by at most a few small jobs per authenticated
-    /// connection, while every event that comes per network message, or
-    /// per refused attempt, is dropped.
+    /// queue grows by at most a few small jobs per session, while every
+    /// event that comes per network message, per refused attempt or per
+    /// relogin is dropped.
     pub(crate) fn lifecycle_event(self: &Arc<Self>, job: Job) {
         if self.is_destroyed() {
             return;
         }
         let mut q = self.queue.lock();
+        self.report_dropped(&mut q);
+        let _ = self.push_locked(q, Item::Event(job));
+    }
+
+    /// [`Dispatcher::lifecycle_event`] for one that may come again and again
+    /// with the same news while the application does not run the queue: the
+    /// successful `ReloginCompleted` (a connection lost right after each
+    /// relogin makes a series per authenticated connection, the first attempt
+    /// of each made at once by the default strategy). While the queue is full
+    /// and one queued this way has not run yet (`waiting`, set from its queuing
+    /// until it starts), it is dropped and counted as a push is: the one
+    /// waiting tells the same, and the report says that events were dropped
+    /// after it. So at most one waits past the limit per handler.
+    pub(crate) fn lifecycle_event_once(self: &Arc<Self>, job: Job, waiting: &Arc<AtomicBool>) {
+        if self.is_destroyed() {
+            return;
+        }
+        let mut q = self.queue.lock();
+        if waiting.load(Ordering::Acquire) && self.drop_if_full(&mut q) {
+            return;
+        }
+        waiting.store(true, Ordering::Release);
+        let w = waiting.clone();
+        let job: Job = Box::new(move || {
+            w.store(false, Ordering::Release);
+            job.run()
+        });
         self.report_dropped(&mut q);
         let _ = self.push_locked(q, Item::Event(job));
     }
@@ -1461,6 +1500,41 @@ mod tests {
                 "closed"
             ]
         );
+        d.shutdown();
+    }
+
+    /// A successful `ReloginCompleted` (`lifecycle_event_once`) is queued past the
+    /// limit while none waits, and dropped and counted as a push while one queued
+    /// before has not run: a series per connection cannot grow a full queue.
+    #[test]
+    fn a_full_queue_keeps_one_repeated_lifecycle_event_waiting() {
+        let d = Dispatcher::new(Dispatch::Queued);
+        d.set_limit(1);
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        let r = reported.clone();
+        d.on_dropped(Box::new(move |n| {
+            r.lock().push(n);
+            Vec::new()
+        }));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let waiting = Arc::new(AtomicBool::new(false));
+        let ev = |n: u32| -> Job {
+            let tx = tx.clone();
+            Box::new(move || tx.send(n).unwrap())
+        };
+        d.event(ev(0));
+        for n in 1..=3 {
+            d.lifecycle_event_once(ev(n), &waiting);
+        }
+        assert_eq!(d.len(), 2, "the push and the first relogin");
+        assert_eq!(d.run_pending(), 2);
+        assert!(!waiting.load(Ordering::Acquire), "cleared when it ran");
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1]);
+        // The report of the two dropped is queued; room again, so the next is queued.
+        d.lifecycle_event_once(ev(4), &waiting);
+        assert_eq!(d.run_pending(), 1);
+        assert_eq!(*reported.lock(), [2]);
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [4]);
         d.shutdown();
     }
 

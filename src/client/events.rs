@@ -5,11 +5,14 @@
 //! and the `ReloginCompleted` that ends a relogin series (`successful`, or
 //! `retry_again` false) are events of the session's lifecycle, never dropped
 //! by a full dispatch queue (`Dispatcher::lifecycle_event`, which argues why
-//! the queue stays bounded); the `ReloginCompleted` of a failed attempt that
+//! the queue stays bounded), except a successful one while another waits
+//! in the full queue: a connection lost after each relogin makes one per
+//! connection (`Dispatcher::lifecycle_event_once`); the `ReloginCompleted` of a failed attempt that
 //! will be retried, and an `ErrorRecorder`, are dropped and counted there as
 //! a push is (with `max_interval_seconds: 0` the attempts are not paced, so
 //! they may come as fast as connections are refused).
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -29,6 +32,9 @@ pub(super) struct Events {
     pub(super) error_recorder: RwLock<Vec<ErrorHandler>>,
     pub(super) relogin_completed: RwLock<Vec<ReloginHandler>>,
     pub(super) session_closed: RwLock<Vec<ClosedHandler>>,
+    /// A successful `ReloginCompleted` waits in the dispatch queue, not run yet
+    /// (`Dispatcher::lifecycle_event_once`).
+    pub(super) relogin_waiting: Arc<AtomicBool>,
 }
 
 /// The handlers of `list` as they are now: copied out, so that no lock on the list is
@@ -62,7 +68,10 @@ impl Inner {
         log::debug!("ReloginCompleted({ok}, {again}, {code}, {n})");
         for h in current(&self.events.relogin_completed) {
             let job: Job = Box::new(move || h(ok, again, code, n));
-            if ok || !again {
+            if ok {
+                self.dispatcher
+                    .lifecycle_event_once(job, &self.events.relogin_waiting);
+            } else if !again {
                 self.dispatcher.lifecycle_event(job);
             } else {
                 self.dispatcher.event(job);
