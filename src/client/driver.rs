@@ -1518,6 +1518,83 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// A resendable call held in its send (as in
+    /// [`a_resendable_call_in_progress_comes_before_session_closed`]) fails there (its
+    /// payload is over the packet limit), and its callback, the closure handed to the
+    /// method inside `blocking()`, runs on that thread (delivered straight to the
+    /// waiting thread) and calls `close()`, while a `close()` on another thread waits for
+    /// that send (`Closing::wait_for_sends`). The inner `close()` must not wait for the
+    /// ending waiting for its own thread: both would wait for ever.
+    #[test]
+    fn a_close_in_a_failing_resendable_sends_callback_does_not_wait_for_the_ending_waiting_for_it(
+    ) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let gate = crate::gate::Gate::builder().start().expect("gate");
+        let client = RtmClient::new(RtmOptions {
+            endpoint: Some(gate.endpoint()),
+            pid: 1,
+            resend_on_reconnect: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.login(1, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+        assert_eq!(rx.recv_timeout(crate::testing::WAIT), Ok((true, 0)));
+
+        let (held_tx, held) = crossbeam_channel::bounded(1);
+        let (release, released) = crossbeam_channel::bounded::<()>(1);
+        let armed = AtomicBool::new(true);
+        *client.inner.closing.resend_hook.lock() = Some(std::sync::Arc::new(move || {
+            if armed.swap(false, Ordering::SeqCst) {
+                let _ = held_tx.try_send(());
+                let _ = released.recv_timeout(crate::testing::WAIT);
+            }
+        }));
+        let (sent_tx, sent) = crossbeam_channel::bounded(1);
+        let c = client.clone();
+        std::thread::spawn(move || {
+            let big = "x".repeat(crate::fpnn::packet::DEFAULT_MAX_PACKET + 1);
+            let c2 = c.clone();
+            let r = crate::blocking(|cb| {
+                c.send_message(2, 30, &big, "", 0, 0, move |e, d| {
+                    c2.close();
+                    cb(e, d)
+                })
+            });
+            let _ = sent_tx.send(r.map(|_| ()).map_err(|e| e.error.code));
+        });
+        crate::testing::wait_until("the call is held", || !held.is_empty());
+
+        let closed = std::sync::Arc::new(AtomicBool::new(false));
+        let (c, done) = (client.clone(), closed.clone());
+        let releaser = std::thread::spawn(move || {
+            crate::testing::wait_until("the close, or its wait", || {
+                c.inner.closing_waiters() > 0 || done.load(Ordering::SeqCst)
+            });
+            release.send(()).unwrap();
+        });
+        let (closed_tx, closed_rx) = crossbeam_channel::bounded(1);
+        let c = client.clone();
+        std::thread::spawn(move || {
+            c.close();
+            let _ = closed_tx.send(());
+        });
+        let outcome = (
+            closed_rx.recv_timeout(crate::testing::WAIT).is_ok(),
+            sent.recv_timeout(crate::testing::WAIT).ok(),
+        );
+        closed.store(true, Ordering::SeqCst);
+        releaser.join().unwrap();
+        assert!(outcome.0, "close() never returned: {outcome:?}");
+        assert!(
+            matches!(outcome.1, Some(Err(_))),
+            "the call never completed: {outcome:?}"
+        );
+        client.destroy();
+        gate.shutdown();
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// A `bye` whose answer does not come in time: its timeout is completed on
     /// the connection's writer thread, and that callback ends the session
     /// (`Event::ByeAnswered`, as `Action::SendBye`'s callback does; the real
