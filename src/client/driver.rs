@@ -397,18 +397,16 @@ impl Closing {
     /// done, so that the calls they fail (20002: the connection closed under them)
     /// are queued before what the caller queues next (`SessionClosed`, the new
     /// login's callback). Bounded: a send takes no lock another thread holds while
-    /// it waits here, and neither blocks on the socket nor runs user code. Those
+    /// it waits here, and neither blocks on the socket nor runs user code (but for
+    /// the callback of a call made inside `blocking()`, which a failed send
+    /// delivers straight to its thread; an ending there does not wait for this one,
+    /// [`Closing::wait_for_others`], and waits for the sends of other threads
+    /// only). Those
     /// made after the step that ends the session find it not online: they send
     /// nothing and only fail quests past their deadline, so they cannot keep this
     /// waiting.
     fn wait_for_sends(&self) {
-        let me = self as *const Closing as usize;
-        let own = SENDING
-            .try_with(|c| match c.get() {
-                (at, n) if at == me => n,
-                _ => 0,
-            })
-            .unwrap_or(0);
+        let own = self.own_sends();
         let mut list = self.list.lock();
         self.send_waiters.fetch_add(1, Ordering::SeqCst);
         while self.sends.load(Ordering::SeqCst) > own {
@@ -417,6 +415,17 @@ impl Closing {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
         self.send_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// How many of the sends in progress ([`Closing::send`]) are this thread's.
+    fn own_sends(&self) -> usize {
+        let me = self as *const Closing as usize;
+        SENDING
+            .try_with(|c| match c.get() {
+                (at, n) if at == me => n,
+                _ => 0,
+            })
+            .unwrap_or(0)
     }
 
     /// Lists the ending in `later` (if it has one) as this thread's, under the
@@ -459,8 +468,15 @@ impl Closing {
     /// is (its close joins this thread). Each is bounded (a close by the
     /// writer's close linger, `CLOSE_LINGER` in src/fpnn/connection/writer.rs),
     /// and the other thread holds no lock this one
-    /// holds.
+    /// holds. Nor for any while this thread is in a send of the session
+    /// ([`Closing::send`]): an ending waits for that send first
+    /// ([`Closing::wait_for_sends`]), and user code may run inside one (a call
+    /// made inside `blocking()`, whose callback a failed send delivers straight
+    /// to this thread).
     pub(super) fn wait_for_others(&self) {
+        if self.own_sends() > 0 {
+            return;
+        }
         let me = std::thread::current().id();
         let mut list = self.list.lock();
         while list
@@ -1526,8 +1542,8 @@ mod tests {
     /// that send (`Closing::wait_for_sends`). The inner `close()` must not wait for the
     /// ending waiting for its own thread: both would wait for ever.
     #[test]
-    fn a_close_in_a_failing_resendable_sends_callback_does_not_wait_for_the_ending_waiting_for_it(
-    ) {
+    fn a_close_in_a_failing_resendable_sends_callback_does_not_wait_for_the_ending_waiting_for_it()
+    {
         use std::sync::atomic::{AtomicBool, Ordering};
         let gate = crate::gate::Gate::builder().start().expect("gate");
         let client = RtmClient::new(RtmOptions {
