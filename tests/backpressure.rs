@@ -124,30 +124,46 @@ fn quests_past_the_limit_fail_at_once_with_20011_and_nothing_more_is_queued() {
 fn a_callback_refused_with_20011_may_send_again_without_deadlock() {
     let server = TestServer::start();
     let (client, _s) = stalled_client(&server);
-    fill(&client);
-    let (tx, rx) = crossbeam_channel::bounded(1);
     let conn = client.conn.clone();
-    let big = payload_of_len(QUEST);
-    client
-        .conn
-        .send_quest("big", &big, Duration::from_secs(60), move |r| {
-            assert_eq!(
-                r.unwrap_err().code,
-                error_code::FPNN_EC_CORE_WORK_QUEUE_FULL
-            );
-            // From inside the failed quest's callback: refused again, at
-            // once, on this thread.
-            let again = send(
-                &conn,
-                "big",
-                &payload_of_len(QUEST),
-                Duration::from_secs(60),
-            );
-            let _ = tx.send(again.try_recv());
-        });
-    let again = rx.recv_timeout(WAIT).expect("the inner call returned");
+    // On a thread of its own, so that a deadlock fails the test (at the
+    // deadline below) rather than hang it.
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let big = payload_of_len(QUEST);
+        // Sends until a quest is refused and its callback's send, made at once
+        // from inside it, is refused too. One refusal alone does not make the
+        // second certain: the writer may make room in between (the kernel's
+        // buffers grow as they autotune), and then the filling goes on.
+        for _ in 0..(64 << 20) / QUEST {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let inner = conn.clone();
+            conn.send_quest("big", &big, Duration::from_secs(60), move |r| {
+                // An accepted quest fails at the test's end (20002).
+                let Err(e) = r else { return };
+                if e.code != error_code::FPNN_EC_CORE_WORK_QUEUE_FULL {
+                    return;
+                }
+                // From inside the failed quest's callback.
+                let again = send(
+                    &inner,
+                    "big",
+                    &payload_of_len(QUEST),
+                    Duration::from_secs(60),
+                );
+                let _ = tx.send(again.try_recv().ok());
+            });
+            // A refused quest completes before send_quest returns.
+            if let Ok(Some(again)) = rx.try_recv() {
+                let _ = done_tx.send(again);
+                return;
+            }
+        }
+    });
+    let again = done
+        .recv_timeout(WAIT)
+        .expect("a refused quest's callback sent again, refused at once");
     assert_eq!(
-        again.expect("completed at once").unwrap_err().code,
+        again.unwrap_err().code,
         error_code::FPNN_EC_CORE_WORK_QUEUE_FULL
     );
 }
