@@ -86,7 +86,7 @@ mod tests {
 
     use super::*;
     use crate::gate::Gate;
-    use crate::testing::WAIT;
+    use crate::testing::{wait_until, WAIT};
 
     fn online(gate: &Gate) -> RtmClient {
         let client = RtmClient::new(RtmOptions {
@@ -128,6 +128,10 @@ mod tests {
             assert_eq!(woke, Err(RecvTimeoutError::Disconnected), "{end}");
             assert!(has_ended, "{end}");
             client.destroy();
+            // The next round's `drop_user` must find only its own connection.
+            wait_until("the gate saw the connection close", || {
+                gate.connections_of(1, 7) == 0
+            });
         }
     }
 
