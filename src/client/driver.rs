@@ -1176,6 +1176,68 @@ mod tests {
     type RanLog = std::sync::Arc<parking_lot::Mutex<Vec<Ran>>>;
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// A client of `gate` whose resendable calls wait across reconnects
+    /// (`RtmOptions::resend_on_reconnect`), logged in as uid 1: its login's callback
+    /// is checked and taken out of `log`.
+    fn resending_client_online(
+        gate: &crate::gate::Gate,
+        dispatch: Dispatch,
+        log: &RanLog,
+        pump: impl Fn(&RtmClient),
+    ) -> RtmClient {
+        let client = RtmClient::new(RtmOptions {
+            endpoint: Some(gate.endpoint()),
+            pid: 1,
+            dispatch,
+            resend_on_reconnect: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let l = log.clone();
+        client.login(
+            1,
+            "t",
+            move |ok, code| l.lock().push(Ran::Login(ok, code)),
+            0,
+        );
+        crate::testing::wait_until("the first login", || {
+            pump(&client);
+            !log.lock().is_empty()
+        });
+        assert_eq!(log.lock().pop(), Some(Ran::Login(true, 0)), "{dispatch:?}");
+        client
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
+    /// Holds the next resendable call in the window in which `Inner::send_or_wait`
+    /// holds it outside the session lock (`Closing::resend_hook`): a `get_user_info`
+    /// made on a thread of its own, whose callback `log` records. Returns once it is
+    /// held: the sender that releases it, and that thread.
+    fn hold_a_resendable_call(
+        client: &RtmClient,
+        log: &RanLog,
+    ) -> (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (held_tx, held) = crossbeam_channel::bounded(1);
+        let (release, released) = crossbeam_channel::bounded::<()>(1);
+        let armed = AtomicBool::new(true);
+        *client.inner.closing.resend_hook.lock() = Some(std::sync::Arc::new(move || {
+            if armed.swap(false, Ordering::SeqCst) {
+                let _ = held_tx.try_send(());
+                let _ = released.recv_timeout(crate::testing::WAIT);
+            }
+        }));
+        let (c, l) = (client.clone(), log.clone());
+        let caller = std::thread::spawn(move || {
+            c.get_user_info(0, move |e, _| {
+                l.lock().push(Ran::Callback(e.map(|e| e.code)))
+            });
+        });
+        crate::testing::wait_until("the call is held", || !held.is_empty());
+        (release, caller)
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// Makes a call time out with the online connection's writer held once it has
     /// taken the quest from the request table, before it completes it; returns
     /// that connection and the sender that releases the writer. `pump` runs what
@@ -1368,55 +1430,21 @@ mod tests {
     /// it, or has logged in without waiting.
     #[test]
     fn a_resendable_call_in_progress_comes_before_a_new_logins_callback() {
-        use std::sync::atomic::{AtomicBool, Ordering};
         for dispatch in [Dispatch::Threads, Dispatch::Inline, Dispatch::Queued] {
             for in_callback in [false, true] {
                 let case = format!("{dispatch:?}, login in a callback: {in_callback}");
                 let gate = crate::gate::Gate::builder().start().expect("gate");
-                let client = RtmClient::new(RtmOptions {
-                    endpoint: Some(gate.endpoint()),
-                    pid: 1,
-                    dispatch,
-                    resend_on_reconnect: true,
-                    ..Default::default()
-                })
-                .unwrap();
                 // Runs what waits in the queue (`Queued` only).
-                let pump = || {
-                    client.dispatch_pending();
+                let pump = |c: &RtmClient| {
+                    c.dispatch_pending();
                 };
                 let log = RanLog::default();
-                let l = log.clone();
-                client.login(
-                    1,
-                    "t",
-                    move |ok, code| l.lock().push(Ran::Login(ok, code)),
-                    0,
-                );
-                crate::testing::wait_until("the first login", || {
-                    pump();
-                    !log.lock().is_empty()
-                });
-                assert_eq!(log.lock().pop(), Some(Ran::Login(true, 0)), "{case}");
+                let client = resending_client_online(&gate, dispatch, &log, pump);
+                let pump = || pump(&client);
                 let old = client.inner.core.read().machine.online_serial();
 
                 // The next resendable call is held in the window until released.
-                let (held_tx, held) = crossbeam_channel::bounded(1);
-                let (release, released) = crossbeam_channel::bounded::<()>(1);
-                let armed = AtomicBool::new(true);
-                *client.inner.closing.resend_hook.lock() = Some(std::sync::Arc::new(move || {
-                    if armed.swap(false, Ordering::SeqCst) {
-                        let _ = held_tx.try_send(());
-                        let _ = released.recv_timeout(crate::testing::WAIT);
-                    }
-                }));
-                let (c, l) = (client.clone(), log.clone());
-                let caller = std::thread::spawn(move || {
-                    c.get_user_info(0, move |e, _| {
-                        l.lock().push(Ran::Callback(e.map(|e| e.code)))
-                    });
-                });
-                crate::testing::wait_until("the call is held", || !held.is_empty());
+                let (release, caller) = hold_a_resendable_call(&client, &log);
 
                 // Released once the new login waits for it, or is online without.
                 let c = client.clone();
@@ -1462,49 +1490,15 @@ mod tests {
         use std::sync::atomic::{AtomicBool, Ordering};
         for dispatch in [Dispatch::Threads, Dispatch::Inline, Dispatch::Queued] {
             let gate = crate::gate::Gate::builder().start().expect("gate");
-            let client = RtmClient::new(RtmOptions {
-                endpoint: Some(gate.endpoint()),
-                pid: 1,
-                dispatch,
-                resend_on_reconnect: true,
-                ..Default::default()
-            })
-            .unwrap();
-            let pump = || {
-                client.dispatch_pending();
+            let pump = |c: &RtmClient| {
+                c.dispatch_pending();
             };
             let log = RanLog::default();
+            let client = resending_client_online(&gate, dispatch, &log, pump);
+            let pump = || pump(&client);
             let l = log.clone();
             client.on_session_closed(move |code| l.lock().push(Ran::Closed(code)));
-            let l = log.clone();
-            client.login(
-                1,
-                "t",
-                move |ok, code| l.lock().push(Ran::Login(ok, code)),
-                0,
-            );
-            crate::testing::wait_until("the login", || {
-                pump();
-                !log.lock().is_empty()
-            });
-            assert_eq!(log.lock().pop(), Some(Ran::Login(true, 0)), "{dispatch:?}");
-
-            let (held_tx, held) = crossbeam_channel::bounded(1);
-            let (release, released) = crossbeam_channel::bounded::<()>(1);
-            let armed = AtomicBool::new(true);
-            *client.inner.closing.resend_hook.lock() = Some(std::sync::Arc::new(move || {
-                if armed.swap(false, Ordering::SeqCst) {
-                    let _ = held_tx.try_send(());
-                    let _ = released.recv_timeout(crate::testing::WAIT);
-                }
-            }));
-            let (c, l) = (client.clone(), log.clone());
-            let caller = std::thread::spawn(move || {
-                c.get_user_info(0, move |e, _| {
-                    l.lock().push(Ran::Callback(e.map(|e| e.code)))
-                });
-            });
-            crate::testing::wait_until("the call is held", || !held.is_empty());
+            let (release, caller) = hold_a_resendable_call(&client, &log);
 
             // Released once the close waits for it, or has returned without.
             let closed = std::sync::Arc::new(AtomicBool::new(false));
