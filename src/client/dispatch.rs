@@ -1403,16 +1403,22 @@ mod tests {
         d.shutdown();
     }
 
-    #[test]
-    fn a_full_queue_drops_and_reports_events_but_never_callbacks() {
-        let d = Dispatcher::new(Dispatch::Queued);
-        d.set_limit(3);
+    /// Records the counts `d` reports dropped (its report runs no job).
+    fn record_drops(d: &Dispatcher) -> Arc<Mutex<Vec<u64>>> {
         let reported = Arc::new(Mutex::new(Vec::new()));
         let r = reported.clone();
         d.on_dropped(Box::new(move |n| {
             r.lock().push(n);
             Vec::new()
         }));
+        reported
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_reports_events_but_never_callbacks() {
+        let d = Dispatcher::new(Dispatch::Queued);
+        d.set_limit(3);
+        let reported = record_drops(&d);
         let (tx, rx) = crossbeam_channel::unbounded();
         for n in 0..5 {
             let tx = tx.clone();
@@ -1510,12 +1516,7 @@ mod tests {
     fn a_full_queue_keeps_one_repeated_lifecycle_event_waiting() {
         let d = Dispatcher::new(Dispatch::Queued);
         d.set_limit(1);
-        let reported = Arc::new(Mutex::new(Vec::new()));
-        let r = reported.clone();
-        d.on_dropped(Box::new(move |n| {
-            r.lock().push(n);
-            Vec::new()
-        }));
+        let reported = record_drops(&d);
         let (tx, rx) = crossbeam_channel::unbounded();
         let waiting = Arc::new(AtomicBool::new(false));
         let ev = |n: u32| -> Job {
