@@ -481,6 +481,30 @@ mod lifecycle {
         client.destroy();
     }
 
+    /// Every handler of a kept `ReloginCompleted` runs: with two handlers, the second
+    /// one's job is queued with the first's, though the first one's queuing marked a
+    /// successful relogin as waiting in the full queue.
+    #[test]
+    fn every_relogin_completed_handler_runs_while_the_queue_is_full() {
+        let gate = gate();
+        let (client, log) = logged_client(&gate);
+        let l = log.clone();
+        client.on_relogin_completed(move |ok, again, _, _| l.lock().push(Ran::Relogin(ok, again)));
+        let call = || blocking(|cb| client.get_p2p_unread_message_num(&[7], None, None, 0, cb));
+        assert_eq!(gate.drop_user(PID, UID), 1);
+        wait_until("the client to log in again", || {
+            gate.connections_of(PID, UID) == 1 && call().is_ok()
+        });
+        client.close();
+        let ran = poll_to_the_end(&client, &log);
+        let relogins = ran
+            .iter()
+            .filter(|r| **r == Ran::Relogin(true, false))
+            .count();
+        assert_eq!(relogins, 2, "{ran:?}");
+        client.destroy();
+    }
+
     /// With `max_interval_seconds: 0` nothing paces the relogin attempts: against a gate
     /// that refuses connections they come as fast as it refuses them. While the queue is
     /// full, the `ReloginCompleted` of each failed attempt that will be retried is dropped
