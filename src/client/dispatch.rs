@@ -572,23 +572,38 @@ impl Dispatcher {
     /// and one queued this way has not run yet (`waiting`, set from its queuing
     /// until it starts), it is dropped and counted as a push is: the one
     /// waiting tells the same, and the report says that events were dropped
-    /// after it. So at most one waits past the limit per handler.
-    pub(crate) fn lifecycle_event_once(self: &Arc<Self>, job: Job, waiting: &Arc<AtomicBool>) {
-        if self.is_destroyed() {
+    /// after it. `jobs` are the event's handlers: kept or dropped together, so at
+    /// most one such event (a job per handler) waits past the limit.
+    pub(crate) fn lifecycle_event_once(
+        self: &Arc<Self>,
+        jobs: Vec<Job>,
+        waiting: &Arc<AtomicBool>,
+    ) {
+        if jobs.is_empty() || self.is_destroyed() {
             return;
         }
-        let mut q = self.queue.lock();
-        if waiting.load(Ordering::Acquire) && self.drop_if_full(&mut q) {
-            return;
+        {
+            let mut q = self.queue.lock();
+            if waiting.load(Ordering::Acquire)
+                && q.items.len() >= self.limit.load(Ordering::Relaxed)
+            {
+                // Dropped whole, each handler's job counted, as `event` counts them.
+                for _ in &jobs {
+                    self.drop_if_full(&mut q);
+                }
+                return;
+            }
+            waiting.store(true, Ordering::Release);
         }
-        waiting.store(true, Ordering::Release);
-        let w = waiting.clone();
-        let job: Job = Box::new(move || {
-            w.store(false, Ordering::Release);
-            job.run()
-        });
-        self.report_dropped(&mut q);
-        let _ = self.push_locked(q, Item::Event(job));
+        // Kept whole: every handler's job (the caller, the session, queues its
+        // events one at a time, under its lock).
+        for job in jobs {
+            let w = waiting.clone();
+            self.lifecycle_event(Box::new(move || {
+                w.store(false, Ordering::Release);
+                job.run()
+            }));
+        }
     }
 
     /// Queues the report of the events dropped so far (none: nothing), past
@@ -1525,14 +1540,14 @@ mod tests {
         };
         d.event(ev(0));
         for n in 1..=3 {
-            d.lifecycle_event_once(ev(n), &waiting);
+            d.lifecycle_event_once(vec![ev(n)], &waiting);
         }
         assert_eq!(d.len(), 2, "the push and the first relogin");
         assert_eq!(d.run_pending(), 2);
         assert!(!waiting.load(Ordering::Acquire), "cleared when it ran");
         assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1]);
         // The report of the two dropped is queued; room again, so the next is queued.
-        d.lifecycle_event_once(ev(4), &waiting);
+        d.lifecycle_event_once(vec![ev(4)], &waiting);
         assert_eq!(d.run_pending(), 1);
         assert_eq!(*reported.lock(), [2]);
         assert_eq!(rx.try_iter().collect::<Vec<_>>(), [4]);

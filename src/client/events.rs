@@ -66,16 +66,17 @@ impl Inner {
 
     pub(super) fn emit_relogin(&self, ok: bool, again: bool, code: i32, n: u32) {
         log::debug!("ReloginCompleted({ok}, {again}, {code}, {n})");
-        for h in current(&self.events.relogin_completed) {
-            let job: Job = Box::new(move || h(ok, again, code, n));
-            if ok {
-                self.dispatcher
-                    .lifecycle_event_once(job, &self.events.relogin_waiting);
-            } else if !again {
-                self.dispatcher.lifecycle_event(job);
-            } else {
-                self.dispatcher.event(job);
-            }
+        let jobs = current(&self.events.relogin_completed)
+            .into_iter()
+            .map(|h| Box::new(move || h(ok, again, code, n)) as Job);
+        if ok {
+            // Kept or dropped whole, every handler's job.
+            self.dispatcher
+                .lifecycle_event_once(jobs.collect(), &self.events.relogin_waiting);
+        } else if !again {
+            jobs.for_each(|job| self.dispatcher.lifecycle_event(job));
+        } else {
+            jobs.for_each(|job| self.dispatcher.event(job));
         }
     }
 
