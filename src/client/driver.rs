@@ -1528,6 +1528,123 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// Resendable calls that wait in the session's waiting list while it logs in
+    /// again (the gate refuses connections) are taken, once it is online again, by
+    /// the session timer thread's resend (`Inner::resend` on `rtm-session`,
+    /// src/client/timers.rs), which is held in `Closing::resend_hook` with them:
+    /// `close()`, or a `login` that replaces the session, must queue their callbacks
+    /// before `SessionClosed` (the new login's callback), in every dispatch mode
+    /// (docs/architecture.md, "`SessionClosed` last"). The calls are out of the list
+    /// while the session comes back online, so that the relogin's own resend (on the
+    /// new connection's reader) finds none, and back in once it is: the timer's tick
+    /// then takes them, as when it comes between the step that goes online and that
+    /// step's resend.
+    #[test]
+    fn resendable_calls_the_timer_is_sending_come_before_the_sessions_end() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        for dispatch in [Dispatch::Threads, Dispatch::Inline, Dispatch::Queued] {
+            for by_login in [false, true] {
+                let case = format!("{dispatch:?}, ended by a login: {by_login}");
+                let gate = crate::gate::Gate::builder().start().expect("gate");
+                // Runs what waits in the queue (`Queued` only).
+                let pump = |c: &RtmClient| {
+                    c.dispatch_pending();
+                };
+                let log = RanLog::default();
+                let client = resending_client_online(&gate, dispatch, &log, pump);
+                let pump = || pump(&client);
+                client.scale_relogin_waits_for_tests(1000);
+                let l = log.clone();
+                client.on_session_closed(move |code| l.lock().push(Ran::Closed(code)));
+
+                // The connection is lost and no new one is accepted: calls made while
+                // the session logs in again wait.
+                gate.refuse_connections(true);
+                assert_eq!(gate.drop_user(1, 1), 1, "{case}");
+                crate::testing::wait_until("the connection lost", || {
+                    pump();
+                    let core = client.inner.core.read();
+                    core.machine.online_serial().is_none() && core.machine.session_alive()
+                });
+                for _ in 0..2 {
+                    let l = log.clone();
+                    client.get_user_info(0, move |e, _| {
+                        l.lock().push(Ran::Callback(e.map(|e| e.code)))
+                    });
+                }
+                let parked = std::mem::take(&mut client.inner.core.lock().waiting);
+                assert_eq!(parked.len(), 2, "{case}: the calls wait");
+                gate.refuse_connections(false);
+                crate::testing::wait_until("the relogin", || {
+                    pump();
+                    client
+                        .inner
+                        .core
+                        .read()
+                        .online_connection()
+                        .is_some_and(|c| c.is_open())
+                });
+
+                // The next take is held (the thread that takes them reported) until
+                // released.
+                let (held_tx, held) = crossbeam_channel::bounded(1);
+                let (release, released) = crossbeam_channel::bounded::<()>(1);
+                let armed = AtomicBool::new(true);
+                *client.inner.closing.resend_hook.lock() = Some(std::sync::Arc::new(move || {
+                    if armed.swap(false, Ordering::SeqCst) {
+                        let thread = std::thread::current().name().map(str::to_owned);
+                        let _ = held_tx.try_send(thread);
+                        let _ = released.recv_timeout(crate::testing::WAIT);
+                    }
+                }));
+                client.inner.core.lock().waiting = parked;
+                crate::client::timers::wake(&client.inner, std::time::Instant::now());
+                let taken_by = held.recv_timeout(crate::testing::WAIT);
+                assert_eq!(taken_by, Ok(Some("rtm-session".to_owned())), "{case}");
+
+                // Released once the ending waits for it, or has returned without.
+                let ended = std::sync::Arc::new(AtomicBool::new(false));
+                let (c, done) = (client.clone(), ended.clone());
+                let releaser = std::thread::spawn(move || {
+                    crate::testing::wait_until("the ending, or its wait", || {
+                        c.inner.closing_waiters() > 0 || done.load(Ordering::SeqCst)
+                    });
+                    release.send(()).unwrap();
+                });
+                if by_login {
+                    let l = log.clone();
+                    client.login(
+                        2,
+                        "t",
+                        move |ok, code| l.lock().push(Ran::Login(ok, code)),
+                        0,
+                    );
+                } else {
+                    client.close();
+                }
+                ended.store(true, Ordering::SeqCst);
+                crate::testing::wait_until("the calls' callbacks and the ending's", || {
+                    pump();
+                    log.lock().len() >= 3
+                });
+                releaser.join().unwrap();
+                let got = log.lock().clone();
+                let last = if by_login {
+                    Ran::Login(true, 0)
+                } else {
+                    Ran::Closed(0)
+                };
+                assert!(
+                    matches!(got[..], [Ran::Callback(_), Ran::Callback(_), end] if end == last),
+                    "{case}: {got:?}"
+                );
+                client.destroy();
+                gate.shutdown();
+            }
+        }
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// A resendable call held in its send (as in
     /// [`a_resendable_call_in_progress_comes_before_session_closed`]) fails there (its
     /// payload is over the packet limit), and its callback, the closure handed to the
