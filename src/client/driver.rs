@@ -1645,6 +1645,69 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// `Dispatch::Inline`: a `login` that replaces the session joins the online
+    /// connection's reader while that reader runs an answer's callback which calls
+    /// `close()`; that `close()` ends the new login (its callback, 20002) without
+    /// waiting for the login's step (it closes the reader's connection, so joins this
+    /// thread). A connection the session lost before (its writer holding a timed-out
+    /// call's callback) is joined by that step after the reader: the old session's
+    /// callbacks, that one too, must still come before the login's callback.
+    #[test]
+    fn a_close_in_an_inline_callback_the_login_joins_comes_after_the_old_sessions_callbacks() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let gate = crate::gate::Gate::builder().start().expect("gate");
+        let client = gate_client(&gate, Dispatch::Inline);
+        client.scale_relogin_waits_for_tests(1000);
+        let log = RanLog::default();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.login(1, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+        assert_eq!(rx.recv_timeout(crate::testing::WAIT), Ok((true, 0)));
+        // A lost connection whose writer holds a timed-out call's callback.
+        let (lost, release) = hold_a_timeout(&client, &gate, &log, || {});
+        lose_and_relogin(&client, &gate, &lost, || {});
+
+        // A call whose callback, on the online connection's reader, waits until a
+        // login joins that reader, then calls `close()`.
+        let online = client.inner.core.read().online_connection().unwrap();
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (c, l, o) = (client.clone(), log.clone(), online.clone());
+        client.get_user_info(0, move |e, _| {
+            l.lock().push(Ran::Callback(e.map(|e| e.code)));
+            let _ = started_tx.send(());
+            crate::testing::wait_until("the login joins the reader", || o.joining_for_tests() > 0);
+            c.close();
+        });
+        started.recv_timeout(crate::testing::WAIT).unwrap();
+        // The lost connection's writer is released once the login joins it.
+        let ended = std::sync::Arc::new(AtomicBool::new(false));
+        let (l2, done) = (lost.clone(), ended.clone());
+        let releaser = std::thread::spawn(move || {
+            crate::testing::wait_until("the login joins the lost connection", || {
+                l2.joining_for_tests() > 0 || done.load(Ordering::SeqCst)
+            });
+            release.send(()).unwrap();
+        });
+        let l = log.clone();
+        client.login(
+            2,
+            "t",
+            move |ok, code| l.lock().push(Ran::Login(ok, code)),
+            0,
+        );
+        ended.store(true, Ordering::SeqCst);
+        releaser.join().unwrap();
+        crate::testing::wait_until("the callbacks and the login's", || log.lock().len() >= 3);
+        let got = log.lock().clone();
+        let timed_out = Ran::Callback(Some(crate::error_code::FPNN_EC_CORE_TIMEOUT));
+        assert!(
+            matches!(got[..], [Ran::Callback(None), t, Ran::Login(false, _)] if t == timed_out),
+            "{got:?}"
+        );
+        client.destroy();
+        gate.shutdown();
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// A resendable call held in its send (as in
     /// [`a_resendable_call_in_progress_comes_before_session_closed`]) fails there (its
     /// payload is over the packet limit), and its callback, the closure handed to the
