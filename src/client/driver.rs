@@ -665,9 +665,11 @@ impl Inner {
         core.settle(&mut later);
         // A session that ends (or a destroy) waits for the connections it lost
         // too; another step remembers those it closes without waiting.
-        if destroy || later.iter().any(Later::ends_session) {
+        let ending = destroy || later.iter().any(Later::ends_session);
+        if ending {
+            // Joined before the session's own connection (sorted below).
             let retired = std::mem::take(&mut core.retired);
-            later.extend(retired.into_iter().map(Later::Close));
+            later.splice(0..0, retired.into_iter().map(Later::Close));
         } else {
             let closed: Vec<Connection> = later
                 .iter()
@@ -691,10 +693,18 @@ impl Inner {
         };
         // A new connect after the old session's ending (a login's callback
         // comes after the connections it waits for), `SessionClosed` after
-        // everything else.
+        // everything else. An ending joins its connections after its other
+        // work (the waiting quests' failures), the current connection last:
+        // its reader may be running a `Dispatch::Inline` callback that calls
+        // `close()` or `login()`, which cannot wait for this ending (it joins
+        // that thread, `Closing::wait_for_others`) and so queues what it ends
+        // (the next login's callback) once it returns, after what this step
+        // performed before that join only (docs/architecture.md, "`SessionClosed`
+        // last").
         later.sort_by_key(|l| match l {
-            Later::Connect(..) => 1,
-            Later::Closed(_) => 2,
+            Later::Close(_) if ending => 1,
+            Later::Connect(..) => 2,
+            Later::Closed(_) => 3,
             _ => 0,
         });
         // Listed while the lock is held, so a `close` or `destroy` whose step
