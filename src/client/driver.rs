@@ -1227,16 +1227,7 @@ mod tests {
         client: &RtmClient,
         log: &RanLog,
     ) -> (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>) {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let (held_tx, held) = crossbeam_channel::bounded(1);
-        let (release, released) = crossbeam_channel::bounded::<()>(1);
-        let armed = AtomicBool::new(true);
-        *client.inner.closing.resend_hook.lock() = Some(std::sync::Arc::new(move || {
-            if armed.swap(false, Ordering::SeqCst) {
-                let _ = held_tx.try_send(());
-                let _ = released.recv_timeout(crate::testing::WAIT);
-            }
-        }));
+        let (held, release) = arm_resend_hook(client);
         let (c, l) = (client.clone(), log.clone());
         let caller = std::thread::spawn(move || {
             c.get_user_info(0, move |e, _| {
@@ -1245,6 +1236,47 @@ mod tests {
         });
         crate::testing::wait_until("the call is held", || !held.is_empty());
         (release, caller)
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
+    /// Arms `Closing::resend_hook` for the next thread that sends resendable quests
+    /// of `client`: once it holds them it reports its name on the receiver returned
+    /// and waits until the sender returned releases it.
+    fn arm_resend_hook(
+        client: &RtmClient,
+    ) -> (
+        crossbeam_channel::Receiver<Option<String>>,
+        crossbeam_channel::Sender<()>,
+    ) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (held_tx, held) = crossbeam_channel::bounded(1);
+        let (release, released) = crossbeam_channel::bounded::<()>(1);
+        let armed = AtomicBool::new(true);
+        *client.inner.closing.resend_hook.lock() = Some(std::sync::Arc::new(move || {
+            if armed.swap(false, Ordering::SeqCst) {
+                let _ = held_tx.try_send(std::thread::current().name().map(str::to_owned));
+                let _ = released.recv_timeout(crate::testing::WAIT);
+            }
+        }));
+        (held, release)
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
+    /// Releases a send held by [`arm_resend_hook`] (through `release`) from a thread of
+    /// its own, once an ending of `client` waits for it, or `or` holds (the ending
+    /// went on without waiting).
+    fn release_once_waited_for(
+        client: &RtmClient,
+        release: crossbeam_channel::Sender<()>,
+        or: impl Fn() -> bool + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
+        let c = client.clone();
+        std::thread::spawn(move || {
+            crate::testing::wait_until("the ending's wait, or the ending", || {
+                c.inner.closing_waiters() > 0 || or()
+            });
+            release.send(()).unwrap();
+        })
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
@@ -1458,12 +1490,9 @@ mod tests {
 
                 // Released once the new login waits for it, or is online without.
                 let c = client.clone();
-                let releaser = std::thread::spawn(move || {
-                    crate::testing::wait_until("the new login, or its wait", || {
-                        let now = c.inner.core.read().machine.online_serial();
-                        c.inner.closing_waiters() > 0 || (now.is_some() && now != old)
-                    });
-                    release.send(()).unwrap();
+                let releaser = release_once_waited_for(&client, release, move || {
+                    let now = c.inner.core.read().machine.online_serial();
+                    now.is_some() && now != old
                 });
                 let l = log.clone();
                 let new_login = move |ok, code| l.lock().push(Ran::Login(ok, code));
@@ -1512,13 +1541,9 @@ mod tests {
 
             // Released once the close waits for it, or has returned without.
             let closed = std::sync::Arc::new(AtomicBool::new(false));
-            let (c, done) = (client.clone(), closed.clone());
-            let releaser = std::thread::spawn(move || {
-                crate::testing::wait_until("the close, or its wait", || {
-                    c.inner.closing_waiters() > 0 || done.load(Ordering::SeqCst)
-                });
-                release.send(()).unwrap();
-            });
+            let done = closed.clone();
+            let releaser =
+                release_once_waited_for(&client, release, move || done.load(Ordering::SeqCst));
             client.close();
             closed.store(true, Ordering::SeqCst);
             crate::testing::wait_until("the call's callback and SessionClosed", || {
@@ -1597,16 +1622,7 @@ mod tests {
 
                 // The next take is held (the thread that takes them reported) until
                 // released.
-                let (held_tx, held) = crossbeam_channel::bounded(1);
-                let (release, released) = crossbeam_channel::bounded::<()>(1);
-                let armed = AtomicBool::new(true);
-                *client.inner.closing.resend_hook.lock() = Some(std::sync::Arc::new(move || {
-                    if armed.swap(false, Ordering::SeqCst) {
-                        let thread = std::thread::current().name().map(str::to_owned);
-                        let _ = held_tx.try_send(thread);
-                        let _ = released.recv_timeout(crate::testing::WAIT);
-                    }
-                }));
+                let (held, release) = arm_resend_hook(&client);
                 client.inner.core.lock().waiting = parked;
                 crate::client::timers::wake(&client.inner, std::time::Instant::now());
                 let taken_by = held.recv_timeout(crate::testing::WAIT);
@@ -1614,13 +1630,9 @@ mod tests {
 
                 // Released once the ending waits for it, or has returned without.
                 let ended = std::sync::Arc::new(AtomicBool::new(false));
-                let (c, done) = (client.clone(), ended.clone());
-                let releaser = std::thread::spawn(move || {
-                    crate::testing::wait_until("the ending, or its wait", || {
-                        c.inner.closing_waiters() > 0 || done.load(Ordering::SeqCst)
-                    });
-                    release.send(()).unwrap();
-                });
+                let done = ended.clone();
+                let releaser =
+                    release_once_waited_for(&client, release, move || done.load(Ordering::SeqCst));
                 if by_login {
                     let l = log.clone();
                     client.login(
