@@ -10,17 +10,16 @@ mod shared;
 mod writer;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::MutexGuard;
 use rmpv::Value;
 
 use super::packet::{self, Kind};
-use super::table::RequestTable;
 use super::transport::{self, Endpoint};
 use crate::error::{error_code, RtmError};
 use crate::ws::frame::{FrameParser, Role};
@@ -37,7 +36,7 @@ pub(crate) use writer::set_reader;
 #[cfg(test)]
 pub(crate) use writer::WriteBatch;
 pub(crate) use writer::{at_flush, flush_write_batch, owe_ack, write_batch};
-use writer::{writer_loop, Due, Outbox};
+use writer::{writer_loop, Due};
 
 /// The callback of a twoway quest: the answer's payload, or an error (the
 /// server's error answer, 20003 timeout, 20002 connection closed).
@@ -388,30 +387,14 @@ impl Connection {
         options: &ConnectOptions,
         on_close: shared::CloseHandler,
     ) -> Result<(Connection, WsReader<transport::ReadHalf>), RtmError> {
-        let table = Arc::new(Mutex::new(RequestTable::new()));
-        let shared = Arc::new(Shared {
-            table: table.clone(),
-            outbox: Arc::new(Outbox::new(
-                options.write_queue_limit,
-                opened.written.clone(),
-                table,
-            )),
-            open: AtomicBool::new(true),
-            defer_deadlines: AtomicBool::new(false),
-            control: opened.control,
-            on_close: Mutex::new(Some(on_close)),
-            hand_back: Mutex::new(None),
-            max_packet: options.max_packet_size,
-            threads: Default::default(),
-            joined: Default::default(),
-            writer_thread: Default::default(),
-            reader_thread: Default::default(),
-            joining: std::sync::atomic::AtomicUsize::new(0),
-            #[cfg(test)]
-            before_timeouts: Mutex::new(None),
-            endpoint: ep,
-            close_signal: Mutex::new(None),
-        });
+        let shared = Arc::new(Shared::new(
+            ep,
+            opened.control,
+            opened.written.clone(),
+            options.write_queue_limit,
+            options.max_packet_size,
+            Some(on_close),
+        ));
         let mut read = opened.read;
         // The reader thread batches what it sends (see writer.rs) and sends
         // it before it waits for the socket.

@@ -207,6 +207,39 @@ pub(super) fn err(code: i32, ex: impl Into<String>) -> RtmError {
 }
 
 impl Shared {
+    /// An open connection's shared state, before its threads start: its request
+    /// table, shared with an outbox of `write_queue_limit` bytes whose writes
+    /// `written` marks (`Connection::start`, and the writer's unit tests).
+    pub(super) fn new(
+        endpoint: Endpoint,
+        control: TcpStream,
+        written: transport::Written,
+        write_queue_limit: usize,
+        max_packet: usize,
+        on_close: Option<CloseHandler>,
+    ) -> Shared {
+        let table = Table::default();
+        Shared {
+            table: table.clone(),
+            outbox: Arc::new(Outbox::new(write_queue_limit, written, table)),
+            open: AtomicBool::new(true),
+            defer_deadlines: AtomicBool::new(false),
+            control,
+            on_close: Mutex::new(on_close),
+            hand_back: Mutex::new(None),
+            max_packet,
+            threads: Default::default(),
+            joined: Default::default(),
+            writer_thread: Default::default(),
+            reader_thread: Default::default(),
+            joining: AtomicUsize::new(0),
+            #[cfg(test)]
+            before_timeouts: Mutex::new(None),
+            endpoint,
+            close_signal: Mutex::new(None),
+        }
+    }
+
     /// Records the calling thread as the connection's writer.
     pub(super) fn writer_started(&self) {
         let _ = self.writer_thread.set(std::thread::current().id());

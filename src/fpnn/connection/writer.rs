@@ -1010,7 +1010,6 @@ mod tests {
         use crate::fpnn::transport::Endpoint;
         use std::io::Read;
         use std::net::TcpListener;
-        use std::sync::atomic::AtomicBool;
         use std::time::Duration;
 
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1022,25 +1021,14 @@ mod tests {
             let mut buf = vec![0u8; 64 * 1024];
             while peer.read(&mut buf).is_ok_and(|n| n > 0) {}
         });
-        let shared = Arc::new(Shared {
-            table: Table::default(),
-            outbox: Arc::new(Outbox::new(64 << 20, Written::default(), Table::default())),
-            open: AtomicBool::new(true),
-            defer_deadlines: AtomicBool::new(false),
-            control: tcp.try_clone().unwrap(),
-            on_close: parking_lot::Mutex::new(None),
-            hand_back: parking_lot::Mutex::new(None),
-            max_packet: DEFAULT_MAX_PACKET,
-            threads: Default::default(),
-            joined: Default::default(),
-            writer_thread: Default::default(),
-            reader_thread: Default::default(),
-            joining: std::sync::atomic::AtomicUsize::new(0),
-            #[cfg(test)]
-            before_timeouts: parking_lot::Mutex::new(None),
-            endpoint: Endpoint::parse("127.0.0.1:1", false).unwrap(),
-            close_signal: parking_lot::Mutex::new(None),
-        });
+        let shared = Arc::new(Shared::new(
+            Endpoint::parse("127.0.0.1:1", false).unwrap(),
+            tcp.try_clone().unwrap(),
+            Written::default(),
+            64 << 20,
+            DEFAULT_MAX_PACKET,
+            None,
+        ));
         let s = shared.clone();
         let writer = std::thread::spawn(move || writer_loop(s, WriteHalf::Plain(tcp)));
         let written = |ob: &Outbox| {
