@@ -1730,6 +1730,87 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// As [`a_close_in_an_inline_callback_the_login_joins_comes_after_the_old_sessions_callbacks`],
+    /// with quests in the session's waiting list when the login ends it
+    /// (`RtmOptions::resend_on_reconnect`: two calls made while it logs in again, which
+    /// the gate refuses, kept out of the list until it is online again, as in
+    /// [`resendable_calls_the_timer_is_sending_come_before_the_sessions_end`], and put
+    /// back just before the login). The login's step fails them (20012) and then joins
+    /// the online connection's reader, whose callback's `close()` ends the login
+    /// (20002) without waiting for that step: their callbacks must still come first
+    /// (`Inner::step_locked` puts an ending's `Later::Fail` before its closes).
+    #[test]
+    fn waiting_quests_fail_before_a_close_in_an_inline_callback_the_login_joins() {
+        let gate = crate::gate::Gate::builder().start().expect("gate");
+        let log = RanLog::default();
+        let client = resending_client_online(&gate, Dispatch::Inline, &log, |_| {});
+        client.scale_relogin_waits_for_tests(1000);
+
+        // Calls made while the session logs in again wait in the list.
+        gate.refuse_connections(true);
+        assert_eq!(gate.drop_user(1, 1), 1);
+        crate::testing::wait_until("the connection lost", || {
+            let core = client.inner.core.read();
+            core.machine.online_serial().is_none() && core.machine.session_alive()
+        });
+        for _ in 0..2 {
+            let l = log.clone();
+            client.get_user_info(0, move |e, _| {
+                l.lock().push(Ran::Callback(e.map(|e| e.code)))
+            });
+        }
+        let parked = std::mem::take(&mut client.inner.core.lock().waiting);
+        assert_eq!(parked.len(), 2, "the calls wait");
+        gate.refuse_connections(false);
+        crate::testing::wait_until("the relogin", || {
+            client
+                .inner
+                .core
+                .read()
+                .online_connection()
+                .is_some_and(|c| c.is_open())
+        });
+
+        // A call whose callback, on the online connection's reader, waits until a
+        // login joins that reader, then calls `close()`.
+        let online = client.inner.core.read().online_connection().unwrap();
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (c, l, o) = (client.clone(), log.clone(), online.clone());
+        client.get_user_info(0, move |e, _| {
+            l.lock().push(Ran::Callback(e.map(|e| e.code)));
+            let _ = started_tx.send(());
+            crate::testing::wait_until("the login joins the reader", || o.joining_for_tests() > 0);
+            c.close();
+        });
+        started.recv_timeout(crate::testing::WAIT).unwrap();
+
+        // The waiting quests are back in the list when the login ends the session.
+        client.inner.core.lock().waiting = parked;
+        let l = log.clone();
+        client.login(
+            2,
+            "t",
+            move |ok, code| l.lock().push(Ran::Login(ok, code)),
+            0,
+        );
+        crate::testing::wait_until("the callbacks and the login's", || log.lock().len() >= 4);
+        let got = log.lock().clone();
+        let waited = Ran::Callback(Some(crate::error_code::FPNN_EC_CORE_INVALID_CONNECTION));
+        let closed = crate::error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
+        assert_eq!(
+            got,
+            vec![
+                Ran::Callback(None),
+                waited,
+                waited,
+                Ran::Login(false, closed)
+            ]
+        );
+        client.destroy();
+        gate.shutdown();
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// A resendable call held in its send (as in
     /// [`a_resendable_call_in_progress_comes_before_session_closed`]) fails there (its
     /// payload is over the packet limit), and its callback, the closure handed to the
