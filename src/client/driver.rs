@@ -1811,6 +1811,91 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// The mirror of
+    /// [`a_close_in_an_inline_callback_the_login_joins_comes_after_the_old_sessions_callbacks`]:
+    /// `Dispatch::Inline`, an answer's callback runs on a connection's reader while
+    /// that connection is declared lost (closed from another thread) and the session
+    /// logs in again on another one, so the session keeps it (`Core::retired`). A
+    /// `login` that replaces the session joins that reader first, and the callback
+    /// then calls `close()`, which ends the new login (20002) without waiting for the
+    /// login's step (it joins this thread). The online connection's writer holds a
+    /// timed-out call's callback, which the step queues only once it has joined that
+    /// connection, after the lost one: the old session's callbacks, that one too,
+    /// must still come before the login's callback.
+    #[test]
+    fn a_close_in_an_inline_callback_on_a_lost_connection_the_login_joins_comes_after_the_old_sessions_callbacks(
+    ) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let gate = crate::gate::Gate::builder().start().expect("gate");
+        let client = gate_client(&gate, Dispatch::Inline);
+        client.scale_relogin_waits_for_tests(1000);
+        let log = RanLog::default();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client.login(1, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+        assert_eq!(rx.recv_timeout(crate::testing::WAIT), Ok((true, 0)));
+
+        // A call whose callback, on the online connection's reader, waits until a
+        // login joins that reader, then calls `close()`.
+        let lost = client.inner.core.read().online_connection().unwrap();
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (c, l, o) = (client.clone(), log.clone(), lost.clone());
+        client.get_user_info(0, move |e, _| {
+            l.lock().push(Ran::Callback(e.map(|e| e.code)));
+            let _ = started_tx.send(());
+            crate::testing::wait_until("the login joins the reader", || o.joining_for_tests() > 0);
+            c.close();
+        });
+        started.recv_timeout(crate::testing::WAIT).unwrap();
+        // Meanwhile that connection ends (its close handler declares it lost), and
+        // the session logs in again on another one.
+        lost.close();
+        crate::testing::wait_until("the relogin", || {
+            client
+                .inner
+                .core
+                .read()
+                .online_connection()
+                .is_some_and(|c| c.is_open())
+        });
+        assert_eq!(
+            client.inner.core.read().retired.len(),
+            1,
+            "the lost connection is kept"
+        );
+
+        // The online connection's writer holds a timed-out call's callback, released
+        // once the login joins that connection.
+        let (online, release) = hold_a_timeout(&client, &gate, &log, || {});
+        let ended = std::sync::Arc::new(AtomicBool::new(false));
+        let (o2, done) = (online.clone(), ended.clone());
+        let releaser = std::thread::spawn(move || {
+            crate::testing::wait_until("the login joins the online connection", || {
+                o2.joining_for_tests() > 0 || done.load(Ordering::SeqCst)
+            });
+            release.send(()).unwrap();
+        });
+        let l = log.clone();
+        client.login(
+            2,
+            "t",
+            move |ok, code| l.lock().push(Ran::Login(ok, code)),
+            0,
+        );
+        ended.store(true, Ordering::SeqCst);
+        releaser.join().unwrap();
+        crate::testing::wait_until("the callbacks and the login's", || log.lock().len() >= 3);
+        let got = log.lock().clone();
+        let timed_out = Ran::Callback(Some(crate::error_code::FPNN_EC_CORE_TIMEOUT));
+        let closed = crate::error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
+        assert_eq!(
+            got,
+            vec![Ran::Callback(None), timed_out, Ran::Login(false, closed)]
+        );
+        client.destroy();
+        gate.shutdown();
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// A resendable call held in its send (as in
     /// [`a_resendable_call_in_progress_comes_before_session_closed`]) fails there (its
     /// payload is over the packet limit), and its callback, the closure handed to the
