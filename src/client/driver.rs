@@ -19,6 +19,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use rmpv::Value;
 
+use super::dispatch::Job;
 use super::machine::{Action, AuthAnswer, Config, Event, Machine};
 use super::push::PushHandler;
 use super::resend::{Settled, WaitingList};
@@ -305,8 +306,8 @@ impl Core {
 /// queued, as they do for their own.
 #[derive(Default)]
 pub(super) struct Closing {
-    /// `(ticket, the thread performing it, the connections it closes)`.
-    list: Mutex<Vec<(u64, std::thread::ThreadId, Vec<Connection>)>>,
+    /// The endings being performed, in the order their steps were taken.
+    list: Mutex<Vec<Ending>>,
     done: Condvar,
     next: AtomicU64,
     /// Threads waiting in [`Closing::wait_for_others`] or
@@ -326,18 +327,60 @@ pub(super) struct Closing {
     resend_hook: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
 }
 
+/// A step's ending being performed, as [`Closing`] lists it.
+struct Ending {
+    ticket: u64,
+    /// The thread that took the step.
+    by: std::thread::ThreadId,
+    /// The connections it closes.
+    conns: Vec<Connection>,
+    /// Whether it waits for those connections' threads (a step that ends a
+    /// logged-in session, or `destroy`).
+    joins: bool,
+    /// What a step taken on one of those threads left while this ending is
+    /// performed ([`Closing::defer`]), done when it is done.
+    deferred: Vec<Deferred>,
+}
+
+/// What a step taken on a thread an ending joins leaves to that ending
+/// ([`Closing::defer`]).
+enum Deferred {
+    /// A login callback to queue.
+    Login(Job),
+    /// A connect to start ([`Later::Connect`]).
+    Connect(u64, ConnectCancel),
+}
+
 /// A step's ending being performed, listed in [`Closing`] until this is dropped:
 /// the last item of its `later`, so after everything else the step performs.
 struct Retiring {
     ticket: u64,
-    closing: Arc<Closing>,
+    inner: Arc<Inner>,
 }
 
 impl Drop for Retiring {
     fn drop(&mut self) {
-        let mut list = self.closing.list.lock();
-        list.retain(|(t, _, _)| *t != self.ticket);
-        self.closing.done.notify_all();
+        let closing = &self.inner.closing;
+        let mut connects = Vec::new();
+        let mut list = closing.list.lock();
+        if let Some(at) = list.iter().position(|e| e.ticket == self.ticket) {
+            for d in list.remove(at).deferred {
+                match d {
+                    // Queued before the listing ends, so before a thread that
+                    // waits for this ending (`Closing::wait_for_others`) goes on;
+                    // queuing runs no user code.
+                    Deferred::Login(job) => self.inner.dispatcher.callback(job),
+                    Deferred::Connect(serial, cancel) => connects.push((serial, cancel)),
+                }
+            }
+        }
+        closing.done.notify_all();
+        drop(list);
+        // After the login callbacks (one of those connects may complete a login
+        // fast); with no lock held, as a connect that cannot start steps again.
+        for (serial, cancel) in connects {
+            self.inner.connect(serial, cancel);
+        }
     }
 }
 
@@ -429,8 +472,9 @@ impl Closing {
     }
 
     /// Lists the ending in `later` (if it has one) as this thread's, under the
-    /// session lock; the guard goes last in `later`.
-    fn start(self: &Arc<Self>, later: &mut Vec<Later>) {
+    /// session lock; the guard goes last in `later`. `joins`: the step waits for
+    /// the threads of the connections it closes.
+    fn start(&self, later: &mut Vec<Later>, joins: bool, inner: &Arc<Inner>) {
         if !later
             .iter()
             .any(|l| matches!(l, Later::Close(_) | Later::Fail(_) | Later::Closed(_)))
@@ -446,11 +490,44 @@ impl Closing {
             .collect();
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         let me = std::thread::current().id();
-        self.list.lock().push((ticket, me, conns));
+        self.list.lock().push(Ending {
+            ticket,
+            by: me,
+            conns,
+            joins,
+            deferred: Vec::new(),
+        });
         later.push(Later::Done(Retiring {
             ticket,
-            closing: self.clone(),
+            inner: inner.clone(),
         }));
+    }
+
+    /// A login callback a step completes, or a connect it starts (under the
+    /// session lock): handed back, to be done now, unless this thread is a reader
+    /// or writer of a connection whose threads an ending on another thread waits
+    /// for. That ending cannot be waited for here (it joins this thread,
+    /// [`Closing::wait_for_others`]), so a step taken here (a `close()` or
+    /// `login()` in a `Dispatch::Inline` callback) would otherwise queue the login
+    /// callback it ends (20002) ahead of what the ending queues only once it has
+    /// joined this thread (the callbacks of the connections it joins after this
+    /// one, its `SessionClosed`), and a login's connect could complete it ahead of
+    /// them too: both are kept in that ending's listing and done when it is done
+    /// ([`Retiring`]'s drop), in the machine's order (docs/architecture.md,
+    /// "`SessionClosed` last").
+    fn defer(&self, d: Deferred) -> Option<Deferred> {
+        let me = std::thread::current().id();
+        let mut list = self.list.lock();
+        let joining = list
+            .iter_mut()
+            .find(|e| e.joins && e.by != me && e.conns.iter().any(Connection::is_own_thread));
+        match joining {
+            Some(ending) => {
+                ending.deferred.push(d);
+                None
+            }
+            None => Some(d),
+        }
     }
 
     /// Runs [`Closing::resend_hook`], if set.
@@ -481,7 +558,7 @@ impl Closing {
         let mut list = self.list.lock();
         while list
             .iter()
-            .any(|(_, by, conns)| *by != me && !conns.iter().any(Connection::is_own_thread))
+            .any(|e| e.by != me && !e.conns.iter().any(Connection::is_own_thread))
         {
             self.waiting.fetch_add(1, Ordering::Relaxed);
             self.done.wait(&mut list);
@@ -529,7 +606,8 @@ enum Later {
     /// queued before the new login's.
     Replaced,
     /// The step's ending is performed: dropping it ends its listing in
-    /// [`Closing`] (after `Closed`).
+    /// [`Closing`] (after `Closed`), and does what a step on one of the threads
+    /// it joined left to it meanwhile ([`Closing::defer`]).
     Done(Retiring),
 }
 
@@ -694,13 +772,14 @@ impl Inner {
         // A new connect after the old session's ending (a login's callback
         // comes after the connections it waits for), `SessionClosed` after
         // everything else. An ending joins its connections after its other
-        // work (the waiting quests' failures), the current connection last:
-        // its reader may be running a `Dispatch::Inline` callback that calls
-        // `close()` or `login()`, which cannot wait for this ending (it joins
-        // that thread, `Closing::wait_for_others`) and so queues what it ends
-        // (the next login's callback) once it returns, after what this step
-        // performed before that join only (docs/architecture.md, "`SessionClosed`
-        // last").
+        // work (the waiting quests' failures), the lost ones first and the
+        // current connection last. A reader of one of them may be running a
+        // `Dispatch::Inline` callback that calls `close()` or `login()`, which
+        // cannot wait for this ending (it joins that thread,
+        // `Closing::wait_for_others`): the login callback that call completes
+        // (the next login's, 20002) is left to this ending, which queues it
+        // once it is done (`Closing::defer`; docs/architecture.md,
+        // "`SessionClosed` last").
         later.sort_by_key(|l| match l {
             Later::Close(_) if ending => 1,
             Later::Connect(..) => 2,
@@ -709,7 +788,7 @@ impl Inner {
         });
         // Listed while the lock is held, so a `close` or `destroy` whose step
         // comes after this one sees it.
-        self.closing.start(&mut later);
+        self.closing.start(&mut later, ending, self);
         drop(core);
         later
     }
@@ -847,9 +926,12 @@ impl Inner {
             Action::CompleteLogin { callback, ok, code } => {
                 log::debug!("login of uid {:?} completed: ({ok}, {code})", core.uid());
                 // Always through the queue: `blocking()`'s direct path is for
-                // the one `(err, data)` callback it wraps.
-                self.dispatcher
-                    .callback(Box::new(move || callback(ok, code)));
+                // the one `(err, data)` callback it wraps. On a thread an ending
+                // joins, once that ending is done.
+                let job: Job = Box::new(move || callback(ok, code));
+                if let Some(Deferred::Login(job)) = self.closing.defer(Deferred::Login(job)) {
+                    self.dispatcher.callback(job);
+                }
             }
             Action::ErrorRecorder { code, ex } => self.emit_error(crate::RtmError::new(code, ex)),
             Action::ReloginCompleted {
@@ -876,7 +958,12 @@ impl Inner {
             Action::Connect { serial } => {
                 let cancel = ConnectCancel::new();
                 core.connecting = Some((serial, cancel.clone()));
-                later.push(Later::Connect(serial, cancel));
+                // On a thread an ending joins, once that ending is done.
+                if let Some(Deferred::Connect(serial, cancel)) =
+                    self.closing.defer(Deferred::Connect(serial, cancel))
+                {
+                    later.push(Later::Connect(serial, cancel));
+                }
             }
             Action::WakeAt(at) => later.push(Later::Wake(at)),
             Action::SendAuth {
@@ -1817,82 +1904,96 @@ mod tests {
     /// that connection is declared lost (closed from another thread) and the session
     /// logs in again on another one, so the session keeps it (`Core::retired`). A
     /// `login` that replaces the session joins that reader first, and the callback
-    /// then calls `close()`, which ends the new login (20002) without waiting for the
-    /// login's step (it joins this thread). The online connection's writer holds a
-    /// timed-out call's callback, which the step queues only once it has joined that
-    /// connection, after the lost one: the old session's callbacks, that one too,
-    /// must still come before the login's callback.
+    /// then calls `close()` (or `login()` again), which ends the new login (20002)
+    /// without waiting for the login's step (it joins this thread). The online
+    /// connection's writer holds a timed-out call's callback, which the step queues
+    /// only once it has joined that connection, after the lost one: the old session's
+    /// callbacks, that one too, must still come before the login's callback (and the
+    /// next login's after it), as `Closing::defer` leaves them to the login's step.
     #[test]
     fn a_close_in_an_inline_callback_on_a_lost_connection_the_login_joins_comes_after_the_old_sessions_callbacks(
     ) {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let gate = crate::gate::Gate::builder().start().expect("gate");
-        let client = gate_client(&gate, Dispatch::Inline);
-        client.scale_relogin_waits_for_tests(1000);
-        let log = RanLog::default();
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        client.login(1, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
-        assert_eq!(rx.recv_timeout(crate::testing::WAIT), Ok((true, 0)));
+        for login_again in [false, true] {
+            let case = format!("login again in the callback: {login_again}");
+            let gate = crate::gate::Gate::builder().start().expect("gate");
+            let client = gate_client(&gate, Dispatch::Inline);
+            client.scale_relogin_waits_for_tests(1000);
+            let log = RanLog::default();
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            client.login(1, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+            assert_eq!(rx.recv_timeout(crate::testing::WAIT), Ok((true, 0)));
 
-        // A call whose callback, on the online connection's reader, waits until a
-        // login joins that reader, then calls `close()`.
-        let lost = client.inner.core.read().online_connection().unwrap();
-        let (started_tx, started) = crossbeam_channel::bounded(1);
-        let (c, l, o) = (client.clone(), log.clone(), lost.clone());
-        client.get_user_info(0, move |e, _| {
-            l.lock().push(Ran::Callback(e.map(|e| e.code)));
-            let _ = started_tx.send(());
-            crate::testing::wait_until("the login joins the reader", || o.joining_for_tests() > 0);
-            c.close();
-        });
-        started.recv_timeout(crate::testing::WAIT).unwrap();
-        // Meanwhile that connection ends (its close handler declares it lost), and
-        // the session logs in again on another one.
-        lost.close();
-        crate::testing::wait_until("the relogin", || {
-            client
-                .inner
-                .core
-                .read()
-                .online_connection()
-                .is_some_and(|c| c.is_open())
-        });
-        assert_eq!(
-            client.inner.core.read().retired.len(),
-            1,
-            "the lost connection is kept"
-        );
-
-        // The online connection's writer holds a timed-out call's callback, released
-        // once the login joins that connection.
-        let (online, release) = hold_a_timeout(&client, &gate, &log, || {});
-        let ended = std::sync::Arc::new(AtomicBool::new(false));
-        let (o2, done) = (online.clone(), ended.clone());
-        let releaser = std::thread::spawn(move || {
-            crate::testing::wait_until("the login joins the online connection", || {
-                o2.joining_for_tests() > 0 || done.load(Ordering::SeqCst)
+            // A call whose callback, on the online connection's reader, waits until a
+            // login joins that reader, then calls `close()` or `login()`.
+            let lost = client.inner.core.read().online_connection().unwrap();
+            let (started_tx, started) = crossbeam_channel::bounded(1);
+            let (c, l, o) = (client.clone(), log.clone(), lost.clone());
+            client.get_user_info(0, move |e, _| {
+                l.lock().push(Ran::Callback(e.map(|e| e.code)));
+                let _ = started_tx.send(());
+                crate::testing::wait_until("the login joins the reader", || {
+                    o.joining_for_tests() > 0
+                });
+                if login_again {
+                    c.login(
+                        3,
+                        "t",
+                        move |ok, code| l.lock().push(Ran::Login(ok, code)),
+                        0,
+                    );
+                } else {
+                    c.close();
+                }
             });
-            release.send(()).unwrap();
-        });
-        let l = log.clone();
-        client.login(
-            2,
-            "t",
-            move |ok, code| l.lock().push(Ran::Login(ok, code)),
-            0,
-        );
-        ended.store(true, Ordering::SeqCst);
-        releaser.join().unwrap();
-        crate::testing::wait_until("the callbacks and the login's", || log.lock().len() >= 3);
-        let got = log.lock().clone();
-        let timed_out = Ran::Callback(Some(crate::error_code::FPNN_EC_CORE_TIMEOUT));
-        let closed = crate::error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
-        assert_eq!(
-            got,
-            vec![Ran::Callback(None), timed_out, Ran::Login(false, closed)]
-        );
-        client.destroy();
-        gate.shutdown();
+            started.recv_timeout(crate::testing::WAIT).unwrap();
+            // Meanwhile that connection ends (its close handler declares it lost), and
+            // the session logs in again on another one.
+            lost.close();
+            crate::testing::wait_until("the relogin", || {
+                client
+                    .inner
+                    .core
+                    .read()
+                    .online_connection()
+                    .is_some_and(|c| c.is_open())
+            });
+            let retired = client.inner.core.read().retired.len();
+            assert_eq!(retired, 1, "{case}: the lost connection is kept");
+
+            // The online connection's writer holds a timed-out call's callback,
+            // released once the login joins that connection.
+            let (online, release) = hold_a_timeout(&client, &gate, &log, || {});
+            let ended = std::sync::Arc::new(AtomicBool::new(false));
+            let (o2, done) = (online.clone(), ended.clone());
+            let releaser = std::thread::spawn(move || {
+                crate::testing::wait_until("the login joins the online connection", || {
+                    o2.joining_for_tests() > 0 || done.load(Ordering::SeqCst)
+                });
+                release.send(()).unwrap();
+            });
+            let l = log.clone();
+            client.login(
+                2,
+                "t",
+                move |ok, code| l.lock().push(Ran::Login(ok, code)),
+                0,
+            );
+            ended.store(true, Ordering::SeqCst);
+            releaser.join().unwrap();
+            let timed_out = Ran::Callback(Some(crate::error_code::FPNN_EC_CORE_TIMEOUT));
+            let closed = crate::error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
+            let mut want = vec![Ran::Callback(None), timed_out, Ran::Login(false, closed)];
+            if login_again {
+                want.push(Ran::Login(true, 0));
+            }
+            crate::testing::wait_until("the callbacks and the logins'", || {
+                log.lock().len() >= want.len()
+            });
+            assert_eq!(*log.lock(), want, "{case}");
+            client.destroy();
+            gate.shutdown();
+        }
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
