@@ -111,14 +111,31 @@ pub(super) struct Content {
 impl Content {
     /// The body and attrs of a send or a test hook.
     pub(super) fn new(body: Field, attrs: Field) -> Content {
+        Content::new_in(body, attrs, None)
+    }
+
+    /// [`Content::new`] in `spare` when it is given, a buffer a dropped message left
+    /// ([`State::spare`]), rather than a new allocation.
+    fn new_in(body: Field, attrs: Field, spare: Option<Vec<u8>>) -> Content {
         if let (Some(b), Some(a)) = (body.msgpack(), attrs.msgpack()) {
-            // From a quest's bytes: each copied once, into a buffer of the right size.
+            // From a quest's bytes: each copied once, into a spare buffer or a new one
+            // of the right size.
+            let msgpack = match spare {
+                Some(mut v) => {
+                    v.clear();
+                    v.extend_from_slice(b);
+                    v.extend_from_slice(a);
+                    v
+                }
+                None => [b, a].concat(),
+            };
             return Content {
-                msgpack: [b, a].concat(),
+                msgpack,
                 split: b.len(),
             };
         }
-        let mut msgpack = Vec::new();
+        let mut msgpack = spare.unwrap_or_default();
+        msgpack.clear();
         body.write_to(&mut msgpack);
         let split = msgpack.len();
         attrs.write_to(&mut msgpack);
@@ -199,7 +216,16 @@ pub(super) struct State {
     /// Each conversation keeps at least its newest `limit` messages and at
     /// most twice that; 0: all of them.
     limit: usize,
+    /// The content buffers of dropped messages (at most `limit` of them, each of at
+    /// most [`SPARE_MAX`] bytes), which the next sends fill instead of allocating: a
+    /// conversation at its limit drops as many messages as it stores, so a send then
+    /// costs no allocation and no free.
+    spare: Vec<Vec<u8>>,
 }
+
+/// The largest content buffer [`State::spare`] keeps: a larger one would hold that
+/// much for each short message that reused it.
+const SPARE_MAX: usize = 512;
 
 impl Default for State {
     fn default() -> Self {
@@ -209,6 +235,7 @@ impl Default for State {
             convs: FastMap::default(),
             index: FastMap::default(),
             limit: crate::gate::DEFAULT_HISTORY_LIMIT,
+            spare: Vec::new(),
         }
     }
 }
@@ -242,6 +269,7 @@ impl State {
     /// with their next message.
     pub(super) fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
+        self.spare.truncate(limit);
     }
 
     /// The messages of one conversation, oldest first.
@@ -281,8 +309,17 @@ impl State {
             if self.index.get(&key) == Some(&(conv, log.first + i)) {
                 self.index.remove(&key);
             }
+            let buf = x.content.msgpack;
+            if self.spare.len() < self.limit && buf.capacity() <= SPARE_MAX {
+                self.spare.push(buf);
+            }
         }
         log.first += n;
+    }
+
+    /// [`Content::new`] in a spare buffer when there is one ([`State::spare`]).
+    fn content(&mut self, body: Field, attrs: Field) -> Content {
+        Content::new_in(body, attrs, self.spare.pop())
     }
 }
 
@@ -298,7 +335,8 @@ fn send(kind: Kind, p: &mut Project, ctx: &mut Ctx, a: Args) -> Result<i64, Gate
         need_int(target, key, positive)?,
         need_int(mid, "mid", Some)?,
         need_int(mtype, "mtype", byte)?,
-        Content::new(str_or_bin(body, "msg")?, str_or_bin(attrs, "attrs")?),
+        p.messages
+            .content(str_or_bin(body, "msg")?, str_or_bin(attrs, "attrs")?),
     );
     let (mtime, pushes) = p.send(kind, msg, ctx.now)?;
     ctx.pushes = pushes;
@@ -722,6 +760,66 @@ mod tests {
         );
         assert_eq!(num(&h, "num"), 18);
         assert_eq!(num(&g.ok(b, "getmsg", key(4)), "mtype"), 30);
+    }
+
+    /// The buffers of dropped messages are refilled by the next sends (`State::spare`):
+    /// each message stored in one reads back and is pushed as it was sent, whatever the
+    /// length or type of the content the buffer held before, and the spares never
+    /// outnumber the limit.
+    #[test]
+    fn a_dropped_messages_buffer_holds_the_next_message_as_sent() {
+        let mut g = Gate::new();
+        g.s.set_history_limit(3);
+        let (a, b) = (g.login(A), g.login(B));
+        let spares = |g: &Gate| g.s.projects[&PID].messages.spare.len();
+        let bodies: Vec<Value> = vec![
+            "a much longer body than the ones that follow it".into(),
+            Value::Binary(vec![0xff, 0, 7]),
+            "é".into(),
+            "x".into(),
+            "😀 and more".into(),
+            Value::Binary(vec![1; 600]),
+            "y".into(),
+            "z".into(),
+            "short".into(),
+        ];
+        for (i, body) in bodies.iter().enumerate() {
+            // Read from the decoded payload and from its bytes (the server's path), in turn.
+            let p = o([
+                ("to", B.into()),
+                ("mid", (i as i64 + 1).into()),
+                ("mtype", 30.into()),
+                ("msg", body.clone()),
+                ("attrs", "{}".into()),
+            ]);
+            let pushes = if i % 2 == 0 {
+                let mut bytes = Vec::new();
+                packet::encode_payload(&p, &mut bytes);
+                let out = g.s.handle_bytes(a, "sendmsg", &bytes, None, g.now);
+                assert!(out.answer.is_ok());
+                out.pushes
+            } else {
+                let out = g.q(a, "sendmsg", p);
+                assert!(out.answer.is_ok());
+                out.pushes
+            };
+            assert_eq!(field(&pushes[0].payload_value(), "msg"), body);
+            assert!(spares(&g) <= 3);
+            // The sixth drops three, whose buffers the next sends take.
+            match i {
+                5 => assert_eq!(spares(&g), 3),
+                6 => assert_eq!(spares(&g), 2),
+                _ => {}
+            }
+        }
+        let h = g.history(b, "getp2pmsg", vec![("target", A.into())]);
+        let kept: Vec<Value> = items(&h).into_iter().map(|x| x[5].clone()).collect();
+        // Nine sent with a limit of 3: dropped at the sixth (three) and the ninth (three).
+        assert_eq!(kept, bodies[6..]);
+        let found = g.ok(b, "getmsg", map! {"from": A, "mid": 9, "xid": B, "type": 1});
+        assert_eq!(field(&found, "msg"), &bodies[8]);
+        g.s.set_history_limit(1);
+        assert!(spares(&g) <= 1);
     }
 
     #[test]
