@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -119,6 +119,10 @@ pub(crate) struct Conn {
     /// When the connection last sent anything: nanoseconds since [`EPOCH`] (an atomic,
     /// not a lock, as it is written for every read of the socket, `ConnReader`).
     last_heard: AtomicU64,
+    /// The wall clock ([`now_ms`]) when the last read of the socket returned: the time
+    /// of every quest that read completed (the clock is read once per read, not once per
+    /// quest; written and read by the connection's reader only).
+    read_ms: AtomicI64,
     quirk: bool,
     queue_limit: usize,
     /// A connection of the file proxy: only the proxy's quests are routed.
@@ -345,6 +349,7 @@ impl io::Read for ConnReader {
         let n = (&mut &self.stream).read(buf)?;
         // Once per read rather than per frame: the frames of one read arrived together.
         self.conn.last_heard.store(since_epoch(), Ordering::Relaxed);
+        self.conn.read_ms.store(now_ms(), Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -704,6 +709,7 @@ impl Server {
             control: stream.try_clone()?,
             seq: AtomicU64::new(0),
             last_heard: AtomicU64::new(since_epoch()),
+            read_ms: AtomicI64::new(now_ms()),
             quirk: !self.config.strict_framing,
             queue_limit: self.config.write_queue_limit,
             proxy,
@@ -831,15 +837,15 @@ impl Server {
             if hooks && self.paused() {
                 continue;
             }
+            // The time the quest's last bytes were read (`Conn::read_ms`).
+            let now = conn.read_ms.load(Ordering::Relaxed);
             let mut state = self.state.lock();
             let outcome = match &payload {
                 None => {
                     let index = indexed.then_some(&index[..]);
-                    state.handle_bytes(conn.id, p.method, p.payload, index, now_ms())
+                    state.handle_bytes(conn.id, p.method, p.payload, index, now)
                 }
-                Some(payload) => {
-                    state.handle_decoded(conn.proxy, conn.id, p.method, payload, now_ms())
-                }
+                Some(payload) => state.handle_decoded(conn.proxy, conn.id, p.method, payload, now),
             };
             let answer = outcome.answer.map_err(|e| (e.code, e.ex));
             let (rewrite, delay) = if hooks {
