@@ -363,3 +363,238 @@ fn a_call_made_in_a_callback_times_out_counted_from_the_callbacks_end() {
     );
     client.destroy();
 }
+
+/// What a callback of the ring does to the next client ([`ring`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum End {
+    Close,
+    Destroy,
+    /// A login that replaces the next client's session.
+    Login,
+}
+
+/// Counts the clients whose callbacks have started; each waits, bounded, until all
+/// have, so that every callback runs at the same time when the ending calls are made.
+#[derive(Default)]
+struct Latch {
+    arrived: parking_lot::Mutex<usize>,
+    all: parking_lot::Condvar,
+}
+
+impl Latch {
+    /// Counts this callback in and waits until `n` have come; false after [`WAIT`].
+    fn arrive_and_wait(&self, n: usize) -> bool {
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut arrived = self.arrived.lock();
+        *arrived += 1;
+        self.all.notify_all();
+        while *arrived < n {
+            if self.all.wait_until(&mut arrived, deadline).timed_out() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+thread_local! {
+    /// Senders dropped when the thread ends: a test sees a thread end by its
+    /// receiver's disconnection.
+    static ON_EXIT: std::cell::RefCell<Vec<Sender<()>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A receiver that is disconnected once the calling thread has ended.
+fn thread_end() -> crossbeam_channel::Receiver<()> {
+    let (tx, rx) = crossbeam_channel::bounded(0);
+    ON_EXIT.with(|e| e.borrow_mut().push(tx));
+    rx
+}
+
+/// How long a ring's ending calls may take before the test counts them as waiting for
+/// each other for ever (they take at most the close linger, 1 s, each).
+const RING_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A ring of clients, one per mode of `modes`, each logged in with a uid of its own:
+/// one callback of each runs at the same time (an answer's, on the reader in `Inline`
+/// mode, on the dispatcher thread in `Threads` mode, in `dispatch_pending` in `Queued`
+/// mode, which a thread of the test polls), and each ends the session of the next
+/// client in the ring with `end` (docs/architecture.md, "Threads": an ending that
+/// would wait for a thread waiting for it does not). Every ending call returns within
+/// a bounded time, every callback runs once, the sessions closed report
+/// `SessionClosed` once (none after a destroy, or a login that replaces the session,
+/// whose callback runs once, accepted), and the reader threads those callbacks ran on
+/// end afterwards.
+fn ring(modes: &[Dispatch], end: End) {
+    let gate = gate();
+    let n = modes.len();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut pollers = Vec::new();
+    let mut clients = Vec::new();
+    let closed: Log<usize> = Log::default();
+    for (i, &mode) in modes.iter().enumerate() {
+        let client = RtmClient::new(RtmOptions {
+            dispatch: mode,
+            ..options(&gate)
+        })
+        .expect("client");
+        if mode == Dispatch::Queued {
+            let (c, stop) = (client.clone(), stop.clone());
+            pollers.push(std::thread::spawn(move || {
+                // A game loop's polling, not a wait for a condition.
+                while !stop.load(Ordering::SeqCst) {
+                    c.dispatch_pending();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }));
+        }
+        let c = closed.clone();
+        client.on_session_closed(move |_| c.push(i));
+        assert_eq!(login(&client, ME + i as i64, "token", 0), (true, 0), "{i}");
+        if mode == Dispatch::Inline {
+            settle(&client);
+        }
+        clients.push(client);
+    }
+    let latch = Arc::new(Latch::default());
+    let ran: Log<(usize, String, bool)> = Log::default();
+    let logins: Log<(usize, bool, i32)> = Log::default();
+    let (returned_tx, returned) = crossbeam_channel::unbounded();
+    let (ends_tx, ends) = crossbeam_channel::unbounded();
+    for (i, client) in clients.iter().enumerate() {
+        let next = (i + 1) % n;
+        let target = clients[next].clone();
+        let (latch, ran, logins) = (latch.clone(), ran.clone(), logins.clone());
+        let (returned_tx, ends_tx) = (returned_tx.clone(), ends_tx.clone());
+        client.send_message(PEER, 30, "ring", "", 0, 0, move |e, _| {
+            ran.push((i, thread_name(), e.is_none()));
+            if thread_name() == "rtm-reader" {
+                ends_tx.send((i, thread_end())).unwrap();
+            }
+            if !latch.arrive_and_wait(n) {
+                returned_tx.send((i, false)).unwrap();
+                return;
+            }
+            match end {
+                End::Close => target.close(),
+                End::Destroy => target.destroy(),
+                End::Login => target.login(
+                    ME + next as i64,
+                    "token",
+                    move |ok, code| logins.push((next, ok, code)),
+                    0,
+                ),
+            }
+            returned_tx.send((i, true)).unwrap();
+        });
+    }
+    let mut done = Vec::new();
+    for _ in 0..n {
+        match returned.recv_timeout(RING_DEADLINE) {
+            Ok(r) => done.push(r),
+            Err(_) => panic!(
+                "{modes:?} {end:?}: the ending calls of {:?} returned, the others \
+                 did not within {RING_DEADLINE:?}: they wait for each other",
+                done
+            ),
+        }
+    }
+    done.sort();
+    assert_eq!(
+        done,
+        (0..n).map(|i| (i, true)).collect::<Vec<_>>(),
+        "{modes:?} {end:?}: not every callback was in at once"
+    );
+    let mut got = ran.get();
+    got.sort();
+    let expected: Vec<(usize, String, bool)> = modes
+        .iter()
+        .enumerate()
+        .map(|(i, mode)| {
+            let on = match mode {
+                Dispatch::Inline => "rtm-reader",
+                Dispatch::Threads => "rtm-dispatch",
+                _ => "",
+            };
+            (i, on.to_owned(), true)
+        })
+        .collect();
+    let got_named: Vec<(usize, String, bool)> = got
+        .iter()
+        .map(|(i, on, ok)| {
+            let on = if modes[*i] == Dispatch::Queued {
+                ""
+            } else {
+                on
+            };
+            (*i, on.to_owned(), *ok)
+        })
+        .collect();
+    assert_eq!(
+        got_named, expected,
+        "{modes:?} {end:?}: where the callbacks ran"
+    );
+    match end {
+        End::Close => wait_until("every session closed", || closed.len() == n),
+        End::Login => wait_until("every login called back", || logins.len() == n),
+        End::Destroy => {}
+    }
+    // The readers the callbacks ran on end, though an ending call may not have
+    // waited for them.
+    drop(ends_tx);
+    for (i, gone) in ends.iter() {
+        assert_eq!(
+            gone.recv_timeout(WAIT),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected),
+            "{modes:?} {end:?}: the reader of client {i} did not end"
+        );
+    }
+    for client in &clients {
+        client.destroy();
+    }
+    stop.store(true, Ordering::SeqCst);
+    for p in pollers {
+        p.join().unwrap();
+    }
+    // Once each, nothing more after the destroys.
+    let mut closed = closed.get();
+    closed.sort();
+    let mut logins = logins.get();
+    logins.sort();
+    match end {
+        End::Close => assert_eq!(closed, (0..n).collect::<Vec<_>>(), "{modes:?}"),
+        _ => assert!(closed.is_empty(), "{modes:?} {end:?}: {closed:?}"),
+    }
+    match end {
+        End::Login => assert_eq!(
+            logins,
+            (0..n).map(|i| (i, true, 0)).collect::<Vec<_>>(),
+            "{modes:?}"
+        ),
+        _ => assert!(logins.is_empty()),
+    }
+    assert_eq!(ran.len(), n, "{modes:?} {end:?}: a callback ran twice");
+}
+
+/// Two `Inline` clients whose callbacks, on their readers at the same time, close,
+/// destroy or log in each other, and three that close each other in a ring: no ending
+/// waits for a thread that waits for it.
+#[test]
+fn inline_callbacks_that_end_each_other_at_once_all_return() {
+    use Dispatch::Inline;
+    ring(&[Inline, Inline], End::Close);
+    ring(&[Inline, Inline, Inline], End::Close);
+    ring(&[Inline, Inline], End::Destroy);
+    ring(&[Inline, Inline], End::Login);
+}
+
+/// An `Inline` callback destroys a client whose callback, running at the same time on
+/// the dispatcher thread (`Threads`) or in `dispatch_pending` (`Queued`), closes the
+/// first client: the destroy does not wait for that running callback, which waits for
+/// it, nor the close for the reader.
+#[test]
+fn an_inline_callback_and_a_dispatched_one_that_end_each_other_at_once_return() {
+    use Dispatch::{Inline, Queued, Threads};
+    ring(&[Inline, Threads], End::Destroy);
+    ring(&[Inline, Queued], End::Destroy);
+    ring(&[Inline, Threads], End::Close);
+}
