@@ -115,6 +115,7 @@ mod hash;
 mod testing;
 pub mod types;
 pub(crate) mod value;
+mod waits;
 #[cfg(all(test, feature = "gate"))]
 mod wire_coverage;
 // Not part of the promise (see "What is promised" above): public only for the

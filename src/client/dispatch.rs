@@ -62,6 +62,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::fpnn::{guarded, Written};
 use crate::types::Dispatch;
+use crate::waits;
 
 /// User code to run once: a closure, or a call's completion that carries
 /// its own result (`Completion` in src/client/handle.rs: the answer is
@@ -155,6 +156,11 @@ struct Queue {
     /// The dispatcher thread is running one of this client's jobs, or (in
     /// `Dispatch::Queued` mode) a `dispatch_pending` call on `runner` is.
     busy: bool,
+    /// The thread running the job while `busy`: the dispatcher thread, the
+    /// reader running an inline callback (or holding the queue after one), or
+    /// the `dispatch_pending` caller. `shutdown` does not wait for it when it
+    /// waits for the thread calling `shutdown` (src/waits.rs).
+    busy_on: Option<ThreadId>,
     /// `Dispatch::Queued`: the thread whose `dispatch_pending` call is running
     /// this client's jobs. Another call meanwhile (a callback's, or another
     /// thread's) runs nothing, so they still run one at a time.
@@ -398,6 +404,7 @@ impl Dispatcher {
         }
         q.scheduled = true;
         q.busy = true;
+        q.busy_on = Some(std::thread::current().id());
         Claim::Taken
     }
 
@@ -484,6 +491,7 @@ impl Dispatcher {
     fn release(self: &Arc<Self>) {
         let mut q = self.queue.lock();
         q.busy = false;
+        q.busy_on = None;
         self.idle.notify_all();
         if q.items.is_empty() || q.stopped {
             q.scheduled = false;
@@ -689,6 +697,7 @@ impl Dispatcher {
             }
             q.runner = Some(std::thread::current().id());
             q.busy = true;
+            q.busy_on = q.runner;
             q.items.len()
         };
         let mut ran = 0;
@@ -712,6 +721,7 @@ impl Dispatcher {
         let mut q = self.queue.lock();
         q.runner = None;
         q.busy = false;
+        q.busy_on = None;
         self.idle.notify_all();
         if q.items.len() < limit {
             self.report_dropped(&mut q);
@@ -751,7 +761,10 @@ impl Dispatcher {
 
     /// Stops serving this client and runs every callback still queued on the
     /// calling thread (events are dropped), after the one the dispatcher
-    /// thread may be running (unless that is the calling thread) and after
+    /// thread may be running (unless that is the calling thread, or a thread
+    /// that waits, itself or through others, for the calling thread:
+    /// src/waits.rs; that job stays suspended in its wait until this returns)
+    /// and after
     /// the owed ones are queued ([`Owed`]; their calls see the client
     /// destroyed and end). Nothing of this client runs on the dispatcher
     /// thread after this returns.
@@ -762,7 +775,7 @@ impl Dispatcher {
             let mut q = self.queue.lock();
             // Called from the job that is running (a callback that
             // destroys its client): nothing to wait for.
-            let running_here = match self.mode {
+            let mut running_here = match self.mode {
                 Dispatch::Queued => q.runner == Some(me),
                 _ => INLINE.get() == self.key() || POOL.lock().thread == Some(me),
             };
@@ -775,11 +788,25 @@ impl Dispatcher {
                 if (running_here || !q.busy) && q.owed == 0 {
                     break;
                 }
+                // Not for a job whose thread waits, itself or through others,
+                // for this one (src/waits.rs): a callback that ends the
+                // session of a client whose callback, running on this thread
+                // at the same time, destroys this one. That job is held in
+                // its wait until this returns, as when it runs here.
+                let waiting = match q.busy_on {
+                    Some(t) if q.busy && !running_here => Some(waits::wait_for([t])),
+                    _ => None,
+                };
+                if waiting.as_ref().is_some_and(waits::Waiting::is_empty) {
+                    running_here = true;
+                    continue;
+                }
                 #[cfg(test)]
                 self.shutdown_waits.fetch_add(1, Ordering::SeqCst);
                 self.idle.wait(&mut q);
+                drop(waiting);
             }
-            let before = (q.busy, q.runner);
+            let before = (q.busy, q.runner, q.busy_on);
             if self.mode == Dispatch::Queued {
                 // The queue stays served by `dispatch_pending` (a call made
                 // later completes there), but not before what is taken here
@@ -787,6 +814,7 @@ impl Dispatcher {
                 q.closing = false;
                 q.busy = true;
                 q.runner = Some(me);
+                q.busy_on = Some(me);
             } else {
                 q.stopped = true;
             }
@@ -800,7 +828,7 @@ impl Dispatcher {
         settle(ack);
         if self.mode == Dispatch::Queued {
             let mut q = self.queue.lock();
-            (q.busy, q.runner) = before;
+            (q.busy, q.runner, q.busy_on) = before;
             self.idle.notify_all();
         }
         self.unregister();
@@ -968,10 +996,12 @@ fn turn(d: Arc<Dispatcher>) -> Option<Written> {
             break;
         };
         q.busy = true;
+        q.busy_on = Some(std::thread::current().id());
         drop(q);
         d.run(item);
         q = d.queue.lock();
         q.busy = false;
+        q.busy_on = None;
         d.idle.notify_all();
         more = !q.items.is_empty() && !q.stopped && !q.closing;
         if !more {

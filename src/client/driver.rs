@@ -497,6 +497,10 @@ impl Closing {
             joins,
             deferred: Vec::new(),
         });
+        // Those waiting for the listed endings now wait for this thread too:
+        // woken, they record that before this thread may come to wait for
+        // them (src/waits.rs).
+        self.done.notify_all();
         later.push(Later::Done(Retiring {
             ticket,
             inner: inner.clone(),
@@ -549,20 +553,36 @@ impl Closing {
     /// ([`Closing::send`]): an ending waits for that send first
     /// ([`Closing::wait_for_sends`]), and user code may run inside one (a call
     /// made inside `blocking()`, whose callback a failed send delivers straight
-    /// to this thread).
+    /// to this thread). Nor for an ending whose thread waits, itself or through
+    /// other threads, for this one (src/waits.rs): a `Dispatch::Inline` callback
+    /// whose reader that ending is joining, which ends the session of a client
+    /// whose ending, on this thread, joins that reader or waits for it; its
+    /// ending completes once this thread's wait is over.
     pub(super) fn wait_for_others(&self) {
         if self.own_sends() > 0 {
             return;
         }
         let me = std::thread::current().id();
         let mut list = self.list.lock();
-        while list
-            .iter()
-            .any(|e| e.by != me && !e.conns.iter().any(Connection::is_own_thread))
-        {
+        loop {
+            let others: Vec<std::thread::ThreadId> = list
+                .iter()
+                .filter(|e| e.by != me && !e.conns.iter().any(Connection::is_own_thread))
+                .map(|e| e.by)
+                .collect();
+            if others.is_empty() {
+                return;
+            }
+            // Recorded again after every wake-up: an ending listed meanwhile
+            // wakes this (`Closing::start`).
+            let waiting = crate::waits::wait_for(others);
+            if waiting.is_empty() {
+                return;
+            }
             self.waiting.fetch_add(1, Ordering::Relaxed);
             self.done.wait(&mut list);
             self.waiting.fetch_sub(1, Ordering::Relaxed);
+            drop(waiting);
         }
     }
 }

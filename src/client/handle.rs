@@ -214,7 +214,9 @@ impl RtmClient {
     /// kickout) is still ending the session waits for it, so that session's
     /// `SessionClosed` comes before this login's callback (not when the login
     /// runs on a thread of the connection that ending is joining, an
-    /// `Inline` callback: it cannot wait for itself). While the dispatch queue is full (docs/reliability.md) it
+    /// `Inline` callback: it cannot wait for itself), and no wait of a login
+    /// is made for a thread that waits, itself or through other threads, for
+    /// the calling one, as for `close`. While the dispatch queue is full (docs/reliability.md) it
     /// fails at once with `(false, 20011)`, as every call does: nothing is
     /// sent and the current session, if any, goes on.
     pub fn login(
@@ -259,8 +261,14 @@ impl RtmClient {
     /// those the session lost and logged in again after, have ended, and the
     /// resendable calls other threads were sending are completed; a close
     /// during a first login, which owes no `SessionClosed`, closes the
-    /// connection being logged in without waiting for its threads).
-    /// Mirrors JavaScript `close()`. `login` may be called again afterwards.
+    /// connection being logged in without waiting for its threads). It does
+    /// not wait for a thread that waits, itself or through other threads,
+    /// for the calling one (callbacks of two clients, or a ring of them,
+    /// running at the same time, that end each other's sessions:
+    /// docs/architecture.md, "Threads"): that thread, in a callback, ends
+    /// once the callback returns, and `SessionClosed` is queued behind that
+    /// callback. Mirrors JavaScript `close()`. `login` may be called again
+    /// afterwards.
     pub fn close(&self) {
         self.inner.step(Event::Close);
         // A close another thread began (a kickout, a concurrent `close`) ends first.
@@ -319,7 +327,14 @@ impl RtmClient {
     /// returns no event runs and no earlier callback runs; a call made later
     /// still completes, with 20012 (login: `(false, 20012)`), on a short-lived
     /// thread (`Dispatch::Threads` and `Inline`) or in `dispatch_pending()`
-    /// (`Queued`).
+    /// (`Queued`). As `close`, it does not wait for a thread that waits,
+    /// itself or through other threads, for the calling one
+    /// (docs/architecture.md, "Threads"): a connection thread of this client
+    /// in such a wait ends on its own once its callback returns, and a
+    /// callback of this client in such a wait (`Inline`, `Threads` or
+    /// `Queued`) is not waited for: the remaining callbacks run on the
+    /// calling thread meanwhile, as in a callback that destroys its own
+    /// client, and that callback's later calls complete with 20012.
     pub fn destroy(&self) {
         self.inner.destroy();
     }

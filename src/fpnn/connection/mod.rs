@@ -12,7 +12,7 @@ mod writer;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
@@ -22,6 +22,7 @@ use rmpv::Value;
 use super::packet::{self, Kind};
 use super::transport::{self, Endpoint};
 use crate::error::{error_code, RtmError};
+use crate::waits;
 use crate::ws::frame::{FrameParser, Role};
 use crate::ws::{WsError, WsReader};
 use reader::reader_loop;
@@ -431,7 +432,9 @@ impl Connection {
 
     /// Counts `h` as one of the connection's threads, to join.
     fn adopt(&self, h: JoinHandle<()>) {
-        self.shared().threads.lock().handles.push(h);
+        let mut threads = self.shared().threads.lock();
+        threads.ids.push(h.thread().id());
+        threads.handles.push(h);
     }
 
     /// Sends a twoway quest. `callback` runs exactly once: with the answer's
@@ -610,7 +613,12 @@ impl Connection {
     /// that thread nor for another call's join (which may be waiting for
     /// it): it joins only the other thread, if no call has taken it yet.
     /// From the writer it shuts the socket at once (no close frame), since the
-    /// writer cannot linger while it waits for the reader.
+    /// writer cannot linger while it waits for the reader. Nor does it wait
+    /// for a thread of the connection that waits, itself or through other
+    /// threads, for the calling thread (src/waits.rs: a `Dispatch::Inline`
+    /// callback on the reader that ends the session of the client the caller
+    /// is ending, at the same time): that thread ends on its own once the
+    /// wait it is in is over and its callback returns.
     pub fn close_and_join(&self) {
         self.close();
         // On the writer (a quest's timeout callback) nobody is left to write the
@@ -632,7 +640,14 @@ impl Connection {
         self.join_threads();
     }
 
-    /// Waits for the connection's threads ([`Connection::close_and_join`]).
+    /// Waits for the connection's threads ([`Connection::close_and_join`]),
+    /// but not for one that waits, itself or through other threads, for the
+    /// calling thread (src/waits.rs): a `Dispatch::Inline` callback on this
+    /// connection's reader that closes, destroys or logs in the client whose
+    /// ending the caller performs, or a ring of such callbacks. That thread's
+    /// handle stays, for a later join (or is let go with the connection), and
+    /// the thread ends on its own once the wait it is in (for this caller)
+    /// and its callback are over: the connection is closed.
     fn join_threads(&self) {
         let shared = self.shared();
         let me = std::thread::current().id();
@@ -645,23 +660,30 @@ impl Connection {
             if !taken.is_empty() {
                 threads.joining += 1;
                 shared.joining.fetch_add(1, Ordering::SeqCst);
-                let mine = MutexGuard::unlocked(&mut threads, || {
-                    let mut mine = Vec::new();
+                let (left, skipped) = MutexGuard::unlocked(&mut threads, || {
+                    let mut left = Vec::new();
+                    let mut skipped = false;
                     for h in taken {
                         if h.thread().id() == me {
-                            mine.push(h);
-                        } else {
-                            let _ = h.join();
+                            left.push(h);
+                            continue;
                         }
+                        let waiting = waits::wait_for([h.thread().id()]);
+                        if waiting.is_empty() {
+                            skipped = true;
+                            left.push(h);
+                            continue;
+                        }
+                        let _ = h.join();
                     }
-                    mine
+                    (left, skipped)
                 });
                 shared.joining.fetch_sub(1, Ordering::SeqCst);
                 // Back, for a call on another thread to join.
-                threads.handles.extend(mine);
+                threads.handles.extend(left);
                 threads.joining -= 1;
                 shared.joined.notify_all();
-                if own {
+                if own || skipped {
                     return;
                 }
                 continue;
@@ -669,9 +691,16 @@ impl Connection {
             if own || threads.joining == 0 {
                 return;
             }
+            // Another caller is joining them: this one waits for them too.
+            let ids: Vec<ThreadId> = threads.ids.iter().copied().filter(|t| *t != me).collect();
+            let waiting = waits::wait_for(ids);
+            if waiting.is_empty() {
+                return;
+            }
             shared.joining.fetch_add(1, Ordering::SeqCst);
             shared.joined.wait(&mut threads);
             shared.joining.fetch_sub(1, Ordering::SeqCst);
+            drop(waiting);
         }
     }
 

@@ -117,6 +117,9 @@ pub(super) struct Threads {
     /// How many `close_and_join` calls are joining handles they took: another
     /// caller waits until none is ([`Shared::joined`]).
     pub(super) joining: usize,
+    /// The threads' ids, kept after their handles are taken: a caller waiting
+    /// for another's join records that it waits for them (src/waits.rs).
+    pub(super) ids: Vec<ThreadId>,
 }
 
 /// [`Shared::before_timeouts`]'s hook.
