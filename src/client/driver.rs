@@ -1837,6 +1837,65 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// `Dispatch::Inline`: a `login` that replaces the session joins the online
+    /// connection's reader while that reader runs an answer's callback which calls
+    /// `destroy()` (after a `close()`, or alone). That ends the new login without
+    /// waiting for the login's step (it joins this thread), and `destroy` promises that
+    /// no earlier callback runs once it returns: the login's callback must run before
+    /// `destroy()` returns, not be left to the login's step (`Closing::defer`), whose
+    /// end comes only after this callback returns and then finds the dispatcher
+    /// stopped.
+    #[test]
+    fn a_destroy_in_an_inline_callback_the_login_joins_completes_the_login_before_it_returns(
+    ) {
+        for close_first in [false, true] {
+            let case = format!("close first: {close_first}");
+            let gate = crate::gate::Gate::builder().start().expect("gate");
+            let client = gate_client(&gate, Dispatch::Inline);
+            let log = RanLog::default();
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            client.login(1, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+            assert_eq!(rx.recv_timeout(crate::testing::WAIT), Ok((true, 0)));
+
+            // A call whose callback, on the online connection's reader, waits until a
+            // login joins that reader, then destroys the client.
+            let online = client.inner.core.read().online_connection().unwrap();
+            let (started_tx, started) = crossbeam_channel::bounded(1);
+            let (c, l, o) = (client.clone(), log.clone(), online.clone());
+            client.get_user_info(0, move |e, _| {
+                l.lock().push(Ran::Callback(e.map(|e| e.code)));
+                let _ = started_tx.send(());
+                crate::testing::wait_until("the login joins the reader", || {
+                    o.joining_for_tests() > 0
+                });
+                if close_first {
+                    c.close();
+                }
+                c.destroy();
+                // Marks where `destroy()` returned.
+                l.lock().push(Ran::Closed(-1));
+            });
+            started.recv_timeout(crate::testing::WAIT).unwrap();
+            let l = log.clone();
+            client.login(
+                2,
+                "t",
+                move |ok, code| l.lock().push(Ran::Login(ok, code)),
+                0,
+            );
+            crate::testing::wait_until("the callbacks and the login's", || {
+                log.lock().len() >= 3
+            });
+            let got = log.lock().clone();
+            assert!(
+                matches!(got[..], [Ran::Callback(None), Ran::Login(false, _), Ran::Closed(-1)]),
+                "{case}: {got:?}"
+            );
+            gate.shutdown();
+        }
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// As [`a_close_in_an_inline_callback_the_login_joins_comes_after_the_old_sessions_callbacks`],
     /// with quests in the session's waiting list when the login ends it
     /// (`RtmOptions::resend_on_reconnect`: two calls made while it logs in again, which
