@@ -534,6 +534,22 @@ impl Closing {
         }
     }
 
+    /// Takes back what steps left to the endings still listed ([`Closing::defer`]):
+    /// `destroy` queues the login callbacks itself, before it stops the dispatcher,
+    /// as it promises that no earlier callback runs once it returns, and an ending it
+    /// could not wait for (one joining this thread, or one whose thread waits for
+    /// it) may end only after that. Their connects are dropped: the client is gone.
+    fn take_deferred(&self) -> Vec<Job> {
+        let mut list = self.list.lock();
+        list.iter_mut()
+            .flat_map(|e| std::mem::take(&mut e.deferred))
+            .filter_map(|d| match d {
+                Deferred::Login(job) => Some(job),
+                Deferred::Connect(..) => None,
+            })
+            .collect()
+    }
+
     /// Runs [`Closing::resend_hook`], if set.
     #[cfg(test)]
     fn in_resend_for_tests(&self) {
@@ -1205,6 +1221,11 @@ impl Inner {
         let later = self.step_locked(Event::Destroy, |_| {});
         self.perform(later, true);
         self.closing.wait_for_others();
+        // With no lock held: queuing runs no user code, and the dispatcher is not
+        // stopped yet, so `shutdown` runs them.
+        for job in self.closing.take_deferred() {
+            self.dispatcher.callback(job);
+        }
         timers::cancel(self.id);
         self.dispatcher.shutdown();
     }
