@@ -325,6 +325,11 @@ pub(super) struct Closing {
     /// the session lock and before the send.
     #[cfg(test)]
     resend_hook: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
+    /// Test hook: runs on a thread in [`Closing::wait_for_others`] once it is woken,
+    /// with the list's lock let go, before it looks at the list again (where a
+    /// thread that is slow to run again after its wake-up is).
+    #[cfg(test)]
+    woken_hook: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
 }
 
 /// A step's ending being performed, as [`Closing`] lists it.
@@ -598,6 +603,13 @@ impl Closing {
             self.waiting.fetch_add(1, Ordering::Relaxed);
             self.done.wait(&mut list);
             self.waiting.fetch_sub(1, Ordering::Relaxed);
+            #[cfg(test)]
+            {
+                let hook = self.woken_hook.lock().clone();
+                if let Some(hook) = hook {
+                    MutexGuard::unlocked(&mut list, || hook());
+                }
+            }
             drop(waiting);
         }
     }
@@ -1854,6 +1866,86 @@ mod tests {
             "{got:?}"
         );
         client.destroy();
+        gate.shutdown();
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
+    /// `Dispatch::Inline`, two clients: an answer's callback on client 2's reader calls
+    /// `client1.close()` while the main thread is closing client 1, so it waits for the
+    /// main thread's ending (`Closing::wait_for_others`, recorded in src/waits.rs).
+    /// Once that ending is done the main thread closes client 2, which joins that
+    /// reader: the reader no longer waits for the main thread (it is only slow to run
+    /// again after its wake-up, `Closing::woken_hook`), so there is no cycle, and
+    /// `close()` must wait for that callback to end, not skip the join on the
+    /// strength of the reader's old record.
+    #[test]
+    fn a_wait_that_is_over_does_not_make_another_thread_skip_its_join() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let gate = crate::gate::Gate::builder().start().expect("gate");
+        let (client1, client2) = (
+            gate_client(&gate, Dispatch::Inline),
+            gate_client(&gate, Dispatch::Inline),
+        );
+        for (client, uid) in [(&client1, 1), (&client2, 2)] {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            client.login(uid, "t", move |ok, code| tx.send((ok, code)).unwrap(), 0);
+            assert_eq!(rx.recv_timeout(crate::testing::WAIT), Ok((true, 0)));
+        }
+        let conn1 = client1.inner.core.read().online_connection().unwrap();
+        let conn2 = client2.inner.core.read().online_connection().unwrap();
+        let main_returned = Arc::new(AtomicBool::new(false));
+        let callback_ended = Arc::new(AtomicBool::new(false));
+
+        // Client 1's reader runs a callback until client 2's reader waits for the
+        // main thread's ending of client 1.
+        let (started1_tx, started1) = crossbeam_channel::bounded(1);
+        let c1 = client1.clone();
+        client1.get_user_info(0, move |_, _| {
+            let _ = started1_tx.send(());
+            crate::testing::wait_until("client 2's reader waits", || {
+                c1.closing_waiters_for_tests() > 0
+            });
+        });
+        started1.recv_timeout(crate::testing::WAIT).unwrap();
+        // Client 2's reader closes client 1 once the main thread is ending it.
+        let (started2_tx, started2) = crossbeam_channel::bounded(1);
+        let (c1, o1, ended) = (client1.clone(), conn1.clone(), callback_ended.clone());
+        client2.get_user_info(0, move |_, _| {
+            let _ = started2_tx.send(());
+            crate::testing::wait_until("the main thread ends client 1", || {
+                o1.joining_for_tests() > 0
+            });
+            c1.close();
+            ended.store(true, Ordering::SeqCst);
+        });
+        started2.recv_timeout(crate::testing::WAIT).unwrap();
+        // Woken, client 2's reader runs again only once the main thread's close of
+        // client 2 has returned or is joining it.
+        let me = std::thread::current().id();
+        let (done, o2) = (main_returned.clone(), conn2.clone());
+        *client1.inner.closing.woken_hook.lock() = Some(Arc::new(move || {
+            if std::thread::current().id() == me {
+                return;
+            }
+            let deadline = std::time::Instant::now() + crate::testing::WAIT;
+            while !done.load(Ordering::SeqCst)
+                && o2.joining_for_tests() == 0
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::yield_now();
+            }
+        }));
+
+        client1.close();
+        client2.close();
+        main_returned.store(true, Ordering::SeqCst);
+        assert!(
+            callback_ended.load(Ordering::SeqCst),
+            "client 2's close() returned while its reader still ran a callback"
+        );
+        client1.destroy();
+        client2.destroy();
         gate.shutdown();
     }
 
