@@ -175,11 +175,28 @@ struct Queue {
     /// Calls on threads of their own that have not queued their callback yet
     /// ([`Owed`]); `shutdown` waits for them.
     owed: usize,
+    /// `shutdown` calls waiting for the job running ([`Queue::not_busy`]).
+    shutdowns: usize,
     /// Events dropped while the queue was full, not yet reported.
     dropped: u64,
     /// The connection whose reader left its ACK to this queue's next turn
     /// (`crate::fpnn::owe_ack`): settled when the turn's quests are written.
     ack: Option<Written>,
+}
+
+impl Queue {
+    /// The job running on `busy_on` (or the reader's hold after one) is over:
+    /// a `shutdown` waiting for it no longer waits for that thread, even before
+    /// it wakes up (src/waits.rs; `key`: the dispatcher's).
+    fn not_busy(&mut self, key: usize) {
+        if self.shutdowns > 0 {
+            if let Some(t) = self.busy_on {
+                waits::over(key, t);
+            }
+        }
+        self.busy = false;
+        self.busy_on = None;
+    }
 }
 
 /// A callback that a call running on a thread of its own (the file sends,
@@ -490,8 +507,7 @@ impl Dispatcher {
     /// longer busy, and goes to the dispatcher thread if something waits.
     fn release(self: &Arc<Self>) {
         let mut q = self.queue.lock();
-        q.busy = false;
-        q.busy_on = None;
+        q.not_busy(self.key());
         self.idle.notify_all();
         if q.items.is_empty() || q.stopped {
             q.scheduled = false;
@@ -720,8 +736,7 @@ impl Dispatcher {
         let limit = self.limit.load(Ordering::Relaxed);
         let mut q = self.queue.lock();
         q.runner = None;
-        q.busy = false;
-        q.busy_on = None;
+        q.not_busy(self.key());
         self.idle.notify_all();
         if q.items.len() < limit {
             self.report_dropped(&mut q);
@@ -794,7 +809,7 @@ impl Dispatcher {
                 // at the same time, destroys this one. That job is held in
                 // its wait until this returns, as when it runs here.
                 let waiting = match q.busy_on {
-                    Some(t) if q.busy && !running_here => Some(waits::wait_for([t])),
+                    Some(t) if q.busy && !running_here => Some(waits::wait_on(self.key(), [t])),
                     _ => None,
                 };
                 if waiting.as_ref().is_some_and(waits::Waiting::is_empty) {
@@ -803,7 +818,9 @@ impl Dispatcher {
                 }
                 #[cfg(test)]
                 self.shutdown_waits.fetch_add(1, Ordering::SeqCst);
+                q.shutdowns += 1;
                 self.idle.wait(&mut q);
+                q.shutdowns -= 1;
                 drop(waiting);
             }
             let before = (q.busy, q.runner, q.busy_on);
@@ -1000,8 +1017,7 @@ fn turn(d: Arc<Dispatcher>) -> Option<Written> {
         drop(q);
         d.run(item);
         q = d.queue.lock();
-        q.busy = false;
-        q.busy_on = None;
+        q.not_busy(d.key());
         d.idle.notify_all();
         more = !q.items.is_empty() && !q.stopped && !q.closing;
         if !more {

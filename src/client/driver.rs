@@ -369,7 +369,13 @@ impl Drop for Retiring {
         let mut connects = Vec::new();
         let mut list = closing.list.lock();
         if let Some(at) = list.iter().position(|e| e.ticket == self.ticket) {
-            for d in list.remove(at).deferred {
+            let ending = list.remove(at);
+            // Those waiting for the listed endings no longer wait for this thread
+            // (src/waits.rs), unless it has another one listed.
+            if !list.iter().any(|e| e.by == ending.by) {
+                crate::waits::over(closing.key(), ending.by);
+            }
+            for d in ending.deferred {
                 match d {
                     // Queued before the listing ends, so before a thread that
                     // waits for this ending (`Closing::wait_for_others`) goes on;
@@ -555,6 +561,11 @@ impl Closing {
             .collect()
     }
 
+    /// This `Closing`'s address: what its waiters wait on (src/waits.rs).
+    fn key(&self) -> usize {
+        self as *const Closing as usize
+    }
+
     /// Runs [`Closing::resend_hook`], if set.
     #[cfg(test)]
     fn in_resend_for_tests(&self) {
@@ -596,7 +607,7 @@ impl Closing {
             }
             // Recorded again after every wake-up: an ending listed meanwhile
             // wakes this (`Closing::start`).
-            let waiting = crate::waits::wait_for(others);
+            let waiting = crate::waits::wait_on(self.key(), others);
             if waiting.is_empty() {
                 return;
             }
@@ -1959,8 +1970,7 @@ mod tests {
     /// end comes only after this callback returns and then finds the dispatcher
     /// stopped.
     #[test]
-    fn a_destroy_in_an_inline_callback_the_login_joins_completes_the_login_before_it_returns(
-    ) {
+    fn a_destroy_in_an_inline_callback_the_login_joins_completes_the_login_before_it_returns() {
         for close_first in [false, true] {
             let case = format!("close first: {close_first}");
             let gate = crate::gate::Gate::builder().start().expect("gate");
@@ -1996,12 +2006,13 @@ mod tests {
                 move |ok, code| l.lock().push(Ran::Login(ok, code)),
                 0,
             );
-            crate::testing::wait_until("the callbacks and the login's", || {
-                log.lock().len() >= 3
-            });
+            crate::testing::wait_until("the callbacks and the login's", || log.lock().len() >= 3);
             let got = log.lock().clone();
             assert!(
-                matches!(got[..], [Ran::Callback(None), Ran::Login(false, _), Ran::Closed(-1)]),
+                matches!(
+                    got[..],
+                    [Ran::Callback(None), Ran::Login(false, _), Ran::Closed(-1)]
+                ),
                 "{case}: {got:?}"
             );
             gate.shutdown();
