@@ -529,7 +529,8 @@ impl Closing {
     /// one, its `SessionClosed`), and a login's connect could complete it ahead of
     /// them too: both are kept in that ending's listing and done when it is done
     /// ([`Retiring`]'s drop), in the machine's order (docs/architecture.md,
-    /// "`SessionClosed` last").
+    /// "`SessionClosed` last"), unless `destroy` takes them back first
+    /// ([`Closing::take_deferred`]).
     fn defer(&self, d: Deferred) -> Option<Deferred> {
         let me = std::thread::current().id();
         let mut list = self.list.lock();
