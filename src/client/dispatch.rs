@@ -276,6 +276,16 @@ impl Dispatcher {
         self.queued.load(Ordering::Relaxed) >= self.limit.load(Ordering::Relaxed)
     }
 
+    /// Test hook: whether nothing of this client is queued, scheduled or
+    /// running, so that in `Dispatch::Inline` mode the next answer's callback
+    /// runs on its reader ([`Dispatcher::callback_on_reader`]), not behind a
+    /// job the dispatcher thread still holds (a login's callback, an event).
+    #[cfg(test)]
+    pub(crate) fn settled_for_tests(&self) -> bool {
+        let q = self.queue.lock();
+        !q.scheduled && !q.busy && q.items.is_empty()
+    }
+
     pub(crate) fn callback(self: &Arc<Self>, job: Job) {
         let Err(job) = self.push(Item::Callback(job)) else {
             return;

@@ -1432,6 +1432,20 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// Waits until nothing of `client` is queued or running, so that (in
+    /// `Dispatch::Inline` mode) the next answer's callback runs on its
+    /// connection's reader: a callback that waits there for a login to join that
+    /// reader would, queued behind the login's callback or a relogin's event on
+    /// the dispatcher thread, wait for a join that never comes (and hold the
+    /// dispatcher thread, which every `Threads` client of the test process
+    /// shares, for as long).
+    fn callbacks_on_the_reader_next(client: &RtmClient) {
+        crate::testing::wait_until("the client's queue settled", || {
+            client.inner.dispatcher.settled_for_tests()
+        });
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// Makes a call time out with the online connection's writer held once it has
     /// taken the quest from the request table, before it completes it; returns
     /// that connection and the sender that releases the writer. `pump` runs what
@@ -1845,6 +1859,7 @@ mod tests {
         let online = client.inner.core.read().online_connection().unwrap();
         let (started_tx, started) = crossbeam_channel::bounded(1);
         let (c, l, o) = (client.clone(), log.clone(), online.clone());
+        callbacks_on_the_reader_next(&client);
         client.get_user_info(0, move |e, _| {
             l.lock().push(Ran::Callback(e.map(|e| e.code)));
             let _ = started_tx.send(());
@@ -1986,6 +2001,7 @@ mod tests {
             let online = client.inner.core.read().online_connection().unwrap();
             let (started_tx, started) = crossbeam_channel::bounded(1);
             let (c, l, o) = (client.clone(), log.clone(), online.clone());
+            callbacks_on_the_reader_next(&client);
             client.get_user_info(0, move |e, _| {
                 l.lock().push(Ran::Callback(e.map(|e| e.code)));
                 let _ = started_tx.send(());
@@ -2067,6 +2083,7 @@ mod tests {
         let online = client.inner.core.read().online_connection().unwrap();
         let (started_tx, started) = crossbeam_channel::bounded(1);
         let (c, l, o) = (client.clone(), log.clone(), online.clone());
+        callbacks_on_the_reader_next(&client);
         client.get_user_info(0, move |e, _| {
             l.lock().push(Ran::Callback(e.map(|e| e.code)));
             let _ = started_tx.send(());
@@ -2133,6 +2150,7 @@ mod tests {
             let lost = client.inner.core.read().online_connection().unwrap();
             let (started_tx, started) = crossbeam_channel::bounded(1);
             let (c, l, o) = (client.clone(), log.clone(), lost.clone());
+            callbacks_on_the_reader_next(&client);
             client.get_user_info(0, move |e, _| {
                 l.lock().push(Ran::Callback(e.map(|e| e.code)));
                 let _ = started_tx.send(());
