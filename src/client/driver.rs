@@ -1446,6 +1446,30 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// Makes a call on `client` (`Dispatch::Inline`, online) whose callback, on the
+    /// online connection's reader, logs itself in `log`, waits until a login joins
+    /// that reader, then runs `then`; returns that connection once the callback
+    /// runs.
+    fn an_inline_callback_waiting_for_a_join(
+        client: &RtmClient,
+        log: &RanLog,
+        then: impl FnOnce(&RtmClient, &RanLog) + Send + 'static,
+    ) -> crate::fpnn::Connection {
+        let online = client.inner.core.read().online_connection().unwrap();
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (c, l, o) = (client.clone(), log.clone(), online.clone());
+        callbacks_on_the_reader_next(client);
+        client.get_user_info(0, move |e, _| {
+            l.lock().push(Ran::Callback(e.map(|e| e.code)));
+            let _ = started_tx.send(());
+            crate::testing::wait_until("the login joins the reader", || o.joining_for_tests() > 0);
+            then(&c, &l);
+        });
+        started.recv_timeout(crate::testing::WAIT).unwrap();
+        online
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// Makes a call time out with the online connection's writer held once it has
     /// taken the quest from the request table, before it completes it; returns
     /// that connection and the sender that releases the writer. `pump` runs what
@@ -1856,17 +1880,7 @@ mod tests {
 
         // A call whose callback, on the online connection's reader, waits until a
         // login joins that reader, then calls `close()`.
-        let online = client.inner.core.read().online_connection().unwrap();
-        let (started_tx, started) = crossbeam_channel::bounded(1);
-        let (c, l, o) = (client.clone(), log.clone(), online.clone());
-        callbacks_on_the_reader_next(&client);
-        client.get_user_info(0, move |e, _| {
-            l.lock().push(Ran::Callback(e.map(|e| e.code)));
-            let _ = started_tx.send(());
-            crate::testing::wait_until("the login joins the reader", || o.joining_for_tests() > 0);
-            c.close();
-        });
-        started.recv_timeout(crate::testing::WAIT).unwrap();
+        an_inline_callback_waiting_for_a_join(&client, &log, |c, _| c.close());
         // The lost connection's writer is released once the login joins it.
         let ended = std::sync::Arc::new(AtomicBool::new(false));
         let (l2, done) = (lost.clone(), ended.clone());
@@ -1998,16 +2012,7 @@ mod tests {
 
             // A call whose callback, on the online connection's reader, waits until a
             // login joins that reader, then destroys the client.
-            let online = client.inner.core.read().online_connection().unwrap();
-            let (started_tx, started) = crossbeam_channel::bounded(1);
-            let (c, l, o) = (client.clone(), log.clone(), online.clone());
-            callbacks_on_the_reader_next(&client);
-            client.get_user_info(0, move |e, _| {
-                l.lock().push(Ran::Callback(e.map(|e| e.code)));
-                let _ = started_tx.send(());
-                crate::testing::wait_until("the login joins the reader", || {
-                    o.joining_for_tests() > 0
-                });
+            an_inline_callback_waiting_for_a_join(&client, &log, move |c, l| {
                 if close_first {
                     c.close();
                 }
@@ -2015,7 +2020,6 @@ mod tests {
                 // Marks where `destroy()` returned.
                 l.lock().push(Ran::Closed(-1));
             });
-            started.recv_timeout(crate::testing::WAIT).unwrap();
             let l = log.clone();
             client.login(
                 2,
@@ -2080,17 +2084,7 @@ mod tests {
 
         // A call whose callback, on the online connection's reader, waits until a
         // login joins that reader, then calls `close()`.
-        let online = client.inner.core.read().online_connection().unwrap();
-        let (started_tx, started) = crossbeam_channel::bounded(1);
-        let (c, l, o) = (client.clone(), log.clone(), online.clone());
-        callbacks_on_the_reader_next(&client);
-        client.get_user_info(0, move |e, _| {
-            l.lock().push(Ran::Callback(e.map(|e| e.code)));
-            let _ = started_tx.send(());
-            crate::testing::wait_until("the login joins the reader", || o.joining_for_tests() > 0);
-            c.close();
-        });
-        started.recv_timeout(crate::testing::WAIT).unwrap();
+        an_inline_callback_waiting_for_a_join(&client, &log, |c, _| c.close());
 
         // The waiting quests are back in the list when the login ends the session.
         client.inner.core.lock().waiting = parked;
@@ -2147,17 +2141,9 @@ mod tests {
 
             // A call whose callback, on the online connection's reader, waits until a
             // login joins that reader, then calls `close()` or `login()`.
-            let lost = client.inner.core.read().online_connection().unwrap();
-            let (started_tx, started) = crossbeam_channel::bounded(1);
-            let (c, l, o) = (client.clone(), log.clone(), lost.clone());
-            callbacks_on_the_reader_next(&client);
-            client.get_user_info(0, move |e, _| {
-                l.lock().push(Ran::Callback(e.map(|e| e.code)));
-                let _ = started_tx.send(());
-                crate::testing::wait_until("the login joins the reader", || {
-                    o.joining_for_tests() > 0
-                });
+            let lost = an_inline_callback_waiting_for_a_join(&client, &log, move |c, l| {
                 if login_again {
+                    let l = l.clone();
                     c.login(
                         3,
                         "t",
@@ -2168,7 +2154,6 @@ mod tests {
                     c.close();
                 }
             });
-            started.recv_timeout(crate::testing::WAIT).unwrap();
             // Meanwhile that connection ends (its close handler declares it lost), and
             // the session logs in again on another one.
             lost.close();
