@@ -280,7 +280,7 @@ impl Dispatcher {
     /// running, so that in `Dispatch::Inline` mode the next answer's callback
     /// runs on its reader ([`Dispatcher::callback_on_reader`]), not behind a
     /// job the dispatcher thread still holds (a login's callback, an event).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "gate"))]
     pub(crate) fn settled_for_tests(&self) -> bool {
         let q = self.queue.lock();
         !q.scheduled && !q.busy && q.items.is_empty()
