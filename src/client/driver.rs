@@ -1470,6 +1470,36 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// Logs `client` in as uid 2 (its callback logged in `log`), a `login` that
+    /// replaces the session, and sends on `release` once that login joins `conn`'s
+    /// threads (or has returned without).
+    fn login_releasing_once_joined(
+        client: &RtmClient,
+        log: &RanLog,
+        conn: &crate::fpnn::Connection,
+        release: crossbeam_channel::Sender<()>,
+    ) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let ended = std::sync::Arc::new(AtomicBool::new(false));
+        let (joined, done) = (conn.clone(), ended.clone());
+        let releaser = std::thread::spawn(move || {
+            crate::testing::wait_until("the login joins the connection", || {
+                joined.joining_for_tests() > 0 || done.load(Ordering::SeqCst)
+            });
+            release.send(()).unwrap();
+        });
+        let l = log.clone();
+        client.login(
+            2,
+            "t",
+            move |ok, code| l.lock().push(Ran::Login(ok, code)),
+            0,
+        );
+        ended.store(true, Ordering::SeqCst);
+        releaser.join().unwrap();
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// Makes a call time out with the online connection's writer held once it has
     /// taken the quest from the request table, before it completes it; returns
     /// that connection and the sender that releases the writer. `pump` runs what
@@ -1866,7 +1896,6 @@ mod tests {
     /// callbacks, that one too, must still come before the login's callback.
     #[test]
     fn a_close_in_an_inline_callback_the_login_joins_comes_after_the_old_sessions_callbacks() {
-        use std::sync::atomic::{AtomicBool, Ordering};
         let gate = crate::gate::Gate::builder().start().expect("gate");
         let client = gate_client(&gate, Dispatch::Inline);
         client.scale_relogin_waits_for_tests(1000);
@@ -1882,23 +1911,7 @@ mod tests {
         // login joins that reader, then calls `close()`.
         an_inline_callback_waiting_for_a_join(&client, &log, |c, _| c.close());
         // The lost connection's writer is released once the login joins it.
-        let ended = std::sync::Arc::new(AtomicBool::new(false));
-        let (l2, done) = (lost.clone(), ended.clone());
-        let releaser = std::thread::spawn(move || {
-            crate::testing::wait_until("the login joins the lost connection", || {
-                l2.joining_for_tests() > 0 || done.load(Ordering::SeqCst)
-            });
-            release.send(()).unwrap();
-        });
-        let l = log.clone();
-        client.login(
-            2,
-            "t",
-            move |ok, code| l.lock().push(Ran::Login(ok, code)),
-            0,
-        );
-        ended.store(true, Ordering::SeqCst);
-        releaser.join().unwrap();
+        login_releasing_once_joined(&client, &log, &lost, release);
         crate::testing::wait_until("the callbacks and the login's", || log.lock().len() >= 3);
         let got = log.lock().clone();
         let timed_out = Ran::Callback(Some(crate::error_code::FPNN_EC_CORE_TIMEOUT));
@@ -2128,7 +2141,6 @@ mod tests {
     #[test]
     fn a_close_in_an_inline_callback_on_a_lost_connection_the_login_joins_comes_after_the_old_sessions_callbacks(
     ) {
-        use std::sync::atomic::{AtomicBool, Ordering};
         for login_again in [false, true] {
             let case = format!("login again in the callback: {login_again}");
             let gate = crate::gate::Gate::builder().start().expect("gate");
@@ -2171,23 +2183,7 @@ mod tests {
             // The online connection's writer holds a timed-out call's callback,
             // released once the login joins that connection.
             let (online, release) = hold_a_timeout(&client, &gate, &log, || {});
-            let ended = std::sync::Arc::new(AtomicBool::new(false));
-            let (o2, done) = (online.clone(), ended.clone());
-            let releaser = std::thread::spawn(move || {
-                crate::testing::wait_until("the login joins the online connection", || {
-                    o2.joining_for_tests() > 0 || done.load(Ordering::SeqCst)
-                });
-                release.send(()).unwrap();
-            });
-            let l = log.clone();
-            client.login(
-                2,
-                "t",
-                move |ok, code| l.lock().push(Ran::Login(ok, code)),
-                0,
-            );
-            ended.store(true, Ordering::SeqCst);
-            releaser.join().unwrap();
+            login_releasing_once_joined(&client, &log, &online, release);
             let timed_out = Ran::Callback(Some(crate::error_code::FPNN_EC_CORE_TIMEOUT));
             let closed = crate::error_code::FPNN_EC_CORE_CONNECTION_CLOSED;
             let mut want = vec![Ran::Callback(None), timed_out, Ran::Login(false, closed)];
