@@ -1500,6 +1500,46 @@ mod tests {
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
+    /// Loses `client`'s connection with the gate refusing new ones, makes two calls
+    /// (logged in `log`), which wait in the session's list, takes them out of it,
+    /// and lets the session log in again: returns them, to be put back
+    /// (`Core::waiting`) when the test wants the session to hold them. `pump` runs
+    /// what waits in the queue (`Queued`).
+    fn park_two_waiting_calls(
+        client: &RtmClient,
+        gate: &crate::gate::Gate,
+        log: &RanLog,
+        pump: impl Fn(),
+    ) -> crate::client::resend::WaitingList {
+        gate.refuse_connections(true);
+        assert_eq!(gate.drop_user(1, 1), 1);
+        crate::testing::wait_until("the connection lost", || {
+            pump();
+            let core = client.inner.core.read();
+            core.machine.online_serial().is_none() && core.machine.session_alive()
+        });
+        for _ in 0..2 {
+            let l = log.clone();
+            client.get_user_info(0, move |e, _| {
+                l.lock().push(Ran::Callback(e.map(|e| e.code)))
+            });
+        }
+        let parked = std::mem::take(&mut client.inner.core.lock().waiting);
+        assert_eq!(parked.len(), 2, "the calls wait");
+        gate.refuse_connections(false);
+        crate::testing::wait_until("the relogin", || {
+            pump();
+            client
+                .inner
+                .core
+                .read()
+                .online_connection()
+                .is_some_and(|c| c.is_open())
+        });
+        parked
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
     /// Makes a call time out with the online connection's writer held once it has
     /// taken the quest from the request table, before it completes it; returns
     /// that connection and the sender that releases the writer. `pump` runs what
@@ -1813,32 +1853,9 @@ mod tests {
                 client.on_session_closed(move |code| l.lock().push(Ran::Closed(code)));
 
                 // The connection is lost and no new one is accepted: calls made while
-                // the session logs in again wait.
-                gate.refuse_connections(true);
-                assert_eq!(gate.drop_user(1, 1), 1, "{case}");
-                crate::testing::wait_until("the connection lost", || {
-                    pump();
-                    let core = client.inner.core.read();
-                    core.machine.online_serial().is_none() && core.machine.session_alive()
-                });
-                for _ in 0..2 {
-                    let l = log.clone();
-                    client.get_user_info(0, move |e, _| {
-                        l.lock().push(Ran::Callback(e.map(|e| e.code)))
-                    });
-                }
-                let parked = std::mem::take(&mut client.inner.core.lock().waiting);
-                assert_eq!(parked.len(), 2, "{case}: the calls wait");
-                gate.refuse_connections(false);
-                crate::testing::wait_until("the relogin", || {
-                    pump();
-                    client
-                        .inner
-                        .core
-                        .read()
-                        .online_connection()
-                        .is_some_and(|c| c.is_open())
-                });
+                // the session logs in again wait; they are kept out of the list until
+                // the session is online again.
+                let parked = park_two_waiting_calls(&client, &gate, &log, pump);
 
                 // The next take is held (the thread that takes them reported) until
                 // released.
@@ -2070,30 +2087,9 @@ mod tests {
         let client = resending_client_online(&gate, Dispatch::Inline, &log, |_| {});
         client.scale_relogin_waits_for_tests(1000);
 
-        // Calls made while the session logs in again wait in the list.
-        gate.refuse_connections(true);
-        assert_eq!(gate.drop_user(1, 1), 1);
-        crate::testing::wait_until("the connection lost", || {
-            let core = client.inner.core.read();
-            core.machine.online_serial().is_none() && core.machine.session_alive()
-        });
-        for _ in 0..2 {
-            let l = log.clone();
-            client.get_user_info(0, move |e, _| {
-                l.lock().push(Ran::Callback(e.map(|e| e.code)))
-            });
-        }
-        let parked = std::mem::take(&mut client.inner.core.lock().waiting);
-        assert_eq!(parked.len(), 2, "the calls wait");
-        gate.refuse_connections(false);
-        crate::testing::wait_until("the relogin", || {
-            client
-                .inner
-                .core
-                .read()
-                .online_connection()
-                .is_some_and(|c| c.is_open())
-        });
+        // Calls made while the session logs in again wait in the list; they are
+        // kept out of it until the session is online again.
+        let parked = park_two_waiting_calls(&client, &gate, &log, || {});
 
         // A call whose callback, on the online connection's reader, waits until a
         // login joins that reader, then calls `close()`.
