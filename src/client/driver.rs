@@ -1355,13 +1355,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let l = log.clone();
-        client.login(
-            1,
-            "t",
-            move |ok, code| l.lock().push(Ran::Login(ok, code)),
-            0,
-        );
+        login_logged(&client, 1, log);
         crate::testing::wait_until("the first login", || {
             pump(&client);
             !log.lock().is_empty()
@@ -1488,13 +1482,7 @@ mod tests {
             });
             release.send(()).unwrap();
         });
-        let l = log.clone();
-        client.login(
-            2,
-            "t",
-            move |ok, code| l.lock().push(Ran::Login(ok, code)),
-            0,
-        );
+        login_logged(client, 2, log);
         ended.store(true, Ordering::SeqCst);
         releaser.join().unwrap();
     }
@@ -1537,6 +1525,18 @@ mod tests {
                 .is_some_and(|c| c.is_open())
         });
         parked
+    }
+
+    #[cfg(feature = "gate")] // the tests below start the local gate
+    /// `client.login(uid, "t", ..)`, its callback logged in `log`.
+    fn login_logged(client: &RtmClient, uid: i64, log: &RanLog) {
+        let l = log.clone();
+        client.login(
+            uid,
+            "t",
+            move |ok, code| l.lock().push(Ran::Login(ok, code)),
+            0,
+        );
     }
 
     #[cfg(feature = "gate")] // the tests below start the local gate
@@ -1670,13 +1670,7 @@ mod tests {
                     client.dispatch_pending();
                 };
                 let log = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
-                let l = log.clone();
-                client.login(
-                    1,
-                    "t",
-                    move |ok, code| l.lock().push(Ran::Login(ok, code)),
-                    0,
-                );
+                login_logged(&client, 1, &log);
                 crate::testing::wait_until("the first login", || {
                     pump();
                     !log.lock().is_empty()
@@ -1871,13 +1865,7 @@ mod tests {
                 let releaser =
                     release_once_waited_for(&client, release, move || done.load(Ordering::SeqCst));
                 if by_login {
-                    let l = log.clone();
-                    client.login(
-                        2,
-                        "t",
-                        move |ok, code| l.lock().push(Ran::Login(ok, code)),
-                        0,
-                    );
+                    login_logged(&client, 2, &log);
                 } else {
                     client.close();
                 }
@@ -2050,13 +2038,7 @@ mod tests {
                 // Marks where `destroy()` returned.
                 l.lock().push(Ran::Closed(-1));
             });
-            let l = log.clone();
-            client.login(
-                2,
-                "t",
-                move |ok, code| l.lock().push(Ran::Login(ok, code)),
-                0,
-            );
+            login_logged(&client, 2, &log);
             crate::testing::wait_until("the callbacks and the login's", || log.lock().len() >= 3);
             let got = log.lock().clone();
             assert!(
@@ -2097,13 +2079,7 @@ mod tests {
 
         // The waiting quests are back in the list when the login ends the session.
         client.inner.core.lock().waiting = parked;
-        let l = log.clone();
-        client.login(
-            2,
-            "t",
-            move |ok, code| l.lock().push(Ran::Login(ok, code)),
-            0,
-        );
+        login_logged(&client, 2, &log);
         crate::testing::wait_until("the callbacks and the login's", || log.lock().len() >= 4);
         let got = log.lock().clone();
         let waited = Ran::Callback(Some(crate::error_code::FPNN_EC_CORE_INVALID_CONNECTION));
@@ -2151,13 +2127,7 @@ mod tests {
             // login joins that reader, then calls `close()` or `login()`.
             let lost = an_inline_callback_waiting_for_a_join(&client, &log, move |c, l| {
                 if login_again {
-                    let l = l.clone();
-                    c.login(
-                        3,
-                        "t",
-                        move |ok, code| l.lock().push(Ran::Login(ok, code)),
-                        0,
-                    );
+                    login_logged(c, 3, l);
                 } else {
                     c.close();
                 }
